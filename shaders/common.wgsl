@@ -1,0 +1,12 @@
+// common.wgsl: helpers shared by every kernel family.
+
+// Chan's merge of two (n, mean, M2) triples.
+fn chan(a: vec4f, b: vec4f) -> vec4f {
+  let n = a.x + b.x;
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let d = b.y - a.y;
+  let f = b.x / n;
+  return vec4f(n, a.y + d * f, a.z + b.z + d * d * a.x * f, 0.0);
+}
+

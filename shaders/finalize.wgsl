@@ -1,0 +1,128 @@
+// finalize.wgsl: per-group merges of the partials written by reduce.wgsl, and the small
+// per-group (or per-channel) computations that follow them.
+//
+// One invocation handles one group j < D and merges its P partials, found at
+// PART[4*(j*jStride + c*cStride)] for c < P (Chan's merge for WELFORD, plain sums otherwise).
+// P is at most a few hundred, so the sequential merge is short; the long reductions were split
+// by reduce.wgsl. Modes (one compiled in):
+//   FIN_STATS   mean, rstd = 1/sqrt(max(M2/n, 0) + eps); RUNNING: batch-norm running update
+//   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials)
+//   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
+//   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
+//   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for bwd_apply.wgsl, and
+//               optionally dweight/dbias per group (batch norm)
+//   FIN_BWD_WN  weight-norm backward coefficients and dg
+//   FIN_SUMS    merged sums written out (group norm per (n, c))
+//   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels)
+//   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
+
+fn merged(j: u32) -> vec4f {
+  var r = vec4f(0.0);
+  for (var c = 0u; c < P.P; c += 1u) {
+    let p = PART_ld4(4u * (j * P.jStride + c * P.cStride));
+    //#if WELFORD
+    r = chan(r, p);
+    //#else
+    r += p;
+    //#endif
+  }
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  if (j >= P.D) { return; }
+  //#if FIN_STATS
+  let r = merged(j);
+  let mean = r.y;
+  let rstd = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
+  MEAN_st(j, mean);
+  RSTD_st(j, rstd);
+  //#if RUNNING
+  let m = P.momentum;
+  RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
+  RV_st(j, (1.0 - m) * RV_ld(j) + m * (r.z / (r.x - 1.0)));
+  //#endif
+  //#endif
+  //#if FIN_EVAL
+  MEAN_st(j, RM_ld(j));
+  RSTD_st(j, 1.0 / sqrt(RV_ld(j) + P.eps));
+  //#endif
+  //#if FIN_RMS
+  let r = merged(j);
+  RSTD_st(j, 1.0 / sqrt(r.y / r.x + P.eps));
+  //#endif
+  //#if FIN_WN
+  let r = merged(j);
+  let nrm = sqrt(r.y);
+  NORMS_st(j, nrm);
+  SCALE_st(j, G_ld(j) / nrm);
+  //#endif
+  //#if FIN_BWD
+  let r = merged(j);
+  let rs = RSTD_ld(j);
+  var mu = 0.0;
+  //#if HAS_MEAN
+  mu = MEAN_ld(j);
+  //#endif
+  var wj = 1.0;
+  //#if W_BY_J
+  wj = W_ld(j);
+  //#endif
+  //#if EVAL
+  COEF_st4(4u * j, vec4f(rs, 0.0, 0.0, mu));
+  //#else
+  var beta = 0.0;
+  //#if HAS_MEAN
+  beta = -rs * wj * r.y / r.x;
+  //#endif
+  COEF_st4(4u * j, vec4f(rs, beta, -rs * rs * wj * r.z / r.x, mu));
+  //#endif
+  //#if DW
+  DW_st(j, r.z);
+  //#endif
+  //#if DB
+  DB_st(j, r.y);
+  //#endif
+  //#endif
+  //#if FIN_BWD_WN
+  let r = merged(j);
+  let nrm = NORMS_ld(j);
+  let gj = G_ld(j);
+  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -gj * r.z / (nrm * nrm * nrm), 0.0));
+  DG_st(j, r.z / nrm);
+  //#endif
+  //#if FIN_SUMS
+  OUT_st4(4u * j, merged(j));
+  //#endif
+  //#if FIN_DWDB
+  let r = merged(j);
+  //#if DW
+  DW_st(j, r.z);
+  //#endif
+  //#if DB
+  DB_st(j, r.y);
+  //#endif
+  //#endif
+  //#if FIN_GN
+  // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1.
+  let n = j / P.G;
+  let g = j - n * P.G;
+  var cnt = 0.0;
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var c = g * P.Cg; c < (g + 1u) * P.Cg; c += 1u) {
+    let s = PART_ld4(4u * (n * P.C + c));
+    var w = 1.0;
+    //#if W_BY_J
+    w = W_ld(c);
+    //#endif
+    cnt += s.x;
+    sg += w * s.y;
+    sgx += w * s.z;
+  }
+  let rs = RSTD_ld(j);
+  COEF_st4(4u * j, vec4f(rs, -rs * sg / cnt, -rs * rs * sgx / cnt, MEAN_ld(j)));
+  //#endif
+}

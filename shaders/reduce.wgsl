@@ -1,0 +1,173 @@
+// reduce.wgsl: grouped partial reductions, the one statistics mechanism under every norm.
+//
+// Group j (0 <= j < D) is the index set e = (o*D + j)*inner + i for o < outer, i < inner, in the
+// logical order k = o*inner + i. Layer/RMS-norm rows and group/instance-norm groups are groups
+// with outer = 1; batch-norm channels have outer = N, inner = spatial; layer-norm weight columns
+// have outer = rows, inner = 1; weight-norm slices along `dim` have outer = prod(dims before).
+//
+// One invocation reduces one chunk k in [c*L, min((c+1)*L, outer*inner)) of one group,
+// t = j*P + c, and writes one partial (a vec4) to PART[4t..4t+3]. No barriers, no atomics: the
+// partials are merged by finalize.wgsl, so a reduction of any length is split over many
+// invocations and never summed sequentially end to end.
+//
+// Accumulators (one is compiled in):
+//   WELFORD  (n, mean, M2, 0): Welford per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, sum x^2, 0, 0): RMS norm and weight norm.
+//   BWD      (n, sum g, sum g*xhat, 0) with g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
+
+// The normalized input: x, or x + residual when fused with a residual add.
+fn xv4(e: u32) -> vec4f {
+  //#if RESIDUAL
+  return X_ld4(e) + R_ld4(e);
+  //#else
+  return X_ld4(e);
+  //#endif
+}
+fn xv1(e: u32) -> f32 {
+  //#if RESIDUAL
+  return X_ld(e) + R_ld(e);
+  //#else
+  return X_ld(e);
+  //#endif
+}
+
+//#if WELFORD
+var<private> wn: f32;
+var<private> wmean: vec4f;
+var<private> wm2: vec4f;
+var<private> sn: f32;
+var<private> smean: f32;
+var<private> sm2: f32;
+fn acc_reset() { wn = 0.0; wmean = vec4f(0.0); wm2 = vec4f(0.0); sn = 0.0; smean = 0.0; sm2 = 0.0; }
+fn seg_begin(o: u32, j: u32) {}
+fn acc4(e: u32, i: u32) {
+  let v = xv4(e);
+  wn += 1.0;
+  let d = v - wmean;
+  wmean += d / wn;
+  wm2 += d * (v - wmean);
+}
+fn acc1(e: u32, i: u32) {
+  let v = xv1(e);
+  sn += 1.0;
+  let d = v - smean;
+  smean += d / sn;
+  sm2 += d * (v - smean);
+}
+fn acc_result() -> vec4f {
+  var r = vec4f(sn, smean, sm2, 0.0);
+  r = chan(r, vec4f(wn, wmean.x, wm2.x, 0.0));
+  r = chan(r, vec4f(wn, wmean.y, wm2.y, 0.0));
+  r = chan(r, vec4f(wn, wmean.z, wm2.z, 0.0));
+  r = chan(r, vec4f(wn, wmean.w, wm2.w, 0.0));
+  return r;
+}
+//#endif
+
+//#if SUMSQ
+var<private> q4: vec4f;
+var<private> q1: f32;
+var<private> qn: f32;
+fn acc_reset() { q4 = vec4f(0.0); q1 = 0.0; qn = 0.0; }
+fn seg_begin(o: u32, j: u32) {}
+fn acc4(e: u32, i: u32) { let v = xv4(e); q4 += v * v; qn += 4.0; }
+fn acc1(e: u32, i: u32) { let v = xv1(e); q1 += v * v; qn += 1.0; }
+fn acc_result() -> vec4f { return vec4f(qn, (q4.x + q4.y) + (q4.z + q4.w) + q1, 0.0, 0.0); }
+//#endif
+
+//#if BWD
+// s: index of the saved statistics; a: index of the weight. Both fixed per segment, except a = i
+// (weight per position in a layer-norm row) with W_BY_I.
+var<private> s_idx: u32;
+var<private> a_idx: u32;
+var<private> g4: vec4f;
+var<private> gx4: vec4f;
+var<private> g1: f32;
+var<private> gx1: f32;
+var<private> bn: f32;
+var<private> st_mean: f32;
+var<private> st_rstd: f32;
+fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; bn = 0.0; }
+fn seg_begin(o: u32, j: u32) {
+  //#if S_BY_O
+  s_idx = o;
+  //#else
+  s_idx = j / P.sDiv;
+  //#endif
+  a_idx = j % P.aMod;
+  st_mean = 0.0;
+  st_rstd = 1.0;
+  //#if HAS_MEAN
+  st_mean = MEAN_ld(s_idx);
+  //#endif
+  //#if HAS_RSTD
+  st_rstd = RSTD_ld(s_idx);
+  //#endif
+}
+fn xhat4(e: u32) -> vec4f { return (xv4(e) - st_mean) * st_rstd; }
+fn xhat1(e: u32) -> f32 { return (xv1(e) - st_mean) * st_rstd; }
+fn acc4(e: u32, i: u32) {
+  var g = DY_ld4(e);
+  //#if W_BY_I
+  g *= W_ld4(i);
+  //#endif
+  //#if W_BY_J
+  g *= W_ld(a_idx);
+  //#endif
+  g4 += g;
+  gx4 += g * xhat4(e);
+  bn += 4.0;
+}
+fn acc1(e: u32, i: u32) {
+  var g = DY_ld(e);
+  //#if W_BY_I
+  g *= W_ld(i);
+  //#endif
+  //#if W_BY_J
+  g *= W_ld(a_idx);
+  //#endif
+  g1 += g;
+  gx1 += g * xhat1(e);
+  bn += 1.0;
+}
+fn acc_result() -> vec4f {
+  return vec4f(bn, (g4.x + g4.y) + (g4.z + g4.w) + g1, (gx4.x + gx4.y) + (gx4.z + gx4.w) + gx1, 0.0);
+}
+//#endif
+
+// Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
+// time within each contiguous segment.
+fn reduce_range(j: u32, k0: u32, k1: u32) {
+  let inner = P.inner;
+  var o = k0 / inner;
+  var i = k0 - o * inner;
+  var left = k1 - k0;
+  loop {
+    if (left == 0u) { break; }
+    let len = min(inner - i, left);
+    let base = (o * P.D + j) * inner;
+    seg_begin(o, j);
+    var p = i;
+    let end = i + len;
+    for (; p + 4u <= end; p += 4u) { acc4(base + p, p); }
+    for (; p < end; p += 1u) { acc1(base + p, p); }
+    left -= len;
+    o += 1u;
+    i = 0u;
+  }
+}
+
+//#if PARTIALS
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  if (t >= P.D * P.P) { return; }
+  let j = t / P.P;
+  let c = t - j * P.P;
+  let k0 = c * P.L;
+  let k1 = min(k0 + P.L, P.outer * P.inner);
+  acc_reset();
+  if (k0 < k1) { reduce_range(j, k0, k1); }
+  PART_st4(4u * t, acc_result());
+}
+//#endif

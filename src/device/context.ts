@@ -1,0 +1,256 @@
+/**
+ * The WebGPU device layer: adapter and device acquisition, pipeline cache, labelled buffers with
+ * byte accounting, uniform upload, and GPU errors turned into thrown (rejected) errors.
+ */
+import { DeviceError, DeviceLostError } from '../errors.ts';
+import { bindingsWGSL, type BindingDecl, type UniformLayout } from './wgsl.ts';
+
+// WebGPU's flag namespaces are globals in a browser but not in Node (unless the caller installs
+// the `webgpu` package's globals). The library uses its own copies of the spec values.
+export const BufferUsage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
+const MapModeRead = 0x1;
+
+export interface AcquireOptions {
+  device?: GPUDevice;
+  gpu?: GPU;
+}
+
+/** Resolve a device: the caller's, or a new one from options.gpu / navigator.gpu. Null when no adapter. */
+export async function acquireDevice(opts: AcquireOptions): Promise<{ device: GPUDevice; adapterInfo: AdapterSummary; owned: boolean } | null> {
+  if (opts.device) return { device: opts.device, adapterInfo: summarize(opts.device.adapterInfo), owned: false };
+  const gpu = opts.gpu ?? (typeof navigator !== 'undefined' ? (navigator as Navigator & { gpu?: GPU }).gpu : undefined);
+  if (!gpu) return null;
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return null;
+  const wanted: GPUFeatureName[] = ['subgroups', 'timestamp-query', 'shader-f16'];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const L = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+    maxBufferSize: L.maxBufferSize,
+    maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+    maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+  };
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-norm' });
+  } catch (e) {
+    throw new DeviceError(`requestDevice failed: ${(e as Error).message}`);
+  }
+  return { device, adapterInfo: summarize(adapter.info), owned: true };
+}
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
+  return {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+  };
+}
+
+/** A compiled kernel: the pipeline and the binding declarations it was built from. */
+export interface Kernel {
+  pipeline: GPUComputePipeline;
+  bindings: readonly BindingDecl[];
+  uniforms: UniformLayout<string>;
+  workgroupSize: number;
+  label: string;
+}
+
+export interface KernelSource {
+  /** Pipeline cache key: kernel name plus compile-time choices only (never shapes). */
+  key: string;
+  label: string;
+  bindings: readonly BindingDecl[];
+  uniforms: UniformLayout<string>;
+  /** WGSL after the generated declarations. */
+  body: string;
+  workgroupSize: number;
+  constants?: Record<string, number>;
+}
+
+export interface Dispatch {
+  kernel: Kernel;
+  buffers: readonly GPUBuffer[];
+  params: Record<string, number>;
+  /** Total workgroups; split across x/y when past the per-dimension limit. */
+  workgroups: number;
+}
+
+const MAX_DIM = 65535;
+
+/** Split a 1-D workgroup count into x·y ≥ n with x ≤ 65535 (kernels linearize wid.x + wid.y·nwg.x). */
+export function grid(n: number): [number, number] {
+  if (n <= MAX_DIM) return [Math.max(n, 1), 1];
+  const y = Math.ceil(n / MAX_DIM);
+  return [Math.ceil(n / y), y];
+}
+
+export class GpuContext {
+  readonly device: GPUDevice;
+  readonly adapter: AdapterSummary;
+  readonly isCpuAdapter: boolean;
+  readonly hasF16: boolean;
+  readonly hasTimestamps: boolean;
+  private readonly pipelines = new Map<string, Kernel>();
+  private readonly owned: boolean;
+  lost: GPUDeviceLostInfo | null = null;
+  private lostError: DeviceLostError | null = null;
+  liveBuffers = 0;
+  liveBytes = 0;
+  private destroyed = false;
+
+  constructor(device: GPUDevice, adapter: AdapterSummary, owned: boolean) {
+    this.device = device;
+    this.adapter = adapter;
+    this.owned = owned;
+    const arch = `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.toLowerCase();
+    this.isCpuAdapter = /swiftshader|llvmpipe|lavapipe|cpu/.test(arch) || arch.trim() === '';
+    this.hasF16 = device.features.has('shader-f16');
+    this.hasTimestamps = device.features.has('timestamp-query');
+    device.lost.then((info) => {
+      this.lost = info;
+      if (!this.destroyed) this.lostError = new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}. Call createNorms again to recover.`);
+    });
+  }
+
+  /** Throws DeviceLostError once the device is gone. */
+  checkAlive(): void {
+    if (this.lostError) throw this.lostError;
+    if (this.destroyed) throw new DeviceError('this createNorms instance was destroyed');
+  }
+
+  kernel(src: KernelSource): Kernel {
+    const hit = this.pipelines.get(src.key);
+    if (hit) return hit;
+    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings)}\noverride WG: u32 = 64u;\n${src.body}`;
+    const d = this.device;
+    d.pushErrorScope('validation');
+    const module = d.createShaderModule({ code, label: src.label });
+    const pipeline = d.createComputePipeline({
+      label: src.label,
+      layout: 'auto',
+      compute: { module, entryPoint: 'main', constants: { WG: src.workgroupSize, ...(src.constants ?? {}) } },
+    });
+    const err = d.popErrorScope();
+    err.then((e) => {
+      if (e) {
+        this.pipelines.delete(src.key);
+        // Surface compile errors with the WGSL message: logged once here, and thrown by the
+        // submission that uses the pipeline (its error scope catches the invalid pipeline).
+        module.getCompilationInfo?.().then((info) => {
+          const msgs = info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n');
+          this.compileErrors.set(src.key, `${e.message}\n${msgs}`);
+        });
+      }
+    });
+    const k: Kernel = { pipeline, bindings: src.bindings, uniforms: src.uniforms, workgroupSize: src.workgroupSize, label: src.label };
+    this.pipelines.set(src.key, k);
+    return k;
+  }
+  readonly compileErrors = new Map<string, string>();
+
+  createBuffer(bytes: number, label: string, usage: number = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const buf = this.device.createBuffer({ size, usage, label });
+    this.liveBuffers++;
+    this.liveBytes += size;
+    return buf;
+  }
+
+  releaseBuffer(buf: GPUBuffer): void {
+    this.liveBuffers--;
+    this.liveBytes -= buf.size;
+    buf.destroy();
+  }
+
+  /** Encode dispatches into one command buffer and submit. The promise rejects on GPU errors. */
+  submit(label: string, encode: (enc: GPUCommandEncoder, pass: (d: Dispatch) => void) => void): Promise<void> {
+    this.checkAlive();
+    const d = this.device;
+    const temps: GPUBuffer[] = [];
+    d.pushErrorScope('out-of-memory');
+    d.pushErrorScope('validation');
+    const enc = d.createCommandEncoder({ label });
+    let pass: GPUComputePassEncoder | null = null;
+    const run = (disp: Dispatch) => {
+      const { kernel } = disp;
+      if (disp.buffers.length !== kernel.bindings.length) throw new Error(`${kernel.label}: ${disp.buffers.length} buffers for ${kernel.bindings.length} bindings`);
+      if (disp.workgroups === 0) return;
+      const ub = d.createBuffer({ size: kernel.uniforms.byteSize, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${kernel.label}.params` });
+      d.queue.writeBuffer(ub, 0, kernel.uniforms.pack(disp.params));
+      temps.push(ub);
+      const bg = d.createBindGroup({
+        label: `${kernel.label}.bind`,
+        layout: kernel.pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: ub } }, ...disp.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } }))],
+      });
+      if (!pass) pass = enc.beginComputePass({ label });
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, bg);
+      const [x, y] = grid(disp.workgroups);
+      pass.dispatchWorkgroups(x, y);
+    };
+    const endPass = () => {
+      if (pass) {
+        pass.end();
+        pass = null;
+      }
+    };
+    try {
+      encode(enc, (disp) => run(disp));
+      endPass();
+      d.queue.submit([enc.finish()]);
+    } finally {
+      for (const t of temps) t.destroy();
+    }
+    const v = d.popErrorScope();
+    const m = d.popErrorScope();
+    return Promise.all([v, m]).then(([ve, me]) => {
+      if (this.lostError) throw this.lostError;
+      const e = ve ?? me;
+      if (e) {
+        const extra = [...this.compileErrors.values()].join('\n');
+        throw new DeviceError(`${label}: WebGPU ${ve ? 'validation' : 'out-of-memory'} error: ${e.message}${extra ? `\n${extra}` : ''}`);
+      }
+    });
+  }
+
+  /** Copy a buffer's first `bytes` to the host. */
+  async readBytes(buf: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'webgpu-norm.readback' });
+    try {
+      const enc = this.device.createCommandEncoder({ label: 'readback' });
+      enc.copyBufferToBuffer(buf, 0, staging, 0, size);
+      this.device.queue.submit([enc.finish()]);
+      try {
+        await staging.mapAsync(MapModeRead);
+      } catch (e) {
+        if (this.lostError) throw this.lostError;
+        throw new DeviceError(`readback failed: ${(e as Error).message}`);
+      }
+      return staging.getMappedRange().slice(0, bytes);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pipelines.clear();
+    if (this.owned) this.device.destroy();
+  }
+}

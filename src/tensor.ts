@@ -1,0 +1,71 @@
+import { TensorError } from './errors.ts';
+
+export type DType = 'float32' | 'float16';
+
+export const DTYPES: readonly DType[] = ['float32', 'float16'];
+
+export function bytesPerElement(dtype: DType): number {
+  return dtype === 'float16' ? 2 : 4;
+}
+
+/**
+ * A tensor owned by one `createNorms` instance. On the webgpu backend it lives in a GPUBuffer
+ * (float32, or float16 packed two halves per u32 word); on the cpu backend in a Float32Array
+ * (float16 values stored rounded to half).
+ */
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** @internal */ _buffer: GPUBuffer | null;
+  /** @internal */ _data: Float32Array | null;
+  /** @internal */ readonly _owner: object;
+  /** @internal whether destroy() frees the storage (false for wrap()). */
+  readonly _owns: boolean;
+  /** @internal work that must settle before the contents are valid (GPU errors, verify checks). */
+  _pending: Promise<void> | null = null;
+  /** @internal */ _onDestroy: ((t: Tensor) => void) | null = null;
+  private _destroyed = false;
+
+  /** @internal */
+  constructor(
+    owner: object,
+    shape: readonly number[],
+    dtype: DType,
+    storage: { buffer: GPUBuffer } | { data: Float32Array },
+    owns: boolean,
+  ) {
+    this._owner = owner;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    let n = 1;
+    for (const d of shape) n *= d;
+    this.size = n;
+    this._buffer = 'buffer' in storage ? storage.buffer : null;
+    this._data = 'data' in storage ? storage.data : null;
+    this._owns = owns;
+  }
+
+  get destroyed(): boolean {
+    return this._destroyed;
+  }
+
+  /** The GPUBuffer behind this tensor (webgpu backend), e.g. to hand to another library. */
+  get buffer(): GPUBuffer | null {
+    return this._buffer;
+  }
+
+  destroy(): void {
+    if (this._destroyed) return;
+    this._destroyed = true;
+    this._onDestroy?.(this);
+    this._buffer = null;
+    this._data = null;
+  }
+
+  /** @internal */
+  _check(argument: string): void {
+    if (this._destroyed) throw new TensorError(`${argument}: tensor of shape [${this.shape.join(', ')}] was destroyed`, argument);
+  }
+}
