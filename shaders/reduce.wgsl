@@ -135,6 +135,7 @@ fn acc_result() -> vec4f {
 }
 //#endif
 
+//#if WELFORD || SUMSQ || BWD
 // Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
 // time within each contiguous segment.
 fn reduce_range(j: u32, k0: u32, k1: u32) {
@@ -156,6 +157,7 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
     i = 0u;
   }
 }
+//#endif
 
 //#if PARTIALS
 @compute @workgroup_size(WG)

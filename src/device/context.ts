@@ -16,8 +16,16 @@ export interface AcquireOptions {
 }
 
 /** Resolve a device: the caller's, or a new one from options.gpu / navigator.gpu. Null when no adapter. */
-export async function acquireDevice(opts: AcquireOptions): Promise<{ device: GPUDevice; adapterInfo: AdapterSummary; owned: boolean } | null> {
-  if (opts.device) return { device: opts.device, adapterInfo: summarize(opts.device.adapterInfo), owned: false };
+export interface Acquired {
+  device: GPUDevice;
+  adapterInfo: AdapterSummary;
+  owned: boolean;
+  /** Kept alive with the device: in Node, a collected GPU instance takes its devices down with it. */
+  keepAlive: unknown[];
+}
+
+export async function acquireDevice(opts: AcquireOptions): Promise<Acquired | null> {
+  if (opts.device) return { device: opts.device, adapterInfo: summarize(opts.device.adapterInfo), owned: false, keepAlive: [] };
   const gpu = opts.gpu ?? (typeof navigator !== 'undefined' ? (navigator as Navigator & { gpu?: GPU }).gpu : undefined);
   if (!gpu) return null;
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -39,7 +47,7 @@ export async function acquireDevice(opts: AcquireOptions): Promise<{ device: GPU
   } catch (e) {
     throw new DeviceError(`requestDevice failed: ${(e as Error).message}`);
   }
-  return { device, adapterInfo: summarize(adapter.info), owned: true };
+  return { device, adapterInfo: summarize(adapter.info), owned: true, keepAlive: [gpu, adapter] };
 }
 
 export interface AdapterSummary {
@@ -110,7 +118,7 @@ export class GpuContext {
   liveBytes = 0;
   private destroyed = false;
 
-  constructor(device: GPUDevice, adapter: AdapterSummary, owned: boolean) {
+  constructor(device: GPUDevice, adapter: AdapterSummary, owned: boolean, readonly keepAlive: unknown[] = []) {
     this.device = device;
     this.adapter = adapter;
     this.owned = owned;
@@ -212,6 +220,7 @@ export class GpuContext {
       endPass();
       d.queue.submit([enc.finish()]);
     } finally {
+      // Destroying after submit is allowed: the memory is freed once the submitted work is done.
       for (const t of temps) t.destroy();
     }
     const v = d.popErrorScope();

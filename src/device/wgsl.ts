@@ -12,6 +12,8 @@ export interface BindingDecl {
   access: Access;
   /** Element storage: float32 (array<f32>) or float16 (packed pairs in array<u32>). */
   dtype: DType;
+  /** Raw array<vec4f> view with no accessors (the copy yardstick). */
+  vec4?: boolean;
 }
 
 /**
@@ -24,6 +26,10 @@ export interface BindingDecl {
 export function bindingsWGSL(decls: readonly BindingDecl[]): string {
   const out: string[] = [];
   decls.forEach((b, k) => {
+    if (b.vec4) {
+      out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${b.name}: array<vec4f>;`);
+      return;
+    }
     const ty = b.dtype === 'float16' ? 'u32' : 'f32';
     out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${b.name}: array<${ty}>;`);
     const n = b.name;

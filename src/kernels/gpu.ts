@@ -1,0 +1,537 @@
+/**
+ * The webgpu backend: every norm as a short sequence of the generic kernels
+ * (reduce -> finalize -> apply, or one row-fused kernel), encoded into one command buffer.
+ */
+import { Tensor, type DType } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import type { GpuContext, Kernel } from '../device/context.ts';
+import type { BindingDecl } from '../device/wgsl.ts';
+import { kernel, params, ITEMS, WG, type Family, type ParamValues } from './source.ts';
+import { LimitError } from '../errors.ts';
+import { packHalves, unpackHalves } from '../cpu/half.ts';
+
+type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
+interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }
+
+const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
+const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
+
+/** How a reduction of M elements per group over D groups is split into P chunks of L. */
+export function chunking(ctx: GpuContext, D: number, M: number): { P: number; L: number } {
+  // CPU adapters: few, long invocations (each is a loop on a core); GPUs: many threads.
+  const target = ctx.isCpuAdapter ? 256 : 65536;
+  const minL = ctx.isCpuAdapter ? 4096 : 256;
+  let P = Math.max(1, Math.ceil(target / Math.max(D, 1)));
+  let L = Math.max(minL, Math.ceil(M / P), Math.ceil(M / 4096));
+  L = Math.ceil(L / 4) * 4;
+  P = Math.max(1, Math.ceil(M / L));
+  return { P, L };
+}
+
+export class GpuBackend implements O.Backend {
+  readonly kind = 'webgpu' as const;
+  /** Fill new outputs with NaN before the kernels run (tests: an unwritten element cannot pass). */
+  poison = false;
+  /** Force a path for tests: 'fused' | 'general' | 'auto'. */
+  variant: 'auto' | 'fused' | 'general' = 'auto';
+
+  constructor(readonly ctx: GpuContext, private readonly owner: object) {}
+
+  // ---- tensors ----
+
+  private bytes(n: number, dtype: DType): number {
+    return dtype === 'float16' ? Math.ceil(n / 2) * 4 : n * 4;
+  }
+
+  private alloc(shape: readonly number[], dtype: DType, label: string): Tensor {
+    let n = 1;
+    for (const d of shape) n *= d;
+    const bytes = this.bytes(n, dtype);
+    const max = this.ctx.device.limits.maxBufferSize;
+    if (bytes > max) throw new LimitError(`${label}: ${bytes} bytes for shape [${shape.join(', ')}] exceed the device's maxBufferSize ${max}`, label);
+    const buf = this.ctx.createBuffer(bytes, `webgpu-norm.${label}[${shape.join('x')}]`);
+    if (this.poison) this.ctx.device.queue.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
+    const t = new Tensor(this.owner, shape, dtype, { buffer: buf }, true);
+    t._onDestroy = () => this.ctx.releaseBuffer(buf);
+    return t;
+  }
+
+  tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor {
+    const t = this.alloc(shape, dtype, 'tensor');
+    const src = dtype === 'float16' ? packHalves(data) : data;
+    this.ctx.device.queue.writeBuffer(t._buffer!, 0, src.buffer, src.byteOffset, src.byteLength);
+    return t;
+  }
+
+  filled(shape: readonly number[], dtype: DType, value: number): Tensor {
+    let n = 1;
+    for (const d of shape) n *= d;
+    return this.tensor(new Float32Array(n).fill(value), shape, dtype);
+  }
+
+  wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
+    return new Tensor(this.owner, shape, dtype, { buffer }, false);
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    const bytes = this.bytes(t.size, t.dtype);
+    if (t.size === 0) return new Float32Array(0);
+    const ab = await this.ctx.readBytes(t._buffer!, bytes);
+    return t.dtype === 'float16' ? unpackHalves(new Uint32Array(ab), t.size) : new Float32Array(ab);
+  }
+
+  // ---- encoding ----
+
+  private temp(bytes: number, label: string): GPUBuffer {
+    return this.ctx.createBuffer(bytes, `webgpu-norm.tmp.${label}`);
+  }
+
+  /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
+  private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
+    const kernels: Kernel[] = steps.map((s) =>
+      kernel(this.ctx, s.family, s.flags, s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype }))),
+    );
+    let done: Promise<void>;
+    try {
+      done = this.ctx.submit(label, (_enc, dispatch) => {
+        steps.forEach((s, k) => dispatch({ kernel: kernels[k]!, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups }));
+      });
+    } finally {
+      for (const t of temps) this.ctx.releaseBuffer(t);
+    }
+    done.catch(() => {});
+    for (const o of outputs) if (o) o._pending = done;
+  }
+
+  private statsSteps(
+    x: Tensor,
+    residual: Tensor | null,
+    g: { outer: number; D: number; inner: number },
+    acc: 'WELFORD' | 'SUMSQ',
+    part: GPUBuffer,
+    P: number,
+    L: number,
+  ): Step {
+    const binds = [tb('X', x)];
+    if (residual) binds.push(tb('R', residual));
+    binds.push(f32('PART', part, true));
+    return {
+      family: 'reduce',
+      flags: ['PARTIALS', acc, ...(residual ? ['RESIDUAL'] : [])],
+      binds,
+      p: { outer: g.outer, D: g.D, inner: g.inner, P, L },
+      workgroups: Math.ceil((g.D * P) / WG),
+    };
+  }
+
+  private applyWorkgroups(n: number): number {
+    return Math.ceil(Math.ceil(n / 4) / (WG * ITEMS));
+  }
+
+  private wantFused(P: number, inner: number, dtype: DType): boolean {
+    if (this.variant === 'general') return false;
+    const ok = dtype === 'float32' || inner % 2 === 0;
+    if (this.variant === 'fused') return ok;
+    return ok && P === 1 && this.ctx.isCpuAdapter;
+  }
+
+  // ---- layer norm and RMS norm (rows) ----
+
+  layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
+    const { x, residual, weight, bias, rows, K } = a;
+    const y = this.alloc(x.shape, x.dtype, 'y');
+    const mean = a.rms ? null : this.alloc(a.statShape, 'float32', 'mean');
+    const rstd = this.alloc(a.statShape, 'float32', 'rstd');
+    const sum = residual ? this.alloc(x.shape, x.dtype, 'sum') : null;
+    const acc = a.rms ? 'SUMSQ' : 'WELFORD';
+    const { P, L } = chunking(this.ctx, rows, K);
+    const affine: Bind[] = [];
+    const aflags: string[] = [];
+    if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
+    if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+    const resid = residual ? ['RESIDUAL'] : [];
+    const outB: Bind[] = [tb('Y', y, true), ...(sum ? [tb('S', sum, true)] : [])];
+    const steps: Step[] = [];
+    const temps: GPUBuffer[] = [];
+    if (this.wantFused(P, K, x.dtype)) {
+      steps.push({
+        family: 'apply',
+        flags: ['ROWFUSED', acc, 'A_IS_POS', ...aflags, ...resid],
+        binds: [tb('X', x), ...(residual ? [tb('R', residual)] : []), ...affine, ...outB, ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
+        p: { outer: 1, D: rows, inner: K, eps: a.eps, aDiv: 1, aMod: K },
+        workgroups: Math.ceil(rows / WG),
+      });
+    } else {
+      const part = this.temp(rows * P * 16, 'partials');
+      temps.push(part);
+      steps.push(this.statsSteps(x, residual, { outer: 1, D: rows, inner: K }, acc, part, P, L));
+      steps.push({
+        family: 'finalize',
+        flags: [a.rms ? 'FIN_RMS' : 'FIN_STATS', ...(a.rms ? [] : ['WELFORD'])],
+        binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
+        p: { D: rows, P, jStride: P, cStride: 1, eps: a.eps },
+        workgroups: Math.ceil(rows / WG),
+      });
+      steps.push({
+        family: 'apply',
+        flags: ['APPLY', ...aflags, ...resid, ...(mean ? ['HAS_MEAN'] : [])],
+        binds: [tb('X', x), ...(residual ? [tb('R', residual)] : []), ...affine, ...outB, ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd)],
+        p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+        workgroups: this.applyWorkgroups(x.size),
+      });
+    }
+    this.run(a.rms ? 'rmsNorm' : 'layerNorm', steps, temps, [y, mean, rstd, sum]);
+    return { y, mean, rstd, sum };
+  }
+
+  layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
+    const { dy, x, mean, rstd, weight, bias, rows, K } = a;
+    const dx = this.alloc(x.shape, x.dtype, 'dx');
+    const dweight = weight ? this.alloc(weight.shape, weight.dtype, 'dweight') : null;
+    const dbias = bias ? this.alloc(bias.shape, bias.dtype, 'dbias') : null;
+    const steps: Step[] = [];
+    const temps: GPUBuffer[] = [];
+    const stats: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd)];
+    const sflags = [...(mean ? ['HAS_MEAN'] : []), 'HAS_RSTD'];
+    const wb: Bind[] = weight ? [tb('W', weight)] : [];
+    const { P, L } = chunking(this.ctx, rows, K);
+    if (this.wantFused(P, K, x.dtype)) {
+      steps.push({
+        family: 'apply',
+        flags: ['BWD_ROWFUSED', 'BWD', 'A_IS_POS', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true)],
+        p: { outer: 1, D: rows, inner: K, sDiv: 1, aDiv: 1, aMod: K },
+        workgroups: Math.ceil(rows / WG),
+      });
+    } else {
+      const part = this.temp(rows * P * 16, 'partials');
+      const coef = this.temp(rows * 16, 'coef');
+      temps.push(part, coef);
+      steps.push({
+        family: 'reduce',
+        flags: ['PARTIALS', 'BWD', ...sflags, ...(weight ? ['W_BY_I'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, f32('PART', part, true)],
+        p: { outer: 1, D: rows, inner: K, P, L, sDiv: 1, aMod: 1 },
+        workgroups: Math.ceil((rows * P) / WG),
+      });
+      steps.push({
+        family: 'finalize',
+        flags: ['FIN_BWD', ...(mean ? ['HAS_MEAN'] : [])],
+        binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd), f32('COEF', coef, true)],
+        p: { D: rows, P, jStride: P, cStride: 1 },
+        workgroups: Math.ceil(rows / WG),
+      });
+      steps.push({
+        family: 'apply',
+        flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
+        p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+        workgroups: this.applyWorkgroups(x.size),
+      });
+    }
+    if (dweight || dbias) {
+      // Columns: group j = position in the row, outer = rows, inner = 1; statistics per row (o).
+      const c = chunking(this.ctx, K, rows);
+      const part = this.temp(K * c.P * 16, 'colpartials');
+      temps.push(part);
+      steps.push({
+        family: 'reduce',
+        flags: ['PARTIALS', 'BWD', 'S_BY_O', ...sflags],
+        binds: [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)],
+        p: { outer: rows, D: K, inner: 1, P: c.P, L: c.L, aMod: 1 },
+        workgroups: Math.ceil((K * c.P) / WG),
+      });
+      steps.push(this.dwdbStep(part, K, c.P, c.P, 1, dweight, dbias));
+    }
+    this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
+    return { dx, dweight, dbias };
+  }
+
+  private dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dweight: Tensor | null, dbias: Tensor | null): Step {
+    return {
+      family: 'finalize',
+      flags: ['FIN_DWDB', ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
+      binds: [f32('PART', part), ...(dweight ? [tb('DW', dweight, true)] : []), ...(dbias ? [tb('DB', dbias, true)] : [])],
+      p: { D, P, jStride, cStride },
+      workgroups: Math.ceil(D / WG),
+    };
+  }
+
+  // ---- group norm (and instance norm, G = C) ----
+
+  groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
+    const { x, N, C, S, G, weight, bias } = a;
+    const y = this.alloc(x.shape, x.dtype, 'y');
+    const mean = this.alloc([N, G], 'float32', 'mean');
+    const rstd = this.alloc([N, G], 'float32', 'rstd');
+    const D = N * G;
+    const K = (C / G) * S;
+    const { P, L } = chunking(this.ctx, D, K);
+    const affine: Bind[] = [];
+    const aflags: string[] = a.silu ? ['SILU'] : [];
+    if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
+    if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+    const steps: Step[] = [];
+    const temps: GPUBuffer[] = [];
+    if (this.wantFused(P, K, x.dtype)) {
+      steps.push({
+        family: 'apply',
+        flags: ['ROWFUSED', 'WELFORD', ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
+        p: { outer: 1, D, inner: K, eps: a.eps, aDiv: S, aMod: C },
+        workgroups: Math.ceil(D / WG),
+      });
+    } else {
+      const part = this.temp(D * P * 16, 'partials');
+      temps.push(part);
+      steps.push(this.statsSteps(x, null, { outer: 1, D, inner: K }, 'WELFORD', part, P, L));
+      steps.push({
+        family: 'finalize',
+        flags: ['FIN_STATS', 'WELFORD'],
+        binds: [f32('PART', part), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
+        p: { D, P, jStride: P, cStride: 1, eps: a.eps },
+        workgroups: Math.ceil(D / WG),
+      });
+      steps.push({
+        family: 'apply',
+        flags: ['APPLY', 'HAS_MEAN', ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean), tb('RSTD', rstd)],
+        p: { n: x.size, sDiv: K, sMod: Math.max(D, 1), aDiv: S, aMod: C },
+        workgroups: this.applyWorkgroups(x.size),
+      });
+    }
+    this.run('groupNorm', steps, temps, [y, mean, rstd]);
+    return { y, mean, rstd };
+  }
+
+  groupNormBackward(a: O.GroupNormBwdArgs): O.BwdOut {
+    const { dy, x, mean, rstd, N, C, S, G, weight, bias } = a;
+    const dx = this.alloc(x.shape, x.dtype, 'dx');
+    const dweight = weight ? this.alloc(weight.shape, weight.dtype, 'dweight') : null;
+    const dbias = bias ? this.alloc(bias.shape, bias.dtype, 'dbias') : null;
+    const Cg = C / G;
+    const NC = N * C;
+    // Sums of dy and dy*xhat per (n, c) over the spatial dims; everything else follows from them.
+    const { P, L } = chunking(this.ctx, NC, S);
+    const part = this.temp(NC * P * 16, 'partials');
+    const sums = this.temp(NC * 16, 'sums');
+    const coef = this.temp(N * G * 16, 'coef');
+    const wb: Bind[] = weight ? [tb('W', weight)] : [];
+    const steps: Step[] = [
+      {
+        family: 'reduce',
+        flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
+        binds: [tb('DY', dy), tb('X', x), tb('MEAN', mean), tb('RSTD', rstd), f32('PART', part, true)],
+        p: { outer: 1, D: NC, inner: S, P, L, sDiv: Cg, aMod: 1 },
+        workgroups: Math.ceil((NC * P) / WG),
+      },
+      {
+        family: 'finalize',
+        flags: ['FIN_SUMS'],
+        binds: [f32('PART', part), f32('OUT', sums, true)],
+        p: { D: NC, P, jStride: P, cStride: 1 },
+        workgroups: Math.ceil(NC / WG),
+      },
+      {
+        family: 'finalize',
+        flags: ['FIN_GN', ...(weight ? ['W_BY_J'] : [])],
+        binds: [f32('PART', sums), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
+        p: { D: N * G, G, Cg, C },
+        workgroups: Math.ceil((N * G) / WG),
+      },
+      {
+        family: 'apply',
+        flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
+        p: { n: x.size, sDiv: Cg * S, sMod: Math.max(N * G, 1), aDiv: S, aMod: C },
+        workgroups: this.applyWorkgroups(x.size),
+      },
+    ];
+    if (dweight || dbias) steps.push(this.dwdbStep(sums, C, N, 1, C, dweight, dbias));
+    this.run('groupNormBackward', steps, [part, sums, coef], [dx, dweight, dbias]);
+    return { dx, dweight, dbias };
+  }
+
+  // ---- batch norm ----
+
+  batchNorm(a: O.BatchNormArgs): O.BatchNormOut {
+    const { x, N, C, S, weight, bias, runningMean, runningVar } = a;
+    const y = this.alloc(x.shape, x.dtype, 'y');
+    const saveMean = this.alloc(a.training ? [C] : [0], 'float32', 'saveMean');
+    const saveInvstd = this.alloc(a.training ? [C] : [0], 'float32', 'saveInvstd');
+    const affine: Bind[] = [];
+    const aflags: string[] = [];
+    if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
+    if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+    const steps: Step[] = [];
+    const temps: GPUBuffer[] = [];
+    let meanB: GPUBuffer;
+    let rstdB: GPUBuffer;
+    if (a.training) {
+      meanB = saveMean._buffer!;
+      rstdB = saveInvstd._buffer!;
+      const M = N * S;
+      const { P, L } = chunking(this.ctx, C, M);
+      const part = this.temp(C * P * 16, 'partials');
+      temps.push(part);
+      steps.push(this.statsSteps(x, null, { outer: N, D: C, inner: S }, 'WELFORD', part, P, L));
+      const running = runningMean !== null && runningVar !== null;
+      steps.push({
+        family: 'finalize',
+        flags: ['FIN_STATS', 'WELFORD', ...(running ? ['RUNNING'] : [])],
+        binds: [f32('PART', part), f32('MEAN', meanB, true), f32('RSTD', rstdB, true), ...(running ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : [])],
+        p: { D: C, P, jStride: P, cStride: 1, eps: a.eps, momentum: a.momentum },
+        workgroups: Math.ceil(C / WG),
+      });
+    } else {
+      meanB = this.temp(C * 4, 'mean');
+      rstdB = this.temp(C * 4, 'rstd');
+      temps.push(meanB, rstdB);
+      steps.push(this.evalStatsStep(runningMean!, runningVar!, meanB, rstdB, C, a.eps));
+    }
+    steps.push({
+      family: 'apply',
+      flags: ['APPLY', 'HAS_MEAN', ...aflags],
+      binds: [tb('X', x), ...affine, tb('Y', y, true), f32('MEAN', meanB), f32('RSTD', rstdB)],
+      p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+      workgroups: this.applyWorkgroups(x.size),
+    });
+    this.run('batchNorm', steps, temps, [y, saveMean, saveInvstd, runningMean, runningVar]);
+    return { y, saveMean, saveInvstd };
+  }
+
+  private evalStatsStep(rm: Tensor, rv: Tensor, meanB: GPUBuffer, rstdB: GPUBuffer, C: number, eps: number): Step {
+    return {
+      family: 'finalize',
+      flags: ['FIN_EVAL'],
+      binds: [tb('RM', rm), tb('RV', rv), f32('MEAN', meanB, true), f32('RSTD', rstdB, true)],
+      p: { D: C, eps },
+      workgroups: Math.ceil(C / WG),
+    };
+  }
+
+  batchNormBackward(a: O.BatchNormBwdArgs): O.BwdOut {
+    const { dy, x, N, C, S, weight, bias } = a;
+    const dx = this.alloc(x.shape, x.dtype, 'dx');
+    const dweight = weight ? this.alloc(weight.shape, weight.dtype, 'dweight') : null;
+    const dbias = bias ? this.alloc(bias.shape, bias.dtype, 'dbias') : null;
+    const steps: Step[] = [];
+    const temps: GPUBuffer[] = [];
+    let meanB: GPUBuffer;
+    let rstdB: GPUBuffer;
+    if (a.training) {
+      meanB = a.saveMean!._buffer!;
+      rstdB = a.saveInvstd!._buffer!;
+    } else {
+      meanB = this.temp(C * 4, 'mean');
+      rstdB = this.temp(C * 4, 'rstd');
+      temps.push(meanB, rstdB);
+      steps.push(this.evalStatsStep(a.runningMean!, a.runningVar!, meanB, rstdB, C, a.eps));
+    }
+    const { P, L } = chunking(this.ctx, C, N * S);
+    const part = this.temp(C * P * 16, 'partials');
+    const coef = this.temp(C * 16, 'coef');
+    temps.push(part, coef);
+    const wb: Bind[] = weight ? [tb('W', weight)] : [];
+    steps.push({
+      family: 'reduce',
+      flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
+      binds: [tb('DY', dy), tb('X', x), f32('MEAN', meanB), f32('RSTD', rstdB), f32('PART', part, true)],
+      p: { outer: N, D: C, inner: S, P, L, sDiv: 1, aMod: 1 },
+      workgroups: Math.ceil((C * P) / WG),
+    });
+    steps.push({
+      family: 'finalize',
+      flags: ['FIN_BWD', 'HAS_MEAN', ...(weight ? ['W_BY_J'] : []), ...(a.training ? [] : ['EVAL']), ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
+      binds: [f32('PART', part), ...wb, f32('MEAN', meanB), f32('RSTD', rstdB), f32('COEF', coef, true), ...(dweight ? [tb('DW', dweight, true)] : []), ...(dbias ? [tb('DB', dbias, true)] : [])],
+      p: { D: C, P, jStride: P, cStride: 1 },
+      workgroups: Math.ceil(C / WG),
+    });
+    steps.push({
+      family: 'apply',
+      flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
+      binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
+      p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+      workgroups: this.applyWorkgroups(x.size),
+    });
+    this.run('batchNormBackward', steps, temps, [dx, dweight, dbias]);
+    return { dx, dweight, dbias };
+  }
+
+  // ---- weight norm ----
+
+  weightNorm(a: O.WeightNormArgs): O.WeightNormOut {
+    const { v, g, outer, D, inner } = a;
+    const w = this.alloc(v.shape, v.dtype, 'w');
+    const norms = this.alloc(g.shape, 'float32', 'norms');
+    const M = outer * inner;
+    const { P, L } = chunking(this.ctx, D, M);
+    const part = this.temp(D * P * 16, 'partials');
+    const scale = this.temp(D * 4, 'scale');
+    const steps: Step[] = [
+      this.statsSteps(v, null, { outer, D, inner }, 'SUMSQ', part, P, L),
+      {
+        family: 'finalize',
+        flags: ['FIN_WN'],
+        binds: [f32('PART', part), tb('G', g), tb('NORMS', norms, true), f32('SCALE', scale, true)],
+        p: { D, P, jStride: P, cStride: 1 },
+        workgroups: Math.ceil(D / WG),
+      },
+      {
+        family: 'apply',
+        flags: ['APPLY'],
+        binds: [tb('X', v), tb('Y', w, true), f32('RSTD', scale)],
+        p: { n: v.size, sDiv: inner, sMod: D },
+        workgroups: this.applyWorkgroups(v.size),
+      },
+    ];
+    this.run('weightNorm', steps, [part, scale], [w, norms]);
+    return { w, norms };
+  }
+
+  weightNormBackward(a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
+    const { dw, v, g, norms, outer, D, inner } = a;
+    const dv = this.alloc(v.shape, v.dtype, 'dv');
+    const dg = this.alloc(g.shape, g.dtype, 'dg');
+    const { P, L } = chunking(this.ctx, D, outer * inner);
+    const part = this.temp(D * P * 16, 'partials');
+    const coef = this.temp(D * 16, 'coef');
+    const steps: Step[] = [
+      {
+        family: 'reduce',
+        flags: ['PARTIALS', 'BWD'],
+        binds: [tb('DY', dw), tb('X', v), f32('PART', part, true)],
+        p: { outer, D, inner, P, L, aMod: 1 },
+        workgroups: Math.ceil((D * P) / WG),
+      },
+      {
+        family: 'finalize',
+        flags: ['FIN_BWD_WN'],
+        binds: [f32('PART', part), tb('G', g), tb('NORMS', norms), f32('COEF', coef, true), tb('DG', dg, true)],
+        p: { D, P, jStride: P, cStride: 1 },
+        workgroups: Math.ceil(D / WG),
+      },
+      {
+        family: 'apply',
+        flags: ['BWD_APPLY'],
+        binds: [tb('DY', dw), tb('X', v), f32('COEF', coef), tb('DX', dv, true)],
+        p: { n: v.size, sDiv: inner, sMod: D },
+        workgroups: this.applyWorkgroups(v.size),
+      },
+    ];
+    this.run('weightNormBackward', steps, [part, coef], [dv, dg]);
+    return { dv, dg };
+  }
+
+  /** A vec4 copy of `n4` vec4s from src to dst: the bandwidth yardstick for the benchmarks. */
+  copyKernel(src: GPUBuffer, dst: GPUBuffer, n4: number): Promise<void> {
+    const k = kernel(this.ctx, 'copy', [], [
+      { name: 'SRC', access: 'read', dtype: 'float32', vec4: true },
+      { name: 'DST', access: 'read_write', dtype: 'float32', vec4: true },
+    ]);
+    return this.ctx.submit('copy', (_e, dispatch) => dispatch({ kernel: k, buffers: [src, dst], params: params({ n: n4 }), workgroups: Math.ceil(n4 / WG) }));
+  }
+
+  destroy(): void {}
+}
+

@@ -1,0 +1,35 @@
+/**
+ * GPU test helpers: a real WebGPU device in Node (Dawn via the `webgpu` package, SwiftShader on
+ * machines without a GPU). No adapter is a test failure, never a skip.
+ */
+import { create } from 'webgpu';
+import { createNorms, relativeL2, type Norms, type CreateNormsOptions } from '../../src/index.ts';
+
+export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
+  const gpu = create([]);
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) {
+    throw new Error(
+      'No WebGPU adapter in Node. Install Debian chromium (SwiftShader: /usr/lib/chromium/vk_swiftshader_icd.json) and libvulkan1, ' +
+        `and run through the README's test command. VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`,
+    );
+  }
+  const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, ...opts });
+  if (norms.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${norms.backend}`);
+  return norms;
+}
+
+/** Fails with a table of the first mismatches when the relative L2 error exceeds tol. */
+export function expectClose(name: string, got: Float32Array, ref: Float32Array, tol: number): number {
+  const err = relativeL2(got, ref);
+  if (!(err <= tol) || got.length !== ref.length) {
+    const rows: string[] = [];
+    for (let i = 0; i < ref.length && rows.length < 8; i++) {
+      const g = got[i]!, r = ref[i]!;
+      const bad = Number.isNaN(g) !== Number.isNaN(r) || Math.abs(g - r) > tol * Math.max(1, Math.abs(r)) * 10;
+      if (bad) rows.push(`  [${i}] got ${g} expected ${r}`);
+    }
+    throw new Error(`${name}: relative L2 ${err.toExponential(3)} > ${tol} (len ${got.length} vs ${ref.length})\n${rows.join('\n')}`);
+  }
+  return err;
+}
