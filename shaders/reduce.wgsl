@@ -173,3 +173,48 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   PART_st4(4u * t, acc_result());
 }
 //#endif
+
+//#if COLS
+// Layer-norm dweight/dbias partials, one invocation per (quad of columns q, chunk of rows c),
+// t = q*P + c: sums dy and dy*xhat over rows [c*L, min((c+1)*L, rows)) for the columns
+// 4q..4q+3 of the row (fewer at its end); xhat uses each row's saved mean/rstd. Neighbouring
+// invocations read neighbouring columns, so loads stay contiguous across lanes.
+// Params: outer = rows, inner = K (row length). Writes PART[4*(col*P + c)].
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let K = P.inner;
+  let nq = (K + 3u) / 4u;
+  if (t >= nq * P.P) { return; }
+  let q = t / P.P;
+  let c = t - q * P.P;
+  let r0 = min(c * P.L, P.outer);
+  let r1 = min(r0 + P.L, P.outer);
+  let col = 4u * q;
+  let w = min(K - col, 4u);
+  var sg = vec4f(0.0);
+  var sgx = vec4f(0.0);
+  for (var r = r0; r < r1; r += 1u) {
+    var m = 0.0;
+    //#if HAS_MEAN
+    m = MEAN_ld(r);
+    //#endif
+    let rs = RSTD_ld(r);
+    let e = r * K + col;
+    if (w == 4u) {
+      let dy = DY_ld4(e);
+      sg += dy;
+      sgx += dy * (X_ld4(e) - m) * rs;
+    } else {
+      for (var k = 0u; k < w; k += 1u) {
+        let dy = DY_ld(e + k);
+        sg[k] += dy;
+        sgx[k] += dy * (X_ld(e + k) - m) * rs;
+      }
+    }
+  }
+  for (var k = 0u; k < w; k += 1u) {
+    PART_st4(4u * ((col + k) * P.P + c), vec4f(f32(r1 - r0), sg[k], sgx[k], 0.0));
+  }
+}
+//#endif

@@ -132,6 +132,16 @@ export class GpuContext {
     });
   }
 
+  /**
+   * Give a just-lost device's `lost` promise the chance to resolve, so that work that failed
+   * because the device went away reports DeviceLostError rather than a generic error.
+   */
+  private async settleLoss(ms = 0): Promise<void> {
+    if (this.lostError) return;
+    await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, ms))]);
+    await Promise.resolve();
+  }
+
   /** Throws DeviceLostError once the device is gone. */
   checkAlive(): void {
     if (this.lostError) throw this.lostError;
@@ -225,7 +235,8 @@ export class GpuContext {
     }
     const v = d.popErrorScope();
     const m = d.popErrorScope();
-    return Promise.all([v, m]).then(([ve, me]) => {
+    return Promise.all([v, m]).then(async ([ve, me]) => {
+      await this.settleLoss();
       if (this.lostError) throw this.lostError;
       const e = ve ?? me;
       if (e) {
@@ -247,6 +258,7 @@ export class GpuContext {
       try {
         await staging.mapAsync(MapModeRead);
       } catch (e) {
+        await this.settleLoss(100);
         if (this.lostError) throw this.lostError;
         throw new DeviceError(`readback failed: ${(e as Error).message}`);
       }

@@ -230,16 +230,17 @@ export class GpuBackend implements O.Backend {
       });
     }
     if (dweight || dbias) {
-      // Columns: group j = position in the row, outer = rows, inner = 1; statistics per row (o).
-      const c = chunking(this.ctx, K, rows);
+      // Columns, four per invocation, over chunks of rows; statistics per row.
+      const nq = Math.ceil(K / 4);
+      const c = chunking(this.ctx, nq, rows);
       const part = this.temp(K * c.P * 16, 'colpartials');
       temps.push(part);
       steps.push({
         family: 'reduce',
-        flags: ['PARTIALS', 'BWD', 'S_BY_O', ...sflags],
+        flags: ['COLS', ...sflags],
         binds: [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)],
-        p: { outer: rows, D: K, inner: 1, P: c.P, L: c.L, aMod: 1 },
-        workgroups: Math.ceil((K * c.P) / WG),
+        p: { outer: rows, inner: K, P: c.P, L: c.L },
+        workgroups: Math.ceil((nq * c.P) / WG),
       });
       steps.push(this.dwdbStep(part, K, c.P, c.P, 1, dweight, dbias));
     }
