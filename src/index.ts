@@ -199,6 +199,7 @@ export class Norms {
     const o = checkOptions(options, op);
     const x = checkTensor(xArg, 'x', this);
     const geom = rowGeom(x, o.normalizedShape);
+    nonEmptyReduction(geom.K, x, 'normalizedShape');
     const weight = optTensor(o.weight, 'weight', this);
     const bias = rms ? null : optTensor(o.bias, 'bias', this);
     if (rms && o.bias != null) throw new ValueError('bias: rmsNorm has no bias', 'bias');
@@ -230,6 +231,7 @@ export class Norms {
     const mean = rms ? null : checkTensor(meanArg, 'mean', this);
     const rstd = checkTensor(rstdArg, 'rstd', this);
     const geom = rowGeom(x, o.normalizedShape);
+    nonEmptyReduction(geom.K, x, 'normalizedShape');
     const weight = optTensor(o.weight, 'weight', this);
     const bias = rms ? null : optTensor(o.bias, 'bias', this);
     expectShape(dy, 'dy', x.shape, 'the shape of x');
@@ -270,6 +272,7 @@ export class Norms {
   }
 
   private gnArgs(x: Tensor, geom: { N: number; C: number; S: number }, G: number, o: Opts): O.GroupNormArgs {
+    if (geom.N > 0) nonEmptyReduction((geom.C / G) * geom.S, x, 'x');
     const weight = optTensor(o.weight, 'weight', this);
     const bias = optTensor(o.bias, 'bias', this);
     expectShape(weight, 'weight', [geom.C], 'one per channel');
@@ -297,6 +300,7 @@ export class Norms {
   }
 
   private gnBwdArgs(dyArg: Tensor, x: Tensor, meanArg: Tensor, rstdArg: Tensor, geom: { N: number; C: number; S: number }, G: number, o: Opts): O.GroupNormBwdArgs {
+    if (geom.N > 0) nonEmptyReduction((geom.C / G) * geom.S, x, 'x');
     const dy = checkTensor(dyArg, 'dy', this);
     const mean = checkTensor(meanArg, 'mean', this);
     const rstd = checkTensor(rstdArg, 'rstd', this);
@@ -380,6 +384,7 @@ export class Norms {
     const vt = checkTensor(v, 'v', this);
     const gt = checkTensor(g, 'g', this);
     const geom = sliceGeom(vt, o.dim === undefined ? 0 : o.dim);
+    if (geom.D > 0) nonEmptyReduction(geom.outer * geom.inner, vt, 'v');
     this.expectG(gt, geom, vt);
     return this.exec('weightNorm', { ...geom, v: vt, g: gt }, (b, a) => b.weightNorm(a));
   }
@@ -402,6 +407,7 @@ export class Norms {
     const gt = checkTensor(g, 'g', this);
     const nt = checkTensor(norms, 'norms', this);
     const geom = sliceGeom(vt, o.dim === undefined ? 0 : o.dim);
+    if (geom.D > 0) nonEmptyReduction(geom.outer * geom.inner, vt, 'v');
     this.expectG(gt, geom, vt);
     expectShape(dwt, 'dw', vt.shape, 'the shape of v');
     expectDtype(dwt, 'dw', vt.dtype, 'v');
@@ -457,6 +463,14 @@ export class Norms {
     });
     return out;
   }
+}
+
+/**
+ * Statistics over zero elements are undefined: a clear error rather than NaN statistics.
+ * (Zero groups — a 0 batch dim — is fine and gives empty outputs.)
+ */
+function nonEmptyReduction(count: number, t: Tensor, arg: string): void {
+  if (count === 0) throw new ShapeError(`${arg}: cannot normalize over zero elements (input shape ${fmtShape(t.shape)})`, arg);
 }
 
 function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor } {

@@ -47,13 +47,24 @@ export class GpuBackend implements O.Backend {
     let n = 1;
     for (const d of shape) n *= d;
     const bytes = this.bytes(n, dtype);
-    const max = this.ctx.device.limits.maxBufferSize;
-    if (bytes > max) throw new LimitError(`${label}: ${bytes} bytes for shape [${shape.join(', ')}] exceed the device's maxBufferSize ${max}`, label);
+    this.checkLimits(bytes, shape, label);
     const buf = this.ctx.createBuffer(bytes, `webgpu-norm.${label}[${shape.join('x')}]`);
     if (this.poison) this.ctx.device.queue.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
     const t = new Tensor(this.owner, shape, dtype, { buffer: buf }, true);
     t._onDestroy = () => this.ctx.releaseBuffer(buf);
     return t;
+  }
+
+  /**
+   * Every kernel binds a tensor whole, so a tensor must fit one storage binding as well as one
+   * buffer. (Splitting a tensor over several bound ranges is not implemented; see README.)
+   */
+  checkLimits(bytes: number, shape: readonly number[], label: string): void {
+    const L = this.ctx.device.limits;
+    for (const [name, max] of [['maxBufferSize', L.maxBufferSize], ['maxStorageBufferBindingSize', L.maxStorageBufferBindingSize]] as const) {
+      if (bytes > max) throw new LimitError(`${label}: ${bytes} bytes for shape [${shape.join(', ')}] exceed the device's ${name} ${max}`, label);
+    }
+    if (bytes / 2 > 0xffffffff) throw new LimitError(`${label}: shape [${shape.join(', ')}] has more than 2^32 elements`, label);
   }
 
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor {
@@ -70,6 +81,7 @@ export class GpuBackend implements O.Backend {
   }
 
   wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
+    this.checkLimits(this.bytes(shape.reduce((a, b) => a * b, 1), dtype), shape, 'buffer');
     return new Tensor(this.owner, shape, dtype, { buffer }, false);
   }
 
