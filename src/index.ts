@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * webgpu-norm: normalization kernels for WebGPU with a PyTorch-exact CPU reference.
  * See README.md for the API in brief; shared/DESIGN.md is the contract.
