@@ -57,10 +57,11 @@ fn activate4(y: vec4f) -> vec4f {
 }
 
 //#if APPLY || ROWFUSED
-// y for the 4 elements at e (all in one statistics group with mean m, rstd r); wpos is the
+// y for the 4 elements at e (all in one statistics group); the group's mean is the unevaluated
+// sum m.x + m.y (shift and small correction, see reduce.wgsl) and its rstd r; wpos is the
 // position of e in its row when the weight is indexed by position (ROWFUSED layer norm).
-fn norm4(e: u32, wpos: u32, x: vec4f, m: f32, r: f32) -> vec4f {
-  var y = (x - m) * r;
+fn norm4(e: u32, wpos: u32, x: vec4f, m: vec2f, r: f32) -> vec4f {
+  var y = ((x - m.x) - m.y) * r;
   //#if HAS_W
   //#if A_IS_POS
   y *= W_ld4(wpos);
@@ -77,8 +78,8 @@ fn norm4(e: u32, wpos: u32, x: vec4f, m: f32, r: f32) -> vec4f {
   //#endif
   return activate4(y);
 }
-fn norm1(e: u32, wpos: u32, x: f32, m: f32, r: f32) -> f32 {
-  var y = (x - m) * r;
+fn norm1(e: u32, wpos: u32, x: f32, m: vec2f, r: f32) -> f32 {
+  var y = ((x - m.x) - m.y) * r;
   //#if HAS_W
   //#if A_IS_POS
   y *= W_ld(wpos);
@@ -95,11 +96,15 @@ fn norm1(e: u32, wpos: u32, x: f32, m: f32, r: f32) -> f32 {
   //#endif
   return activate4(vec4f(y)).x;
 }
-fn stat_mean(s: u32) -> f32 {
-  //#if HAS_MEAN
-  return MEAN_ld(s);
+fn stat_mean(s: u32) -> vec2f {
+  //#if COMP
+  return vec2f(xv1(s * P.sDiv), LO_ld(s));
   //#else
-  return 0.0;
+  //#if HAS_MEAN
+  return vec2f(MEAN_ld(s), 0.0);
+  //#else
+  return vec2f(0.0);
+  //#endif
   //#endif
 }
 //#endif
@@ -146,11 +151,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   reduce_range(j, 0u, K);
   let r = acc_result();
   //#if WELFORD
-  let mean = r.y;
+  let mean = vec2f(wshift, r.y);
   let rstd = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
-  MEAN_st(j, mean);
+  MEAN_st(j, mean.x + mean.y);
   //#else
-  let mean = 0.0;
+  let mean = vec2f(0.0);
   let rstd = 1.0 / sqrt(r.y / r.x + P.eps);
   //#endif
   RSTD_st(j, rstd);

@@ -1,6 +1,6 @@
 // common.wgsl: helpers shared by every kernel family.
 
-// Chan's merge of two (n, mean, M2) triples.
+// Chan's merge of two (n, mean, M2, -) partials.
 fn chan(a: vec4f, b: vec4f) -> vec4f {
   let n = a.x + b.x;
   if (b.x == 0.0) { return a; }

@@ -5,7 +5,11 @@
 // PART[4*(j*jStride + c*cStride)] for c < P (Chan's merge for WELFORD, plain sums otherwise).
 // P is at most a few hundred, so the sequential merge is short; the long reductions were split
 // by reduce.wgsl. Modes (one compiled in):
-//   FIN_STATS   mean, rstd = 1/sqrt(max(M2/n, 0) + eps); RUNNING: batch-norm running update
+//   FIN_STATS   mean = shift + mean(x - shift), rstd = 1/sqrt(max(M2/n, 0) + eps), and LO = S1/n for the
+//               apply step (see reduce.wgsl); RUNNING: batch-norm running update
+//   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
+//               (per-group results are computed in f32 and packed here, so that no two
+//               invocations share a word)
 //   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials)
 //   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
 //   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
@@ -16,6 +20,22 @@
 //   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels)
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
 
+//#if FIN_STATS
+// The group's shift: its first element (of x, or of x + residual).
+fn shift_of(j: u32) -> f32 {
+  //#if RESIDUAL
+  //#if HALF_SUM
+  return unpack2x16float(pack2x16float(vec2f(X_ld(j * P.inner) + R_ld(j * P.inner), 0.0))).x;
+  //#else
+  return X_ld(j * P.inner) + R_ld(j * P.inner);
+  //#endif
+  //#else
+  return X_ld(j * P.inner);
+  //#endif
+}
+//#endif
+
+//#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB
 fn merged(j: u32) -> vec4f {
   var r = vec4f(0.0);
   for (var c = 0u; c < P.P; c += 1u) {
@@ -28,6 +48,7 @@ fn merged(j: u32) -> vec4f {
   }
   return r;
 }
+//#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -35,10 +56,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (j >= P.D) { return; }
   //#if FIN_STATS
   let r = merged(j);
-  let mean = r.y;
+  // r.y is the mean of x - shift (reduce.wgsl).
+  let lo = r.y;
+  let mean = shift_of(j) + lo;
   let rstd = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
   MEAN_st(j, mean);
   RSTD_st(j, rstd);
+  LO_st(j, lo);
   //#if RUNNING
   let m = P.momentum;
   RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
@@ -104,6 +128,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if DB
   DB_st(j, r.y);
   //#endif
+  //#endif
+  //#if FIN_CAST
+  // j = word index; elements 2j and 2j + 1.
+  let a = SRC_ld(2u * j);
+  var b = 0.0;
+  if (2u * j + 1u < P.n) { b = SRC_ld(2u * j + 1u); }
+  OUT[j] = pack2x16float(vec2f(a, b));
   //#endif
   //#if FIN_GN
   // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1.

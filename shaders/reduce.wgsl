@@ -11,21 +11,36 @@
 // invocations and never summed sequentially end to end.
 //
 // Accumulators (one is compiled in):
-//   WELFORD  (n, mean, M2, 0): Welford per vec4 lane with a shared count, lanes merged by Chan.
+//   WELFORD  (n, mean, M2, 0) of x - shift, shift = the group's first element (the same for
+//            every chunk of the group): Welford per vec4 lane with a shared count, lanes merged
+//            by Chan. Shifting keeps the running means small, so their rounding does not leak
+//            into M2, and it gives the group mean as an unevaluated sum shift + mean: x - mean
+//            keeps its precision at large offsets (with 1e4 + N(0, 1) in f32 a rounded mean
+//            alone is off by up to half an ulp of 1e4, ~5e-4 sigma).
 //   SUMSQ    (n, sum x^2, 0, 0): RMS norm and weight norm.
 //   BWD      (n, sum g, sum g*xhat, 0) with g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
   //#if RESIDUAL
+  //#if HALF_SUM
+  // float16 tensors: the sum is rounded to half, as the stored `sum` output is.
+  let s = X_ld4(e) + R_ld4(e);
+  return vec4f(unpack2x16float(pack2x16float(s.xy)), unpack2x16float(pack2x16float(s.zw)));
+  //#else
   return X_ld4(e) + R_ld4(e);
+  //#endif
   //#else
   return X_ld4(e);
   //#endif
 }
 fn xv1(e: u32) -> f32 {
   //#if RESIDUAL
+  //#if HALF_SUM
+  return unpack2x16float(pack2x16float(vec2f(X_ld(e) + R_ld(e), 0.0))).x;
+  //#else
   return X_ld(e) + R_ld(e);
+  //#endif
   //#else
   return X_ld(e);
   //#endif
@@ -38,17 +53,20 @@ var<private> wm2: vec4f;
 var<private> sn: f32;
 var<private> smean: f32;
 var<private> sm2: f32;
+var<private> wshift: f32;
 fn acc_reset() { wn = 0.0; wmean = vec4f(0.0); wm2 = vec4f(0.0); sn = 0.0; smean = 0.0; sm2 = 0.0; }
+// The shift of group j: its first element (the same for every chunk of the group).
+fn acc_group(j: u32) { wshift = xv1(j * P.inner); }
 fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) {
-  let v = xv4(e);
+  let v = xv4(e) - wshift;
   wn += 1.0;
   let d = v - wmean;
   wmean += d / wn;
   wm2 += d * (v - wmean);
 }
 fn acc1(e: u32, i: u32) {
-  let v = xv1(e);
+  let v = xv1(e) - wshift;
   sn += 1.0;
   let d = v - smean;
   smean += d / sn;
@@ -69,6 +87,7 @@ var<private> q4: vec4f;
 var<private> q1: f32;
 var<private> qn: f32;
 fn acc_reset() { q4 = vec4f(0.0); q1 = 0.0; qn = 0.0; }
+fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) { let v = xv4(e); q4 += v * v; qn += 4.0; }
 fn acc1(e: u32, i: u32) { let v = xv1(e); q1 += v * v; qn += 1.0; }
@@ -88,6 +107,7 @@ var<private> bn: f32;
 var<private> st_mean: f32;
 var<private> st_rstd: f32;
 fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; bn = 0.0; }
+fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {
   //#if S_BY_O
   s_idx = o;
@@ -143,6 +163,7 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
   var o = k0 / inner;
   var i = k0 - o * inner;
   var left = k1 - k0;
+  acc_group(j);
   loop {
     if (left == 0u) { break; }
     let len = min(inner - i, left);

@@ -13,6 +13,11 @@ import { packHalves, unpackHalves } from '../cpu/half.ts';
 type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
 interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }
 
+/** RESIDUAL (x + residual), and HALF_SUM: float16 sums are rounded to half, as the stored sum. */
+function residualFlags(x: Tensor, residual: Tensor | null): string[] {
+  return residual ? ['RESIDUAL', ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
+}
+
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
 
@@ -129,11 +134,51 @@ export class GpuBackend implements O.Backend {
     binds.push(f32('PART', part, true));
     return {
       family: 'reduce',
-      flags: ['PARTIALS', acc, ...(residual ? ['RESIDUAL'] : [])],
+      flags: ['PARTIALS', acc, ...residualFlags(x, residual)],
       binds,
       p: { outer: g.outer, D: g.D, inner: g.inner, P, L },
       workgroups: Math.ceil((g.D * P) / WG),
     };
+  }
+
+  /** Merge mean/variance partials: saved mean and rstd, and the mean's low part LO for apply. */
+  private finStatsStep(
+    xr: Bind[],
+    resid: string[],
+    part: GPUBuffer,
+    mean: GPUBuffer,
+    rstd: GPUBuffer,
+    lo: GPUBuffer,
+    p: { D: number; P: number; inner: number; eps: number; momentum?: number },
+    running: Bind[] = [],
+  ): Step {
+    return {
+      family: 'finalize',
+      flags: ['FIN_STATS', 'WELFORD', ...resid, ...(running.length ? ['RUNNING'] : [])],
+      binds: [f32('PART', part), ...xr, f32('MEAN', mean, true), f32('RSTD', rstd, true), f32('LO', lo, true), ...running],
+      p: { ...p, jStride: p.P, cStride: 1 },
+      workgroups: Math.ceil(p.D / WG),
+    };
+  }
+
+  /**
+   * A per-group output (dweight, dbias, dg) written one element per invocation. float16 ones are
+   * computed into an f32 temp and packed by a FIN_CAST step appended to `post`, because two
+   * halves share a u32 word and two invocations must not store into one word.
+   */
+  private groupOut(name: string, t: Tensor, temps: GPUBuffer[], post: Step[]): Bind {
+    if (t.dtype === 'float32') return tb(name, t, true);
+    const tmp = this.temp(t.size * 4, `${name}.f32`);
+    temps.push(tmp);
+    const words = Math.ceil(t.size / 2);
+    post.push({
+      family: 'finalize',
+      flags: ['FIN_CAST'],
+      binds: [f32('SRC', tmp), { name: 'OUT', t: t._buffer!, dtype: 'float16', rw: true }],
+      p: { D: words, n: t.size },
+      workgroups: Math.ceil(words / WG),
+    });
+    return f32(name, tmp, true);
   }
 
   private applyWorkgroups(n: number): number {
@@ -161,7 +206,8 @@ export class GpuBackend implements O.Backend {
     const aflags: string[] = [];
     if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
     if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
-    const resid = residual ? ['RESIDUAL'] : [];
+    const resid = residualFlags(x, residual);
+    const xr: Bind[] = [tb('X', x), ...(residual ? [tb('R', residual)] : [])];
     const outB: Bind[] = [tb('Y', y, true), ...(sum ? [tb('S', sum, true)] : [])];
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
@@ -169,25 +215,32 @@ export class GpuBackend implements O.Backend {
       steps.push({
         family: 'apply',
         flags: ['ROWFUSED', acc, 'A_IS_POS', ...aflags, ...resid],
-        binds: [tb('X', x), ...(residual ? [tb('R', residual)] : []), ...affine, ...outB, ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
+        binds: [...xr, ...affine, ...outB, ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
         p: { outer: 1, D: rows, inner: K, eps: a.eps, aDiv: 1, aMod: K },
         workgroups: Math.ceil(rows / WG),
       });
     } else {
       const part = this.temp(rows * P * 16, 'partials');
       temps.push(part);
+      let lo: GPUBuffer | null = null;
       steps.push(this.statsSteps(x, residual, { outer: 1, D: rows, inner: K }, acc, part, P, L));
-      steps.push({
-        family: 'finalize',
-        flags: [a.rms ? 'FIN_RMS' : 'FIN_STATS', ...(a.rms ? [] : ['WELFORD'])],
-        binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
-        p: { D: rows, P, jStride: P, cStride: 1, eps: a.eps },
-        workgroups: Math.ceil(rows / WG),
-      });
+      if (a.rms) {
+        steps.push({
+          family: 'finalize',
+          flags: ['FIN_RMS'],
+          binds: [f32('PART', part), tb('RSTD', rstd, true)],
+          p: { D: rows, P, jStride: P, cStride: 1, eps: a.eps },
+          workgroups: Math.ceil(rows / WG),
+        });
+      } else {
+        lo = this.temp(rows * 4, 'lo');
+        temps.push(lo);
+        steps.push(this.finStatsStep(xr, resid, part, mean!._buffer!, rstd._buffer!, lo, { D: rows, P, inner: K, eps: a.eps }));
+      }
       steps.push({
         family: 'apply',
-        flags: ['APPLY', ...aflags, ...resid, ...(mean ? ['HAS_MEAN'] : [])],
-        binds: [tb('X', x), ...(residual ? [tb('R', residual)] : []), ...affine, ...outB, ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd)],
+        flags: ['APPLY', ...aflags, ...resid, ...(mean ? ['COMP'] : [])],
+        binds: [...xr, ...affine, ...outB, ...(lo ? [f32('LO', lo)] : []), tb('RSTD', rstd)],
         p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
         workgroups: this.applyWorkgroups(x.size),
       });
@@ -254,17 +307,20 @@ export class GpuBackend implements O.Backend {
         p: { outer: rows, inner: K, P: c.P, L: c.L },
         workgroups: Math.ceil((nq * c.P) / WG),
       });
-      steps.push(this.dwdbStep(part, K, c.P, c.P, 1, dweight, dbias));
+      const post: Step[] = [];
+      const dw = dweight && this.groupOut('DW', dweight, temps, post);
+      const db = dbias && this.groupOut('DB', dbias, temps, post);
+      steps.push(this.dwdbStep(part, K, c.P, c.P, 1, dw, db), ...post);
     }
     this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
     return { dx, dweight, dbias };
   }
 
-  private dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dweight: Tensor | null, dbias: Tensor | null): Step {
+  private dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null): Step {
     return {
       family: 'finalize',
-      flags: ['FIN_DWDB', ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
-      binds: [f32('PART', part), ...(dweight ? [tb('DW', dweight, true)] : []), ...(dbias ? [tb('DB', dbias, true)] : [])],
+      flags: ['FIN_DWDB', ...(dw ? ['DW'] : []), ...(db ? ['DB'] : [])],
+      binds: [f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
       p: { D, P, jStride, cStride },
       workgroups: Math.ceil(D / WG),
     };
@@ -298,17 +354,13 @@ export class GpuBackend implements O.Backend {
       const part = this.temp(D * P * 16, 'partials');
       temps.push(part);
       steps.push(this.statsSteps(x, null, { outer: 1, D, inner: K }, 'WELFORD', part, P, L));
-      steps.push({
-        family: 'finalize',
-        flags: ['FIN_STATS', 'WELFORD'],
-        binds: [f32('PART', part), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
-        p: { D, P, jStride: P, cStride: 1, eps: a.eps },
-        workgroups: Math.ceil(D / WG),
-      });
+      const lo = this.temp(D * 4, 'lo');
+      temps.push(lo);
+      steps.push(this.finStatsStep([tb('X', x)], [], part, mean._buffer!, rstd._buffer!, lo, { D, P, inner: K, eps: a.eps }));
       steps.push({
         family: 'apply',
-        flags: ['APPLY', 'HAS_MEAN', ...aflags],
-        binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean), tb('RSTD', rstd)],
+        flags: ['APPLY', 'COMP', ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', lo), tb('RSTD', rstd)],
         p: { n: x.size, sDiv: K, sMod: Math.max(D, 1), aDiv: S, aMod: C },
         workgroups: this.applyWorkgroups(x.size),
       });
@@ -360,8 +412,14 @@ export class GpuBackend implements O.Backend {
         workgroups: this.applyWorkgroups(x.size),
       },
     ];
-    if (dweight || dbias) steps.push(this.dwdbStep(sums, C, N, 1, C, dweight, dbias));
-    this.run('groupNormBackward', steps, [part, sums, coef], [dx, dweight, dbias]);
+    const temps = [part, sums, coef];
+    if (dweight || dbias) {
+      const post: Step[] = [];
+      const dw = dweight && this.groupOut('DW', dweight, temps, post);
+      const db = dbias && this.groupOut('DB', dbias, temps, post);
+      steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db), ...post);
+    }
+    this.run('groupNormBackward', steps, temps, [dx, dweight, dbias]);
     return { dx, dweight, dbias };
   }
 
@@ -389,26 +447,31 @@ export class GpuBackend implements O.Backend {
       temps.push(part);
       steps.push(this.statsSteps(x, null, { outer: N, D: C, inner: S }, 'WELFORD', part, P, L));
       const running = runningMean !== null && runningVar !== null;
+      const lo = this.temp(C * 4, 'lo');
+      temps.push(lo);
+      steps.push(
+        this.finStatsStep([tb('X', x)], [], part, meanB, rstdB, lo, { D: C, P, inner: S, eps: a.eps, momentum: a.momentum }, running ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : []),
+      );
       steps.push({
-        family: 'finalize',
-        flags: ['FIN_STATS', 'WELFORD', ...(running ? ['RUNNING'] : [])],
-        binds: [f32('PART', part), f32('MEAN', meanB, true), f32('RSTD', rstdB, true), ...(running ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : [])],
-        p: { D: C, P, jStride: P, cStride: 1, eps: a.eps, momentum: a.momentum },
-        workgroups: Math.ceil(C / WG),
+        family: 'apply',
+        flags: ['APPLY', 'COMP', ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', lo), f32('RSTD', rstdB)],
+        p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+        workgroups: this.applyWorkgroups(x.size),
       });
     } else {
       meanB = this.temp(C * 4, 'mean');
       rstdB = this.temp(C * 4, 'rstd');
       temps.push(meanB, rstdB);
       steps.push(this.evalStatsStep(runningMean!, runningVar!, meanB, rstdB, C, a.eps));
+      steps.push({
+        family: 'apply',
+        flags: ['APPLY', 'HAS_MEAN', ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('MEAN', meanB), f32('RSTD', rstdB)],
+        p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+        workgroups: this.applyWorkgroups(x.size),
+      });
     }
-    steps.push({
-      family: 'apply',
-      flags: ['APPLY', 'HAS_MEAN', ...aflags],
-      binds: [tb('X', x), ...affine, tb('Y', y, true), f32('MEAN', meanB), f32('RSTD', rstdB)],
-      p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
-      workgroups: this.applyWorkgroups(x.size),
-    });
     this.run('batchNorm', steps, temps, [y, saveMean, saveInvstd, runningMean, runningVar]);
     return { y, saveMean, saveInvstd };
   }
@@ -446,6 +509,9 @@ export class GpuBackend implements O.Backend {
     const coef = this.temp(C * 16, 'coef');
     temps.push(part, coef);
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
+    const post: Step[] = [];
+    const dw = dweight && this.groupOut('DW', dweight, temps, post);
+    const db = dbias && this.groupOut('DB', dbias, temps, post);
     steps.push({
       family: 'reduce',
       flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
@@ -456,10 +522,10 @@ export class GpuBackend implements O.Backend {
     steps.push({
       family: 'finalize',
       flags: ['FIN_BWD', 'HAS_MEAN', ...(weight ? ['W_BY_J'] : []), ...(a.training ? [] : ['EVAL']), ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
-      binds: [f32('PART', part), ...wb, f32('MEAN', meanB), f32('RSTD', rstdB), f32('COEF', coef, true), ...(dweight ? [tb('DW', dweight, true)] : []), ...(dbias ? [tb('DB', dbias, true)] : [])],
+      binds: [f32('PART', part), ...wb, f32('MEAN', meanB), f32('RSTD', rstdB), f32('COEF', coef, true), ...(dw ? [dw] : []), ...(db ? [db] : [])],
       p: { D: C, P, jStride: P, cStride: 1 },
       workgroups: Math.ceil(C / WG),
-    });
+    }, ...post);
     steps.push({
       family: 'apply',
       flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
@@ -509,6 +575,9 @@ export class GpuBackend implements O.Backend {
     const { P, L } = chunking(this.ctx, D, outer * inner);
     const part = this.temp(D * P * 16, 'partials');
     const coef = this.temp(D * 16, 'coef');
+    const temps = [part, coef];
+    const post: Step[] = [];
+    const dgB = this.groupOut('DG', dg, temps, post);
     const steps: Step[] = [
       {
         family: 'reduce',
@@ -520,7 +589,7 @@ export class GpuBackend implements O.Backend {
       {
         family: 'finalize',
         flags: ['FIN_BWD_WN'],
-        binds: [f32('PART', part), tb('G', g), tb('NORMS', norms), f32('COEF', coef, true), tb('DG', dg, true)],
+        binds: [f32('PART', part), tb('G', g), tb('NORMS', norms), f32('COEF', coef, true), dgB],
         p: { D, P, jStride: P, cStride: 1 },
         workgroups: Math.ceil(D / WG),
       },
@@ -532,7 +601,8 @@ export class GpuBackend implements O.Backend {
         workgroups: this.applyWorkgroups(v.size),
       },
     ];
-    this.run('weightNormBackward', steps, [part, coef], [dv, dg]);
+    steps.push(...post);
+    this.run('weightNormBackward', steps, temps, [dv, dg]);
     return { dv, dg };
   }
 
