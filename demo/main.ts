@@ -1,0 +1,636 @@
+/**
+ * The demo page (index.html, served by `npm run dev`): pick an op, a shape, a dtype and a
+ * direction; Run executes it on WebGPU and on the CPU reference, shows the relative L2 error of
+ * every output, the GPU time (median wall time of a few runs, op plus read of the main output),
+ * the effective GB/s over the minimal bytes, and a chart of the last runs.
+ * Without WebGPU it says so and runs the CPU backend only.
+ *
+ * Stable ids for the e2e test: #op #variant #preset #shape #groups #dtype #direction #reps #run,
+ * #adapter (data-backend), #result (data-state idle|running|done|error, data-run, data-err,
+ * data-backend, data-gbps, data-ms, data-error), #chart (rect.bar per run).
+ */
+import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '../src/index.ts';
+
+type Direction = 'forward' | 'backward';
+type Tensors = Record<string, Tensor>;
+type Outputs = Record<string, Tensor | null | undefined>;
+
+interface Ctx {
+  shape: number[];
+  dtype: DType;
+  variant: string;
+  groups: number;
+}
+
+/** One input: its shape and how to fill it (seeded normal values; `positive` for variances). */
+interface InputSpec {
+  shape: number[];
+  mean: number;
+  std: number;
+  /** float32 regardless of the chosen dtype (running statistics). */
+  f32?: boolean;
+  positive?: boolean;
+}
+
+interface OpSpec {
+  presets: string[];
+  variants: { value: string; label: string; forwardOnly?: boolean }[];
+  usesGroups?: boolean;
+  /** Throws a readable message when the shape does not fit the op. */
+  check(c: Ctx): void;
+  inputs(c: Ctx, dir: Direction): Record<string, InputSpec>;
+  /** The call as text, shown above the result. */
+  call(c: Ctx, dir: Direction): string;
+  /** Untimed work a backward needs (the forward's statistics). */
+  prepare(N: Norms, t: Tensors, c: Ctx, dir: Direction): Outputs;
+  /** The timed op; `main` names the big output read back in the timed region. */
+  run(N: Norms, t: Tensors, c: Ctx, dir: Direction, prep: Outputs): Outputs;
+  main(dir: Direction): string;
+}
+
+const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+const last = (s: readonly number[]): number => s[s.length - 1]!;
+const fmtShape = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+function needRank(c: Ctx, min: number, what: string): void {
+  if (c.shape.length < min) throw new Error(`${what} needs at least ${min} dims, got ${fmtShape(c.shape)}`);
+}
+
+const affineVariants = [
+  { value: 'affine', label: 'weight + bias' },
+  { value: 'plain', label: 'no affine' },
+];
+
+function rowOp(rms: boolean): OpSpec {
+  const name = rms ? 'rmsNorm' : 'layerNorm';
+  return {
+    presets: rms ? ['[64, 4096]', '[7, 257]', '[512, 2048]', '[2048, 768]'] : ['[64, 768]', '[7, 65]', '[512, 1024]', '[4096, 768]', '[8, 16384]'],
+    variants: [
+      { value: 'affine', label: rms ? 'weight' : 'weight + bias' },
+      { value: 'plain', label: 'no affine' },
+      { value: 'residual', label: `${rms ? 'weight' : 'weight + bias'}, fused residual add`, forwardOnly: true },
+    ],
+    check: (c) => needRank(c, 1, name),
+    inputs(c, dir) {
+      const K = last(c.shape);
+      const r: Record<string, InputSpec> = { x: { shape: c.shape, mean: 1, std: 1 } };
+      if (c.variant !== 'plain') {
+        r.weight = { shape: [K], mean: 1, std: 0.3 };
+        if (!rms) r.bias = { shape: [K], mean: 0, std: 0.5 };
+      }
+      if (c.variant === 'residual') r.residual = { shape: c.shape, mean: 0.5, std: 1 };
+      if (dir === 'backward') r.dy = { shape: c.shape, mean: 0.1, std: 1 };
+      return r;
+    },
+    call(c, dir) {
+      const K = last(c.shape);
+      const w = c.variant === 'plain' ? '' : rms ? ', weight' : ', weight, bias';
+      const res = c.variant === 'residual' ? ', residual' : '';
+      if (dir === 'forward') return `${name}(x${fmtShape(c.shape)}, { normalizedShape: [${K}]${w}${res} })`;
+      return `${name}Backward(dy, x${fmtShape(c.shape)}, ${rms ? '' : 'mean, '}rstd, { normalizedShape: [${K}]${w} })`;
+    },
+    prepare(N, t, c, dir) {
+      if (dir === 'forward') return {};
+      const o = { normalizedShape: [last(c.shape)], weight: t.weight ?? null, bias: t.bias ?? null };
+      return rms ? N.rmsNorm(t.x!, { normalizedShape: o.normalizedShape, weight: o.weight }) : N.layerNorm(t.x!, o);
+    },
+    run(N, t, c, dir, p) {
+      const normalizedShape = [last(c.shape)];
+      const weight = t.weight ?? null;
+      const residual = t.residual ?? null;
+      if (rms) {
+        if (dir === 'forward') return N.rmsNorm(t.x!, { normalizedShape, weight, residual });
+        return N.rmsNormBackward(t.dy!, t.x!, p.rstd!, { normalizedShape, weight });
+      }
+      const bias = t.bias ?? null;
+      if (dir === 'forward') return N.layerNorm(t.x!, { normalizedShape, weight, bias, residual });
+      return { ...N.layerNormBackward(t.dy!, t.x!, p.mean!, p.rstd!, { normalizedShape, weight, bias }) };
+    },
+    main: (dir) => (dir === 'forward' ? 'y' : 'dx'),
+  };
+}
+
+function channelOp(kind: 'groupNorm' | 'instanceNorm'): OpSpec {
+  const gn = kind === 'groupNorm';
+  return {
+    presets: gn ? ['[2, 8, 6, 6]', '[1, 320, 64, 64]', '[4, 64, 32, 32]', '[8, 128, 16, 16]'] : ['[2, 3, 5, 7]', '[4, 64, 64, 64]', '[1, 3, 256, 256]', '[8, 32, 28, 28]'],
+    variants: gn ? [...affineVariants, { value: 'silu', label: 'weight + bias, fused SiLU', forwardOnly: true }] : affineVariants,
+    usesGroups: gn,
+    check(c) {
+      needRank(c, 2, kind);
+      if (gn && (c.groups < 1 || c.shape[1]! % c.groups !== 0)) throw new Error(`groups ${c.groups} must divide the ${c.shape[1]} channels`);
+    },
+    inputs(c, dir) {
+      const C = c.shape[1]!;
+      const r: Record<string, InputSpec> = { x: { shape: c.shape, mean: 2, std: 1.5 } };
+      if (c.variant !== 'plain') {
+        r.weight = { shape: [C], mean: 1, std: 0.3 };
+        r.bias = { shape: [C], mean: 0, std: 0.5 };
+      }
+      if (dir === 'backward') r.dy = { shape: c.shape, mean: 0.1, std: 1 };
+      return r;
+    },
+    call(c, dir) {
+      const o = [gn ? `numGroups: ${c.groups}` : '', c.variant === 'plain' ? '' : 'weight, bias', c.variant === 'silu' ? "activation: 'silu'" : ''].filter(Boolean).join(', ');
+      if (dir === 'forward') return `${kind}(x${fmtShape(c.shape)}, { ${o} })`;
+      return `${kind}Backward(dy, x${fmtShape(c.shape)}, mean, rstd, { ${o} })`;
+    },
+    prepare(N, t, c, dir) {
+      if (dir === 'forward') return {};
+      const o = { weight: t.weight ?? null, bias: t.bias ?? null };
+      return gn ? N.groupNorm(t.x!, { numGroups: c.groups, ...o }) : N.instanceNorm(t.x!, o);
+    },
+    run(N, t, c, dir, p) {
+      const o = { weight: t.weight ?? null, bias: t.bias ?? null };
+      if (gn) {
+        if (dir === 'forward') return N.groupNorm(t.x!, { numGroups: c.groups, ...o, activation: c.variant === 'silu' ? 'silu' : null });
+        return { ...N.groupNormBackward(t.dy!, t.x!, p.mean!, p.rstd!, { numGroups: c.groups, ...o }) };
+      }
+      if (dir === 'forward') return N.instanceNorm(t.x!, o);
+      return { ...N.instanceNormBackward(t.dy!, t.x!, p.mean!, p.rstd!, o) };
+    },
+    main: (dir) => (dir === 'forward' ? 'y' : 'dx'),
+  };
+}
+
+const batchNormOp: OpSpec = {
+  presets: ['[4, 3, 5, 5]', '[32, 64, 32, 32]', '[8, 256, 14, 14]', '[256, 512]'],
+  variants: [
+    { value: 'affine', label: 'training, weight + bias, running stats' },
+    { value: 'plain', label: 'training, no affine, no running stats' },
+  ],
+  check: (c) => needRank(c, 2, 'batchNorm'),
+  inputs(c, dir) {
+    const C = c.shape[1]!;
+    const r: Record<string, InputSpec> = { x: { shape: c.shape, mean: 3, std: 2 } };
+    if (c.variant !== 'plain') {
+      r.weight = { shape: [C], mean: 1, std: 0.3 };
+      r.bias = { shape: [C], mean: 0, std: 0.5 };
+      r.runningMean = { shape: [C], mean: 0.5, std: 0.2, f32: true };
+      r.runningVar = { shape: [C], mean: 1, std: 0.2, f32: true, positive: true };
+    }
+    if (dir === 'backward') r.dy = { shape: c.shape, mean: 0.1, std: 1 };
+    return r;
+  },
+  call(c, dir) {
+    const o = c.variant === 'plain' ? 'training: true' : 'training: true, weight, bias, runningMean, runningVar';
+    if (dir === 'forward') return `batchNorm(x${fmtShape(c.shape)}, { ${o} })`;
+    return `batchNormBackward(dy, x${fmtShape(c.shape)}, { training: true${c.variant === 'plain' ? '' : ', weight, bias'}, saveMean, saveInvstd })`;
+  },
+  prepare(N, t, _c, dir) {
+    if (dir === 'forward') return {};
+    // Statistics only: keep the running stats of the compared forward out of it.
+    return N.batchNorm(t.x!, { training: true, weight: t.weight ?? null, bias: t.bias ?? null });
+  },
+  run(N, t, _c, dir, p) {
+    const weight = t.weight ?? null;
+    const bias = t.bias ?? null;
+    if (dir === 'forward') {
+      const r = N.batchNorm(t.x!, { training: true, weight, bias, runningMean: t.runningMean ?? null, runningVar: t.runningVar ?? null });
+      // Running statistics are updated in place: compare them too.
+      return { ...r, runningMean: t.runningMean ?? null, runningVar: t.runningVar ?? null };
+    }
+    return { ...N.batchNormBackward(t.dy!, t.x!, { training: true, weight, bias, saveMean: p.saveMean!, saveInvstd: p.saveInvstd! }) };
+  },
+  main: (dir) => (dir === 'forward' ? 'y' : 'dx'),
+};
+
+const weightNormOp: OpSpec = {
+  presets: ['[8, 3, 3, 3]', '[256, 128, 3, 3]', '[1024, 1024]', '[64, 32, 5, 5]'],
+  variants: [
+    { value: 'dim0', label: 'dim = 0' },
+    { value: 'dimnull', label: 'dim = null (one norm)' },
+  ],
+  check: (c) => needRank(c, 1, 'weightNorm'),
+  inputs(c, dir) {
+    const gShape = c.variant === 'dimnull' ? c.shape.map(() => 1) : c.shape.map((d, i) => (i === 0 ? d : 1));
+    const r: Record<string, InputSpec> = { v: { shape: c.shape, mean: 0.5, std: 1 }, g: { shape: gShape, mean: 1.5, std: 0.5 } };
+    if (dir === 'backward') r.dw = { shape: c.shape, mean: 0.1, std: 1 };
+    return r;
+  },
+  call(c, dir) {
+    const dim = c.variant === 'dimnull' ? 'null' : '0';
+    return dir === 'forward' ? `weightNorm(v${fmtShape(c.shape)}, g, { dim: ${dim} })` : `weightNormBackward(dw, v${fmtShape(c.shape)}, g, norms, { dim: ${dim} })`;
+  },
+  prepare(N, t, c, dir) {
+    if (dir === 'forward') return {};
+    return N.weightNorm(t.v!, t.g!, { dim: c.variant === 'dimnull' ? null : 0 });
+  },
+  run(N, t, c, dir, p) {
+    const dim = c.variant === 'dimnull' ? null : 0;
+    if (dir === 'forward') return N.weightNorm(t.v!, t.g!, { dim });
+    return N.weightNormBackward(t.dw!, t.v!, t.g!, p.norms!, { dim });
+  },
+  main: (dir) => (dir === 'forward' ? 'w' : 'dv'),
+};
+
+const OPS: Record<string, OpSpec> = {
+  layerNorm: rowOp(false),
+  rmsNorm: rowOp(true),
+  batchNorm: batchNormOp,
+  groupNorm: channelOp('groupNorm'),
+  instanceNorm: channelOp('instanceNorm'),
+  weightNorm: weightNormOp,
+};
+
+// ---- seeded inputs ----
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function fill(rng: () => number, s: InputSpec): Float32Array {
+  const n = numel(s.shape);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(Math.max(rng(), 1e-12)));
+    const a = 2 * Math.PI * rng();
+    out[i] = s.mean + s.std * r * Math.cos(a);
+    if (i + 1 < n) out[i + 1] = s.mean + s.std * r * Math.sin(a);
+  }
+  if (s.positive) for (let i = 0; i < n; i++) out[i] = Math.abs(out[i]!) + 0.1;
+  return out;
+}
+
+// ---- page state ----
+const $ = <T extends HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} missing from index.html`);
+  return el as T;
+};
+const els = {
+  op: $<HTMLSelectElement>('op'),
+  variant: $<HTMLSelectElement>('variant'),
+  preset: $<HTMLSelectElement>('preset'),
+  shape: $<HTMLInputElement>('shape'),
+  groups: $<HTMLInputElement>('groups'),
+  groupsLabel: $<HTMLLabelElement>('groups-label'),
+  dtype: $<HTMLSelectElement>('dtype'),
+  direction: $<HTMLSelectElement>('direction'),
+  reps: $<HTMLInputElement>('reps'),
+  run: $<HTMLButtonElement>('run'),
+  form: $<HTMLFormElement>('controls'),
+  call: $<HTMLParagraphElement>('call'),
+  result: $<HTMLElement>('result'),
+  adapter: $<HTMLParagraphElement>('adapter'),
+  chart: $<HTMLDivElement>('chart'),
+};
+
+interface HistoryEntry {
+  label: string;
+  gbps: number;
+  direction: Direction;
+  backend: string;
+}
+const history: HistoryEntry[] = [];
+const HISTORY = 16;
+let runCount = 0;
+let gpu: Norms | null = null;
+let cpu: Norms | null = null;
+
+function option(sel: HTMLSelectElement, value: string, label = value): void {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = label;
+  sel.appendChild(o);
+}
+
+function defaultGroups(shape: number[]): number {
+  const C = shape[1] ?? 1;
+  for (const g of [32, 16, 8, 4, 2, 1]) if (g <= C && C % g === 0 && (g < C || C <= 4)) return g;
+  return 1;
+}
+
+function parseShape(text: string): number[] {
+  const parts = text.replace(/[[\]()]/g, ' ').split(/[\s,x×]+/).filter(Boolean);
+  if (!parts.length) throw new Error('shape: enter dims such as [64, 768]');
+  const dims = parts.map(Number);
+  if (dims.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`shape: "${text}" is not a list of positive integers`);
+  if (numel(dims) > 64 * 1024 * 1024) throw new Error(`shape: ${fmtShape(dims)} has ${numel(dims)} elements; the demo stops at 64 Mi`);
+  return dims;
+}
+
+function onOpChange(): void {
+  const spec = OPS[els.op.value]!;
+  els.preset.replaceChildren();
+  for (const p of spec.presets) option(els.preset, p);
+  els.shape.value = spec.presets[0]!;
+  const keep = els.variant.value;
+  els.variant.replaceChildren();
+  for (const v of spec.variants) option(els.variant, v.value, v.label);
+  if (spec.variants.some((v) => v.value === keep)) els.variant.value = keep;
+  els.groupsLabel.hidden = !spec.usesGroups;
+  onShapeChange();
+  onDirectionChange();
+}
+
+function onShapeChange(): void {
+  try {
+    els.groups.value = String(defaultGroups(parseShape(els.shape.value)));
+  } catch {
+    /* shown on Run */
+  }
+  showCall();
+}
+
+function onDirectionChange(): void {
+  const spec = OPS[els.op.value]!;
+  const backward = els.direction.value === 'backward';
+  for (const o of Array.from(els.variant.options)) {
+    o.disabled = backward && !!spec.variants.find((v) => v.value === o.value)?.forwardOnly;
+  }
+  if (els.variant.selectedOptions[0]?.disabled) els.variant.value = spec.variants[0]!.value;
+  showCall();
+}
+
+function readCtx(): Ctx {
+  return {
+    shape: parseShape(els.shape.value),
+    dtype: els.dtype.value as DType,
+    variant: els.variant.value,
+    groups: Number(els.groups.value),
+  };
+}
+
+function showCall(): void {
+  try {
+    const c = readCtx();
+    els.call.textContent = OPS[els.op.value]!.call(c, els.direction.value as Direction);
+  } catch (e) {
+    els.call.textContent = (e as Error).message;
+  }
+}
+
+// ---- running ----
+interface OutputRow {
+  name: string;
+  shape: readonly number[];
+  dtype: string;
+  err: number | null;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function destroyAll(...groups: (Outputs | Tensors)[]): void {
+  const seen = new Set<Tensor>();
+  for (const g of groups) for (const t of Object.values(g)) if (t && !seen.has(t)) (seen.add(t), t.destroy());
+}
+
+async function runOnce(N: Norms, spec: OpSpec, c: Ctx, dir: Direction, host: Record<string, { data: Float32Array; s: InputSpec }>) {
+  const t: Tensors = {};
+  for (const [k, { data, s }] of Object.entries(host)) t[k] = N.tensor(data, s.shape, s.f32 ? 'float32' : c.dtype);
+  const prep = spec.prepare(N, t, c, dir);
+  const t0 = performance.now();
+  const out = spec.run(N, t, c, dir, prep);
+  const mainOut = out[spec.main(dir)];
+  if (!mainOut) throw new Error(`${spec.main(dir)} missing from the result`);
+  await N.read(mainOut);
+  const ms = performance.now() - t0;
+  const data: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(out)) if (v) data[k] = await N.read(v);
+  const meta = Object.fromEntries(Object.entries(out).filter(([, v]) => v).map(([k, v]) => [k, { shape: v!.shape, dtype: v!.dtype }]));
+  return { t, prep, out, ms, data, meta };
+}
+
+async function timeRuns(N: Norms, spec: OpSpec, c: Ctx, dir: Direction, t: Tensors, prep: Outputs, reps: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    const out = spec.run(N, t, c, dir, prep);
+    await N.read(out[spec.main(dir)]!);
+    times.push(performance.now() - t0);
+    // Outputs are new tensors; inputs updated in place (running stats) are kept.
+    const inputs = new Set(Object.values(t));
+    for (const v of Object.values(out)) if (v && !inputs.has(v)) v.destroy();
+  }
+  return times;
+}
+
+async function run(): Promise<void> {
+  const spec = OPS[els.op.value]!;
+  const dir = els.direction.value as Direction;
+  const res = els.result;
+  res.dataset.state = 'running';
+  delete res.dataset.err;
+  delete res.dataset.error;
+  els.run.disabled = true;
+  res.replaceChildren(el('p', 'hint', 'running...'));
+  try {
+    const c = readCtx();
+    spec.check(c);
+    const reps = Math.max(1, Math.min(50, Math.floor(Number(els.reps.value)) || 5));
+    const specs = spec.inputs(c, dir);
+    const rng = mulberry32(0x5eed + numel(c.shape));
+    const host = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, { data: fill(rng, s), s }]));
+    const tol = c.dtype === 'float16' ? 2e-3 : 1e-4;
+    const bpe = c.dtype === 'float16' ? 2 : 4;
+    const bytes = (dir === 'forward' ? 2 : 3) * numel(c.shape) * bpe;
+    // Let the "running..." state paint before the CPU reference blocks the thread.
+    await new Promise((r) => setTimeout(r, 0));
+
+    const N = gpu ?? cpu!;
+    // First run: compared against the CPU reference (also compiles the pipelines).
+    const first = await runOnce(N, spec, c, dir, host);
+    let rows: OutputRow[];
+    let cpuMs: number | null = null;
+    if (gpu) {
+      const ref = await runOnce(cpu!, spec, c, dir, host);
+      cpuMs = ref.ms;
+      rows = Object.entries(ref.data).map(([k, r]) => ({
+        name: k,
+        shape: ref.meta[k]!.shape,
+        dtype: ref.meta[k]!.dtype,
+        err: first.data[k] ? relativeL2(first.data[k]!, r) : Infinity,
+      }));
+      destroyAll(ref.t, ref.prep, ref.out);
+    } else {
+      rows = Object.entries(first.data).map(([k]) => ({ name: k, shape: first.meta[k]!.shape, dtype: first.meta[k]!.dtype, err: null }));
+    }
+    const times = await timeRuns(N, spec, c, dir, first.t, first.prep, reps);
+    destroyAll(first.t, first.prep, first.out);
+    const ms = median(times);
+    const gbps = bytes / (ms / 1000) / 1e9;
+    const errs = rows.map((r) => r.err).filter((e): e is number => e !== null);
+    const maxErr = errs.length ? errs.reduce((a, b) => (a >= b || Number.isNaN(a) ? a : b), 0) : null;
+    const ok = maxErr === null || maxErr <= tol;
+
+    runCount++;
+    history.push({ label: `${els.op.value} ${fmtShape(c.shape)} ${c.dtype} ${dir}`, gbps, direction: dir, backend: N.backend });
+    if (history.length > HISTORY) history.shift();
+    drawChart();
+
+    res.replaceChildren(
+      el('h2', ok ? 'ok' : 'bad', `${maxErr === null ? 'done' : ok ? 'match' : 'MISMATCH'} — ${els.op.value} ${dir}, ${fmtShape(c.shape)} ${c.dtype}${gpu ? '' : ' (CPU backend only, nothing to compare)'}`),
+      stats([
+        ['backend', N.backend],
+        [gpu ? 'GPU time (median)' : 'CPU time (median)', `${ms.toFixed(3)} ms`],
+        ['runs', `${reps} (${times.map((t) => t.toFixed(2)).join(', ')} ms)`],
+        ['GB/s', `${gbps.toFixed(3)} over ${(bytes / 1e6).toFixed(2)} MB`],
+        ...(cpuMs !== null ? ([['CPU reference (1 run)', `${cpuMs.toFixed(1)} ms`]] as [string, string][]) : []),
+        ['max relative L2', maxErr === null ? 'n/a (no GPU to compare)' : `${fmtErr(maxErr)} (tolerance ${tol})`],
+      ]),
+      outputsTable(rows, tol),
+    );
+    Object.assign(res.dataset, {
+      state: 'done',
+      backend: N.backend,
+      err: maxErr === null ? '' : String(maxErr),
+      ok: String(ok),
+      ms: ms.toFixed(4),
+      gbps: gbps.toFixed(4),
+    });
+  } catch (e) {
+    runCount++;
+    const msg = `${(e as Error).name ?? 'Error'}: ${(e as Error).message ?? String(e)}`;
+    res.replaceChildren(el('h2', 'bad', 'error'), el('pre', 'error', msg));
+    Object.assign(res.dataset, { state: 'error', error: msg, backend: (gpu ?? cpu)?.backend ?? '' });
+    console.warn(e);
+  } finally {
+    res.dataset.run = String(runCount);
+    els.run.disabled = false;
+  }
+}
+
+// ---- rendering ----
+function el(tag: string, cls: string, text: string): HTMLElement {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  e.textContent = text;
+  return e;
+}
+
+function fmtErr(e: number): string {
+  return Number.isFinite(e) ? e.toExponential(2) : String(e);
+}
+
+function stats(items: [string, string][]): HTMLElement {
+  const dl = document.createElement('dl');
+  dl.className = 'stats';
+  for (const [k, v] of items) {
+    dl.appendChild(el('dt', '', k));
+    dl.appendChild(el('dd', '', v));
+  }
+  return dl;
+}
+
+function outputsTable(rows: OutputRow[], tol: number): HTMLElement {
+  const table = document.createElement('table');
+  table.className = 'outputs';
+  const head = document.createElement('tr');
+  for (const h of ['output', 'shape', 'dtype', 'relative L2 vs CPU', '']) head.appendChild(el('th', '', h));
+  table.appendChild(head);
+  for (const r of rows) {
+    const tr = document.createElement('tr');
+    const pass = r.err === null || r.err <= tol;
+    tr.dataset.output = r.name;
+    tr.dataset.err = r.err === null ? '' : String(r.err);
+    tr.append(
+      el('td', 'name', r.name),
+      el('td', '', fmtShape(r.shape)),
+      el('td', '', r.dtype),
+      el('td', 'num', r.err === null ? 'n/a' : fmtErr(r.err)),
+      el('td', pass ? 'ok' : 'bad', r.err === null ? '' : pass ? '✓' : '✗'),
+    );
+    table.appendChild(tr);
+  }
+  return table;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function drawChart(): void {
+  const W = 640;
+  const H = 180;
+  const pad = { l: 44, r: 8, t: 12, b: 22 };
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'GB/s of the last runs' });
+  if (!history.length) {
+    root.appendChild(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'axis' }, 'no runs yet'));
+    els.chart.replaceChildren(root);
+    return;
+  }
+  const max = Math.max(...history.map((h) => h.gbps)) * 1.15 || 1;
+  const plotW = W - pad.l - pad.r;
+  const plotH = H - pad.t - pad.b;
+  for (const f of [0, 0.5, 1]) {
+    const y = pad.t + plotH * (1 - f);
+    root.appendChild(svg('line', { x1: pad.l, x2: W - pad.r, y1: y, y2: y, class: 'grid' }));
+    root.appendChild(svg('text', { x: pad.l - 4, y: y + 4, 'text-anchor': 'end', class: 'axis' }, (max * f).toPrecision(2)));
+  }
+  const slot = plotW / HISTORY;
+  history.forEach((h, i) => {
+    const bh = (h.gbps / max) * plotH;
+    const x = pad.l + i * slot + slot * 0.15;
+    const bar = svg('rect', { x, y: pad.t + plotH - bh, width: slot * 0.7, height: Math.max(bh, 1), class: `bar ${h.direction} ${h.backend}` });
+    bar.appendChild(svg('title', {}, `${h.label}: ${h.gbps.toFixed(3)} GB/s (${h.backend})`));
+    root.appendChild(bar);
+    root.appendChild(svg('text', { x: x + slot * 0.35, y: pad.t + plotH - bh - 3, 'text-anchor': 'middle', class: 'val' }, h.gbps.toPrecision(2)));
+    root.appendChild(svg('text', { x: x + slot * 0.35, y: H - 6, 'text-anchor': 'middle', class: 'axis' }, `#${runCount - history.length + i + 1}`));
+  });
+  const legend = svg('g', { class: 'legend' });
+  legend.appendChild(svg('rect', { x: W - 150, y: 4, width: 10, height: 10, class: 'bar forward' }));
+  legend.appendChild(svg('text', { x: W - 136, y: 13, class: 'axis' }, 'forward'));
+  legend.appendChild(svg('rect', { x: W - 80, y: 4, width: 10, height: 10, class: 'bar backward' }));
+  legend.appendChild(svg('text', { x: W - 66, y: 13, class: 'axis' }, 'backward'));
+  root.appendChild(legend);
+  els.chart.replaceChildren(root);
+}
+
+// ---- start ----
+async function init(): Promise<void> {
+  for (const name of Object.keys(OPS)) option(els.op, name);
+  els.op.addEventListener('change', onOpChange);
+  els.preset.addEventListener('change', () => {
+    els.shape.value = els.preset.value;
+    onShapeChange();
+  });
+  els.shape.addEventListener('input', onShapeChange);
+  for (const e of [els.variant, els.dtype, els.groups]) e.addEventListener('change', showCall);
+  els.direction.addEventListener('change', onDirectionChange);
+  els.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (!els.run.disabled) void run();
+  });
+  onOpChange();
+  drawChart();
+
+  cpu = await createNorms({ backend: 'cpu' });
+  const n = await createNorms();
+  if (n.backend === 'webgpu') {
+    gpu = n;
+    const a = n.adapter;
+    els.adapter.textContent = `WebGPU: ${[a?.vendor, a?.architecture, a?.device, a?.description].filter(Boolean).join(' · ') || 'adapter without info'}`;
+    els.adapter.className = 'adapter ok';
+    n.device?.lost.then((info) => {
+      els.adapter.textContent = `WebGPU device lost (${info.reason}): ${info.message}. Reload the page.`;
+      els.adapter.className = 'adapter bad';
+    });
+  } else {
+    n.destroy();
+    els.adapter.textContent = `WebGPU is not available here (${n.note}). Runs use the CPU reference only: no GPU timing and no comparison.`;
+    els.adapter.className = 'adapter warn';
+  }
+  els.adapter.dataset.backend = gpu ? 'webgpu' : 'cpu';
+  document.body.dataset.ready = '1';
+}
+
+init().catch((e) => {
+  els.adapter.textContent = `failed to start: ${(e as Error).message}`;
+  els.adapter.className = 'adapter bad';
+  els.adapter.dataset.backend = 'none';
+  document.body.dataset.ready = 'error';
+});
