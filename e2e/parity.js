@@ -171,10 +171,9 @@ const CASES = [
       return { y: f.y, sum: f.sum ?? null, rstd: f.rstd };
     },
   },
-  // ---- extended (?extended=1, run.mjs --extended): float16 backward ----
+  // ---- float16 backward (per-channel dweight/dbias are packed into half words by a cast step) ----
   {
     name: 'layerNorm fwd+bwd [5, 63] float16 weight+bias',
-    extended: true,
     dtype: 'float16',
     inputs: { x: { shape: [5, 63], mean: 2, std: 1, dtype: 'float16' }, weight: { shape: [63], mean: 1, std: 0.5, dtype: 'float16' }, bias: { shape: [63], mean: 0, std: 1, dtype: 'float16' }, dy: { shape: [5, 63], mean: 0.3, std: 1, dtype: 'float16' } },
     run(N, t) {
@@ -186,7 +185,6 @@ const CASES = [
   },
   {
     name: 'groupNorm fwd+bwd [2, 8, 6, 6] G=4 float16 weight+bias',
-    extended: true,
     dtype: 'float16',
     inputs: { x: { shape: [2, 8, 6, 6], mean: -2, std: 3, dtype: 'float16' }, weight: { shape: [8], mean: 1, std: 0.5, dtype: 'float16' }, bias: { shape: [8], mean: 0, std: 1, dtype: 'float16' }, dy: { shape: [2, 8, 6, 6], mean: 0.2, std: 1, dtype: 'float16' } },
     run(N, t) {
