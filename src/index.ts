@@ -184,14 +184,18 @@ export class Norms {
 
   layerNorm(x: Tensor, options: LayerNormOptions): { y: Tensor; mean: Tensor; rstd: Tensor; sum?: Tensor } {
     const a = this.rowArgs(x, options, false);
-    const r = this.exec('layerNorm', a, (b, v) => b.layerNorm(v));
-    return withSum({ y: r.y, mean: r.mean!, rstd: r.rstd }, r.sum);
+    return this.exec('layerNorm', a, (b, v) => {
+      const r = b.layerNorm(v);
+      return withSum({ y: r.y, mean: r.mean!, rstd: r.rstd }, r.sum);
+    });
   }
 
   rmsNorm(x: Tensor, options: RmsNormOptions): { y: Tensor; rstd: Tensor; sum?: Tensor } {
     const a = this.rowArgs(x, options, true);
-    const r = this.exec('rmsNorm', a, (b, v) => b.layerNorm(v));
-    return withSum({ y: r.y, rstd: r.rstd }, r.sum);
+    return this.exec('rmsNorm', a, (b, v) => {
+      const r = b.layerNorm(v);
+      return withSum({ y: r.y, rstd: r.rstd }, r.sum);
+    });
   }
 
   private rowArgs(xArg: Tensor, options: unknown, rms: boolean): O.LayerNormArgs {
@@ -220,8 +224,10 @@ export class Norms {
 
   rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: { normalizedShape: readonly number[]; weight?: Tensor | null }): { dx: Tensor; dweight: Tensor | null } {
     const a = this.rowBwdArgs(dy, x, null, rstd, options, true);
-    const r = this.exec('rmsNormBackward', a, (b, v) => b.layerNormBackward(v));
-    return { dx: r.dx, dweight: r.dweight };
+    return this.exec('rmsNormBackward', a, (b, v) => {
+      const r = b.layerNormBackward(v);
+      return { dx: r.dx, dweight: r.dweight };
+    });
   }
 
   private rowBwdArgs(dyArg: Tensor, xArg: Tensor, meanArg: Tensor | null, rstdArg: Tensor, options: unknown, rms: boolean): O.LayerNormBwdArgs {
@@ -427,6 +433,10 @@ export class Norms {
     for (const [k, v] of Object.entries(args)) if (v instanceof Tensor) snaps.push([k, v]);
     const hostIn = Promise.all(snaps.map(([, t]) => gpu.read(t)));
     const out = run(this._impl, args);
+    // The outputs' own completion (GPU error scopes), captured before read() is made to wait
+    // for this check too: the check must not wait on itself.
+    const ownDone = new Map<Tensor, Promise<void> | null>();
+    for (const t of Object.values(out)) if (t instanceof Tensor) ownDone.set(t, t._pending);
     const after = Promise.all(mutated.map((k) => (args as Record<string, Tensor | null>)[k]).map((t) => (t ? this.read(t) : Promise.resolve(null))));
     const check = (async () => {
       const data = await hostIn;
@@ -436,7 +446,7 @@ export class Norms {
       const got = out as Record<string, Tensor | null>;
       for (const [name, t] of Object.entries(got)) {
         if (!(t instanceof Tensor) || !ref[name]) continue;
-        await t._pending;
+        await ownDone.get(t);
         compare(op, name, await gpu.read(t), ref[name]!._data!, t.shape, REL_TOL[t.dtype]);
       }
       const mutatedNow = await after;
