@@ -1,50 +1,84 @@
 // apply.wgsl: the normalize step, forward and backward, elementwise or fused with the row
 // statistics (reduce.wgsl is compiled in front of this file).
 //
-// Index maps (uniforms): the statistics (or backward coefficients) of element e are at
-// s = (e / sDiv) % sMod, its weight and bias at a = (e / aDiv) % aMod. Layer norm: s = row,
+// Index maps (uniforms): element e uses the statistics (or backward coefficients) of group
+// s = (e / sDiv) % sMod and the weight/bias at a = (e / aDiv) % aMod. Layer norm: s = row,
 // a = position in the row; group norm: s = (n, g), a = channel; batch norm: s = a = channel;
-// weight norm: s = slice along dim.
+// weight norm: s = slice along dim. Divisions are done once per span: a Cursor is then advanced
+// (integer division is slow on CPU adapters, and a span crosses few group boundaries).
 //
 // Entry points (one compiled in):
 //   APPLY         elementwise y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
-//                 RESIDUAL: x = X + R, and x is also written to S). One invocation handles ITEMS
-//                 quads of 4 consecutive elements, strided by WG inside its workgroup's block;
-//                 quads start at multiples of 4, so with float16 storage every u32 word has one
-//                 writer.
-//   ROWFUSED      one invocation per contiguous row (outer = 1): the row's statistics through
-//                 reduce_range, then the row normalized from cache. Chosen where threads are
-//                 cheap and barriers are not (CPU adapters), and rows are many.
+//                 RESIDUAL: x = X + R, also written to S). One invocation handles a span of
+//                 4*ITEMS consecutive elements starting at a multiple of 4, so with float16
+//                 storage every u32 word has exactly one writer.
+//   ROWFUSED      one invocation per contiguous row/group (outer = 1): its statistics through
+//                 reduce_range, then the row normalized from cache. Chosen where invocations are
+//                 cheap loops and barriers are not (CPU adapters), and rows are many.
 //   BWD_APPLY     elementwise dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * (x - mu[s]),
-//                 with (alpha, beta, gamma, mu) = COEF[s] from finalize.wgsl.
+//                 with (alpha, beta, gamma, mu) = COEF[s] from finalize.wgsl; spans as APPLY.
 //   BWD_ROWFUSED  one invocation per row: the row's sums of g and g*xhat, then dx.
 
-override ITEMS: u32 = 4u;
+override ITEMS: u32 = 16u;
 
-fn a_of(e: u32) -> u32 { return (e / P.aDiv) % P.aMod; }
-fn s_of(e: u32) -> u32 { return (e / P.sDiv) % P.sMod; }
+// Where an element sits: statistics group s at position ps in its run of sDiv elements, and
+// weight index a at position pa in its run of aDiv elements.
+struct Cursor {
+  s: u32,
+  ps: u32,
+  a: u32,
+  pa: u32,
+}
+
+fn cursor_at(e: u32) -> Cursor {
+  let qs = e / P.sDiv;
+  let qa = e / P.aDiv;
+  return Cursor(qs % P.sMod, e - qs * P.sDiv, qa % P.aMod, e - qa * P.aDiv);
+}
+
+// Elements e..e+3 share one statistics group, and have the weights a..a+3 (aDiv = 1) or one
+// weight a.
+fn quad_ok(c: Cursor) -> bool {
+  if (c.ps + 4u > P.sDiv) { return false; }
+  //#if HAS_W || HAS_B
+  if (P.aDiv == 1u) { return c.a + 4u <= P.aMod; }
+  return c.pa + 4u <= P.aDiv;
+  //#else
+  return true;
+  //#endif
+}
+
+// Advance by k: 1, or 4 after quad_ok.
+fn advance(c: ptr<function, Cursor>, k: u32) {
+  (*c).ps += k;
+  if ((*c).ps >= P.sDiv) {
+    (*c).ps = 0u;
+    (*c).s += 1u;
+    if ((*c).s == P.sMod) { (*c).s = 0u; }
+  }
+  if (P.aDiv == 1u) {
+    (*c).a += k;
+    if ((*c).a >= P.aMod) { (*c).a = 0u; }
+  } else {
+    (*c).pa += k;
+    if ((*c).pa >= P.aDiv) {
+      (*c).pa = 0u;
+      (*c).a += 1u;
+      if ((*c).a == P.aMod) { (*c).a = 0u; }
+    }
+  }
+}
 
 //#if HAS_W
-// The weights of elements e..e+3, one vector load when they are consecutive or equal.
-fn w4_at(e: u32) -> vec4f {
-  let a0 = a_of(e);
-  if (P.aDiv == 1u) {
-    if (a0 + 3u < P.aMod) { return W_ld4(a0); }
-  } else if ((e % P.aDiv) + 3u < P.aDiv) {
-    return vec4f(W_ld(a0));
-  }
-  return vec4f(W_ld(a0), W_ld(a_of(e + 1u)), W_ld(a_of(e + 2u)), W_ld(a_of(e + 3u)));
+fn w4(c: Cursor) -> vec4f {
+  if (P.aDiv == 1u) { return W_ld4(c.a); }
+  return vec4f(W_ld(c.a));
 }
 //#endif
 //#if HAS_B
-fn b4_at(e: u32) -> vec4f {
-  let a0 = a_of(e);
-  if (P.aDiv == 1u) {
-    if (a0 + 3u < P.aMod) { return B_ld4(a0); }
-  } else if ((e % P.aDiv) + 3u < P.aDiv) {
-    return vec4f(B_ld(a0));
-  }
-  return vec4f(B_ld(a0), B_ld(a_of(e + 1u)), B_ld(a_of(e + 2u)), B_ld(a_of(e + 3u)));
+fn b4(c: Cursor) -> vec4f {
+  if (P.aDiv == 1u) { return B_ld4(c.a); }
+  return vec4f(B_ld(c.a));
 }
 //#endif
 
@@ -57,87 +91,88 @@ fn activate4(y: vec4f) -> vec4f {
 }
 
 //#if APPLY || ROWFUSED
-// y for the 4 elements at e (all in one statistics group); the group's mean is the unevaluated
-// sum m.x + m.y (shift and small correction, see reduce.wgsl) and its rstd r; wpos is the
-// position of e in its row when the weight is indexed by position (ROWFUSED layer norm).
-fn norm4(e: u32, wpos: u32, x: vec4f, m: vec2f, r: f32) -> vec4f {
-  var y = ((x - m.x) - m.y) * r;
+// The current group's mean as the unevaluated sum fs_m.x + fs_m.y (shift and small part, see
+// reduce.wgsl) and its rstd; fs_s is the group they belong to.
+var<private> fs_s: u32;
+var<private> fs_m: vec2f;
+var<private> fs_r: f32;
+
+fn y4(x: vec4f, c: Cursor) -> vec4f {
+  var y = ((x - fs_m.x) - fs_m.y) * fs_r;
   //#if HAS_W
-  //#if A_IS_POS
-  y *= W_ld4(wpos);
-  //#else
-  y *= w4_at(e);
-  //#endif
+  y *= w4(c);
   //#endif
   //#if HAS_B
-  //#if A_IS_POS
-  y += B_ld4(wpos);
-  //#else
-  y += b4_at(e);
-  //#endif
+  y += b4(c);
   //#endif
   return activate4(y);
 }
-fn norm1(e: u32, wpos: u32, x: f32, m: vec2f, r: f32) -> f32 {
-  var y = ((x - m.x) - m.y) * r;
+fn y1(x: f32, c: Cursor) -> f32 {
+  var y = ((x - fs_m.x) - fs_m.y) * fs_r;
   //#if HAS_W
-  //#if A_IS_POS
-  y *= W_ld(wpos);
-  //#else
-  y *= W_ld(a_of(e));
-  //#endif
+  y *= W_ld(c.a);
   //#endif
   //#if HAS_B
-  //#if A_IS_POS
-  y += B_ld(wpos);
-  //#else
-  y += B_ld(a_of(e));
-  //#endif
+  y += B_ld(c.a);
   //#endif
   return activate4(vec4f(y)).x;
 }
-fn stat_mean(s: u32) -> vec2f {
+
+//#if APPLY
+fn load_stats(s: u32) {
+  if (s == fs_s) { return; }
+  fs_s = s;
   //#if COMP
-  return vec2f(xv1(s * P.sDiv), LO_ld(s));
+  fs_m = vec2f(xv1(s * P.sDiv), LO_ld(s));
   //#else
   //#if HAS_MEAN
-  return vec2f(MEAN_ld(s), 0.0);
+  fs_m = vec2f(MEAN_ld(s), 0.0);
   //#else
-  return vec2f(0.0);
+  fs_m = vec2f(0.0);
   //#endif
   //#endif
+  fs_r = RSTD_ld(s);
 }
 //#endif
 
-//#if APPLY
-fn apply1(e: u32) {
-  let x = xv1(e);
-  //#if RESIDUAL
-  S_st(e, x);
-  //#endif
-  let s = s_of(e);
-  Y_st(e, norm1(e, 0u, x, stat_mean(s), RSTD_ld(s)));
-}
-
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let block = (wid.y * nwg.x + wid.x) * ITEMS;
-  let nq = (P.n + 3u) / 4u;
-  for (var m = 0u; m < ITEMS; m += 1u) {
-    let q = (block + m) * WG + lid.x;
-    if (q >= nq) { return; }
-    let e = 4u * q;
-    if (e + 4u <= P.n && (e % P.sDiv) + 3u < P.sDiv) {
+// Normalize elements [e0, e1) (statistics from buffers for APPLY, fixed for ROWFUSED).
+fn fwd_span(e0: u32, e1: u32) {
+  var c = cursor_at(e0);
+  var e = e0;
+  loop {
+    if (e >= e1) { break; }
+    //#if APPLY
+    load_stats(c.s);
+    //#endif
+    if (e + 4u <= e1 && quad_ok(c)) {
       let x = xv4(e);
       //#if RESIDUAL
       S_st4(e, x);
       //#endif
-      let s = s_of(e);
-      Y_st4(e, norm4(e, 0u, x, stat_mean(s), RSTD_ld(s)));
+      Y_st4(e, y4(x, c));
+      advance(&c, 4u);
+      e += 4u;
     } else {
-      for (var k = e; k < min(e + 4u, P.n); k += 1u) { apply1(k); }
+      let x = xv1(e);
+      //#if RESIDUAL
+      S_st(e, x);
+      //#endif
+      Y_st(e, y1(x, c));
+      advance(&c, 1u);
+      e += 1u;
     }
   }
+}
+//#endif
+
+//#if APPLY
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let e0 = t * (4u * ITEMS);
+  if (e0 >= P.n) { return; }
+  fs_s = 0xffffffffu;
+  fwd_span(e0, min(e0 + 4u * ITEMS, P.n));
 }
 //#endif
 
@@ -151,73 +186,60 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   reduce_range(j, 0u, K);
   let r = acc_result();
   //#if WELFORD
-  let mean = vec2f(wshift, r.y);
-  let rstd = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
-  MEAN_st(j, mean.x + mean.y);
+  fs_m = vec2f(wshift, r.y);
+  fs_r = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
+  MEAN_st(j, fs_m.x + fs_m.y);
   //#else
-  let mean = vec2f(0.0);
-  let rstd = 1.0 / sqrt(r.y / r.x + P.eps);
+  fs_m = vec2f(0.0);
+  fs_r = 1.0 / sqrt(r.y / r.x + P.eps);
   //#endif
-  RSTD_st(j, rstd);
-  let base = j * K;
-  var p = 0u;
-  for (; p + 4u <= K; p += 4u) {
-    let x = xv4(base + p);
-    //#if RESIDUAL
-    S_st4(base + p, x);
-    //#endif
-    Y_st4(base + p, norm4(base + p, p, x, mean, rstd));
-  }
-  for (; p < K; p += 1u) {
-    let x = xv1(base + p);
-    //#if RESIDUAL
-    S_st(base + p, x);
-    //#endif
-    Y_st(base + p, norm1(base + p, p, x, mean, rstd));
-  }
+  RSTD_st(j, fs_r);
+  fwd_span(j * K, j * K + K);
 }
 //#endif
 
 //#if BWD_APPLY || BWD_ROWFUSED
-fn dx4(e: u32, wpos: u32, c: vec4f) -> vec4f {
-  var g = DY_ld4(e);
-  //#if HAS_W
-  //#if A_IS_POS
-  g *= W_ld4(wpos);
-  //#else
-  g *= w4_at(e);
-  //#endif
-  //#endif
-  return c.x * g + c.y + c.z * (X_ld4(e) - c.w);
-}
-fn dx1(e: u32, wpos: u32, c: vec4f) -> f32 {
-  var g = DY_ld(e);
-  //#if HAS_W
-  //#if A_IS_POS
-  g *= W_ld(wpos);
-  //#else
-  g *= W_ld(a_of(e));
-  //#endif
-  //#endif
-  return c.x * g + c.y + c.z * (X_ld(e) - c.w);
+var<private> cf_s: u32;
+var<private> cf: vec4f;
+
+// Backward over elements [e0, e1) (coefficients from COEF for BWD_APPLY, fixed for the row).
+fn bwd_span(e0: u32, e1: u32) {
+  var c = cursor_at(e0);
+  var e = e0;
+  loop {
+    if (e >= e1) { break; }
+    //#if BWD_APPLY
+    if (c.s != cf_s) { cf_s = c.s; cf = COEF_ld4(4u * c.s); }
+    //#endif
+    if (e + 4u <= e1 && quad_ok(c)) {
+      var g = DY_ld4(e);
+      //#if HAS_W
+      g *= w4(c);
+      //#endif
+      DX_st4(e, cf.x * g + cf.y + cf.z * (X_ld4(e) - cf.w));
+      advance(&c, 4u);
+      e += 4u;
+    } else {
+      var g = DY_ld(e);
+      //#if HAS_W
+      g *= W_ld(c.a);
+      //#endif
+      DX_st(e, cf.x * g + cf.y + cf.z * (X_ld(e) - cf.w));
+      advance(&c, 1u);
+      e += 1u;
+    }
+  }
 }
 //#endif
 
 //#if BWD_APPLY
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let block = (wid.y * nwg.x + wid.x) * ITEMS;
-  let nq = (P.n + 3u) / 4u;
-  for (var m = 0u; m < ITEMS; m += 1u) {
-    let q = (block + m) * WG + lid.x;
-    if (q >= nq) { return; }
-    let e = 4u * q;
-    if (e + 4u <= P.n && (e % P.sDiv) + 3u < P.sDiv) {
-      DX_st4(e, dx4(e, 0u, COEF_ld4(4u * s_of(e))));
-    } else {
-      for (var k = e; k < min(e + 4u, P.n); k += 1u) { DX_st(k, dx1(k, 0u, COEF_ld4(4u * s_of(k)))); }
-    }
-  }
+  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let e0 = t * (4u * ITEMS);
+  if (e0 >= P.n) { return; }
+  cf_s = 0xffffffffu;
+  bwd_span(e0, min(e0 + 4u * ITEMS, P.n));
 }
 //#endif
 
@@ -235,10 +257,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if HAS_MEAN
   beta = -rs * r.y / r.x;
   //#endif
-  let c = vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
-  let base = j * K;
-  var p = 0u;
-  for (; p + 4u <= K; p += 4u) { DX_st4(base + p, dx4(base + p, p, c)); }
-  for (; p < K; p += 1u) { DX_st(base + p, dx1(base + p, p, c)); }
+  cf = vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
+  bwd_span(j * K, j * K + K);
 }
 //#endif

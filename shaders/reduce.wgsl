@@ -112,7 +112,7 @@ fn seg_begin(o: u32, j: u32) {
   //#if S_BY_O
   s_idx = o;
   //#else
-  s_idx = j / P.sDiv;
+  s_idx = j / P.gDiv;
   //#endif
   a_idx = j % P.aMod;
   st_mean = 0.0;

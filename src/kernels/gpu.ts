@@ -181,8 +181,9 @@ export class GpuBackend implements O.Backend {
     return f32(name, tmp, true);
   }
 
+  /** Elementwise kernels: one invocation per span of 4·ITEMS elements. */
   private applyWorkgroups(n: number): number {
-    return Math.ceil(Math.ceil(n / 4) / (WG * ITEMS));
+    return Math.ceil(n / (4 * ITEMS * WG));
   }
 
   private wantFused(P: number, inner: number, dtype: DType): boolean {
@@ -214,9 +215,9 @@ export class GpuBackend implements O.Backend {
     if (this.wantFused(P, K, x.dtype)) {
       steps.push({
         family: 'apply',
-        flags: ['ROWFUSED', acc, 'A_IS_POS', ...aflags, ...resid],
+        flags: ['ROWFUSED', acc, ...aflags, ...resid],
         binds: [...xr, ...affine, ...outB, ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
-        p: { outer: 1, D: rows, inner: K, eps: a.eps, aDiv: 1, aMod: K },
+        p: { outer: 1, D: rows, inner: K, eps: a.eps, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
         workgroups: Math.ceil(rows / WG),
       });
     } else {
@@ -263,9 +264,9 @@ export class GpuBackend implements O.Backend {
     if (this.wantFused(P, K, x.dtype)) {
       steps.push({
         family: 'apply',
-        flags: ['BWD_ROWFUSED', 'BWD', 'A_IS_POS', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
+        flags: ['BWD_ROWFUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
         binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true)],
-        p: { outer: 1, D: rows, inner: K, sDiv: 1, aDiv: 1, aMod: K },
+        p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
         workgroups: Math.ceil(rows / WG),
       });
     } else {
@@ -276,7 +277,7 @@ export class GpuBackend implements O.Backend {
         family: 'reduce',
         flags: ['PARTIALS', 'BWD', ...sflags, ...(weight ? ['W_BY_I'] : [])],
         binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, f32('PART', part, true)],
-        p: { outer: 1, D: rows, inner: K, P, L, sDiv: 1, aMod: 1 },
+        p: { outer: 1, D: rows, inner: K, P, L, gDiv: 1, aMod: 1 },
         workgroups: Math.ceil((rows * P) / WG),
       });
       steps.push({
@@ -347,7 +348,7 @@ export class GpuBackend implements O.Backend {
         family: 'apply',
         flags: ['ROWFUSED', 'WELFORD', ...aflags],
         binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
-        p: { outer: 1, D, inner: K, eps: a.eps, aDiv: S, aMod: C },
+        p: { outer: 1, D, inner: K, eps: a.eps, sDiv: K, sMod: Math.max(D, 1), aDiv: S, aMod: C },
         workgroups: Math.ceil(D / WG),
       });
     } else {
@@ -387,7 +388,7 @@ export class GpuBackend implements O.Backend {
         family: 'reduce',
         flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
         binds: [tb('DY', dy), tb('X', x), tb('MEAN', mean), tb('RSTD', rstd), f32('PART', part, true)],
-        p: { outer: 1, D: NC, inner: S, P, L, sDiv: Cg, aMod: 1 },
+        p: { outer: 1, D: NC, inner: S, P, L, gDiv: Cg, aMod: 1 },
         workgroups: Math.ceil((NC * P) / WG),
       },
       {
@@ -516,7 +517,7 @@ export class GpuBackend implements O.Backend {
       family: 'reduce',
       flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
       binds: [tb('DY', dy), tb('X', x), f32('MEAN', meanB), f32('RSTD', rstdB), f32('PART', part, true)],
-      p: { outer: N, D: C, inner: S, P, L, sDiv: 1, aMod: 1 },
+      p: { outer: N, D: C, inner: S, P, L, gDiv: 1, aMod: 1 },
       workgroups: Math.ceil((C * P) / WG),
     });
     steps.push({

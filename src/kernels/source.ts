@@ -48,6 +48,7 @@ export const PARAMS = new UniformLayout({
   P: 'u32',
   L: 'u32',
   sDiv: 'u32',
+  gDiv: 'u32',
   sMod: 'u32',
   aDiv: 'u32',
   aMod: 'u32',
@@ -64,7 +65,7 @@ export type ParamValues = Partial<Record<(typeof PARAMS.fields)[number][0], numb
 /** Neutral values (divisors 1) so that fields a kernel does not use pack cleanly. */
 export function params(p: ParamValues): Record<string, number> {
   return {
-    n: 0, outer: 1, D: 1, inner: 1, P: 1, L: 1, sDiv: 1, sMod: 1, aDiv: 1, aMod: 1,
+    n: 0, outer: 1, D: 1, inner: 1, P: 1, L: 1, sDiv: 1, gDiv: 1, sMod: 1, aDiv: 1, aMod: 1,
     jStride: 1, cStride: 1, G: 1, Cg: 1, C: 1, eps: 0, momentum: 0,
     ...p,
   };
@@ -82,7 +83,7 @@ const FILES: Record<Family, string> = {
 
 /** Workgroup size and quads per invocation, shared by the WGSL (override constants) and the dispatch. */
 export const WG = 64;
-export const ITEMS = 4;
+export const ITEMS = 16;
 
 export function kernel(ctx: GpuContext, family: Family, flags: readonly string[], bindings: readonly BindingDecl[]): Kernel {
   const fl = [...new Set(flags)].sort();
