@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+// The browser benchmark runner (`npm start`, through scripts/bench.sh): serves the repo with Vite
+// on 127.0.0.1, opens bench/page.html in headless Chromium (playwright-core, Debian's chromium)
+// with WebGPU on SwiftShader (or the real GPU with --adapter=gpu), streams progress into a live
+// terminal table, and writes under bench/results/:
+//   <adapter>-<date>.json   every figure, browser version, adapter info, features, limits
+//   <adapter>-<date>.html   self-contained report with inline SVG bar charts
+//   <adapter>-<date>.png    a screenshot of that report
+//   latest.md (markdown table), latest.json, latest.png, latest.html
+//
+//   node bench/browser.mjs [--quick] [--filter=S] [--budget=S] [--adapter=swiftshader|gpu] [--no-peers] [--out=DIR]
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createServer } from 'vite';
+import { chromium } from 'playwright-core';
+import { parseFlags } from './cases.mjs';
+import { adapterTag } from './core.mjs';
+import { textTable, markdownTable, notes } from './format.mjs';
+import { renderHtml } from './report.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+
+const HELP = `usage: node bench/browser.mjs [--quick] [--filter=S] [--budget=S] [--adapter=swiftshader|gpu] [--no-peers] [--out=DIR]
+  --quick          tiny shapes (a smoke run)
+  --filter=S       only cases whose id contains S
+  --budget=S       seconds of timing per case for ours + the copy kernel, and again per peer (default 2)
+  --adapter=gpu    let Chromium pick the real GPU (default: --use-webgpu-adapter=swiftshader)
+  --no-peers       skip ONNX Runtime Web and TensorFlow.js
+  --out=DIR        output folder (default bench/results)`;
+
+const CHROME_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-webgpu-adapter=swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+const isTTY = process.stdout.isTTY;
+
+async function main() {
+  let flags;
+  try {
+    flags = parseFlags(process.argv.slice(2), { budget: 2, adapter: 'swiftshader' });
+  } catch (e) {
+    console.error(`bench: ${e.message}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!['swiftshader', 'gpu'].includes(flags.adapter)) throw new Error(`--adapter: expected swiftshader or gpu, got ${flags.adapter}`);
+  if (!existsSync(join(ROOT, 'dist', 'index.js'))) {
+    console.error('bench: dist/index.js is missing; run `npx vite build` (scripts/bench.sh does)');
+    return 2;
+  }
+  const executablePath = process.env.CHROME_PATH || '/usr/bin/chromium';
+  if (!existsSync(executablePath)) {
+    console.error(`bench: no Chromium at ${executablePath} (apt-get install -y chromium, or set CHROME_PATH)`);
+    return 2;
+  }
+  const outDir = flags.out ? resolve(flags.out) : join(HERE, 'results');
+  mkdirSync(outDir, { recursive: true });
+
+  // Vite on 127.0.0.1 (a secure context, so navigator.gpu exists). TF.js is pre-bundled at
+  // start-up (no reload mid-run); ORT-web is loaded as its own ES module and wasm from node_modules.
+  const server = await createServer({
+    root: ROOT,
+    configFile: false,
+    // Its own dependency cache: another Vite server on this repo (the demo, the e2e tests) with
+    // other optimizeDeps would otherwise invalidate it mid-run (504 Outdated Optimize Dep).
+    cacheDir: join(ROOT, 'node_modules', '.vite-bench'),
+    logLevel: 'warn',
+    clearScreen: false,
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
+    optimizeDeps: {
+      noDiscovery: true,
+      include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu'],
+      exclude: ['onnxruntime-web'],
+    },
+  });
+  await server.listen();
+  const addr = server.httpServer.address();
+  const base = `http://127.0.0.1:${addr.port}`;
+
+  const args = CHROME_FLAGS.filter((f) => !(flags.adapter === 'gpu' && f.startsWith('--use-webgpu-adapter')));
+  const browser = await chromium.launch({ executablePath, headless: true, args });
+  const version = browser.version();
+  let result = null;
+  let fatal = null;
+  const t0 = Date.now();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+    page.on('response', (r) => {
+      if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) console.error(`[http ${r.status()}] ${r.url()}`);
+    });
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') {
+        const t = m.text();
+        if (!/Download the .* DevTools|Failed to load resource/i.test(t)) console.error(`[page ${m.type()}] ${t.slice(0, 400)}`);
+      }
+    });
+    const done = new Promise((res) => {
+      let table = null;
+      let total = 0;
+      let progress = '';
+      const clear = () => {
+        if (isTTY && progress) process.stdout.write('\r\x1b[2K');
+      };
+      const show = (s) => {
+        progress = s;
+        if (isTTY) process.stdout.write(`\r\x1b[2K${s.slice(0, (process.stdout.columns || 120) - 1)}`);
+      };
+      page.exposeFunction('benchEvent', (ev) => {
+        if (ev.type === 'start') {
+          total = ev.total;
+          const a = ev.env.adapter;
+          console.log(`webgpu-norm bench: Chromium ${version}, adapter ${a.vendor} ${a.architecture} ${a.description}`.replace(/\s+/g, ' '));
+          console.log(`features: ${ev.env.features.join(', ')}`);
+          for (const [k, p] of Object.entries(ev.peers)) console.log(`peer ${k}: ${p.label} ${p.version ?? ''} ${p.status}${p.reason ? `: ${p.reason}` : ''}`);
+          console.log(`${total} cases, ${ev.opts.budget} s timing budget per case and per peer; timing: ${ev.env.features.includes('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch'}\n`);
+          table = textTable(ev.opts.peers ? ['ort', 'tfjs'] : []);
+          console.log(table.header());
+        } else if (ev.type === 'case') {
+          show(`  case ${ev.index + 1} of ${ev.total}: ${ev.id} …`);
+        } else if (ev.type === 'peer') {
+          show(`  ${ev.id}: ${ev.peer} …`);
+        } else if (ev.type === 'row') {
+          clear();
+          console.log(table.line(ev.row));
+          if (!isTTY) console.log(`  (case ${ev.index + 1} of ${ev.total} done in ${ev.row.caseSeconds.toFixed(1)} s)`);
+          progress = '';
+        } else if (ev.type === 'status') {
+          if (!table) show(`  ${ev.text}`);
+        } else if (ev.type === 'log') {
+          clear();
+          console.log(ev.text);
+        } else if (ev.type === 'done') {
+          clear();
+          res({ result: ev.result });
+        } else if (ev.type === 'fatal') {
+          clear();
+          res({ fatal: ev.error });
+        }
+      });
+    });
+    const params = new URLSearchParams({ budget: String(flags.budget), quick: flags.quick ? '1' : '0', peers: flags.peers ? '1' : '0', filter: flags.filter });
+    await page.goto(`${base}/bench/page.html?${params}`);
+    // A guard so a hung page cannot hang the run: generous for the full list on 2 cores.
+    const guardMs = (flags.quick ? 5 : 30) * 60_000;
+    const out = await Promise.race([done, new Promise((res) => setTimeout(() => res({ fatal: `timed out after ${guardMs / 60000} min` }), guardMs))]);
+    result = out.result ?? null;
+    fatal = out.fatal ?? null;
+    if (result) {
+      result.environment.browser = `Chromium ${version}`;
+      result.environment.chromeFlags = args;
+      result.environment.node = process.version;
+      result.seconds = (Date.now() - t0) / 1000;
+    }
+  } finally {
+    if (!result) await browser.close();
+  }
+  if (!result) {
+    await server.close();
+    console.error(`bench: the page failed: ${fatal}`);
+    return 2;
+  }
+
+  const rows = result.rows;
+  const n = notes(rows);
+  if (n.length) console.log(`\n${n.join('\n')}`);
+  const tag = adapterTag(result.environment.adapter);
+  const stamp = result.date.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+  const stem = join(outDir, `${tag}-${stamp}`);
+  const peerNames = result.flags.peers ? ['ort', 'tfjs'] : [];
+  writeFileSync(`${stem}.json`, `${JSON.stringify(result, null, 1)}\n`);
+  writeFileSync(`${stem}.html`, renderHtml(result));
+  const md = [
+    `# webgpu-norm benchmark — ${result.environment.adapter.vendor} ${result.environment.adapter.architecture} (${result.environment.browser})`,
+    '',
+    `${result.date}, ${rows.length} cases, ${result.flags.budget} s budget per case, timing: ${result.timing}. ` +
+      'GB/s over the minimal bytes (fwd 2·numel·bpe, bwd 3·numel·bpe, fused residual 4·numel·bpe); "vs copy" = our GB/s / the vec4 copy kernel\'s GB/s in the same run; peer columns: peer ms (peer time / our time).',
+    '',
+    markdownTable(rows, peerNames),
+    '',
+    ...(n.length ? ['Notes:', '', ...n.map((x) => `- ${x}`), ''] : []),
+  ].join('\n');
+  writeFileSync(join(outDir, 'latest.md'), md);
+
+  // Screenshot of the report, in the same browser.
+  const shot = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
+  await shot.goto(pathToFileURL(`${stem}.html`).href);
+  await shot.screenshot({ path: `${stem}.png`, fullPage: true });
+  await browser.close();
+  await server.close();
+  for (const ext of ['json', 'png', 'html']) copyFileSync(`${stem}.${ext}`, join(outDir, `latest.${ext}`));
+
+  const bad = rows.filter((r) => r.status !== 'ok');
+  console.log(`\n${rows.length} cases in ${result.seconds.toFixed(0)} s: ${rows.length - bad.length} ok, ${bad.filter((r) => r.status === 'FAIL').length} FAIL, ${bad.filter((r) => r.status === 'error').length} error`);
+  for (const ext of ['json', 'html', 'png']) console.log(`wrote ${relative(process.cwd(), `${stem}.${ext}`)}`);
+  console.log(`wrote ${relative(process.cwd(), join(outDir, 'latest.md'))} (+ latest.json, latest.png, latest.html)`);
+  return bad.length ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e?.stack || e);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,133 @@
+// The one list of benchmark cases, shared by the Node runner (bench/node.mjs) and the browser
+// page (bench/page.html via bench/page.mjs). Plain data: how each op is called lives in
+// bench/core.mjs (OPS), how peers run it in bench/peers/*.mjs.
+//
+// A case: { id, op, dir: 'fwd'|'bwd', shape, dtype, opts, bytes, peers }
+//   op     one of layerNorm | rmsNorm | groupNorm | instanceNorm | batchNorm | weightNorm
+//   opts   op options that are not tensors (numGroups, training, residual, dim, normalized dims)
+//   bytes  the minimal bytes moved: forward reads x and writes y (2·numel·bpe), backward reads
+//          x and dy and writes dx (3·numel·bpe); the fused residual forward reads x and the
+//          residual and writes y and sum (4·numel·bpe). Statistics and affine vectors are small
+//          and not counted.
+//   peers  which peer libraries are asked to run the same computation in the browser run.
+
+export const BYTES_PER_ELEMENT = { float32: 4, float16: 2 };
+
+export const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+
+/** Minimal bytes moved by a case (see the header). */
+export function minimalBytes(c) {
+  const n = numel(c.shape) * BYTES_PER_ELEMENT[c.dtype];
+  if (c.dir === 'bwd') return 3 * n;
+  if (c.opts?.residual) return 4 * n;
+  return 2 * n;
+}
+
+const fmt = (shape) => `[${shape.join(', ')}]`;
+
+function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = '' } = {}) {
+  const bits = [op, dir, fmt(shape), dtype === 'float16' ? 'f16' : 'f32'];
+  if (opts.numGroups && op === 'groupNorm') bits.push(`G=${opts.numGroups}`);
+  if (op === 'batchNorm') bits.push(opts.training ? 'train' : 'eval');
+  if (opts.residual) bits.push('+residual');
+  if (op === 'weightNorm') bits.push(`dim=${opts.dim}`);
+  const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag };
+  c.bytes = minimalBytes(c);
+  return c;
+}
+
+/**
+ * The full list. Shapes: transformer rows (decode [1, 4096], prefill [512, 4096], BERT-base
+ * [4096, 768]), a Stable Diffusion UNet group norm, ResNet batch norms, a style-transfer
+ * instance norm and a conv weight norm.
+ */
+export function fullCases() {
+  const T = [
+    [1, 4096],
+    [512, 4096],
+    [4096, 768],
+  ];
+  const cs = [];
+  for (const s of T) {
+    const D = s[s.length - 1];
+    cs.push(make('layerNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
+    cs.push(make('layerNorm', 'bwd', s, { opts: { normalizedShape: [D] }, tag: 'transformer' }));
+  }
+  cs.push(make('layerNorm', 'fwd', [4096, 768], { dtype: 'float16', opts: { normalizedShape: [768] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
+  cs.push(make('layerNorm', 'fwd', [4096, 768], { opts: { normalizedShape: [768], residual: true }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
+  for (const s of T) {
+    const D = s[s.length - 1];
+    cs.push(make('rmsNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
+    cs.push(make('rmsNorm', 'bwd', s, { opts: { normalizedShape: [D] }, tag: 'transformer' }));
+  }
+  cs.push(make('groupNorm', 'fwd', [2, 320, 64, 64], { opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
+  cs.push(make('groupNorm', 'bwd', [2, 320, 64, 64], { opts: { numGroups: 32 }, tag: 'unet' }));
+  cs.push(make('groupNorm', 'fwd', [2, 320, 64, 64], { dtype: 'float16', opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
+  cs.push(make('groupNorm', 'fwd', [1, 512, 32, 32], { opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
+  cs.push(make('groupNorm', 'bwd', [1, 512, 32, 32], { opts: { numGroups: 32 }, tag: 'unet' }));
+  for (const s of [
+    [8, 64, 56, 56],
+    [32, 64, 112, 112],
+  ]) {
+    cs.push(make('batchNorm', 'fwd', s, { opts: { training: true }, tag: 'cnn' }));
+    cs.push(make('batchNorm', 'bwd', s, { opts: { training: true }, tag: 'cnn' }));
+    cs.push(make('batchNorm', 'fwd', s, { opts: { training: false }, peers: ['ort', 'tfjs'], tag: 'cnn' }));
+  }
+  cs.push(make('instanceNorm', 'fwd', [2, 64, 64, 64], { peers: ['ort', 'tfjs'], tag: 'style' }));
+  cs.push(make('instanceNorm', 'bwd', [2, 64, 64, 64], { tag: 'style' }));
+  cs.push(make('weightNorm', 'fwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
+  cs.push(make('weightNorm', 'bwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
+  return cs;
+}
+
+/** The same list on tiny shapes: a smoke run of every op, dtype and peer path in seconds. */
+export function quickCases() {
+  const cs = [];
+  for (const s of [[16, 256]]) {
+    const D = s[1];
+    cs.push(make('layerNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'] }));
+    cs.push(make('layerNorm', 'bwd', s, { opts: { normalizedShape: [D] } }));
+    cs.push(make('rmsNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'] }));
+    cs.push(make('rmsNorm', 'bwd', s, { opts: { normalizedShape: [D] } }));
+  }
+  cs.push(make('layerNorm', 'fwd', [16, 256], { dtype: 'float16', opts: { normalizedShape: [256] }, peers: ['ort', 'tfjs'] }));
+  cs.push(make('layerNorm', 'fwd', [16, 256], { opts: { normalizedShape: [256], residual: true }, peers: ['ort', 'tfjs'] }));
+  cs.push(make('groupNorm', 'fwd', [2, 32, 8, 8], { opts: { numGroups: 8 }, peers: ['ort', 'tfjs'] }));
+  cs.push(make('groupNorm', 'bwd', [2, 32, 8, 8], { opts: { numGroups: 8 } }));
+  cs.push(make('groupNorm', 'fwd', [2, 32, 8, 8], { dtype: 'float16', opts: { numGroups: 8 }, peers: ['ort', 'tfjs'] }));
+  cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: true } }));
+  cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true } }));
+  cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: false }, peers: ['ort', 'tfjs'] }));
+  cs.push(make('instanceNorm', 'fwd', [2, 8, 8, 8], { peers: ['ort', 'tfjs'] }));
+  cs.push(make('instanceNorm', 'bwd', [2, 8, 8, 8]));
+  cs.push(make('weightNorm', 'fwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
+  cs.push(make('weightNorm', 'bwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
+  return cs;
+}
+
+/** Cases for a run: --quick picks the tiny list; --filter keeps ids containing the substring. */
+export function selectCases({ quick = false, filter = '' } = {}) {
+  const all = quick ? quickCases() : fullCases();
+  if (!filter) return all;
+  const f = filter.toLowerCase();
+  return all.filter((c) => c.id.toLowerCase().includes(f));
+}
+
+/** Parse the runners' shared flags from argv-style strings. */
+export function parseFlags(argv, defaults = {}) {
+  const out = { quick: false, filter: '', budget: 2, peers: true, ...defaults };
+  for (const a of argv) {
+    if (a === '--quick') out.quick = true;
+    else if (a.startsWith('--filter=')) out.filter = a.slice(9);
+    else if (a.startsWith('--budget=')) {
+      const b = Number(a.slice(9));
+      if (!(b > 0)) throw new Error(`--budget: expected seconds > 0, got ${a.slice(9)}`);
+      out.budget = b;
+    } else if (a === '--no-peers') out.peers = false;
+    else if (a.startsWith('--adapter=')) out.adapter = a.slice(10);
+    else if (a === '--help' || a === '-h') out.help = true;
+    else if (a.startsWith('--out=')) out.out = a.slice(6);
+    else throw new Error(`unknown flag ${a} (try --help)`);
+  }
+  return out;
+}

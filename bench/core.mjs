@@ -1,0 +1,665 @@
+// The measuring core, plain JS: runs in Node (bench/node.mjs, Dawn) and in the browser
+// (bench/page.mjs). It never imports the library itself: the runner passes the module in, so
+// Node can load ../dist/index.js and the page /dist/index.js.
+//
+// Per case:
+//   1. seeded inputs with a non-zero mean (x ~ 3 + N(0, 1)), the same host data on both backends;
+//   2. the op once on the GPU and once on the CPU reference; every output (and every tensor the
+//      op updates in place) compared by relative L2 error; over the tolerance (1e-4 float32,
+//      2e-3 float16) the row is FAIL and nothing is timed;
+//   3. warm-up, then batches of k enqueued ops (outputs destroyed at once) closed by
+//      onSubmittedWorkDone, interleaved with batches of the vec4 copy kernel over the same byte
+//      count, until the time budget is spent (at least 3 batches each); per-iteration time is the
+//      median over batches. With 'timestamp-query' each batch is bracketed by two empty compute
+//      passes that write GPU timestamps (the device-timeline span of the batch, idle gaps
+//      included); without it the wall time from the first enqueue to onSubmittedWorkDone.
+//      Both are recorded; `timing` says which one the reported ms is;
+//   4. peers (browser): each peer runs the same computation on the same device, is checked
+//      against the same CPU reference, and is timed by the same batch protocol.
+
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
+
+export const TOLERANCE = { float32: 1e-4, float16: 2e-3 };
+
+// ---------------------------------------------------------------- seeded inputs
+
+/** FNV-1a of a string: the per-case seed. */
+export function hashSeed(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** mulberry32: a small seeded generator with uniform() and normal(). */
+export function makeRng(seed) {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  let spare = null;
+  const normal = () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    const u = 1 - uniform();
+    const v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+  return { uniform, normal };
+}
+
+function fill(rng, n, mean, std) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = mean + std * rng.normal();
+  return a;
+}
+
+const numelOf = (shape) => shape.reduce((a, b) => a * b, 1);
+
+// ---------------------------------------------------------------- how each op is called
+
+// Each entry turns a case into:
+//   inputs  [{ name, shape, dtype, mean, std }]: host data made from the case's seed
+//   derive  optional (cpu, T) => { name: cpuTensor }: inputs that come from a CPU forward
+//           (mean/rstd for a backward), so a backward row checks the backward kernel alone
+//   call    (N, T) => outputs: the op on either backend with tensors T
+//   main    the output peers are compared with
+//   mutated names of inputs the op updates in place (compared too)
+const ROW_AFFINE = (c) => [c.opts.normalizedShape, c.dtype];
+
+export const OPS = {
+  layerNorm: {
+    fwd: (c) => {
+      const [ns, dt] = ROW_AFFINE(c);
+      const inputs = [
+        { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
+        { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
+        { name: 'bias', shape: ns, dtype: dt, mean: 0, std: 0.1 },
+      ];
+      if (c.opts.residual) inputs.push({ name: 'residual', shape: c.shape, dtype: dt, mean: -1, std: 1 });
+      return {
+        inputs,
+        call: (N, T) => N.layerNorm(T.x, { normalizedShape: ns, weight: T.weight, bias: T.bias, ...(T.residual ? { residual: T.residual } : {}) }),
+        main: 'y',
+      };
+    },
+    bwd: (c) => {
+      const [ns, dt] = ROW_AFFINE(c);
+      return {
+        inputs: [
+          { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
+          { name: 'dy', shape: c.shape, dtype: dt, mean: 0.1, std: 1 },
+          { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
+          { name: 'bias', shape: ns, dtype: dt, mean: 0, std: 0.1 },
+        ],
+        derive: (N, T) => {
+          const r = N.layerNorm(T.x, { normalizedShape: ns, weight: T.weight, bias: T.bias });
+          return { mean: r.mean, rstd: r.rstd };
+        },
+        call: (N, T) => N.layerNormBackward(T.dy, T.x, T.mean, T.rstd, { normalizedShape: ns, weight: T.weight, bias: T.bias }),
+        main: 'dx',
+      };
+    },
+  },
+  rmsNorm: {
+    fwd: (c) => {
+      const [ns, dt] = ROW_AFFINE(c);
+      return {
+        inputs: [
+          { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
+          { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
+        ],
+        call: (N, T) => N.rmsNorm(T.x, { normalizedShape: ns, weight: T.weight }),
+        main: 'y',
+      };
+    },
+    bwd: (c) => {
+      const [ns, dt] = ROW_AFFINE(c);
+      return {
+        inputs: [
+          { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
+          { name: 'dy', shape: c.shape, dtype: dt, mean: 0.1, std: 1 },
+          { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
+        ],
+        derive: (N, T) => ({ rstd: N.rmsNorm(T.x, { normalizedShape: ns, weight: T.weight }).rstd }),
+        call: (N, T) => N.rmsNormBackward(T.dy, T.x, T.rstd, { normalizedShape: ns, weight: T.weight }),
+        main: 'dx',
+      };
+    },
+  },
+  groupNorm: {
+    fwd: (c) => channelFwd(c, (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias })),
+    bwd: (c) =>
+      channelBwd(
+        c,
+        (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias }),
+        (N, T) => N.groupNormBackward(T.dy, T.x, T.mean, T.rstd, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias }),
+      ),
+  },
+  instanceNorm: {
+    fwd: (c) => channelFwd(c, (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias })),
+    bwd: (c) =>
+      channelBwd(
+        c,
+        (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias }),
+        (N, T) => N.instanceNormBackward(T.dy, T.x, T.mean, T.rstd, { weight: T.weight, bias: T.bias }),
+      ),
+  },
+  batchNorm: {
+    fwd: (c) => {
+      const C = [c.shape[1]];
+      const training = !!c.opts.training;
+      return {
+        inputs: [
+          { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
+          { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
+          { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
+          { name: 'runningMean', shape: C, dtype: 'float32', mean: 3, std: 0.1 },
+          { name: 'runningVar', shape: C, dtype: 'float32', mean: 1, std: 0.1, abs: true },
+        ],
+        call: (N, T) => N.batchNorm(T.x, { training, weight: T.weight, bias: T.bias, runningMean: T.runningMean, runningVar: T.runningVar }),
+        main: 'y',
+        mutated: training ? ['runningMean', 'runningVar'] : [],
+      };
+    },
+    bwd: (c) => {
+      const C = [c.shape[1]];
+      return {
+        inputs: [
+          { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
+          { name: 'dy', shape: c.shape, dtype: c.dtype, mean: 0.1, std: 1 },
+          { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
+          { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
+        ],
+        derive: (N, T) => {
+          const r = N.batchNorm(T.x, { training: true, weight: T.weight, bias: T.bias });
+          return { saveMean: r.saveMean, saveInvstd: r.saveInvstd };
+        },
+        call: (N, T) => N.batchNormBackward(T.dy, T.x, { training: true, weight: T.weight, bias: T.bias, saveMean: T.saveMean, saveInvstd: T.saveInvstd }),
+        main: 'dx',
+      };
+    },
+  },
+  weightNorm: {
+    fwd: (c) => {
+      const gShape = c.shape.map((d, i) => (i === c.opts.dim ? d : 1));
+      return {
+        inputs: [
+          { name: 'v', shape: c.shape, dtype: c.dtype, mean: 0.5, std: 1 },
+          { name: 'g', shape: gShape, dtype: c.dtype, mean: 1, std: 0.1 },
+        ],
+        call: (N, T) => N.weightNorm(T.v, T.g, { dim: c.opts.dim }),
+        main: 'w',
+      };
+    },
+    bwd: (c) => {
+      const gShape = c.shape.map((d, i) => (i === c.opts.dim ? d : 1));
+      return {
+        inputs: [
+          { name: 'v', shape: c.shape, dtype: c.dtype, mean: 0.5, std: 1 },
+          { name: 'dw', shape: c.shape, dtype: c.dtype, mean: 0.1, std: 1 },
+          { name: 'g', shape: gShape, dtype: c.dtype, mean: 1, std: 0.1 },
+        ],
+        derive: (N, T) => ({ norms: N.weightNorm(T.v, T.g, { dim: c.opts.dim }).norms }),
+        call: (N, T) => N.weightNormBackward(T.dw, T.v, T.g, T.norms, { dim: c.opts.dim }),
+        main: 'dv',
+      };
+    },
+  },
+};
+
+function channelFwd(c, call) {
+  const C = [c.shape[1]];
+  return {
+    inputs: [
+      { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
+      { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
+      { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
+    ],
+    call,
+    main: 'y',
+  };
+}
+
+function channelBwd(c, fwd, call) {
+  const C = [c.shape[1]];
+  return {
+    inputs: [
+      { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
+      { name: 'dy', shape: c.shape, dtype: c.dtype, mean: 0.1, std: 1 },
+      { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
+      { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
+    ],
+    derive: (N, T) => {
+      const r = fwd(N, T);
+      return { mean: r.mean, rstd: r.rstd };
+    },
+    call,
+    main: 'dx',
+  };
+}
+
+// ---------------------------------------------------------------- timing
+
+/**
+ * Brackets batches of GPU work with GPU timestamps (two empty compute passes that write the
+ * beginning-of-pass timestamp) when the device has 'timestamp-query'. Queue order makes the
+ * second timestamp wait for everything submitted before it.
+ */
+export class BatchTimer {
+  constructor(device) {
+    this.device = device;
+    this.enabled = device.features.has('timestamp-query');
+    if (this.enabled) {
+      this.qs = device.createQuerySet({ type: 'timestamp', count: 2, label: 'bench.timestamps' });
+      this.resolve = device.createBuffer({ size: 16, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC, label: 'bench.ts.resolve' });
+      this.staging = device.createBuffer({ size: 16, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: 'bench.ts.staging' });
+    }
+  }
+
+  mark(index) {
+    if (!this.enabled) return;
+    const enc = this.device.createCommandEncoder({ label: `bench.mark${index}` });
+    const pass = enc.beginComputePass({ label: `bench.mark${index}`, timestampWrites: { querySet: this.qs, beginningOfPassWriteIndex: index } });
+    pass.end();
+    if (index === 1) {
+      enc.resolveQuerySet(this.qs, 0, 2, this.resolve, 0);
+      enc.copyBufferToBuffer(this.resolve, 0, this.staging, 0, 16);
+    }
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  /** Milliseconds between the two marks of the last batch, or null. */
+  async read() {
+    if (!this.enabled) return null;
+    await this.staging.mapAsync(USAGE.MAP_READ);
+    const v = new BigUint64Array(this.staging.getMappedRange().slice(0));
+    this.staging.unmap();
+    const ns = Number(v[1] - v[0]);
+    return ns > 0 ? ns / 1e6 : null;
+  }
+
+  destroy() {
+    this.qs?.destroy();
+    this.resolve?.destroy();
+    this.staging?.destroy();
+  }
+}
+
+const median = (a) => {
+  if (!a.length) return NaN;
+  const s = [...a].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const now = () => performance.now();
+
+/**
+ * One batch: k iterations of subject.run(), subject.flush(), then wait for the queue.
+ * subject.run() either enqueues and returns an error promise (awaited after the batch) or, with
+ * subject.awaitEach, returns a promise that must settle before the next call (ORT's session.run).
+ */
+async function runBatch(device, timer, s, k) {
+  const pend = [];
+  const t0 = now();
+  timer.mark(0);
+  for (let i = 0; i < k; i++) {
+    const p = s.run();
+    if (p && typeof p.then === 'function') {
+      if (s.awaitEach) await p;
+      else pend.push(p);
+    }
+  }
+  s.flush?.();
+  timer.mark(1);
+  await device.queue.onSubmittedWorkDone();
+  const wall = now() - t0;
+  await Promise.all(pend);
+  const gpu = await timer.read();
+  return { wall, gpu };
+}
+
+/**
+ * Time subjects round-robin within budgetMs (all together). Subjects marked `warmed` already ran
+ * (the correctness check did: pipelines compiled, caches filled); the others get one warm-up
+ * iteration. A k = 1 calibration batch per subject sets k so each gets about 6 batches in its
+ * share of the budget (and is kept as a sample when k stays 1). Batches go on until the budget
+ * is spent and each subject has minBatches, except that a subject whose single batch is longer
+ * than a third of its share is not held to minBatches (a slow kernel gets 1 or 2 samples
+ * rather than blowing the run's time). Returns per subject
+ * { ms, wallMs, gpuMs, timing, k, batches, iters, minMs, maxMs }.
+ */
+export async function measure(device, timer, subjects, { budgetMs, minBatches = 3, maxBatches = 60 }) {
+  const st = subjects.map(() => ({ k: 1, wall: [], gpu: [], batchMs: 0 }));
+  for (const s of subjects) if (!s.warmed) await runBatch(device, timer, s, 1);
+  const share = budgetMs / subjects.length;
+  const t0 = now();
+  for (let i = 0; i < subjects.length; i++) {
+    const one = await runBatch(device, timer, subjects[i], 1);
+    const per = Math.max(one.gpu ?? one.wall, 1e-3);
+    st[i].k = Math.max(1, Math.min(4096, Math.round(share / 6 / per)));
+    st[i].batchMs = per * st[i].k;
+    if (st[i].k === 1) {
+      st[i].wall.push(one.wall);
+      if (one.gpu !== null) st[i].gpu.push(one.gpu);
+    }
+  }
+  const need = st.map((x) => (x.batchMs > share / 3 ? 1 : minBatches));
+  for (let b = 0; b < maxBatches; b++) {
+    const spent = now() - t0;
+    if (spent >= budgetMs && st.every((x, i) => x.wall.length >= need[i])) break;
+    for (let i = 0; i < subjects.length; i++) {
+      const r = await runBatch(device, timer, subjects[i], st[i].k);
+      st[i].wall.push(r.wall / st[i].k);
+      if (r.gpu !== null) st[i].gpu.push(r.gpu / st[i].k);
+    }
+  }
+  return st.map((x) => {
+    const wallMs = median(x.wall);
+    const useGpu = x.gpu.length === x.wall.length && x.gpu.length > 0;
+    const gpuMs = useGpu ? median(x.gpu) : null;
+    const samples = useGpu ? x.gpu : x.wall;
+    return {
+      ms: useGpu ? gpuMs : wallMs,
+      wallMs,
+      gpuMs,
+      timing: useGpu ? 'timestamp' : 'wall',
+      k: x.k,
+      batches: x.wall.length,
+      iters: x.k * x.wall.length,
+      minMs: Math.min(...samples),
+      maxMs: Math.max(...samples),
+    };
+  });
+}
+
+// ---------------------------------------------------------------- the run
+
+const isTensor = (t) => t && typeof t === 'object' && typeof t.destroy === 'function' && Array.isArray(t.shape);
+
+function tensorsOf(out) {
+  return Object.entries(out).filter(([, t]) => isTensor(t));
+}
+
+function destroyAll(out) {
+  for (const [, t] of tensorsOf(out)) t.destroy();
+}
+
+const gbps = (bytes, ms) => bytes / (ms * 1e-3) / 1e9;
+
+/**
+ * Run every case. ctx: { lib: { relativeL2 }, norms (webgpu), cpu (cpu backend), budgetS,
+ * peers: [{ name, ... }], onEvent(ev) }. Returns the rows.
+ */
+export async function runCases(cases, ctx) {
+  const { norms, onEvent = () => {} } = ctx;
+  const device = norms.device;
+  const timer = new BatchTimer(device);
+  const rows = [];
+  try {
+    for (let i = 0; i < cases.length; i++) {
+      const c = cases[i];
+      onEvent({ type: 'case', index: i, total: cases.length, id: c.id });
+      const t0 = now();
+      let row;
+      try {
+        row = await runCase(c, ctx, timer);
+      } catch (e) {
+        row = baseRow(c);
+        row.status = 'error';
+        row.error = String(e?.stack || e);
+      }
+      row.caseSeconds = (now() - t0) / 1000;
+      rows.push(row);
+      onEvent({ type: 'row', index: i, total: cases.length, row });
+    }
+  } finally {
+    timer.destroy();
+  }
+  return rows;
+}
+
+function baseRow(c) {
+  return {
+    id: c.id,
+    op: c.op,
+    dir: c.dir,
+    shape: c.shape,
+    dtype: c.dtype,
+    opts: c.opts,
+    tag: c.tag,
+    numel: numelOf(c.shape),
+    bytes: c.bytes,
+    status: 'error',
+    peers: {},
+  };
+}
+
+async function runCase(c, ctx, timer) {
+  const { norms, cpu, lib } = ctx;
+  const budgetMs = ctx.budgetS * 1000;
+  const spec = OPS[c.op]?.[c.dir];
+  if (!spec) throw new Error(`no runner for ${c.op} ${c.dir}`);
+  const s = spec(c);
+  const row = baseRow(c);
+  const tol = TOLERANCE[c.dtype];
+  row.tol = tol;
+
+  // Inputs: the same host data on both backends.
+  const phases = {};
+  row.phases = phases;
+  let tp = now();
+  const phase = (name) => {
+    const t = now();
+    phases[name] = Math.round(t - tp);
+    tp = t;
+  };
+  const rng = makeRng(hashSeed(c.id));
+  const host = {};
+  const Tg = {};
+  const Tc = {};
+  const gpuOwned = [];
+  try {
+    for (const inp of s.inputs) {
+      const data = fill(rng, numelOf(inp.shape), inp.mean, inp.std);
+      if (inp.abs) for (let j = 0; j < data.length; j++) data[j] = Math.abs(data[j]);
+      Tc[inp.name] = cpu.tensor(data, inp.shape, inp.dtype);
+      // float16: the values as stored (rounded to half); float32: the data itself.
+      host[inp.name] = inp.dtype === 'float16' ? await cpu.read(Tc[inp.name]) : data;
+      Tg[inp.name] = norms.tensor(data, inp.shape, inp.dtype);
+      gpuOwned.push(Tg[inp.name]);
+    }
+    if (s.derive) {
+      const d = s.derive(cpu, Tc);
+      for (const [name, t] of Object.entries(d)) {
+        Tc[name] = t;
+        host[name] = await cpu.read(t);
+        Tg[name] = norms.tensor(host[name], t.shape, t.dtype);
+        gpuOwned.push(Tg[name]);
+      }
+    }
+
+    phase('inputs');
+    // Check: GPU once, CPU reference once, every output and every in-place update compared.
+    const got = s.call(norms, Tg);
+    const ref = s.call(cpu, Tc);
+    const errs = {};
+    const refHost = {};
+    for (const [name, t] of tensorsOf(ref)) refHost[name] = await cpu.read(t);
+    try {
+      for (const [name, t] of tensorsOf(got)) {
+        if (!refHost[name]) continue;
+        errs[name] = lib.relativeL2(await norms.read(t), refHost[name]);
+      }
+      for (const name of s.mutated ?? []) errs[`${name} (in place)`] = lib.relativeL2(await norms.read(Tg[name]), await cpu.read(Tc[name]));
+    } finally {
+      destroyAll(got);
+    }
+    row.errs = errs;
+    phase('check');
+    row.err = Math.max(...Object.values(errs).map((e) => (Number.isNaN(e) ? Infinity : e)));
+    const missing = Object.keys(refHost).filter((k) => !(k in errs));
+    if (missing.length) {
+      row.status = 'FAIL';
+      row.error = `outputs missing on the GPU: ${missing.join(', ')}`;
+      return row;
+    }
+    if (!(row.err <= tol)) {
+      row.status = 'FAIL';
+      const worst = Object.entries(errs).sort((a, b) => b[1] - a[1])[0];
+      row.error = `output ${worst[0]}: relative L2 error ${fmtE(worst[1])} > ${tol}`;
+      return row;
+    }
+
+    // Time ours against the copy kernel over the same bytes (numel·bpe copied: read + write).
+    const bpe = c.dtype === 'float16' ? 2 : 4;
+    const copyBytes = Math.ceil((row.numel * bpe) / 16) * 16;
+    const n4 = copyBytes / 16;
+    const src = norms.device.createBuffer({ size: copyBytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'bench.copy.src' });
+    const dst = norms.device.createBuffer({ size: copyBytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'bench.copy.dst' });
+    try {
+      const ours = {
+        warmed: true,
+        run: () => {
+          const out = s.call(norms, Tg);
+          let p = null;
+          for (const [, t] of tensorsOf(out)) {
+            if (!p && t._pending) p = t._pending;
+            t.destroy();
+          }
+          return p;
+        },
+      };
+      const copy = { run: () => norms._gpu.copyKernel(src, dst, n4) };
+      const [mo, mc] = await measure(norms.device, timer, [ours, copy], { budgetMs, minBatches: 3 });
+      row.ms = mo.ms;
+      row.wallMs = mo.wallMs;
+      row.gpuMs = mo.gpuMs;
+      row.timing = mo.timing;
+      row.k = mo.k;
+      row.batches = mo.batches;
+      row.iters = mo.iters;
+      row.minMs = mo.minMs;
+      row.maxMs = mo.maxMs;
+      row.gbps = gbps(c.bytes, mo.ms);
+      row.copy = { bytes: 2 * copyBytes, ms: mc.ms, wallMs: mc.wallMs, gpuMs: mc.gpuMs, timing: mc.timing, gbps: gbps(2 * copyBytes, mc.ms), iters: mc.iters, batches: mc.batches };
+      row.copyGbps = row.copy.gbps;
+      row.ratio = row.gbps / row.copyGbps;
+      row.status = 'ok';
+      phase('timing');
+    } finally {
+      src.destroy();
+      dst.destroy();
+    }
+
+    // Peers on the same device, same inputs, same reference, same protocol.
+    for (const peer of ctx.peers ?? []) {
+      if (!c.peers.includes(peer.name)) continue;
+      onEventSafe(ctx, { type: 'peer', id: c.id, peer: peer.name });
+      row.peers[peer.name] = await runPeer(peer, c, { host, Tg, refHost, main: s.main, tol, budgetMs, timer, ctx, ourMs: row.ms, copyGbps: row.copyGbps });
+      phase(peer.name);
+    }
+    return row;
+  } finally {
+    for (const t of gpuOwned) t.destroy();
+  }
+}
+
+function onEventSafe(ctx, ev) {
+  try {
+    ctx.onEvent?.(ev);
+  } catch {
+    /* progress only */
+  }
+}
+
+async function runPeer(peer, c, o) {
+  const { ctx } = o;
+  const res = { status: 'n/a', version: peer.version };
+  let job = null;
+  try {
+    const why = peer.unsupported?.(c);
+    if (why) return { ...res, reason: why };
+    job = await peer.prepare(c, { host: o.host, tensors: o.Tg, ref: o.refHost[o.main], device: ctx.norms.device });
+    if (job.reason) return { ...res, reason: job.reason, what: job.what };
+    res.what = job.what;
+    const out = await job.output();
+    res.err = ctx.lib.relativeL2(out, o.refHost[o.main]);
+    if (!(res.err <= o.tol)) {
+      res.status = 'FAIL';
+      res.reason = `output differs from the CPU reference: relative L2 error ${fmtE(res.err)} > ${o.tol} (not timed)`;
+      return res;
+    }
+    const [m] = await measure(ctx.norms.device, o.timer, [{ run: job.run, awaitEach: !!job.awaitEach, flush: job.flush, warmed: true }], { budgetMs: o.budgetMs, minBatches: 3 });
+    Object.assign(res, {
+      status: 'ok',
+      ms: m.ms,
+      wallMs: m.wallMs,
+      gpuMs: m.gpuMs,
+      timing: m.timing,
+      iters: m.iters,
+      batches: m.batches,
+      gbps: gbps(c.bytes, m.ms),
+      ratio: gbps(c.bytes, m.ms) / o.copyGbps,
+      vsOurs: m.ms / o.ourMs,
+    });
+    return res;
+  } catch (e) {
+    return { ...res, status: 'error', reason: String(e?.message || e).slice(0, 500) };
+  } finally {
+    try {
+      await job?.destroy?.();
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+export const fmtE = (e) => (e === undefined || e === null ? '' : Number.isFinite(e) ? e.toExponential(1) : String(e));
+
+// ---------------------------------------------------------------- environment
+
+/** Adapter info, features and limits of a device, as plain JSON. */
+export function describeDevice(device, adapter) {
+  const limits = {};
+  const L = device.limits;
+  for (const k in L) {
+    const v = L[k];
+    if (typeof v === 'number') limits[k] = v;
+  }
+  if (Object.keys(limits).length === 0) {
+    // Dawn's Node objects keep limits as getters on the prototype.
+    for (const k of Object.getOwnPropertyNames(Object.getPrototypeOf(L))) {
+      const v = L[k];
+      if (typeof v === 'number') limits[k] = v;
+    }
+  }
+  return {
+    adapter,
+    features: [...device.features].sort(),
+    limits,
+  };
+}
+
+/** A short file-name tag for an adapter: e.g. "swiftshader", "nvidia-hopper". */
+export function adapterTag(a) {
+  const parts = [a?.architecture || a?.vendor || a?.description || 'unknown'];
+  if (a?.vendor && a?.architecture && !/swiftshader/i.test(a.architecture)) parts.unshift(a.vendor);
+  return parts
+    .join('-')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '') || 'unknown';
+}

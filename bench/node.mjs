@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+// The Node benchmark runner: the built library (../dist/index.js) on Dawn (the `webgpu` package),
+// every case of bench/cases.mjs checked against the CPU reference and timed against the vec4
+// copy kernel. Prints a table, writes bench/results/node-<adapter>-<date>.json, exits 1 when a
+// row FAILs (wrong result) or errors.
+//
+//   node bench/node.mjs [--quick] [--filter=<substring>] [--budget=<seconds per case>] [--out=<dir>]
+//
+// Needs only dist/ (npx vite build) and node_modules/webgpu. With no VK_ICD_FILENAMES /
+// VK_DRIVER_FILES set it points Vulkan at Chromium's SwiftShader when that is installed, as
+// scripts/env.sh does; WEBGPU_NORM_ADAPTER=gpu (or a set ICD variable) keeps the real driver.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import os from 'node:os';
+import { parseFlags, selectCases } from './cases.mjs';
+import { runCases, describeDevice, adapterTag } from './core.mjs';
+import { textTable, notes } from './format.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+
+const HELP = `usage: node bench/node.mjs [--quick] [--filter=<substring>] [--budget=<seconds per case>] [--out=<dir>]
+  --quick        tiny shapes: a smoke run of every case in seconds
+  --filter=S     only cases whose id contains S (case-insensitive), e.g. --filter="layerNorm fwd"
+  --budget=S     seconds of timing per case, the op and the copy kernel together (default 2)
+  --out=DIR      where the JSON goes (default bench/results)
+Exit status 1 when any row FAILs the CPU-reference check or errors.`;
+
+async function main() {
+  let flags;
+  try {
+    flags = parseFlags(process.argv.slice(2), { budget: 2 });
+  } catch (e) {
+    console.error(`bench: ${e.message}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(HELP);
+    return 0;
+  }
+  let lib;
+  try {
+    lib = await import(pathToFileURL(join(ROOT, 'dist', 'index.js')).href);
+  } catch (e) {
+    console.error(`bench: cannot load dist/index.js (${e.message}); run \`npx vite build\` first`);
+    return 2;
+  }
+  // The same defaults as scripts/env.sh, for a plain `node bench/node.mjs`: with no Vulkan ICD
+  // chosen and WEBGPU_NORM_ADAPTER != gpu, use Chromium's SwiftShader when it is installed.
+  const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+  if (process.env.WEBGPU_NORM_ADAPTER !== 'gpu' && !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER)) {
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+  }
+  if (!process.env.XDG_RUNTIME_DIR) {
+    process.env.XDG_RUNTIME_DIR = join(os.tmpdir(), 'webgpu-norm-xdg');
+    mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true });
+  }
+  let webgpu;
+  try {
+    webgpu = await import('webgpu');
+  } catch (e) {
+    console.error(`bench: cannot load the 'webgpu' package (${e.message}); run \`npm ci\``);
+    return 2;
+  }
+  const gpu = webgpu.create([]);
+  const norms = await lib.createNorms({ gpu, backend: 'webgpu' });
+  const cpu = await lib.createNorms({ backend: 'cpu' });
+  const env = describeDevice(norms.device, norms.adapter);
+  const cases = selectCases(flags);
+  if (!cases.length) {
+    console.error(`bench: no case matches --filter=${flags.filter}`);
+    return 2;
+  }
+  const tag = adapterTag(norms.adapter);
+  const a = norms.adapter;
+  console.log(`webgpu-norm bench (Node ${process.version}, Dawn): ${a.vendor} ${a.architecture} ${a.device} ${a.description}`.replace(/\s+/g, ' '));
+  console.log(`features: ${env.features.join(', ')}`);
+  console.log(`${cases.length} cases, ${flags.budget} s timing budget each${flags.quick ? ' (quick shapes)' : ''}; timing: ${norms.device.features.has('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch (no timestamp-query)'}`);
+  console.log('');
+  const table = textTable([]);
+  console.log(table.header());
+  const t0 = Date.now();
+  const rows = await runCases(cases, {
+    lib,
+    norms,
+    cpu,
+    budgetS: flags.budget,
+    peers: [],
+    onEvent: (ev) => {
+      if (ev.type === 'row') console.log(table.line(ev.row));
+    },
+  });
+  const seconds = (Date.now() - t0) / 1000;
+  const bad = rows.filter((r) => r.status !== 'ok');
+  const n = notes(rows);
+  if (n.length) console.log(`\n${n.join('\n')}`);
+  const timings = [...new Set(rows.map((r) => r.timing).filter(Boolean))];
+  const date = new Date().toISOString();
+  const result = {
+    runner: 'node',
+    date,
+    seconds,
+    flags,
+    timing: timings.length === 1 ? timings[0] : timings.join('+') || 'none',
+    timingNote:
+      'ms = median per-iteration time over batches of k enqueued ops closed by onSubmittedWorkDone; timing "timestamp" = GPU timestamps from two empty compute passes bracketing the batch, "wall" = performance.now() around the batch. GB/s over the minimal bytes (forward 2·numel·bpe, backward 3·numel·bpe, fused residual 4·numel·bpe); copy = vec4 copy kernel over numel·bpe bytes, counted read + write.',
+    environment: {
+      node: process.version,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      webgpuPackage: readVersion('webgpu'),
+      vkIcd: process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES || null,
+      ...env,
+    },
+    rows,
+  };
+  const outDir = flags.out ? resolve(flags.out) : join(HERE, 'results');
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `node-${tag}-${date.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 1)}\n`);
+  console.log(`\n${rows.length} cases in ${seconds.toFixed(1)} s: ${rows.length - bad.length} ok, ${bad.filter((r) => r.status === 'FAIL').length} FAIL, ${bad.filter((r) => r.status === 'error').length} error`);
+  console.log(`wrote ${relative(process.cwd(), file) || file}`);
+  norms.destroy();
+  return bad.length ? 1 : 0;
+}
+
+function readVersion(pkg) {
+  try {
+    return JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+  } catch {
+    return null;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e?.stack || e);
+    process.exit(2);
+  },
+);

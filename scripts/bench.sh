@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `npm start`: build the bundle, then the browser benchmark (bench/browser.mjs): webgpu-norm,
+# ONNX Runtime Web and TensorFlow.js side by side in headless Chromium, WebGPU on SwiftShader
+# (or the real GPU with --adapter=gpu). Results: bench/results/ (JSON, HTML report, PNG,
+# latest.md). Flags go to bench/browser.mjs: npm start -- --quick | --filter=S | --budget=S |
+# --adapter=gpu | --no-peers
+for a in "$@"; do
+  if [ "$a" = --adapter=gpu ]; then export WEBGPU_NORM_ADAPTER=gpu; fi
+done
+# Prerequisites (Chromium, SwiftShader, the Vulkan loader, node_modules); cds to the repo root.
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+missing=()
+for p in vite playwright-core onnxruntime-web @tensorflow/tfjs-core @tensorflow/tfjs-backend-webgpu; do
+  [ -d "node_modules/$p" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "webgpu-norm bench: missing npm packages: ${missing[*]} (run npm ci)" >&2
+  exit 2
+fi
+echo "== build (npx vite build)"
+npx vite build --logLevel warn
+echo "== browser benchmark"
+exec node bench/browser.mjs "$@"
