@@ -4,7 +4,8 @@
  * forward updates in place, within relative L2 1e-4.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ValueError } from '../src/index.ts';
+import { ValueError, type Norms } from '../src/index.ts';
+import { expectClose } from './util/gpu.ts';
 import { closeBackends, failIf, fmt, openBackends, parityReport, randn, uniform, type Backends, type HostIn } from './util/parity.ts';
 
 let B: Backends;
@@ -52,12 +53,12 @@ const momentumOpts = (c: BnCase) => ({
 });
 
 /** Training forward (with the in-place running update) and training backward. */
-async function trainParity(c: BnCase): Promise<void> {
+async function trainParity(c: BnCase, gpu: Norms = B.gpu): Promise<void> {
   const label = `batchNorm training ${name(c)}`;
   const ins = inputs(c, !!c.running);
   const F = await parityReport(
     `${label}: forward`,
-    B.gpu,
+    gpu,
     B.cpu,
     ins,
     (n, t) => n.batchNorm(t.x!, { training: true, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar, ...momentumOpts(c) }),
@@ -74,7 +75,7 @@ async function trainParity(c: BnCase): Promise<void> {
     saveMean: { data: F.ref.saveMean!, shape: [C] } as HostIn,
     saveInvstd: { data: F.ref.saveInvstd!, shape: [C] } as HostIn,
   };
-  const Bw = await parityReport(`${label}: backward`, B.gpu, B.cpu, bins, (n, t) =>
+  const Bw = await parityReport(`${label}: backward`, gpu, B.cpu, bins, (n, t) =>
     n.batchNormBackward(t.dy!, t.x!, { training: true, weight: t.weight, bias: t.bias, saveMean: t.saveMean, saveInvstd: t.saveInvstd, ...(c.eps !== undefined ? { eps: c.eps } : {}) }),
   );
   expect(Object.keys(Bw.ref).sort()).toEqual(['dx', ...(c.weight ? ['dweight'] : []), ...(c.bias ? ['dbias'] : [])].sort());
@@ -82,12 +83,12 @@ async function trainParity(c: BnCase): Promise<void> {
 }
 
 /** Eval forward (running stats used and left unchanged) and eval backward. */
-async function evalParity(c: BnCase): Promise<void> {
+async function evalParity(c: BnCase, gpu: Norms = B.gpu): Promise<void> {
   const label = `batchNorm eval ${name(c)}`;
   const ins = inputs(c, true);
   const F = await parityReport(
     `${label}: forward`,
-    B.gpu,
+    gpu,
     B.cpu,
     ins,
     (n, t) => n.batchNorm(t.x!, { training: false, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar, ...momentumOpts(c) }),
@@ -98,7 +99,7 @@ async function evalParity(c: BnCase): Promise<void> {
   const bins = { dy: randn(c.seed + 5, c.shape, 0.1, 1), x: ins.x, weight: ins.weight, bias: ins.bias, runningMean: ins.runningMean, runningVar: ins.runningVar };
   const Bw = await parityReport(
     `${label}: backward`,
-    B.gpu,
+    gpu,
     B.cpu,
     bins,
     (n, t) =>
@@ -188,6 +189,18 @@ describe('batchNorm eval parity', () => {
   for (const c of cases) it(name(c), () => evalParity(c));
 });
 
+describe('batchNorm parity, discrete-GPU work split (many partials)', () => {
+  const train: BnCase[] = [
+    { shape: [8, 3, 5, 5], weight: true, bias: true, running: true, seed: 2600 },
+    { shape: [16, 2, 100, 100], weight: true, bias: true, running: true, momentum: null, numBatchesTracked: 3, seed: 2601 },
+    { shape: [4, 7, 9, 11], running: true, mean: 1e4, std: 1, seed: 2602 },
+    { shape: [2, 3], eps: 0.5, seed: 2603 },
+  ];
+  for (const c of train) it(`training ${name(c)}`, () => trainParity(c, B.gpuSplit));
+  const evals: BnCase[] = [{ shape: [4, 7, 9, 11], weight: true, bias: true, seed: 2604 }];
+  for (const c of evals) it(`eval ${name(c)}`, () => evalParity(c, B.gpuSplit));
+});
+
 describe('batchNorm running statistics over several steps', () => {
   it('three training steps on the same running tensors match the CPU backend doing the same', async () => {
     const shape = [4, 3, 6, 6];
@@ -213,7 +226,7 @@ describe('batchNorm running statistics over several steps', () => {
       const before = k === 'rm' ? rm0 : rv0;
       expect(want).not.toEqual(before);
       try {
-        (await import('./util/gpu.ts')).expectClose(`running ${k} after 3 steps`, got, want, 1e-4);
+        expectClose(`running ${k} after 3 steps`, got, want, 1e-4);
       } catch (e) {
         failures.push((e as Error).message);
       }

@@ -88,7 +88,10 @@ describe('residual-fused layerNorm / rmsNorm vs the CPU composition (x + residua
           const w = c.affine ? rng.fill(K, 1, 0.5) : null;
           const b = c.affine ? rng.fill(K, 0, 0.5) : null;
           const ns = [K];
-          // The sum as stored: float32 add of the stored inputs, rounded to the storage dtype.
+          // The sum as stored: float32 add of the stored inputs, rounded to the storage dtype. The
+          // composition normalizes that stored s (as the unfused x + residual, then the norm, would,
+          // and as the CPU backend's residual path does), and the fused backward is fed `sum`, so
+          // mean/rstd must be the statistics of the returned sum.
           const xs = dtype === 'float16' ? roundToHalf(x) : x;
           const rs = dtype === 'float16' ? roundToHalf(res) : res;
           const s32 = new Float32Array(n);

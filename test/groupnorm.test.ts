@@ -148,3 +148,16 @@ for (const variant of ['fused', 'general'] as const) {
     for (const c of cases) it(name(c), () => gnParity(B[variant], c));
   });
 }
+
+describe('groupNorm / instanceNorm parity, discrete-GPU work split (many partials, general kernels)', () => {
+  const cases: GnCase[] = [
+    { shape: [2, 32, 64, 64], G: 8, weight: true, bias: true, seed: 3300 },
+    { shape: [4, 6, 9, 11], G: 2, weight: true, bias: true, mean: 1e4, std: 1, seed: 3301 },
+    { shape: [4, 6], G: 2, weight: true, bias: true, seed: 3302 },
+    { shape: [1, 2, 4, 4, 4], G: 1, seed: 3303 },
+    { shape: [2, 32, 16, 16], G: 8, weight: true, bias: true, silu: true, seed: 3304 },
+    { shape: [2, 64, 8, 8], G: null, weight: true, bias: true, seed: 3305 },
+    { shape: [4, 7, 9, 11], G: null, seed: 3306 },
+  ];
+  for (const c of cases) it(name(c), () => gnParity(B.gpuSplit, c));
+});

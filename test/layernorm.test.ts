@@ -20,9 +20,8 @@ describe('layerNorm parity, default variant', () => {
   LENGTHS.forEach((K, i) => {
     for (const rows of [1, 7]) cases.push({ lead: [rows], normalizedShape: [K], weight: true, bias: true, seed: 100 + 2 * i + rows });
   });
-  // Very long rows.
-  cases.push({ lead: [1], normalizedShape: [1000003], weight: true, bias: true, seed: 201 });
-  cases.push({ lead: [3], normalizedShape: [1000003], seed: 202 });
+  // Very long rows (one such case here, one in the discrete-GPU split below).
+  cases.push({ lead: [3], normalizedShape: [1000003], weight: true, bias: true, seed: 202 });
   // 4096 rows (as [4, 1024] leading dims), lengths up to 1000.
   [1, 4, 65, 256, 1000].forEach((K, i) => cases.push({ lead: [4, 1024], normalizedShape: [K], weight: true, bias: true, seed: 300 + i }));
   // Affine combinations.
@@ -56,3 +55,16 @@ for (const variant of ['fused', 'general'] as const) {
     for (const c of cases) it(describeRowCase(c), () => rowNormParity(B[variant], B.cpu, rms, c));
   });
 }
+
+describe('layerNorm parity, discrete-GPU work split (many partials, general kernels)', () => {
+  const cases: RowCase[] = [
+    { lead: [1], normalizedShape: [65537], weight: true, bias: true, seed: 900 },
+    { lead: [1], normalizedShape: [1000003], seed: 901 },
+    { lead: [7], normalizedShape: [4096], weight: true, bias: true, seed: 902 },
+    { lead: [4, 1024], normalizedShape: [256], weight: true, bias: true, seed: 903 },
+    { lead: [7], normalizedShape: [257], seed: 904 },
+    { lead: [1], normalizedShape: [65537], weight: true, bias: true, mean: 1e4, std: 1, seed: 905 },
+    { lead: [7], normalizedShape: [768], weight: true, bias: true, residual: true, seed: 906 },
+  ];
+  for (const c of cases) it(describeRowCase(c), () => rowNormParity(B.gpuSplit, B.cpu, rms, c));
+});

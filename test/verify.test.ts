@@ -40,8 +40,10 @@ function lnOnGpu() {
   return { out, inputs: [x, weight, bias] };
 }
 
-/** Replaces GpuBackend method `name` of `norms` with `impl` for the duration of `body`. */
-async function patched<K extends 'layerNorm' | 'batchNorm' | 'groupNormBackward'>(
+type Method = 'layerNorm' | 'layerNormBackward' | 'groupNorm' | 'groupNormBackward' | 'batchNorm' | 'batchNormBackward';
+
+/** Replaces GpuBackend method `name` of `norms` (an own property shadowing the prototype's) for the duration of `body`. */
+async function patched<K extends Method>(
   name: K,
   impl: (orig: O.Backend[K], ...args: Parameters<O.Backend[K]>) => ReturnType<O.Backend[K]>,
   body: () => Promise<void>,
@@ -54,7 +56,6 @@ async function patched<K extends 'layerNorm' | 'batchNorm' | 'groupNormBackward'
   } finally {
     delete (gpu as unknown as Record<string, unknown>)[name];
   }
-  expect(gpu[name]).not.toBe(undefined);
 }
 
 async function expectParityError(p: Promise<unknown>, op: string, output: string, shape: number[]): Promise<ParityError> {
@@ -142,23 +143,74 @@ describe('verify: true passes on correct results', () => {
 });
 
 describe('verify: true detects a wrong GPU result', () => {
-  it('y replaced by zeros: read(y), read(mean) and awaiting the result reject with ParityError(layerNorm, y, shape)', async () => {
-    await patched(
-      'layerNorm',
-      (orig, a) => {
-        const r = orig(a);
-        r.y.destroy();
-        return { ...r, y: norms.tensor(new Float32Array(numel(a.x.shape)), a.x.shape) };
-      },
-      async () => {
-        const { out, inputs } = lnOnGpu();
-        const e = await expectParityError(norms.read(out.y), 'layerNorm', 'y', LN.shape);
-        expect(e.relativeError).toBeCloseTo(1, 5); // all zeros: ‖0 − ref‖/‖ref‖ = 1
-        await expectParityError(norms.read(out.mean), 'layerNorm', 'y', LN.shape);
-        await expectParityError(Promise.resolve(out), 'layerNorm', 'y', LN.shape);
-        destroy(out.y, out.mean, out.rstd, ...inputs);
-      },
-    );
+  // Each public op, with its backend method's first output replaced by zeros.
+  const OPS: { op: string; method: 'layerNorm' | 'layerNormBackward' | 'groupNorm' | 'groupNormBackward' | 'batchNorm' | 'batchNormBackward'; call: (t: (d: { data: Float32Array; shape: number[] }) => Tensor) => object }[] = [
+    { op: 'layerNorm', method: 'layerNorm', call: (t) => norms.layerNorm(t(randn(5400, [5, 33])), { normalizedShape: [33], weight: t(randn(5401, [33])) }) },
+    {
+      op: 'layerNorm',
+      method: 'layerNorm',
+      call: (t) => norms.layerNorm(t(randn(5430, [5, 33])), { normalizedShape: [33], residual: t(randn(5431, [5, 33])), bias: t(randn(5432, [33])) }),
+    },
+    { op: 'rmsNorm', method: 'layerNorm', call: (t) => norms.rmsNorm(t(randn(5402, [5, 33])), { normalizedShape: [33] }) },
+    {
+      op: 'layerNormBackward',
+      method: 'layerNormBackward',
+      call: (t) => norms.layerNormBackward(t(randn(5403, [5, 33])), t(randn(5404, [5, 33])), t(randn(5405, [5])), t(uniform(5406, [5], 0.5, 2)), { normalizedShape: [33], bias: t(randn(5407, [33])) }),
+    },
+    {
+      op: 'rmsNormBackward',
+      method: 'layerNormBackward',
+      call: (t) => norms.rmsNormBackward(t(randn(5408, [5, 33])), t(randn(5409, [5, 33])), t(uniform(5410, [5], 0.5, 2)), { normalizedShape: [33], weight: t(randn(5411, [33])) }),
+    },
+    { op: 'groupNorm', method: 'groupNorm', call: (t) => norms.groupNorm(t(randn(5412, [2, 4, 7])), { numGroups: 2 }) },
+    { op: 'instanceNorm', method: 'groupNorm', call: (t) => norms.instanceNorm(t(randn(5413, [2, 4, 7])), { weight: t(randn(5414, [4])) }) },
+    {
+      op: 'groupNormBackward',
+      method: 'groupNormBackward',
+      call: (t) => norms.groupNormBackward(t(randn(5415, [2, 4, 7])), t(randn(5416, [2, 4, 7])), t(randn(5417, [2, 2])), t(uniform(5418, [2, 2], 0.5, 2)), { numGroups: 2 }),
+    },
+    {
+      op: 'instanceNormBackward',
+      method: 'groupNormBackward',
+      call: (t) => norms.instanceNormBackward(t(randn(5419, [2, 4, 7])), t(randn(5420, [2, 4, 7])), t(randn(5421, [2, 4])), t(uniform(5422, [2, 4], 0.5, 2)), { bias: t(randn(5423, [4])) }),
+    },
+    { op: 'batchNorm', method: 'batchNorm', call: (t) => norms.batchNorm(t(randn(5424, [3, 4, 7])), { training: true, bias: t(randn(5425, [4])) }) },
+    {
+      op: 'batchNormBackward',
+      method: 'batchNormBackward',
+      call: (t) => norms.batchNormBackward(t(randn(5426, [3, 4, 7])), t(randn(5427, [3, 4, 7])), { training: true, saveMean: t(randn(5428, [4])), saveInvstd: t(uniform(5429, [4], 0.5, 2)) }),
+    },
+  ];
+  OPS.forEach(({ op, method, call }, i) => {
+    it(`${op}${i === 1 ? ' with residual' : ''}: a zeroed first output makes read() of every output and awaiting the result reject with ParityError`, async () => {
+      let first = '';
+      let shape: number[] = [];
+      await patched(
+        method,
+        (orig, a) => {
+          const r = (orig as unknown as (a: unknown) => Record<string, Tensor | null>)(a);
+          first = 'y' in r ? 'y' : 'dx';
+          const t = r[first]!;
+          shape = [...t.shape];
+          t.destroy();
+          return { ...r, [first]: norms.tensor(new Float32Array(t.size), t.shape, t.dtype) } as never;
+        },
+        async () => {
+          const made: Tensor[] = [];
+          const out = call((d) => {
+            const t = norms.tensor(d.data, d.shape);
+            made.push(t);
+            return t;
+          }) as Record<string, Tensor | null>;
+          expect(first, 'the patched backend method ran').not.toBe('');
+          const e = await expectParityError(norms.read(out[first]!), op, first, shape);
+          expect(e.relativeError).toBeCloseTo(1, 5); // all zeros: ‖0 − ref‖/‖ref‖ = 1
+          for (const [k, v] of Object.entries(out)) if (v && k !== first) await expectParityError(norms.read(v), op, first, shape);
+          await expectParityError(Promise.resolve(out), op, first, shape); // the result object is a thenable
+          destroy(...made, ...Object.values(out));
+        },
+      );
+    });
   });
 
   it('the tolerance is relative L2 1e-4: the reference itself and ref·(1 + 1e-6) pass, ref·(1 + 1e-3) fails', async () => {

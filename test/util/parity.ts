@@ -42,15 +42,22 @@ export interface Backends {
   /** variant 'fused' / 'general' on the same GPUDevice (also NaN-poisoned). */
   fused: Norms;
   general: Norms;
+  /**
+   * variant 'auto' on the same device, told that its adapter is not a CPU one: it splits the
+   * work as on a discrete GPU (up to 65536 partials of >= 256 elements per reduction, never the
+   * row-fused kernels), so that the split a real GPU gets is covered on SwiftShader too.
+   */
+  gpuSplit: Norms;
 }
 
 export async function openBackends(): Promise<Backends> {
   const gpu = await gpuNorms();
   const cpu = await createNorms({ backend: 'cpu' });
-  const onDevice = (variant: 'fused' | 'general') => createNorms({ backend: 'webgpu', device: gpu.device!, poisonOutputs: true, variant });
-  const [fused, general] = await Promise.all([onDevice('fused'), onDevice('general')]);
-  for (const n of [fused, general]) if (n.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${n.backend}`);
-  return { gpu, cpu, fused, general };
+  const onDevice = (variant: 'fused' | 'general' | 'auto') => createNorms({ backend: 'webgpu', device: gpu.device!, poisonOutputs: true, variant });
+  const [fused, general, gpuSplit] = await Promise.all([onDevice('fused'), onDevice('general'), onDevice('auto')]);
+  for (const n of [fused, general, gpuSplit]) if (n.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${n.backend}`);
+  (gpuSplit._gpu!.ctx as { isCpuAdapter: boolean }).isCpuAdapter = false;
+  return { gpu, cpu, fused, general, gpuSplit };
 }
 
 export function closeBackends(b: Backends | undefined): void {
@@ -58,6 +65,7 @@ export function closeBackends(b: Backends | undefined): void {
   // The variant instances share gpu's device: destroy them first.
   b.fused.destroy();
   b.general.destroy();
+  b.gpuSplit.destroy();
   b.gpu.destroy();
   b.cpu.destroy();
 }
