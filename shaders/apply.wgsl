@@ -4,81 +4,46 @@
 // Index maps (uniforms): element e uses the statistics (or backward coefficients) of group
 // s = (e / sDiv) % sMod and the weight/bias at a = (e / aDiv) % aMod. Layer norm: s = row,
 // a = position in the row; group norm: s = (n, g), a = channel; batch norm: s = a = channel;
-// weight norm: s = slice along dim. Divisions are done once per span: a Cursor is then advanced
-// (integer division is slow on CPU adapters, and a span crosses few group boundaries).
+// weight norm: s = slice along dim.
+//
+// ALIGNED (chosen on the host): sDiv is a multiple of 4, and the weights of a quad are either
+// consecutive (aDiv = 1, aMod a multiple of 4: A_VEC) or one value (aDiv a multiple of 4). Then a
+// quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
+// is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
+// SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
+// element is mapped on its own.
 //
 // Entry points (one compiled in):
 //   APPLY         elementwise y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
-//                 RESIDUAL: x = X + R, also written to S). One invocation handles a span of
-//                 4*ITEMS consecutive elements starting at a multiple of 4, so with float16
-//                 storage every u32 word has exactly one writer.
+//                 RESIDUAL: x = X + R, also written to S). One invocation handles the 4
+//                 elements 4t..4t+3, so with float16 storage every u32 word has one writer.
 //   ROWFUSED      one invocation per contiguous row/group (outer = 1): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
 //                 cheap loops and barriers are not (CPU adapters), and rows are many.
 //   BWD_APPLY     elementwise dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * (x - mu[s]),
-//                 with (alpha, beta, gamma, mu) = COEF[s] from finalize.wgsl; spans as APPLY.
+//                 with (alpha, beta, gamma, mu) = COEF[s] from finalize.wgsl; quads as APPLY.
 //   BWD_ROWFUSED  one invocation per row: the row's sums of g and g*xhat, then dx.
 
-override ITEMS: u32 = 16u;
+fn a_of(e: u32) -> u32 { return (e / P.aDiv) % P.aMod; }
+fn s_of(e: u32) -> u32 { return (e / P.sDiv) % P.sMod; }
 
-// Where an element sits: statistics group s at position ps in its run of sDiv elements, and
-// weight index a at position pa in its run of aDiv elements.
-struct Cursor {
-  s: u32,
-  ps: u32,
-  a: u32,
-  pa: u32,
-}
-
-fn cursor_at(e: u32) -> Cursor {
-  let qs = e / P.sDiv;
-  let qa = e / P.aDiv;
-  return Cursor(qs % P.sMod, e - qs * P.sDiv, qa % P.aMod, e - qa * P.aDiv);
-}
-
-// Elements e..e+3 share one statistics group, and have the weights a..a+3 (aDiv = 1) or one
-// weight a.
-fn quad_ok(c: Cursor) -> bool {
-  if (c.ps + 4u > P.sDiv) { return false; }
-  //#if HAS_W || HAS_B
-  if (P.aDiv == 1u) { return c.a + 4u <= P.aMod; }
-  return c.pa + 4u <= P.aDiv;
-  //#else
-  return true;
-  //#endif
-}
-
-// Advance by k: 1, or 4 after quad_ok.
-fn advance(c: ptr<function, Cursor>, k: u32) {
-  (*c).ps += k;
-  if ((*c).ps >= P.sDiv) {
-    (*c).ps = 0u;
-    (*c).s += 1u;
-    if ((*c).s == P.sMod) { (*c).s = 0u; }
-  }
-  if (P.aDiv == 1u) {
-    (*c).a += k;
-    if ((*c).a >= P.aMod) { (*c).a = 0u; }
-  } else {
-    (*c).pa += k;
-    if ((*c).pa >= P.aDiv) {
-      (*c).pa = 0u;
-      (*c).a += 1u;
-      if ((*c).a == P.aMod) { (*c).a = 0u; }
-    }
-  }
-}
-
+// Weights and biases of the aligned quad at e, and of one element.
 //#if HAS_W
-fn w4(c: Cursor) -> vec4f {
-  if (P.aDiv == 1u) { return W_ld4(c.a); }
-  return vec4f(W_ld(c.a));
+fn wq(e: u32) -> vec4f {
+  //#if A_VEC
+  return W_ld4(a_of(e));
+  //#else
+  return vec4f(W_ld(a_of(e)));
+  //#endif
 }
 //#endif
 //#if HAS_B
-fn b4(c: Cursor) -> vec4f {
-  if (P.aDiv == 1u) { return B_ld4(c.a); }
-  return vec4f(B_ld(c.a));
+fn bq(e: u32) -> vec4f {
+  //#if A_VEC
+  return B_ld4(a_of(e));
+  //#else
+  return vec4f(B_ld(a_of(e)));
+  //#endif
 }
 //#endif
 
@@ -91,88 +56,63 @@ fn activate4(y: vec4f) -> vec4f {
 }
 
 //#if APPLY || ROWFUSED
-// The current group's mean as the unevaluated sum fs_m.x + fs_m.y (shift and small part, see
-// reduce.wgsl) and its rstd; fs_s is the group they belong to.
-var<private> fs_s: u32;
-var<private> fs_m: vec2f;
-var<private> fs_r: f32;
-
-fn y4(x: vec4f, c: Cursor) -> vec4f {
-  var y = ((x - fs_m.x) - fs_m.y) * fs_r;
+// st = (shift, small part, rstd): the group's mean is the unevaluated sum st.x + st.y (see
+// reduce.wgsl), so x - mean keeps its precision at large offsets.
+fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
+  var y = ((x - st.x) - st.y) * st.z;
   //#if HAS_W
-  y *= w4(c);
+  y *= wq(e);
   //#endif
   //#if HAS_B
-  y += b4(c);
+  y += bq(e);
   //#endif
   return activate4(y);
 }
-fn y1(x: f32, c: Cursor) -> f32 {
-  var y = ((x - fs_m.x) - fs_m.y) * fs_r;
+fn y1(x: f32, e: u32, st: vec3f) -> f32 {
+  var y = ((x - st.x) - st.y) * st.z;
   //#if HAS_W
-  y *= W_ld(c.a);
+  y *= W_ld(a_of(e));
   //#endif
   //#if HAS_B
-  y += B_ld(c.a);
+  y += B_ld(a_of(e));
   //#endif
   return activate4(vec4f(y)).x;
 }
+//#endif
 
 //#if APPLY
-fn load_stats(s: u32) {
-  if (s == fs_s) { return; }
-  fs_s = s;
+fn stats(s: u32) -> vec3f {
   //#if COMP
-  fs_m = vec2f(xv1(s * P.sDiv), LO_ld(s));
+  return vec3f(xv1(s * P.sDiv), LO_ld(s), RSTD_ld(s));
   //#else
   //#if HAS_MEAN
-  fs_m = vec2f(MEAN_ld(s), 0.0);
+  return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
   //#else
-  fs_m = vec2f(0.0);
+  return vec3f(0.0, 0.0, RSTD_ld(s));
   //#endif
   //#endif
-  fs_r = RSTD_ld(s);
 }
-//#endif
 
-// Normalize elements [e0, e1) (statistics from buffers for APPLY, fixed for ROWFUSED).
-fn fwd_span(e0: u32, e1: u32) {
-  var c = cursor_at(e0);
-  var e = e0;
-  loop {
-    if (e >= e1) { break; }
-    //#if APPLY
-    load_stats(c.s);
-    //#endif
-    if (e + 4u <= e1 && quad_ok(c)) {
-      let x = xv4(e);
-      //#if RESIDUAL
-      S_st4(e, x);
-      //#endif
-      Y_st4(e, y4(x, c));
-      advance(&c, 4u);
-      e += 4u;
-    } else {
-      let x = xv1(e);
-      //#if RESIDUAL
-      S_st(e, x);
-      //#endif
-      Y_st(e, y1(x, c));
-      advance(&c, 1u);
-      e += 1u;
-    }
-  }
-}
-//#endif
-
-//#if APPLY
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  let e0 = t * (4u * ITEMS);
-  if (e0 >= P.n) { return; }
-  fs_s = 0xffffffffu;
-  fwd_span(e0, min(e0 + 4u * ITEMS, P.n));
+  let e = 4u * t;
+  if (e >= P.n) { return; }
+  //#if ALIGNED
+  let x = xv4(e);
+  //#if RESIDUAL
+  S_st4(e, x);
+  //#endif
+  Y_st4(e, y4(x, e, stats(s_of(e))));
+  //#else
+  for (var k = e; k < min(e + 4u, P.n); k += 1u) {
+    let x = xv1(k);
+    //#if RESIDUAL
+    S_st(k, x);
+    //#endif
+    Y_st(k, y1(x, k, stats(s_of(k))));
+  }
+  //#endif
 }
 //#endif
 
@@ -186,49 +126,48 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   reduce_range(j, 0u, K);
   let r = acc_result();
   //#if WELFORD
-  fs_m = vec2f(wshift, r.y);
-  fs_r = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
-  MEAN_st(j, fs_m.x + fs_m.y);
+  let st = vec3f(wshift, r.y, 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps));
+  MEAN_st(j, st.x + st.y);
   //#else
-  fs_m = vec2f(0.0);
-  fs_r = 1.0 / sqrt(r.y / r.x + P.eps);
+  let st = vec3f(0.0, 0.0, 1.0 / sqrt(r.y / r.x + P.eps));
   //#endif
-  RSTD_st(j, fs_r);
-  fwd_span(j * K, j * K + K);
+  RSTD_st(j, st.z);
+  let base = j * K;
+  //#if ALIGNED
+  for (var p = 0u; p < K; p += 4u) {
+    let x = xv4(base + p);
+    //#if RESIDUAL
+    S_st4(base + p, x);
+    //#endif
+    Y_st4(base + p, y4(x, base + p, st));
+  }
+  //#else
+  for (var p = 0u; p < K; p += 1u) {
+    let x = xv1(base + p);
+    //#if RESIDUAL
+    S_st(base + p, x);
+    //#endif
+    Y_st(base + p, y1(x, base + p, st));
+  }
+  //#endif
 }
 //#endif
 
 //#if BWD_APPLY || BWD_ROWFUSED
-var<private> cf_s: u32;
-var<private> cf: vec4f;
-
-// Backward over elements [e0, e1) (coefficients from COEF for BWD_APPLY, fixed for the row).
-fn bwd_span(e0: u32, e1: u32) {
-  var c = cursor_at(e0);
-  var e = e0;
-  loop {
-    if (e >= e1) { break; }
-    //#if BWD_APPLY
-    if (c.s != cf_s) { cf_s = c.s; cf = COEF_ld4(4u * c.s); }
-    //#endif
-    if (e + 4u <= e1 && quad_ok(c)) {
-      var g = DY_ld4(e);
-      //#if HAS_W
-      g *= w4(c);
-      //#endif
-      DX_st4(e, cf.x * g + cf.y + cf.z * (X_ld4(e) - cf.w));
-      advance(&c, 4u);
-      e += 4u;
-    } else {
-      var g = DY_ld(e);
-      //#if HAS_W
-      g *= W_ld(c.a);
-      //#endif
-      DX_st(e, cf.x * g + cf.y + cf.z * (X_ld(e) - cf.w));
-      advance(&c, 1u);
-      e += 1u;
-    }
-  }
+// dx for the aligned quad at e and for one element, with c = (alpha, beta, gamma, mu).
+fn dx4(e: u32, c: vec4f) -> vec4f {
+  var g = DY_ld4(e);
+  //#if HAS_W
+  g *= wq(e);
+  //#endif
+  return c.x * g + c.y + c.z * (X_ld4(e) - c.w);
+}
+fn dx1(e: u32, c: vec4f) -> f32 {
+  var g = DY_ld(e);
+  //#if HAS_W
+  g *= W_ld(a_of(e));
+  //#endif
+  return c.x * g + c.y + c.z * (X_ld(e) - c.w);
 }
 //#endif
 
@@ -236,10 +175,13 @@ fn bwd_span(e0: u32, e1: u32) {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  let e0 = t * (4u * ITEMS);
-  if (e0 >= P.n) { return; }
-  cf_s = 0xffffffffu;
-  bwd_span(e0, min(e0 + 4u * ITEMS, P.n));
+  let e = 4u * t;
+  if (e >= P.n) { return; }
+  //#if ALIGNED
+  DX_st4(e, dx4(e, COEF_ld4(4u * s_of(e))));
+  //#else
+  for (var k = e; k < min(e + 4u, P.n); k += 1u) { DX_st(k, dx1(k, COEF_ld4(4u * s_of(k)))); }
+  //#endif
 }
 //#endif
 
@@ -257,7 +199,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if HAS_MEAN
   beta = -rs * r.y / r.x;
   //#endif
-  cf = vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
-  bwd_span(j * K, j * K + K);
+  let c = vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
+  let base = j * K;
+  //#if ALIGNED
+  for (var p = 0u; p < K; p += 4u) { DX_st4(base + p, dx4(base + p, c)); }
+  //#else
+  for (var p = 0u; p < K; p += 1u) { DX_st(base + p, dx1(base + p, c)); }
+  //#endif
 }
 //#endif

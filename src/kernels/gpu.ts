@@ -6,7 +6,7 @@ import { Tensor, type DType } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import type { GpuContext, Kernel } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
-import { kernel, params, ITEMS, WG, type Family, type ParamValues } from './source.ts';
+import { kernel, params, WG, type Family, type ParamValues } from './source.ts';
 import { LimitError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../cpu/half.ts';
 
@@ -16,6 +16,21 @@ interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues;
 /** RESIDUAL (x + residual), and HALF_SUM: float16 sums are rounded to half, as the stored sum. */
 function residualFlags(x: Tensor, residual: Tensor | null): string[] {
   return residual ? ['RESIDUAL', ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
+}
+
+/**
+ * ALIGNED: quads of 4 elements at multiples of 4 never cross a statistics group (sDiv % 4 == 0)
+ * nor a weight boundary (weights consecutive, A_VEC, or constant over the quad); see apply.wgsl.
+ */
+function alignFlags(s: Step): string[] {
+  const sDiv = s.p.sDiv ?? 1;
+  const aDiv = s.p.aDiv ?? 1;
+  const aMod = s.p.aMod ?? 1;
+  const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
+  const wOk = !affine || (aDiv === 1 ? aMod % 4 === 0 : aDiv % 4 === 0);
+  const out = sDiv % 4 === 0 && wOk ? ['ALIGNED'] : [];
+  if (affine && aDiv === 1) out.push('A_VEC');
+  return out;
 }
 
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
@@ -106,7 +121,12 @@ export class GpuBackend implements O.Backend {
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
   private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
     const kernels: Kernel[] = steps.map((s) =>
-      kernel(this.ctx, s.family, s.flags, s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype }))),
+      kernel(
+        this.ctx,
+        s.family,
+        s.family === 'apply' ? [...s.flags, ...alignFlags(s)] : s.flags,
+        s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype })),
+      ),
     );
     let done: Promise<void>;
     try {
@@ -181,9 +201,9 @@ export class GpuBackend implements O.Backend {
     return f32(name, tmp, true);
   }
 
-  /** Elementwise kernels: one invocation per span of 4·ITEMS elements. */
+  /** Elementwise kernels: one invocation per quad of 4 elements. */
   private applyWorkgroups(n: number): number {
-    return Math.ceil(n / (4 * ITEMS * WG));
+    return Math.ceil(n / (4 * WG));
   }
 
   private wantFused(P: number, inner: number, dtype: DType): boolean {

@@ -81,9 +81,8 @@ const FILES: Record<Family, string> = {
   copy: copyWGSL,
 };
 
-/** Workgroup size and quads per invocation, shared by the WGSL (override constants) and the dispatch. */
+/** Workgroup size, shared by the WGSL (override constant) and the dispatch. */
 export const WG = 64;
-export const ITEMS = 16;
 
 export function kernel(ctx: GpuContext, family: Family, flags: readonly string[], bindings: readonly BindingDecl[]): Kernel {
   const fl = [...new Set(flags)].sort();
@@ -95,6 +94,5 @@ export function kernel(ctx: GpuContext, family: Family, flags: readonly string[]
     uniforms: PARAMS,
     body: preprocess(FILES[family], new Set(fl)),
     workgroupSize: WG,
-    constants: family === 'apply' ? { ITEMS } : undefined,
   });
 }
