@@ -11,7 +11,9 @@
 // quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
 // is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
 // SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
-// element is mapped on its own.
+// element is mapped on its own. BLOCK (also chosen on the host): the same holds for blocks of
+// 16 elements, and one invocation handles a block: group statistics and a broadcast weight are
+// loaded once for 4 quads (measured on SwiftShader: ~1.6x faster than one quad per invocation).
 //
 // Entry points (one compiled in):
 //   APPLY         elementwise y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
@@ -96,6 +98,45 @@ fn stats(s: u32) -> vec3f {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  //#if BLOCK
+  let e0 = 16u * t;
+  if (e0 >= P.n) { return; }
+  let st = stats(s_of(e0));
+  //#if A_VEC
+  let a0 = a_of(e0);
+  //#else
+  //#if HAS_W
+  let wb = vec4f(W_ld(a_of(e0)));
+  //#endif
+  //#if HAS_B
+  let bb = vec4f(B_ld(a_of(e0)));
+  //#endif
+  //#endif
+  for (var k = 0u; k < 16u; k += 4u) {
+    let e = e0 + k;
+    let x = xv4(e);
+    //#if RESIDUAL
+    S_st4(e, x);
+    //#endif
+    var y = ((x - st.x) - st.y) * st.z;
+    //#if A_VEC
+    //#if HAS_W
+    y *= W_ld4(a0 + k);
+    //#endif
+    //#if HAS_B
+    y += B_ld4(a0 + k);
+    //#endif
+    //#else
+    //#if HAS_W
+    y *= wb;
+    //#endif
+    //#if HAS_B
+    y += bb;
+    //#endif
+    //#endif
+    Y_st4(e, activate4(y));
+  }
+  //#else
   let e = 4u * t;
   if (e >= P.n) { return; }
   //#if ALIGNED
@@ -112,6 +153,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     //#endif
     Y_st(k, y1(x, k, stats(s_of(k))));
   }
+  //#endif
   //#endif
 }
 //#endif
@@ -175,12 +217,37 @@ fn dx1(e: u32, c: vec4f) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  //#if BLOCK
+  let e0 = 16u * t;
+  if (e0 >= P.n) { return; }
+  let c = COEF_ld4(4u * s_of(e0));
+  //#if A_VEC
+  let a0 = a_of(e0);
+  //#else
+  //#if HAS_W
+  let wb = vec4f(W_ld(a_of(e0)));
+  //#endif
+  //#endif
+  for (var k = 0u; k < 16u; k += 4u) {
+    let e = e0 + k;
+    var g = DY_ld4(e);
+    //#if HAS_W
+    //#if A_VEC
+    g *= W_ld4(a0 + k);
+    //#else
+    g *= wb;
+    //#endif
+    //#endif
+    DX_st4(e, c.x * g + c.y + c.z * (X_ld4(e) - c.w));
+  }
+  //#else
   let e = 4u * t;
   if (e >= P.n) { return; }
   //#if ALIGNED
   DX_st4(e, dx4(e, COEF_ld4(4u * s_of(e))));
   //#else
   for (var k = e; k < min(e + 4u, P.n); k += 1u) { DX_st(k, dx1(k, COEF_ld4(4u * s_of(k)))); }
+  //#endif
   //#endif
 }
 //#endif

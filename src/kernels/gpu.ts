@@ -30,6 +30,9 @@ function alignFlags(s: Step): string[] {
   const wOk = !affine || (aDiv === 1 ? aMod % 4 === 0 : aDiv % 4 === 0);
   const out = sDiv % 4 === 0 && wOk ? ['ALIGNED'] : [];
   if (affine && aDiv === 1) out.push('A_VEC');
+  // Blocks of 16 elements for the elementwise kernels (not the row-fused ones).
+  const blockW = !affine || (aDiv === 1 ? aMod % 16 === 0 : aDiv % 16 === 0);
+  if ((s.flags.includes('APPLY') || s.flags.includes('BWD_APPLY')) && sDiv % 16 === 0 && blockW) out.push('BLOCK');
   return out;
 }
 
@@ -120,11 +123,17 @@ export class GpuBackend implements O.Backend {
 
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
   private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
+    for (const s of steps) {
+      if (s.family !== 'apply') continue;
+      s.flags = [...s.flags, ...alignFlags(s)];
+      // Elementwise kernels: one invocation per quad, or per block of 4 quads.
+      if (s.flags.includes('BLOCK')) s.workgroups = Math.ceil((s.p.n ?? 0) / (16 * WG));
+    }
     const kernels: Kernel[] = steps.map((s) =>
       kernel(
         this.ctx,
         s.family,
-        s.family === 'apply' ? [...s.flags, ...alignFlags(s)] : s.flags,
+        s.flags,
         s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype })),
       ),
     );
