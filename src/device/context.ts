@@ -85,6 +85,8 @@ export interface KernelSource {
   body: string;
   workgroupSize: number;
   constants?: Record<string, number>;
+  /** Every quad access starts at a multiple of 4 (lets float16 quads load two whole words). */
+  aligned?: boolean;
 }
 
 export interface Dispatch {
@@ -151,7 +153,7 @@ export class GpuContext {
   kernel(src: KernelSource): Kernel {
     const hit = this.pipelines.get(src.key);
     if (hit) return hit;
-    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings)}\noverride WG: u32 = 64u;\n${src.body}`;
+    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned)}\noverride WG: u32 = 64u;\n${src.body}`;
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });

@@ -19,11 +19,13 @@ export interface BindingDecl {
 /**
  * WGSL for the storage bindings, at @group(0) @binding(1..n) (binding 0 is the uniform block).
  * Accessors per binding `B`: `B_ld(i) -> f32`, `B_ld4(i) -> vec4f` (elements i..i+3, any i),
- * and for writable ones `B_st(i, v)`, `B_st4(i, v)`. For float16 a store of one half
- * read-modify-writes its u32 word: only the invocation that owns both halves of a word may
- * store into it (kernels hand out work in word-aligned units for that reason).
+ * and for writable ones `B_st(i, v)`, `B_st4(i, v)` (float16: i even). For float16 a store of
+ * one half read-modify-writes its u32 word: only the invocation that owns both halves of a word
+ * may store into it (kernels hand out work in word-aligned units for that reason). The float16
+ * ld4 reads one word past the quad when i is odd; robust buffer access keeps that in bounds.
+ * With `aligned` (a kernel whose quads all start at multiples of 4) ld4 reads two whole words.
  */
-export function bindingsWGSL(decls: readonly BindingDecl[]): string {
+export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false): string {
   const out: string[] = [];
   decls.forEach((b, k) => {
     if (b.vec4) {
@@ -42,18 +44,20 @@ export function bindingsWGSL(decls: readonly BindingDecl[]): string {
       }
     } else {
       out.push(`fn ${n}_ld(i: u32) -> f32 { let h = unpack2x16float(${n}[i >> 1u]); return select(h.x, h.y, (i & 1u) == 1u); }`);
-      out.push(
-        `fn ${n}_ld4(i: u32) -> vec4f { if ((i & 1u) == 0u) { let w = i >> 1u; return vec4f(unpack2x16float(${n}[w]), unpack2x16float(${n}[w + 1u])); }` +
-          ` return vec4f(${n}_ld(i), ${n}_ld(i + 1u), ${n}_ld(i + 2u), ${n}_ld(i + 3u)); }`,
+      // Branch-free: CPU adapters run invocations as SIMD lanes and pay for both sides of a branch.
+      // In kernels compiled `aligned` every quad starts at a multiple of 4: two whole words.
+      if (aligned) out.push(`fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; return vec4f(unpack2x16float(${n}[w]), unpack2x16float(${n}[w + 1u])); }`);
+      else out.push(
+        `fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; let a = unpack2x16float(${n}[w]); let b = unpack2x16float(${n}[w + 1u]);` +
+          ` let c = unpack2x16float(${n}[w + 2u]); let odd = (i & 1u) == 1u;` +
+          ` return select(vec4f(a, b), vec4f(a.y, b, c.x), odd); }`,
       );
       if (b.access === 'read_write') {
         out.push(
-          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; var h = unpack2x16float(${n}[w]); if ((i & 1u) == 0u) { h.x = v; } else { h.y = v; } ${n}[w] = pack2x16float(h); }`,
+          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; let h = unpack2x16float(${n}[w]); ${n}[w] = pack2x16float(select(vec2f(v, h.y), vec2f(h.x, v), (i & 1u) == 1u)); }`,
         );
-        out.push(
-          `fn ${n}_st4(i: u32, v: vec4f) { if ((i & 1u) == 0u) { let w = i >> 1u; ${n}[w] = pack2x16float(v.xy); ${n}[w + 1u] = pack2x16float(v.zw); }` +
-            ` else { ${n}_st(i, v.x); ${n}_st(i + 1u, v.y); ${n}_st(i + 2u, v.z); ${n}_st(i + 3u, v.w); } }`,
-        );
+        // Quads are only stored at even element indices (whole words; see apply.wgsl).
+        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${n}[w] = pack2x16float(v.xy); ${n}[w + 1u] = pack2x16float(v.zw); }`);
       }
     }
   });

@@ -124,6 +124,9 @@ export class GpuBackend implements O.Backend {
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
   private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
     for (const s of steps) {
+      // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
+      // at multiples of 4 (chunk lengths are multiples of 4 too).
+      if (s.family === 'reduce' && (s.p.inner ?? 1) % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
       if (s.family !== 'apply') continue;
       s.flags = [...s.flags, ...alignFlags(s)];
       // Elementwise kernels: one invocation per quad, or per block of 4 quads.

@@ -94,5 +94,6 @@ export function kernel(ctx: GpuContext, family: Family, flags: readonly string[]
     uniforms: PARAMS,
     body: preprocess(FILES[family], new Set(fl)),
     workgroupSize: WG,
+    aligned: fl.includes('ALIGNED'),
   });
 }
