@@ -44,23 +44,73 @@ export function f16BitsToF32(h: number): number {
   return sign * (1024 + mant) * 2 ** (exp - 25);
 }
 
+/**
+ * float32 bits → binary16 bits, round to nearest even, with integer operations only (the bulk
+ * conversions below run this per element; same results as f32ToF16Bits, checked in the tests).
+ */
+function bitsToF16(b: number): number {
+  const sign = (b >>> 16) & 0x8000;
+  const abs = b & 0x7fffffff;
+  if (abs >= 0x7f800000) return sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00);
+  if (abs >= 0x477ff000) return sign | 0x7c00; // >= 65520: rounds to inf
+  if (abs < 0x38800000) {
+    // Subnormal half (or zero): units of 2^-24.
+    const e = abs >>> 23;
+    if (e < 102) return sign; // < 2^-25: rounds to 0
+    const m = (abs & 0x7fffff) | 0x800000;
+    const sh = 126 - e; // 14..24
+    let r = m >>> sh;
+    const rem = m & ((1 << sh) - 1);
+    const half = 1 << (sh - 1);
+    if (rem > half || (rem === half && r & 1)) r++;
+    return sign | r;
+  }
+  let h = (abs - 0x38000000) >>> 13;
+  const rem = abs & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+let table: Float32Array | null = null;
+/** All 65536 halves as float32, built on first use. */
+function halfTable(): Float32Array {
+  if (!table) {
+    table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) table[h] = f16BitsToF32(h);
+  }
+  return table;
+}
+
+function bitsOf(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}
+
 /** A new array with every value rounded to the nearest half (and back to float32). */
 export function roundToHalf(a: Float32Array): Float32Array {
   const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = f16BitsToF32(f32ToF16Bits(a[i]));
+  const bits = bitsOf(a);
+  const t = halfTable();
+  for (let i = 0; i < a.length; i++) out[i] = t[bitsToF16(bits[i]!)]!;
   return out;
 }
 
 /** Two halves per u32 word, element 2k in the low 16 bits; length ceil(n/2), last high half 0 when n is odd. */
 export function packHalves(a: Float32Array): Uint32Array {
   const words = new Uint32Array(Math.ceil(a.length / 2));
-  for (let i = 0; i < a.length; i++) words[i >>> 1] |= f32ToF16Bits(a[i]) << ((i & 1) * 16);
+  const bits = bitsOf(a);
+  const n = a.length;
+  for (let i = 0; i + 1 < n; i += 2) words[i >>> 1] = (bitsToF16(bits[i]!) | (bitsToF16(bits[i + 1]!) << 16)) >>> 0;
+  if (n & 1) words[n >>> 1] = bitsToF16(bits[n - 1]!);
   return words;
 }
 
 /** Inverse of packHalves: the first n halves as float32. */
 export function unpackHalves(words: Uint32Array, n: number): Float32Array {
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = f16BitsToF32((words[i >>> 1] >>> ((i & 1) * 16)) & 0xffff);
+  const t = halfTable();
+  for (let i = 0; i < n; i++) out[i] = t[(words[i >>> 1]! >>> ((i & 1) * 16)) & 0xffff]!;
   return out;
 }
+
+/** @internal for tests: the integer-only conversion. */
+export const __bitsToF16 = bitsToF16;
