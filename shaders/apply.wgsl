@@ -168,7 +168,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   reduce_range(j, 0u, K);
   let r = acc_result();
   //#if WELFORD
-  let st = vec3f(wshift, r.y, 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps));
+  let st = vec3f(wshift, r.y, 1.0 / sqrt(clamp0(r.z / r.x) + P.eps));
   MEAN_st(j, st.x + st.y);
   //#else
   let st = vec3f(0.0, 0.0, 1.0 / sqrt(r.y / r.x + P.eps));

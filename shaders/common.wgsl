@@ -10,3 +10,7 @@ fn chan(a: vec4f, b: vec4f) -> vec4f {
   return vec4f(n, a.y + d * f, a.z + b.z + d * d * a.x * f, 0.0);
 }
 
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
+// must make its statistics NaN, as in PyTorch.
+fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }

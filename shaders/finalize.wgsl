@@ -59,7 +59,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // r.y is the mean of x - shift (reduce.wgsl).
   let lo = r.y;
   let mean = shift_of(j) + lo;
-  let rstd = 1.0 / sqrt(max(r.z / r.x, 0.0) + P.eps);
+  let rstd = 1.0 / sqrt(clamp0(r.z / r.x) + P.eps);
   MEAN_st(j, mean);
   RSTD_st(j, rstd);
   LO_st(j, lo);

@@ -426,18 +426,36 @@ export class Norms {
   // ---- execution and verification ----
 
   private exec<A extends object, R extends object>(op: string, args: A, run: (b: O.Backend, a: A) => R, mutated: string[] = []): R {
-    if (!this.verify || !this._gpu) return run(this._impl, args);
-    // Snapshot every input on the GPU queue before the op runs (the op may update running stats).
     const gpu = this._gpu;
+    if (!gpu) return run(this._impl, args);
+    const inputs = Object.values(args).filter((v): v is Tensor => v instanceof Tensor);
+    const out = gpu.transaction(() => (this.verify ? this.verified(op, args, run, mutated, gpu) : run(gpu, args)));
+    // An output is only as good as the inputs it was computed from: a failed producer (GPU
+    // validation error, verify mismatch) makes the dependent outputs reject as well.
+    const upstream = inputs.map((t) => t._pending).filter((p): p is Promise<void> => p !== null);
+    if (upstream.length) {
+      for (const t of Object.values(out)) {
+        if (t instanceof Tensor) {
+          t._pending = Promise.all([t._pending, ...upstream]).then(() => {});
+          t._pending.catch(() => {});
+        }
+      }
+    }
+    return out;
+  }
+
+  private verified<A extends object, R extends object>(op: string, args: A, run: (b: O.Backend, a: A) => R, mutated: string[], gpu: GpuBackend): R {
+    // Snapshot every input on the GPU queue before the op runs (the op may update running stats).
     const snaps: [string, Tensor][] = [];
     for (const [k, v] of Object.entries(args)) if (v instanceof Tensor) snaps.push([k, v]);
     const hostIn = Promise.all(snaps.map(([, t]) => gpu.read(t)));
-    const out = run(this._impl, args);
+    const out = run(gpu, args);
     // The outputs' own completion (GPU error scopes), captured before read() is made to wait
     // for this check too: the check must not wait on itself.
     const ownDone = new Map<Tensor, Promise<void> | null>();
     for (const t of Object.values(out)) if (t instanceof Tensor) ownDone.set(t, t._pending);
-    const after = Promise.all(mutated.map((k) => (args as Record<string, Tensor | null>)[k]).map((t) => (t ? this.read(t) : Promise.resolve(null))));
+    // In-place results are copied out right behind the op, before any later op can change them.
+    const after = Promise.all(mutated.map((k) => (args as Record<string, Tensor | null>)[k]).map((t) => (t ? gpu.read(t) : Promise.resolve(null))));
     const check = (async () => {
       const data = await hostIn;
       const cpuArgs = { ...args } as Record<string, unknown>;

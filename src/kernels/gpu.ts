@@ -75,7 +75,29 @@ export class GpuBackend implements O.Backend {
     if (this.poison) this.ctx.device.queue.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
     const t = new Tensor(this.owner, shape, dtype, { buffer: buf }, true);
     t._onDestroy = () => this.ctx.releaseBuffer(buf);
+    this.made?.push(t);
     return t;
+  }
+
+  /**
+   * Allocation transaction around one op: if the op throws after allocating (a temporary past a
+   * device limit, say), everything it allocated is released, so a failed call leaves nothing.
+   */
+  private made: (Tensor | GPUBuffer)[] | null = null;
+  transaction<R>(fn: () => R): R {
+    const outer = this.made;
+    this.made = [];
+    try {
+      return fn();
+    } catch (e) {
+      for (const m of this.made) {
+        if (m instanceof Tensor) m.destroy();
+        else this.ctx.releaseBuffer(m);
+      }
+      throw e;
+    } finally {
+      this.made = outer;
+    }
   }
 
   /**
@@ -91,7 +113,7 @@ export class GpuBackend implements O.Backend {
   }
 
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor {
-    const t = this.alloc(shape, dtype, 'tensor');
+    const t = this.alloc(shape, dtype, 'data');
     const src = dtype === 'float16' ? packHalves(data) : data;
     this.ctx.device.queue.writeBuffer(t._buffer!, 0, src.buffer, src.byteOffset, src.byteLength);
     return t;
@@ -118,7 +140,10 @@ export class GpuBackend implements O.Backend {
   // ---- encoding ----
 
   private temp(bytes: number, label: string): GPUBuffer {
-    return this.ctx.createBuffer(bytes, `webgpu-norm.tmp.${label}`);
+    this.checkLimits(bytes, [bytes / 4], `temporary ${label}`);
+    const b = this.ctx.createBuffer(bytes, `webgpu-norm.tmp.${label}`);
+    this.made?.push(b);
+    return b;
   }
 
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
