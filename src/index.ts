@@ -87,6 +87,7 @@ export interface GroupNormOptions {
 
 /** Statistics of what this instance allocated on the GPU (0 on the cpu backend). */
 export interface NormsStats {
+  /** GPU buffers held by live tensors and in-flight temporaries, and their bytes. */
   liveBuffers: number;
   liveBytes: number;
 }
@@ -171,6 +172,12 @@ export class Norms {
   stats(): NormsStats {
     const c = this._gpu?.ctx;
     return { liveBuffers: c?.liveBuffers ?? 0, liveBytes: c?.liveBytes ?? 0 };
+  }
+
+  /** Released buffers the library keeps for reuse (at most 256 MiB; freed by destroy()). */
+  poolStats(): { pooledBuffers: number; pooledBytes: number } {
+    const c = this._gpu?.ctx;
+    return { pooledBuffers: c?.pooledBuffers ?? 0, pooledBytes: c?.pooledBytes ?? 0 };
   }
 
   destroy(): void {

@@ -180,9 +180,22 @@ export class GpuContext {
   }
   readonly compileErrors = new Map<string, string>();
 
-  createBuffer(bytes: number, label: string, usage: number = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST): GPUBuffer {
+  /**
+   * Storage buffers (STORAGE | COPY_SRC | COPY_DST), 16-byte padded. Released ones are kept in a
+   * bounded pool by exact size and handed out again: reuse is safe because every use is ordered
+   * on the one queue. liveBuffers/liveBytes count what tensors and in-flight temporaries hold;
+   * pooledBuffers/pooledBytes what the pool holds (at most POOL_BYTES; freed by destroy()).
+   */
+  createBuffer(bytes: number, label: string): GPUBuffer {
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
-    const buf = this.device.createBuffer({ size, usage, label });
+    const free = this.pool.get(size);
+    let buf = free?.pop();
+    if (buf) {
+      this.pooledBuffers--;
+      this.pooledBytes -= size;
+    } else {
+      buf = this.device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label });
+    }
     this.liveBuffers++;
     this.liveBytes += size;
     return buf;
@@ -191,49 +204,68 @@ export class GpuContext {
   releaseBuffer(buf: GPUBuffer): void {
     this.liveBuffers--;
     this.liveBytes -= buf.size;
-    buf.destroy();
+    if (this.destroyed || this.pooledBytes + buf.size > GpuContext.POOL_BYTES) {
+      buf.destroy();
+      return;
+    }
+    const list = this.pool.get(buf.size) ?? [];
+    list.push(buf);
+    this.pool.set(buf.size, list);
+    this.pooledBuffers++;
+    this.pooledBytes += buf.size;
   }
 
-  /** Encode dispatches into one command buffer and submit. The promise rejects on GPU errors. */
-  submit(label: string, encode: (enc: GPUCommandEncoder, pass: (d: Dispatch) => void) => void): Promise<void> {
+  static POOL_BYTES = 256 * 1024 * 1024;
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  pooledBuffers = 0;
+  pooledBytes = 0;
+
+  /**
+   * Encode dispatches into one compute pass and submit. All their uniform blocks go into one
+   * buffer (at 256-byte aligned offsets): per-op host work is what bounds small ops on a GPU.
+   * The promise rejects on GPU errors.
+   */
+  submit(label: string, dispatches: readonly Dispatch[]): Promise<void> {
     this.checkAlive();
     const d = this.device;
-    const temps: GPUBuffer[] = [];
+    const live = dispatches.filter((x) => x.workgroups > 0);
+    for (const x of live) {
+      if (x.buffers.length !== x.kernel.bindings.length) throw new Error(`${x.kernel.label}: ${x.buffers.length} buffers for ${x.kernel.bindings.length} bindings`);
+    }
     d.pushErrorScope('out-of-memory');
     d.pushErrorScope('validation');
-    const enc = d.createCommandEncoder({ label });
-    let pass: GPUComputePassEncoder | null = null;
-    const run = (disp: Dispatch) => {
-      const { kernel } = disp;
-      if (disp.buffers.length !== kernel.bindings.length) throw new Error(`${kernel.label}: ${disp.buffers.length} buffers for ${kernel.bindings.length} bindings`);
-      if (disp.workgroups === 0) return;
-      const ub = d.createBuffer({ size: kernel.uniforms.byteSize, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${kernel.label}.params` });
-      d.queue.writeBuffer(ub, 0, kernel.uniforms.pack(disp.params));
-      temps.push(ub);
-      const bg = d.createBindGroup({
-        label: `${kernel.label}.bind`,
-        layout: kernel.pipeline.getBindGroupLayout(0),
-        entries: [{ binding: 0, resource: { buffer: ub } }, ...disp.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } }))],
-      });
-      if (!pass) pass = enc.beginComputePass({ label });
-      pass.setPipeline(kernel.pipeline);
-      pass.setBindGroup(0, bg);
-      const [x, y] = grid(disp.workgroups);
-      pass.dispatchWorkgroups(x, y);
-    };
-    const endPass = () => {
-      if (pass) {
-        pass.end();
-        pass = null;
-      }
-    };
+    let ub: GPUBuffer | null = null;
     try {
-      encode(enc, (disp) => run(disp));
-      endPass();
+      const stride = Math.max(256, d.limits.minUniformBufferOffsetAlignment);
+      if (live.length) {
+        ub = d.createBuffer({ size: stride * live.length, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${label}.params` });
+        const data = new Uint8Array(stride * live.length);
+        live.forEach((x, i) => data.set(new Uint8Array(x.kernel.uniforms.pack(x.params)), i * stride));
+        d.queue.writeBuffer(ub, 0, data);
+      }
+      const enc = d.createCommandEncoder({ label });
+      if (live.length) {
+        const pass = enc.beginComputePass({ label });
+        live.forEach((x, i) => {
+          const bg = d.createBindGroup({
+            label: `${x.kernel.label}.bind`,
+            layout: x.kernel.pipeline.getBindGroupLayout(0),
+            entries: [
+              { binding: 0, resource: { buffer: ub!, offset: i * stride, size: x.kernel.uniforms.byteSize } },
+              ...x.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } })),
+            ],
+          });
+          pass.setPipeline(x.kernel.pipeline);
+          pass.setBindGroup(0, bg);
+          const [gx, gy] = grid(x.workgroups);
+          pass.dispatchWorkgroups(gx, gy);
+        });
+        pass.end();
+      }
       d.queue.submit([enc.finish()]);
     } finally {
       // Destroying after submit is allowed: the memory is freed once the submitted work is done.
-      for (const t of temps) t.destroy();
+      ub?.destroy();
     }
     const v = d.popErrorScope();
     const m = d.popErrorScope();
@@ -273,6 +305,10 @@ export class GpuContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.pooledBuffers = 0;
+    this.pooledBytes = 0;
     this.pipelines.clear();
     if (this.owned) this.device.destroy();
   }

@@ -167,9 +167,10 @@ export class GpuBackend implements O.Backend {
     );
     let done: Promise<void>;
     try {
-      done = this.ctx.submit(label, (_enc, dispatch) => {
-        steps.forEach((s, k) => dispatch({ kernel: kernels[k]!, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups }));
-      });
+      done = this.ctx.submit(
+        label,
+        steps.map((s, k) => ({ kernel: kernels[k]!, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups })),
+      );
     } finally {
       for (const t of temps) this.ctx.releaseBuffer(t);
     }
@@ -670,7 +671,7 @@ export class GpuBackend implements O.Backend {
       { name: 'SRC', access: 'read', dtype: 'float32', vec4: true },
       { name: 'DST', access: 'read_write', dtype: 'float32', vec4: true },
     ]);
-    return this.ctx.submit('copy', (_e, dispatch) => dispatch({ kernel: k, buffers: [src, dst], params: params({ n: n4 }), workgroups: Math.ceil(n4 / WG) }));
+    return this.ctx.submit('copy', [{ kernel: k, buffers: [src, dst], params: params({ n: n4 }), workgroups: Math.ceil(n4 / WG) }]);
   }
 
   destroy(): void {}
