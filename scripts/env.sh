@@ -10,7 +10,7 @@ SWIFTSHADER=/usr/lib/chromium/vk_swiftshader_icd.json
 if [ "${WEBGPU_NORM_ADAPTER:-swiftshader}" != gpu ]; then
   [ -f "$SWIFTSHADER" ] || missing+=("SwiftShader ICD $SWIFTSHADER (apt-get install -y chromium)")
 fi
-ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || missing+=("the Vulkan loader libvulkan.so.1 (apt-get install -y libvulkan1)")
+{ ldconfig -p 2>/dev/null || true; } | grep -c libvulkan.so.1 >/dev/null || missing+=("the Vulkan loader libvulkan.so.1 (apt-get install -y libvulkan1)")
 [ -d node_modules/webgpu ] || missing+=("node_modules (npm ci)")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "webgpu-norm: missing prerequisites:" >&2

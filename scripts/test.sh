@@ -10,3 +10,5 @@ echo "== vitest (Node, Dawn)"
 npx vitest run
 echo "== e2e (Playwright, headless Chromium)"
 node e2e/run.mjs
+echo "== bench smoke (Node runner, tiny shapes: every case checked against the CPU reference)"
+node bench/node.mjs --quick --budget=0.2 --out="${TMPDIR:-/tmp}/webgpu-norm-bench-smoke"
