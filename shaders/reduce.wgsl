@@ -196,25 +196,32 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 //#endif
 
 //#if COLS
-// Layer-norm dweight/dbias partials, one invocation per (quad of columns q, chunk of rows c),
-// t = q*P + c: sums dy and dy*xhat over rows [c*L, min((c+1)*L, rows)) for the columns
-// 4q..4q+3 of the row (fewer at its end); xhat uses each row's saved mean/rstd. Neighbouring
-// invocations read neighbouring columns, so loads stay contiguous across lanes.
-// Params: outer = rows, inner = K (row length). Writes PART[4*(col*P + c)].
+// Layer-norm dweight/dbias partials, one invocation per (block of columns q, chunk of rows c),
+// t = q*P + c: sums dy and dy*xhat over rows [c*L, min((c+1)*L, rows)) for the CW columns
+// CW*q .. CW*q + CW - 1 of the row (fewer at its end); xhat uses each row's saved mean/rstd.
+// CW = 16 with BLOCK (row length a multiple of 16: four quads share the row's statistics and
+// the loop), else 4. Neighbouring invocations read neighbouring columns, so loads stay
+// contiguous across lanes. Params: outer = rows, inner = K (row length). Writes
+// PART[4*(col*P + c)].
+//#if BLOCK
+const CW = 16u;
+//#else
+const CW = 4u;
+//#endif
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
   let K = P.inner;
-  let nq = (K + 3u) / 4u;
+  let nq = (K + CW - 1u) / CW;
   if (t >= nq * P.P) { return; }
   let q = t / P.P;
   let c = t - q * P.P;
   let r0 = min(c * P.L, P.outer);
   let r1 = min(r0 + P.L, P.outer);
-  let col = 4u * q;
-  let w = min(K - col, 4u);
-  var sg = vec4f(0.0);
-  var sgx = vec4f(0.0);
+  let col = CW * q;
+  let w = min(K - col, CW);
+  var sg: array<vec4f, CW / 4u>;
+  var sgx: array<vec4f, CW / 4u>;
   for (var r = r0; r < r1; r += 1u) {
     var m = 0.0;
     //#if HAS_MEAN
@@ -222,20 +229,28 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     //#endif
     let rs = RSTD_ld(r);
     let e = r * K + col;
+    //#if BLOCK
+    for (var k = 0u; k < 4u; k += 1u) {
+      let dy = DY_ld4(e + 4u * k);
+      sg[k] += dy;
+      sgx[k] += dy * (X_ld4(e + 4u * k) - m) * rs;
+    }
+    //#else
     if (w == 4u) {
       let dy = DY_ld4(e);
-      sg += dy;
-      sgx += dy * (X_ld4(e) - m) * rs;
+      sg[0] += dy;
+      sgx[0] += dy * (X_ld4(e) - m) * rs;
     } else {
       for (var k = 0u; k < w; k += 1u) {
         let dy = DY_ld(e + k);
-        sg[k] += dy;
-        sgx[k] += dy * (X_ld(e + k) - m) * rs;
+        sg[0][k] += dy;
+        sgx[0][k] += dy * (X_ld(e + k) - m) * rs;
       }
     }
+    //#endif
   }
   for (var k = 0u; k < w; k += 1u) {
-    PART_st4(4u * ((col + k) * P.P + c), vec4f(f32(r1 - r0), sg[k], sgx[k], 0.0));
+    PART_st4(4u * ((col + k) * P.P + c), vec4f(f32(r1 - r0), sg[k / 4u][k % 4u], sgx[k / 4u][k % 4u], 0.0));
   }
 }
 //#endif

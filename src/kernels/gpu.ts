@@ -354,14 +354,15 @@ export class GpuBackend implements O.Backend {
       });
     }
     if (dweight || dbias) {
-      // Columns, four per invocation, over chunks of rows; statistics per row.
-      const nq = Math.ceil(K / 4);
+      // Columns, 16 (K % 16 == 0) or 4 per invocation, over chunks of rows; statistics per row.
+      const cw = K % 16 === 0 ? 16 : 4;
+      const nq = Math.ceil(K / cw);
       const c = chunking(this.ctx, nq, rows);
       const part = this.temp(K * c.P * 16, 'colpartials');
       temps.push(part);
       steps.push({
         family: 'reduce',
-        flags: ['COLS', ...sflags],
+        flags: ['COLS', ...sflags, ...(cw === 16 ? ['BLOCK'] : [])],
         binds: [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)],
         p: { outer: rows, inner: K, P: c.P, L: c.L },
         workgroups: Math.ceil((nq * c.P) / WG),
