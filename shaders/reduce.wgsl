@@ -197,12 +197,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 //#if COLS
 // Layer-norm dweight/dbias partials, one invocation per (block of columns q, chunk of rows c),
-// t = q*P + c: sums dy and dy*xhat over rows [c*L, min((c+1)*L, rows)) for the CW columns
+// t = c*nq + q (neighbouring lanes take neighbouring column blocks of the same rows): sums dy and dy*xhat over rows [c*L, min((c+1)*L, rows)) for the CW columns
 // CW*q .. CW*q + CW - 1 of the row (fewer at its end); xhat uses each row's saved mean/rstd.
 // CW = 16 with BLOCK (row length a multiple of 16: four quads share the row's statistics and
 // the loop), else 4. Neighbouring invocations read neighbouring columns, so loads stay
-// contiguous across lanes. Params: outer = rows, inner = K (row length). Writes
-// PART[4*(col*P + c)].
+// contiguous across lanes.
+// Params: outer = rows, inner = K (row length). Writes PART[4*(col*P + c)].
 //#if BLOCK
 const CW = 16u;
 //#else
@@ -214,8 +214,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let K = P.inner;
   let nq = (K + CW - 1u) / CW;
   if (t >= nq * P.P) { return; }
-  let q = t / P.P;
-  let c = t - q * P.P;
+  let c = t / nq;
+  let q = t - c * nq;
   let r0 = min(c * P.L, P.outer);
   let r1 = min(r0 + P.L, P.outer);
   let col = CW * q;

@@ -40,10 +40,11 @@ const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype:
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
 
 /** How a reduction of M elements per group over D groups is split into P chunks of L. */
-export function chunking(ctx: GpuContext, D: number, M: number): { P: number; L: number } {
-  // CPU adapters: few, long invocations (each is a loop on a core); GPUs: many threads.
-  const target = ctx.isCpuAdapter ? 256 : 65536;
-  const minL = ctx.isCpuAdapter ? 4096 : 256;
+export function chunking(ctx: GpuContext, D: number, M: number, minLength?: number): { P: number; L: number } {
+  // CPU adapters: few, long invocations (each is a loop on a core), but enough of them to fill
+  // several workgroups; GPUs: many threads.
+  const target = ctx.isCpuAdapter ? 512 : 65536;
+  const minL = minLength ?? (ctx.isCpuAdapter ? 2048 : 256);
   let P = Math.max(1, Math.ceil(target / Math.max(D, 1)));
   let L = Math.max(minL, Math.ceil(M / P), Math.ceil(M / 4096));
   L = Math.ceil(L / 4) * 4;
@@ -357,7 +358,8 @@ export class GpuBackend implements O.Backend {
       // Columns, 16 (K % 16 == 0) or 4 per invocation, over chunks of rows; statistics per row.
       const cw = K % 16 === 0 ? 16 : 4;
       const nq = Math.ceil(K / cw);
-      const c = chunking(this.ctx, nq, rows);
+      // Each step of a column block's loop reads cw values of two rows: short chunks suffice.
+      const c = chunking(this.ctx, nq, rows, 64);
       const part = this.temp(K * c.P * 16, 'colpartials');
       temps.push(part);
       steps.push({
