@@ -69,6 +69,8 @@ function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
 /** A compiled kernel: the pipeline and the binding declarations it was built from. */
 export interface Kernel {
   pipeline: GPUComputePipeline;
+  /** The pipeline's bind group layout, fetched once. */
+  layout: GPUBindGroupLayout;
   bindings: readonly BindingDecl[];
   uniforms: UniformLayout<string>;
   workgroupSize: number;
@@ -81,8 +83,8 @@ export interface KernelSource {
   label: string;
   bindings: readonly BindingDecl[];
   uniforms: UniformLayout<string>;
-  /** WGSL after the generated declarations. */
-  body: string;
+  /** WGSL after the generated declarations (built only when the pipeline is not cached yet). */
+  body: () => string;
   workgroupSize: number;
   constants?: Record<string, number>;
   /** Every quad access starts at a multiple of 4 (lets float16 quads load two whole words). */
@@ -153,7 +155,7 @@ export class GpuContext {
   kernel(src: KernelSource): Kernel {
     const hit = this.pipelines.get(src.key);
     if (hit) return hit;
-    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned)}\noverride WG: u32 = 64u;\n${src.body}`;
+    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned)}\noverride WG: u32 = 64u;\n${src.body()}`;
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });
@@ -162,19 +164,20 @@ export class GpuContext {
       layout: 'auto',
       compute: { module, entryPoint: 'main', constants: { WG: src.workgroupSize, ...(src.constants ?? {}) } },
     });
+    const layout = pipeline.getBindGroupLayout(0);
     const err = d.popErrorScope();
     err.then((e) => {
       if (e) {
         this.pipelines.delete(src.key);
-        // Surface compile errors with the WGSL message: logged once here, and thrown by the
-        // submission that uses the pipeline (its error scope catches the invalid pipeline).
+        // Surface compile errors with the WGSL message: kept here and thrown by the submission
+        // that uses the pipeline (its error scope catches the invalid pipeline).
         module.getCompilationInfo?.().then((info) => {
           const msgs = info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n');
           this.compileErrors.set(src.key, `${e.message}\n${msgs}`);
         });
       }
     });
-    const k: Kernel = { pipeline, bindings: src.bindings, uniforms: src.uniforms, workgroupSize: src.workgroupSize, label: src.label };
+    const k: Kernel = { pipeline, layout, bindings: src.bindings, uniforms: src.uniforms, workgroupSize: src.workgroupSize, label: src.label };
     this.pipelines.set(src.key, k);
     return k;
   }
@@ -249,7 +252,7 @@ export class GpuContext {
         live.forEach((x, i) => {
           const bg = d.createBindGroup({
             label: `${x.kernel.label}.bind`,
-            layout: x.kernel.pipeline.getBindGroupLayout(0),
+            layout: x.kernel.layout,
             entries: [
               { binding: 0, resource: { buffer: ub!, offset: i * stride, size: x.kernel.uniforms.byteSize } },
               ...x.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } })),

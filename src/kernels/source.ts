@@ -92,7 +92,7 @@ export function kernel(ctx: GpuContext, family: Family, flags: readonly string[]
     label: `webgpu-norm.${family}[${fl.join(',')}]`,
     bindings,
     uniforms: PARAMS,
-    body: preprocess(FILES[family], new Set(fl)),
+    body: () => preprocess(FILES[family], new Set(fl)),
     workgroupSize: WG,
     aligned: fl.includes('ALIGNED'),
   });
