@@ -36,6 +36,15 @@ function alignFlags(s: Step): string[] {
   return out;
 }
 
+/** Weight and bias bindings of a forward apply step, and their flags. */
+function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[] = []): { affine: Bind[]; aflags: string[] } {
+  const affine: Bind[] = [];
+  const aflags = [...extra];
+  if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
+  if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+  return { affine, aflags };
+}
+
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
 
@@ -241,6 +250,14 @@ export class GpuBackend implements O.Backend {
   }
 
   /** Elementwise kernels: one invocation per quad of 4 elements. */
+  /** dweight/dbias bindings for a finalize step, and the cast steps float16 ones need after it. */
+  private gradOuts(dweight: Tensor | null, dbias: Tensor | null, temps: GPUBuffer[]): { dw: Bind | null; db: Bind | null; post: Step[] } {
+    const post: Step[] = [];
+    const dw = dweight && this.groupOut('DW', dweight, temps, post);
+    const db = dbias && this.groupOut('DB', dbias, temps, post);
+    return { dw, db, post };
+  }
+
   private applyWorkgroups(n: number): number {
     return Math.ceil(n / (4 * WG));
   }
@@ -262,10 +279,7 @@ export class GpuBackend implements O.Backend {
     const sum = residual ? this.alloc(x.shape, x.dtype, 'sum') : null;
     const acc = a.rms ? 'SUMSQ' : 'WELFORD';
     const { P, L } = chunking(this.ctx, rows, K);
-    const affine: Bind[] = [];
-    const aflags: string[] = [];
-    if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
-    if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+    const { affine, aflags } = affineBinds(weight, bias);
     const resid = residualFlags(x, residual);
     const xr: Bind[] = [tb('X', x), ...(residual ? [tb('R', residual)] : [])];
     const outB: Bind[] = [tb('Y', y, true), ...(sum ? [tb('S', sum, true)] : [])];
@@ -369,9 +383,7 @@ export class GpuBackend implements O.Backend {
         p: { outer: rows, inner: K, P: c.P, L: c.L },
         workgroups: Math.ceil((nq * c.P) / WG),
       });
-      const post: Step[] = [];
-      const dw = dweight && this.groupOut('DW', dweight, temps, post);
-      const db = dbias && this.groupOut('DB', dbias, temps, post);
+      const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
       steps.push(this.dwdbStep(part, K, c.P, c.P, 1, dw, db), ...post);
     }
     this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
@@ -398,10 +410,7 @@ export class GpuBackend implements O.Backend {
     const D = N * G;
     const K = (C / G) * S;
     const { P, L } = chunking(this.ctx, D, K);
-    const affine: Bind[] = [];
-    const aflags: string[] = a.silu ? ['SILU'] : [];
-    if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
-    if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+    const { affine, aflags } = affineBinds(weight, bias, a.silu ? ['SILU'] : []);
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
     if (this.wantFused(P, K, x.dtype)) {
@@ -476,9 +485,7 @@ export class GpuBackend implements O.Backend {
     ];
     const temps = [part, sums, coef];
     if (dweight || dbias) {
-      const post: Step[] = [];
-      const dw = dweight && this.groupOut('DW', dweight, temps, post);
-      const db = dbias && this.groupOut('DB', dbias, temps, post);
+      const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
       steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db), ...post);
     }
     this.run('groupNormBackward', steps, temps, [dx, dweight, dbias]);
@@ -492,10 +499,7 @@ export class GpuBackend implements O.Backend {
     const y = this.alloc(x.shape, x.dtype, 'y');
     const saveMean = this.alloc(a.training ? [C] : [0], 'float32', 'saveMean');
     const saveInvstd = this.alloc(a.training ? [C] : [0], 'float32', 'saveInvstd');
-    const affine: Bind[] = [];
-    const aflags: string[] = [];
-    if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
-    if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+    const { affine, aflags } = affineBinds(weight, bias);
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
     let meanB: GPUBuffer;
@@ -571,9 +575,7 @@ export class GpuBackend implements O.Backend {
     const coef = this.temp(C * 16, 'coef');
     temps.push(part, coef);
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
-    const post: Step[] = [];
-    const dw = dweight && this.groupOut('DW', dweight, temps, post);
-    const db = dbias && this.groupOut('DB', dbias, temps, post);
+    const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
     steps.push({
       family: 'reduce',
       flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
