@@ -101,6 +101,24 @@ export interface Dispatch {
 
 const MAX_DIM = 65535;
 
+function lruGet<V>(m: Map<string, V>, k: string): V | undefined {
+  const v = m.get(k);
+  if (v !== undefined) {
+    m.delete(k);
+    m.set(k, v);
+  }
+  return v;
+}
+
+/** Insert; returns the evicted oldest value when the map grew past `max`. */
+function lruSet<V>(m: Map<string, V>, k: string, v: V, max: number): V | undefined {
+  m.set(k, v);
+  if (m.size <= max) return undefined;
+  const [oldK, oldV] = m.entries().next().value as [string, V];
+  m.delete(oldK);
+  return oldV;
+}
+
 /** Split a 1-D workgroup count into x·y ≥ n with x ≤ 65535 (kernels linearize wid.x + wid.y·nwg.x). */
 export function grid(n: number): [number, number] {
   if (n <= MAX_DIM) return [Math.max(n, 1), 1];
@@ -224,10 +242,47 @@ export class GpuContext {
   pooledBytes = 0;
 
   /**
-   * Encode dispatches into one compute pass and submit. All their uniform blocks go into one
-   * buffer (at 256-byte aligned offsets): per-op host work is what bounds small ops on a GPU.
-   * The promise rejects on GPU errors.
+   * Uniform buffers and bind groups are cached (bounded, least recently used first out): a
+   * uniform buffer by its contents (it is never written again), a bind group by its kernel,
+   * uniform buffer and storage buffers. Repeated ops on the same shapes and pooled buffers then
+   * create no WebGPU objects but the command encoder: per-op host work is what bounds small and
+   * medium ops on a discrete GPU.
    */
+  private readonly uniformCache = new Map<string, GPUBuffer>();
+  private readonly bindCache = new Map<string, GPUBindGroup>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+  private idOf(o: object): number {
+    let id = this.ids.get(o);
+    if (id === undefined) this.ids.set(o, (id = this.nextId++));
+    return id;
+  }
+
+  private bindGroup(x: Dispatch): GPUBindGroup {
+    const d = this.device;
+    const bytes = new Uint32Array(x.kernel.uniforms.pack(x.params));
+    const ukey = bytes.join(',');
+    let ub = lruGet(this.uniformCache, ukey);
+    if (!ub) {
+      ub = d.createBuffer({ size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${x.kernel.label}.params` });
+      d.queue.writeBuffer(ub, 0, bytes);
+      // An evicted buffer may still be used by submitted work: destroy() waits for that.
+      lruSet(this.uniformCache, ukey, ub, 512)?.destroy();
+    }
+    const bkey = `${this.idOf(x.kernel)}|${this.idOf(ub)}|${x.buffers.map((b) => this.idOf(b)).join(',')}`;
+    let bg = lruGet(this.bindCache, bkey);
+    if (!bg) {
+      bg = d.createBindGroup({
+        label: `${x.kernel.label}.bind`,
+        layout: x.kernel.layout,
+        entries: [{ binding: 0, resource: { buffer: ub } }, ...x.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } }))],
+      });
+      lruSet(this.bindCache, bkey, bg, 1024);
+    }
+    return bg;
+  }
+
+  /** Encode dispatches into one compute pass and submit. The promise rejects on GPU errors. */
   submit(label: string, dispatches: readonly Dispatch[]): Promise<void> {
     this.checkAlive();
     const d = this.device;
@@ -237,39 +292,18 @@ export class GpuContext {
     }
     d.pushErrorScope('out-of-memory');
     d.pushErrorScope('validation');
-    let ub: GPUBuffer | null = null;
-    try {
-      const stride = Math.max(256, d.limits.minUniformBufferOffsetAlignment);
-      if (live.length) {
-        ub = d.createBuffer({ size: stride * live.length, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${label}.params` });
-        const data = new Uint8Array(stride * live.length);
-        live.forEach((x, i) => data.set(new Uint8Array(x.kernel.uniforms.pack(x.params)), i * stride));
-        d.queue.writeBuffer(ub, 0, data);
+    const enc = d.createCommandEncoder({ label });
+    if (live.length) {
+      const pass = enc.beginComputePass({ label });
+      for (const x of live) {
+        pass.setPipeline(x.kernel.pipeline);
+        pass.setBindGroup(0, this.bindGroup(x));
+        const [gx, gy] = grid(x.workgroups);
+        pass.dispatchWorkgroups(gx, gy);
       }
-      const enc = d.createCommandEncoder({ label });
-      if (live.length) {
-        const pass = enc.beginComputePass({ label });
-        live.forEach((x, i) => {
-          const bg = d.createBindGroup({
-            label: `${x.kernel.label}.bind`,
-            layout: x.kernel.layout,
-            entries: [
-              { binding: 0, resource: { buffer: ub!, offset: i * stride, size: x.kernel.uniforms.byteSize } },
-              ...x.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } })),
-            ],
-          });
-          pass.setPipeline(x.kernel.pipeline);
-          pass.setBindGroup(0, bg);
-          const [gx, gy] = grid(x.workgroups);
-          pass.dispatchWorkgroups(gx, gy);
-        });
-        pass.end();
-      }
-      d.queue.submit([enc.finish()]);
-    } finally {
-      // Destroying after submit is allowed: the memory is freed once the submitted work is done.
-      ub?.destroy();
+      pass.end();
     }
+    d.queue.submit([enc.finish()]);
     const v = d.popErrorScope();
     const m = d.popErrorScope();
     return Promise.all([v, m]).then(async ([ve, me]) => {
@@ -308,6 +342,9 @@ export class GpuContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const ub of this.uniformCache.values()) ub.destroy();
+    this.uniformCache.clear();
+    this.bindCache.clear();
     for (const list of this.pool.values()) for (const b of list) b.destroy();
     this.pool.clear();
     this.pooledBuffers = 0;
