@@ -180,6 +180,23 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 }
 //#endif
 
+//#if INTERLEAVE
+// Contiguous groups (outer = 1) on GPUs: chunk c of group j takes the quads c, c + P, c + 2P, ...
+// so that neighbouring threads (neighbouring c) read neighbouring quads (coalesced loads).
+// The tail elements past the last whole quad go to chunk 0.
+fn reduce_interleaved(j: u32, c: u32) {
+  let K = P.inner;
+  let base = j * K;
+  acc_group(j);
+  seg_begin(0u, j);
+  let nq = K / 4u;
+  for (var q = c; q < nq; q += P.P) { acc4(base + 4u * q, 4u * q); }
+  if (c == 0u) {
+    for (var i = 4u * nq; i < K; i += 1u) { acc1(base + i, i); }
+  }
+}
+//#endif
+
 //#if PARTIALS
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -187,10 +204,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (t >= P.D * P.P) { return; }
   let j = t / P.P;
   let c = t - j * P.P;
+  acc_reset();
+  //#if INTERLEAVE
+  reduce_interleaved(j, c);
+  //#else
   let k0 = c * P.L;
   let k1 = min(k0 + P.L, P.outer * P.inner);
-  acc_reset();
   if (k0 < k1) { reduce_range(j, k0, k1); }
+  //#endif
   PART_st4(4u * t, acc_result());
 }
 //#endif

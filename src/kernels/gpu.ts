@@ -58,6 +58,13 @@ export function chunking(ctx: GpuContext, D: number, M: number, minLength?: numb
   let L = Math.max(minL, Math.ceil(M / P), Math.ceil(M / 4096));
   L = Math.ceil(L / 4) * 4;
   P = Math.max(1, Math.ceil(M / L));
+  // GPUs: at least a warp's worth of chunks per group (interleaved quad by quad, see reduce.wgsl)
+  // while each chunk still has a few quads.
+  if (!ctx.isCpuAdapter && P < 32 && M >= 64) {
+    P = Math.min(32, Math.floor(M / 16));
+    L = Math.ceil(Math.ceil(M / P) / 4) * 4;
+    P = Math.ceil(M / L);
+  }
   return { P, L };
 }
 
@@ -162,6 +169,8 @@ export class GpuBackend implements O.Backend {
       // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
       // at multiples of 4 (chunk lengths are multiples of 4 too).
       if (s.family === 'reduce' && (s.p.inner ?? 1) % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
+      // GPUs: chunks of contiguous groups interleaved quad by quad, for coalesced loads.
+      if (s.family === 'reduce' && s.flags.includes('PARTIALS') && (s.p.outer ?? 1) === 1 && !this.ctx.isCpuAdapter) s.flags = [...s.flags, 'INTERLEAVE'];
       if (s.family !== 'apply') continue;
       s.flags = [...s.flags, ...alignFlags(s)];
       // Elementwise kernels: one invocation per quad, or per block of 4 quads.
