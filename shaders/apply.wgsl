@@ -158,15 +158,22 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 }
 //#endif
 
+//#if ROWFUSED || BWD_ROWFUSED
+// The accumulator's result over the whole of row j (reduce.wgsl).
+fn row_result(j: u32) -> vec4f {
+  acc_reset();
+  reduce_range(j, 0u, P.inner);
+  return acc_result();
+}
+//#endif
+
 //#if ROWFUSED
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = (wid.y * nwg.x + wid.x) * WG + lid.x;
   if (j >= P.D) { return; }
   let K = P.inner;
-  acc_reset();
-  reduce_range(j, 0u, K);
-  let r = acc_result();
+  let r = row_result(j);
   //#if WELFORD
   let st = vec3f(wshift, r.y, 1.0 / sqrt(clamp0(r.z / r.x) + P.eps));
   MEAN_st(j, st.x + st.y);
@@ -258,9 +265,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let j = (wid.y * nwg.x + wid.x) * WG + lid.x;
   if (j >= P.D) { return; }
   let K = P.inner;
-  acc_reset();
-  reduce_range(j, 0u, K);
-  let r = acc_result();
+  let r = row_result(j);
   let rs = st_rstd;
   var beta = 0.0;
   //#if HAS_MEAN

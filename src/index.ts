@@ -3,7 +3,7 @@
  * webgpu-norm: normalization kernels for WebGPU with a PyTorch-exact CPU reference.
  * See README.md for the API in brief; shared/DESIGN.md is the contract.
  */
-import { Tensor, DTYPES, type DType } from './tensor.ts';
+import { Tensor, DTYPES, numel, storageBytes, type DType } from './tensor.ts';
 import { DeviceError, DTypeError, ParityError, ShapeError, TensorError, ValueError, fmtShape } from './errors.ts';
 import { acquireDevice, GpuContext, type AdapterSummary } from './device/context.ts';
 import { GpuBackend } from './kernels/gpu.ts';
@@ -19,7 +19,6 @@ import {
   expectFloat32,
   expectShape,
   optTensor,
-  prod,
   rowGeom,
   sliceGeom,
 } from './validate.ts';
@@ -145,7 +144,7 @@ export class Norms {
     const dims = checkShapeArray(shape, 'shape');
     const dt = this.dtypeOf(dtype);
     if (!data || typeof (data as ArrayLike<number>).length !== 'number') throw new ShapeError('data: expected an array of numbers', 'data');
-    if (data.length !== prod(dims)) throw new ShapeError(`data: ${data.length} values do not fill shape ${fmtShape(dims)} (${prod(dims)} elements)`, 'data');
+    if (data.length !== numel(dims)) throw new ShapeError(`data: ${data.length} values do not fill shape ${fmtShape(dims)} (${numel(dims)} elements)`, 'data');
     return this._impl.tensor(data instanceof Float32Array ? data : Float32Array.from(data), dims, dt);
   }
 
@@ -155,7 +154,7 @@ export class Norms {
     if (!this._gpu) throw new DeviceError('wrap: the cpu backend has no GPU buffers');
     const dims = checkShapeArray(shape, 'shape');
     const dt = this.dtypeOf(dtype);
-    const need = dt === 'float16' ? Math.ceil(prod(dims) / 2) * 4 : prod(dims) * 4;
+    const need = storageBytes(numel(dims), dt);
     if (!buffer || typeof buffer.size !== 'number') throw new TensorError('buffer: expected a GPUBuffer', 'buffer');
     if (buffer.size < need) throw new ShapeError(`buffer: ${buffer.size} bytes cannot hold shape ${fmtShape(dims)} of ${dt} (${need} bytes)`, 'buffer');
     return this._gpu.wrap(buffer, dims, dt);

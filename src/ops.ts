@@ -88,8 +88,6 @@ export interface WeightNormBwdOut { dv: Tensor; dg: Tensor }
 export interface Backend {
   readonly kind: 'webgpu' | 'cpu';
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor;
-  /** A new tensor of the given shape, filled with `value` (used for empty/degenerate outputs). */
-  filled(shape: readonly number[], dtype: DType, value: number): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   layerNorm(a: LayerNormArgs): LayerNormOut;
   layerNormBackward(a: LayerNormBwdArgs): BwdOut;

@@ -4,8 +4,15 @@ export type DType = 'float32' | 'float16';
 
 export const DTYPES: readonly DType[] = ['float32', 'float16'];
 
-export function bytesPerElement(dtype: DType): number {
-  return dtype === 'float16' ? 2 : 4;
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Bytes of storage for n elements: float32, or float16 packed two per u32 word. */
+export function storageBytes(n: number, dtype: DType): number {
+  return dtype === 'float16' ? Math.ceil(n / 2) * 4 : n * 4;
 }
 
 /**
@@ -39,9 +46,7 @@ export class Tensor {
     this._owner = owner;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
-    let n = 1;
-    for (const d of shape) n *= d;
-    this.size = n;
+    this.size = numel(shape);
     this._buffer = 'buffer' in storage ? storage.buffer : null;
     this._data = 'data' in storage ? storage.data : null;
     this._owns = owns;

@@ -3,7 +3,7 @@
  * so a bad call writes nothing. Each error names the argument, the expected and the actual shape.
  */
 import { DTypeError, ShapeError, TensorError, ValueError, fmtShape } from './errors.ts';
-import { Tensor, type DType } from './tensor.ts';
+import { Tensor, numel, type DType } from './tensor.ts';
 
 export function checkTensor(t: unknown, arg: string, owner: object): Tensor {
   if (!(t instanceof Tensor)) throw new TensorError(`${arg}: expected a Tensor made by this createNorms instance, got ${describe(t)}`, arg);
@@ -53,11 +53,6 @@ export function checkEps(eps: unknown, arg = 'eps'): number {
   return eps;
 }
 
-export function prod(a: readonly number[]): number {
-  let n = 1;
-  for (const d of a) n *= d;
-  return n;
-}
 
 export function checkOptions(o: unknown, op: string): Record<string, unknown> {
   if (o === undefined) return {};
@@ -83,7 +78,7 @@ export function rowGeom(x: Tensor, normalizedShapeArg: unknown, arg = 'x'): RowG
     throw new ShapeError(`${arg}: shape ${fmtShape(x.shape)} does not end with normalizedShape ${fmtShape(ns)}`, arg);
   }
   const statShape = x.shape.slice(0, r);
-  return { rows: prod(statShape), K: prod(ns), normalizedShape: ns, statShape };
+  return { rows: numel(statShape), K: numel(ns), normalizedShape: ns, statShape };
 }
 
 export interface ChannelGeom {
@@ -96,7 +91,7 @@ export interface ChannelGeom {
 export function channelGeom(x: Tensor, arg: string, op: string, maxSpatial = Infinity): ChannelGeom {
   if (x.shape.length < 2) throw new ShapeError(`${arg}: ${op} expects [N, C, *spatial] (rank >= 2), got ${fmtShape(x.shape)}`, arg);
   if (x.shape.length - 2 > maxSpatial) throw new ShapeError(`${arg}: ${op} supports at most ${maxSpatial} spatial dims, got ${fmtShape(x.shape)}`, arg);
-  return { N: x.shape[0]!, C: x.shape[1]!, S: prod(x.shape.slice(2)) };
+  return { N: x.shape[0]!, C: x.shape[1]!, S: numel(x.shape.slice(2)) };
 }
 
 export interface SliceGeom {
@@ -117,9 +112,9 @@ export function sliceGeom(v: Tensor, dimArg: unknown): SliceGeom {
   }
   const dim = dimArg < 0 ? dimArg + rank : dimArg;
   return {
-    outer: prod(v.shape.slice(0, dim)),
+    outer: numel(v.shape.slice(0, dim)),
     D: v.shape[dim]!,
-    inner: prod(v.shape.slice(dim + 1)),
+    inner: numel(v.shape.slice(dim + 1)),
     dim,
     gShape: v.shape.map((d, i) => (i === dim ? d : 1)),
   };

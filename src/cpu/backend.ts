@@ -24,11 +24,6 @@ export class CpuBackend implements O.Backend {
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor {
     return this.make(Float32Array.from(data), shape, dtype);
   }
-  filled(shape: readonly number[], dtype: DType, value: number): Tensor {
-    let n = 1;
-    for (const d of shape) n *= d;
-    return this.make(new Float32Array(n).fill(value), shape, dtype);
-  }
   async read(t: Tensor): Promise<Float32Array> {
     return Float32Array.from(t._data!);
   }

@@ -4,12 +4,4 @@ export interface HostTensor {
   shape: readonly number[];
 }
 
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-export function host(data: Float32Array, shape: readonly number[]): HostTensor {
-  return { data, shape: [...shape] };
-}
+export { numel } from '../tensor.ts';

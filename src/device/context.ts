@@ -130,8 +130,6 @@ export class GpuContext {
   readonly device: GPUDevice;
   readonly adapter: AdapterSummary;
   readonly isCpuAdapter: boolean;
-  readonly hasF16: boolean;
-  readonly hasTimestamps: boolean;
   private readonly pipelines = new Map<string, Kernel>();
   private readonly owned: boolean;
   lost: GPUDeviceLostInfo | null = null;
@@ -146,8 +144,6 @@ export class GpuContext {
     this.owned = owned;
     const arch = `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.toLowerCase();
     this.isCpuAdapter = /swiftshader|llvmpipe|lavapipe|cpu/.test(arch) || arch.trim() === '';
-    this.hasF16 = device.features.has('shader-f16');
-    this.hasTimestamps = device.features.has('timestamp-query');
     device.lost.then((info) => {
       this.lost = info;
       if (!this.destroyed) this.lostError = new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}. Call createNorms again to recover.`);

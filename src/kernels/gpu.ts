@@ -2,7 +2,7 @@
  * The webgpu backend: every norm as a short sequence of the generic kernels
  * (reduce -> finalize -> apply, or one row-fused kernel), encoded into one command buffer.
  */
-import { Tensor, type DType } from '../tensor.ts';
+import { Tensor, numel, storageBytes, type DType } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import type { GpuContext, Kernel } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
@@ -79,14 +79,8 @@ export class GpuBackend implements O.Backend {
 
   // ---- tensors ----
 
-  private bytes(n: number, dtype: DType): number {
-    return dtype === 'float16' ? Math.ceil(n / 2) * 4 : n * 4;
-  }
-
   private alloc(shape: readonly number[], dtype: DType, label: string): Tensor {
-    let n = 1;
-    for (const d of shape) n *= d;
-    const bytes = this.bytes(n, dtype);
+    const bytes = storageBytes(numel(shape), dtype);
     this.checkLimits(bytes, shape, label);
     const buf = this.ctx.createBuffer(bytes, `webgpu-norm.${label}[${shape.join('x')}]`);
     if (this.poison) this.ctx.device.queue.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
@@ -136,19 +130,13 @@ export class GpuBackend implements O.Backend {
     return t;
   }
 
-  filled(shape: readonly number[], dtype: DType, value: number): Tensor {
-    let n = 1;
-    for (const d of shape) n *= d;
-    return this.tensor(new Float32Array(n).fill(value), shape, dtype);
-  }
-
   wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
-    this.checkLimits(this.bytes(shape.reduce((a, b) => a * b, 1), dtype), shape, 'buffer');
+    this.checkLimits(storageBytes(numel(shape), dtype), shape, 'buffer');
     return new Tensor(this.owner, shape, dtype, { buffer }, false);
   }
 
   async read(t: Tensor): Promise<Float32Array> {
-    const bytes = this.bytes(t.size, t.dtype);
+    const bytes = storageBytes(t.size, t.dtype);
     if (t.size === 0) return new Float32Array(0);
     const ab = await this.ctx.readBytes(t._buffer!, bytes);
     return t.dtype === 'float16' ? unpackHalves(new Uint32Array(ab), t.size) : new Float32Array(ab);
