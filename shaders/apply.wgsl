@@ -85,7 +85,11 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 //#if APPLY
 fn stats(s: u32) -> vec3f {
   //#if COMP
+  //#if SHIFT_BUF
+  return vec3f(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
+  //#else
   return vec3f(xv1(s * P.sDiv), LO_ld(s), RSTD_ld(s));
+  //#endif
   //#else
   //#if HAS_MEAN
   return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
@@ -97,7 +101,10 @@ fn stats(s: u32) -> vec3f {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.t1) { return; }
+  //#endif
   //#if BLOCK
   let e0 = 16u * t;
   if (e0 >= P.n) { return; }
@@ -170,7 +177,10 @@ fn row_result(j: u32) -> vec4f {
 //#if ROWFUSED
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let j = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let j = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (j >= P.t1) { return; }
+  //#endif
   if (j >= P.D) { return; }
   let K = P.inner;
   let r = row_result(j);
@@ -223,7 +233,10 @@ fn dx1(e: u32, c: vec4f) -> f32 {
 //#if BWD_APPLY
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.t1) { return; }
+  //#endif
   //#if BLOCK
   let e0 = 16u * t;
   if (e0 >= P.n) { return; }
@@ -262,7 +275,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 //#if BWD_ROWFUSED
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let j = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let j = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (j >= P.t1) { return; }
+  //#endif
   if (j >= P.D) { return; }
   let K = P.inner;
   let r = row_result(j);

@@ -1,5 +1,10 @@
 // common.wgsl: helpers shared by every kernel family.
 
+// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
+// 65,535 workgroups per dimension), plus the first invocation t0 of a windowed dispatch (0 for
+// the others; windowed kernels also stop at t1, see kernels/window.ts).
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.t0; }
+
 // Chan's merge of two (n, mean, M2, -) partials.
 fn chan(a: vec4f, b: vec4f) -> vec4f {
   let n = a.x + b.x;

@@ -17,12 +17,16 @@
 //               optionally dweight/dbias per group (batch norm)
 //   FIN_BWD_WN  weight-norm backward coefficients and dg
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
-//   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels)
+//   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
+//               ACCUM: added to the values already stored
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
 
 //#if FIN_STATS
 // The group's shift: its first element (of x, or of x + residual).
 fn shift_of(j: u32) -> f32 {
+  //#if SHIFT_BUF
+  return SH_ld(j);
+  //#else
   //#if RESIDUAL
   //#if HALF_SUM
   return unpack2x16float(pack2x16float(vec2f(X_ld(j * P.inner) + R_ld(j * P.inner), 0.0))).x;
@@ -31,6 +35,7 @@ fn shift_of(j: u32) -> f32 {
   //#endif
   //#else
   return X_ld(j * P.inner);
+  //#endif
   //#endif
 }
 //#endif
@@ -52,17 +57,27 @@ fn merged(j: u32) -> vec4f {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let j = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let j = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (j >= P.t1) { return; }
+  //#endif
   if (j >= P.D) { return; }
   //#if FIN_STATS
   let r = merged(j);
   // r.y is the mean of x - shift (reduce.wgsl).
   let lo = r.y;
-  let mean = shift_of(j) + lo;
+  let sh = shift_of(j);
+  let mean = sh + lo;
   let rstd = 1.0 / sqrt(clamp0(r.z / r.x) + P.eps);
   MEAN_st(j, mean);
   RSTD_st(j, rstd);
+  //#if SHIFT_BUF
+  // (shift, small part) pairs: the apply step then needs no element of x outside its range.
+  LO_st(2u * j, sh);
+  LO_st(2u * j + 1u, lo);
+  //#else
   LO_st(j, lo);
+  //#endif
   //#if RUNNING
   let m = P.momentum;
   RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
@@ -121,7 +136,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   OUT_st4(4u * j, merged(j));
   //#endif
   //#if FIN_DWDB
-  let r = merged(j);
+  // ACCUM: added to what an earlier step over other partials stored (blocks of rows of sums).
+  var r = merged(j);
+  //#if ACCUM
+  //#if DW
+  r.z += DW_ld(j);
+  //#endif
+  //#if DB
+  r.y += DB_ld(j);
+  //#endif
+  //#endif
   //#if DW
   DW_st(j, r.z);
   //#endif
@@ -134,7 +158,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let a = SRC_ld(2u * j);
   var b = 0.0;
   if (2u * j + 1u < P.n) { b = SRC_ld(2u * j + 1u); }
-  OUT[j] = pack2x16float(vec2f(a, b));
+  OUT[OUT_w(j)] = pack2x16float(vec2f(a, b));
   //#endif
   //#if FIN_GN
   // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1.

@@ -55,8 +55,16 @@ var<private> smean: f32;
 var<private> sm2: f32;
 var<private> wshift: f32;
 fn acc_reset() { wn = 0.0; wmean = vec4f(0.0); wm2 = vec4f(0.0); sn = 0.0; smean = 0.0; sm2 = 0.0; }
-// The shift of group j: its first element (the same for every chunk of the group).
-fn acc_group(j: u32) { wshift = xv1(j * P.inner); }
+// The shift of group j: its first element (the same for every chunk of the group); with
+// SHIFT_BUF read from SH, gathered by the SHIFT kernel (windowed ops: the group's first element
+// may lie outside the bound range of x).
+fn acc_group(j: u32) {
+  //#if SHIFT_BUF
+  wshift = SH_ld(j);
+  //#else
+  wshift = xv1(j * P.inner);
+  //#endif
+}
 fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) {
   let v = xv4(e) - wshift;
@@ -200,19 +208,49 @@ fn reduce_interleaved(j: u32, c: u32) {
 //#if PARTIALS
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.t1) { return; }
+  //#endif
   if (t >= P.D * P.P) { return; }
+  //#if CMAJOR
+  // Chunk-major order (windowed strided groups): invocations t..t+D-1 take chunk c of every
+  // group, so a range of invocations reads a compact range of x.
+  let c = t / P.D;
+  let j = t - c * P.D;
+  //#else
   let j = t / P.P;
   let c = t - j * P.P;
+  //#endif
   acc_reset();
   //#if INTERLEAVE
   reduce_interleaved(j, c);
   //#else
+  //#if RUNS
+  // Pi chunks of at most L per contiguous run of `inner` elements, so that no chunk spans two runs.
+  let q = c / P.Pi;
+  let k0 = q * P.inner + (c - q * P.Pi) * P.L;
+  let k1 = min(k0 + P.L, (q + 1u) * P.inner);
+  //#else
   let k0 = c * P.L;
   let k1 = min(k0 + P.L, P.outer * P.inner);
+  //#endif
   if (k0 < k1) { reduce_range(j, k0, k1); }
   //#endif
-  PART_st4(4u * t, acc_result());
+  PART_st4(4u * (j * P.P + c), acc_result());
+}
+//#endif
+
+//#if SHIFT
+// The shift of every group (its first element of x, or of x + residual): SH[j], for SHIFT_BUF.
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (j >= P.t1) { return; }
+  //#endif
+  if (j >= P.D) { return; }
+  SH_st(j, xv1(j * P.inner));
 }
 //#endif
 
@@ -231,7 +269,10 @@ const CW = 4u;
 //#endif
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.t1) { return; }
+  //#endif
   let K = P.inner;
   let nq = (K + CW - 1u) / CW;
   if (t >= nq * P.P) { return; }

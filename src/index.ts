@@ -37,6 +37,12 @@ export interface CreateNormsOptions {
   poisonOutputs?: boolean;
   /** Testing aid: force the row-fused or the general (reduce/finalize/apply) kernels. */
   variant?: 'auto' | 'fused' | 'general';
+  /**
+   * Cap on the bytes of one storage binding (default and maximum: the device's
+   * maxStorageBufferBindingSize). Tensors larger than this are processed in bound ranges;
+   * tests set it small to exercise that on small tensors.
+   */
+  maxBindingBytes?: number;
 }
 
 type Opts = Record<string, unknown>;
@@ -113,6 +119,7 @@ export class Norms {
       const g = new GpuBackend(ctx, this);
       g.poison = !!opts.poisonOutputs;
       g.variant = opts.variant ?? 'auto';
+      if (opts.maxBindingBytes !== undefined) g.setBindingLimit(opts.maxBindingBytes);
       this._gpu = g;
       this._impl = g;
       this.device = ctx.device;

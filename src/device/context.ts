@@ -89,17 +89,29 @@ export interface KernelSource {
   constants?: Record<string, number>;
   /** Every quad access starts at a multiple of 4 (lets float16 quads load two whole words). */
   aligned?: boolean;
+  /** Bindings are ranges of their buffers, starting at the uniform word offsets w1..wn. */
+  window?: boolean;
+}
+
+/** A bound range of a buffer (offset a multiple of minStorageBufferOffsetAlignment). */
+export interface BoundRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
 }
 
 export interface Dispatch {
   kernel: Kernel;
-  buffers: readonly GPUBuffer[];
+  /** Whole buffers, or bound ranges of them (windowed kernels). */
+  buffers: readonly (GPUBuffer | BoundRange)[];
   params: Record<string, number>;
   /** Total workgroups; split across x/y when past the per-dimension limit. */
   workgroups: number;
 }
 
 const MAX_DIM = 65535;
+
+const isRange = (b: GPUBuffer | BoundRange): b is BoundRange => (b as Partial<BoundRange>).buffer !== undefined && typeof (b as Partial<BoundRange>).offset === 'number';
 
 function lruGet<V>(m: Map<string, V>, k: string): V | undefined {
   const v = m.get(k);
@@ -169,7 +181,7 @@ export class GpuContext {
   kernel(src: KernelSource): Kernel {
     const hit = this.pipelines.get(src.key);
     if (hit) return hit;
-    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned)}\noverride WG: u32 = 64u;\n${src.body()}`;
+    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window)}\noverride WG: u32 = 64u;\n${src.body()}`;
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });
@@ -246,6 +258,7 @@ export class GpuContext {
    */
   private readonly uniformCache = new Map<string, GPUBuffer>();
   private readonly bindCache = new Map<string, GPUBindGroup>();
+  private readonly evicted: GPUBuffer[] = [];
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
   private idOf(o: object): number {
@@ -262,16 +275,18 @@ export class GpuContext {
     if (!ub) {
       ub = d.createBuffer({ size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${x.kernel.label}.params` });
       d.queue.writeBuffer(ub, 0, bytes);
-      // An evicted buffer may still be used by submitted work: destroy() waits for that.
-      lruSet(this.uniformCache, ukey, ub, 512)?.destroy();
+      // An evicted buffer may still be used by submitted work (destroy() waits for that) or by
+      // this submission: destroyed once it is submitted.
+      const old = lruSet(this.uniformCache, ukey, ub, 512);
+      if (old) this.evicted.push(old);
     }
-    const bkey = `${this.idOf(x.kernel)}|${this.idOf(ub)}|${x.buffers.map((b) => this.idOf(b)).join(',')}`;
+    const bkey = `${this.idOf(x.kernel)}|${this.idOf(ub)}|${x.buffers.map((b) => (isRange(b) ? `${this.idOf(b.buffer)}@${b.offset}+${b.size}` : this.idOf(b))).join(',')}`;
     let bg = lruGet(this.bindCache, bkey);
     if (!bg) {
       bg = d.createBindGroup({
         label: `${x.kernel.label}.bind`,
         layout: x.kernel.layout,
-        entries: [{ binding: 0, resource: { buffer: ub } }, ...x.buffers.map((b, k) => ({ binding: k + 1, resource: { buffer: b } }))],
+        entries: [{ binding: 0, resource: { buffer: ub } }, ...x.buffers.map((b, k) => ({ binding: k + 1, resource: isRange(b) ? { buffer: b.buffer, offset: b.offset, size: b.size } : { buffer: b } }))],
       });
       lruSet(this.bindCache, bkey, bg, 1024);
     }
@@ -300,6 +315,7 @@ export class GpuContext {
       pass.end();
     }
     d.queue.submit([enc.finish()]);
+    for (const b of this.evicted.splice(0)) b.destroy();
     const v = d.popErrorScope();
     const m = d.popErrorScope();
     return Promise.all([v, m]).then(async ([ve, me]) => {

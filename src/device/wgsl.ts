@@ -24,8 +24,16 @@ export interface BindingDecl {
  * may store into it (kernels hand out work in word-aligned units for that reason). The float16
  * ld4 reads one word past the quad when i is odd; robust buffer access keeps that in bounds.
  * With `aligned` (a kernel whose quads all start at multiples of 4) ld4 reads two whole words.
+ * `B_w(w)` maps a u32 word index of the tensor to the array index (raw word access).
+ *
+ * With `window` a binding is a range of its buffer that starts at u32 word `P.w<k>` (uniform
+ * field of binding k): kernels keep using tensor-wide indices and the accessors subtract the
+ * window's start. That is how a tensor larger than one storage binding is processed, one bound
+ * range per dispatch (see kernels/window.ts).
  */
-export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false): string {
+export const MAX_WINDOWED_BINDINGS = 8;
+export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, window = false): string {
+  if (window && decls.length > MAX_WINDOWED_BINDINGS) throw new Error(`windowed kernel with ${decls.length} bindings (at most ${MAX_WINDOWED_BINDINGS})`);
   const out: string[] = [];
   decls.forEach((b, k) => {
     if (b.vec4) {
@@ -35,29 +43,32 @@ export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false): st
     const ty = b.dtype === 'float16' ? 'u32' : 'f32';
     out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${b.name}: array<${ty}>;`);
     const n = b.name;
+    // Array element of word index `w` (f32: element index; f16: word of two halves).
+    const at = (w: string) => (window ? `${n}[(${w}) - P.w${k + 1}]` : `${n}[${w}]`);
+    out.push(`fn ${n}_w(w: u32) -> u32 { return ${window ? `w - P.w${k + 1}` : 'w'}; }`);
     if (b.dtype === 'float32') {
-      out.push(`fn ${n}_ld(i: u32) -> f32 { return ${n}[i]; }`);
-      out.push(`fn ${n}_ld4(i: u32) -> vec4f { return vec4f(${n}[i], ${n}[i + 1u], ${n}[i + 2u], ${n}[i + 3u]); }`);
+      out.push(`fn ${n}_ld(i: u32) -> f32 { return ${at('i')}; }`);
+      out.push(`fn ${n}_ld4(i: u32) -> vec4f { return vec4f(${at('i')}, ${at('i + 1u')}, ${at('i + 2u')}, ${at('i + 3u')}); }`);
       if (b.access === 'read_write') {
-        out.push(`fn ${n}_st(i: u32, v: f32) { ${n}[i] = v; }`);
-        out.push(`fn ${n}_st4(i: u32, v: vec4f) { ${n}[i] = v.x; ${n}[i + 1u] = v.y; ${n}[i + 2u] = v.z; ${n}[i + 3u] = v.w; }`);
+        out.push(`fn ${n}_st(i: u32, v: f32) { ${at('i')} = v; }`);
+        out.push(`fn ${n}_st4(i: u32, v: vec4f) { ${at('i')} = v.x; ${at('i + 1u')} = v.y; ${at('i + 2u')} = v.z; ${at('i + 3u')} = v.w; }`);
       }
     } else {
-      out.push(`fn ${n}_ld(i: u32) -> f32 { let h = unpack2x16float(${n}[i >> 1u]); return select(h.x, h.y, (i & 1u) == 1u); }`);
+      out.push(`fn ${n}_ld(i: u32) -> f32 { let h = unpack2x16float(${at('i >> 1u')}); return select(h.x, h.y, (i & 1u) == 1u); }`);
       // Branch-free: CPU adapters run invocations as SIMD lanes and pay for both sides of a branch.
       // In kernels compiled `aligned` every quad starts at a multiple of 4: two whole words.
-      if (aligned) out.push(`fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; return vec4f(unpack2x16float(${n}[w]), unpack2x16float(${n}[w + 1u])); }`);
+      if (aligned) out.push(`fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; return vec4f(unpack2x16float(${at('w')}), unpack2x16float(${at('w + 1u')})); }`);
       else out.push(
-        `fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; let a = unpack2x16float(${n}[w]); let b = unpack2x16float(${n}[w + 1u]);` +
-          ` let c = unpack2x16float(${n}[w + 2u]); let odd = (i & 1u) == 1u;` +
+        `fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; let a = unpack2x16float(${at('w')}); let b = unpack2x16float(${at('w + 1u')});` +
+          ` let c = unpack2x16float(${at('w + 2u')}); let odd = (i & 1u) == 1u;` +
           ` return select(vec4f(a, b), vec4f(a.y, b, c.x), odd); }`,
       );
       if (b.access === 'read_write') {
         out.push(
-          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; let h = unpack2x16float(${n}[w]); ${n}[w] = pack2x16float(select(vec2f(v, h.y), vec2f(h.x, v), (i & 1u) == 1u)); }`,
+          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; let h = unpack2x16float(${at('w')}); ${at('w')} = pack2x16float(select(vec2f(v, h.y), vec2f(h.x, v), (i & 1u) == 1u)); }`,
         );
         // Quads are only stored at even element indices (whole words; see apply.wgsl).
-        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${n}[w] = pack2x16float(v.xy); ${n}[w + 1u] = pack2x16float(v.zw); }`);
+        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${at('w')} = pack2x16float(v.xy); ${at('w + 1u')} = pack2x16float(v.zw); }`);
       }
     }
   });

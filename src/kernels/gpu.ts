@@ -4,14 +4,23 @@
  */
 import { Tensor, numel, storageBytes, type DType } from '../tensor.ts';
 import type * as O from '../ops.ts';
-import type { GpuContext, Kernel } from '../device/context.ts';
+import type { Dispatch, GpuContext } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
 import { kernel, params, WG, type Family, type ParamValues } from './source.ts';
 import { LimitError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../cpu/half.ts';
+import { elementBytes, planWindows } from './window.ts';
 
-type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
+/** A binding: a whole buffer, or (range) a range of it that the kernel sees as the whole array. */
+type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean; range?: { offset: number; size: number } };
 interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }
+
+/**
+ * How a grouped reduction is split into chunks: P chunks per group of L elements; with RUNS,
+ * Pi chunks per contiguous run of `inner` elements (P = outer * Pi); `flags` add the chunk order
+ * (CMAJOR) for windowed kernels. See reduce.wgsl and window.ts.
+ */
+interface Chunks { P: number; L: number; Pi: number; flags: string[] }
 
 /** RESIDUAL (x + residual), and HALF_SUM: float16 sums are rounded to half, as the stored sum. */
 function residualFlags(x: Tensor, residual: Tensor | null): string[] {
@@ -48,6 +57,8 @@ function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[]
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
 
+const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+
 /** How a reduction of M elements per group over D groups is split into P chunks of L. */
 export function chunking(ctx: GpuContext, D: number, M: number, minLength?: number): { P: number; L: number } {
   // CPU adapters: few, long invocations (each is a loop on a core), but enough of them to fill
@@ -75,7 +86,53 @@ export class GpuBackend implements O.Backend {
   /** Force a path for tests: 'fused' | 'general' | 'auto'. */
   variant: 'auto' | 'fused' | 'general' = 'auto';
 
-  constructor(readonly ctx: GpuContext, private readonly owner: object) {}
+  /** Bytes of one storage binding (a multiple of 4): larger buffers are bound in ranges. */
+  bindLimit: number;
+
+  constructor(readonly ctx: GpuContext, private readonly owner: object) {
+    this.bindLimit = Math.floor(ctx.device.limits.maxStorageBufferBindingSize / 4) * 4;
+  }
+
+  setBindingLimit(bytes: number): void {
+    const align = this.ctx.device.limits.minStorageBufferOffsetAlignment;
+    if (!Number.isInteger(bytes) || bytes < 4 * align) throw new RangeError(`maxBindingBytes ${bytes}: must be an integer of at least ${4 * align} bytes`);
+    this.bindLimit = Math.min(this.bindLimit, Math.floor(bytes / 4) * 4);
+  }
+
+  /** Whether an op's tensor is past one binding: then the op runs with windowed kernels. */
+  private windowed(t: Tensor): boolean {
+    return storageBytes(t.size, t.dtype) > this.bindLimit;
+  }
+
+  /**
+   * Chunks of a reduction of M = outer * inner elements per group over D groups. Windowed ops
+   * (elements of `dtype` past one binding): chunks of at most an eighth of a binding; strided
+   * groups (outer > 1) in chunk-major order, so consecutive invocations read a compact range,
+   * and chunks within runs of `inner` (RUNS) when a slice of all groups is too big for that.
+   */
+  private chunks(outer: number, D: number, inner: number, win: boolean, dtype: DType, minLength?: number): Chunks {
+    const M = outer * inner;
+    let { P, L } = chunking(this.ctx, D, M, minLength);
+    if (!win) return { P, L, Pi: 1, flags: [] };
+    const eb = elementBytes(dtype);
+    const maxL = Math.max(4, Math.floor(this.bindLimit / (8 * eb) / 4) * 4);
+    if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(M / L)));
+    // ... and a group's partials (16 bytes each, merged by one invocation) within half of one.
+    const maxP = Math.max(1, Math.floor(this.bindLimit / 32));
+    if (P > maxP) (L = Math.ceil(Math.ceil(M / maxP) / 4) * 4), (P = Math.ceil(M / L));
+    if (outer === 1) return { P, L, Pi: 1, flags: [] };
+    // Chunk-major: chunk c of every group spans the slices o of all groups it covers, at most
+    // ceil(L / inner) + 1 of them; keep that within half a binding.
+    const slice = D * inner * eb;
+    const Lc = Math.floor((Math.floor(this.bindLimit / 2 / slice) - 1) * inner / 4) * 4;
+    if (Lc >= 4 && Math.ceil(M / Math.min(L, Lc)) <= maxP) {
+      L = Math.min(L, Lc);
+      return { P: Math.ceil(M / L), L, Pi: 1, flags: ['CMAJOR'] };
+    }
+    const Lr = Math.min(L, Math.ceil(inner / 4) * 4);
+    const Pi = Math.ceil(inner / Lr);
+    return { P: outer * Pi, L: Lr, Pi, flags: ['CMAJOR', 'RUNS'] };
+  }
 
   // ---- tensors ----
 
@@ -112,15 +169,13 @@ export class GpuBackend implements O.Backend {
   }
 
   /**
-   * Every kernel binds a tensor whole, so a tensor must fit one storage binding as well as one
-   * buffer. (Splitting a tensor over several bound ranges is not implemented; see README.)
+   * A tensor must fit one buffer (maxBufferSize); one past a storage binding is bound in ranges
+   * (window.ts). Element indices are u32.
    */
   checkLimits(bytes: number, shape: readonly number[], label: string): void {
-    const L = this.ctx.device.limits;
-    for (const [name, max] of [['maxBufferSize', L.maxBufferSize], ['maxStorageBufferBindingSize', L.maxStorageBufferBindingSize]] as const) {
-      if (bytes > max) throw new LimitError(`${label}: ${bytes} bytes for shape [${shape.join(', ')}] exceed the device's ${name} ${max}`, label);
-    }
-    if (bytes / 2 > 0xffffffff) throw new LimitError(`${label}: shape [${shape.join(', ')}] has more than 2^32 elements`, label);
+    const max = this.ctx.device.limits.maxBufferSize;
+    if (bytes > max) throw new LimitError(`${label}: ${bytes} bytes for shape [${shape.join(', ')}] exceed the device's maxBufferSize ${max}`, label);
+    if (numel(shape) > 0xfffffff0) throw new LimitError(`${label}: shape [${shape.join(', ')}] has 2^32 elements or more (indices are u32)`, label);
   }
 
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor {
@@ -153,31 +208,40 @@ export class GpuBackend implements O.Backend {
 
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
   private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
+    const dispatches: Dispatch[] = [];
     for (const s of steps) {
+      // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
+      const win = s.binds.some((b) => (b.range?.size ?? b.t.size) > this.bindLimit);
       // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
       // at multiples of 4 (chunk lengths are multiples of 4 too).
       if (s.family === 'reduce' && (s.p.inner ?? 1) % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
-      // GPUs: chunks of contiguous groups interleaved quad by quad, for coalesced loads.
-      if (s.family === 'reduce' && s.flags.includes('PARTIALS') && (s.p.outer ?? 1) === 1 && !this.ctx.isCpuAdapter) s.flags = [...s.flags, 'INTERLEAVE'];
-      if (s.family !== 'apply') continue;
-      s.flags = [...s.flags, ...alignFlags(s)];
-      // Elementwise kernels: one invocation per quad, or per block of 4 quads.
-      if (s.flags.includes('BLOCK')) s.workgroups = Math.ceil((s.p.n ?? 0) / (16 * WG));
-    }
-    const kernels: Kernel[] = steps.map((s) =>
-      kernel(
+      // GPUs: chunks of contiguous groups interleaved quad by quad, for coalesced loads (each
+      // chunk then spans its whole group: not in windowed kernels).
+      if (s.family === 'reduce' && s.flags.includes('PARTIALS') && (s.p.outer ?? 1) === 1 && !this.ctx.isCpuAdapter && !win) s.flags = [...s.flags, 'INTERLEAVE'];
+      if (s.family === 'apply') {
+        s.flags = [...s.flags, ...alignFlags(s)];
+        // Elementwise kernels: one invocation per quad, or per block of 4 quads.
+        if (s.flags.includes('BLOCK')) s.workgroups = Math.ceil((s.p.n ?? 0) / (16 * WG));
+      }
+      if (win) s.flags = [...s.flags, 'WINDOW'];
+      const k = kernel(
         this.ctx,
         s.family,
         s.flags,
         s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype })),
-      ),
-    );
+      );
+      if (!win) {
+        dispatches.push({ kernel: k, buffers: s.binds.map((b) => (b.range ? { buffer: b.t, ...b.range } : b.t)), params: params(s.p), workgroups: s.workgroups });
+        continue;
+      }
+      if (s.workgroups === 0) continue;
+      for (const w of planWindows(s, this.bindLimit, this.ctx.device.limits.minStorageBufferOffsetAlignment, label)) {
+        dispatches.push({ kernel: k, buffers: w.buffers, params: params({ ...s.p, ...w.params }), workgroups: Math.ceil((w.t1 - w.t0) / WG) });
+      }
+    }
     let done: Promise<void>;
     try {
-      done = this.ctx.submit(
-        label,
-        steps.map((s, k) => ({ kernel: kernels[k]!, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups })),
-      );
+      done = this.ctx.submit(label, dispatches);
     } finally {
       for (const t of temps) this.ctx.releaseBuffer(t);
     }
@@ -185,45 +249,65 @@ export class GpuBackend implements O.Backend {
     for (const o of outputs) if (o) o._pending = done;
   }
 
-  private statsSteps(
+  /** Partials of a grouped reduction (stats: WELFORD / SUMSQ) of x (+ residual). */
+  private statsStep(
     x: Tensor,
     residual: Tensor | null,
     g: { outer: number; D: number; inner: number },
     acc: 'WELFORD' | 'SUMSQ',
     part: GPUBuffer,
-    P: number,
-    L: number,
+    ch: Chunks,
+    sh: GPUBuffer | null = null,
   ): Step {
     const binds = [tb('X', x)];
     if (residual) binds.push(tb('R', residual));
+    if (sh) binds.push(f32('SH', sh));
     binds.push(f32('PART', part, true));
     return {
       family: 'reduce',
-      flags: ['PARTIALS', acc, ...residualFlags(x, residual)],
+      flags: ['PARTIALS', acc, ...ch.flags, ...residualFlags(x, residual), ...(sh ? ['SHIFT_BUF'] : [])],
       binds,
-      p: { outer: g.outer, D: g.D, inner: g.inner, P, L },
-      workgroups: Math.ceil((g.D * P) / WG),
+      p: { outer: g.outer, D: g.D, inner: g.inner, P: ch.P, L: ch.L, Pi: ch.Pi },
+      workgroups: Math.ceil((g.D * ch.P) / WG),
     };
   }
 
-  /** Merge mean/variance partials: saved mean and rstd, and the mean's low part LO for apply. */
-  private finStatsStep(
-    xr: Bind[],
-    resid: string[],
-    part: GPUBuffer,
-    mean: GPUBuffer,
-    rstd: GPUBuffer,
-    lo: GPUBuffer,
-    p: { D: number; P: number; inner: number; eps: number; momentum?: number },
-    running: Bind[] = [],
-  ): Step {
-    return {
+  /**
+   * Mean and rstd of D groups of x (+ residual): the partials, their merge into mean, rstd (and
+   * the running statistics), and LO for the COMP apply step (the mean's small part; with a
+   * windowed x, (shift, small part) pairs and a SHIFT step that gathers the shifts first).
+   * Returns the steps and LO; the flags the apply step needs are in `applyFlags`.
+   */
+  private meanVarSteps(
+    x: Tensor,
+    residual: Tensor | null,
+    g: { outer: number; D: number; inner: number },
+    ch: Chunks,
+    win: boolean,
+    out: { mean: GPUBuffer; rstd: GPUBuffer; running?: Bind[] },
+    p: { eps: number; momentum?: number },
+    temps: GPUBuffer[],
+  ): { steps: Step[]; lo: GPUBuffer; applyFlags: string[] } {
+    const resid = residualFlags(x, residual);
+    const xr: Bind[] = [tb('X', x), ...(residual ? [tb('R', residual)] : [])];
+    const part = this.temp(g.D * ch.P * 16, 'partials');
+    const lo = this.temp(g.D * (win ? 8 : 4), 'lo');
+    const sh = win ? this.temp(g.D * 4, 'shift') : null;
+    temps.push(part, lo, ...(sh ? [sh] : []));
+    const steps: Step[] = [];
+    if (sh) {
+      steps.push({ family: 'reduce', flags: ['SHIFT', ...resid], binds: [...xr, f32('SH', sh, true)], p: { D: g.D, inner: g.inner }, workgroups: Math.ceil(g.D / WG) });
+    }
+    steps.push(this.statsStep(x, residual, g, 'WELFORD', part, ch, sh));
+    const running = out.running ?? [];
+    steps.push({
       family: 'finalize',
-      flags: ['FIN_STATS', 'WELFORD', ...resid, ...(running.length ? ['RUNNING'] : [])],
-      binds: [f32('PART', part), ...xr, f32('MEAN', mean, true), f32('RSTD', rstd, true), f32('LO', lo, true), ...running],
-      p: { ...p, jStride: p.P, cStride: 1 },
-      workgroups: Math.ceil(p.D / WG),
-    };
+      flags: ['FIN_STATS', 'WELFORD', ...resid, ...(running.length ? ['RUNNING'] : []), ...(sh ? ['SHIFT_BUF'] : [])],
+      binds: [f32('PART', part), ...(sh ? [f32('SH', sh)] : xr), f32('MEAN', out.mean, true), f32('RSTD', out.rstd, true), f32('LO', lo, true), ...running],
+      p: { D: g.D, P: ch.P, inner: g.inner, eps: p.eps, momentum: p.momentum ?? 0, jStride: ch.P, cStride: 1 },
+      workgroups: Math.ceil(g.D / WG),
+    });
+    return { steps, lo, applyFlags: ['COMP', ...(sh ? ['SHIFT_BUF'] : [])] };
   }
 
   /**
@@ -259,8 +343,8 @@ export class GpuBackend implements O.Backend {
     return Math.ceil(n / (4 * WG));
   }
 
-  private wantFused(P: number, inner: number, dtype: DType): boolean {
-    if (this.variant === 'general') return false;
+  private wantFused(P: number, inner: number, dtype: DType, win: boolean): boolean {
+    if (this.variant === 'general' || win) return false;
     const ok = dtype === 'float32' || inner % 2 === 0;
     if (this.variant === 'fused') return ok;
     return ok && P === 1 && this.ctx.isCpuAdapter;
@@ -275,14 +359,15 @@ export class GpuBackend implements O.Backend {
     const rstd = this.alloc(a.statShape, 'float32', 'rstd');
     const sum = residual ? this.alloc(x.shape, x.dtype, 'sum') : null;
     const acc = a.rms ? 'SUMSQ' : 'WELFORD';
-    const { P, L } = chunking(this.ctx, rows, K);
+    const win = this.windowed(x);
+    const ch = this.chunks(1, rows, K, win, x.dtype);
     const { affine, aflags } = affineBinds(weight, bias);
     const resid = residualFlags(x, residual);
     const xr: Bind[] = [tb('X', x), ...(residual ? [tb('R', residual)] : [])];
     const outB: Bind[] = [tb('Y', y, true), ...(sum ? [tb('S', sum, true)] : [])];
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
-    if (this.wantFused(P, K, x.dtype)) {
+    if (this.wantFused(ch.P, K, x.dtype, win)) {
       steps.push({
         family: 'apply',
         flags: ['ROWFUSED', acc, ...aflags, ...resid],
@@ -291,26 +376,29 @@ export class GpuBackend implements O.Backend {
         workgroups: Math.ceil(rows / WG),
       });
     } else {
-      const part = this.temp(rows * P * 16, 'partials');
-      temps.push(part);
+      const g = { outer: 1, D: rows, inner: K };
       let lo: GPUBuffer | null = null;
-      steps.push(this.statsSteps(x, residual, { outer: 1, D: rows, inner: K }, acc, part, P, L));
+      let sflags: string[] = [];
       if (a.rms) {
+        const part = this.temp(rows * ch.P * 16, 'partials');
+        temps.push(part);
+        steps.push(this.statsStep(x, residual, g, acc, part, ch));
         steps.push({
           family: 'finalize',
           flags: ['FIN_RMS'],
           binds: [f32('PART', part), tb('RSTD', rstd, true)],
-          p: { D: rows, P, jStride: P, cStride: 1, eps: a.eps },
+          p: { D: rows, P: ch.P, jStride: ch.P, cStride: 1, eps: a.eps },
           workgroups: Math.ceil(rows / WG),
         });
       } else {
-        lo = this.temp(rows * 4, 'lo');
-        temps.push(lo);
-        steps.push(this.finStatsStep(xr, resid, part, mean!._buffer!, rstd._buffer!, lo, { D: rows, P, inner: K, eps: a.eps }));
+        const mv = this.meanVarSteps(x, residual, g, ch, win, { mean: mean!._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
+        steps.push(...mv.steps);
+        lo = mv.lo;
+        sflags = mv.applyFlags;
       }
       steps.push({
         family: 'apply',
-        flags: ['APPLY', ...aflags, ...resid, ...(mean ? ['COMP'] : [])],
+        flags: ['APPLY', ...aflags, ...resid, ...sflags],
         binds: [...xr, ...affine, ...outB, ...(lo ? [f32('LO', lo)] : []), tb('RSTD', rstd)],
         p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
         workgroups: this.applyWorkgroups(x.size),
@@ -330,8 +418,9 @@ export class GpuBackend implements O.Backend {
     const stats: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd)];
     const sflags = [...(mean ? ['HAS_MEAN'] : []), 'HAS_RSTD'];
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
-    const { P, L } = chunking(this.ctx, rows, K);
-    if (this.wantFused(P, K, x.dtype)) {
+    const win = this.windowed(x);
+    const { P, L, Pi } = this.chunks(1, rows, K, win, x.dtype);
+    if (this.wantFused(P, K, x.dtype, win)) {
       steps.push({
         family: 'apply',
         flags: ['BWD_ROWFUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
@@ -347,7 +436,7 @@ export class GpuBackend implements O.Backend {
         family: 'reduce',
         flags: ['PARTIALS', 'BWD', ...sflags, ...(weight ? ['W_BY_I'] : [])],
         binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, f32('PART', part, true)],
-        p: { outer: 1, D: rows, inner: K, P, L, gDiv: 1, aMod: 1 },
+        p: { outer: 1, D: rows, inner: K, P, L, Pi, gDiv: 1, aMod: 1 },
         workgroups: Math.ceil((rows * P) / WG),
       });
       steps.push({
@@ -370,7 +459,14 @@ export class GpuBackend implements O.Backend {
       const cw = K % 16 === 0 ? 16 : 4;
       const nq = Math.ceil(K / cw);
       // Each step of a column block's loop reads cw values of two rows: short chunks suffice.
-      const c = chunking(this.ctx, nq, rows, 64);
+      let c = chunking(this.ctx, nq, rows, 64);
+      // Windowed: chunks of rows within an eighth of a binding, but few enough that one
+      // invocation's partials (cw columns, P apart) fit half of one.
+      if (win) {
+        const maxP = Math.max(1, Math.floor(this.bindLimit / (32 * cw)));
+        const L = Math.max(1, Math.min(c.L, Math.floor(this.bindLimit / (8 * K * elementBytes(x.dtype)))), Math.ceil(rows / maxP));
+        c = { L, P: Math.ceil(rows / L) };
+      }
       const part = this.temp(K * c.P * 16, 'colpartials');
       temps.push(part);
       steps.push({
@@ -387,11 +483,11 @@ export class GpuBackend implements O.Backend {
     return { dx, dweight, dbias };
   }
 
-  private dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null): Step {
+  private dwdbStep(part: GPUBuffer | Bind, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null, accum = false): Step {
     return {
       family: 'finalize',
-      flags: ['FIN_DWDB', ...(dw ? ['DW'] : []), ...(db ? ['DB'] : [])],
-      binds: [f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
+      flags: ['FIN_DWDB', ...(dw ? ['DW'] : []), ...(db ? ['DB'] : []), ...(accum ? ['ACCUM'] : [])],
+      binds: ['name' in part ? part : f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
       p: { D, P, jStride, cStride },
       workgroups: Math.ceil(D / WG),
     };
@@ -406,11 +502,12 @@ export class GpuBackend implements O.Backend {
     const rstd = this.alloc([N, G], 'float32', 'rstd');
     const D = N * G;
     const K = (C / G) * S;
-    const { P, L } = chunking(this.ctx, D, K);
+    const win = this.windowed(x);
+    const ch = this.chunks(1, D, K, win, x.dtype);
     const { affine, aflags } = affineBinds(weight, bias, a.silu ? ['SILU'] : []);
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
-    if (this.wantFused(P, K, x.dtype)) {
+    if (this.wantFused(ch.P, K, x.dtype, win)) {
       steps.push({
         family: 'apply',
         flags: ['ROWFUSED', 'WELFORD', ...aflags],
@@ -419,16 +516,12 @@ export class GpuBackend implements O.Backend {
         workgroups: Math.ceil(D / WG),
       });
     } else {
-      const part = this.temp(D * P * 16, 'partials');
-      temps.push(part);
-      steps.push(this.statsSteps(x, null, { outer: 1, D, inner: K }, 'WELFORD', part, P, L));
-      const lo = this.temp(D * 4, 'lo');
-      temps.push(lo);
-      steps.push(this.finStatsStep([tb('X', x)], [], part, mean._buffer!, rstd._buffer!, lo, { D, P, inner: K, eps: a.eps }));
+      const mv = this.meanVarSteps(x, null, { outer: 1, D, inner: K }, ch, win, { mean: mean._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
+      steps.push(...mv.steps);
       steps.push({
         family: 'apply',
-        flags: ['APPLY', 'COMP', ...aflags],
-        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', lo), tb('RSTD', rstd)],
+        flags: ['APPLY', ...mv.applyFlags, ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), tb('RSTD', rstd)],
         p: { n: x.size, sDiv: K, sMod: Math.max(D, 1), aDiv: S, aMod: C },
         workgroups: this.applyWorkgroups(x.size),
       });
@@ -445,7 +538,7 @@ export class GpuBackend implements O.Backend {
     const Cg = C / G;
     const NC = N * C;
     // Sums of dy and dy*xhat per (n, c) over the spatial dims; everything else follows from them.
-    const { P, L } = chunking(this.ctx, NC, S);
+    const { P, L, Pi } = this.chunks(1, NC, S, this.windowed(x), x.dtype);
     const part = this.temp(NC * P * 16, 'partials');
     const sums = this.temp(NC * 16, 'sums');
     const coef = this.temp(N * G * 16, 'coef');
@@ -455,7 +548,7 @@ export class GpuBackend implements O.Backend {
         family: 'reduce',
         flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
         binds: [tb('DY', dy), tb('X', x), tb('MEAN', mean), tb('RSTD', rstd), f32('PART', part, true)],
-        p: { outer: 1, D: NC, inner: S, P, L, gDiv: Cg, aMod: 1 },
+        p: { outer: 1, D: NC, inner: S, P, L, Pi, gDiv: Cg, aMod: 1 },
         workgroups: Math.ceil((NC * P) / WG),
       },
       {
@@ -483,7 +576,22 @@ export class GpuBackend implements O.Backend {
     const temps = [part, sums, coef];
     if (dweight || dbias) {
       const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
-      steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db), ...post);
+      // dweight/dbias sum the per-(n, c) sums over n: a strided read of all of them per channel.
+      // Past one binding: blocks of rows of the sums, bound as ranges, added up (ACCUM).
+      const rowBytes = C * 16;
+      if (N * rowBytes <= this.bindLimit) steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db));
+      else {
+        const align = this.ctx.device.limits.minStorageBufferOffsetAlignment;
+        const unit = align / gcd(rowBytes, align);
+        const Nb = Math.floor(this.bindLimit / 2 / rowBytes / unit) * unit;
+        if (Nb < 1) throw new LimitError(`groupNormBackward: per-channel sums of ${C} channels (${rowBytes * unit} bytes per block of rows) do not fit the storage binding limit ${this.bindLimit}`, 'weight');
+        for (let n0 = 0; n0 < N; n0 += Nb) {
+          const rows = Math.min(Nb, N - n0);
+          const part: Bind = { ...f32('PART', sums), range: { offset: n0 * rowBytes, size: rows * rowBytes } };
+          steps.push(this.dwdbStep(part, C, rows, 1, C, dw, db, n0 > 0));
+        }
+      }
+      steps.push(...post);
     }
     this.run('groupNormBackward', steps, temps, [dx, dweight, dbias]);
     return { dx, dweight, dbias };
@@ -504,21 +612,16 @@ export class GpuBackend implements O.Backend {
     if (a.training) {
       meanB = saveMean._buffer!;
       rstdB = saveInvstd._buffer!;
-      const M = N * S;
-      const { P, L } = chunking(this.ctx, C, M);
-      const part = this.temp(C * P * 16, 'partials');
-      temps.push(part);
-      steps.push(this.statsSteps(x, null, { outer: N, D: C, inner: S }, 'WELFORD', part, P, L));
-      const running = runningMean !== null && runningVar !== null;
-      const lo = this.temp(C * 4, 'lo');
-      temps.push(lo);
-      steps.push(
-        this.finStatsStep([tb('X', x)], [], part, meanB, rstdB, lo, { D: C, P, inner: S, eps: a.eps, momentum: a.momentum }, running ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : []),
-      );
+      const win = this.windowed(x);
+      const g = { outer: N, D: C, inner: S };
+      const ch = this.chunks(N, C, S, win, x.dtype);
+      const running = runningMean !== null && runningVar !== null ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : [];
+      const mv = this.meanVarSteps(x, null, g, ch, win, { mean: meanB, rstd: rstdB, running }, { eps: a.eps, momentum: a.momentum }, temps);
+      steps.push(...mv.steps);
       steps.push({
         family: 'apply',
-        flags: ['APPLY', 'COMP', ...aflags],
-        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', lo), f32('RSTD', rstdB)],
+        flags: ['APPLY', ...mv.applyFlags, ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), f32('RSTD', rstdB)],
         p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
         workgroups: this.applyWorkgroups(x.size),
       });
@@ -567,7 +670,8 @@ export class GpuBackend implements O.Backend {
       temps.push(meanB, rstdB);
       steps.push(this.evalStatsStep(a.runningMean!, a.runningVar!, meanB, rstdB, C, a.eps));
     }
-    const { P, L } = chunking(this.ctx, C, N * S);
+    const ch = this.chunks(N, C, S, this.windowed(x), x.dtype);
+    const { P, L, Pi } = ch;
     const part = this.temp(C * P * 16, 'partials');
     const coef = this.temp(C * 16, 'coef');
     temps.push(part, coef);
@@ -575,9 +679,9 @@ export class GpuBackend implements O.Backend {
     const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
     steps.push({
       family: 'reduce',
-      flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
+      flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD', ...ch.flags],
       binds: [tb('DY', dy), tb('X', x), f32('MEAN', meanB), f32('RSTD', rstdB), f32('PART', part, true)],
-      p: { outer: N, D: C, inner: S, P, L, gDiv: 1, aMod: 1 },
+      p: { outer: N, D: C, inner: S, P, L, Pi, gDiv: 1, aMod: 1 },
       workgroups: Math.ceil((C * P) / WG),
     });
     steps.push({
@@ -604,12 +708,12 @@ export class GpuBackend implements O.Backend {
     const { v, g, outer, D, inner } = a;
     const w = this.alloc(v.shape, v.dtype, 'w');
     const norms = this.alloc(g.shape, 'float32', 'norms');
-    const M = outer * inner;
-    const { P, L } = chunking(this.ctx, D, M);
+    const ch = this.chunks(outer, D, inner, this.windowed(v), v.dtype);
+    const { P } = ch;
     const part = this.temp(D * P * 16, 'partials');
     const scale = this.temp(D * 4, 'scale');
     const steps: Step[] = [
-      this.statsSteps(v, null, { outer, D, inner }, 'SUMSQ', part, P, L),
+      this.statsStep(v, null, { outer, D, inner }, 'SUMSQ', part, ch),
       {
         family: 'finalize',
         flags: ['FIN_WN'],
@@ -633,7 +737,8 @@ export class GpuBackend implements O.Backend {
     const { dw, v, g, norms, outer, D, inner } = a;
     const dv = this.alloc(v.shape, v.dtype, 'dv');
     const dg = this.alloc(g.shape, g.dtype, 'dg');
-    const { P, L } = chunking(this.ctx, D, outer * inner);
+    const ch = this.chunks(outer, D, inner, this.windowed(v), v.dtype);
+    const { P, L, Pi } = ch;
     const part = this.temp(D * P * 16, 'partials');
     const coef = this.temp(D * 16, 'coef');
     const temps = [part, coef];
@@ -642,9 +747,9 @@ export class GpuBackend implements O.Backend {
     const steps: Step[] = [
       {
         family: 'reduce',
-        flags: ['PARTIALS', 'BWD'],
+        flags: ['PARTIALS', 'BWD', ...ch.flags],
         binds: [tb('DY', dw), tb('X', v), f32('PART', part, true)],
-        p: { outer, D, inner, P, L, aMod: 1 },
+        p: { outer, D, inner, P, L, Pi, aMod: 1 },
         workgroups: Math.ceil((D * P) / WG),
       },
       {

@@ -59,6 +59,20 @@ export const PARAMS = new UniformLayout({
   C: 'u32',
   eps: 'f32',
   momentum: 'f32',
+  // Chunks per run (RUNS: chunks never cross a contiguous run of `inner` elements).
+  Pi: 'u32',
+  // Windowed dispatches (see kernels/window.ts): invocations [t0, t1) of the whole index space,
+  // and the first u32 word of each binding's bound range.
+  t0: 'u32',
+  t1: 'u32',
+  w1: 'u32',
+  w2: 'u32',
+  w3: 'u32',
+  w4: 'u32',
+  w5: 'u32',
+  w6: 'u32',
+  w7: 'u32',
+  w8: 'u32',
 });
 export type ParamValues = Partial<Record<(typeof PARAMS.fields)[number][0], number>>;
 
@@ -67,6 +81,7 @@ export function params(p: ParamValues): Record<string, number> {
   return {
     n: 0, outer: 1, D: 1, inner: 1, P: 1, L: 1, sDiv: 1, gDiv: 1, sMod: 1, aDiv: 1, aMod: 1,
     jStride: 1, cStride: 1, G: 1, Cg: 1, C: 1, eps: 0, momentum: 0,
+    Pi: 1, t0: 0, t1: 0, w1: 0, w2: 0, w3: 0, w4: 0, w5: 0, w6: 0, w7: 0, w8: 0,
     ...p,
   };
 }
@@ -95,5 +110,6 @@ export function kernel(ctx: GpuContext, family: Family, flags: readonly string[]
     body: () => preprocess(FILES[family], new Set(fl)),
     workgroupSize: WG,
     aligned: fl.includes('ALIGNED'),
+    window: fl.includes('WINDOW'),
   });
 }

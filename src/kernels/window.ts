@@ -1,0 +1,273 @@
+/**
+ * Tensors larger than one storage binding. A kernel whose bound buffers include one larger than
+ * the binding limit (maxStorageBufferBindingSize) is compiled `WINDOW` and dispatched several
+ * times, each dispatch over a range [t0, t1) of its invocations with every large buffer bound as
+ * the range of it those invocations touch (its start in the uniform word offset w<k>; the WGSL
+ * accessors subtract it, see device/wgsl.ts). Kernels keep tensor-wide indices, so results do
+ * not depend on where the ranges are cut.
+ *
+ * `touched` gives, per binding, the element range [lo, hi) that invocations [ta, tb) of a step
+ * may read or write (exact, or a superset that only grows with tb); `planWindows` cuts the index
+ * space greedily into the longest ranges whose bound ranges fit, each found by a doubling then
+ * bisecting search.
+ */
+import { storageBytes, type DType } from '../tensor.ts';
+import type { BoundRange } from '../device/context.ts';
+import { LimitError } from '../errors.ts';
+import { params, type Family, type ParamValues } from './source.ts';
+
+export interface WindowBind {
+  name: string;
+  t: GPUBuffer;
+  dtype: DType;
+  /** A range of `t` the step binds as if it were the whole array (never windowed further). */
+  range?: { offset: number; size: number };
+}
+export interface WindowStep {
+  family: Family;
+  flags: readonly string[];
+  binds: readonly WindowBind[];
+  p: ParamValues;
+}
+
+type Span = readonly [number, number];
+const EMPTY: Span = [0, 0];
+
+/** One windowed dispatch: invocations [t0, t1), the bindings, and the uniform fields to set. */
+export interface WindowDispatch {
+  t0: number;
+  t1: number;
+  buffers: (GPUBuffer | BoundRange)[];
+  params: Record<string, number>;
+}
+
+/** Number of invocations in a step's index space (what its kernel's `t` / `j` ranges over). */
+export function invocations(s: WindowStep): number {
+  const q = params(s.p);
+  const f = new Set(s.flags);
+  if (s.family === 'apply') return Math.ceil(q.n / (f.has('BLOCK') ? 16 : 4));
+  if (s.family === 'reduce') {
+    if (f.has('SHIFT')) return q.D;
+    if (f.has('COLS')) return Math.ceil(q.inner / (f.has('BLOCK') ? 16 : 4)) * q.P;
+    return q.D * q.P;
+  }
+  return q.D;
+}
+
+/**
+ * Group positions `(e / div) % mod` (times `stride` values each) used by elements [ea, eb):
+ * a contiguous range, or all of them when the positions wrap around.
+ */
+function indexSpan(ea: number, eb: number, div: number, mod: number, stride = 1): Span {
+  if (eb <= ea) return EMPTY;
+  const qa = Math.floor(ea / div);
+  const qb = Math.floor((eb - 1) / div);
+  if (qb - qa + 1 >= mod) return [0, mod * stride];
+  const a = qa % mod;
+  const b = qb % mod;
+  return a <= b ? [a * stride, (b + 1) * stride] : [0, mod * stride];
+}
+
+const union = (a: Span, b: Span): Span => (a[1] <= a[0] ? b : b[1] <= b[0] ? a : [Math.min(a[0], b[0]), Math.max(a[1], b[1])]);
+
+/** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
+export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span> {
+  const q = params(s.p);
+  const f = new Set(s.flags);
+  const out = new Map<string, Span>();
+  const names = s.binds.map((b) => b.name);
+  const set = (span: Span, ...which: string[]) => {
+    for (const w of which) if (names.includes(w)) out.set(w, span);
+  };
+  if (tb <= ta) {
+    for (const n of names) out.set(n, EMPTY);
+    return out;
+  }
+  if (s.family === 'apply') {
+    const E = f.has('BLOCK') ? 16 : 4;
+    const ea = E * ta;
+    const eb = Math.min(E * tb, q.n);
+    const sSpan = indexSpan(ea, eb, q.sDiv, q.sMod);
+    let xs: Span = [ea, eb];
+    // The group's shift read from x (COMP without SHIFT_BUF): the first element of each group.
+    if (f.has('COMP') && !f.has('SHIFT_BUF')) xs = union(xs, [sSpan[0] * q.sDiv, (sSpan[1] - 1) * q.sDiv + 1]);
+    set(xs, 'X', 'R');
+    set([ea, eb], 'Y', 'S', 'DY', 'DX');
+    set(indexSpan(ea, eb, q.aDiv, q.aMod), 'W', 'B');
+    set(sSpan, 'MEAN', 'RSTD');
+    set(indexSpan(ea, eb, q.sDiv, q.sMod, f.has('SHIFT_BUF') ? 2 : 1), 'LO');
+    set(indexSpan(ea, eb, q.sDiv, q.sMod, 4), 'COEF');
+  } else if (s.family === 'reduce' && f.has('SHIFT')) {
+    set([ta * q.inner, (tb - 1) * q.inner + 1], 'X', 'R');
+    set([ta, tb], 'SH');
+  } else if (s.family === 'reduce' && f.has('COLS')) {
+    const CW = f.has('BLOCK') ? 16 : 4;
+    const K = q.inner;
+    const nq = Math.ceil(K / CW);
+    const ca = Math.floor(ta / nq);
+    const cb = Math.floor((tb - 1) / nq);
+    const r0 = ca * q.L;
+    const r1 = Math.min((cb + 1) * q.L, q.outer);
+    if (ca === cb) {
+      const colA = (ta - ca * nq) * CW;
+      const colB = Math.min((tb - 1 - ca * nq) * CW + CW, K);
+      set([r0 * K + colA, (r1 - 1) * K + colB], 'X', 'DY');
+      set([4 * (colA * q.P + ca), 4 * ((colB - 1) * q.P + ca) + 4], 'PART');
+    } else {
+      set([r0 * K, r1 * K], 'X', 'DY');
+      set([0, 4 * K * q.P], 'PART');
+    }
+    set([r0, r1], 'MEAN', 'RSTD');
+  } else if (s.family === 'reduce') {
+    const { outer, D, inner, P, L, Pi } = q;
+    const M = outer * inner;
+    const runs = f.has('RUNS');
+    const k0 = (c: number) => (runs ? Math.floor(c / Pi) * inner + (c % Pi) * L : c * L);
+    const k1 = (c: number) => (runs ? Math.min(k0(c) + L, (Math.floor(c / Pi) + 1) * inner) : Math.min(c * L + L, M));
+    const el = (j: number, k: number) => (Math.floor(k / inner) * D + j) * inner + (k % inner);
+    const whole: Span = [0, M * D];
+    let xs: Span;
+    let part: Span;
+    let jr: Span;
+    let wi: Span = [0, inner];
+    if (f.has('CMAJOR')) {
+      const ca = Math.floor(ta / D);
+      const cb = Math.floor((tb - 1) / D);
+      const ja = ta - ca * D;
+      const jb = tb - 1 - cb * D;
+      if (ca === cb) {
+        xs = k1(ca) > k0(ca) ? [el(ja, k0(ca)), el(jb, k1(ca) - 1) + 1] : EMPTY;
+        part = [4 * (ja * P + ca), 4 * (jb * P + ca) + 4];
+        jr = [ja, jb + 1];
+      } else {
+        // Whole slices o (every group) from the first chunk's first element to the last's last.
+        const oa = Math.floor(k0(ca) / inner);
+        const ob = Math.floor((Math.max(k1(cb), 1) - 1) / inner);
+        xs = [oa * D * inner, (ob + 1) * D * inner];
+        part = [4 * ca, 4 * ((D - 1) * P + cb) + 4];
+        jr = [0, D];
+      }
+    } else {
+      const ja = Math.floor(ta / P);
+      const jb = Math.floor((tb - 1) / P);
+      const ca = ta - ja * P;
+      const cb = tb - 1 - jb * P;
+      if (ja === jb) xs = k1(cb) > k0(ca) ? [el(ja, k0(ca)), el(ja, k1(cb) - 1) + 1] : EMPTY;
+      else if (outer === 1) xs = [ja * inner + k0(ca), jb * inner + k1(cb)];
+      else xs = whole;
+      if (ja === jb && outer === 1) wi = [k0(ca), k1(cb)];
+      part = [4 * ta, 4 * tb];
+      jr = [ja, jb + 1];
+    }
+    // The shift read from x (WELFORD without SHIFT_BUF): each group's first element.
+    if (f.has('WELFORD') && !f.has('SHIFT_BUF')) xs = union(xs, [jr[0] * inner, (jr[1] - 1) * inner + 1]);
+    set(xs, 'X', 'R', 'DY');
+    set(part, 'PART');
+    set(jr, 'SH');
+    set(f.has('S_BY_O') ? [0, outer] : [Math.floor(jr[0] / q.gDiv), Math.floor((jr[1] - 1) / q.gDiv) + 1], 'MEAN', 'RSTD');
+    set(f.has('W_BY_I') ? wi : indexSpan(jr[0], jr[1], 1, q.aMod), 'W');
+  } else {
+    // finalize: invocation j handles group j (FIN_CAST: u32 word j).
+    const ja = ta;
+    const jb = tb - 1;
+    if (f.has('FIN_GN')) {
+      const na = Math.floor(ja / q.G);
+      const nb = Math.floor(jb / q.G);
+      const ga = ja - na * q.G;
+      const gb = jb - nb * q.G;
+      set([4 * (na * q.C + ga * q.Cg), 4 * (nb * q.C + (gb + 1) * q.Cg)], 'PART');
+      set(na === nb ? [ga * q.Cg, (gb + 1) * q.Cg] : [0, q.C], 'W');
+    } else {
+      set([4 * ja * q.jStride, 4 * (jb * q.jStride + (q.P - 1) * q.cStride) + 4], 'PART');
+      set([ja, jb + 1], 'W');
+    }
+    set([2 * ja, Math.min(2 * jb + 2, q.n)], 'SRC');
+    set(f.has('FIN_CAST') ? [2 * ja, 2 * jb + 2] : [4 * ja, 4 * jb + 4], 'OUT');
+    set([4 * ja, 4 * jb + 4], 'COEF');
+    set(f.has('SHIFT_BUF') ? [2 * ja, 2 * jb + 2] : [ja, jb + 1], 'LO');
+    set([ja * q.inner, jb * q.inner + 1], 'X', 'R');
+  }
+  // Everything else is indexed by the invocation's group.
+  const dflt: Span = s.family === 'apply' ? [0, Infinity] : [ta, tb];
+  for (const n of names) if (!out.has(n)) out.set(n, s.family === 'finalize' ? dflt : [0, Infinity]);
+  return out;
+}
+
+/** u32 words [lo, hi) of a binding's elements [lo, hi) (float16: two per word, plus the word after a quad). */
+function words(span: Span, dtype: DType): Span {
+  if (span[1] <= span[0]) return EMPTY;
+  if (dtype === 'float32') return span;
+  return [span[0] >> 1, Math.floor((span[1] - 1) / 2) + 2];
+}
+
+/**
+ * Cut a step whose buffers do not all fit one binding of `limit` bytes into windowed dispatches.
+ * Buffers within the limit are bound whole. Throws LimitError when a single invocation's ranges
+ * do not fit (a shape the kernels cannot split), before anything is encoded.
+ */
+export function planWindows(s: WindowStep, limit: number, align: number, label: string): WindowDispatch[] {
+  const T = invocations(s);
+  const big = s.binds.map((b) => !b.range && b.t.size > limit);
+  const ranges = (ta: number, tb: number): { buffers: (GPUBuffer | BoundRange)[]; bases: number[]; worst: number; name: string } => {
+    const spans = touched(s, ta, tb);
+    const buffers: (GPUBuffer | BoundRange)[] = [];
+    const bases: number[] = [];
+    let worst = 0;
+    let name = '';
+    s.binds.forEach((b, k) => {
+      if (!big[k]) {
+        buffers.push(b.range ? { buffer: b.t, ...b.range } : b.t);
+        bases.push(0);
+        return;
+      }
+      const [lo, hi] = words(spans.get(b.name) ?? [0, Infinity], b.dtype);
+      let offset = 0;
+      let end = Math.min(align, b.t.size);
+      if (hi > lo) {
+        offset = Math.floor((lo * 4) / align) * align;
+        end = Math.min(hi * 4, b.t.size);
+      }
+      const size = Math.max(end - offset, 4);
+      if (size > worst) (worst = size), (name = b.name);
+      buffers.push({ buffer: b.t, offset, size });
+      bases.push(offset / 4);
+    });
+    return { buffers, bases, worst, name };
+  };
+  const fits = (ta: number, tb: number) => ranges(ta, tb).worst <= limit;
+  const out: WindowDispatch[] = [];
+  for (let ta = 0; ta < T; ) {
+    if (!fits(ta, ta + 1)) {
+      const r = ranges(ta, ta + 1);
+      throw new LimitError(
+        `${label}: one invocation of the kernel touches ${r.worst} bytes of ${r.name}, more than the storage binding limit ${limit} (maxStorageBufferBindingSize); this shape cannot be split into bound ranges`,
+        r.name,
+      );
+    }
+    // Longest fitting range: double, then bisect between the last fit and the first miss.
+    let good = ta + 1;
+    let bad = T + 1;
+    for (let len = 2; good < T; len *= 2) {
+      const cand = Math.min(ta + len, T);
+      if (!fits(ta, cand)) {
+        bad = cand;
+        break;
+      }
+      good = cand;
+    }
+    while (bad - good > 1) {
+      const mid = Math.floor((good + bad) / 2);
+      if (fits(ta, mid)) good = mid;
+      else bad = mid;
+    }
+    const r = ranges(ta, good);
+    const p: Record<string, number> = { t0: ta, t1: good };
+    r.bases.forEach((w, k) => (p[`w${k + 1}`] = w));
+    out.push({ t0: ta, t1: good, buffers: r.buffers, params: p });
+    ta = good;
+  }
+  return out;
+}
+
+/** Bytes of one element's storage (float16 halves are packed two per u32 word). */
+export const elementBytes = (dtype: DType) => storageBytes(2, dtype) / 2;
