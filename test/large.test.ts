@@ -3,6 +3,10 @@
  * - layerNorm over [300000, 512] float32 (614 MB) when the adapter allows such a buffer:
  *   y, mean and rstd of 50 random rows against a float64 reference computed here for those rows
  *   only, and no unwritten (NaN-poisoned) element anywhere in y;
+ * - the same layerNorm, and the [2, 4, 8400000] batch norm below, on a second device created
+ *   with WebGPU's default maxStorageBufferBindingSize (128 MiB) and the adapter's maxBufferSize:
+ *   tensors past a real binding limit, processed in bound ranges (the batch norm's channel
+ *   slices are past half a binding too: chunks within runs);
  * - dispatches past 65,535 workgroups in one dimension: layerNorm / layerNormBackward over
  *   [4200000, 1] (one row per invocation: 65,625 workgroups of 64), default and general kernels;
  *   training batchNorm forward + backward over [2, 4, 8400000] (67.2M elements: the apply kernel
@@ -13,18 +17,37 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, LimitError, NormError, Tensor, type Norms } from '../src/index.ts';
+import { create } from 'webgpu';
 import { gpuNorms } from './util/gpu.ts';
 
 let n: Norms;
 let general: Norms;
+/** On a device with the default 128 MiB storage binding limit (and the adapter's buffer limit). */
+let bound128: Norms;
+let keep: unknown[] = [];
 beforeAll(async () => {
   n = await gpuNorms();
   general = await createNorms({ backend: 'webgpu', device: n.device!, poisonOutputs: true, variant: 'general' });
+  const gpu = create([]);
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter');
+  const device = await adapter.requestDevice({ requiredLimits: { maxBufferSize: adapter.limits.maxBufferSize } });
+  keep = [gpu, adapter]; // a collected GPU instance takes its devices down in Node
+  bound128 = await createNorms({ backend: 'webgpu', device, poisonOutputs: true });
 });
 afterAll(() => {
+  bound128?.destroy();
+  bound128?.device?.destroy();
+  keep = [];
   general?.destroy();
   n?.destroy();
 });
+
+/** The device of `m` must bind less than `bytes` at once, or the check would not split anything. */
+function expectPastBinding(m: Norms, bytes: number): void {
+  const lim = m.device!.limits.maxStorageBufferBindingSize;
+  if (!(bytes > lim)) throw new Error(`binding limit ${lim} >= ${bytes} bytes: this check needs a smaller binding limit`);
+}
 
 /** Fast seeded uniform [0, 1) stream (xorshift32); the tests need volume, not quality. */
 function xorshift(seed: number): () => number {
@@ -69,12 +92,20 @@ class RelL2 {
 }
 
 describe('large tensors', () => {
-  it('layerNorm over [300000, 512] float32 (614 MB), sampled rows vs float64', async () => {
+  it('layerNorm over [300000, 512] float32 (614 MB), sampled rows vs float64', () => bigLayerNorm(n));
+  it('the same on a device with a 128 MiB storage binding limit (bound ranges)', async () => {
+    expectPastBinding(bound128, 300_000 * 512 * 4);
+    await bigLayerNorm(bound128);
+  });
+});
+
+async function bigLayerNorm(n: Norms): Promise<void> {
+  {
     const R = 300_000, K = 512;
     const bytes = R * K * 4;
-    const L = limits();
+    const L = n.device!.limits;
     console.log(`large: maxBufferSize ${L.maxBufferSize}, maxStorageBufferBindingSize ${L.maxStorageBufferBindingSize}`);
-    if (bytes > L.maxBufferSize || bytes > L.maxStorageBufferBindingSize) {
+    if (bytes > L.maxBufferSize) {
       // The adapter cannot hold it: the library must say so with a LimitError, allocating nothing.
       const before = n.stats();
       expect(() => n.tensor(new Float32Array(R * K), [R, K])).toThrow(LimitError);
@@ -128,9 +159,9 @@ describe('large tensors', () => {
     ey.check('y on the sampled rows');
     em.check('mean on the sampled rows');
     er.check('rstd on the sampled rows');
-    console.log(`large: layerNorm [${R}, ${K}] upload+compute+read ${((tGpu - t0) / 1000).toFixed(1)} s`);
-  });
-});
+    console.log(`large: layerNorm [${R}, ${K}] upload+compute+read ${((tGpu - t0) / 1000).toFixed(1)} s (binding limit ${n.device!.limits.maxStorageBufferBindingSize})`);
+  }
+}
 
 describe('dispatches past 65,535 workgroups in one dimension', () => {
   const ROWS = 4_200_000; // ceil(4.2M / 64) = 65,625 workgroups for one-row-per-invocation kernels
@@ -169,10 +200,16 @@ describe('dispatches past 65,535 workgroups in one dimension', () => {
     });
   }
 
-  it('training batchNorm forward + backward over [2, 4, 8400000] (67.2M elements)', async () => {
+  it('training batchNorm forward + backward over [2, 4, 8400000] (67.2M elements)', () => bigBatchNorm(n));
+  it('the same on a device with a 128 MiB storage binding limit (bound ranges)', async () => {
+    expectPastBinding(bound128, 2 * 4 * 8_400_000 * 4);
+    await bigBatchNorm(bound128);
+  });
+});
+
+async function bigBatchNorm(n: Norms): Promise<void> {
+  {
     const N = 2, C = 4, S = 8_400_000, total = N * C * S;
-    const bytes = total * 4;
-    if (bytes > limits().maxStorageBufferBindingSize) throw new Error(`adapter binding limit ${limits().maxStorageBufferBindingSize} < ${bytes}: this check needs a larger adapter`);
     const before = n.stats();
     const rnd = xorshift(31);
     const xh = new Float32Array(total);
@@ -240,8 +277,8 @@ describe('dispatches past 65,535 workgroups in one dimension', () => {
       edx.add(i, dx[i]!, wh[c]! * saveInvstd[c]! * (dyh[i]! - sdy[c]! / M - (xhat * sdyx[c]!) / M));
     }
     edx.check('dx (every element)');
-  });
-});
+  }
+}
 
 describe('past maxBufferSize: LimitError before allocating', () => {
   const HOST_MAX = 2 ** 31; // host arrays of this size are as far as this test goes
