@@ -27,6 +27,24 @@
 //   BWD_ROWFUSED  one invocation per row: the row's sums of g and g*xhat, then dx.
 
 fn a_of(e: u32) -> u32 { return (e / P.aDiv) % P.aMod; }
+
+// The elements of the quad at e that this dispatch handles, one at a time (quads that may cross
+// a group or weight boundary). A windowed dispatch handles elements [e0, e1) only: its ranges
+// may cut a quad, so that no range needs the weights at both ends of a row (see window.ts).
+fn elem_lo(e: u32) -> u32 {
+  //#if WINDOW
+  return max(e, P.e0);
+  //#else
+  return e;
+  //#endif
+}
+fn elem_hi(e: u32) -> u32 {
+  //#if WINDOW
+  return min(min(e + 4u, P.n), P.e1);
+  //#else
+  return min(e + 4u, P.n);
+  //#endif
+}
 fn s_of(e: u32) -> u32 { return (e / P.sDiv) % P.sMod; }
 
 // Weights and biases of the aligned quad at e, and of one element.
@@ -153,7 +171,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   Y_st4(e, y4(x, e, stats(s_of(e))));
   //#else
-  for (var k = e; k < min(e + 4u, P.n); k += 1u) {
+  for (var k = elem_lo(e); k < elem_hi(e); k += 1u) {
     let x = xv1(k);
     //#if RESIDUAL
     S_st(k, x);
@@ -266,7 +284,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if ALIGNED
   DX_st4(e, dx4(e, COEF_ld4(4u * s_of(e))));
   //#else
-  for (var k = e; k < min(e + 4u, P.n); k += 1u) { DX_st(k, dx1(k, COEF_ld4(4u * s_of(k)))); }
+  for (var k = elem_lo(e); k < elem_hi(e); k += 1u) { DX_st(k, dx1(k, COEF_ld4(4u * s_of(k)))); }
   //#endif
   //#endif
 }

@@ -2,7 +2,7 @@
 // per-group (or per-channel) computations that follow them.
 //
 // One invocation handles one group j < D and merges its P partials, found at
-// PART[4*(j*jStride + c*cStride)] for c < P (Chan's merge for WELFORD, plain sums otherwise).
+// PART[4*(j*jStride + c*cStride)] for c0 <= c < P (c0 = 0 but for blocks of FIN_DWDB ACCUM) (Chan's merge for WELFORD, plain sums otherwise).
 // P is at most a few hundred, so the sequential merge is short; the long reductions were split
 // by reduce.wgsl. Modes (one compiled in):
 //   FIN_STATS   mean = shift + mean(x - shift), rstd = 1/sqrt(max(M2/n, 0) + eps), and LO = S1/n for the
@@ -43,7 +43,7 @@ fn shift_of(j: u32) -> f32 {
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB
 fn merged(j: u32) -> vec4f {
   var r = vec4f(0.0);
-  for (var c = 0u; c < P.P; c += 1u) {
+  for (var c = P.c0; c < P.P; c += 1u) {
     let p = PART_ld4(4u * (j * P.jStride + c * P.cStride));
     //#if WELFORD
     r = chan(r, p);

@@ -1,6 +1,7 @@
 /**
  * Seeded property test: random ops, shapes, options and dtypes, forward and backward, on the
- * webgpu backend (default / row-fused / general kernels, NaN-poisoned outputs) against the
+ * webgpu backend (default / row-fused / general kernels, and storage bindings capped at 16 KiB
+ * so that tensors are processed in bound ranges; NaN-poisoned outputs) against the
  * float64 CPU reference. Every output (and batchNorm's running stats, updated in place) must be
  * within relative L2 1e-4 (float32 outputs) or 2e-3 (float16 outputs).
  *
@@ -31,11 +32,13 @@ const COUNT = Number(process.env.WEBGPU_NORM_FUZZ ?? 200);
 const SEED = Number(process.env.WEBGPU_NORM_SEED ?? 20240611);
 const ONLY = process.env.WEBGPU_NORM_CASE !== undefined ? Number(process.env.WEBGPU_NORM_CASE) : null;
 const CAP = 200_000;
+/** Binding cap of the 'windowed' variant (tensors past it are processed in bound ranges). */
+const WINDOW_BYTES = 16384;
 const HUGE_CAP = 600_000;
 const TOL: Record<DType, number> = { float32: 1e-4, float16: 2e-3 };
 
 type Op = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm' | 'weightNorm';
-type Variant = 'auto' | 'fused' | 'general';
+type Variant = 'auto' | 'fused' | 'general' | 'windowed';
 
 interface FuzzCase {
   index: number;
@@ -99,7 +102,7 @@ function genCase(index: number): FuzzCase {
   const r = makeRng((SEED ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
   const op = pick<Op>(r, ['layerNorm', 'layerNorm', 'rmsNorm', 'rmsNorm', 'batchNorm', 'batchNorm', 'groupNorm', 'groupNorm', 'instanceNorm', 'weightNorm', 'weightNorm']);
   const dtype: DType = r.uniform() < 0.2 ? 'float16' : 'float32';
-  const variant = pick<Variant>(r, ['auto', 'auto', 'auto', 'fused', 'general']);
+  const variant = pick<Variant>(r, ['auto', 'auto', 'auto', 'fused', 'general', 'windowed']);
   const f16 = dtype === 'float16';
   const u = r.uniform();
   const mean = u < 0.4 ? 0 : u < 0.7 ? 0.5 : u < 0.85 ? -3 : u < 0.95 || f16 ? 100 : 1e4;
@@ -191,10 +194,13 @@ beforeAll(async () => {
   cpu = await createNorms({ backend: 'cpu' });
   gpus.auto = await gpuNorms();
   for (const v of ['fused', 'general'] as const) gpus[v] = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, variant: v });
+  // Storage bindings capped at WINDOW_BYTES: most cases' tensors are processed in bound ranges.
+  gpus.windowed = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, maxBindingBytes: WINDOW_BYTES });
 });
 afterAll(() => {
   gpus.fused?.destroy();
   gpus.general?.destroy();
+  gpus.windowed?.destroy();
   gpus.auto?.destroy();
   cpu?.destroy();
 });
@@ -432,7 +438,7 @@ describe(`random GPU/CPU parity: ${CASES.length} case(s), seed ${SEED}`, () => {
     const ops = new Set(CASES.map((c) => c.op));
     expect([...ops].sort()).toEqual(['batchNorm', 'groupNorm', 'instanceNorm', 'layerNorm', 'rmsNorm', 'weightNorm']);
     expect(new Set(CASES.map((c) => c.dtype)).size).toBe(2);
-    expect(new Set(CASES.map((c) => c.variant)).size).toBe(3);
+    expect(new Set(CASES.map((c) => c.variant)).size).toBe(4);
     expect(CASES.some((c) => prod(c.shape) > CAP)).toBe(true);
     expect(CASES.filter((c) => c.backward).length).toBeGreaterThan(CASES.length / 2);
     for (const c of CASES) {

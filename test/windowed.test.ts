@@ -76,6 +76,10 @@ describe('tensors past one storage binding (capped binding size)', () => {
     // Rows of many windows, the weight too (rows a multiple of 4: quads never straddle rows).
     { shape: [3, 70000], k: 1, limit: 16384, dtype: 'float32', mean: 1e4 },
     { shape: [3, 70000], k: 1, limit: 16384, dtype: 'float16' },
+    // Rows not a multiple of 4 whose weight is past a binding: ranges end inside straddling quads.
+    { shape: [3, 70001], k: 1, limit: 16384, dtype: 'float32' },
+    { shape: [3, 70001], k: 1, limit: 16384, dtype: 'float16', residual: true },
+    { shape: [7, 33, 17], k: 2, limit: 2048, dtype: 'float16' },
     { shape: [3, 70001], k: 1, limit: 524288, dtype: 'float32' },
     { shape: [4100, 3], k: 1, limit: 16384, dtype: 'float32' },
     { shape: [300, 300], k: 1, limit: 8192, dtype: 'float32', rms: true },

@@ -11,8 +11,7 @@ import { LimitError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../cpu/half.ts';
 import { elementBytes, planWindows } from './window.ts';
 
-/** A binding: a whole buffer, or (range) a range of it that the kernel sees as the whole array. */
-type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean; range?: { offset: number; size: number } };
+type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
 interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }
 
 /**
@@ -56,8 +55,6 @@ function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[]
 
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
-
-const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
 
 /** How a reduction of M elements per group over D groups is split into P chunks of L. */
 export function chunking(ctx: GpuContext, D: number, M: number, minLength?: number): { P: number; L: number } {
@@ -211,7 +208,7 @@ export class GpuBackend implements O.Backend {
     const dispatches: Dispatch[] = [];
     for (const s of steps) {
       // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
-      const win = s.binds.some((b) => (b.range?.size ?? b.t.size) > this.bindLimit);
+      const win = s.binds.some((b) => b.t.size > this.bindLimit);
       // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
       // at multiples of 4 (chunk lengths are multiples of 4 too).
       if (s.family === 'reduce' && (s.p.inner ?? 1) % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
@@ -231,7 +228,7 @@ export class GpuBackend implements O.Backend {
         s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype })),
       );
       if (!win) {
-        dispatches.push({ kernel: k, buffers: s.binds.map((b) => (b.range ? { buffer: b.t, ...b.range } : b.t)), params: params(s.p), workgroups: s.workgroups });
+        dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups });
         continue;
       }
       if (s.workgroups === 0) continue;
@@ -483,11 +480,12 @@ export class GpuBackend implements O.Backend {
     return { dx, dweight, dbias };
   }
 
-  private dwdbStep(part: GPUBuffer | Bind, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null, accum = false): Step {
+  /** dweight/dbias of D groups from partials c in [c0, P) (ACCUM: added to the stored values). */
+  private dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null, accum = false): Step {
     return {
       family: 'finalize',
       flags: ['FIN_DWDB', ...(dw ? ['DW'] : []), ...(db ? ['DB'] : []), ...(accum ? ['ACCUM'] : [])],
-      binds: ['name' in part ? part : f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
+      binds: [f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
       p: { D, P, jStride, cStride },
       workgroups: Math.ceil(D / WG),
     };
@@ -577,18 +575,17 @@ export class GpuBackend implements O.Backend {
     if (dweight || dbias) {
       const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
       // dweight/dbias sum the per-(n, c) sums over n: a strided read of all of them per channel.
-      // Past one binding: blocks of rows of the sums, bound as ranges, added up (ACCUM).
+      // Past half a binding: blocks of rows of the sums (each bound as a range by window.ts),
+      // added up (ACCUM).
       const rowBytes = C * 16;
-      if (N * rowBytes <= this.bindLimit) steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db));
+      const Nb = Math.floor((this.bindLimit / 2 - 256) / rowBytes);
+      if (N * rowBytes <= this.bindLimit || Nb >= N) steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db));
       else {
-        const align = this.ctx.device.limits.minStorageBufferOffsetAlignment;
-        const unit = align / gcd(rowBytes, align);
-        const Nb = Math.floor(this.bindLimit / 2 / rowBytes / unit) * unit;
-        if (Nb < 1) throw new LimitError(`groupNormBackward: per-channel sums of ${C} channels (${rowBytes * unit} bytes per block of rows) do not fit the storage binding limit ${this.bindLimit}`, 'weight');
+        if (Nb < 1) throw new LimitError(`groupNormBackward: per-channel sums of ${C} channels (${rowBytes} bytes per row) do not fit half the storage binding limit ${this.bindLimit}`, 'weight');
         for (let n0 = 0; n0 < N; n0 += Nb) {
-          const rows = Math.min(Nb, N - n0);
-          const part: Bind = { ...f32('PART', sums), range: { offset: n0 * rowBytes, size: rows * rowBytes } };
-          steps.push(this.dwdbStep(part, C, rows, 1, C, dw, db, n0 > 0));
+          const st = this.dwdbStep(sums, C, Math.min(N, n0 + Nb), 1, C, dw, db, n0 > 0);
+          st.p.c0 = n0;
+          steps.push(st);
         }
       }
       steps.push(...post);

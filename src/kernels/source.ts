@@ -63,8 +63,12 @@ export const PARAMS = new UniformLayout({
   Pi: 'u32',
   // Windowed dispatches (see kernels/window.ts): invocations [t0, t1) of the whole index space,
   // and the first u32 word of each binding's bound range.
+  // First partial merged by finalize (blocks of partials added up with ACCUM).
+  c0: 'u32',
   t0: 'u32',
   t1: 'u32',
+  e0: 'u32',
+  e1: 'u32',
   w1: 'u32',
   w2: 'u32',
   w3: 'u32',
@@ -81,7 +85,7 @@ export function params(p: ParamValues): Record<string, number> {
   return {
     n: 0, outer: 1, D: 1, inner: 1, P: 1, L: 1, sDiv: 1, gDiv: 1, sMod: 1, aDiv: 1, aMod: 1,
     jStride: 1, cStride: 1, G: 1, Cg: 1, C: 1, eps: 0, momentum: 0,
-    Pi: 1, t0: 0, t1: 0, w1: 0, w2: 0, w3: 0, w4: 0, w5: 0, w6: 0, w7: 0, w8: 0,
+    Pi: 1, c0: 0, t0: 0, t1: 0, e0: 0, e1: 0, w1: 0, w2: 0, w3: 0, w4: 0, w5: 0, w6: 0, w7: 0, w8: 0,
     ...p,
   };
 }

@@ -20,8 +20,6 @@ export interface WindowBind {
   name: string;
   t: GPUBuffer;
   dtype: DType;
-  /** A range of `t` the step binds as if it were the whole array (never windowed further). */
-  range?: { offset: number; size: number };
 }
 export interface WindowStep {
   family: Family;
@@ -33,7 +31,7 @@ export interface WindowStep {
 type Span = readonly [number, number];
 const EMPTY: Span = [0, 0];
 
-/** One windowed dispatch: invocations [t0, t1), the bindings, and the uniform fields to set. */
+/** One windowed dispatch: invocations [t0, t1) (elements [e0, e1) if planned per element), the bindings, the uniform fields. */
 export interface WindowDispatch {
   t0: number;
   t1: number;
@@ -41,10 +39,20 @@ export interface WindowDispatch {
   params: Record<string, number>;
 }
 
+/**
+ * Elementwise kernels that map each element of a quad on its own (not ALIGNED) are planned per
+ * element: a range may end inside a quad (the kernel's e0/e1), so that a quad that straddles two
+ * rows does not need both ends of a weight larger than a binding.
+ */
+function elementwise(s: WindowStep): boolean {
+  return s.family === 'apply' && !s.flags.includes('ALIGNED') && !s.flags.includes('BLOCK');
+}
+
 /** Number of invocations in a step's index space (what its kernel's `t` / `j` ranges over). */
 export function invocations(s: WindowStep): number {
   const q = params(s.p);
   const f = new Set(s.flags);
+  if (elementwise(s)) return q.n;
   if (s.family === 'apply') return Math.ceil(q.n / (f.has('BLOCK') ? 16 : 4));
   if (s.family === 'reduce') {
     if (f.has('SHIFT')) return q.D;
@@ -84,7 +92,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     return out;
   }
   if (s.family === 'apply') {
-    const E = f.has('BLOCK') ? 16 : 4;
+    const E = elementwise(s) ? 1 : f.has('BLOCK') ? 16 : 4;
     const ea = E * ta;
     const eb = Math.min(E * tb, q.n);
     const sSpan = indexSpan(ea, eb, q.sDiv, q.sMod);
@@ -178,7 +186,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([4 * (na * q.C + ga * q.Cg), 4 * (nb * q.C + (gb + 1) * q.Cg)], 'PART');
       set(na === nb ? [ga * q.Cg, (gb + 1) * q.Cg] : [0, q.C], 'W');
     } else {
-      set([4 * ja * q.jStride, 4 * (jb * q.jStride + (q.P - 1) * q.cStride) + 4], 'PART');
+      set([4 * (ja * q.jStride + q.c0 * q.cStride), 4 * (jb * q.jStride + (q.P - 1) * q.cStride) + 4], 'PART');
       set([ja, jb + 1], 'W');
     }
     set([2 * ja, Math.min(2 * jb + 2, q.n)], 'SRC');
@@ -207,7 +215,7 @@ function words(span: Span, dtype: DType): Span {
  */
 export function planWindows(s: WindowStep, limit: number, align: number, label: string): WindowDispatch[] {
   const T = invocations(s);
-  const big = s.binds.map((b) => !b.range && b.t.size > limit);
+  const big = s.binds.map((b) => b.t.size > limit);
   const ranges = (ta: number, tb: number): { buffers: (GPUBuffer | BoundRange)[]; bases: number[]; worst: number; name: string } => {
     const spans = touched(s, ta, tb);
     const buffers: (GPUBuffer | BoundRange)[] = [];
@@ -216,7 +224,7 @@ export function planWindows(s: WindowStep, limit: number, align: number, label: 
     let name = '';
     s.binds.forEach((b, k) => {
       if (!big[k]) {
-        buffers.push(b.range ? { buffer: b.t, ...b.range } : b.t);
+        buffers.push(b.t);
         bases.push(0);
         return;
       }
@@ -261,9 +269,11 @@ export function planWindows(s: WindowStep, limit: number, align: number, label: 
       else bad = mid;
     }
     const r = ranges(ta, good);
-    const p: Record<string, number> = { t0: ta, t1: good };
+    // Element-planned steps: invocations of the quads holding elements [ta, good).
+    const [t0, t1] = elementwise(s) ? [Math.floor(ta / 4), Math.ceil(good / 4)] : [ta, good];
+    const p: Record<string, number> = { t0, t1, e0: ta, e1: good };
     r.bases.forEach((w, k) => (p[`w${k + 1}`] = w));
-    out.push({ t0: ta, t1: good, buffers: r.buffers, params: p });
+    out.push({ t0, t1, buffers: r.buffers, params: p });
     ta = good;
   }
   return out;
