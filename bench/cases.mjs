@@ -10,6 +10,9 @@
 //          residual and writes y and sum (4·numel·bpe). Statistics and affine vectors are small
 //          and not counted.
 //   peers  which peer libraries are asked to run the same computation in the browser run.
+//   bindingBytes  (optional) run on an instance whose storage bindings are capped at this many
+//          bytes (createNorms maxBindingBytes): the tensors are processed in bound ranges, to
+//          compare with the same case bound whole.
 
 export const BYTES_PER_ELEMENT = { float32: 4, float16: 2 };
 
@@ -25,13 +28,14 @@ export function minimalBytes(c) {
 
 const fmt = (shape) => `[${shape.join(', ')}]`;
 
-function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = '' } = {}) {
+function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = '', bindingBytes = 0 } = {}) {
   const bits = [op, dir, fmt(shape), dtype === 'float16' ? 'f16' : 'f32'];
   if (opts.numGroups && op === 'groupNorm') bits.push(`G=${opts.numGroups}`);
   if (op === 'batchNorm') bits.push(opts.training ? 'train' : 'eval');
   if (opts.residual) bits.push('+residual');
   if (op === 'weightNorm') bits.push(`dim=${opts.dim}`);
-  const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag };
+  if (bindingBytes) bits.push(`bindings≤${bindingBytes >= 1 << 20 ? `${bindingBytes / (1 << 20)}MiB` : `${bindingBytes / 1024}KiB`}`);
+  const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag, ...(bindingBytes ? { bindingBytes } : {}) };
   c.bytes = minimalBytes(c);
   return c;
 }
@@ -77,6 +81,12 @@ export function fullCases() {
   cs.push(make('instanceNorm', 'bwd', [2, 64, 64, 64], { tag: 'style' }));
   cs.push(make('weightNorm', 'fwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
   cs.push(make('weightNorm', 'bwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
+  // The same ops with tensors past the storage binding (capped), processed in bound ranges.
+  const MiB = 1 << 20;
+  cs.push(make('layerNorm', 'fwd', [4096, 768], { opts: { normalizedShape: [768] }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
+  cs.push(make('layerNorm', 'bwd', [4096, 768], { opts: { normalizedShape: [768] }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
+  cs.push(make('batchNorm', 'fwd', [8, 64, 56, 56], { opts: { training: true }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
+  cs.push(make('batchNorm', 'bwd', [8, 64, 56, 56], { opts: { training: true }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
   return cs;
 }
 
@@ -102,6 +112,8 @@ export function quickCases() {
   cs.push(make('instanceNorm', 'bwd', [2, 8, 8, 8]));
   cs.push(make('weightNorm', 'fwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
   cs.push(make('weightNorm', 'bwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
+  cs.push(make('layerNorm', 'fwd', [16, 256], { opts: { normalizedShape: [256] }, bindingBytes: 4096 }));
+  cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true }, bindingBytes: 1024 }));
   return cs;
 }
 

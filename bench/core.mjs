@@ -427,6 +427,8 @@ export async function runCases(cases, ctx) {
     }
   } finally {
     timer.destroy();
+    for (const n of ctx.capped?.values() ?? []) n.destroy();
+    ctx.capped?.clear();
   }
   return rows;
 }
@@ -440,6 +442,7 @@ function baseRow(c) {
     dtype: c.dtype,
     opts: c.opts,
     tag: c.tag,
+    ...(c.bindingBytes ? { bindingBytes: c.bindingBytes } : {}),
     numel: numelOf(c.shape),
     bytes: c.bytes,
     status: 'error',
@@ -447,8 +450,21 @@ function baseRow(c) {
   };
 }
 
+/** The instance a case runs on: ctx.norms, or one on the same device with capped bindings. */
+async function normsFor(c, ctx) {
+  if (!c.bindingBytes) return ctx.norms;
+  ctx.capped ??= new Map();
+  let n = ctx.capped.get(c.bindingBytes);
+  if (!n) {
+    n = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', maxBindingBytes: c.bindingBytes });
+    ctx.capped.set(c.bindingBytes, n);
+  }
+  return n;
+}
+
 async function runCase(c, ctx, timer) {
-  const { norms, cpu, lib } = ctx;
+  const { cpu, lib } = ctx;
+  const norms = await normsFor(c, ctx);
   const budgetMs = ctx.budgetS * 1000;
   const spec = OPS[c.op]?.[c.dir];
   if (!spec) throw new Error(`no runner for ${c.op} ${c.dir}`);

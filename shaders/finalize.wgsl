@@ -161,13 +161,22 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   OUT[OUT_w(j)] = pack2x16float(vec2f(a, b));
   //#endif
   //#if FIN_GN
-  // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1.
+  // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1. GN_BLOCK: only its channels
+  // c0 .. c0 + L - 1 (groups whose sums are past a binding), the coefficients being linear in
+  // the sums given the count Cg*S (inner); ACCUM adds them to the earlier blocks'.
   let n = j / P.G;
   let g = j - n * P.G;
   var cnt = 0.0;
   var sg = 0.0;
   var sgx = 0.0;
-  for (var c = g * P.Cg; c < (g + 1u) * P.Cg; c += 1u) {
+  //#if GN_BLOCK
+  let cA = g * P.Cg + P.c0;
+  let cB = g * P.Cg + min(P.c0 + P.L, P.Cg);
+  //#else
+  let cA = g * P.Cg;
+  let cB = (g + 1u) * P.Cg;
+  //#endif
+  for (var c = cA; c < cB; c += 1u) {
     let s = PART_ld4(4u * (n * P.C + c));
     var w = 1.0;
     //#if W_BY_J
@@ -177,7 +186,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     sg += w * s.y;
     sgx += w * s.z;
   }
+  //#if GN_BLOCK
+  cnt = f32(P.Cg) * f32(P.inner);
+  //#endif
   let rs = RSTD_ld(j);
-  COEF_st4(4u * j, vec4f(rs, -rs * sg / cnt, -rs * rs * sgx / cnt, MEAN_ld(j)));
+  var cf = vec4f(rs, -rs * sg / cnt, -rs * rs * sgx / cnt, MEAN_ld(j));
+  //#if ACCUM
+  let prev = COEF_ld4(4u * j);
+  cf.y += prev.y;
+  cf.z += prev.z;
+  //#endif
+  COEF_st4(4u * j, cf);
   //#endif
 }

@@ -256,12 +256,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 //#if COLS
 // Layer-norm dweight/dbias partials, one invocation per (block of columns q, chunk of rows c),
-// t = c*nq + q (neighbouring lanes take neighbouring column blocks of the same rows): sums dy and dy*xhat over rows [c*L, min((c+1)*L, rows)) for the CW columns
+// t = c*nq + q (neighbouring lanes take neighbouring column blocks of the same rows): sums dy
+// and dy*xhat over rows [c0 + c*L, min(c0 + (c+1)*L, rows)) for the CW columns
 // CW*q .. CW*q + CW - 1 of the row (fewer at its end); xhat uses each row's saved mean/rstd.
 // CW = 16 with BLOCK (row length a multiple of 16: four quads share the row's statistics and
 // the loop), else 4. Neighbouring invocations read neighbouring columns, so loads stay
 // contiguous across lanes.
-// Params: outer = rows, inner = K (row length). Writes PART[4*(col*P + c)].
+// Params: outer = rows (end of this block of rows), c0 = first row, inner = K (row length).
+// Writes PART[4*(col*P + c)].
 //#if BLOCK
 const CW = 16u;
 //#else
@@ -278,7 +280,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (t >= nq * P.P) { return; }
   let c = t / nq;
   let q = t - c * nq;
-  let r0 = min(c * P.L, P.outer);
+  let r0 = min(P.c0 + c * P.L, P.outer);
   let r1 = min(r0 + P.L, P.outer);
   let col = CW * q;
   let w = min(K - col, CW);

@@ -24,7 +24,7 @@ export class DeviceError extends NormError {}
 /** The GPU device was lost; call createNorms again to recover. */
 export class DeviceLostError extends DeviceError {}
 
-/** A tensor past an adapter limit (maxBufferSize). */
+/** A tensor past an adapter limit (maxBufferSize), or data one invocation needs past one binding. */
 export class LimitError extends NormError {}
 
 /** verify: true found the GPU result and the CPU reference disagreeing. */

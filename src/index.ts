@@ -570,5 +570,10 @@ export async function createNorms(options: CreateNormsOptions = {}): Promise<Nor
     return new Norms(null, options, `${msg}; using the CPU reference`);
   }
   const ctx = new GpuContext(got.device, got.adapterInfo, got.owned, got.keepAlive);
-  return new Norms(ctx, options, `WebGPU on ${got.adapterInfo.vendor || 'unknown vendor'} ${got.adapterInfo.architecture}`.trim());
+  try {
+    return new Norms(ctx, options, `WebGPU on ${got.adapterInfo.vendor || 'unknown vendor'} ${got.adapterInfo.architecture}`.trim());
+  } catch (e) {
+    ctx.destroy(); // a bad option: release the device this call created
+    throw e;
+  }
 }

@@ -8,16 +8,17 @@
  * sample of all channels is past the window), layer-norm weight columns, group-norm per-channel
  * sums in blocks of rows, weight norm along every dim. Every output against the float64 CPU
  * reference (outputs NaN-poisoned first), and the op must really have been split: the number of
- * windowed dispatches is counted.
+ * windowed dispatches is counted. Each case runs with the work split as on this CPU adapter and
+ * as on a discrete GPU.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNorms, LimitError, type DType, type Norms } from '../src/index.ts';
+import { createNorms, LimitError, ValueError, type DType, type Norms } from '../src/index.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { failIf, fmt, parityReport, randn, uniform, type HostIn, type RefResult } from './util/parity.ts';
 
 let base: Norms;
 let cpu: Norms;
-const capped = new Map<number, Norms>();
+const capped = new Map<string, Norms>();
 beforeAll(async () => {
   base = await gpuNorms();
   cpu = await createNorms({ backend: 'cpu' });
@@ -28,12 +29,21 @@ afterAll(() => {
   cpu?.destroy();
 });
 
+/**
+ * How the work is split: as on this CPU adapter, or (gpuSplit) as on a discrete GPU (many short
+ * chunks per group), which is what a browser's 128 MiB-limited GPU device gets.
+ */
+type Split = 'cpu split' | 'gpu split';
+const SPLITS: Split[] = ['cpu split', 'gpu split'];
+
 /** A webgpu Norms on the shared device whose storage bindings are capped at `bytes`. */
-async function withLimit(bytes: number): Promise<Norms> {
-  let n = capped.get(bytes);
+async function withLimit(bytes: number, split: Split): Promise<Norms> {
+  const key = `${bytes}|${split}`;
+  let n = capped.get(key);
   if (!n) {
     n = await createNorms({ backend: 'webgpu', device: base.device!, poisonOutputs: true, maxBindingBytes: bytes });
-    capped.set(bytes, n);
+    if (split === 'gpu split') (n._gpu!.ctx as { isCpuAdapter: boolean }).isCpuAdapter = false;
+    capped.set(key, n);
   }
   return n;
 }
@@ -83,13 +93,16 @@ describe('tensors past one storage binding (capped binding size)', () => {
     { shape: [3, 70001], k: 1, limit: 524288, dtype: 'float32' },
     { shape: [4100, 3], k: 1, limit: 16384, dtype: 'float32' },
     { shape: [300, 300], k: 1, limit: 8192, dtype: 'float32', rms: true },
+    // Many short rows: dweight/dbias in blocks of rows, added up.
+    { shape: [20000, 3, 3], k: 2, limit: 16384, dtype: 'float32', rms: true },
+    { shape: [9000, 20], k: 1, limit: 16384, dtype: 'float16' },
     { shape: [2, 50000], k: 1, limit: 8192, dtype: 'float16', rms: true, residual: true },
   ];
-  for (const c of rowCases) {
+  for (const how of SPLITS) for (const c of rowCases) {
     const op = c.rms ? 'rmsNorm' : 'layerNorm';
-    const label = `${op} ${fmt(c.shape)} normalized over the last ${c.k} ${c.dtype}${c.residual ? ' +residual' : ''}, bindings ≤ ${c.limit} B`;
+    const label = `${op} ${fmt(c.shape)} normalized over the last ${c.k} ${c.dtype}${c.residual ? ' +residual' : ''}, bindings ≤ ${c.limit} B, ${how}`;
     it(label, async () => {
-      const n = await withLimit(c.limit);
+      const n = await withLimit(c.limit, how);
       const normalizedShape = c.shape.slice(-c.k);
       const x = as(randn(1, c.shape, c.mean ?? 0.3, 2), c.dtype);
       const residual = c.residual ? as(randn(2, c.shape, 0, 1), c.dtype) : null;
@@ -126,10 +139,10 @@ describe('tensors past one storage binding (capped binding size)', () => {
     { shape: [4, 3000], limit: 4096, dtype: 'float32', training: true },
     { shape: [8, 16, 30, 31], limit: 16384, dtype: 'float32', training: false },
   ];
-  for (const c of bnCases) {
-    const label = `batchNorm ${c.training ? 'training' : 'eval'} ${fmt(c.shape)} ${c.dtype}, bindings ≤ ${c.limit} B`;
+  for (const how of SPLITS) for (const c of bnCases) {
+    const label = `batchNorm ${c.training ? 'training' : 'eval'} ${fmt(c.shape)} ${c.dtype}, bindings ≤ ${c.limit} B, ${how}`;
     it(label, async () => {
-      const n = await withLimit(c.limit);
+      const n = await withLimit(c.limit, how);
       const C = c.shape[1]!;
       const x = as(randn(11, c.shape, c.mean ?? 0.5, 2), c.dtype);
       const weight = as(randn(12, [C], 1, 0.5), c.dtype);
@@ -168,12 +181,14 @@ describe('tensors past one storage binding (capped binding size)', () => {
     { shape: [2, 4, 30000], G: 2, limit: 16384, dtype: 'float32' },
     { shape: [600, 64, 3], G: 4, limit: 16384, dtype: 'float32' },
     { shape: [300, 40, 5], G: null, limit: 8192, dtype: 'float16' },
+    // One group of 3000 channels: its per-channel sums in blocks of channels.
+    { shape: [2, 3000, 3], G: 1, limit: 16384, dtype: 'float32' },
   ];
-  for (const c of gnCases) {
+  for (const how of SPLITS) for (const c of gnCases) {
     const op = c.G === null ? 'instanceNorm' : 'groupNorm';
-    const label = `${op} ${fmt(c.shape)}${c.G ? ` G=${c.G}` : ''} ${c.dtype}, bindings ≤ ${c.limit} B`;
+    const label = `${op} ${fmt(c.shape)}${c.G ? ` G=${c.G}` : ''} ${c.dtype}, bindings ≤ ${c.limit} B, ${how}`;
     it(label, async () => {
-      const n = await withLimit(c.limit);
+      const n = await withLimit(c.limit, how);
       const [N, C] = c.shape as [number, number];
       const G = c.G ?? C;
       const x = as(randn(21, c.shape, 0.5, 2), c.dtype);
@@ -205,10 +220,10 @@ describe('tensors past one storage binding (capped binding size)', () => {
     { shape: [3, 20000], dim: 1, limit: 16384, dtype: 'float32' },
     { shape: [20000, 3], dim: 0, limit: 16384, dtype: 'float16' },
   ];
-  for (const c of wnCases) {
-    const label = `weightNorm ${fmt(c.shape)} dim ${c.dim} ${c.dtype}, bindings ≤ ${c.limit} B`;
+  for (const how of SPLITS) for (const c of wnCases) {
+    const label = `weightNorm ${fmt(c.shape)} dim ${c.dim} ${c.dtype}, bindings ≤ ${c.limit} B, ${how}`;
     it(label, async () => {
-      const n = await withLimit(c.limit);
+      const n = await withLimit(c.limit, how);
       const rank = c.shape.length;
       const dim = c.dim === null ? null : c.dim < 0 ? c.dim + rank : c.dim;
       const gShape = c.shape.map((d, i) => (i === dim ? d : 1));
@@ -224,21 +239,32 @@ describe('tensors past one storage binding (capped binding size)', () => {
     });
   }
 
-  it('a binding limit below 4 × minStorageBufferOffsetAlignment is refused', async () => {
-    await expect(createNorms({ backend: 'webgpu', device: base.device!, maxBindingBytes: 100 })).rejects.toThrow(RangeError);
+  it('a binding limit below 4 × minStorageBufferOffsetAlignment, or not an integer, is a ValueError naming maxBindingBytes', async () => {
+    for (const bad of [100, 1e4 + 0.5, Number.NaN, -4096]) {
+      const err = await createNorms({ backend: 'webgpu', device: base.device!, maxBindingBytes: bad }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, `maxBindingBytes ${bad}`).toBeInstanceOf(ValueError);
+      expect((err as ValueError).argument).toBe('maxBindingBytes');
+    }
   });
 
   it('a shape whose single invocation exceeds the window gets a LimitError before anything is allocated', async () => {
-    // Group norm's per-channel sums in blocks of rows need 16 rows of 16 * C bytes (C odd).
-    const n = await withLimit(1024);
-    const x = n.tensor(new Float32Array(40 * 33), [40, 33]);
-    const dy = n.tensor(new Float32Array(40 * 33), [40, 33]);
-    const mean = n.tensor(new Float32Array(40 * 33), [40, 33]);
-    const rstd = n.tensor(new Float32Array(40 * 33), [40, 33]);
-    const w = n.tensor(new Float32Array(33), [33]);
+    // Batch norm whose channel slices (2 × 200 floats) are past half of a 1 KiB binding: chunks
+    // within runs, 2500 partials per channel, more than one finalize invocation can bind.
+    const n = await withLimit(1024, 'cpu split');
+    const x = n.tensor(new Float32Array(100 * 2 * 200), [100, 2, 200]);
     const before = n.stats();
-    expect(() => n.instanceNormBackward(dy, x, mean, rstd, { weight: w })).toThrow(LimitError);
+    let err: unknown = null;
+    try {
+      n.batchNorm(x, { training: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LimitError);
+    expect((err as Error).message).toMatch(/storage binding limit 1024/);
     expect(n.stats()).toEqual(before);
-    for (const t of [x, dy, mean, rstd, w]) t.destroy();
+    x.destroy();
   });
 });

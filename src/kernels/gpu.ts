@@ -7,7 +7,7 @@ import type * as O from '../ops.ts';
 import type { Dispatch, GpuContext } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
 import { kernel, params, WG, type Family, type ParamValues } from './source.ts';
-import { LimitError } from '../errors.ts';
+import { LimitError, ValueError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../cpu/half.ts';
 import { elementBytes, planWindows } from './window.ts';
 
@@ -92,7 +92,7 @@ export class GpuBackend implements O.Backend {
 
   setBindingLimit(bytes: number): void {
     const align = this.ctx.device.limits.minStorageBufferOffsetAlignment;
-    if (!Number.isInteger(bytes) || bytes < 4 * align) throw new RangeError(`maxBindingBytes ${bytes}: must be an integer of at least ${4 * align} bytes`);
+    if (!Number.isInteger(bytes) || bytes < 4 * align) throw new ValueError(`maxBindingBytes: ${bytes} must be an integer of at least ${4 * align} bytes (4 × minStorageBufferOffsetAlignment)`, 'maxBindingBytes');
     this.bindLimit = Math.min(this.bindLimit, Math.floor(bytes / 4) * 4);
   }
 
@@ -457,24 +457,32 @@ export class GpuBackend implements O.Backend {
       const nq = Math.ceil(K / cw);
       // Each step of a column block's loop reads cw values of two rows: short chunks suffice.
       let c = chunking(this.ctx, nq, rows, 64);
-      // Windowed: chunks of rows within an eighth of a binding, but few enough that one
-      // invocation's partials (cw columns, P apart) fit half of one.
+      let blockRows = rows;
+      // Windowed: chunks of rows within an eighth of a binding, and blocks of rows with few
+      // enough chunks that one invocation's partials (cw columns, P apart) fit half of one; the
+      // blocks' dweight/dbias are added up (ACCUM).
       if (win) {
         const maxP = Math.max(1, Math.floor(this.bindLimit / (32 * cw)));
-        const L = Math.max(1, Math.min(c.L, Math.floor(this.bindLimit / (8 * K * elementBytes(x.dtype)))), Math.ceil(rows / maxP));
-        c = { L, P: Math.ceil(rows / L) };
+        const L = Math.max(1, Math.min(c.L, Math.floor(this.bindLimit / (8 * K * elementBytes(x.dtype)))));
+        blockRows = Math.min(rows, L * maxP);
+        c = { L, P: Math.ceil(blockRows / L) };
       }
       const part = this.temp(K * c.P * 16, 'colpartials');
       temps.push(part);
-      steps.push({
-        family: 'reduce',
-        flags: ['COLS', ...sflags, ...(cw === 16 ? ['BLOCK'] : [])],
-        binds: [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)],
-        p: { outer: rows, inner: K, P: c.P, L: c.L },
-        workgroups: Math.ceil((nq * c.P) / WG),
-      });
       const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
-      steps.push(this.dwdbStep(part, K, c.P, c.P, 1, dw, db), ...post);
+      for (let r0 = 0; r0 < rows; r0 += blockRows) {
+        const r1 = Math.min(rows, r0 + blockRows);
+        const P = Math.ceil((r1 - r0) / c.L);
+        steps.push({
+          family: 'reduce',
+          flags: ['COLS', ...sflags, ...(cw === 16 ? ['BLOCK'] : [])],
+          binds: [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)],
+          p: { outer: r1, c0: r0, inner: K, P, L: c.L },
+          workgroups: Math.ceil((nq * P) / WG),
+        });
+        steps.push(this.dwdbStep(part, K, P, P, 1, dw, db, r0 > 0));
+      }
+      steps.push(...post);
     }
     this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
     return { dx, dweight, dbias };
@@ -541,6 +549,19 @@ export class GpuBackend implements O.Backend {
     const sums = this.temp(NC * 16, 'sums');
     const coef = this.temp(N * G * 16, 'coef');
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
+    // Coefficients per (n, g) from the group's per-channel sums; a group whose sums are past
+    // half a binding (windowed) in blocks of channels, added up (GN_BLOCK, ACCUM).
+    const Bc = Cg * 16 > this.bindLimit / 2 ? Math.max(1, Math.floor((this.bindLimit / 2 - 256) / 16)) : Cg;
+    const gnCoef: Step[] = [];
+    for (let c0 = 0; c0 < Cg; c0 += Bc) {
+      gnCoef.push({
+        family: 'finalize',
+        flags: ['FIN_GN', ...(weight ? ['W_BY_J'] : []), ...(Bc < Cg ? ['GN_BLOCK'] : []), ...(c0 > 0 ? ['ACCUM'] : [])],
+        binds: [f32('PART', sums), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
+        p: { D: N * G, G, Cg, C, c0, L: Bc, inner: S },
+        workgroups: Math.ceil((N * G) / WG),
+      });
+    }
     const steps: Step[] = [
       {
         family: 'reduce',
@@ -556,13 +577,7 @@ export class GpuBackend implements O.Backend {
         p: { D: NC, P, jStride: P, cStride: 1 },
         workgroups: Math.ceil(NC / WG),
       },
-      {
-        family: 'finalize',
-        flags: ['FIN_GN', ...(weight ? ['W_BY_J'] : [])],
-        binds: [f32('PART', sums), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
-        p: { D: N * G, G, Cg, C },
-        workgroups: Math.ceil((N * G) / WG),
-      },
+      ...gnCoef,
       {
         family: 'apply',
         flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
@@ -578,10 +593,10 @@ export class GpuBackend implements O.Backend {
       // Past half a binding: blocks of rows of the sums (each bound as a range by window.ts),
       // added up (ACCUM).
       const rowBytes = C * 16;
-      const Nb = Math.floor((this.bindLimit / 2 - 256) / rowBytes);
+      // (One row per block when a row is past half a binding: then ranges of channels.)
+      const Nb = Math.max(1, Math.floor((this.bindLimit / 2 - 256) / rowBytes));
       if (N * rowBytes <= this.bindLimit || Nb >= N) steps.push(this.dwdbStep(sums, C, N, 1, C, dw, db));
       else {
-        if (Nb < 1) throw new LimitError(`groupNormBackward: per-channel sums of ${C} channels (${rowBytes} bytes per row) do not fit half the storage binding limit ${this.bindLimit}`, 'weight');
         for (let n0 = 0; n0 < N; n0 += Nb) {
           const st = this.dwdbStep(sums, C, Math.min(N, n0 + Nb), 1, C, dw, db, n0 > 0);
           st.p.c0 = n0;

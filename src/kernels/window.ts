@@ -114,8 +114,8 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     const nq = Math.ceil(K / CW);
     const ca = Math.floor(ta / nq);
     const cb = Math.floor((tb - 1) / nq);
-    const r0 = ca * q.L;
-    const r1 = Math.min((cb + 1) * q.L, q.outer);
+    const r0 = q.c0 + ca * q.L;
+    const r1 = Math.min(q.c0 + (cb + 1) * q.L, q.outer);
     if (ca === cb) {
       const colA = (ta - ca * nq) * CW;
       const colB = Math.min((tb - 1 - ca * nq) * CW + CW, K);
@@ -183,8 +183,12 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       const nb = Math.floor(jb / q.G);
       const ga = ja - na * q.G;
       const gb = jb - nb * q.G;
-      set([4 * (na * q.C + ga * q.Cg), 4 * (nb * q.C + (gb + 1) * q.Cg)], 'PART');
-      set(na === nb ? [ga * q.Cg, (gb + 1) * q.Cg] : [0, q.C], 'W');
+      // The group's channels [cA, cB) (GN_BLOCK: one block of them).
+      const blk = f.has('GN_BLOCK');
+      const cA = blk ? q.c0 : 0;
+      const cB = blk ? Math.min(q.c0 + q.L, q.Cg) : q.Cg;
+      set([4 * (na * q.C + ga * q.Cg + cA), 4 * (nb * q.C + gb * q.Cg + cB)], 'PART');
+      set(na === nb ? [ga * q.Cg + cA, gb * q.Cg + cB] : [0, q.C], 'W');
     } else {
       set([4 * (ja * q.jStride + q.c0 * q.cStride), 4 * (jb * q.jStride + (q.P - 1) * q.cStride) + 4], 'PART');
       set([ja, jb + 1], 'W');
