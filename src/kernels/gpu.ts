@@ -470,7 +470,8 @@ export class GpuBackend implements O.Backend {
       const part = this.temp(K * c.P * 16, 'colpartials');
       temps.push(part);
       const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
-      for (let r0 = 0; r0 < rows; r0 += blockRows) {
+      // (At least one block: zero rows still write dweight = dbias = 0.)
+      for (let r0 = 0; r0 === 0 || r0 < rows; r0 += Math.max(blockRows, 1)) {
         const r1 = Math.min(rows, r0 + blockRows);
         const P = Math.ceil((r1 - r0) / c.L);
         steps.push({
@@ -553,7 +554,7 @@ export class GpuBackend implements O.Backend {
     // half a binding (windowed) in blocks of channels, added up (GN_BLOCK, ACCUM).
     const Bc = Cg * 16 > this.bindLimit / 2 ? Math.max(1, Math.floor((this.bindLimit / 2 - 256) / 16)) : Cg;
     const gnCoef: Step[] = [];
-    for (let c0 = 0; c0 < Cg; c0 += Bc) {
+    for (let c0 = 0; c0 === 0 || c0 < Cg; c0 += Math.max(Bc, 1)) {
       gnCoef.push({
         family: 'finalize',
         flags: ['FIN_GN', ...(weight ? ['W_BY_J'] : []), ...(Bc < Cg ? ['GN_BLOCK'] : []), ...(c0 > 0 ? ['ACCUM'] : [])],
