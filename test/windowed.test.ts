@@ -12,7 +12,7 @@
  * as on a discrete GPU.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNorms, LimitError, ValueError, type DType, type Norms } from '../src/index.ts';
+import { createNorms, LimitError, relativeL2, ValueError, type DType, type Norms } from '../src/index.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { failIf, fmt, parityReport, randn, uniform, type HostIn, type RefResult } from './util/parity.ts';
 
@@ -238,6 +238,29 @@ describe('tensors past one storage binding (capped binding size)', () => {
       });
     });
   }
+
+  it("a caller's buffer past the binding (wrap), larger than its tensor, with verify: true", async () => {
+    const shape = [300, 301];
+    const x = randn(41, shape, 2, 3);
+    const n = await createNorms({ backend: 'webgpu', device: base.device!, poisonOutputs: true, maxBindingBytes: 8192, verify: true });
+    try {
+      // The tensor is the buffer's first 300·301 floats; the buffer has 1000 more.
+      const buf = base.device!.createBuffer({ size: (x.data.length + 1000) * 4, usage: 0x80 | 0x4 | 0x8 });
+      base.device!.queue.writeBuffer(buf, 0, new Float32Array(x.data));
+      const before = await n.read(n.wrap(buf, shape));
+      const c = countWindowed(n);
+      const out = n.layerNorm(n.wrap(buf, shape), { normalizedShape: [301] });
+      const y = await n.read(out.y); // verify: true compares with the CPU reference (ParityError otherwise)
+      c.stop();
+      expect(c.get()).toBeGreaterThan(1);
+      const ref = cpu.layerNorm(cpu.tensor(x.data, shape), { normalizedShape: [301] });
+      expect(relativeL2(y, await cpu.read(ref.y))).toBeLessThan(1e-4);
+      expect(await n.read(n.wrap(buf, shape)), "the caller's buffer is unchanged").toEqual(before);
+      buf.destroy();
+    } finally {
+      n.destroy();
+    }
+  });
 
   it('a binding limit below 4 × minStorageBufferOffsetAlignment, or not an integer, is a ValueError naming maxBindingBytes', async () => {
     for (const bad of [100, 1e4 + 0.5, Number.NaN, -4096]) {
