@@ -128,7 +128,8 @@ const fmtErr = (e) => (typeof e === 'number' && Number.isFinite(e) ? e.toExponen
 // ---- the tests ----
 /**
  * e2e/parity.html with createNorms' `variant` testing aid: 'auto' (what users get) prints one
- * line per case; 'general' and 'fused' (every op forced through one kernel path) one line each.
+ * line per case; 'general' and 'fused' (every op forced through one kernel path) one line each;
+ * 'windowed' (storage bindings capped at 16 KiB: the larger cases in bound ranges) one line.
  */
 function parityTest(variant) {
   const label = variant === 'auto' ? 'parity' : `parity [variant ${variant}]`;
@@ -226,6 +227,7 @@ const TESTS = [
   parityTest('auto'),
   parityTest('general'),
   parityTest('fused'),
+  parityTest('windowed'),
   {
     name: 'demo',
     async run(ctx, base) {
