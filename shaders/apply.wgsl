@@ -291,6 +291,51 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 //#endif
 
 //#if BWD_ROWFUSED
+//#if COLS_FUSED
+// One invocation per block of L rows (L <= 16, rows a multiple of 4 long): each row's sums and
+// coefficients first, then the block column quad by column quad, row by row (the block is in
+// cache by then): dx, and the block's sums of dy and dy*xhat per column, written once as
+// partials PART[4*(col*P + block)] for FIN_DWDB (layer-norm dweight/dbias without a second
+// pass over dy and x).
+const RB = 16u;
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let blk = inv_index(lid, wid, nwg);
+  let r0 = blk * P.L;
+  if (r0 >= P.D) { return; }
+  let r1 = min(r0 + P.L, P.D);
+  let K = P.inner;
+  var cf: array<vec4f, RB>;
+  for (var r = r0; r < r1; r += 1u) {
+    let t = row_result(r);
+    let rs = st_rstd;
+    var beta = 0.0;
+    //#if HAS_MEAN
+    beta = -rs * t.y / t.x;
+    //#endif
+    cf[r - r0] = vec4f(rs, beta, -rs * rs * t.z / t.x, st_mean);
+  }
+  for (var p = 0u; p < K; p += 4u) {
+    var w = vec4f(1.0);
+    //#if HAS_W
+    w = W_ld4(p);
+    //#endif
+    var sdy = vec4f(0.0);
+    var sdx = vec4f(0.0);
+    for (var r = r0; r < r1; r += 1u) {
+      let c = cf[r - r0];
+      let e = r * K + p;
+      let dy = DY_ld4(e);
+      let xh = X_ld4(e) - c.w;
+      DX_st4(e, c.x * (dy * w) + c.y + c.z * xh);
+      sdy += 2.0 * dy;
+      sdx += dy * xh * c.x;
+    }
+    let n = f32(r1 - r0);
+    for (var k = 0u; k < 4u; k += 1u) { PART_st4(4u * ((p + k) * P.P + blk), vec4f(n, sdy[k], sdx[k], 0.0)); }
+  }
+}
+//#else
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
@@ -313,4 +358,5 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var p = 0u; p < K; p += 1u) { DX_st(base + p, dx1(base + p, c)); }
   //#endif
 }
+//#endif
 //#endif

@@ -161,6 +161,8 @@ const LAYER_CASES: RowCase[] = [
   { shape: [5, 3, 7, 9], ns: [7, 9], weight: 'float16', bias: null },
   { shape: [9, 64], ns: [64], weight: 'float32', bias: 'float16' }, // even rows: the row-fused path
   { shape: [5, 257], ns: [257], weight: 'float16', bias: 'float16', mean: 100 },
+  // >= 2048 rows: row-fused backward summing dweight/dbias per block of rows.
+  { shape: [2100, 12], ns: [12], weight: 'float16', bias: 'float16' },
 ];
 
 const RMS_CASES: RowCase[] = [
@@ -169,6 +171,7 @@ const RMS_CASES: RowCase[] = [
   { shape: [3, 257], ns: [257], weight: null, bias: null },
   { shape: [9, 64], ns: [64], weight: 'float16', bias: null },
   { shape: [5, 257], ns: [257], weight: 'float32', bias: null, mean: 100 },
+  { shape: [2, 1100, 8], ns: [8], weight: 'float16', bias: null },
 ];
 
 function rowInputs(seed: number, c: RowCase) {

@@ -33,6 +33,12 @@ describe('layerNorm parity, default variant', () => {
   cases.push({ lead: [7], normalizedShape: [1000], weight: true, bias: true, mean: 1e4, std: 1, seed: 501 });
   cases.push({ lead: [1], normalizedShape: [65537], weight: true, bias: true, mean: 1e4, std: 1, seed: 502 });
   cases.push({ lead: [4, 1024], normalizedShape: [64], mean: 1e4, std: 1, seed: 503 });
+  // Row-fused backward with dweight/dbias summed per block of rows (CPU adapters, >= 2048 rows):
+  // a last block shorter than the others, weight only, bias only, 3-D.
+  cases.push({ lead: [2100], normalizedShape: [12], weight: true, bias: true, seed: 504 });
+  cases.push({ lead: [3001], normalizedShape: [8], weight: true, seed: 505 });
+  cases.push({ lead: [2049], normalizedShape: [20], bias: true, mean: 1e4, std: 1, seed: 506 });
+  cases.push({ lead: [2, 1100], normalizedShape: [2, 6], weight: true, bias: true, seed: 507 });
   // normalizedShape of rank 2 and 3; stats of rank 0.
   cases.push({ lead: [5], normalizedShape: [6, 7], weight: true, bias: true, seed: 601 });
   cases.push({ lead: [2, 3], normalizedShape: [4, 5], weight: true, bias: true, seed: 602 });

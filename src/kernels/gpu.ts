@@ -417,7 +417,26 @@ export class GpuBackend implements O.Backend {
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
     const win = this.windowed(x);
     const { P, L, Pi } = this.chunks(1, rows, K, win, x.dtype);
-    if (this.wantFused(P, K, x.dtype, win)) {
+    const fused = this.wantFused(P, K, x.dtype, win);
+    // Row-fused with dweight/dbias: blocks of RB rows per invocation also sum the columns of
+    // their block (COLS_FUSED), instead of a separate pass over dy and x. Only with rows enough
+    // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads.
+    const RB = Math.min(16, Math.floor(rows / 256));
+    const colsFused = fused && (dweight || dbias) && K % 4 === 0 && RB >= 8;
+    if (colsFused) {
+      const nb = Math.ceil(rows / RB);
+      const part = this.temp(K * nb * 16, 'colpartials');
+      temps.push(part);
+      steps.push({
+        family: 'apply',
+        flags: ['BWD_ROWFUSED', 'COLS_FUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), f32('PART', part, true)],
+        p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K, L: RB, P: nb },
+        workgroups: Math.ceil(nb / WG),
+      });
+      const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
+      steps.push(this.dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
+    } else if (fused) {
       steps.push({
         family: 'apply',
         flags: ['BWD_ROWFUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
@@ -451,7 +470,7 @@ export class GpuBackend implements O.Backend {
         workgroups: this.applyWorkgroups(x.size),
       });
     }
-    if (dweight || dbias) {
+    if ((dweight || dbias) && !colsFused) {
       // Columns, 16 (K % 16 == 0) or 4 per invocation, over chunks of rows; statistics per row.
       const cw = K % 16 === 0 ? 16 : 4;
       const nq = Math.ceil(K / cw);
