@@ -49,6 +49,17 @@ const CASES = [
     },
   },
   {
+    // >= 2048 rows: the row-fused backward sums dweight/dbias per block of rows.
+    name: 'layerNorm fwd+bwd [2100, 12] weight+bias',
+    inputs: { x: { shape: [2100, 12], mean: 1, std: 2 }, weight: { shape: [12], mean: 1, std: 0.5 }, bias: { shape: [12], mean: 0.2, std: 1 }, dy: { shape: [2100, 12], mean: 0.5, std: 1 } },
+    run(N, t) {
+      const o = { normalizedShape: [12], weight: t.weight, bias: t.bias };
+      const f = N.layerNorm(t.x, o);
+      const b = N.layerNormBackward(t.dy, t.x, f.mean, f.rstd, o);
+      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
+    },
+  },
+  {
     name: 'layerNorm fwd+bwd [64, 768]',
     inputs: { x: { shape: [64, 768], mean: -4, std: 1.5 }, dy: { shape: [64, 768], mean: 0.25, std: 1 } },
     run(N, t) {

@@ -328,11 +328,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let dy = DY_ld4(e);
       let xh = X_ld4(e) - c.w;
       DX_st4(e, c.x * (dy * w) + c.y + c.z * xh);
-      sdy += 2.0 * dy;
+      sdy += dy;
       sdx += dy * xh * c.x;
     }
     let n = f32(r1 - r0);
-    for (var k = 0u; k < 4u; k += 1u) { PART_st4(4u * ((p + k) * P.P + blk), vec4f(n, sdy[k], sdx[k], 0.0)); }
+    let o = 4u * (p * P.P + blk);
+    let st = 4u * P.P;
+    PART_st4(o, vec4f(n, sdy.x, sdx.x, 0.0));
+    PART_st4(o + st, vec4f(n, sdy.y, sdx.y, 0.0));
+    PART_st4(o + 2u * st, vec4f(n, sdy.z, sdx.z, 0.0));
+    PART_st4(o + 3u * st, vec4f(n, sdy.w, sdx.w, 0.0));
   }
 }
 //#else
