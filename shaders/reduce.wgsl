@@ -284,8 +284,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let r1 = min(r0 + P.L, P.outer);
   let col = CW * q;
   let w = min(K - col, CW);
-  var sg: array<vec4f, CW / 4u>;
-  var sgx: array<vec4f, CW / 4u>;
+  // Sums of dy (g) and dy*xhat (h) for columns col + 4i .. col + 4i + 3 in gi, hi: explicit
+  // accumulators (SwiftShader keeps dynamically indexed private arrays in memory).
+  var g0 = vec4f(0.0);
+  var h0 = vec4f(0.0);
+  //#if BLOCK
+  var g1 = vec4f(0.0);
+  var g2 = vec4f(0.0);
+  var g3 = vec4f(0.0);
+  var h1 = vec4f(0.0);
+  var h2 = vec4f(0.0);
+  var h3 = vec4f(0.0);
+  //#endif
   for (var r = r0; r < r1; r += 1u) {
     var m = 0.0;
     //#if HAS_MEAN
@@ -294,27 +304,40 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     let rs = RSTD_ld(r);
     let e = r * K + col;
     //#if BLOCK
-    for (var k = 0u; k < 4u; k += 1u) {
-      let dy = DY_ld4(e + 4u * k);
-      sg[k] += dy;
-      sgx[k] += dy * (X_ld4(e + 4u * k) - m) * rs;
-    }
+    let d0 = DY_ld4(e);
+    let d1 = DY_ld4(e + 4u);
+    let d2 = DY_ld4(e + 8u);
+    let d3 = DY_ld4(e + 12u);
+    g0 += d0;
+    g1 += d1;
+    g2 += d2;
+    g3 += d3;
+    h0 += d0 * ((X_ld4(e) - m) * rs);
+    h1 += d1 * ((X_ld4(e + 4u) - m) * rs);
+    h2 += d2 * ((X_ld4(e + 8u) - m) * rs);
+    h3 += d3 * ((X_ld4(e + 12u) - m) * rs);
     //#else
-    if (w == 4u) {
-      let dy = DY_ld4(e);
-      sg[0] += dy;
-      sgx[0] += dy * (X_ld4(e) - m) * rs;
-    } else {
-      for (var k = 0u; k < w; k += 1u) {
-        let dy = DY_ld(e + k);
-        sg[0][k] += dy;
-        sgx[0][k] += dy * (X_ld(e + k) - m) * rs;
-      }
+    //#if ALIGNED
+    let d = DY_ld4(e);
+    g0 += d;
+    h0 += d * ((X_ld4(e) - m) * rs);
+    //#else
+    for (var k = 0u; k < w; k += 1u) {
+      let d = DY_ld(e + k);
+      g0[k] += d;
+      h0[k] += d * ((X_ld(e + k) - m) * rs);
     }
     //#endif
+    //#endif
   }
-  for (var k = 0u; k < w; k += 1u) {
-    PART_st4(4u * ((col + k) * P.P + c), vec4f(f32(r1 - r0), sg[k / 4u][k % 4u], sgx[k / 4u][k % 4u], 0.0));
+  let n = f32(r1 - r0);
+  for (var k = 0u; k < min(w, 4u); k += 1u) { PART_st4(4u * ((col + k) * P.P + c), vec4f(n, g0[k], h0[k], 0.0)); }
+  //#if BLOCK
+  for (var k = 0u; k < 4u; k += 1u) {
+    PART_st4(4u * ((col + 4u + k) * P.P + c), vec4f(n, g1[k], h1[k], 0.0));
+    PART_st4(4u * ((col + 8u + k) * P.P + c), vec4f(n, g2[k], h2[k], 0.0));
+    PART_st4(4u * ((col + 12u + k) * P.P + c), vec4f(n, g3[k], h3[k], 0.0));
   }
+  //#endif
 }
 //#endif
