@@ -17,6 +17,7 @@
 //               optionally dweight/dbias per group (batch norm)
 //   FIN_BWD_WN  weight-norm backward coefficients and dg
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
+//   FIN_MERGE   blocks of L partials merged into one (Pi blocks per group): partials of partials
 //   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
 //               ACCUM: added to the values already stored
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
@@ -134,6 +135,23 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   //#if FIN_SUMS
   OUT_st4(4u * j, merged(j));
+  //#endif
+  //#if FIN_MERGE
+  // Partials of partials: invocation j = g*Pi + b merges partials c in [b*L, (b+1)*L) of group g
+  // into OUT[4j] (Pi blocks per group), for groups with more partials than one invocation may
+  // bind (windowed ops; see gpu.ts).
+  let g = j / P.Pi;
+  let b = j - g * P.Pi;
+  var acc = vec4f(0.0);
+  for (var c = b * P.L; c < min(b * P.L + P.L, P.P); c += 1u) {
+    let p = PART_ld4(4u * (g * P.jStride + c * P.cStride));
+    //#if WELFORD
+    acc = chan(acc, p);
+    //#else
+    acc += p;
+    //#endif
+  }
+  OUT_st4(4u * j, acc);
   //#endif
   //#if FIN_DWDB
   // ACCUM: added to what an earlier step over other partials stored (blocks of rows of sums).

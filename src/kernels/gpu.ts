@@ -56,6 +56,9 @@ function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[]
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
 
+/** Finalize modes that merge a group's partials in one invocation (finalize.wgsl `merged`). */
+const MERGED = ['FIN_STATS', 'FIN_RMS', 'FIN_WN', 'FIN_BWD', 'FIN_BWD_WN', 'FIN_SUMS', 'FIN_DWDB'];
+
 /** How a reduction of M elements per group over D groups is split into P chunks of L. */
 export function chunking(ctx: GpuContext, D: number, M: number, minLength?: number): { P: number; L: number } {
   // CPU adapters: few, long invocations (each is a loop on a core), but enough of them to fill
@@ -114,15 +117,13 @@ export class GpuBackend implements O.Backend {
     const eb = elementBytes(dtype);
     const maxL = Math.max(4, Math.floor(this.bindLimit / (8 * eb) / 4) * 4);
     if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(M / L)));
-    // ... and a group's partials (16 bytes each, merged by one invocation) within half of one.
-    const maxP = Math.max(1, Math.floor(this.bindLimit / 32));
-    if (P > maxP) (L = Math.ceil(Math.ceil(M / maxP) / 4) * 4), (P = Math.ceil(M / L));
+    // (More partials per group than one invocation may bind are merged in blocks: mergeWide.)
     if (outer === 1) return { P, L, Pi: 1, flags: [] };
     // Chunk-major: chunk c of every group spans the slices o of all groups it covers, at most
     // ceil(L / inner) + 1 of them; keep that within half a binding.
     const slice = D * inner * eb;
     const Lc = Math.floor((Math.floor(this.bindLimit / 2 / slice) - 1) * inner / 4) * 4;
-    if (Lc >= 4 && Math.ceil(M / Math.min(L, Lc)) <= maxP) {
+    if (Lc >= 4) {
       L = Math.min(L, Lc);
       return { P: Math.ceil(M / L), L, Pi: 1, flags: ['CMAJOR'] };
     }
@@ -206,7 +207,7 @@ export class GpuBackend implements O.Backend {
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
   private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
     const dispatches: Dispatch[] = [];
-    for (const s of steps) {
+    for (const s of this.mergeWide(steps, temps)) {
       // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
       const win = s.binds.some((b) => b.t.size > this.bindLimit);
       // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
@@ -247,6 +248,45 @@ export class GpuBackend implements O.Backend {
   }
 
   /** Partials of a grouped reduction (stats: WELFORD / SUMSQ) of x (+ residual). */
+  /**
+   * Finalize steps whose groups have more partials than one invocation may bind (half a binding;
+   * windowed ops with many chunks per group): blocks of partials are merged into partials of
+   * partials first (FIN_MERGE, as often as needed), and the step reads those.
+   */
+  private mergeWide(steps: Step[], temps: GPUBuffer[]): Step[] {
+    const half = this.bindLimit / 2;
+    const out: Step[] = [];
+    for (const s of steps) {
+      const k = s.binds.findIndex((b) => b.name === 'PART');
+      const P = s.p.P ?? 1;
+      const merges = s.family === 'finalize' && k >= 0 && MERGED.some((f) => s.flags.includes(f));
+      if (merges && P * 16 > half && (s.p.cStride ?? 1) === 1 && (s.p.jStride ?? 1) === P && !s.p.c0) {
+        const D = s.p.D ?? 1;
+        const B = Math.max(2, Math.floor(half / 16));
+        let part = s.binds[k]!.t;
+        let cur = P;
+        while (cur * 16 > half) {
+          const P2 = Math.ceil(cur / B);
+          const next = this.temp(D * P2 * 16, 'merged');
+          temps.push(next);
+          out.push({
+            family: 'finalize',
+            flags: ['FIN_MERGE', ...(s.flags.includes('WELFORD') ? ['WELFORD'] : [])],
+            binds: [f32('PART', part), f32('OUT', next, true)],
+            p: { D: D * P2, P: cur, L: B, Pi: P2, jStride: cur, cStride: 1 },
+            workgroups: Math.ceil((D * P2) / WG),
+          });
+          part = next;
+          cur = P2;
+        }
+        s.binds = s.binds.map((b, i) => (i === k ? f32('PART', part) : b));
+        s.p = { ...s.p, P: cur, jStride: cur };
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
   private statsStep(
     x: Tensor,
     residual: Tensor | null,

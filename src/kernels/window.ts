@@ -193,6 +193,14 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([4 * (ja * q.jStride + q.c0 * q.cStride), 4 * (jb * q.jStride + (q.P - 1) * q.cStride) + 4], 'PART');
       set([ja, jb + 1], 'W');
     }
+    if (f.has('FIN_MERGE')) {
+      // Invocation j merges partials [b*L, (b+1)*L) of group g = j / Pi.
+      const ga = Math.floor(ja / q.Pi);
+      const gb = Math.floor(jb / q.Pi);
+      const ca = (ja - ga * q.Pi) * q.L;
+      const cb = Math.min((jb - gb * q.Pi) * q.L + q.L, q.P) - 1;
+      set([4 * (ga * q.jStride + ca * q.cStride), 4 * (gb * q.jStride + cb * q.cStride) + 4], 'PART');
+    }
     set([2 * ja, Math.min(2 * jb + 2, q.n)], 'SRC');
     set(f.has('FIN_CAST') ? [2 * ja, 2 * jb + 2] : [4 * ja, 4 * jb + 4], 'OUT');
     set([4 * ja, 4 * jb + 4], 'COEF');
@@ -252,7 +260,7 @@ export function planWindows(s: WindowStep, limit: number, align: number, label: 
     if (!fits(ta, ta + 1)) {
       const r = ranges(ta, ta + 1);
       throw new LimitError(
-        `${label}: one invocation of the kernel touches ${r.worst} bytes of ${r.name}, more than the storage binding limit ${limit} (maxStorageBufferBindingSize); this shape cannot be split into bound ranges`,
+        `${label}: one invocation of the ${s.family} kernel [${s.flags.join(',')}] touches ${r.worst} bytes of ${r.name}, more than the storage binding limit ${limit} (maxStorageBufferBindingSize); this shape cannot be split into bound ranges`,
         r.name,
       );
     }
