@@ -8,6 +8,7 @@
  *   WEBGPU_NORM_FUZZ=<n>    number of cases (default 200)
  *   WEBGPU_NORM_SEED=<s>    base seed (default 20240611); case i uses a seed derived from (s, i)
  *   WEBGPU_NORM_CASE=<i>    run only case i (replay a failure: the message prints seed and index)
+ *   WEBGPU_NORM_WINDOW_BYTES=<b>  binding cap of the 'windowed' variant (default 16384)
  *
  * Shapes: ranks 1–5, dims 1–300 (log-uniform), at most ~200k elements; about one case in twelve
  * has one huge dim (20k–300k) with small others (at most ~600k elements).
@@ -33,7 +34,7 @@ const SEED = Number(process.env.WEBGPU_NORM_SEED ?? 20240611);
 const ONLY = process.env.WEBGPU_NORM_CASE !== undefined ? Number(process.env.WEBGPU_NORM_CASE) : null;
 const CAP = 200_000;
 /** Binding cap of the 'windowed' variant (tensors past it are processed in bound ranges). */
-const WINDOW_BYTES = 16384;
+const WINDOW_BYTES = Number(process.env.WEBGPU_NORM_WINDOW_BYTES ?? 16384);
 const HUGE_CAP = 600_000;
 const TOL: Record<DType, number> = { float32: 1e-4, float16: 2e-3 };
 
