@@ -381,7 +381,8 @@ export class GpuBackend implements O.Backend {
   }
 
   private wantFused(P: number, inner: number, dtype: DType, win: boolean): boolean {
-    if (this.variant === 'general' || win) return false;
+    // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
+    if (this.variant === 'general' || (win && inner * elementBytes(dtype) * 8 > this.bindLimit)) return false;
     const ok = dtype === 'float32' || inner % 2 === 0;
     if (this.variant === 'fused') return ok;
     return ok && P === 1 && this.ctx.isCpuAdapter;
@@ -462,7 +463,7 @@ export class GpuBackend implements O.Backend {
     // their block (COLS_FUSED), instead of a separate pass over dy and x. Only with rows enough
     // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads.
     const RB = Math.min(16, Math.floor(rows / 256));
-    const colsFused = fused && (dweight || dbias) && K % 4 === 0 && RB >= 8;
+    const colsFused = fused && (dweight || dbias) && K % 4 === 0 && RB >= 8 && !win;
     if (colsFused) {
       const nb = Math.ceil(rows / RB);
       const part = this.temp(K * nb * 16, 'colpartials');

@@ -45,14 +45,18 @@ export interface WindowDispatch {
  * rows does not need both ends of a weight larger than a binding.
  */
 function elementwise(s: WindowStep): boolean {
-  return s.family === 'apply' && !s.flags.includes('ALIGNED') && !s.flags.includes('BLOCK');
+  return s.family === 'apply' && !rowFused(s) && !s.flags.includes('ALIGNED') && !s.flags.includes('BLOCK');
 }
+
+/** Row-fused kernels: invocation j handles row (group) j whole, or a block of L rows (COLS_FUSED). */
+const rowFused = (s: WindowStep): boolean => s.flags.includes('ROWFUSED') || s.flags.includes('BWD_ROWFUSED');
 
 /** Number of invocations in a step's index space (what its kernel's `t` / `j` ranges over). */
 export function invocations(s: WindowStep): number {
   const q = params(s.p);
   const f = new Set(s.flags);
   if (elementwise(s)) return q.n;
+  if (rowFused(s)) return f.has('COLS_FUSED') ? Math.ceil(q.D / q.L) : q.D;
   if (s.family === 'apply') return Math.ceil(q.n / (f.has('BLOCK') ? 16 : 4));
   if (s.family === 'reduce') {
     if (f.has('SHIFT')) return q.D;
@@ -91,7 +95,16 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     for (const n of names) out.set(n, EMPTY);
     return out;
   }
-  if (s.family === 'apply') {
+  if (rowFused(s)) {
+    // Rows [ra, rb) whole (COLS_FUSED: blocks of L rows, and its partials of every column).
+    const R = f.has('COLS_FUSED') ? q.L : 1;
+    const ra = ta * R;
+    const rb = Math.min(tb * R, q.D);
+    set([ra * q.inner, rb * q.inner], 'X', 'R', 'Y', 'S', 'DY', 'DX');
+    set([ra, rb], 'MEAN', 'RSTD');
+    set([0, q.aMod], 'W', 'B');
+    set([4 * ta, 4 * ((q.inner - 1) * q.P + tb - 1) + 4], 'PART');
+  } else if (s.family === 'apply') {
     const E = elementwise(s) ? 1 : f.has('BLOCK') ? 16 : 4;
     const ea = E * ta;
     const eb = Math.min(E * tb, q.n);
