@@ -291,6 +291,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 //#endif
 
 //#if BWD_ROWFUSED
+// Row j's backward coefficients (alpha, beta, gamma, mu) for dx4/dx1, from its sums of g and
+// g*xhat and its saved statistics.
+fn row_coef(j: u32) -> vec4f {
+  let r = row_result(j);
+  let rs = st_rstd;
+  var beta = 0.0;
+  //#if HAS_MEAN
+  beta = -rs * r.y / r.x;
+  //#endif
+  return vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
+}
+
 //#if COLS_FUSED
 // One invocation per block of L rows (L <= 16, rows a multiple of 4 long): each row's sums and
 // coefficients first, then the block column quad by column quad, row by row (the block is in
@@ -307,13 +319,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let K = P.inner;
   var cf: array<vec4f, RB>;
   for (var r = r0; r < r1; r += 1u) {
-    let t = row_result(r);
-    let rs = st_rstd;
-    var beta = 0.0;
-    //#if HAS_MEAN
-    beta = -rs * t.y / t.x;
-    //#endif
-    cf[r - r0] = vec4f(rs, beta, -rs * rs * t.z / t.x, st_mean);
+    cf[r - r0] = row_coef(r);
   }
   for (var p = 0u; p < K; p += 4u) {
     var w = vec4f(1.0);
@@ -349,13 +355,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   if (j >= P.D) { return; }
   let K = P.inner;
-  let r = row_result(j);
-  let rs = st_rstd;
-  var beta = 0.0;
-  //#if HAS_MEAN
-  beta = -rs * r.y / r.x;
-  //#endif
-  let c = vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
+  let c = row_coef(j);
   let base = j * K;
   //#if ALIGNED
   for (var p = 0u; p < K; p += 4u) { DX_st4(base + p, dx4(base + p, c)); }

@@ -247,7 +247,6 @@ export class GpuBackend implements O.Backend {
     for (const o of outputs) if (o) o._pending = done;
   }
 
-  /** Partials of a grouped reduction (stats: WELFORD / SUMSQ) of x (+ residual). */
   /**
    * Finalize steps whose groups have more partials than one invocation may bind (half a binding;
    * windowed ops with many chunks per group): blocks of partials are merged into partials of
@@ -287,6 +286,7 @@ export class GpuBackend implements O.Backend {
     return out;
   }
 
+  /** Partials of a grouped reduction (stats: WELFORD / SUMSQ) of x (+ residual). */
   private statsStep(
     x: Tensor,
     residual: Tensor | null,
@@ -464,27 +464,27 @@ export class GpuBackend implements O.Backend {
     // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads.
     const RB = Math.min(16, Math.floor(rows / 256));
     const colsFused = fused && (dweight || dbias) && K % 4 === 0 && RB >= 8 && !win;
-    if (colsFused) {
-      const nb = Math.ceil(rows / RB);
-      const part = this.temp(K * nb * 16, 'colpartials');
-      temps.push(part);
-      steps.push({
-        family: 'apply',
-        flags: ['BWD_ROWFUSED', 'COLS_FUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
-        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), f32('PART', part, true)],
-        p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K, L: RB, P: nb },
-        workgroups: Math.ceil(nb / WG),
-      });
-      const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
-      steps.push(this.dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
-    } else if (fused) {
-      steps.push({
+    if (fused) {
+      const step: Step = {
         family: 'apply',
         flags: ['BWD_ROWFUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
         binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true)],
         p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
         workgroups: Math.ceil(rows / WG),
-      });
+      };
+      steps.push(step);
+      if (colsFused) {
+        // One invocation per block of RB rows, also writing its block's column partials.
+        const nb = Math.ceil(rows / RB);
+        const part = this.temp(K * nb * 16, 'colpartials');
+        temps.push(part);
+        step.flags.push('COLS_FUSED');
+        step.binds.push(f32('PART', part, true));
+        step.p = { ...step.p, L: RB, P: nb };
+        step.workgroups = Math.ceil(nb / WG);
+        const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
+        steps.push(this.dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
+      }
     } else {
       const part = this.temp(rows * P * 16, 'partials');
       const coef = this.temp(rows * 16, 'coef');
