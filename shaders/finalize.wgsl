@@ -41,10 +41,11 @@ fn shift_of(j: u32) -> f32 {
 }
 //#endif
 
-//#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB
-fn merged(j: u32) -> vec4f {
+//#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
+// Partials ca <= c < cb of group j, merged.
+fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
   var r = vec4f(0.0);
-  for (var c = P.c0; c < P.P; c += 1u) {
+  for (var c = ca; c < cb; c += 1u) {
     let p = PART_ld4(4u * (j * P.jStride + c * P.cStride));
     //#if WELFORD
     r = chan(r, p);
@@ -54,6 +55,7 @@ fn merged(j: u32) -> vec4f {
   }
   return r;
 }
+fn merged(j: u32) -> vec4f { return merge_range(j, P.c0, P.P); }
 //#endif
 
 @compute @workgroup_size(WG)
@@ -142,16 +144,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // bind (windowed ops; see gpu.ts).
   let g = j / P.Pi;
   let b = j - g * P.Pi;
-  var acc = vec4f(0.0);
-  for (var c = b * P.L; c < min(b * P.L + P.L, P.P); c += 1u) {
-    let p = PART_ld4(4u * (g * P.jStride + c * P.cStride));
-    //#if WELFORD
-    acc = chan(acc, p);
-    //#else
-    acc += p;
-    //#endif
-  }
-  OUT_st4(4u * j, acc);
+  OUT_st4(4u * j, merge_range(g, b * P.L, min(b * P.L + P.L, P.P)));
   //#endif
   //#if FIN_DWDB
   // ACCUM: added to what an earlier step over other partials stored (blocks of rows of sums).

@@ -15,6 +15,9 @@ export function storageBytes(n: number, dtype: DType): number {
   return dtype === 'float16' ? Math.ceil(n / 2) * 4 : n * 4;
 }
 
+/** Bytes per element on average (float16: 2, packed two per word). */
+export const elementBytes = (dtype: DType): number => storageBytes(2, dtype) / 2;
+
 /**
  * A tensor owned by one `createNorms` instance. On the webgpu backend it lives in a GPUBuffer
  * (float32, or float16 packed two halves per u32 word); on the cpu backend in a Float32Array

@@ -2,14 +2,14 @@
  * The webgpu backend: every norm as a short sequence of the generic kernels
  * (reduce -> finalize -> apply, or one row-fused kernel), encoded into one command buffer.
  */
-import { Tensor, numel, storageBytes, type DType } from '../tensor.ts';
+import { Tensor, elementBytes, numel, storageBytes, type DType } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import type { Dispatch, GpuContext } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
 import { kernel, params, WG, type Family, type ParamValues } from './source.ts';
 import { LimitError, ValueError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../cpu/half.ts';
-import { elementBytes, planWindows } from './window.ts';
+import { planWindows } from './window.ts';
 
 type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
 interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }

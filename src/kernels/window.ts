@@ -11,7 +11,7 @@
  * space greedily into the longest ranges whose bound ranges fit, each found by a doubling then
  * bisecting search.
  */
-import { storageBytes, type DType } from '../tensor.ts';
+import type { DType } from '../tensor.ts';
 import type { BoundRange } from '../device/context.ts';
 import { LimitError } from '../errors.ts';
 import { params, type Family, type ParamValues } from './source.ts';
@@ -303,6 +303,3 @@ export function planWindows(s: WindowStep, limit: number, align: number, label: 
   }
   return out;
 }
-
-/** Bytes of one element's storage (float16 halves are packed two per u32 word). */
-export const elementBytes = (dtype: DType) => storageBytes(2, dtype) / 2;
