@@ -187,6 +187,11 @@ describe('tensors past one storage binding (capped binding size)', () => {
     { shape: [300, 40, 5], G: null, limit: 8192, dtype: 'float16' },
     // One group of 3000 channels: its per-channel sums in blocks of channels.
     { shape: [2, 3000, 3], G: 1, limit: 16384, dtype: 'float32' },
+    // Per-channel weights past a binding, groups of few channels (row-fused on CPU adapters): one
+    // invocation binds its group's weights only (random parity seed 26313, case 1177).
+    { shape: [1, 246179, 1, 2], G: 1423, limit: 16384, dtype: 'float32' },
+    { shape: [3, 6000, 2], G: 1000, limit: 4096, dtype: 'float16' },
+    { shape: [2, 5000, 3], G: null, limit: 4096, dtype: 'float32' },
   ];
   for (const how of SPLITS) for (const c of gnCases) {
     const op = c.G === null ? 'instanceNorm' : 'groupNorm';

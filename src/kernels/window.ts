@@ -102,7 +102,9 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     const rb = Math.min(tb * R, q.D);
     set([ra * q.inner, rb * q.inner], 'X', 'R', 'Y', 'S', 'DY', 'DX');
     set([ra, rb], 'MEAN', 'RSTD');
-    set([0, q.aMod], 'W', 'B');
+    // The weights of those rows' elements only: all of W for layer-norm rows, but a group-norm
+    // group needs just its C/G channels' weights (not the whole per-channel W).
+    set(indexSpan(ra * q.inner, rb * q.inner, q.aDiv, q.aMod), 'W', 'B');
     set([4 * ta, 4 * ((q.inner - 1) * q.P + tb - 1) + 4], 'PART');
   } else if (s.family === 'apply') {
     const E = elementwise(s) ? 1 : f.has('BLOCK') ? 16 : 4;
