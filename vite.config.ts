@@ -2,14 +2,16 @@ import { defineConfig } from 'vite';
 import { resolve } from 'node:path';
 
 // `vite build`: one browser-loadable ES module, dist/index.js, with the WGSL inlined (?raw imports)
-// and no bare imports left. `vite` (dev): serves index.html, the demo page.
+// and no bare imports left: the package's bundle (`npm run build` adds the .d.ts files beside it).
+// Benchmarks build the same bundle elsewhere (`npm run build:bench`: build/bench/, with a source
+// map), so they never empty dist/. `vite` (dev): serves index.html, the demo page, from src/.
 export default defineConfig({
   build: {
     target: 'es2022',
     outDir: 'dist',
     emptyOutDir: true,
     minify: false,
-    sourcemap: true,
+    sourcemap: false,
     lib: {
       entry: resolve(import.meta.dirname, 'src/index.ts'),
       formats: ['es'],

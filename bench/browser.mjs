@@ -2,14 +2,16 @@
 // The browser benchmark runner (`npm start`, through scripts/bench.sh): serves the repo with Vite
 // on 127.0.0.1, opens bench/page.html in headless Chromium (playwright-core, Debian's chromium)
 // with WebGPU on SwiftShader (or the real GPU with --adapter=gpu), streams progress into a live
-// terminal table, and writes under bench/results/:
-//   <adapter>-<date>.json   every figure, browser version, adapter info, features, limits
-//   <adapter>-<date>.html   self-contained report with inline SVG bar charts
-//   <adapter>-<date>.png    a screenshot of that report
-//   latest.md (markdown table), latest.json, latest.png, latest.html
+// terminal table, and writes under bench/out/ (not tracked by git):
+//   <adapter>-<date>.json         every figure, browser version, adapter info, features, limits
+//   <adapter>-<date>.html         self-contained report with inline SVG bar charts
+//   <adapter>-<date>-<chart>.png  one screenshot per chart (vs-copy, bandwidth, peers), ~1000 px wide
+//   latest.md (markdown table), latest.json, latest.html, latest-<chart>.png
+// With --save it also copies the latest.* files to bench/results/, the committed snapshot the
+// README shows.
 //
-//   node bench/browser.mjs [--quick] [--filter=S] [--budget=S] [--adapter=swiftshader|gpu] [--no-peers] [--out=DIR]
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+//   node bench/browser.mjs [--quick] [--filter=S] [--budget=S] [--adapter=swiftshader|gpu] [--no-peers] [--out=DIR] [--save]
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createServer } from 'vite';
@@ -22,13 +24,14 @@ import { renderHtml } from './report.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 
-const HELP = `usage: node bench/browser.mjs [--quick] [--filter=S] [--budget=S] [--adapter=swiftshader|gpu] [--no-peers] [--out=DIR]
+const HELP = `usage: node bench/browser.mjs [--quick] [--filter=S] [--budget=S] [--adapter=swiftshader|gpu] [--no-peers] [--out=DIR] [--save]
   --quick          tiny shapes (a smoke run)
   --filter=S       only cases whose id contains S
   --budget=S       seconds of timing per case for ours + the copy kernel, and again per peer (default 2)
   --adapter=gpu    let Chromium pick the real GPU (default: --use-webgpu-adapter=swiftshader)
   --no-peers       skip ONNX Runtime Web and TensorFlow.js
-  --out=DIR        output folder (default bench/results)`;
+  --out=DIR        output folder (default bench/out, not tracked by git)
+  --save           also copy latest.* to bench/results/ (the committed snapshot the README shows)`;
 
 const CHROME_FLAGS = [
   '--headless',
@@ -58,8 +61,8 @@ async function main() {
     return 0;
   }
   if (!['swiftshader', 'gpu'].includes(flags.adapter)) throw new Error(`--adapter: expected swiftshader or gpu, got ${flags.adapter}`);
-  if (!existsSync(join(ROOT, 'dist', 'index.js'))) {
-    console.error('bench: dist/index.js is missing; run `npx vite build` (scripts/bench.sh does)');
+  if (!existsSync(join(ROOT, 'build', 'bench', 'index.js'))) {
+    console.error('bench: build/bench/index.js is missing; run `npm run build:bench` (scripts/bench.sh does)');
     return 2;
   }
   const executablePath = process.env.CHROME_PATH || '/usr/bin/chromium';
@@ -67,7 +70,7 @@ async function main() {
     console.error(`bench: no Chromium at ${executablePath} (apt-get install -y chromium, or set CHROME_PATH)`);
     return 2;
   }
-  const outDir = flags.out ? resolve(flags.out) : join(HERE, 'results');
+  const outDir = flags.out ? resolve(flags.out) : join(HERE, 'out');
   mkdirSync(outDir, { recursive: true });
 
   // Vite on 127.0.0.1 (a secure context, so navigator.gpu exists). TF.js is pre-bundled at
@@ -196,18 +199,33 @@ async function main() {
   ].join('\n');
   writeFileSync(join(outDir, 'latest.md'), md);
 
-  // Screenshot of the report, in the same browser.
+  // One screenshot per chart of the report, in the same browser.
   const shot = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   await shot.goto(pathToFileURL(`${stem}.html`).href);
-  await shot.screenshot({ path: `${stem}.png`, fullPage: true });
+  const charts = await shot.$$eval('figure[id]', (fs) => fs.map((f) => f.id));
+  for (const id of charts) await shot.locator(`figure#${id}`).screenshot({ path: `${stem}-${id}.png` });
   await browser.close();
   await server.close();
-  for (const ext of ['json', 'png', 'html']) copyFileSync(`${stem}.${ext}`, join(outDir, `latest.${ext}`));
+  for (const f of readdirSync(outDir)) if (/^latest-.*\.png$/.test(f)) rmSync(join(outDir, f));
+  const latest = ['latest.md', 'latest.json', 'latest.html', ...charts.map((id) => `latest-${id}.png`)];
+  for (const ext of ['json', 'html']) copyFileSync(`${stem}.${ext}`, join(outDir, `latest.${ext}`));
+  for (const id of charts) copyFileSync(`${stem}-${id}.png`, join(outDir, `latest-${id}.png`));
 
   const bad = rows.filter((r) => r.status !== 'ok');
   console.log(`\n${rows.length} cases in ${result.seconds.toFixed(0)} s: ${rows.length - bad.length} ok, ${bad.filter((r) => r.status === 'FAIL').length} FAIL, ${bad.filter((r) => r.status === 'error').length} error`);
-  for (const ext of ['json', 'html', 'png']) console.log(`wrote ${relative(process.cwd(), `${stem}.${ext}`)}`);
-  console.log(`wrote ${relative(process.cwd(), join(outDir, 'latest.md'))} (+ latest.json, latest.png, latest.html)`);
+  console.log(`wrote ${relative(process.cwd(), stem)}.{json,html} and ${charts.map((id) => `-${id}.png`).join(', ')}`);
+  console.log(`wrote ${relative(process.cwd(), join(outDir, 'latest.md'))} (+ ${latest.slice(1).join(', ')})`);
+  if (flags.save) {
+    const saved = join(HERE, 'results');
+    if (resolve(saved) !== resolve(outDir)) {
+      mkdirSync(saved, { recursive: true });
+      for (const f of readdirSync(saved)) if (/^latest[.-]/.test(f)) rmSync(join(saved, f));
+      for (const f of latest) copyFileSync(join(outDir, f), join(saved, f));
+    }
+    console.log(`saved the snapshot: ${relative(process.cwd(), saved)}/{${latest.join(',')}} (commit them; the README shows them)`);
+  } else {
+    console.log('bench/results/ (the committed snapshot) left as it was: npm start -- --save updates it');
+  }
   return bad.length ? 1 : 0;
 }
 

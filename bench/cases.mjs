@@ -139,6 +139,8 @@ export function parseFlags(argv, defaults = {}) {
     else if (a.startsWith('--adapter=')) out.adapter = a.slice(10);
     else if (a === '--help' || a === '-h') out.help = true;
     else if (a.startsWith('--out=')) out.out = a.slice(6);
+    else if (a.startsWith('--lib=')) out.lib = a.slice(6);
+    else if (a === '--save') out.save = true;
     else throw new Error(`unknown flag ${a} (try --help)`);
   }
   return out;

@@ -1,6 +1,7 @@
 // The measuring core, plain JS: runs in Node (bench/node.mjs, Dawn) and in the browser
 // (bench/page.mjs). It never imports the library itself: the runner passes the module in, so
-// Node can load ../dist/index.js and the page /dist/index.js.
+// Node can load the benchmark build (build/bench/index.js, `npm run build:bench`) or the package
+// bundle (dist/index.js), and the page /build/bench/index.js.
 //
 // Per case:
 //   1. seeded inputs with a non-zero mean (x ~ 3 + N(0, 1)), the same host data on both backends;

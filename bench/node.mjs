@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// The Node benchmark runner: the built library (../dist/index.js) on Dawn (the `webgpu` package),
+// The Node benchmark runner: the built library (build/bench/index.js, or --lib=FILE) on Dawn (the `webgpu` package),
 // every case of bench/cases.mjs checked against the CPU reference and timed against the vec4
-// copy kernel. Prints a table, writes bench/results/node-<adapter>-<date>.json, exits 1 when a
+// copy kernel. Prints a table, writes bench/out/node-<adapter>-<date>.json, exits 1 when a
 // row FAILs (wrong result) or errors.
 //
-//   node bench/node.mjs [--quick] [--filter=<substring>] [--budget=<seconds per case>] [--out=<dir>]
+//   node bench/node.mjs [--quick] [--filter=<substring>] [--budget=<seconds per case>] [--out=<dir>] [--lib=<file>]
 //
-// Needs only dist/ (npx vite build) and node_modules/webgpu. With no VK_ICD_FILENAMES /
+// Needs only the built bundle (npm run build:bench; npm test passes --lib=dist/index.js, the
+// package's own bundle) and node_modules/webgpu. With no VK_ICD_FILENAMES /
 // VK_DRIVER_FILES set it points Vulkan at Chromium's SwiftShader when that is installed, as
 // scripts/env.sh does; WEBGPU_NORM_ADAPTER=gpu (or a set ICD variable) keeps the real driver.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,11 +21,12 @@ import { textTable, notes } from './format.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 
-const HELP = `usage: node bench/node.mjs [--quick] [--filter=<substring>] [--budget=<seconds per case>] [--out=<dir>]
+const HELP = `usage: node bench/node.mjs [--quick] [--filter=<substring>] [--budget=<seconds per case>] [--out=<dir>] [--lib=<file>]
   --quick        tiny shapes: a smoke run of every case in seconds
   --filter=S     only cases whose id contains S (case-insensitive), e.g. --filter="layerNorm fwd"
   --budget=S     seconds of timing per case, the op and the copy kernel together (default 2)
-  --out=DIR      where the JSON goes (default bench/results)
+  --out=DIR      where the JSON goes (default bench/out, not tracked by git)
+  --lib=FILE     the built library to load (default build/bench/index.js; npm test uses dist/index.js)
 Exit status 1 when any row FAILs the CPU-reference check or errors.`;
 
 async function main() {
@@ -40,10 +42,11 @@ async function main() {
     return 0;
   }
   let lib;
+  const libFile = resolve(flags.lib ?? join(ROOT, 'build', 'bench', 'index.js'));
   try {
-    lib = await import(pathToFileURL(join(ROOT, 'dist', 'index.js')).href);
+    lib = await import(pathToFileURL(libFile).href);
   } catch (e) {
-    console.error(`bench: cannot load dist/index.js (${e.message}); run \`npx vite build\` first`);
+    console.error(`bench: cannot load ${relative(process.cwd(), libFile)} (${e.message}); run \`npm run build:bench\` first`);
     return 2;
   }
   // The same defaults as scripts/env.sh, for a plain `node bench/node.mjs`: with no Vulkan ICD
@@ -116,7 +119,7 @@ async function main() {
     },
     rows,
   };
-  const outDir = flags.out ? resolve(flags.out) : join(HERE, 'results');
+  const outDir = flags.out ? resolve(flags.out) : join(HERE, 'out');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `node-${tag}-${date.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z')}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 1)}\n`);

@@ -56,7 +56,7 @@ async function main() {
   const requiredLimits = {};
   for (const k of LIMITS) if (typeof adapter.limits[k] === 'number') requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'bench' });
-  const lib = await import('/dist/index.js');
+  const lib = await import('/build/bench/index.js');
   const norms = await lib.createNorms({ device, backend: 'webgpu' });
   const cpu = await lib.createNorms({ backend: 'cpu' });
   const info = adapter.info ?? device.adapterInfo ?? {};
