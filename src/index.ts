@@ -11,10 +11,12 @@ import { CpuBackend } from './cpu/backend.ts';
 import type * as O from './ops.ts';
 import {
   channelGeom,
+  checkData,
   checkEps,
   checkOptions,
   checkShapeArray,
   checkTensor,
+  describeValue,
   expectDtype,
   expectFloat32,
   expectShape,
@@ -90,6 +92,27 @@ export interface GroupNormOptions {
   activation?: 'silu' | null;
 }
 
+/**
+ * The keys each options object accepts; any other key is a ValueError naming it and the nearest
+ * of these (a misspelled `wieght` must not silently give an unweighted norm).
+ */
+const OPTION_KEYS = {
+  createNorms: ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes'],
+  layerNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
+  // 'bias' is listed so that it gets its own message ("rmsNorm has no bias").
+  rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
+  layerNormBackward: ['normalizedShape', 'weight', 'bias'],
+  rmsNormBackward: ['normalizedShape', 'weight'],
+  batchNorm: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'momentum', 'eps', 'numBatchesTracked'],
+  batchNormBackward: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'saveMean', 'saveInvstd', 'eps'],
+  groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation'],
+  groupNormBackward: ['numGroups', 'weight', 'bias'],
+  instanceNorm: ['weight', 'bias', 'eps'],
+  instanceNormBackward: ['weight', 'bias'],
+  weightNorm: ['dim'],
+  weightNormBackward: ['dim'],
+} as const satisfies Record<string, readonly string[]>;
+
 /** Statistics of what this instance allocated on the GPU (0 on the cpu backend). */
 export interface NormsStats {
   /** GPU buffers held by live tensors and in-flight temporaries, and their bytes. */
@@ -142,7 +165,7 @@ export class Norms {
 
   private dtypeOf(d: unknown): DType {
     if (d === undefined) return 'float32';
-    if (!DTYPES.includes(d as DType)) throw new DTypeError(`dtype: expected 'float32' or 'float16', got ${String(d)}`, 'dtype');
+    if (!DTYPES.includes(d as DType)) throw new DTypeError(`dtype: expected 'float32' or 'float16', got ${describeValue(d)}`, 'dtype');
     return d as DType;
   }
 
@@ -150,7 +173,7 @@ export class Norms {
     this.alive();
     const dims = checkShapeArray(shape, 'shape');
     const dt = this.dtypeOf(dtype);
-    if (!data || typeof (data as ArrayLike<number>).length !== 'number') throw new ShapeError('data: expected an array of numbers', 'data');
+    checkData(data);
     if (data.length !== numel(dims)) throw new ShapeError(`data: ${data.length} values do not fill shape ${fmtShape(dims)} (${numel(dims)} elements)`, 'data');
     return this._impl.tensor(data instanceof Float32Array ? data : Float32Array.from(data), dims, dt);
   }
@@ -214,7 +237,7 @@ export class Norms {
   private rowArgs(xArg: Tensor, options: unknown, rms: boolean): O.LayerNormArgs {
     this.alive();
     const op = rms ? 'rmsNorm' : 'layerNorm';
-    const o = checkOptions(options, op);
+    const o = checkOptions(options, op, OPTION_KEYS[op]);
     const x = checkTensor(xArg, 'x', this);
     const geom = rowGeom(x, o.normalizedShape);
     nonEmptyReduction(geom.K, x, 'normalizedShape');
@@ -245,7 +268,8 @@ export class Norms {
 
   private rowBwdArgs(dyArg: Tensor, xArg: Tensor, meanArg: Tensor | null, rstdArg: Tensor, options: unknown, rms: boolean): O.LayerNormBwdArgs {
     this.alive();
-    const o = checkOptions(options, rms ? 'rmsNormBackward' : 'layerNormBackward');
+    const op = rms ? 'rmsNormBackward' : 'layerNormBackward';
+    const o = checkOptions(options, op, OPTION_KEYS[op]);
     const dy = checkTensor(dyArg, 'dy', this);
     const x = checkTensor(xArg, 'x', this);
     const mean = rms ? null : checkTensor(meanArg, 'mean', this);
@@ -267,7 +291,7 @@ export class Norms {
 
   groupNorm(x: Tensor, options: GroupNormOptions): { y: Tensor; mean: Tensor; rstd: Tensor } {
     this.alive();
-    const o = checkOptions(options, 'groupNorm');
+    const o = checkOptions(options, 'groupNorm', OPTION_KEYS.groupNorm);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'groupNorm');
     const G = this.numGroups(o.numGroups, geom.C);
@@ -277,7 +301,7 @@ export class Norms {
 
   instanceNorm(x: Tensor, options: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): { y: Tensor; mean: Tensor; rstd: Tensor } {
     this.alive();
-    const o = checkOptions(options, 'instanceNorm');
+    const o = checkOptions(options, 'instanceNorm', OPTION_KEYS.instanceNorm);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'instanceNorm');
     if (geom.S === 1 && xt.size > 0) throw new ShapeError(`x: instanceNorm needs more than one spatial element per channel, got ${fmtShape(xt.shape)}`, 'x');
@@ -286,7 +310,7 @@ export class Norms {
   }
 
   private numGroups(g: unknown, C: number): number {
-    if (typeof g !== 'number' || !Number.isInteger(g) || g < 1) throw new ValueError(`numGroups: expected a positive integer, got ${String(g)}`, 'numGroups');
+    if (typeof g !== 'number' || !Number.isInteger(g) || g < 1) throw new ValueError(`numGroups: expected a positive integer, got ${describeValue(g)}`, 'numGroups');
     if (C % g !== 0) throw new ValueError(`numGroups: ${g} does not divide the ${C} channels of x`, 'numGroups');
     return g;
   }
@@ -298,13 +322,13 @@ export class Norms {
     expectShape(weight, 'weight', [geom.C], 'one per channel');
     expectShape(bias, 'bias', [geom.C], 'one per channel');
     const act = o.activation ?? null;
-    if (act !== null && act !== 'silu') throw new ValueError(`activation: expected 'silu' or null, got ${String(act)}`, 'activation');
+    if (act !== null && act !== 'silu') throw new ValueError(`activation: expected 'silu' or null, got ${describeValue(act)}`, 'activation');
     return { ...geom, x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu: act === 'silu' };
   }
 
   groupNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: { numGroups: number; weight?: Tensor | null; bias?: Tensor | null }): O.BwdOut {
     this.alive();
-    const o = checkOptions(options, 'groupNormBackward');
+    const o = checkOptions(options, 'groupNormBackward', OPTION_KEYS.groupNormBackward);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'groupNormBackward');
     const G = this.numGroups(o.numGroups, geom.C);
@@ -313,7 +337,7 @@ export class Norms {
 
   instanceNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: { weight?: Tensor | null; bias?: Tensor | null } = {}): O.BwdOut {
     this.alive();
-    const o = checkOptions(options, 'instanceNormBackward');
+    const o = checkOptions(options, 'instanceNormBackward', OPTION_KEYS.instanceNormBackward);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'instanceNormBackward');
     return this.exec('instanceNormBackward', this.gnBwdArgs(dy, xt, mean, rstd, geom, geom.C, o), (b, v) => b.groupNormBackward(v));
@@ -339,7 +363,7 @@ export class Norms {
 
   batchNorm(x: Tensor, options: BatchNormOptions): { y: Tensor; saveMean: Tensor; saveInvstd: Tensor } {
     this.alive();
-    const o = checkOptions(options, 'batchNorm');
+    const o = checkOptions(options, 'batchNorm', OPTION_KEYS.batchNorm);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'batchNorm', 3);
     const training = this.training(o.training);
@@ -357,11 +381,11 @@ export class Norms {
     let momentum: number;
     if (o.momentum === null) {
       const nbt = o.numBatchesTracked ?? 0;
-      if (typeof nbt !== 'number' || !Number.isInteger(nbt) || nbt < 0) throw new ValueError(`numBatchesTracked: expected an integer >= 0, got ${String(nbt)}`, 'numBatchesTracked');
+      if (typeof nbt !== 'number' || !Number.isInteger(nbt) || nbt < 0) throw new ValueError(`numBatchesTracked: expected an integer >= 0, got ${describeValue(nbt)}`, 'numBatchesTracked');
       momentum = 1 / (nbt + 1);
     } else {
       const m = o.momentum ?? 0.1;
-      if (typeof m !== 'number' || !Number.isFinite(m)) throw new ValueError(`momentum: expected a finite number or null, got ${String(m)}`, 'momentum');
+      if (typeof m !== 'number' || !Number.isFinite(m)) throw new ValueError(`momentum: expected a finite number or null, got ${describeValue(m)}`, 'momentum');
       momentum = m;
     }
     const a: O.BatchNormArgs = { ...geom, x: xt, training, weight, bias, runningMean, runningVar, momentum, eps };
@@ -369,13 +393,13 @@ export class Norms {
   }
 
   private training(t: unknown): boolean {
-    if (typeof t !== 'boolean') throw new ValueError(`training: expected true or false, got ${String(t)}`, 'training');
+    if (typeof t !== 'boolean') throw new ValueError(`training: expected true or false, got ${describeValue(t)}`, 'training');
     return t;
   }
 
   batchNormBackward(dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): O.BwdOut {
     this.alive();
-    const o = checkOptions(options, 'batchNormBackward');
+    const o = checkOptions(options, 'batchNormBackward', OPTION_KEYS.batchNormBackward);
     const dyt = checkTensor(dy, 'dy', this);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'batchNormBackward', 3);
@@ -400,7 +424,7 @@ export class Norms {
 
   weightNorm(v: Tensor, g: Tensor, options: { dim?: number | null } = {}): { w: Tensor; norms: Tensor } {
     this.alive();
-    const o = checkOptions(options, 'weightNorm');
+    const o = checkOptions(options, 'weightNorm', OPTION_KEYS.weightNorm);
     const vt = checkTensor(v, 'v', this);
     const gt = checkTensor(g, 'g', this);
     const geom = sliceGeom(vt, o.dim === undefined ? 0 : o.dim);
@@ -421,7 +445,7 @@ export class Norms {
 
   weightNormBackward(dw: Tensor, v: Tensor, g: Tensor, norms: Tensor, options: { dim?: number | null } = {}): { dv: Tensor; dg: Tensor } {
     this.alive();
-    const o = checkOptions(options, 'weightNormBackward');
+    const o = checkOptions(options, 'weightNormBackward', OPTION_KEYS.weightNormBackward);
     const dwt = checkTensor(dw, 'dw', this);
     const vt = checkTensor(v, 'v', this);
     const gt = checkTensor(g, 'g', this);
@@ -553,8 +577,18 @@ function compare(op: string, output: string, got: Float32Array, ref: Float32Arra
  * falls back to the CPU reference otherwise (see `norms.backend` and `norms.note`).
  */
 export async function createNorms(options: CreateNormsOptions = {}): Promise<Norms> {
+  checkOptions(options, 'createNorms', OPTION_KEYS.createNorms);
+  for (const k of ['verify', 'poisonOutputs'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'boolean') throw new ValueError(`${k}: expected true or false, got ${describeValue(options[k])}`, k);
+  }
+  if (options.variant !== undefined && !['auto', 'fused', 'general'].includes(options.variant)) {
+    throw new ValueError(`variant: expected 'auto', 'fused' or 'general', got ${describeValue(options.variant)}`, 'variant');
+  }
+  for (const k of ['device', 'gpu'] as const) {
+    if (options[k] != null && typeof options[k] !== 'object') throw new ValueError(`${k}: expected a ${k === 'gpu' ? 'GPU (navigator.gpu, or create([]) from the webgpu package)' : 'GPUDevice'}, got ${describeValue(options[k])}`, k);
+  }
   const want = options.backend ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(want)) throw new ValueError(`backend: expected 'auto', 'webgpu' or 'cpu', got ${String(want)}`, 'backend');
+  if (!['auto', 'webgpu', 'cpu'].includes(want)) throw new ValueError(`backend: expected 'auto', 'webgpu' or 'cpu', got ${describeValue(want)}`, 'backend');
   if (want === 'cpu') return new Norms(null, options, 'cpu backend requested');
   let got: Awaited<ReturnType<typeof acquireDevice>> = null;
   let why = '';
@@ -566,8 +600,8 @@ export async function createNorms(options: CreateNormsOptions = {}): Promise<Nor
   }
   if (!got) {
     const msg = why || (options.gpu || (typeof navigator !== 'undefined' && 'gpu' in navigator) ? 'no WebGPU adapter found' : 'WebGPU is not available (no navigator.gpu and no options.gpu)');
-    if (want === 'webgpu') throw new DeviceError(`backend 'webgpu': ${msg}`);
-    return new Norms(null, options, `${msg}; using the CPU reference`);
+    if (want === 'webgpu') throw new DeviceError(`backend 'webgpu': ${msg}${nodeAdvice(options)}`);
+    return new Norms(null, options, `${msg}; using the CPU reference${nodeAdvice(options)}`);
   }
   const ctx = new GpuContext(got.device, got.adapterInfo, got.owned, got.keepAlive);
   try {
@@ -576,4 +610,23 @@ export async function createNorms(options: CreateNormsOptions = {}): Promise<Nor
     ctx.destroy(); // a bad option: release the device this call created
     throw e;
   }
+}
+
+/** Debian's chromium package installs SwiftShader, a CPU implementation of Vulkan, here. */
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * In Node, the `webgpu` package (Dawn) finds adapters through Vulkan: "no adapter" there almost
+ * always means no Vulkan driver answered. Say why and what to do; nothing in the browser.
+ */
+function nodeAdvice(options: CreateNormsOptions): string {
+  const proc = (globalThis as { process?: { versions?: { node?: string }; env?: Record<string, string | undefined> } }).process;
+  if (!proc?.versions?.node || options.device) return '';
+  if (!options.gpu) return ". In Node, pass a GPU from the 'webgpu' package: createNorms({ gpu: create([]) }) with import { create } from 'webgpu'";
+  const icd = proc.env?.VK_ICD_FILENAMES || proc.env?.VK_DRIVER_FILES;
+  if (icd) return `. Dawn (the 'webgpu' package) found no Vulkan device through VK_ICD_FILENAMES=${icd}: check that the file exists and that the Vulkan loader libvulkan.so.1 is installed (Debian: apt-get install libvulkan1)`;
+  return (
+    ". Dawn (the 'webgpu' package) runs on Vulkan and found no Vulkan device: install your GPU's Vulkan driver, " +
+    `or run on the CPU through SwiftShader: VK_ICD_FILENAMES=${SWIFTSHADER_ICD} (Debian: apt-get install chromium libvulkan1)`
+  );
 }

@@ -22,6 +22,16 @@ function describe(v: unknown): string {
   return typeof v === 'object' ? (v as object).constructor?.name ?? 'object' : typeof v;
 }
 
+/** A value as an error message shows it: its type, and the value itself where short (`string "1e-5"`). */
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}${typeof v === 'bigint' ? 'n' : ''}`;
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'symbol') return 'a symbol';
+  return describe(v);
+}
+
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -48,16 +58,73 @@ export function checkShapeArray(shape: unknown, arg: string): number[] {
   return dims;
 }
 
+/**
+ * tensor()'s data: an array or a typed array of numbers, converted to float32. A non-number
+ * element (a string from a parsed file, undefined from a hole) would become NaN unnoticed, so
+ * the first one is named by its index.
+ */
+export function checkData(data: unknown): ArrayLike<number> {
+  const isView = ArrayBuffer.isView(data);
+  if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<unknown>).length !== 'number' || data instanceof DataView) {
+    throw new ShapeError(`data: expected an array or a typed array of numbers, got ${describeValue(data)}`, 'data');
+  }
+  if (isView) {
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array) throw new DTypeError(`data: expected numbers, got a ${data.constructor.name} (bigint elements)`, 'data');
+    return data as unknown as ArrayLike<number>;
+  }
+  const a = data as ArrayLike<unknown>;
+  for (let i = 0; i < a.length; i++) {
+    if (typeof a[i] !== 'number') throw new DTypeError(`data[${i}]: expected a number, got ${describeValue(a[i])} (the first non-number of ${a.length} elements)`, 'data');
+  }
+  return a as ArrayLike<number>;
+}
+
 export function checkEps(eps: unknown, arg = 'eps'): number {
+  if (typeof eps !== 'number') throw new ValueError(`${arg}: expected a number, got ${describeValue(eps)}`, arg);
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError(`${arg}: expected a finite number >= 0, got ${String(eps)}`, arg);
   return eps;
 }
 
 
-export function checkOptions(o: unknown, op: string): Record<string, unknown> {
+/**
+ * An options object: undefined (no options) or a plain object whose every key is one of `known`.
+ * A misspelled key would otherwise be ignored silently (an unweighted norm for `wieght`), so an
+ * unknown key is a ValueError naming it and the nearest known one.
+ */
+export function checkOptions(o: unknown, op: string, known: readonly string[]): Record<string, unknown> {
   if (o === undefined) return {};
-  if (o === null || typeof o !== 'object') throw new ValueError(`${op}: options must be an object, got ${describe(o)}`, 'options');
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new ValueError(`${op}: options must be an object, got ${describeValue(o)}`, 'options');
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) {
+      const near = nearest(key, known);
+      const hint = near === null ? `${op} takes no options` : `did you mean ${near.name}?${near.distance > Math.max(1, Math.floor(key.length / 3)) ? ` (options of ${op}: ${known.join(', ')})` : ''}`;
+      throw new ValueError(`${key}: unknown option of ${op}; ${hint}`, key);
+    }
+  }
   return o as Record<string, unknown>;
+}
+
+/** The known name closest to `key` by edit distance, case ignored (ties: the first listed). */
+function nearest(key: string, known: readonly string[]): { name: string; distance: number } | null {
+  let best: { name: string; distance: number } | null = null;
+  for (const name of known) {
+    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (!best || distance < best.distance) best = { name, distance };
+  }
+  return best;
+}
+
+/** Edit distance: insertions, deletions, substitutions and swaps of neighbours each count 1. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 // ---- geometry per op ----
@@ -108,7 +175,7 @@ export function sliceGeom(v: Tensor, dimArg: unknown): SliceGeom {
   if (rank < 1) throw new ShapeError(`v: weightNorm expects rank >= 1, got ${fmtShape(v.shape)}`, 'v');
   if (dimArg === null) return { outer: 1, D: 1, inner: v.size, dim: null, gShape: v.shape.map(() => 1) };
   if (typeof dimArg !== 'number' || !Number.isInteger(dimArg) || dimArg < -rank || dimArg >= rank) {
-    throw new ValueError(`dim: expected an integer in [${-rank}, ${rank - 1}] or null for v of shape ${fmtShape(v.shape)}, got ${String(dimArg)}`, 'dim');
+    throw new ValueError(`dim: expected an integer in [${-rank}, ${rank - 1}] or null for v of shape ${fmtShape(v.shape)}, got ${describeValue(dimArg)}`, 'dim');
   }
   const dim = dimArg < 0 ? dimArg + rank : dimArg;
   return {
