@@ -240,7 +240,6 @@ export class Norms {
     const o = checkOptions(options, op, OPTION_KEYS[op]);
     const x = checkTensor(xArg, 'x', this);
     const geom = rowGeom(x, o.normalizedShape);
-    nonEmptyReduction(geom.K, x, 'normalizedShape');
     const weight = optTensor(o.weight, 'weight', this);
     const bias = rms ? null : optTensor(o.bias, 'bias', this);
     if (rms && o.bias != null) throw new ValueError('bias: rmsNorm has no bias', 'bias');
@@ -275,7 +274,6 @@ export class Norms {
     const mean = rms ? null : checkTensor(meanArg, 'mean', this);
     const rstd = checkTensor(rstdArg, 'rstd', this);
     const geom = rowGeom(x, o.normalizedShape);
-    nonEmptyReduction(geom.K, x, 'normalizedShape');
     const weight = optTensor(o.weight, 'weight', this);
     const bias = rms ? null : optTensor(o.bias, 'bias', this);
     expectShape(dy, 'dy', x.shape, 'the shape of x');
@@ -295,6 +293,9 @@ export class Norms {
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'groupNorm');
     const G = this.numGroups(o.numGroups, geom.C);
+    // As PyTorch's group_norm: one value per group in the whole batch is an error; N >= 2
+    // with one value per group is not (y = bias), nor an empty batch.
+    if (geom.N * (geom.C / G) * geom.S === 1) throw new ValueError(`x: groupNorm expects more than 1 value per group when training, got input of shape ${fmtShape(xt.shape)} with numGroups ${G}`, 'x');
     const a = this.gnArgs(xt, geom, G, o);
     return this.exec('groupNorm', a, (b, v) => b.groupNorm(v));
   }
@@ -304,7 +305,8 @@ export class Norms {
     const o = checkOptions(options, 'instanceNorm', OPTION_KEYS.instanceNorm);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'instanceNorm');
-    if (geom.S === 1 && xt.size > 0) throw new ShapeError(`x: instanceNorm needs more than one spatial element per channel, got ${fmtShape(xt.shape)}`, 'x');
+    // As PyTorch's instance_norm: one spatial element is an error whatever N is.
+    if (geom.S === 1) throw new ValueError(`x: instanceNorm expects more than 1 spatial element per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
     const a = this.gnArgs(xt, geom, geom.C, o);
     return this.exec('instanceNorm', a, (b, v) => b.groupNorm(v));
   }
@@ -316,7 +318,6 @@ export class Norms {
   }
 
   private gnArgs(x: Tensor, geom: { N: number; C: number; S: number }, G: number, o: Opts): O.GroupNormArgs {
-    if (geom.N > 0) nonEmptyReduction((geom.C / G) * geom.S, x, 'x');
     const weight = optTensor(o.weight, 'weight', this);
     const bias = optTensor(o.bias, 'bias', this);
     expectShape(weight, 'weight', [geom.C], 'one per channel');
@@ -344,7 +345,6 @@ export class Norms {
   }
 
   private gnBwdArgs(dyArg: Tensor, x: Tensor, meanArg: Tensor, rstdArg: Tensor, geom: { N: number; C: number; S: number }, G: number, o: Opts): O.GroupNormBwdArgs {
-    if (geom.N > 0) nonEmptyReduction((geom.C / G) * geom.S, x, 'x');
     const dy = checkTensor(dyArg, 'dy', this);
     const mean = checkTensor(meanArg, 'mean', this);
     const rstd = checkTensor(rstdArg, 'rstd', this);
@@ -376,7 +376,8 @@ export class Norms {
     expectFloat32(runningVar, 'runningVar');
     if ((runningMean === null) !== (runningVar === null)) throw new ValueError('runningMean/runningVar: give both or neither', runningMean ? 'runningVar' : 'runningMean');
     if (!training && !runningMean) throw new ValueError('runningMean: eval-mode batchNorm needs runningMean and runningVar', 'runningMean');
-    if (training && geom.N * geom.S <= 1) throw new ValueError(`x: expected more than 1 value per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
+    // Exactly one value per channel is an error (PyTorch); an empty batch gives an empty y.
+    if (training && geom.N * geom.S === 1) throw new ValueError(`x: expected more than 1 value per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
     const eps = checkEps(o.eps ?? 1e-5);
     let momentum: number;
     if (o.momentum === null) {
@@ -409,8 +410,12 @@ export class Norms {
     const t: Record<string, Tensor | null> = {};
     for (const n of ['weight', 'bias', 'runningMean', 'runningVar', 'saveMean', 'saveInvstd']) {
       t[n] = optTensor(o[n], n, this);
-      expectShape(t[n]!, n, [geom.C], 'one per channel');
+      // Eval: saveMean/saveInvstd are unused; the eval forward's empty [0] ones are accepted.
+      const evalSave = !training && (n === 'saveMean' || n === 'saveInvstd');
+      if (evalSave && t[n] && t[n]!.shape.length === 1 && t[n]!.shape[0] === 0) t[n] = null;
+      expectShape(t[n]!, n, [geom.C], evalSave ? 'one per channel, or [0] as the eval forward returns' : 'one per channel');
       if (n !== 'weight' && n !== 'bias') expectFloat32(t[n]!, n);
+      if (evalSave) t[n] = null;
     }
     if (training && (!t.saveMean || !t.saveInvstd)) throw new ValueError(`${t.saveMean ? 'saveInvstd' : 'saveMean'}: training batchNormBackward needs saveMean and saveInvstd from the forward`, t.saveMean ? 'saveInvstd' : 'saveMean');
     if (!training && (!t.runningMean || !t.runningVar)) throw new ValueError(`${t.runningMean ? 'runningVar' : 'runningMean'}: eval batchNormBackward needs runningMean and runningVar`, t.runningMean ? 'runningVar' : 'runningMean');
@@ -428,7 +433,6 @@ export class Norms {
     const vt = checkTensor(v, 'v', this);
     const gt = checkTensor(g, 'g', this);
     const geom = sliceGeom(vt, o.dim === undefined ? 0 : o.dim);
-    if (geom.D > 0) nonEmptyReduction(geom.outer * geom.inner, vt, 'v');
     this.expectG(gt, geom, vt);
     return this.exec('weightNorm', { ...geom, v: vt, g: gt }, (b, a) => b.weightNorm(a));
   }
@@ -451,7 +455,6 @@ export class Norms {
     const gt = checkTensor(g, 'g', this);
     const nt = checkTensor(norms, 'norms', this);
     const geom = sliceGeom(vt, o.dim === undefined ? 0 : o.dim);
-    if (geom.D > 0) nonEmptyReduction(geom.outer * geom.inner, vt, 'v');
     this.expectG(gt, geom, vt);
     expectShape(dwt, 'dw', vt.shape, 'the shape of v');
     expectDtype(dwt, 'dw', vt.dtype, 'v');
@@ -529,14 +532,6 @@ export class Norms {
     });
     return out;
   }
-}
-
-/**
- * Statistics over zero elements are undefined: a clear error rather than NaN statistics.
- * (Zero groups — a 0 batch dim — is fine and gives empty outputs.)
- */
-function nonEmptyReduction(count: number, t: Tensor, arg: string): void {
-  if (count === 0) throw new ShapeError(`${arg}: cannot normalize over zero elements (input shape ${fmtShape(t.shape)})`, arg);
 }
 
 function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor } {

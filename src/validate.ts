@@ -81,7 +81,8 @@ export function checkData(data: unknown): ArrayLike<number> {
 
 export function checkEps(eps: unknown, arg = 'eps'): number {
   if (typeof eps !== 'number') throw new ValueError(`${arg}: expected a number, got ${describeValue(eps)}`, arg);
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError(`${arg}: expected a finite number >= 0, got ${String(eps)}`, arg);
+  // Any finite eps, of either sign, as PyTorch accepts (rstd is NaN where var + eps < 0).
+  if (typeof eps !== 'number' || !Number.isFinite(eps)) throw new ValueError(`${arg}: expected a finite number, got ${String(eps)}`, arg);
   return eps;
 }
 

@@ -314,7 +314,7 @@ for (const op of ['layerNorm', 'rmsNorm', 'layerNormBackward', 'rmsNormBackward'
     a.x = c.m([8]);
   });
   if (fwd) {
-    for (const eps of [NaN, Infinity, -1e-5, '1e-5']) {
+    for (const eps of [NaN, Infinity, -Infinity, '1e-5']) {
       opCase(op, `eps ${typeof eps === 'string' ? `'${eps}'` : String(eps)}`, ValueError, 'eps', (a) => (a.eps = eps));
     }
   }
@@ -335,7 +335,7 @@ for (const op of ['batchNorm', 'batchNormBackward', 'groupNorm', 'groupNormBackw
     if (a.dy) a.dy = c.m([]);
   });
   if (!op.endsWith('Backward') || op === 'batchNormBackward') {
-    for (const eps of [NaN, Infinity, -1, '0.1']) opCase(op, `eps ${String(eps)}`, ValueError, 'eps', (a) => (a.eps = eps));
+    for (const eps of [NaN, -Infinity, Infinity, '0.1']) opCase(op, `eps ${String(eps)}`, ValueError, 'eps', (a) => (a.eps = eps));
   }
 }
 for (const op of ['batchNorm', 'batchNormBackward']) {
@@ -379,8 +379,20 @@ for (const op of ['groupNorm', 'groupNormBackward']) {
 opCase('groupNorm', "activation 'relu'", ValueError, 'activation', (a) => (a.activation = 'relu'));
 opCase('groupNormBackward', 'mean [2, 4] for numGroups 2', ShapeError, 'mean', (a, c) => (a.mean = c.m([2, 4])));
 opCase('groupNormBackward', 'rstd [4] (flattened)', ShapeError, 'rstd', (a, c) => (a.rstd = c.m([4], 'float32', true)));
-opCase('instanceNorm', 'one spatial element per channel [2, 3]', ShapeError, 'x', (a, c) => (a.x = c.m([2, 3])));
-opCase('instanceNorm', 'one spatial element per channel [2, 3, 1, 1]', ShapeError, 'x', (a, c) => (a.x = c.m([2, 3, 1, 1])));
+opCase('instanceNorm', 'one spatial element per channel [2, 3]', ValueError, 'x', (a, c) => (a.x = c.m([2, 3])));
+opCase('instanceNorm', 'one spatial element per channel [2, 3, 1, 1]', ValueError, 'x', (a, c) => (a.x = c.m([2, 3, 1, 1])));
+opCase('instanceNorm', 'one spatial element per channel, empty batch [0, 3, 1] (as PyTorch)', ValueError, 'x', (a, c) => (a.x = c.m([0, 3, 1])));
+opCase('groupNorm', 'one value per group in the batch [1, 2, 1], numGroups 2', ValueError, 'x', (a, c) => {
+  a.x = c.m([1, 2, 1]);
+  a.weight = c.m([2]);
+  a.bias = c.m([2]);
+});
+opCase('groupNorm', 'one value per group in the batch [1, 4], numGroups 4', ValueError, 'x', (a, c) => {
+  a.x = c.m([1, 4]);
+  a.numGroups = 4;
+  a.weight = null;
+  a.bias = null;
+});
 opCase('instanceNormBackward', 'mean [2, 1] (group-norm shaped)', ShapeError, 'mean', (a, c) => (a.mean = c.m([2, 1])));
 
 // Weight norm.

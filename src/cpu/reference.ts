@@ -61,10 +61,13 @@ function mapAll(n: number, f: (idx: number) => number): Float64Array {
   return out;
 }
 
-/** Two-pass mean and biased variance per group; rstd = 1/sqrt(var + eps). */
+/**
+ * Two-pass mean and biased variance per group; rstd = 1/sqrt(var + eps). Over zero elements
+ * (K = 0) the mean is 0 and the variance 0/0 = NaN, so rstd is NaN, as in PyTorch.
+ */
 function centeredStats(x: Arr, g: Grouping, eps: number) {
   const K = groupSize(g);
-  const mean = groupSum(g, (i) => x[i]).map((s) => s / K);
+  const mean = groupSum(g, (i) => x[i]).map((s) => (K === 0 ? 0 : s / K));
   const variance = groupSum(g, (i, j) => (x[i] - mean[j]) ** 2).map((s) => s / K);
   const rstd = variance.map((v) => 1 / Math.sqrt(v + eps));
   return { mean, variance, rstd };
@@ -232,7 +235,8 @@ function batchNorm64(x: AnyTensor, o: BatchNormOpts<AnyTensor>) {
   const n = N * S;
   const rm = o.runningMean?.data;
   const rvar = o.runningVar?.data;
-  for (let c = 0; c < C; c++) {
+  // An empty batch leaves the running statistics untouched (PyTorch).
+  for (let c = 0; c < C && n > 0; c++) {
     if (rm) rm[c] = (1 - m) * rm[c] + m * mean[c];
     if (rvar) rvar[c] = (1 - m) * rvar[c] + (m * variance[c] * n) / (n - 1);
   }

@@ -183,6 +183,23 @@ export class GpuBackend implements O.Backend {
     return t;
   }
 
+  /** A new tensor holding `value` everywhere (closed-form outputs of ops on an empty x). */
+  private filled(shape: readonly number[], label: string, value: number, dtype: DType = 'float32'): Tensor {
+    const t = this.alloc(shape, dtype, label);
+    if (t.size > 0) {
+      const v = new Float32Array(t.size).fill(value);
+      const src = dtype === 'float16' ? packHalves(v) : v;
+      this.ctx.device.queue.writeBuffer(t._buffer!, 0, src.buffer, src.byteOffset, src.byteLength);
+    }
+    return t;
+  }
+
+  /** Backward on an empty x: empty dx; dweight/dbias are sums over nothing: 0 (no kernel runs). */
+  private emptyBackward(a: { x: Tensor; weight: Tensor | null; bias: Tensor | null }): O.BwdOut {
+    const zeros = (t: Tensor | null, label: string) => (t ? this.filled(t.shape, label, 0, t.dtype) : null);
+    return { dx: this.alloc(a.x.shape, a.x.dtype, 'dx'), dweight: zeros(a.weight, 'dweight'), dbias: zeros(a.bias, 'dbias') };
+  }
+
   wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
     this.checkLimits(storageBytes(numel(shape), dtype), shape, 'buffer');
     return new Tensor(this.owner, shape, dtype, { buffer }, false);
@@ -391,6 +408,12 @@ export class GpuBackend implements O.Backend {
   // ---- layer norm and RMS norm (rows) ----
 
   layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
+    // Empty x (no rows, or rows of zero elements): no kernel runs; the statistics are those of a
+    // reduction over nothing, as in PyTorch: mean 0, rstd NaN (variance or mean square 0/0).
+    if (a.x.size === 0) {
+      const e = (label: string) => this.alloc(a.x.shape, a.x.dtype, label);
+      return { y: e('y'), mean: a.rms ? null : this.filled(a.statShape, 'mean', 0), rstd: this.filled(a.statShape, 'rstd', NaN), sum: a.residual ? e('sum') : null };
+    }
     const { x, residual, weight, bias, rows, K } = a;
     const y = this.alloc(x.shape, x.dtype, 'y');
     const mean = a.rms ? null : this.alloc(a.statShape, 'float32', 'mean');
@@ -447,6 +470,7 @@ export class GpuBackend implements O.Backend {
   }
 
   layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
+    if (a.x.size === 0) return this.emptyBackward(a);
     const { dy, x, mean, rstd, weight, bias, rows, K } = a;
     const dx = this.alloc(x.shape, x.dtype, 'dx');
     const dweight = weight ? this.alloc(weight.shape, weight.dtype, 'dweight') : null;
@@ -563,6 +587,8 @@ export class GpuBackend implements O.Backend {
   // ---- group norm (and instance norm, G = C) ----
 
   groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
+    // Empty x (no samples, or groups of zero elements): as layerNorm, mean 0 and rstd NaN.
+    if (a.x.size === 0) return { y: this.alloc(a.x.shape, a.x.dtype, 'y'), mean: this.filled([a.N, a.G], 'mean', 0), rstd: this.filled([a.N, a.G], 'rstd', NaN) };
     const { x, N, C, S, G, weight, bias } = a;
     const y = this.alloc(x.shape, x.dtype, 'y');
     const mean = this.alloc([N, G], 'float32', 'mean');
@@ -598,6 +624,7 @@ export class GpuBackend implements O.Backend {
   }
 
   groupNormBackward(a: O.GroupNormBwdArgs): O.BwdOut {
+    if (a.x.size === 0) return this.emptyBackward(a);
     const { dy, x, mean, rstd, N, C, S, G, weight, bias } = a;
     const dx = this.alloc(x.shape, x.dtype, 'dx');
     const dweight = weight ? this.alloc(weight.shape, weight.dtype, 'dweight') : null;
@@ -673,6 +700,12 @@ export class GpuBackend implements O.Backend {
   // ---- batch norm ----
 
   batchNorm(a: O.BatchNormArgs): O.BatchNormOut {
+    // Empty batch: empty y, running statistics untouched (PyTorch); training's saved statistics
+    // are those of a reduction over nothing (mean 0, invstd NaN).
+    if (a.x.size === 0) {
+      const C = a.training ? a.C : 0;
+      return { y: this.alloc(a.x.shape, a.x.dtype, 'y'), saveMean: this.filled([C], 'saveMean', 0), saveInvstd: this.filled([C], 'saveInvstd', NaN) };
+    }
     const { x, N, C, S, weight, bias, runningMean, runningVar } = a;
     const y = this.alloc(x.shape, x.dtype, 'y');
     const saveMean = this.alloc(a.training ? [C] : [0], 'float32', 'saveMean');
@@ -726,6 +759,7 @@ export class GpuBackend implements O.Backend {
   }
 
   batchNormBackward(a: O.BatchNormBwdArgs): O.BwdOut {
+    if (a.x.size === 0) return this.emptyBackward(a);
     const { dy, x, N, C, S, weight, bias } = a;
     const dx = this.alloc(x.shape, x.dtype, 'dx');
     const dweight = weight ? this.alloc(weight.shape, weight.dtype, 'dweight') : null;
