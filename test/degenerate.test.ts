@@ -13,7 +13,7 @@
  * Expected values are float64 formulas written here, independent of src/cpu/reference.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ShapeError, ValueError, type Norms, type Tensor } from '../src/index.ts';
+import { createNorms, ShapeError, ValueError, type Norms, type Tensor } from '../src/index.ts';
 import { expectClose } from './util/gpu.ts';
 import { closeBackends, fmt, openBackends, type Backends } from './util/parity.ts';
 import { makeRng } from './util/rng.ts';
@@ -302,30 +302,35 @@ describe('reductions over zero elements', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('eps of either sign', () => {
-  // Row 0 spread (var ≫ 0.5), row 1 tight (var < 0.5: var + eps < 0 gives NaN).
-  const lnX = f32([-3, 1.5, 4, -2, 0.25, 2.5, 0.1, -0.2, 0.3, 0.05, -0.1, 0.2]);
+  // Row 0 spread (var ≫ 0.5), row 1 tight (var < 0.5: var + eps < 0 gives NaN). Every value
+  // (and weight) is exact in float16 too.
+  const lnX = f32([-3, 1.5, 4, -2, 0.25, 2.5, 0.125, -0.25, 0.375, 0.0625, -0.125, 0.25]);
+  const lnW = f32([1.5, -0.5, 2, 0.75, 1, 1.25]);
+  const lnB = f32([0, 0.5, -0.25, 1, -1, 0.125]);
 
-  it('layerNorm over [2, 3] of a [2, 2, 3] input with eps = −0.5 (PyTorch OpInfo sample)', async () => {
-    const ws = seeded(61, 6, 1, 0.5);
-    const bs = seeded(62, 6, 0, 0.5);
-    const want = norm64(lnX, 2, (i) => Math.floor(i / 6), -0.5, (i) => ws[i % 6]!, (i) => bs[i % 6]!);
-    expect(Number.isNaN(want.rstd[1]!)).toBe(true);
-    for (const [name, n] of all) {
-      const x = n.tensor(lnX, [2, 2, 3]);
-      const w = n.tensor(ws, [2, 3]);
-      const b = n.tensor(bs, [2, 3]);
-      const r = n.layerNorm(x, { normalizedShape: [2, 3], weight: w, bias: b, eps: -0.5 });
-      close(`${name}: y`, await read(n, r.y), want.y);
-      close(`${name}: mean`, await read(n, r.mean), want.mean);
-      close(`${name}: rstd`, await read(n, r.rstd), want.rstd);
-      const s = n.rmsNorm(x, { normalizedShape: [2, 3], weight: w, eps: -0.5 });
+  for (const dtype of ['float32', 'float16'] as const) {
+    it(`layerNorm over [2, 3] of a [2, 2, 3] input with eps = −0.5 (PyTorch OpInfo sample), ${dtype}; rmsNorm likewise`, async () => {
+      const tol = dtype === 'float16' ? 2e-3 : 1e-5;
+      const want = norm64(lnX, 2, (i) => Math.floor(i / 6), -0.5, (i) => lnW[i % 6]!, (i) => lnB[i % 6]!);
+      expect(Number.isNaN(want.rstd[1]!)).toBe(true);
       const ms = [0, 1].map((row) => lnX.slice(6 * row, 6 * row + 6).reduce((a, v) => a + v * v, 0) / 6);
       const rr = ms.map((m) => 1 / Math.sqrt(m - 0.5));
-      close(`${name}: rmsNorm rstd`, await read(n, s.rstd), rr);
-      close(`${name}: rmsNorm y`, await read(n, s.y), Array.from(lnX, (v, i) => v * rr[Math.floor(i / 6)]! * ws[i % 6]!));
-      for (const t of [x, w, b, r.y, r.mean, r.rstd, s.y, s.rstd]) t.destroy();
-    }
-  });
+      expect(Number.isNaN(rr[1]!)).toBe(true);
+      for (const [name, n] of all) {
+        const x = n.tensor(lnX, [2, 2, 3], dtype);
+        const w = n.tensor(lnW, [2, 3], dtype);
+        const b = n.tensor(lnB, [2, 3], dtype);
+        const r = n.layerNorm(x, { normalizedShape: [2, 3], weight: w, bias: b, eps: -0.5 });
+        close(`${name}: y`, await read(n, r.y), want.y, tol);
+        close(`${name}: mean`, await read(n, r.mean), want.mean);
+        close(`${name}: rstd`, await read(n, r.rstd), want.rstd);
+        const s = n.rmsNorm(x, { normalizedShape: [2, 3], weight: w, eps: -0.5 });
+        close(`${name}: rmsNorm rstd`, await read(n, s.rstd), rr);
+        close(`${name}: rmsNorm y`, await read(n, s.y), Array.from(lnX, (v, i) => v * rr[Math.floor(i / 6)]! * lnW[i % 6]!), tol);
+        for (const t of [x, w, b, r.y, r.mean, r.rstd, s.y, s.rstd]) t.destroy();
+      }
+    });
+  }
 
   it('groupNorm [2, 6, 3] with 2 groups and eps = −0.5 (PyTorch OpInfo sample); instanceNorm likewise', async () => {
     // Groups (n, g) of 9 values: (0, 0) and (1, 1) spread, (0, 1) and (1, 0) tight.
@@ -469,6 +474,29 @@ describe('batch norm eval: the backward takes what the forward returns', () => {
       expectThrow(n, `${name} eval saveMean [2]`, () => n.batchNormBackward(dy, x, { training: false, runningMean: rm, runningVar: rv, saveMean: two }), ShapeError, 'saveMean', ['[3]', '[0]', '[2]']);
       expectThrow(n, `${name} training saveMean [0]`, () => n.batchNormBackward(dy, x, { training: true, saveMean: f.saveMean, saveInvstd: f.saveInvstd }), ShapeError, 'saveMean', ['[3]', '[0]']);
       for (const t of [x, dy, w, rm, rv, f.y, f.saveMean, f.saveInvstd, full, two]) t.destroy();
+    }
+  });
+});
+
+const lnXForVerify = f32([-3, 1.5, 4, -2, 0.25, 2.5, 0.125, -0.25, 0.375, 0.0625, -0.125, 0.25]);
+
+describe('verify: true agrees with the CPU reference on these cases', () => {
+  it('zero-element reductions, empty batch, one value per group, eps < 0 (NaN and Inf outputs included)', async () => {
+    const n = await createNorms({ backend: 'webgpu', device: B.gpu.device!, poisonOutputs: true, verify: true });
+    try {
+      const e = n.tensor([], [3, 0]);
+      await n.layerNorm(e, { normalizedShape: [0] });
+      await n.rmsNorm(e, { normalizedShape: [0] });
+      await n.weightNorm(e, n.tensor([1, 2, 3], [3, 1]), { dim: 0 });
+      const rm = n.tensor([0.5, 1, 2], [3]);
+      const rv = n.tensor([1, 2, 3], [3]);
+      await n.batchNorm(n.tensor([], [0, 3, 4]), { training: true, runningMean: rm, runningVar: rv });
+      expect([...(await n.read(rm))]).toEqual([0.5, 1, 2]);
+      await n.groupNorm(n.tensor([1, 2, 3, 4], [2, 2, 1]), { numGroups: 2, weight: n.tensor([1, 2], [2]) });
+      await n.layerNorm(n.tensor(lnXForVerify, [2, 2, 3]), { normalizedShape: [2, 3], eps: -0.5 });
+      await n.layerNorm(n.tensor([2, 2, 2, 2, 1, -1, 1, -1], [2, 4]), { normalizedShape: [4], eps: 0 });
+    } finally {
+      n.destroy();
     }
   });
 });
