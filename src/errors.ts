@@ -12,7 +12,7 @@ export class ShapeError extends NormError {}
 /** A tensor of the wrong dtype, or an unknown dtype. */
 export class DTypeError extends NormError {}
 
-/** A bad scalar option (eps < 0, NaN, numGroups not dividing C, a dim out of range...). */
+/** A bad scalar option (a non-finite eps, numGroups not dividing C, a dim out of range...) or one value per channel/group. */
 export class ValueError extends NormError {}
 
 /** A tensor that was destroyed, or belongs to another createNorms instance. */
