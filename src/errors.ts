@@ -1,6 +1,12 @@
 /** Typed errors. Every error names the argument it is about. */
+
+/** The base class of every error the library throws; `instanceof NormError` catches them all. */
 export class NormError extends Error {
-  constructor(message: string, readonly argument?: string) {
+  constructor(
+    message: string,
+    /** The argument or option the error is about (`'x'`, `'weight'`, `'eps'`, `'data'`...), when there is one. */
+    readonly argument?: string,
+  ) {
     super(message);
     this.name = new.target.name;
   }
@@ -31,15 +37,20 @@ export class LimitError extends NormError {}
 export class ParityError extends NormError {
   constructor(
     message: string,
+    /** The op that was checked, e.g. `'layerNorm'`. */
     readonly op: string,
+    /** The output (or in-place updated input) that differed, e.g. `'dx'` or `'runningVar'`. */
     readonly output: string,
+    /** That output's shape. */
     readonly shape: readonly number[],
+    /** Its relative L2 error against the CPU reference (Infinity when NaN/Inf positions differ). */
     readonly relativeError: number,
   ) {
     super(message, output);
   }
 }
 
+/** A shape as error messages print it: `[2, 3]`, or `none`. */
 export function fmtShape(shape: readonly number[] | null | undefined): string {
   return shape ? `[${shape.join(', ')}]` : 'none';
 }

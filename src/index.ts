@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" preserve="true" />
 /**
  * webgpu-norm: normalization kernels for WebGPU with a PyTorch-exact CPU reference.
- * See README.md for the API in brief; shared/DESIGN.md is the contract.
+ * README.md has the API in brief; docs/DESIGN.md the design and contract, docs/SEMANTICS.md
+ * what each op computes; `npm run docs` builds the API reference from these docstrings.
  */
 import { Tensor, DTYPES, numel, storageBytes, type DType } from './tensor.ts';
 import { DeviceError, DTypeError, ParityError, ShapeError, TensorError, ValueError, fmtShape } from './errors.ts';
@@ -30,67 +31,269 @@ export type { DType } from './tensor.ts';
 export * from './errors.ts';
 export type { AdapterSummary } from './device/context.ts';
 
+/** Options of {@link createNorms}. Every key is optional; an unknown key throws a `ValueError`. */
 export interface CreateNormsOptions {
+  /**
+   * Which implementation runs the ops. `'auto'` (default): WebGPU when an adapter is found, else
+   * the float64 CPU reference (`norms.note` says why). `'webgpu'`: WebGPU or a `DeviceError`.
+   * `'cpu'`: the CPU reference only (no GPU objects at all).
+   */
   backend?: 'auto' | 'webgpu' | 'cpu';
+  /**
+   * A `GPUDevice` to share (e.g. ONNX Runtime Web's or TensorFlow.js's), so tensors can wrap its
+   * buffers without a copy. The caller keeps ownership: `norms.destroy()` does not destroy it.
+   */
   device?: GPUDevice;
+  /**
+   * A `navigator.gpu` stand-in to request the adapter from. Default: `navigator.gpu` (browsers).
+   * In Node: `create([])` from the `webgpu` package (Dawn).
+   */
   gpu?: GPU;
+  /**
+   * Also run the CPU reference on every op (webgpu backend) and compare: `read()` of an output,
+   * and awaiting an op's result object, reject with a `ParityError` when the relative L2 error
+   * exceeds 1e-4 (float32 outputs) or 2e-3 (float16 outputs). Default false. Slow: for tests.
+   */
   verify?: boolean;
-  /** Testing aid: fill every new output buffer with NaN before the kernels write it. */
+  /** Testing aid: fill every new output buffer with NaN before the kernels write it. Default false. */
   poisonOutputs?: boolean;
-  /** Testing aid: force the row-fused or the general (reduce/finalize/apply) kernels. */
+  /** Testing aid: force the row-fused or the general (reduce/finalize/apply) kernels. Default `'auto'`. */
   variant?: 'auto' | 'fused' | 'general';
   /**
    * Cap on the bytes of one storage binding (default and maximum: the device's
    * maxStorageBufferBindingSize). Tensors larger than this are processed in bound ranges;
-   * tests set it small to exercise that on small tensors.
+   * tests set it small to exercise that on small tensors. At least 4 × minStorageBufferOffsetAlignment
+   * (a `ValueError` otherwise).
    */
   maxBindingBytes?: number;
 }
 
 type Opts = Record<string, unknown>;
 
+/**
+ * Options of {@link Norms.layerNorm} (PyTorch `torch.nn.functional.layer_norm`). Tensors are of
+ * the same dtype as x; weight and bias have shape `normalizedShape`.
+ */
 export interface LayerNormOptions {
+  /** The trailing dims of x to normalize over, e.g. `[768]` for x `[batch, tokens, 768]`. Must match x's last dims (`ShapeError`). */
   normalizedShape: readonly number[];
+  /** Elementwise scale γ, shape `normalizedShape`. Default: none (γ = 1). */
   weight?: Tensor | null;
+  /** Elementwise shift β, shape `normalizedShape`. Default: none (β = 0). */
   bias?: Tensor | null;
+  /** Added to the variance before the square root. Default 1e-5. Any finite number (`ValueError` otherwise). */
   eps?: number;
-  /** Fused residual add: normalizes s = x + residual and also returns s as `sum`. */
+  /**
+   * Fused residual add: normalizes s = x + residual (shape and dtype of x) and also returns s as
+   * `sum`. Not in PyTorch's op; equal to `layer_norm(x + residual)`.
+   */
   residual?: Tensor | null;
 }
+
+/** Options of {@link Norms.rmsNorm} (PyTorch `torch.nn.functional.rms_norm`; there is no bias). */
 export interface RmsNormOptions {
+  /** The trailing dims of x to normalize over. Must match x's last dims (`ShapeError`). */
   normalizedShape: readonly number[];
+  /** Elementwise scale, shape `normalizedShape`. Default: none. */
   weight?: Tensor | null;
+  /** Added to mean(x²). Default 1.1920929e-7 (float32 epsilon, also for float16 data, as PyTorch). */
   eps?: number;
+  /** Fused residual add, as in {@link LayerNormOptions.residual}. */
   residual?: Tensor | null;
+  /** Not accepted: rmsNorm has no bias (a given bias throws `ValueError`). */
+  bias?: null;
 }
-export interface BatchNormOptions {
-  training: boolean;
+
+/** Options of {@link Norms.layerNormBackward}: the forward's, without eps and residual. */
+export interface LayerNormBackwardOptions {
+  /** As given to the forward. */
+  normalizedShape: readonly number[];
+  /** The forward's weight; when given, `dweight` is returned. */
   weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
   bias?: Tensor | null;
+}
+
+/** Options of {@link Norms.rmsNormBackward}. */
+export interface RmsNormBackwardOptions {
+  /** As given to the forward. */
+  normalizedShape: readonly number[];
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
+}
+
+/**
+ * Options of {@link Norms.batchNorm} (PyTorch `torch.nn.functional.batch_norm`). Every
+ * per-channel tensor has shape `[C]`; running statistics are float32.
+ */
+export interface BatchNormOptions {
+  /** true: normalize by this batch's statistics (and update the running ones); false: by runningMean/runningVar. Required. */
+  training: boolean;
+  /** Per-channel scale γ, shape `[C]`. Default: none. */
+  weight?: Tensor | null;
+  /** Per-channel shift β, shape `[C]`. Default: none. */
+  bias?: Tensor | null;
+  /**
+   * Running mean, float32 `[C]`: read in eval; in training updated in place on the GPU,
+   * rm = (1 − m)·rm + m·mean. Give both running tensors or neither; eval needs both (`ValueError`).
+   */
   runningMean?: Tensor | null;
+  /** Running variance, float32 `[C]`: rv = (1 − m)·rv + m·var·n/(n − 1) (unbiased, n = N·spatial). */
   runningVar?: Tensor | null;
+  /** The running-average factor m. Default 0.1. `null`: cumulative average, m = 1/(numBatchesTracked + 1). */
   momentum?: number | null;
+  /** Added to the variance. Default 1e-5. */
   eps?: number;
+  /** Batches seen before this one (the caller keeps the count, as PyTorch's module does); used when momentum is null. Default 0. */
   numBatchesTracked?: number;
 }
+
+/** Options of {@link Norms.batchNormBackward}: the forward's tensors and mode. */
 export interface BatchNormBackwardOptions {
+  /** The forward's mode. Required. */
   training: boolean;
+  /** The forward's weight; when given, `dweight` is returned. */
   weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
   bias?: Tensor | null;
+  /** Eval: the running mean the forward used (required in eval). */
   runningMean?: Tensor | null;
+  /** Eval: the running variance the forward used (required in eval). */
   runningVar?: Tensor | null;
+  /** Training: the forward's `saveMean` (required in training). */
   saveMean?: Tensor | null;
+  /** Training: the forward's `saveInvstd` (required in training). */
   saveInvstd?: Tensor | null;
+  /** Eval: the forward's eps (recomputes 1/sqrt(runningVar + eps)). Default 1e-5. */
   eps?: number;
 }
+
+/** Options of {@link Norms.groupNorm} (PyTorch `torch.nn.functional.group_norm`). */
 export interface GroupNormOptions {
+  /** G, the number of groups; must divide C (`ValueError`). */
   numGroups: number;
+  /** Per-channel scale, shape `[C]`. Default: none. */
   weight?: Tensor | null;
+  /** Per-channel shift, shape `[C]`. Default: none. */
   bias?: Tensor | null;
+  /** Added to the variance. Default 1e-5. */
   eps?: number;
-  /** Fused activation applied after the affine map (forward only). */
+  /** Fused activation applied after the affine map: `'silu'` gives y·sigmoid(y). Forward only (no backward through it). Default none. */
   activation?: 'silu' | null;
 }
+
+/** Options of {@link Norms.groupNormBackward}. */
+export interface GroupNormBackwardOptions {
+  /** As given to the forward. */
+  numGroups: number;
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
+  bias?: Tensor | null;
+}
+
+/** Options of {@link Norms.instanceNorm} (PyTorch `torch.nn.functional.instance_norm` with use_input_stats). */
+export interface InstanceNormOptions {
+  /** Per-channel scale, shape `[C]`. Default: none (PyTorch's affine=False). */
+  weight?: Tensor | null;
+  /** Per-channel shift, shape `[C]`. Default: none. */
+  bias?: Tensor | null;
+  /** Added to the variance. Default 1e-5. */
+  eps?: number;
+}
+
+/** Options of {@link Norms.instanceNormBackward}. */
+export interface InstanceNormBackwardOptions {
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
+  bias?: Tensor | null;
+}
+
+/** Options of {@link Norms.weightNorm} and {@link Norms.weightNormBackward} (PyTorch `torch._weight_norm`). */
+export interface WeightNormOptions {
+  /**
+   * The dim of v that keeps its own norm (one norm per index along it, over all other dims).
+   * Negative counts from the end. `null`: one norm over all of v. Default 0.
+   */
+  dim?: number | null;
+}
+
+/** What {@link Norms.layerNorm} returns. */
+export type LayerNormResult = {
+  /** The normalized output: shape and dtype of x. */
+  y: Tensor;
+  /** Per-row mean, float32, shape = the leading dims of x (those before normalizedShape). */
+  mean: Tensor;
+  /** Per-row 1/sqrt(var + eps) (biased variance), float32, the shape of mean. */
+  rstd: Tensor;
+  /** With `residual` only: s = x + residual, shape and dtype of x. */
+  sum?: Tensor;
+};
+
+/** What {@link Norms.rmsNorm} returns. */
+export type RmsNormResult = {
+  /** The normalized output: shape and dtype of x. */
+  y: Tensor;
+  /** Per-row 1/sqrt(mean(x²) + eps), float32, shape = the leading dims of x. */
+  rstd: Tensor;
+  /** With `residual` only: s = x + residual. */
+  sum?: Tensor;
+};
+
+/** What {@link Norms.groupNorm} and {@link Norms.instanceNorm} return. */
+export type GroupNormResult = {
+  /** The normalized output: shape and dtype of x. */
+  y: Tensor;
+  /** Per-group mean, float32 `[N, G]` (instanceNorm: `[N, C]`). */
+  mean: Tensor;
+  /** Per-group 1/sqrt(var + eps), float32, the shape of mean. */
+  rstd: Tensor;
+};
+
+/** What {@link Norms.batchNorm} returns. */
+export type BatchNormResult = {
+  /** The normalized output: shape and dtype of x. */
+  y: Tensor;
+  /** Training: this batch's per-channel mean, float32 `[C]`. Eval: empty, `[0]` (as PyTorch). */
+  saveMean: Tensor;
+  /** Training: per-channel 1/sqrt(var + eps) (biased variance), float32 `[C]`. Eval: `[0]`. */
+  saveInvstd: Tensor;
+};
+
+/** What the layer/RMS/group/instance/batch-norm backward ops return. */
+export type BackwardResult = {
+  /** Gradient of the loss with respect to x: shape and dtype of x. */
+  dx: Tensor;
+  /** Gradient with respect to weight (shape and dtype of weight), or null when no weight was given. */
+  dweight: Tensor | null;
+  /** Gradient with respect to bias (shape and dtype of bias), or null when no bias was given (always null for rmsNorm). */
+  dbias: Tensor | null;
+};
+
+/** What {@link Norms.rmsNormBackward} returns. */
+export type RmsNormBackwardResult = {
+  /** Gradient with respect to x: shape and dtype of x. */
+  dx: Tensor;
+  /** Gradient with respect to weight, or null when no weight was given. */
+  dweight: Tensor | null;
+};
+
+/** What {@link Norms.weightNorm} returns. */
+export type WeightNormResult = {
+  /** w = g · v / ‖v‖: shape and dtype of v. */
+  w: Tensor;
+  /** ‖v‖ per slice, float32, the shape of g. */
+  norms: Tensor;
+};
+
+/** What {@link Norms.weightNormBackward} returns. */
+export type WeightNormBackwardResult = {
+  /** Gradient with respect to v: shape and dtype of v. */
+  dv: Tensor;
+  /** Gradient with respect to g: shape and dtype of g. */
+  dg: Tensor;
+};
 
 /**
  * The keys each options object accepts; any other key is a ValueError naming it and the nearest
@@ -115,20 +318,42 @@ const OPTION_KEYS = {
 
 /** Statistics of what this instance allocated on the GPU (0 on the cpu backend). */
 export interface NormsStats {
-  /** GPU buffers held by live tensors and in-flight temporaries, and their bytes. */
+  /** GPU buffers held by live tensors and in-flight temporaries. */
   liveBuffers: number;
+  /** Bytes of those buffers. */
   liveBytes: number;
+}
+
+/** Released GPU buffers a {@link Norms} instance keeps for reuse. */
+export interface PoolStats {
+  /** Buffers in the pool. */
+  pooledBuffers: number;
+  /** Their bytes (at most 256 MiB). */
+  pooledBytes: number;
 }
 
 const REL_TOL: Record<DType, number> = { float32: 1e-4, float16: 2e-3 };
 
+/**
+ * A set of normalization ops on one backend, made by {@link createNorms}. Tensors belong to the
+ * instance that made them. Every op validates all its arguments first (a bad call throws a typed
+ * {@link NormError} naming the argument, and writes nothing), then enqueues GPU work and returns
+ * its output tensors at once; {@link Norms.read} waits for the data. Layout is PyTorch's: x is
+ * `[N, C, *spatial]` for batch/group/instance norm; statistics are float32 whatever the data dtype.
+ */
 export class Norms {
+  /** `'webgpu'` or `'cpu'` (the float64 reference, when asked for or when no adapter was found). */
   readonly backend: 'webgpu' | 'cpu';
+  /** The GPUDevice the ops run on (webgpu backend), or null. */
   readonly device: GPUDevice | null;
   /** Adapter description (webgpu backend), or null. */
   readonly adapter: AdapterSummary | null;
-  /** Why the backend is what it is (e.g. "no WebGPU adapter found; using the CPU reference"). */
+  /**
+   * Why the backend is what it is, e.g. "WebGPU on google swiftshader", or "no WebGPU adapter
+   * found; using the CPU reference" followed, in Node, by what to do about it.
+   */
   readonly note: string;
+  /** Whether every op is checked against the CPU reference ({@link CreateNormsOptions.verify}). */
   readonly verify: boolean;
   /** @internal */ readonly _impl: O.Backend;
   /** @internal */ readonly _gpu: GpuBackend | null;
@@ -169,6 +394,14 @@ export class Norms {
     return d as DType;
   }
 
+  /**
+   * A new tensor holding a copy of `data` (row-major).
+   * @param data numbers: an array or a typed array of `numel(shape)` elements (float16 rounds them to half).
+   * @param shape dims, non-negative integers; `[]` is a scalar.
+   * @param dtype `'float32'` (default) or `'float16'` (2 bytes per element, packed in pairs).
+   * @throws ShapeError when data is not an array or its length does not fill shape; DTypeError for
+   *   a non-numeric element (naming its index) or an unknown dtype; LimitError past maxBufferSize.
+   */
   tensor(data: ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor {
     this.alive();
     const dims = checkShapeArray(shape, 'shape');
@@ -178,7 +411,12 @@ export class Norms {
     return this._impl.tensor(data instanceof Float32Array ? data : Float32Array.from(data), dims, dt);
   }
 
-  /** A zero-copy view of a caller's GPUBuffer (usage STORAGE | COPY_SRC | COPY_DST) as a tensor. */
+  /**
+   * A zero-copy view of a caller's GPUBuffer as a tensor (webgpu backend only). The buffer needs
+   * usage STORAGE | COPY_SRC | COPY_DST and at least the tensor's bytes (4 per float32 element; float16:
+   * 2, packed two halves per 32-bit word, low half first). `destroy()` of the tensor leaves the buffer alone.
+   * @throws DeviceError on the cpu backend; ShapeError when the buffer is too small.
+   */
   wrap(buffer: GPUBuffer, shape: readonly number[], dtype?: DType): Tensor {
     this.alive();
     if (!this._gpu) throw new DeviceError('wrap: the cpu backend has no GPU buffers');
@@ -190,6 +428,12 @@ export class Norms {
     return this._gpu.wrap(buffer, dims, dt);
   }
 
+  /**
+   * Waits for the work that produces `t` and copies it to the host.
+   * @returns the values as float32 (float16 tensors are widened), row-major.
+   * @throws (rejects) TensorError for a destroyed tensor or another instance's; DeviceLostError;
+   *   DeviceError for a WebGPU validation error in the ops that made `t`; ParityError with `verify`.
+   */
   async read(t: Tensor): Promise<Float32Array> {
     checkTensor(t, 'tensor', this);
     if (t._pending) await t._pending;
@@ -204,11 +448,12 @@ export class Norms {
   }
 
   /** Released buffers the library keeps for reuse (at most 256 MiB; freed by destroy()). */
-  poolStats(): { pooledBuffers: number; pooledBytes: number } {
+  poolStats(): PoolStats {
     const c = this._gpu?.ctx;
     return { pooledBuffers: c?.pooledBuffers ?? 0, pooledBytes: c?.pooledBytes ?? 0 };
   }
 
+  /** Frees every tensor's buffer, the pool and (when this instance created it) the device. Idempotent. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -218,7 +463,15 @@ export class Norms {
 
   // ---- ops ----
 
-  layerNorm(x: Tensor, options: LayerNormOptions): { y: Tensor; mean: Tensor; rstd: Tensor; sum?: Tensor } {
+  /**
+   * Layer normalization over the trailing `normalizedShape` dims of x, as PyTorch's
+   * `torch.nn.functional.layer_norm` (and `torch.native_layer_norm` for mean/rstd):
+   * y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance.
+   * @param x float32 or float16, shape `[...leading, ...normalizedShape]`.
+   * @throws ShapeError (x does not end with normalizedShape, weight/bias/residual shapes),
+   *   DTypeError (residual's dtype), ValueError (eps, unknown option), TensorError.
+   */
+  layerNorm(x: Tensor, options: LayerNormOptions): LayerNormResult {
     const a = this.rowArgs(x, options, false);
     return this.exec('layerNorm', a, (b, v) => {
       const r = b.layerNorm(v);
@@ -226,7 +479,13 @@ export class Norms {
     });
   }
 
-  rmsNorm(x: Tensor, options: RmsNormOptions): { y: Tensor; rstd: Tensor; sum?: Tensor } {
+  /**
+   * RMS normalization, as PyTorch's `torch.nn.functional.rms_norm`:
+   * y = x / sqrt(mean(x²) + eps) · weight, over the trailing `normalizedShape` dims.
+   * @param x float32 or float16, shape `[...leading, ...normalizedShape]`.
+   * @throws ShapeError, DTypeError, ValueError (eps, a bias, unknown option), TensorError.
+   */
+  rmsNorm(x: Tensor, options: RmsNormOptions): RmsNormResult {
     const a = this.rowArgs(x, options, true);
     return this.exec('rmsNorm', a, (b, v) => {
       const r = b.layerNorm(v);
@@ -252,12 +511,29 @@ export class Norms {
     return { ...geom, x, residual, weight, bias, eps, rms };
   }
 
-  layerNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: { normalizedShape: readonly number[]; weight?: Tensor | null; bias?: Tensor | null }): O.BwdOut {
+  /**
+   * Gradients of {@link Norms.layerNorm}, as PyTorch's `native_layer_norm_backward`: x̂ is
+   * recomputed from the saved mean/rstd. For the fused residual form pass the forward's `sum` as
+   * x; the returned dx is then the gradient of both x and residual.
+   * @param dy gradient of y: shape and dtype of x.
+   * @param x the forward's input.
+   * @param mean the forward's mean (float32, leading dims of x).
+   * @param rstd the forward's rstd (float32, leading dims of x).
+   * @throws ShapeError, DTypeError, ValueError (unknown option), TensorError.
+   */
+  layerNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: LayerNormBackwardOptions): BackwardResult {
     const a = this.rowBwdArgs(dy, x, mean, rstd, options, false);
     return this.exec('layerNormBackward', a, (b, v) => b.layerNormBackward(v));
   }
 
-  rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: { normalizedShape: readonly number[]; weight?: Tensor | null }): { dx: Tensor; dweight: Tensor | null } {
+  /**
+   * Gradients of {@link Norms.rmsNorm} (PyTorch autograd of `rms_norm`):
+   * dx = rstd·(dy·w) − rstd³/K · Σ(dy·w·x) · x; dweight = Σ_rows dy·x·rstd.
+   * @param dy gradient of y: shape and dtype of x.
+   * @param rstd the forward's rstd (float32, leading dims of x).
+   * @throws ShapeError, DTypeError, ValueError, TensorError.
+   */
+  rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: RmsNormBackwardOptions): RmsNormBackwardResult {
     const a = this.rowBwdArgs(dy, x, null, rstd, options, true);
     return this.exec('rmsNormBackward', a, (b, v) => {
       const r = b.layerNormBackward(v);
@@ -287,7 +563,14 @@ export class Norms {
     return { ...geom, dy, x, mean, rstd, weight, bias, rms };
   }
 
-  groupNorm(x: Tensor, options: GroupNormOptions): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  /**
+   * Group normalization, as PyTorch's `torch.nn.functional.group_norm` (`native_group_norm` for
+   * mean/rstd): statistics per (sample, group of C/G channels) over those channels' spatial elements.
+   * @param x float32 or float16, `[N, C, *spatial]`.
+   * @throws ShapeError (rank < 2, weight/bias not `[C]`), ValueError (numGroups not a positive
+   *   divisor of C, one value per group in the whole batch, eps, activation, unknown option), TensorError.
+   */
+  groupNorm(x: Tensor, options: GroupNormOptions): GroupNormResult {
     this.alive();
     const o = checkOptions(options, 'groupNorm', OPTION_KEYS.groupNorm);
     const xt = checkTensor(x, 'x', this);
@@ -300,7 +583,13 @@ export class Norms {
     return this.exec('groupNorm', a, (b, v) => b.groupNorm(v));
   }
 
-  instanceNorm(x: Tensor, options: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): { y: Tensor; mean: Tensor; rstd: Tensor } {
+  /**
+   * Instance normalization, as PyTorch's `torch.nn.functional.instance_norm` with batch
+   * statistics: per (sample, channel) over the spatial dims (group norm with G = C).
+   * @param x float32 or float16, `[N, C, *spatial]` with more than one spatial element.
+   * @throws ShapeError, ValueError (one spatial element, eps, unknown option), TensorError.
+   */
+  instanceNorm(x: Tensor, options: InstanceNormOptions = {}): GroupNormResult {
     this.alive();
     const o = checkOptions(options, 'instanceNorm', OPTION_KEYS.instanceNorm);
     const xt = checkTensor(x, 'x', this);
@@ -327,7 +616,14 @@ export class Norms {
     return { ...geom, x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu: act === 'silu' };
   }
 
-  groupNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: { numGroups: number; weight?: Tensor | null; bias?: Tensor | null }): O.BwdOut {
+  /**
+   * Gradients of {@link Norms.groupNorm} (without activation), as PyTorch's `native_group_norm_backward`.
+   * @param dy gradient of y: shape and dtype of x.
+   * @param mean the forward's mean, float32 `[N, G]`.
+   * @param rstd the forward's rstd, float32 `[N, G]`.
+   * @throws ShapeError, DTypeError, ValueError, TensorError.
+   */
+  groupNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: GroupNormBackwardOptions): BackwardResult {
     this.alive();
     const o = checkOptions(options, 'groupNormBackward', OPTION_KEYS.groupNormBackward);
     const xt = checkTensor(x, 'x', this);
@@ -336,7 +632,13 @@ export class Norms {
     return this.exec('groupNormBackward', this.gnBwdArgs(dy, xt, mean, rstd, geom, G, o), (b, v) => b.groupNormBackward(v));
   }
 
-  instanceNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: { weight?: Tensor | null; bias?: Tensor | null } = {}): O.BwdOut {
+  /**
+   * Gradients of {@link Norms.instanceNorm} (PyTorch autograd of `instance_norm`).
+   * @param mean the forward's mean, float32 `[N, C]`.
+   * @param rstd the forward's rstd, float32 `[N, C]`.
+   * @throws ShapeError, DTypeError, ValueError, TensorError.
+   */
+  instanceNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: InstanceNormBackwardOptions = {}): BackwardResult {
     this.alive();
     const o = checkOptions(options, 'instanceNormBackward', OPTION_KEYS.instanceNormBackward);
     const xt = checkTensor(x, 'x', this);
@@ -361,7 +663,16 @@ export class Norms {
     return { ...geom, dy, x, mean, rstd, G, weight, bias };
   }
 
-  batchNorm(x: Tensor, options: BatchNormOptions): { y: Tensor; saveMean: Tensor; saveInvstd: Tensor } {
+  /**
+   * Batch normalization, as PyTorch's `torch.nn.functional.batch_norm` (`native_batch_norm` for
+   * saveMean/saveInvstd): per channel over N and the spatial dims (at most 3). Training also
+   * updates runningMean/runningVar in place when given.
+   * @param x float32 or float16, `[N, C]`, `[N, C, L]`, `[N, C, H, W]` or `[N, C, D, H, W]`.
+   * @throws ShapeError (rank, per-channel shapes), DTypeError (running stats not float32),
+   *   ValueError (one value per channel in training, eval without running stats, only one of them,
+   *   eps, momentum, numBatchesTracked, unknown option), TensorError.
+   */
+  batchNorm(x: Tensor, options: BatchNormOptions): BatchNormResult {
     this.alive();
     const o = checkOptions(options, 'batchNorm', OPTION_KEYS.batchNorm);
     const xt = checkTensor(x, 'x', this);
@@ -398,7 +709,13 @@ export class Norms {
     return t;
   }
 
-  batchNormBackward(dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): O.BwdOut {
+  /**
+   * Gradients of {@link Norms.batchNorm}, as PyTorch's `native_batch_norm_backward`: training uses
+   * the batch statistics (saveMean/saveInvstd), eval the running ones.
+   * @param dy gradient of y: shape and dtype of x.
+   * @throws ShapeError, DTypeError, ValueError (missing saved/running statistics, unknown option), TensorError.
+   */
+  batchNormBackward(dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BackwardResult {
     this.alive();
     const o = checkOptions(options, 'batchNormBackward', OPTION_KEYS.batchNormBackward);
     const dyt = checkTensor(dy, 'dy', this);
@@ -427,7 +744,14 @@ export class Norms {
     return this.exec('batchNormBackward', a, (b, v) => b.batchNormBackward(v));
   }
 
-  weightNorm(v: Tensor, g: Tensor, options: { dim?: number | null } = {}): { w: Tensor; norms: Tensor } {
+  /**
+   * Weight normalization, as PyTorch's `torch._weight_norm` (`_weight_norm_interface` for norms):
+   * w = g · v / ‖v‖₂ with one norm per index along `dim`. No eps: a zero slice gives NaN.
+   * @param v float32 or float16, any rank ≥ 1.
+   * @param g v's size on dim and 1 elsewhere (PyTorch's layout), or 1-D `[v.shape[dim]]`; dim null: one element.
+   * @throws ShapeError (g's shape), ValueError (dim out of range, unknown option), TensorError.
+   */
+  weightNorm(v: Tensor, g: Tensor, options: WeightNormOptions = {}): WeightNormResult {
     this.alive();
     const o = checkOptions(options, 'weightNorm', OPTION_KEYS.weightNorm);
     const vt = checkTensor(v, 'v', this);
@@ -447,7 +771,13 @@ export class Norms {
     }
   }
 
-  weightNormBackward(dw: Tensor, v: Tensor, g: Tensor, norms: Tensor, options: { dim?: number | null } = {}): { dv: Tensor; dg: Tensor } {
+  /**
+   * Gradients of {@link Norms.weightNorm}, as PyTorch's `_weight_norm_interface_backward`.
+   * @param dw gradient of w: shape and dtype of v.
+   * @param norms the forward's norms (float32, the shape of g).
+   * @throws ShapeError, DTypeError, ValueError, TensorError.
+   */
+  weightNormBackward(dw: Tensor, v: Tensor, g: Tensor, norms: Tensor, options: WeightNormOptions = {}): WeightNormBackwardResult {
     this.alive();
     const o = checkOptions(options, 'weightNormBackward', OPTION_KEYS.weightNormBackward);
     const dwt = checkTensor(dw, 'dw', this);
@@ -538,7 +868,10 @@ function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor
   return sum ? { ...r, sum } : r;
 }
 
-/** Relative L2 error ‖got − ref‖ / ‖ref‖ (NaN positions must match). */
+/**
+ * Relative L2 error ‖got − ref‖₂ / ‖ref‖₂, the measure every parity check uses. NaN and ±Inf
+ * positions must match exactly (else Infinity); arrays of different lengths give Infinity.
+ */
 export function relativeL2(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   let num = 0;
   let den = 0;
@@ -570,6 +903,14 @@ function compare(op: string, output: string, got: Float32Array, ref: Float32Arra
 /**
  * Create a norms instance. backend 'auto' (default) uses WebGPU when an adapter is found and
  * falls back to the CPU reference otherwise (see `norms.backend` and `norms.note`).
+ * @throws (rejects) ValueError for an unknown or ill-typed option; DeviceError with
+ *   `backend: 'webgpu'` when no adapter or device can be had.
+ * @example
+ * ```js
+ * import { createNorms } from 'webgpu-norm';
+ * const norms = await createNorms();          // browser: navigator.gpu
+ * // Node: import { create } from 'webgpu'; await createNorms({ gpu: create([]) })
+ * ```
  */
 export async function createNorms(options: CreateNormsOptions = {}): Promise<Norms> {
   checkOptions(options, 'createNorms', OPTION_KEYS.createNorms);

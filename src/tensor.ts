@@ -1,5 +1,6 @@
 import { TensorError } from './errors.ts';
 
+/** Element type of a tensor: `'float32'` (4 bytes) or `'float16'` (IEEE half, 2 bytes, packed two per 32-bit word on the GPU). */
 export type DType = 'float32' | 'float16';
 
 export const DTYPES: readonly DType[] = ['float32', 'float16'];
@@ -24,7 +25,9 @@ export const elementBytes = (dtype: DType): number => storageBytes(2, dtype) / 2
  * (float16 values stored rounded to half).
  */
 export class Tensor {
+  /** Dims, row-major (frozen). */
   readonly shape: readonly number[];
+  /** Element type. */
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
@@ -55,6 +58,7 @@ export class Tensor {
     this._owns = owns;
   }
 
+  /** Whether {@link Tensor.destroy} was called (or the owning instance destroyed). */
   get destroyed(): boolean {
     return this._destroyed;
   }
@@ -64,6 +68,10 @@ export class Tensor {
     return this._buffer;
   }
 
+  /**
+   * Releases the storage (its GPU buffer goes back to the instance's pool; a wrapped caller's
+   * buffer is left alone). Later use of the tensor throws `TensorError`. Idempotent.
+   */
   destroy(): void {
     if (this._destroyed) return;
     this._destroyed = true;

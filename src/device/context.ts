@@ -50,10 +50,15 @@ export async function acquireDevice(opts: AcquireOptions): Promise<Acquired | nu
   return { device, adapterInfo: summarize(adapter.info), owned: true, keepAlive: [gpu, adapter] };
 }
 
+/** What the adapter says about itself (GPUAdapterInfo; empty strings where it says nothing). */
 export interface AdapterSummary {
+  /** e.g. `'nvidia'`, `'google'` (SwiftShader). */
   vendor: string;
+  /** e.g. `'swiftshader'`, `'hopper'`. */
   architecture: string;
+  /** Device name or id, often empty in browsers. */
   device: string;
+  /** Driver description, often empty in browsers. */
   description: string;
 }
 
