@@ -812,6 +812,8 @@ export class GpuBackend implements O.Backend {
   // ---- weight norm ----
 
   weightNorm(a: O.WeightNormArgs): O.WeightNormOut {
+    // Empty slices (or none): ‖v‖ over nothing is 0; no kernel runs.
+    if (a.v.size === 0) return { w: this.alloc(a.v.shape, a.v.dtype, 'w'), norms: this.filled(a.g.shape, 'norms', 0) };
     const { v, g, outer, D, inner } = a;
     const w = this.alloc(v.shape, v.dtype, 'w');
     const norms = this.alloc(g.shape, 'float32', 'norms');
