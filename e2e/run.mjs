@@ -224,6 +224,40 @@ const TESTS = [
       return `${r.adapter.vendor}/${r.adapter.architecture}, ${r.exports.length} exports`;
     },
   },
+  {
+    // The README's browser example, as written, with its one import pointed at the built bundle.
+    name: 'README: the browser example runs as written',
+    async run(ctx, base) {
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+      const m = readme.match(/<!-- example: browser\b[^>]*-->\s*```js\n([\s\S]*?)```/);
+      if (!m) fail('README.md has no code block marked <!-- example: browser -->');
+      const code = m[1].replace(/from 'webgpu-norm'/, `from '${base}/dist/index.js'`);
+      if (code === m[1]) fail("the README's browser example does not import from 'webgpu-norm'");
+      const { page, problems } = await openPage(ctx);
+      const logs = [];
+      page.on('console', (msg) => logs.push(msg.text()));
+      await page.goto(`${base}/e2e/blank.html`);
+      const r = await page.evaluate(async (src) => {
+        const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+        try {
+          await import(url);
+          return { ok: true };
+        } catch (e) {
+          return { ok: false, error: `${e?.name}: ${e?.message}` };
+        } finally {
+          URL.revokeObjectURL(url);
+        }
+      }, code);
+      if (!r.ok) fail(`the example threw ${r.error}`);
+      const first = logs.find((l) => /^(webgpu|cpu) /.test(l));
+      if (!first?.startsWith('webgpu ')) fail(`expected the webgpu backend, the example logged: ${logs.join(' | ')}`);
+      const last = logs.find((l) => /^49152 49152 /.test(l));
+      if (!last) fail(`expected "49152 49152 …" (the lengths of y and dx, then the shapes of dweight and dbias), got: ${logs.join(' | ')}`);
+      if (problems.length) fail(problems.join(' | '));
+      await page.close();
+      return `${first}; ${last}`;
+    },
+  },
   parityTest('auto'),
   parityTest('general'),
   parityTest('fused'),
