@@ -472,9 +472,9 @@ async function run(): Promise<void> {
       el('h2', ok ? 'ok' : 'bad', `${maxErr === null ? 'done' : ok ? 'match' : 'MISMATCH'} — ${els.op.value} ${dir}, ${fmtShape(c.shape)} ${c.dtype}${gpu ? '' : ' (CPU backend only, nothing to compare)'}`),
       stats([
         ['backend', N.backend],
-        [gpu ? 'GPU time (median)' : 'CPU time (median)', `${ms.toFixed(3)} ms`],
-        ['runs', `${reps} (${times.map((t) => t.toFixed(2)).join(', ')} ms)`],
-        ['GB/s', `${gbps.toFixed(3)} over ${(bytes / 1e6).toFixed(2)} MB`],
+        [gpu ? 'GPU time (median)' : 'CPU time (median)', fmtMs(ms)],
+        ['runs', `${reps} (${times.map((t) => fmtMs(t)).join(', ')})`],
+        ['bandwidth', `${fmtRate(gbps)} over ${fmtBytes(bytes)}`],
         ...(cpuMs !== null ? ([['CPU reference (1 run)', `${cpuMs.toFixed(1)} ms`]] as [string, string][]) : []),
         ['max relative L2', maxErr === null ? 'n/a (no GPU to compare)' : `${fmtErr(maxErr)} (tolerance ${tol})`],
       ]),
@@ -485,8 +485,8 @@ async function run(): Promise<void> {
       backend: N.backend,
       err: maxErr === null ? '' : String(maxErr),
       ok: String(ok),
-      ms: ms.toFixed(4),
-      gbps: gbps.toFixed(4),
+      ms: String(ms),
+      gbps: String(gbps),
     });
   } catch (e) {
     runCount++;
@@ -506,6 +506,43 @@ function el(tag: string, cls: string, text: string): HTMLElement {
   if (cls) e.className = cls;
   e.textContent = text;
   return e;
+}
+
+/** Three significant digits, no exponent for everyday sizes: 0.000372 → "0.000372", 1234 → "1234". */
+function sig3(v: number): string {
+  if (v === 0 || !Number.isFinite(v)) return String(v);
+  return v >= 100 ? v.toFixed(0) : String(Number(v.toPrecision(3)));
+}
+
+/** A duration in the unit that suits it: 0.0123 ms → "12.3 µs", 4.5 ms → "4.5 ms", 2500 ms → "2.5 s". */
+function fmtMs(ms: number): string {
+  if (ms < 1) return `${sig3(ms * 1000)} µs`;
+  if (ms >= 1000) return `${sig3(ms / 1000)} s`;
+  return `${sig3(ms)} ms`;
+}
+
+/** Bytes in B, KB, MB or GB (powers of 1000, as the GB/s figures). */
+function fmtBytes(b: number): string {
+  const [d, u] = b >= 1e9 ? [1e9, 'GB'] : b >= 1e6 ? [1e6, 'MB'] : b >= 1e3 ? [1e3, 'KB'] : [1, 'B'];
+  return `${sig3(b / d)} ${u}`;
+}
+
+/** The unit a bandwidth (or the largest of several) reads best in. */
+function rateUnit(gbps: number): { div: number; unit: string } {
+  return gbps >= 1 ? { div: 1, unit: 'GB/s' } : gbps >= 1e-3 ? { div: 1e-3, unit: 'MB/s' } : { div: 1e-6, unit: 'KB/s' };
+}
+
+function fmtRate(gbps: number): string {
+  const { div, unit } = rateUnit(gbps);
+  return `${sig3(gbps / div)} ${unit}`;
+}
+
+/** An axis from 0 to at least max with 2 to 5 steps of 1, 2, 2.5 or 5 × a power of ten. */
+function niceAxis(max: number): { step: number; top: number } {
+  const raw = (max > 0 && Number.isFinite(max) ? max : 1) / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => Number((m * p).toPrecision(6))).find((x) => x >= raw * (1 - 1e-9))!;
+  return { step, top: Math.ceil(max / step - 1e-9) * step || step };
 }
 
 function fmtErr(e: number): string {
@@ -556,29 +593,34 @@ function svg(tag: string, attrs: Record<string, string | number>, text?: string)
 function drawChart(): void {
   const W = 640;
   const H = 180;
-  const pad = { l: 44, r: 8, t: 12, b: 22 };
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'GB/s of the last runs' });
+  const pad = { l: 44, r: 8, t: 22, b: 22 };
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'bandwidth of the last runs' });
   if (!history.length) {
     root.appendChild(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'axis' }, 'no runs yet'));
     els.chart.replaceChildren(root);
     return;
   }
-  const max = Math.max(...history.map((h) => h.gbps)) * 1.15 || 1;
+  // One unit for the whole chart (KB/s, MB/s or GB/s, from the largest bar), round ticks in it.
+  const { div, unit } = rateUnit(Math.max(...history.map((h) => h.gbps)));
+  const { step, top } = niceAxis(Math.max(...history.map((h) => h.gbps / div)));
   const plotW = W - pad.l - pad.r;
   const plotH = H - pad.t - pad.b;
-  for (const f of [0, 0.5, 1]) {
-    const y = pad.t + plotH * (1 - f);
+  for (let v = 0; v <= top * (1 + 1e-9); v += step) {
+    const y = pad.t + plotH * (1 - v / top);
     root.appendChild(svg('line', { x1: pad.l, x2: W - pad.r, y1: y, y2: y, class: 'grid' }));
-    root.appendChild(svg('text', { x: pad.l - 4, y: y + 4, 'text-anchor': 'end', class: 'axis' }, (max * f).toPrecision(2)));
+    root.appendChild(svg('text', { x: pad.l - 4, y: y + 4, 'text-anchor': 'end', class: 'axis' }, String(Number(v.toPrecision(6)))));
   }
+  root.appendChild(svg('text', { x: 4, y: 12, class: 'axis' }, unit));
   const slot = plotW / HISTORY;
   history.forEach((h, i) => {
-    const bh = (h.gbps / max) * plotH;
+    const v = h.gbps / div;
+    const bh = (v / top) * plotH;
     const x = pad.l + i * slot + slot * 0.15;
     const bar = svg('rect', { x, y: pad.t + plotH - bh, width: slot * 0.7, height: Math.max(bh, 1), class: `bar ${h.direction} ${h.backend}` });
-    bar.appendChild(svg('title', {}, `${h.label}: ${h.gbps.toFixed(3)} GB/s (${h.backend})`));
+    bar.appendChild(svg('title', {}, `${h.label}: ${fmtRate(h.gbps)} (${h.backend})`));
     root.appendChild(bar);
-    root.appendChild(svg('text', { x: x + slot * 0.35, y: pad.t + plotH - bh - 3, 'text-anchor': 'middle', class: 'val' }, h.gbps.toPrecision(2)));
+    // At most 3 significant digits in the chart's unit: fits the bar's slot (no overlapping labels).
+    root.appendChild(svg('text', { x: x + slot * 0.35, y: pad.t + plotH - bh - 3, 'text-anchor': 'middle', class: 'val' }, v >= 100 ? v.toFixed(0) : String(Number(v.toPrecision(2)))));
     root.appendChild(svg('text', { x: x + slot * 0.35, y: H - 6, 'text-anchor': 'middle', class: 'axis' }, `#${runCount - history.length + i + 1}`));
   });
   const legend = svg('g', { class: 'legend' });
