@@ -76,8 +76,8 @@ fn activate4(y: vec4f) -> vec4f {
 }
 
 //#if APPLY || ROWFUSED
-// st = (shift, small part, rstd): the group's mean is the unevaluated sum st.x + st.y (see
-// reduce.wgsl), so x - mean keeps its precision at large offsets.
+// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see reduce.wgsl), so
+// x - mean keeps its precision at large offsets.
 fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   var y = ((x - st.x) - st.y) * st.z;
   //#if HAS_W
@@ -103,11 +103,8 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 //#if APPLY
 fn stats(s: u32) -> vec3f {
   //#if COMP
-  //#if SHIFT_BUF
+  // The mean as the pair (s, m) from finalize.wgsl.
   return vec3f(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
-  //#else
-  return vec3f(xv1(s * P.sDiv), LO_ld(s), RSTD_ld(s));
-  //#endif
   //#else
   //#if HAS_MEAN
   return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
@@ -188,7 +185,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 fn row_result(j: u32) -> vec4f {
   acc_reset();
   reduce_range(j, 0u, P.inner);
-  return acc_result();
+  return checked_range(j, 0u, P.inner);
 }
 //#endif
 
@@ -203,10 +200,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let K = P.inner;
   let r = row_result(j);
   //#if WELFORD
-  let st = vec3f(wshift, r.y, 1.0 / sqrt(clamp0(r.z / r.x) + P.eps));
+  let st = vec3f(r.y, r.z, rstd_of(r.w / sqrt(r.x), P.eps));
   MEAN_st(j, st.x + st.y);
   //#else
-  let st = vec3f(0.0, 0.0, 1.0 / sqrt(r.y / r.x + P.eps));
+  let st = vec3f(0.0, 0.0, rstd_of(r.y / sqrt(r.x), P.eps));
   //#endif
   RSTD_st(j, st.z);
   let base = j * K;
@@ -292,15 +289,21 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 //#if BWD_ROWFUSED
 // Row j's backward coefficients (alpha, beta, gamma, mu) for dx4/dx1, from its sums of g and
-// g*xhat and its saved statistics.
+// g*xhat and its saved statistics; row_k is the saved mean's rounding recovered from the row's
+// sum of x - mu (see FIN_BWD in finalize.wgsl).
+var<private> row_k: f32;
 fn row_coef(j: u32) -> vec4f {
-  let r = row_result(j);
+  var r = row_result(j);
   let rs = st_rstd;
   var beta = 0.0;
+  row_k = 0.0;
   //#if HAS_MEAN
+  row_k = mean_fix(r.w, r.x, st_mean);
+  r.z -= row_k * rs * r.y;
   beta = -rs * r.y / r.x;
   //#endif
-  return vec4f(rs, beta, -rs * rs * r.z / r.x, st_mean);
+  let gamma = -rs * (rs * r.z / r.x);
+  return vec4f(rs, beta - gamma * row_k, gamma, st_mean);
 }
 
 //#if COLS_FUSED
@@ -318,8 +321,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let r1 = min(r0 + P.L, P.D);
   let K = P.inner;
   var cf: array<vec4f, RB>;
+  var kf: array<f32, RB>;
   for (var r = r0; r < r1; r += 1u) {
     cf[r - r0] = row_coef(r);
+    kf[r - r0] = row_k;
   }
   for (var p = 0u; p < K; p += 4u) {
     var w = vec4f(1.0);
@@ -335,7 +340,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let xh = X_ld4(e) - c.w;
       DX_st4(e, c.x * (dy * w) + c.y + c.z * xh);
       sdy += dy;
-      sdx += dy * xh * c.x;
+      sdx += dy * ((xh - kf[r - r0]) * c.x);
     }
     let n = f32(r1 - r0);
     let o = 4u * (p * P.P + blk);
@@ -356,6 +361,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (j >= P.D) { return; }
   let K = P.inner;
   let c = row_coef(j);
+  //#if HAS_CORR
+  CORR_st(j, row_k);
+  //#endif
   let base = j * K;
   //#if ALIGNED
   for (var p = 0u; p < K; p += 4u) { DX_st4(base + p, dx4(base + p, c)); }

@@ -2,18 +2,19 @@
 // per-group (or per-channel) computations that follow them.
 //
 // One invocation handles one group j < D and merges its P partials, found at
-// PART[4*(j*jStride + c*cStride)] for c0 <= c < P (c0 = 0 but for blocks of FIN_DWDB ACCUM) (Chan's merge for WELFORD, plain sums otherwise).
+// PART[4*(j*jStride + c*cStride)] for c0 <= c < P (c0 = 0 but for blocks of FIN_DWDB ACCUM):
+// Chan's merge for WELFORD, roots of sums of squares for SUMSQ, plain sums otherwise.
 // P is at most a few hundred, so the sequential merge is short; the long reductions were split
 // by reduce.wgsl. Modes (one compiled in):
-//   FIN_STATS   mean = shift + mean(x - shift), rstd = 1/sqrt(max(M2/n, 0) + eps), and LO = S1/n for the
-//               apply step (see reduce.wgsl); RUNNING: batch-norm running update
+//   FIN_STATS   mean = s + m, rstd = 1/sqrt(R^2/n + eps), and LO = (s, m) pairs for the apply
+//               step (see reduce.wgsl); RUNNING: batch-norm running update
 //   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
 //               (per-group results are computed in f32 and packed here, so that no two
 //               invocations share a word)
 //   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials)
-//   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
-//   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
-//   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for bwd_apply.wgsl, and
+//   FIN_RMS     rstd = 1/sqrt(R^2/n + eps), R = sqrt(sum x^2)
+//   FIN_WN      norm = R, scale = g / norm
+//   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
 //               optionally dweight/dbias per group (batch norm)
 //   FIN_BWD_WN  weight-norm backward coefficients and dg
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
@@ -22,38 +23,44 @@
 //               ACCUM: added to the values already stored
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
 
-//#if FIN_STATS
-// The group's shift: its first element (of x, or of x + residual).
-fn shift_of(j: u32) -> f32 {
-  //#if SHIFT_BUF
-  return SH_ld(j);
-  //#else
-  //#if RESIDUAL
-  //#if HALF_SUM
-  return unpack2x16float(pack2x16float(vec2f(X_ld(j * P.inner) + R_ld(j * P.inner), 0.0))).x;
-  //#else
-  return X_ld(j * P.inner) + R_ld(j * P.inner);
-  //#endif
-  //#else
-  return X_ld(j * P.inner);
-  //#endif
-  //#endif
-}
-//#endif
-
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
-// Partials ca <= c < cb of group j, merged.
+// Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials are in root form (R =
+// sqrt(M2), sqrt(sum x^2); see reduce.wgsl) and so is their merge: the squares are summed
+// plainly, and again with hypot steps (no overflow or underflow) when that sum is suspect.
+fn part_at(j: u32, c: u32) -> vec4f { return PART_ld4(4u * (j * P.jStride + c * P.cStride)); }
 fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
   var r = vec4f(0.0);
   for (var c = ca; c < cb; c += 1u) {
-    let p = PART_ld4(4u * (j * P.jStride + c * P.cStride));
+    let p = part_at(j, c);
     //#if WELFORD
-    r = chan(r, p);
+    r = chan(r, vec4f(p.xyz, p.w * p.w));
+    //#else
+    //#if SUMSQ
+    r = vec4f(r.x + p.x, r.y + p.y * p.y, 0.0, 0.0);
     //#else
     r += p;
     //#endif
+    //#endif
   }
+  //#if WELFORD
+  if (r.x > 0.0 && m2_suspect(r.w)) {
+    r = vec4f(0.0);
+    for (var c = ca; c < cb; c += 1u) { r = chan_root(r, part_at(j, c)); }
+    return r;
+  }
+  return vec4f(r.xyz, sqrt(clamp0(r.w)));
+  //#else
+  //#if SUMSQ
+  if (r.x > 0.0 && m2_suspect(r.y)) {
+    r = vec4f(0.0);
+    for (var c = ca; c < cb; c += 1u) { let p = part_at(j, c); r = vec4f(r.x + p.x, hyp2(r.y, p.y), 0.0, 0.0); }
+    return r;
+  }
+  return vec4f(r.x, sqrt(r.y), 0.0, 0.0);
+  //#else
   return r;
+  //#endif
+  //#endif
 }
 fn merged(j: u32) -> vec4f { return merge_range(j, P.c0, P.P); }
 //#endif
@@ -67,24 +74,17 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (j >= P.D) { return; }
   //#if FIN_STATS
   let r = merged(j);
-  // r.y is the mean of x - shift (reduce.wgsl).
-  let lo = r.y;
-  let sh = shift_of(j);
-  let mean = sh + lo;
-  let rstd = 1.0 / sqrt(clamp0(r.z / r.x) + P.eps);
+  // (n, s, m, R): the mean is s + m; the apply step gets the pair (x - mean keeps its precision).
+  let mean = r.y + r.z;
   MEAN_st(j, mean);
-  RSTD_st(j, rstd);
-  //#if SHIFT_BUF
-  // (shift, small part) pairs: the apply step then needs no element of x outside its range.
-  LO_st(2u * j, sh);
-  LO_st(2u * j + 1u, lo);
-  //#else
-  LO_st(j, lo);
-  //#endif
+  RSTD_st(j, rstd_of(r.w / sqrt(r.x), P.eps));
+  LO_st(2u * j, r.y);
+  LO_st(2u * j + 1u, r.z);
   //#if RUNNING
   let m = P.momentum;
+  let su = r.w / sqrt(r.x - 1.0);
   RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
-  RV_st(j, (1.0 - m) * RV_ld(j) + m * (r.z / (r.x - 1.0)));
+  RV_st(j, (1.0 - m) * RV_ld(j) + m * (su * su));
   //#endif
   //#endif
   //#if FIN_EVAL
@@ -93,16 +93,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   //#if FIN_RMS
   let r = merged(j);
-  RSTD_st(j, 1.0 / sqrt(r.y / r.x + P.eps));
+  RSTD_st(j, rstd_of(r.y / sqrt(r.x), P.eps));
   //#endif
   //#if FIN_WN
   let r = merged(j);
-  let nrm = sqrt(r.y);
+  let nrm = r.y;
   NORMS_st(j, nrm);
   SCALE_st(j, G_ld(j) / nrm);
   //#endif
   //#if FIN_BWD
-  let r = merged(j);
+  var r = merged(j);
   let rs = RSTD_ld(j);
   var mu = 0.0;
   //#if HAS_MEAN
@@ -115,11 +115,20 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if EVAL
   COEF_st4(4u * j, vec4f(rs, 0.0, 0.0, mu));
   //#else
+  // x's own mean is mu + k (k: the saved mean's rounding, recovered from the sum of x - mu), so
+  // xhat = ((x - mu) - k) * rs: sum g*xhat gets -k*rs*sum g, and dx's beta absorbs -gamma*k.
   var beta = 0.0;
+  var k = 0.0;
   //#if HAS_MEAN
+  k = mean_fix(r.w, r.x, mu);
+  r.z -= k * rs * r.y;
   beta = -rs * wj * r.y / r.x;
   //#endif
-  COEF_st4(4u * j, vec4f(rs, beta, -rs * rs * wj * r.z / r.x, mu));
+  let gamma = -rs * (rs * (wj * r.z / r.x));
+  COEF_st4(4u * j, vec4f(rs, beta - gamma * k, gamma, mu));
+  //#if HAS_CORR
+  CORR_st(j, k);
+  //#endif
   //#endif
   //#if DW
   DW_st(j, r.z);
@@ -132,7 +141,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let r = merged(j);
   let nrm = NORMS_ld(j);
   let gj = G_ld(j);
-  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -gj * r.z / (nrm * nrm * nrm), 0.0));
+  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(gj / nrm) * ((r.z / nrm) / nrm), 0.0));
   DG_st(j, r.z / nrm);
   //#endif
   //#if FIN_SUMS
@@ -180,6 +189,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var cnt = 0.0;
   var sg = 0.0;
   var sgx = 0.0;
+  var sdev = 0.0;
   //#if GN_BLOCK
   let cA = g * P.Cg + P.c0;
   let cB = g * P.Cg + min(P.c0 + P.L, P.Cg);
@@ -196,12 +206,30 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     cnt += s.x;
     sg += w * s.y;
     sgx += w * s.z;
+    sdev += s.w;
   }
   //#if GN_BLOCK
   cnt = f32(P.Cg) * f32(P.inner);
   //#endif
   let rs = RSTD_ld(j);
-  var cf = vec4f(rs, -rs * sg / cnt, -rs * rs * sgx / cnt, MEAN_ld(j));
+  let mu = MEAN_ld(j);
+  // The saved mean's rounding k, recovered from the sums of x - mu (as FIN_BWD; not for groups
+  // whose sums come in blocks, GN_BLOCK, where one block does not see the whole group): the
+  // per-channel sums of dy*xhat are corrected in place for dweight.
+  var k = 0.0;
+  //#if GN_BLOCK
+  //#else
+  k = mean_fix(sdev, cnt, mu);
+  if (k != 0.0) {
+    sgx -= k * rs * sg;
+    for (var c = cA; c < cB; c += 1u) {
+      let o = 4u * (n * P.C + c);
+      PART_st(o + 2u, PART_ld(o + 2u) - k * rs * PART_ld(o + 1u));
+    }
+  }
+  //#endif
+  let gamma = -rs * (rs * sgx / cnt);
+  var cf = vec4f(rs, -rs * sg / cnt - gamma * k, gamma, mu);
   //#if ACCUM
   let prev = COEF_ld4(4u * j);
   cf.y += prev.y;

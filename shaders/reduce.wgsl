@@ -11,14 +11,16 @@
 // invocations and never summed sequentially end to end.
 //
 // Accumulators (one is compiled in):
-//   WELFORD  (n, mean, M2, 0) of x - shift, shift = the group's first element (the same for
-//            every chunk of the group): Welford per vec4 lane with a shared count, lanes merged
-//            by Chan. Shifting keeps the running means small, so their rounding does not leak
-//            into M2, and it gives the group mean as an unevaluated sum shift + mean: x - mean
-//            keeps its precision at large offsets (with 1e4 + N(0, 1) in f32 a rounded mean
-//            alone is off by up to half an ulp of 1e4, ~5e-4 sigma).
-//   SUMSQ    (n, sum x^2, 0, 0): RMS norm and weight norm.
-//   BWD      (n, sum g, sum g*xhat, 0) with g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
+//   WELFORD  (n, s, m, R): Welford with a shift that follows the running mean, so the mean is
+//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
+//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
+//            ~5e-4 sigma); R = sqrt(M2). Per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, R = sqrt(sum x^2), 0, 0): RMS norm and weight norm.
+//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
+//            xhat = (x - mean[s]) * rstd[s].
+// WELFORD and SUMSQ partials whose fast sums are non-finite or tiny are recomputed by a careful
+// rescan of the chunk (scaled by a power of two; Inf/NaN summed as PyTorch's sums would), so any
+// finite input gives finite statistics wherever float32 can hold them.
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -47,47 +49,60 @@ fn xv1(e: u32) -> f32 {
 }
 
 //#if WELFORD
+// Per vec4 lane (and one scalar lane for the tail elements): count (shared), shift s, mean m of
+// x - s, and M2. After every element the shift moves to the running mean (s + m rounded) and m
+// keeps the rounding error (Fast2Sum), so x - s is the deviation from the running mean: exact
+// (Sterbenz) for elements near the mean whatever the offset, and never computed against a far
+// element (an outlier first in a group does not spoil the rest). The mean stays the unevaluated
+// sum s + m, so x - mean keeps its precision at large offsets.
 var<private> wn: f32;
-var<private> wmean: vec4f;
-var<private> wm2: vec4f;
+var<private> ws: vec4f;
+var<private> wm: vec4f;
+var<private> wmq: vec4f;
 var<private> sn: f32;
-var<private> smean: f32;
-var<private> sm2: f32;
-var<private> wshift: f32;
-fn acc_reset() { wn = 0.0; wmean = vec4f(0.0); wm2 = vec4f(0.0); sn = 0.0; smean = 0.0; sm2 = 0.0; }
-// The shift of group j: its first element (the same for every chunk of the group); with
-// SHIFT_BUF read from SH, gathered by the SHIFT kernel (windowed ops: the group's first element
-// may lie outside the bound range of x).
-fn acc_group(j: u32) {
-  //#if SHIFT_BUF
-  wshift = SH_ld(j);
-  //#else
-  wshift = xv1(j * P.inner);
-  //#endif
-}
+var<private> ss: f32;
+var<private> sm: f32;
+var<private> sq: f32;
+fn acc_reset() { wn = 0.0; ws = vec4f(0.0); wm = vec4f(0.0); wmq = vec4f(0.0); sn = 0.0; ss = 0.0; sm = 0.0; sq = 0.0; }
+fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) {
-  let v = xv4(e) - wshift;
+  let v = xv4(e) - ws;
   wn += 1.0;
-  let d = v - wmean;
-  wmean += d / wn;
-  wm2 += d * (v - wmean);
+  let d = v - wm;
+  let m = wm + d * (1.0 / wn);
+  wmq += d * (v - m);
+  let s = ws + m;
+  wm = m - (s - ws);
+  ws = s;
 }
-fn acc1(e: u32, i: u32) {
-  let v = xv1(e) - wshift;
+fn acc_scalar(x: f32) {
+  let v = x - ss;
   sn += 1.0;
-  let d = v - smean;
-  smean += d / sn;
-  sm2 += d * (v - smean);
+  let d = v - sm;
+  let m = sm + d / sn;
+  sq += d * (v - m);
+  let s = ss + m;
+  sm = m - (s - ss);
+  ss = s;
 }
+fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
+// The lanes merged (Chan, common.wgsl), as (n, s, m, R = sqrt(M2)).
 fn acc_result() -> vec4f {
-  var r = vec4f(sn, smean, sm2, 0.0);
-  r = chan(r, vec4f(wn, wmean.x, wm2.x, 0.0));
-  r = chan(r, vec4f(wn, wmean.y, wm2.y, 0.0));
-  r = chan(r, vec4f(wn, wmean.z, wm2.z, 0.0));
-  r = chan(r, vec4f(wn, wmean.w, wm2.w, 0.0));
-  return r;
+  var r = vec4f(sn, ss, sm, sq);
+  r = chan(r, vec4f(wn, ws.x, wm.x, wmq.x));
+  r = chan(r, vec4f(wn, ws.y, wm.y, wmq.y));
+  r = chan(r, vec4f(wn, ws.z, wm.z, wmq.z));
+  r = chan(r, vec4f(wn, ws.w, wm.w, wmq.w));
+  return vec4f(r.xyz, sqrt(clamp0(r.w)));
 }
+// The spread needs the careful rescan (see rescan_begin): non-finite statistics (an Inf or NaN in
+// the data, or squares past f32) or a root M2 so small that squares may have underflowed.
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || !finite(r.w) || r.w < 0x1p-50); }
+// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), R NaN.
+fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
+fn bad_term(x: f32) -> f32 { return x; }
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), ldexp(r.w, e)); }
 //#endif
 
 //#if SUMSQ
@@ -98,30 +113,86 @@ fn acc_reset() { q4 = vec4f(0.0); q1 = 0.0; qn = 0.0; }
 fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) { let v = xv4(e); q4 += v * v; qn += 4.0; }
-fn acc1(e: u32, i: u32) { let v = xv1(e); q1 += v * v; qn += 1.0; }
-fn acc_result() -> vec4f { return vec4f(qn, (q4.x + q4.y) + (q4.z + q4.w) + q1, 0.0, 0.0); }
+fn acc_scalar(v: f32) { q1 += v * v; qn += 1.0; }
+fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
+// (n, R = sqrt(sum x^2), 0, 0): the root, so that the norm of any finite data is representable.
+fn acc_result() -> vec4f { return vec4f(qn, sqrt((q4.x + q4.y) + (q4.z + q4.w) + q1), 0.0, 0.0); }
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || r.y < 0x1p-50); }
+fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, 0.0); }
+fn bad_term(x: f32) -> f32 { return abs(x); }
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), 0.0, 0.0); }
+//#endif
+
+//#if WELFORD || SUMSQ
+// The careful rescan of a chunk (or row) whose fast statistics are suspect (acc_suspect): pass 0
+// finds the largest finite |x| and sums the non-finite elements; pass 1 accumulates x * 2^-e (e
+// the exponent of that maximum, an exact scaling) so no square over- or underflows, and the
+// result is scaled back. Only data with Inf/NaN, huge or tiny magnitudes (or a constant chunk)
+// pays for it. Used as: rescan_begin(); walk; if (rescan_mid()) { walk }; rescan_end(n).
+var<private> rs_pass: u32;
+var<private> rs_amax: f32;
+var<private> rs_bad: f32;
+var<private> rs_nbad: f32;
+var<private> rs_scale: f32;
+var<private> rs_exp: i32;
+fn rescan_begin() { rs_pass = 0u; rs_amax = 0.0; rs_bad = 0.0; rs_nbad = 0.0; }
+fn rescan_elem(x: f32) {
+  if (rs_pass == 0u) {
+    if (finite(x)) { rs_amax = max(rs_amax, abs(x)); } else { rs_bad += bad_term(x); rs_nbad += 1.0; }
+  } else {
+    acc_scalar(x * rs_scale);
+  }
+}
+fn rescan_mid() -> bool {
+  if (rs_nbad > 0.0 || rs_amax == 0.0) { return false; }
+  rs_exp = frexp(rs_amax).exp;
+  rs_scale = ldexp(1.0, -rs_exp);
+  acc_reset();
+  rs_pass = 1u;
+  return true;
+}
+fn rescan_end(n: f32) -> vec4f {
+  if (rs_nbad > 0.0) { return nonfinite_result(n, rs_bad); }
+  if (rs_pass == 0u) { return vec4f(n, 0.0, 0.0, 0.0); }
+  return unscale(acc_result(), rs_exp);
+}
+// Elements of group j with logical index k in [k0, k1) (the order of reduce_range), one by one.
+fn rescan_walk(j: u32, k0: u32, k1: u32) {
+  for (var k = k0; k < k1; k += 1u) {
+    let o = k / P.inner;
+    rescan_elem(xv1((o * P.D + j) * P.inner + k - o * P.inner));
+  }
+}
+// The statistics of group j's elements [k0, k1), rescanned when the fast ones are suspect.
+fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f {
+  let r = acc_result();
+  if (!acc_suspect(r)) { return r; }
+  rescan_begin();
+  rescan_walk(j, k0, k1);
+  if (rescan_mid()) { rescan_walk(j, k0, k1); }
+  return rescan_end(r.x);
+}
 //#endif
 
 //#if BWD
 // s: index of the saved statistics; a: index of the weight. Both fixed per segment, except a = i
-// (weight per position in a layer-norm row) with W_BY_I.
+// (weight per position in a layer-norm row) with W_BY_I. The fourth sum, of x - mean[s], tells
+// the finalize step how far the saved (float32-rounded) mean is from x's own mean.
 var<private> s_idx: u32;
 var<private> a_idx: u32;
 var<private> g4: vec4f;
 var<private> gx4: vec4f;
+var<private> c4: vec4f;
 var<private> g1: f32;
 var<private> gx1: f32;
+var<private> c1: f32;
 var<private> bn: f32;
 var<private> st_mean: f32;
 var<private> st_rstd: f32;
-fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; bn = 0.0; }
+fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); c4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; c1 = 0.0; bn = 0.0; }
 fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {
-  //#if S_BY_O
-  s_idx = o;
-  //#else
   s_idx = j / P.gDiv;
-  //#endif
   a_idx = j % P.aMod;
   st_mean = 0.0;
   st_rstd = 1.0;
@@ -132,18 +203,15 @@ fn seg_begin(o: u32, j: u32) {
   st_rstd = RSTD_ld(s_idx);
   //#endif
 }
-fn xhat4(e: u32) -> vec4f { return (xv4(e) - st_mean) * st_rstd; }
-fn xhat1(e: u32) -> f32 { return (xv1(e) - st_mean) * st_rstd; }
 fn acc4(e: u32, i: u32) {
   var g = DY_ld4(e);
   //#if W_BY_I
   g *= W_ld4(i);
   //#endif
-  //#if W_BY_J
-  g *= W_ld(a_idx);
-  //#endif
+  let dv = xv4(e) - st_mean;
   g4 += g;
-  gx4 += g * xhat4(e);
+  gx4 += g * (dv * st_rstd);
+  c4 += dv;
   bn += 4.0;
 }
 fn acc1(e: u32, i: u32) {
@@ -151,16 +219,17 @@ fn acc1(e: u32, i: u32) {
   //#if W_BY_I
   g *= W_ld(i);
   //#endif
-  //#if W_BY_J
-  g *= W_ld(a_idx);
-  //#endif
+  let dv = xv1(e) - st_mean;
   g1 += g;
-  gx1 += g * xhat1(e);
+  gx1 += g * (dv * st_rstd);
+  c1 += dv;
   bn += 1.0;
 }
+// (n, sum g, sum g*xhat, sum (x - mean)).
 fn acc_result() -> vec4f {
-  return vec4f(bn, (g4.x + g4.y) + (g4.z + g4.w) + g1, (gx4.x + gx4.y) + (gx4.z + gx4.w) + gx1, 0.0);
+  return vec4f(bn, (g4.x + g4.y) + (g4.z + g4.w) + g1, (gx4.x + gx4.y) + (gx4.z + gx4.w) + gx1, (c4.x + c4.y) + (c4.z + c4.w) + c1);
 }
+fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f { return acc_result(); }
 //#endif
 
 //#if WELFORD || SUMSQ || BWD
@@ -203,6 +272,29 @@ fn reduce_interleaved(j: u32, c: u32) {
     for (var i = 4u * nq; i < K; i += 1u) { acc1(base + i, i); }
   }
 }
+//#if WELFORD || SUMSQ
+fn rescan_walk_interleaved(j: u32, c: u32) {
+  let K = P.inner;
+  let base = j * K;
+  let nq = K / 4u;
+  for (var q = c; q < nq; q += P.P) {
+    for (var i = 4u * q; i < 4u * q + 4u; i += 1u) { rescan_elem(xv1(base + i)); }
+  }
+  if (c == 0u) {
+    for (var i = 4u * nq; i < K; i += 1u) { rescan_elem(xv1(base + i)); }
+  }
+}
+fn checked_interleaved(j: u32, c: u32) -> vec4f {
+  let r = acc_result();
+  if (!acc_suspect(r)) { return r; }
+  rescan_begin();
+  rescan_walk_interleaved(j, c);
+  if (rescan_mid()) { rescan_walk_interleaved(j, c); }
+  return rescan_end(r.x);
+}
+//#else
+fn checked_interleaved(j: u32, c: u32) -> vec4f { return acc_result(); }
+//#endif
 //#endif
 
 //#if PARTIALS
@@ -225,6 +317,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   acc_reset();
   //#if INTERLEAVE
   reduce_interleaved(j, c);
+  let r = checked_interleaved(j, c);
   //#else
   //#if RUNS
   // Pi chunks of at most L per contiguous run of `inner` elements, so that no chunk spans two runs.
@@ -236,21 +329,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let k1 = min(k0 + P.L, P.outer * P.inner);
   //#endif
   if (k0 < k1) { reduce_range(j, k0, k1); }
+  let r = checked_range(j, k0, max(k0, k1));
   //#endif
-  PART_st4(4u * (j * P.P + c), acc_result());
-}
-//#endif
-
-//#if SHIFT
-// The shift of every group (its first element of x, or of x + residual): SH[j], for SHIFT_BUF.
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let j = inv_index(lid, wid, nwg);
-  //#if WINDOW
-  if (j >= P.t1) { return; }
-  //#endif
-  if (j >= P.D) { return; }
-  SH_st(j, xv1(j * P.inner));
+  PART_st4(4u * (j * P.P + c), r);
 }
 //#endif
 
@@ -301,6 +382,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     //#if HAS_MEAN
     m = MEAN_ld(r);
     //#endif
+    // (x - m) - k: the saved mean's rounding recovered by the backward's row sums (CORR).
+    var k = 0.0;
+    //#if HAS_CORR
+    k = CORR_ld(r);
+    //#endif
     let rs = RSTD_ld(r);
     let e = r * K + col;
     //#if BLOCK
@@ -312,20 +398,20 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     g1 += d1;
     g2 += d2;
     g3 += d3;
-    h0 += d0 * ((X_ld4(e) - m) * rs);
-    h1 += d1 * ((X_ld4(e + 4u) - m) * rs);
-    h2 += d2 * ((X_ld4(e + 8u) - m) * rs);
-    h3 += d3 * ((X_ld4(e + 12u) - m) * rs);
+    h0 += d0 * (((X_ld4(e) - m) - k) * rs);
+    h1 += d1 * (((X_ld4(e + 4u) - m) - k) * rs);
+    h2 += d2 * (((X_ld4(e + 8u) - m) - k) * rs);
+    h3 += d3 * (((X_ld4(e + 12u) - m) - k) * rs);
     //#else
     //#if ALIGNED
     let d = DY_ld4(e);
     g0 += d;
-    h0 += d * ((X_ld4(e) - m) * rs);
+    h0 += d * (((X_ld4(e) - m) - k) * rs);
     //#else
-    for (var k = 0u; k < w; k += 1u) {
-      let d = DY_ld(e + k);
-      g0[k] += d;
-      h0[k] += d * ((X_ld(e + k) - m) * rs);
+    for (var i = 0u; i < w; i += 1u) {
+      let d = DY_ld(e + i);
+      g0[i] += d;
+      h0[i] += d * (((X_ld(e + i) - m) - k) * rs);
     }
     //#endif
     //#endif

@@ -251,7 +251,8 @@ async function bigBatchNorm(n: Norms): Promise<void> {
       ey.add(i, y[i]!, (xh[i]! - mu[c]!) * iv[c]! * wh[c]! + bh[c]!);
     }
     ey.check('y (every element, the last workgroups included)');
-    // Backward from the GPU's saved statistics.
+    // Backward from the GPU's saved statistics: they are x's mean rounded to float32, so the
+    // backward recovers x's own mean (float64 here) from x.
     const dy = n.tensor(dyh, [N, C, S]);
     const g = n.batchNormBackward(dy, x, { training: true, weight: w, bias: b, saveMean: f.saveMean, saveInvstd: f.saveInvstd });
     const dx = await n.read(g.dx);
@@ -262,7 +263,7 @@ async function bigBatchNorm(n: Norms): Promise<void> {
     for (let i = 0; i < total; i++) {
       const c = Math.floor(i / S) % C;
       sdy[c] += dyh[i]!;
-      sdyx[c] += dyh[i]! * (xh[i]! - saveMean[c]!) * saveInvstd[c]!;
+      sdyx[c] += dyh[i]! * (xh[i]! - mu[c]!) * saveInvstd[c]!;
     }
     const edw = new RelL2(), edb = new RelL2(), edx = new RelL2();
     for (let c = 0; c < C; c++) {
@@ -273,7 +274,7 @@ async function bigBatchNorm(n: Norms): Promise<void> {
     edb.check('dbias');
     for (let i = 0; i < total; i++) {
       const c = Math.floor(i / S) % C;
-      const xhat = (xh[i]! - saveMean[c]!) * saveInvstd[c]!;
+      const xhat = (xh[i]! - mu[c]!) * saveInvstd[c]!;
       edx.add(i, dx[i]!, wh[c]! * saveInvstd[c]! * (dyh[i]! - sdy[c]! / M - (xhat * sdyx[c]!) / M));
     }
     edx.check('dx (every element)');

@@ -93,6 +93,16 @@ function normApply(
   });
 }
 
+/** mean[j] + k[j], k[j] = mean(x − mean[j]) over group j, where |k[j]| <= 2^-22·|mean[j]|. */
+function recoverMean(x: Arr, mean: Arr, sg: Grouping): Float64Array {
+  const K = groupSize(sg);
+  const dev = groupSum(sg, (i, j) => x[i] - mean[j]);
+  return Float64Array.from(mean, (m, j) => {
+    const k = dev[j] / K;
+    return Math.abs(k) <= Math.abs(m) * 2 ** -22 ? m + k : m;
+  });
+}
+
 /**
  * Backward of normApply. With g = dy·w and K the group size:
  *   statsFromX, centered:   dx = rstd/K · (K·g − Σg − x̂·Σ(g·x̂))   (layer/group/instance/batch-train)
@@ -113,9 +123,13 @@ function normBackward(
   wantDb: boolean,
 ) {
   const K = groupSize(sg);
+  // A saved mean within two float32 ulps of x's own mean is that mean rounded to float32 (what a
+  // forward pass returns): x's mean is recovered from x, so x − mean keeps its precision at large
+  // offsets. Any other mean (a caller's own) is used as given, as PyTorch does.
+  const mu = statsFromX && mean && K > 0 ? recoverMean(x, mean, sg) : mean;
   const xhat = mapAll(x.length, (i) => {
     const j = groupOf(sg, i);
-    return (x[i] - (mean ? mean[j] : 0)) * rstd[j];
+    return (x[i] - (mu ? mu[j] : 0)) * rstd[j];
   });
   const g = w ? mapAll(dy.length, (i) => dy[i] * w[groupOf(ag, i)]) : dy;
   const sumG = statsFromX && mean ? groupSum(sg, (i) => g[i]) : null;

@@ -287,7 +287,7 @@ export class GpuBackend implements O.Backend {
           temps.push(next);
           out.push({
             family: 'finalize',
-            flags: ['FIN_MERGE', ...(s.flags.includes('WELFORD') ? ['WELFORD'] : [])],
+            flags: ['FIN_MERGE', ...s.flags.filter((f) => f === 'WELFORD' || f === 'SUMSQ')],
             binds: [f32('PART', part), f32('OUT', next, true)],
             p: { D: D * P2, P: cur, L: B, Pi: P2, jStride: cur, cStride: 1 },
             workgroups: Math.ceil((D * P2) / WG),
@@ -311,15 +311,13 @@ export class GpuBackend implements O.Backend {
     acc: 'WELFORD' | 'SUMSQ',
     part: GPUBuffer,
     ch: Chunks,
-    sh: GPUBuffer | null = null,
   ): Step {
     const binds = [tb('X', x)];
     if (residual) binds.push(tb('R', residual));
-    if (sh) binds.push(f32('SH', sh));
     binds.push(f32('PART', part, true));
     return {
       family: 'reduce',
-      flags: ['PARTIALS', acc, ...ch.flags, ...residualFlags(x, residual), ...(sh ? ['SHIFT_BUF'] : [])],
+      flags: ['PARTIALS', acc, ...ch.flags, ...residualFlags(x, residual)],
       binds,
       p: { outer: g.outer, D: g.D, inner: g.inner, P: ch.P, L: ch.L, Pi: ch.Pi },
       workgroups: Math.ceil((g.D * ch.P) / WG),
@@ -328,40 +326,32 @@ export class GpuBackend implements O.Backend {
 
   /**
    * Mean and rstd of D groups of x (+ residual): the partials, their merge into mean, rstd (and
-   * the running statistics), and LO for the COMP apply step (the mean's small part; with a
-   * windowed x, (shift, small part) pairs and a SHIFT step that gathers the shifts first).
-   * Returns the steps and LO; the flags the apply step needs are in `applyFlags`.
+   * the running statistics), and LO for the COMP apply step: the mean as (s, m) pairs, an
+   * unevaluated sum (see reduce.wgsl). Returns the steps and LO; the flags the apply step needs
+   * are in `applyFlags`.
    */
   private meanVarSteps(
     x: Tensor,
     residual: Tensor | null,
     g: { outer: number; D: number; inner: number },
     ch: Chunks,
-    win: boolean,
     out: { mean: GPUBuffer; rstd: GPUBuffer; running?: Bind[] },
     p: { eps: number; momentum?: number },
     temps: GPUBuffer[],
   ): { steps: Step[]; lo: GPUBuffer; applyFlags: string[] } {
-    const resid = residualFlags(x, residual);
-    const xr: Bind[] = [tb('X', x), ...(residual ? [tb('R', residual)] : [])];
     const part = this.temp(g.D * ch.P * 16, 'partials');
-    const lo = this.temp(g.D * (win ? 8 : 4), 'lo');
-    const sh = win ? this.temp(g.D * 4, 'shift') : null;
-    temps.push(part, lo, ...(sh ? [sh] : []));
-    const steps: Step[] = [];
-    if (sh) {
-      steps.push({ family: 'reduce', flags: ['SHIFT', ...resid], binds: [...xr, f32('SH', sh, true)], p: { D: g.D, inner: g.inner }, workgroups: Math.ceil(g.D / WG) });
-    }
-    steps.push(this.statsStep(x, residual, g, 'WELFORD', part, ch, sh));
+    const lo = this.temp(g.D * 8, 'lo');
+    temps.push(part, lo);
+    const steps: Step[] = [this.statsStep(x, residual, g, 'WELFORD', part, ch)];
     const running = out.running ?? [];
     steps.push({
       family: 'finalize',
-      flags: ['FIN_STATS', 'WELFORD', ...resid, ...(running.length ? ['RUNNING'] : []), ...(sh ? ['SHIFT_BUF'] : [])],
-      binds: [f32('PART', part), ...(sh ? [f32('SH', sh)] : xr), f32('MEAN', out.mean, true), f32('RSTD', out.rstd, true), f32('LO', lo, true), ...running],
-      p: { D: g.D, P: ch.P, inner: g.inner, eps: p.eps, momentum: p.momentum ?? 0, jStride: ch.P, cStride: 1 },
+      flags: ['FIN_STATS', 'WELFORD', ...(running.length ? ['RUNNING'] : [])],
+      binds: [f32('PART', part), f32('MEAN', out.mean, true), f32('RSTD', out.rstd, true), f32('LO', lo, true), ...running],
+      p: { D: g.D, P: ch.P, eps: p.eps, momentum: p.momentum ?? 0, jStride: ch.P, cStride: 1 },
       workgroups: Math.ceil(g.D / WG),
     });
-    return { steps, lo, applyFlags: ['COMP', ...(sh ? ['SHIFT_BUF'] : [])] };
+    return { steps, lo, applyFlags: ['COMP'] };
   }
 
   /**
@@ -446,13 +436,13 @@ export class GpuBackend implements O.Backend {
         steps.push(this.statsStep(x, residual, g, acc, part, ch));
         steps.push({
           family: 'finalize',
-          flags: ['FIN_RMS'],
+          flags: ['FIN_RMS', 'SUMSQ'],
           binds: [f32('PART', part), tb('RSTD', rstd, true)],
           p: { D: rows, P: ch.P, jStride: ch.P, cStride: 1, eps: a.eps },
           workgroups: Math.ceil(rows / WG),
         });
       } else {
-        const mv = this.meanVarSteps(x, residual, g, ch, win, { mean: mean!._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
+        const mv = this.meanVarSteps(x, residual, g, ch, { mean: mean!._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
         steps.push(...mv.steps);
         lo = mv.lo;
         sflags = mv.applyFlags;
@@ -488,11 +478,17 @@ export class GpuBackend implements O.Backend {
     // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads.
     const RB = Math.min(16, Math.floor(rows / 256));
     const colsFused = fused && (dweight || dbias) && K % 4 === 0 && RB >= 8 && !win;
+    // With a separate dweight/dbias pass (COLS), the rows' mean corrections k (the saved mean's
+    // rounding, recovered from the row sums: see FIN_BWD) go to it through CORR.
+    const corr = mean && (dweight || dbias) && !colsFused ? this.temp(Math.max(rows, 1) * 4, 'corr') : null;
+    if (corr) temps.push(corr);
+    const corrOut: Bind[] = corr ? [f32('CORR', corr, true)] : [];
+    const corrFlag = corr ? ['HAS_CORR'] : [];
     if (fused) {
       const step: Step = {
         family: 'apply',
-        flags: ['BWD_ROWFUSED', 'BWD', ...sflags, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
-        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true)],
+        flags: ['BWD_ROWFUSED', 'BWD', ...sflags, ...corrFlag, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...corrOut],
         p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
         workgroups: Math.ceil(rows / WG),
       };
@@ -522,8 +518,8 @@ export class GpuBackend implements O.Backend {
       });
       steps.push({
         family: 'finalize',
-        flags: ['FIN_BWD', ...(mean ? ['HAS_MEAN'] : [])],
-        binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd), f32('COEF', coef, true)],
+        flags: ['FIN_BWD', ...(mean ? ['HAS_MEAN'] : []), ...corrFlag],
+        binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd), f32('COEF', coef, true), ...corrOut],
         p: { D: rows, P, jStride: P, cStride: 1 },
         workgroups: Math.ceil(rows / WG),
       });
@@ -560,8 +556,8 @@ export class GpuBackend implements O.Backend {
         const P = Math.ceil((r1 - r0) / c.L);
         steps.push({
           family: 'reduce',
-          flags: ['COLS', ...sflags, ...(cw === 16 ? ['BLOCK'] : [])],
-          binds: [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)],
+          flags: ['COLS', ...sflags, ...corrFlag, ...(cw === 16 ? ['BLOCK'] : [])],
+          binds: [tb('DY', dy), tb('X', x), ...stats, ...(corr ? [f32('CORR', corr)] : []), f32('PART', part, true)],
           p: { outer: r1, c0: r0, inner: K, P, L: c.L },
           workgroups: Math.ceil((nq * P) / WG),
         });
@@ -609,7 +605,7 @@ export class GpuBackend implements O.Backend {
         workgroups: Math.ceil(D / WG),
       });
     } else {
-      const mv = this.meanVarSteps(x, null, { outer: 1, D, inner: K }, ch, win, { mean: mean._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
+      const mv = this.meanVarSteps(x, null, { outer: 1, D, inner: K }, ch, { mean: mean._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
       steps.push(...mv.steps);
       steps.push({
         family: 'apply',
@@ -645,7 +641,7 @@ export class GpuBackend implements O.Backend {
       gnCoef.push({
         family: 'finalize',
         flags: ['FIN_GN', ...(weight ? ['W_BY_J'] : []), ...(Bc < Cg ? ['GN_BLOCK'] : []), ...(c0 > 0 ? ['ACCUM'] : [])],
-        binds: [f32('PART', sums), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
+        binds: [f32('PART', sums, Bc >= Cg), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
         p: { D: N * G, G, Cg, C, c0, L: Bc, inner: S },
         workgroups: Math.ceil((N * G) / WG),
       });
@@ -722,7 +718,7 @@ export class GpuBackend implements O.Backend {
       const g = { outer: N, D: C, inner: S };
       const ch = this.chunks(N, C, S, win, x.dtype);
       const running = runningMean !== null && runningVar !== null ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : [];
-      const mv = this.meanVarSteps(x, null, g, ch, win, { mean: meanB, rstd: rstdB, running }, { eps: a.eps, momentum: a.momentum }, temps);
+      const mv = this.meanVarSteps(x, null, g, ch, { mean: meanB, rstd: rstdB, running }, { eps: a.eps, momentum: a.momentum }, temps);
       steps.push(...mv.steps);
       steps.push({
         family: 'apply',
@@ -825,7 +821,7 @@ export class GpuBackend implements O.Backend {
       this.statsStep(v, null, { outer, D, inner }, 'SUMSQ', part, ch),
       {
         family: 'finalize',
-        flags: ['FIN_WN'],
+        flags: ['FIN_WN', 'SUMSQ'],
         binds: [f32('PART', part), tb('G', g), tb('NORMS', norms, true), f32('SCALE', scale, true)],
         p: { D, P, jStride: P, cStride: 1 },
         workgroups: Math.ceil(D / WG),

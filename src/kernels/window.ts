@@ -59,7 +59,6 @@ export function invocations(s: WindowStep): number {
   if (rowFused(s)) return f.has('COLS_FUSED') ? Math.ceil(q.D / q.L) : q.D;
   if (s.family === 'apply') return Math.ceil(q.n / (f.has('BLOCK') ? 16 : 4));
   if (s.family === 'reduce') {
-    if (f.has('SHIFT')) return q.D;
     if (f.has('COLS')) return Math.ceil(q.inner / (f.has('BLOCK') ? 16 : 4)) * q.P;
     return q.D * q.P;
   }
@@ -80,7 +79,6 @@ function indexSpan(ea: number, eb: number, div: number, mod: number, stride = 1)
   return a <= b ? [a * stride, (b + 1) * stride] : [0, mod * stride];
 }
 
-const union = (a: Span, b: Span): Span => (a[1] <= a[0] ? b : b[1] <= b[0] ? a : [Math.min(a[0], b[0]), Math.max(a[1], b[1])]);
 
 /** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
 export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span> {
@@ -101,7 +99,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     const ra = ta * R;
     const rb = Math.min(tb * R, q.D);
     set([ra * q.inner, rb * q.inner], 'X', 'R', 'Y', 'S', 'DY', 'DX');
-    set([ra, rb], 'MEAN', 'RSTD');
+    set([ra, rb], 'MEAN', 'RSTD', 'CORR');
     // The weights of those rows' elements only: all of W for layer-norm rows, but a group-norm
     // group needs just its C/G channels' weights (not the whole per-channel W).
     set(indexSpan(ra * q.inner, rb * q.inner, q.aDiv, q.aMod), 'W', 'B');
@@ -111,18 +109,12 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     const ea = E * ta;
     const eb = Math.min(E * tb, q.n);
     const sSpan = indexSpan(ea, eb, q.sDiv, q.sMod);
-    let xs: Span = [ea, eb];
-    // The group's shift read from x (COMP without SHIFT_BUF): the first element of each group.
-    if (f.has('COMP') && !f.has('SHIFT_BUF')) xs = union(xs, [sSpan[0] * q.sDiv, (sSpan[1] - 1) * q.sDiv + 1]);
-    set(xs, 'X', 'R');
+    set([ea, eb], 'X', 'R');
     set([ea, eb], 'Y', 'S', 'DY', 'DX');
     set(indexSpan(ea, eb, q.aDiv, q.aMod), 'W', 'B');
     set(sSpan, 'MEAN', 'RSTD');
-    set(indexSpan(ea, eb, q.sDiv, q.sMod, f.has('SHIFT_BUF') ? 2 : 1), 'LO');
+    set(indexSpan(ea, eb, q.sDiv, q.sMod, 2), 'LO');
     set(indexSpan(ea, eb, q.sDiv, q.sMod, 4), 'COEF');
-  } else if (s.family === 'reduce' && f.has('SHIFT')) {
-    set([ta * q.inner, (tb - 1) * q.inner + 1], 'X', 'R');
-    set([ta, tb], 'SH');
   } else if (s.family === 'reduce' && f.has('COLS')) {
     const CW = f.has('BLOCK') ? 16 : 4;
     const K = q.inner;
@@ -140,7 +132,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([r0 * K, r1 * K], 'X', 'DY');
       set([0, 4 * K * q.P], 'PART');
     }
-    set([r0, r1], 'MEAN', 'RSTD');
+    set([r0, r1], 'MEAN', 'RSTD', 'CORR');
   } else if (s.family === 'reduce') {
     const { outer, D, inner, P, L, Pi } = q;
     const M = outer * inner;
@@ -182,12 +174,9 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       part = [4 * ta, 4 * tb];
       jr = [ja, jb + 1];
     }
-    // The shift read from x (WELFORD without SHIFT_BUF): each group's first element.
-    if (f.has('WELFORD') && !f.has('SHIFT_BUF')) xs = union(xs, [jr[0] * inner, (jr[1] - 1) * inner + 1]);
     set(xs, 'X', 'R', 'DY');
     set(part, 'PART');
-    set(jr, 'SH');
-    set(f.has('S_BY_O') ? [0, outer] : [Math.floor(jr[0] / q.gDiv), Math.floor((jr[1] - 1) / q.gDiv) + 1], 'MEAN', 'RSTD');
+    set([Math.floor(jr[0] / q.gDiv), Math.floor((jr[1] - 1) / q.gDiv) + 1], 'MEAN', 'RSTD');
     set(f.has('W_BY_I') ? wi : indexSpan(jr[0], jr[1], 1, q.aMod), 'W');
   } else {
     // finalize: invocation j handles group j (FIN_CAST: u32 word j).
@@ -219,7 +208,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     set([2 * ja, Math.min(2 * jb + 2, q.n)], 'SRC');
     set(f.has('FIN_CAST') ? [2 * ja, 2 * jb + 2] : [4 * ja, 4 * jb + 4], 'OUT');
     set([4 * ja, 4 * jb + 4], 'COEF');
-    set(f.has('SHIFT_BUF') ? [2 * ja, 2 * jb + 2] : [ja, jb + 1], 'LO');
+    set([2 * ja, 2 * jb + 2], 'LO');
     set([ja * q.inner, jb * q.inner + 1], 'X', 'R');
   }
   // Everything else is indexed by the invocation's group.

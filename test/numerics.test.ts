@@ -1,0 +1,487 @@
+/**
+ * Numerics on hard inputs (drawn from public bug reports about normalization kernels), on every
+ * kernel family of the webgpu backend (default choice, row-fused, general partials + merge, the
+ * discrete-GPU split, bound ranges of 4 KiB) and on the CPU backend, against float64 formulas
+ * written here (independent of src/cpu/reference.ts):
+ *
+ *  1. outliers anywhere in a group (first, middle, last, several) at up to 6e4 standard
+ *     deviations: every output within 1e-5 relative L2 of float64 (the statistics too);
+ *  2. backward at large mean offsets with the statistics our forward returned: dx, dweight,
+ *     dbias within 1e-4 of float64 (PyTorch's own float32 numbers for the layer-norm example);
+ *  3. sums of squares past float32's range, and squares that underflow: finite, correct results;
+ *  4. ±Inf in a batch-norm channel: saveMean/runningMean ±Inf (NaN for both signs), y,
+ *     saveInvstd and runningVar NaN, as PyTorch's batch_norm gives.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNorms, type Norms, type Tensor } from '../src/index.ts';
+import { closeBackends, openBackends, type Backends } from './util/parity.ts';
+import { makeRng } from './util/rng.ts';
+
+let b: Backends;
+let windowed: Norms;
+let impls: { name: string; n: Norms }[] = [];
+
+beforeAll(async () => {
+  b = await openBackends();
+  windowed = await createNorms({ backend: 'webgpu', device: b.gpu.device!, poisonOutputs: true, maxBindingBytes: 4096 });
+  impls = [
+    { name: 'webgpu', n: b.gpu },
+    { name: 'webgpu row-fused', n: b.fused },
+    { name: 'webgpu general', n: b.general },
+    { name: 'webgpu gpu-split', n: b.gpuSplit },
+    { name: 'webgpu 4 KiB ranges', n: windowed },
+    { name: 'cpu', n: b.cpu },
+  ];
+}, 60_000);
+afterAll(() => {
+  windowed?.destroy();
+  closeBackends(b);
+});
+
+// ---- float64 formulas ----
+
+/** Groups of a normalization: stats group and affine channel of element i. */
+interface Layout {
+  groups: number;
+  channels: number;
+  group: (i: number) => number;
+  channel: (i: number) => number;
+}
+const rowsLayout = (rows: number, K: number): Layout => ({ groups: rows, channels: K, group: (i) => Math.floor(i / K), channel: (i) => i % K });
+const groupLayout = (N: number, C: number, S: number, G: number): Layout => ({
+  groups: N * G,
+  channels: C,
+  group: (i) => Math.floor(i / ((C / G) * S)),
+  channel: (i) => Math.floor(i / S) % C,
+});
+const batchLayout = (C: number, S: number): Layout => ({ groups: C, channels: C, group: (i) => Math.floor(i / S) % C, channel: (i) => Math.floor(i / S) % C });
+
+/** Two-pass mean and biased variance per group, in float64. */
+function stats64(x: Float32Array, L: Layout) {
+  const cnt = new Float64Array(L.groups);
+  const sum = new Float64Array(L.groups);
+  for (let i = 0; i < x.length; i++) (cnt[L.group(i)] += 1), (sum[L.group(i)] += x[i]!);
+  const mean = sum.map((s, j) => s / cnt[j]!);
+  const ss = new Float64Array(L.groups);
+  for (let i = 0; i < x.length; i++) ss[L.group(i)] += (x[i]! - mean[L.group(i)]!) ** 2;
+  const variance = ss.map((s, j) => s / cnt[j]!);
+  return { cnt, mean, variance };
+}
+
+function forward64(x: Float32Array, L: Layout, eps: number, w?: Float32Array, bias?: Float32Array) {
+  const { cnt, mean, variance } = stats64(x, L);
+  const rstd = variance.map((v) => 1 / Math.sqrt(v + eps));
+  const y = Float64Array.from(x, (v, i) => {
+    const j = L.group(i);
+    const c = L.channel(i);
+    return (v - mean[j]!) * rstd[j]! * (w ? w[c]! : 1) + (bias ? bias[c]! : 0);
+  });
+  return { cnt, mean, variance, rstd, y };
+}
+
+/** Backward with x's own float64 statistics: dx, dweight, dbias. */
+function backward64(dy: Float32Array, x: Float32Array, L: Layout, eps: number, w?: Float32Array) {
+  const { cnt, mean, rstd } = forward64(x, L, eps);
+  const xhat = Float64Array.from(x, (v, i) => (v - mean[L.group(i)]!) * rstd[L.group(i)]!);
+  const g = Float64Array.from(dy, (d, i) => d * (w ? w[L.channel(i)]! : 1));
+  const sg = new Float64Array(L.groups);
+  const sgx = new Float64Array(L.groups);
+  const dweight = new Float64Array(L.channels);
+  const dbias = new Float64Array(L.channels);
+  for (let i = 0; i < x.length; i++) {
+    const j = L.group(i);
+    sg[j] += g[i]!;
+    sgx[j] += g[i]! * xhat[i]!;
+    dweight[L.channel(i)] += dy[i]! * xhat[i]!;
+    dbias[L.channel(i)] += dy[i]!;
+  }
+  const dx = Float64Array.from(x, (_, i) => {
+    const j = L.group(i);
+    return rstd[j]! * (g[i]! - sg[j]! / cnt[j]! - (xhat[i]! * sgx[j]!) / cnt[j]!);
+  });
+  return { dx, dweight, dbias };
+}
+
+function relL2(got: Float32Array, want: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) (num += (got[i]! - want[i]!) ** 2), (den += want[i]! ** 2);
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+/** Reads every output and collects the ones past their tolerance (every output is checked). */
+async function check(n: Norms, label: string, outs: [string, Tensor | null | undefined, ArrayLike<number>, number][]): Promise<string[]> {
+  const bad: string[] = [];
+  for (const [name, t, want, tol] of outs) {
+    if (!t) {
+      bad.push(`${label}: ${name} missing`);
+      continue;
+    }
+    const got = await n.read(t);
+    const err = relL2(got, want);
+    if (!(err <= tol) || got.length !== want.length) bad.push(`${label}: ${name} relative L2 ${err.toExponential(2)} > ${tol} (got[0..3] ${Array.from(got.slice(0, 3))}, want ${Array.from(want).slice(0, 3)})`);
+  }
+  return bad;
+}
+
+const rng = (seed: number) => makeRng(seed);
+const withAt = (x: Float32Array, at: number[], v: number | number[]): Float32Array => {
+  const out = Float32Array.from(x);
+  at.forEach((i, k) => (out[i] = Array.isArray(v) ? v[k]! : v));
+  return out;
+};
+
+// ---- 1. outliers ----
+
+describe('outliers anywhere in a group: statistics exact to float32 rounding, every output within 1e-5 of float64', () => {
+  const TOL = 1e-5;
+
+  // batchNorm training [64, 3, 1024], channels N(1, 0.5²), outliers at 30000 (6e4 sigma).
+  const N = 64, C = 3, S = 1024;
+  const base = rng(101).fill(N * C * S, 1, 0.5);
+  const at = (n: number, c: number, s: number) => (n * C + c) * S + s;
+  const bnCases: [string, Float32Array][] = [
+    ['first element of each channel', withAt(base, [0, 1, 2].map((c) => at(0, c, 0)), 30000)],
+    ['last element of each channel', withAt(base, [0, 1, 2].map((c) => at(N - 1, c, S - 1)), 30000)],
+    ['middle, -30000', withAt(base, [0, 1, 2].map((c) => at(31, c, 517)), -30000)],
+    ['several (first, 3rd, a middle one; both signs)', withAt(base, [at(0, 0, 0), at(0, 0, 1), at(0, 0, 2), at(40, 1, 0), at(0, 2, 0), at(20, 2, 9)], [30000, -20000, 30000, 25000, -30000, 30000])],
+  ];
+  for (const [what, x] of bnCases) {
+    it(`batchNorm training [64, 3, 1024], outliers: ${what}`, async () => {
+      const L = batchLayout(C, S);
+      const w = Float32Array.from([1.5, -0.5, 2]);
+      const bias = Float32Array.from([0.1, 0.2, -0.3]);
+      const rm0 = Float32Array.from([0.5, -1, 2]);
+      const rv0 = Float32Array.from([1, 2, 0.5]);
+      const dyH = rng(7).fill(x.length);
+      const f = forward64(x, L, 1e-5, w, bias);
+      const bw = backward64(dyH, x, L, 1e-5, w);
+      const rm = Array.from(rm0, (r, c) => 0.9 * r + 0.1 * f.mean[c]!);
+      const rv = Array.from(rv0, (r, c) => 0.9 * r + (0.1 * f.variance[c]! * f.cnt[c]!) / (f.cnt[c]! - 1));
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(x, [N, C, S]), w: n.tensor(w, [C]), b: n.tensor(bias, [C]), rm: n.tensor(rm0, [C]), rv: n.tensor(rv0, [C]), dy: n.tensor(dyH, [N, C, S]) };
+        const o = n.batchNorm(t.x, { training: true, weight: t.w, bias: t.b, runningMean: t.rm, runningVar: t.rv });
+        const g = n.batchNormBackward(t.dy, t.x, { training: true, weight: t.w, bias: t.b, saveMean: o.saveMean, saveInvstd: o.saveInvstd });
+        bad.push(
+          ...(await check(n, name, [
+            ['y', o.y, f.y, TOL],
+            ['saveMean', o.saveMean, f.mean, TOL],
+            ['saveInvstd', o.saveInvstd, f.rstd, TOL],
+            ['runningMean', t.rm, rm, TOL],
+            ['runningVar', t.rv, rv, TOL],
+            ['dx', g.dx, bw.dx, TOL],
+            ['dweight', g.dweight, bw.dweight, TOL],
+            ['dbias', g.dbias, bw.dbias, TOL],
+          ])),
+        );
+        for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) v?.destroy();
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+
+  // layerNorm [4, 4000], rows N(2, 1), an outlier at -8000 (the row means are near zero: PyTorch
+  // float32's mean is off by 2e-5 relative there; the target is 10x that for the mean).
+  const R = 4, K = 4000;
+  const lbase = rng(202).fill(R * K, 2, 1);
+  const lnCases: [string, Float32Array][] = [
+    ['first element of each row', withAt(lbase, [0, 1, 2, 3].map((r) => r * K), -8000)],
+    ['last element of each row', withAt(lbase, [0, 1, 2, 3].map((r) => r * K + K - 1), -8000)],
+    ['middle', withAt(lbase, [0, 1, 2, 3].map((r) => r * K + 1999), -8000)],
+    ['several per row', withAt(lbase, [0, 1, 2, K, K + 3001, 2 * K + 5, 3 * K + 3998], [-8000, 9000, -8000, 8000, -8000, 7000, -9000])],
+  ];
+  for (const [what, x] of lnCases) {
+    it(`layerNorm [4, 4000] (+ weight, bias, and backward), outliers: ${what}`, async () => {
+      const L = rowsLayout(R, K);
+      const w = rng(3).fill(K, 1, 0.2);
+      const bias = rng(4).fill(K, 0, 0.2);
+      const dyH = rng(5).fill(R * K);
+      const f = forward64(x, L, 1e-5, w, bias);
+      const bw = backward64(dyH, x, L, 1e-5, w);
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(x, [R, K]), w: n.tensor(w, [K]), b: n.tensor(bias, [K]), dy: n.tensor(dyH, [R, K]) };
+        const o = n.layerNorm(t.x, { normalizedShape: [K], weight: t.w, bias: t.b });
+        const g = n.layerNormBackward(t.dy, t.x, o.mean, o.rstd, { normalizedShape: [K], weight: t.w, bias: t.b });
+        bad.push(
+          ...(await check(n, name, [
+            ['y', o.y, f.y, TOL],
+            ['mean', o.mean, f.mean, 2e-4],
+            ['rstd', o.rstd, f.rstd, TOL],
+            ['dx', g.dx, bw.dx, TOL],
+            ['dweight', g.dweight, bw.dweight, TOL],
+            ['dbias', g.dbias, bw.dbias, TOL],
+          ])),
+        );
+        for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) v?.destroy();
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+
+  // groupNorm [2, 8, 500], G = 2, N(0, 1), the first element of each sample ±5000; and
+  // instanceNorm [2, 3, 700] with outliers first and last in each (n, c).
+  const gnx = withAt(rng(303).fill(2 * 8 * 500), [0, 8 * 500], [5000, -5000]);
+  const inx = withAt(rng(304).fill(2 * 3 * 700, 3, 1), [0, 699, 700, 1399 + 700, 3 * 700 + 350], [-4000, 6000, 5000, -5000, 9000]);
+  it('groupNorm [2, 8, 500] G=2, first element of each sample ±5000 (+ backward)', async () => {
+    const L = groupLayout(2, 8, 500, 2);
+    const w = rng(8).fill(8, 1, 0.3);
+    const bias = rng(9).fill(8, 0, 0.3);
+    const dyH = rng(10).fill(gnx.length);
+    const f = forward64(gnx, L, 1e-5, w, bias);
+    const bw = backward64(dyH, gnx, L, 1e-5, w);
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const t = { x: n.tensor(gnx, [2, 8, 500]), w: n.tensor(w, [8]), b: n.tensor(bias, [8]), dy: n.tensor(dyH, [2, 8, 500]) };
+      const o = n.groupNorm(t.x, { numGroups: 2, weight: t.w, bias: t.b });
+      const g = n.groupNormBackward(t.dy, t.x, o.mean, o.rstd, { numGroups: 2, weight: t.w, bias: t.b });
+      bad.push(...(await check(n, name, [['y', o.y, f.y, TOL], ['mean', o.mean, f.mean, TOL], ['rstd', o.rstd, f.rstd, TOL], ['dx', g.dx, bw.dx, TOL], ['dweight', g.dweight, bw.dweight, TOL], ['dbias', g.dbias, bw.dbias, TOL]])));
+      for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) v?.destroy();
+    }
+    expect(bad).toEqual([]);
+  });
+  it('instanceNorm [2, 3, 700], outliers first, last and in the middle of channels (+ backward)', async () => {
+    const L = groupLayout(2, 3, 700, 3);
+    const dyH = rng(11).fill(inx.length);
+    const f = forward64(inx, L, 1e-5);
+    const bw = backward64(dyH, inx, L, 1e-5);
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const t = { x: n.tensor(inx, [2, 3, 700]), dy: n.tensor(dyH, [2, 3, 700]) };
+      const o = n.instanceNorm(t.x, {});
+      const g = n.instanceNormBackward(t.dy, t.x, o.mean, o.rstd, {});
+      bad.push(...(await check(n, name, [['y', o.y, f.y, TOL], ['mean', o.mean, f.mean, TOL], ['rstd', o.rstd, f.rstd, TOL], ['dx', g.dx, bw.dx, TOL]])));
+      for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) v?.destroy();
+    }
+    expect(bad).toEqual([]);
+  });
+});
+
+// ---- 2. backward at large mean offsets ----
+
+describe('backward at large mean offsets, with the statistics the forward returned: within 1e-4 of float64', () => {
+  const TOL = 1e-4;
+
+  it('layerNorm backward on [10000, 10000.001, 10000.002, 10000.003] matches float64 [239.28, -356.15, 94.60, 22.26]', async () => {
+    const x = Float32Array.from([10000, 10000.001, 10000.002, 10000.003]);
+    const dyH = Float32Array.from([1, -1, 0.5, 0.25]);
+    const bw = backward64(dyH, x, rowsLayout(1, 4), 1e-5);
+    // The float64 formula agrees with the numbers computed independently for the issue.
+    expect(Array.from(bw.dx, (v) => Math.round(v * 100) / 100)).toEqual([239.28, -356.15, 94.6, 22.26]);
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const t = { x: n.tensor(x, [1, 4]), dy: n.tensor(dyH, [1, 4]), w: n.tensor(Float32Array.from([1, 1, 1, 1]), [4]), b: n.tensor(new Float32Array(4), [4]) };
+      const o = n.layerNorm(t.x, { normalizedShape: [4] });
+      const g = n.layerNormBackward(t.dy, t.x, o.mean, o.rstd, { normalizedShape: [4], weight: t.w, bias: t.b });
+      bad.push(...(await check(n, name, [['dx', g.dx, bw.dx, TOL], ['dweight', g.dweight, bw.dweight, TOL], ['dbias', g.dbias, bw.dbias, TOL]])));
+      for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) v?.destroy();
+    }
+    expect(bad).toEqual([]);
+  });
+
+  const bnOffset: [string, number[], Float32Array][] = [
+    ['[8, 1], x = 3e4 + 0.01 z', [8, 1], Float32Array.from(rng(12).fill(8), (z) => 3e4 + 0.01 * z)],
+    [
+      '[16, 3, 40], channel means 3e4 / -5e3 / 1e5, sigma 0.01 / 0.1 / 1',
+      [16, 3, 40],
+      Float32Array.from(rng(13).fill(16 * 3 * 40), (z, i) => {
+        const c = Math.floor(i / 40) % 3;
+        return [3e4, -5e3, 1e5][c]! + [0.01, 0.1, 1][c]! * z;
+      }),
+    ],
+  ];
+  for (const [what, shape, x] of bnOffset) {
+    it(`batchNorm training backward ${what}`, async () => {
+      const C = shape[1]!;
+      const S = x.length / (shape[0]! * C);
+      const L = batchLayout(C, S);
+      const w = rng(14).fill(C, 1, 0.3);
+      const bias = rng(15).fill(C);
+      const dyH = rng(16).fill(x.length);
+      const bw = backward64(dyH, x, L, 1e-5, w);
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(x, shape), dy: n.tensor(dyH, shape), w: n.tensor(w, [C]), b: n.tensor(bias, [C]) };
+        const o = n.batchNorm(t.x, { training: true, weight: t.w, bias: t.b });
+        const g = n.batchNormBackward(t.dy, t.x, { training: true, weight: t.w, bias: t.b, saveMean: o.saveMean, saveInvstd: o.saveInvstd });
+        bad.push(...(await check(n, name, [['dx', g.dx, bw.dx, TOL], ['dweight', g.dweight, bw.dweight, TOL], ['dbias', g.dbias, bw.dbias, TOL]])));
+        for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) v?.destroy();
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+
+  it('groupNorm and layerNorm (rows past the row-fused block size) backward at mean 1e4, sigma 1e-2', async () => {
+    const gx = Float32Array.from(rng(17).fill(3 * 4 * 50), (z) => 1e4 + 0.01 * z);
+    const lx = Float32Array.from(rng(18).fill(2100 * 8), (z, i) => 1e4 * (1 + (i % 3)) + 0.05 * z);
+    const cases = [
+      { shape: [3, 4, 50], L: groupLayout(3, 4, 50, 2), x: gx, C: 4, run: (n: Norms, t: Record<string, Tensor>) => {
+        const o = n.groupNorm(t.x!, { numGroups: 2, weight: t.w, bias: t.b });
+        return { o, g: n.groupNormBackward(t.dy!, t.x!, o.mean, o.rstd, { numGroups: 2, weight: t.w, bias: t.b }) };
+      } },
+      { shape: [2100, 8], L: rowsLayout(2100, 8), x: lx, C: 8, run: (n: Norms, t: Record<string, Tensor>) => {
+        const o = n.layerNorm(t.x!, { normalizedShape: [8], weight: t.w, bias: t.b });
+        return { o, g: n.layerNormBackward(t.dy!, t.x!, o.mean, o.rstd, { normalizedShape: [8], weight: t.w, bias: t.b }) };
+      } },
+    ];
+    const bad: string[] = [];
+    for (const c of cases) {
+      const w = rng(19).fill(c.C, 1, 0.3);
+      const dyH = rng(20).fill(c.x.length);
+      const bw = backward64(dyH, c.x, c.L, 1e-5, w);
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(c.x, c.shape), dy: n.tensor(dyH, c.shape), w: n.tensor(w, [c.C]), b: n.tensor(new Float32Array(c.C), [c.C]) };
+        const { o, g } = c.run(n, t);
+        bad.push(...(await check(n, `${name} [${c.shape}]`, [['dx', g.dx, bw.dx, TOL], ['dweight', g.dweight, bw.dweight, TOL], ['dbias', g.dbias, bw.dbias, TOL]])));
+        for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) (v as Tensor | null)?.destroy();
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('a caller-supplied mean far from x’s own mean is used as given (PyTorch semantics)', async () => {
+    const x = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const dyH = Float32Array.from([1, -1, 0.5, 0.25, 0, 2]);
+    const mean = Float32Array.from([3]); // x's mean is 3.5
+    const rstd = Float32Array.from([0.5]);
+    // dx = rstd/K·(K·g − Σg − x̂·Σ(g·x̂)) with x̂ = (x − 3)·0.5.
+    const xh = Array.from(x, (v) => (v - 3) * 0.5);
+    const sg = dyH.reduce((a, v) => a + v, 0);
+    const sgx = xh.reduce((a, v, i) => a + v * dyH[i]!, 0);
+    const want = Array.from(dyH, (g, i) => (0.5 / 6) * (6 * g - sg - xh[i]! * sgx));
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const t = { x: n.tensor(x, [1, 6]), dy: n.tensor(dyH, [1, 6]), m: n.tensor(mean, [1]), r: n.tensor(rstd, [1]) };
+      const g = n.layerNormBackward(t.dy, t.x, t.m, t.r, { normalizedShape: [6] });
+      bad.push(...(await check(n, name, [['dx', g.dx, want, 1e-6]])));
+      for (const v of [...Object.values(t), ...Object.values(g)]) v?.destroy();
+    }
+    expect(bad).toEqual([]);
+  });
+});
+
+// ---- 3. magnitudes past float32's squares ----
+
+describe('sums of squares past float32: finite inputs give finite, correct results', () => {
+  const TOL = 1e-5;
+  interface Mag { what: string; run: (n: Norms) => Promise<string[]> }
+  const cases: Mag[] = [
+    {
+      what: 'rmsNorm on eight values 1e19: y = 1, rstd = 1e-19',
+      run: async (n) => {
+        const x = n.tensor(new Float32Array(8).fill(1e19), [1, 8]);
+        const o = n.rmsNorm(x, { normalizedShape: [8] });
+        return check(n, 'rmsNorm 1e19', [['y', o.y, new Array(8).fill(1), TOL], ['rstd', o.rstd, [1e-19], TOL]]);
+      },
+    },
+    {
+      what: 'rmsNorm on 1e-25·z with eps 0 (squares underflow): y = z / rms(z)',
+      run: async (n) => {
+        const z = rng(21).fill(37);
+        const x = Float32Array.from(z, (v) => v * 1e-25);
+        const f = forward64(x, rowsLayout(1, 37), 0);
+        const ms = x.reduce((a, v) => a + v * v, 0) / 37;
+        const o = n.rmsNorm(n.tensor(x, [1, 37]), { normalizedShape: [37], eps: 0 });
+        void f;
+        return check(n, 'rmsNorm 1e-25', [['y', o.y, Array.from(x, (v) => v / Math.sqrt(ms)), TOL], ['rstd', o.rstd, [1 / Math.sqrt(ms)], TOL]]);
+      },
+    },
+    {
+      what: 'weightNorm v = [1e20, 1, 1] (dim null), g = 2: w = [2, 2e-20, 2e-20], norms = 1e20',
+      run: async (n) => {
+        const o = n.weightNorm(n.tensor([1e20, 1, 1], [3]), n.tensor([2], []), { dim: null });
+        return check(n, 'weightNorm 1e20', [['w', o.w, [2, 2e-20, 2e-20], TOL], ['norms', o.norms, [1e20], TOL]]);
+      },
+    },
+    {
+      what: 'weightNorm v = 1e-30·[1, 2, 2] per slice (dim 0): norms 3e-30, w = g·v/norm',
+      run: async (n) => {
+        const v = Float32Array.from([1, 2, 2, -2, 1, 2], (a) => a * 1e-30);
+        const o = n.weightNorm(n.tensor(v, [2, 3]), n.tensor([3, 6], [2, 1]), { dim: 0 });
+        return check(n, 'weightNorm 1e-30', [['w', o.w, [1, 2, 2, -4, 2, 4], TOL], ['norms', o.norms, [3e-30, 3e-30], TOL]]);
+      },
+    },
+    {
+      what: 'layerNorm on 16 values alternating 1e19, 2e19: y = ∓1',
+      run: async (n) => {
+        const x = Float32Array.from({ length: 16 }, (_, i) => (i % 2 ? 2e19 : 1e19));
+        const o = n.layerNorm(n.tensor(x, [1, 16]), { normalizedShape: [16] });
+        return check(n, 'layerNorm 1e19', [['y', o.y, Array.from(x, (v) => (v > 1.5e19 ? 1 : -1)), TOL], ['mean', o.mean, [1.5e19], TOL], ['rstd', o.rstd, [2e-19], TOL]]);
+      },
+    },
+    {
+      what: 'groupNorm on [[1e30, -1e30], [2e30, -2e30]], one group per sample: y = ±1',
+      run: async (n) => {
+        const o = n.groupNorm(n.tensor([1e30, -1e30, 2e30, -2e30], [2, 2]), { numGroups: 1 });
+        return check(n, 'groupNorm 1e30', [['y', o.y, [1, -1, 1, -1], TOL], ['mean', o.mean, [0, 0], TOL], ['rstd', o.rstd, [1e-30, 5e-31], TOL]]);
+      },
+    },
+    {
+      what: 'batchNorm training on channels at 1e25 and 1e-25 scale, eps 0',
+      run: async (n) => {
+        const z = rng(22).fill(4 * 2 * 9);
+        const x = Float32Array.from(z, (v, i) => v * (Math.floor(i / 9) % 2 ? 1e-25 : 1e25));
+        const f = forward64(x, batchLayout(2, 9), 0);
+        const o = n.batchNorm(n.tensor(x, [4, 2, 9]), { training: true, eps: 0 });
+        return check(n, 'batchNorm 1e±25', [['y', o.y, f.y, TOL], ['saveMean', o.saveMean, f.mean, TOL], ['saveInvstd', o.saveInvstd, f.rstd, TOL]]);
+      },
+    },
+    {
+      what: 'layerNorm rows of 1e-22·z with eps 0 (a thousand per row: general and split kernels too)',
+      run: async (n) => {
+        const x = Float32Array.from(rng(23).fill(3 * 1000, 0.5), (v) => v * 1e-22);
+        const f = forward64(x, rowsLayout(3, 1000), 0);
+        const o = n.layerNorm(n.tensor(x, [3, 1000]), { normalizedShape: [1000], eps: 0 });
+        return check(n, 'layerNorm 1e-22', [['y', o.y, f.y, TOL], ['mean', o.mean, f.mean, TOL], ['rstd', o.rstd, f.rstd, TOL]]);
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(c.what, async () => {
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const before = n.stats().liveBuffers;
+        bad.push(...(await c.run(n)).map((s) => `${name}: ${s}`));
+        void before;
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+});
+
+// ---- 4. ±Inf in a batch-norm channel ----
+
+describe('±Inf in a batch-norm channel, as PyTorch: mean ±Inf (NaN with both), y / invstd / running var NaN', () => {
+  const cases: [string, number[], number][] = [
+    ['+Inf', [Infinity], Infinity],
+    ['-Inf', [-Infinity], -Infinity],
+    ['+Inf and -Inf', [Infinity, -Infinity], NaN],
+    ['two +Inf', [Infinity, Infinity], Infinity],
+  ];
+  for (const [what, vals, mean] of cases) {
+    it(`${what} in channel 1 of [6, 3, 50] (the other channels unaffected)`, async () => {
+      const x0 = rng(24).fill(6 * 3 * 50, 2, 1);
+      const x = withAt(x0, vals.map((_, k) => (k * 2 + 3) * 3 * 50 + 50 + 17 * k), vals);
+      const f = forward64(x0, batchLayout(3, 50), 1e-5);
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const rm = n.tensor([0, 0, 0], [3]);
+        const rv = n.tensor([1, 1, 1], [3]);
+        const o = n.batchNorm(n.tensor(x, [6, 3, 50]), { training: true, runningMean: rm, runningVar: rv });
+        const [sm, si, y, rmv, rvv] = await Promise.all([n.read(o.saveMean), n.read(o.saveInvstd), n.read(o.y), n.read(rm), n.read(rv)]);
+        const same = (a: number, e: number) => Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e));
+        if (!same(sm[1]!, mean)) bad.push(`${name}: saveMean[1] = ${sm[1]}, expected ${mean}`);
+        if (!same(rmv[1]!, Number.isNaN(mean) ? NaN : mean)) bad.push(`${name}: runningMean[1] = ${rmv[1]}`);
+        if (!Number.isNaN(si[1]!)) bad.push(`${name}: saveInvstd[1] = ${si[1]}, expected NaN`);
+        if (!Number.isNaN(rvv[1]!)) bad.push(`${name}: runningVar[1] = ${rvv[1]}, expected NaN`);
+        for (let i = 0; i < y.length; i++) if (Math.floor(i / 50) % 3 === 1 && !Number.isNaN(y[i]!)) bad.push(`${name}: y[${i}] = ${y[i]} in the bad channel`);
+        for (const c of [0, 2]) {
+          if (Math.abs(sm[c]! - f.mean[c]!) > 1e-5 * Math.abs(f.mean[c]!)) bad.push(`${name}: saveMean[${c}] = ${sm[c]}`);
+          if (Math.abs(si[c]! - f.rstd[c]!) > 1e-5 * f.rstd[c]!) bad.push(`${name}: saveInvstd[${c}] = ${si[c]}`);
+        }
+      }
+      expect(bad.slice(0, 10)).toEqual([]);
+    });
+  }
+});
