@@ -22,8 +22,10 @@
 //   ROWFUSED      one invocation per contiguous row/group (outer = 1): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
 //                 cheap loops and barriers are not (CPU adapters), and rows are many.
-//   BWD_APPLY     elementwise dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * (x - mu[s]),
-//                 with (alpha, beta, gamma, mu) = COEF[s] from finalize.wgsl; quads as APPLY.
+//   BWD_APPLY     elementwise dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * xhat, with
+//                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
+//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
+//                 overflow or underflow); quads as APPLY.
 //   BWD_ROWFUSED  one invocation per row: the row's sums of g and g*xhat, then dx.
 
 fn a_of(e: u32) -> u32 { return (e / P.aDiv) % P.aMod; }
@@ -234,14 +236,23 @@ fn dx4(e: u32, c: vec4f) -> vec4f {
   //#if HAS_W
   g *= wq(e);
   //#endif
-  return c.x * g + c.y + c.z * (X_ld4(e) - c.w);
+  //#if EVAL
+  // Batch-norm eval: dx = dy * w * invstd, x not involved (an Inf in x leaves dx finite).
+  return c.x * g;
+  //#else
+  return c.x * g + c.y + c.z * ((X_ld4(e) - c.w) * c.x);
+  //#endif
 }
 fn dx1(e: u32, c: vec4f) -> f32 {
   var g = DY_ld(e);
   //#if HAS_W
   g *= W_ld(a_of(e));
   //#endif
-  return c.x * g + c.y + c.z * (X_ld(e) - c.w);
+  //#if EVAL
+  return c.x * g;
+  //#else
+  return c.x * g + c.y + c.z * ((X_ld(e) - c.w) * c.x);
+  //#endif
 }
 //#endif
 
@@ -273,7 +284,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     g *= wb;
     //#endif
     //#endif
-    DX_st4(e, c.x * g + c.y + c.z * (X_ld4(e) - c.w));
+    //#if EVAL
+    DX_st4(e, c.x * g);
+    //#else
+    DX_st4(e, c.x * g + c.y + c.z * ((X_ld4(e) - c.w) * c.x));
+    //#endif
   }
   //#else
   let e = 4u * t;
@@ -302,8 +317,8 @@ fn row_coef(j: u32) -> vec4f {
   r.z -= row_k * rs * r.y;
   beta = -rs * r.y / r.x;
   //#endif
-  let gamma = -rs * (rs * r.z / r.x);
-  return vec4f(rs, beta - gamma * row_k, gamma, st_mean);
+  let gamma = -rs * r.z / r.x;
+  return vec4f(rs, beta - gamma * row_k * rs, gamma, st_mean);
 }
 
 //#if COLS_FUSED
@@ -338,7 +353,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let e = r * K + p;
       let dy = DY_ld4(e);
       let xh = X_ld4(e) - c.w;
-      DX_st4(e, c.x * (dy * w) + c.y + c.z * xh);
+      DX_st4(e, c.x * (dy * w) + c.y + c.z * (xh * c.x));
       sdy += dy;
       sdx += dy * ((xh - kf[r - r0]) * c.x);
     }

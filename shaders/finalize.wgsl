@@ -116,7 +116,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   COEF_st4(4u * j, vec4f(rs, 0.0, 0.0, mu));
   //#else
   // x's own mean is mu + k (k: the saved mean's rounding, recovered from the sum of x - mu), so
-  // xhat = ((x - mu) - k) * rs: sum g*xhat gets -k*rs*sum g, and dx's beta absorbs -gamma*k.
+  // xhat = ((x - mu) - k) * rs: sum g*xhat gets -k*rs*sum g, and dx's beta absorbs -gamma*k*rs.
   var beta = 0.0;
   var k = 0.0;
   //#if HAS_MEAN
@@ -124,8 +124,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   r.z -= k * rs * r.y;
   beta = -rs * wj * r.y / r.x;
   //#endif
-  let gamma = -rs * (rs * (wj * r.z / r.x));
-  COEF_st4(4u * j, vec4f(rs, beta - gamma * k, gamma, mu));
+  let gamma = -rs * (wj * r.z / r.x);
+  COEF_st4(4u * j, vec4f(rs, beta - gamma * k * rs, gamma, mu));
   //#if HAS_CORR
   CORR_st(j, k);
   //#endif
@@ -141,7 +141,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let r = merged(j);
   let nrm = NORMS_ld(j);
   let gj = G_ld(j);
-  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(gj / nrm) * ((r.z / nrm) / nrm), 0.0));
+  // dv = (g/|v|) * (dw - v * s/|v|^2): gamma * (v * alpha) with gamma = -s/|v|^2.
+  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(r.z / nrm) / nrm, 0.0));
   DG_st(j, r.z / nrm);
   //#endif
   //#if FIN_SUMS
@@ -178,7 +179,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let a = SRC_ld(2u * j);
   var b = 0.0;
   if (2u * j + 1u < P.n) { b = SRC_ld(2u * j + 1u); }
-  OUT[OUT_w(j)] = pack2x16float(vec2f(a, b));
+  OUT[OUT_w(j)] = pack_half2(vec2f(a, b));
   //#endif
   //#if FIN_GN
   // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1. GN_BLOCK: only its channels
@@ -228,8 +229,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
   }
   //#endif
-  let gamma = -rs * (rs * sgx / cnt);
-  var cf = vec4f(rs, -rs * sg / cnt - gamma * k, gamma, mu);
+  let gamma = -rs * sgx / cnt;
+  var cf = vec4f(rs, -rs * sg / cnt - gamma * k * rs, gamma, mu);
   //#if ACCUM
   let prev = COEF_ld4(4u * j);
   cf.y += prev.y;

@@ -28,7 +28,7 @@ fn xv4(e: u32) -> vec4f {
   //#if HALF_SUM
   // float16 tensors: the sum is rounded to half, as the stored `sum` output is.
   let s = X_ld4(e) + R_ld4(e);
-  return vec4f(unpack2x16float(pack2x16float(s.xy)), unpack2x16float(pack2x16float(s.zw)));
+  return vec4f(unpack2x16float(pack_half2(s.xy)), unpack2x16float(pack_half2(s.zw)));
   //#else
   return X_ld4(e) + R_ld4(e);
   //#endif
@@ -39,7 +39,7 @@ fn xv4(e: u32) -> vec4f {
 fn xv1(e: u32) -> f32 {
   //#if RESIDUAL
   //#if HALF_SUM
-  return unpack2x16float(pack2x16float(vec2f(X_ld(e) + R_ld(e), 0.0))).x;
+  return unpack2x16float(pack_half2(vec2f(X_ld(e) + R_ld(e), 0.0))).x;
   //#else
   return X_ld(e) + R_ld(e);
   //#endif
@@ -50,11 +50,13 @@ fn xv1(e: u32) -> f32 {
 
 //#if WELFORD
 // Per vec4 lane (and one scalar lane for the tail elements): count (shared), shift s, mean m of
-// x - s, and M2. After every element the shift moves to the running mean (s + m rounded) and m
-// keeps the rounding error (Fast2Sum), so x - s is the deviation from the running mean: exact
-// (Sterbenz) for elements near the mean whatever the offset, and never computed against a far
-// element (an outlier first in a group does not spoil the rest). The mean stays the unevaluated
-// sum s + m, so x - mean keeps its precision at large offsets.
+// x - s, and M2. Every 4 quads (every element in the scalar lane) the shift moves to the running
+// mean (s + m rounded) and m keeps the rounding error (Fast2Sum), so x - s is the deviation from
+// a recent running mean: exact (Sterbenz) for elements near the mean whatever the offset, and
+// never computed against a far element for long (an outlier first in a group does not spoil the
+// rest; the few elements before a recentre carry a rounding that is damped like any early
+// Welford step). The mean stays the unevaluated sum s + m, so x - mean keeps its precision at
+// large offsets.
 var<private> wn: f32;
 var<private> ws: vec4f;
 var<private> wm: vec4f;
@@ -70,10 +72,14 @@ fn acc4(e: u32, i: u32) {
   let v = xv4(e) - ws;
   wn += 1.0;
   let d = v - wm;
-  let m = wm + d * (1.0 / wn);
-  wmq += d * (v - m);
-  let s = ws + m;
-  wm = m - (s - ws);
+  wm += d * (1.0 / wn);
+  wmq += d * (v - wm);
+}
+// The lanes' shifts moved to their running means (every 4 quads: an element is never more than
+// a few steps behind, and the rounding of x - s of those few is damped like any early step).
+fn acc_recenter() {
+  let s = ws + wm;
+  wm -= s - ws;
   ws = s;
 }
 fn acc_scalar(x: f32) {
@@ -113,6 +119,7 @@ fn acc_reset() { q4 = vec4f(0.0); q1 = 0.0; qn = 0.0; }
 fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) { let v = xv4(e); q4 += v * v; qn += 4.0; }
+fn acc_recenter() {}
 fn acc_scalar(v: f32) { q1 += v * v; qn += 1.0; }
 fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
 // (n, R = sqrt(sum x^2), 0, 0): the root, so that the norm of any finite data is representable.
@@ -191,6 +198,7 @@ var<private> st_mean: f32;
 var<private> st_rstd: f32;
 fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); c4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; c1 = 0.0; bn = 0.0; }
 fn acc_group(j: u32) {}
+fn acc_recenter() {}
 fn seg_begin(o: u32, j: u32) {
   s_idx = j / P.gDiv;
   a_idx = j % P.aMod;
@@ -248,7 +256,24 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
     seg_begin(o, j);
     var p = i;
     let end = i + len;
+    //#if WELFORD
+    // The shifts start at the first quad; then blocks of 4 quads, the shifts moved to the
+    // running means after each (acc_recenter).
+    if (wn == 0.0 && p + 4u <= end) {
+      acc4(base + p, p);
+      acc_recenter();
+      p += 4u;
+    }
+    for (; p + 16u <= end; p += 16u) {
+      acc4(base + p, p);
+      acc4(base + p + 4u, p + 4u);
+      acc4(base + p + 8u, p + 8u);
+      acc4(base + p + 12u, p + 12u);
+      acc_recenter();
+    }
+    //#endif
     for (; p + 4u <= end; p += 4u) { acc4(base + p, p); }
+    acc_recenter();
     for (; p < end; p += 1u) { acc1(base + p, p); }
     left -= len;
     o += 1u;
@@ -267,7 +292,23 @@ fn reduce_interleaved(j: u32, c: u32) {
   acc_group(j);
   seg_begin(0u, j);
   let nq = K / 4u;
-  for (var q = c; q < nq; q += P.P) { acc4(base + 4u * q, 4u * q); }
+  var q = c;
+  //#if WELFORD
+  if (q < nq) {
+    acc4(base + 4u * q, 4u * q);
+    acc_recenter();
+    q += P.P;
+  }
+  for (; q + 3u * P.P < nq; q += 4u * P.P) {
+    acc4(base + 4u * q, 4u * q);
+    acc4(base + 4u * (q + P.P), 4u * (q + P.P));
+    acc4(base + 4u * (q + 2u * P.P), 4u * (q + 2u * P.P));
+    acc4(base + 4u * (q + 3u * P.P), 4u * (q + 3u * P.P));
+    acc_recenter();
+  }
+  //#endif
+  for (; q < nq; q += P.P) { acc4(base + 4u * q, 4u * q); }
+  acc_recenter();
   if (c == 0u) {
     for (var i = 4u * nq; i < K; i += 1u) { acc1(base + i, i); }
   }

@@ -11,7 +11,9 @@
  *   WEBGPU_NORM_WINDOW_BYTES=<b>  binding cap of the 'windowed' variant (default 16384)
  *
  * Shapes: ranks 1–5, dims 1–300 (log-uniform), at most ~200k elements; about one case in twelve
- * has one huge dim (20k–300k) with small others (at most ~600k elements).
+ * has one huge dim (20k–300k) with small others (at most ~600k elements). About one case in four
+ * gets hard inputs (see FuzzCase.hard): outliers, magnitudes whose squares leave float32, ±Inf,
+ * a zero-size batch dim; data means 0 to 1e4 cover large offsets.
  *
  * Backward is skipped (forward still runs) when the reduction is so short that the exact
  * gradient cancels to ~0 and no float32 implementation can meet a relative bound: a
@@ -65,7 +67,17 @@ interface FuzzCase {
   /** weightNorm: g as 1-D [D] (or [] for dim null) instead of v's rank with ones. */
   gFlat?: boolean;
   dataSeed: number;
+  /**
+   * Hard inputs (about one case in four; drawn from their own generator so the other fields
+   * stay what the seed always gave): outliers at 1e3–1e4 std, x scaled by 1e18–1e30 (squares
+   * past float32) or 1e-20–1e-30 with eps 0 (squares that underflow), one ±Inf, or a zero-size
+   * leading dim.
+   */
+  hard?: Hard;
+  /** hard 'huge' / 'tiny': the factor x is scaled by. */
+  scale?: number;
 }
+type Hard = 'outliers' | 'huge' | 'tiny' | 'inf' | 'empty';
 
 // ---- generation ----
 
@@ -166,7 +178,42 @@ function genCase(index: number): FuzzCase {
       break;
     }
   }
+  drawHard(c);
   return c;
+}
+
+function drawHard(c: FuzzCase): void {
+  const h = makeRng((SEED ^ Math.imul(c.index + 1, 0x85ebca6b) ^ 0x5bd1e995) >>> 0);
+  if (h.uniform() >= 0.25) return;
+  const f16 = c.dtype === 'float16';
+  // float16 holds neither huge nor tiny magnitudes.
+  const kinds: Hard[] = f16 ? ['outliers', 'inf', 'empty'] : ['outliers', 'outliers', 'huge', 'tiny', 'inf', 'empty'];
+  c.hard = pick(h, kinds);
+  if (c.hard === 'huge') c.scale = pick(h, [1e18, 1e25, 1e30]);
+  if (c.hard === 'tiny') {
+    c.scale = pick(h, [1e-20, 1e-25, 1e-30]);
+    if (c.op !== 'weightNorm') c.eps = 0;
+  }
+  if (c.hard === 'empty') {
+    // A zero-size leading (batch) dim; layer/RMS norm over all dims then reduces zero elements.
+    c.shape = [0, ...c.shape.slice(1)];
+    if (c.op === 'instanceNorm' && prod(c.shape.slice(2)) < 2) c.shape[c.shape.length - 1] = 2;
+  }
+}
+
+/** The hard input of case c applied to x (outliers and Inf at seeded positions). */
+function hardData(c: FuzzCase, x: Host): Host {
+  if (!c.hard || c.hard === 'empty' || x.data.length === 0) return x;
+  const d = Float32Array.from(x.data);
+  const h = makeRng(c.dataSeed ^ 0x27d4eb2f);
+  const at = () => Math.floor(h.uniform() * d.length);
+  if (c.scale !== undefined) for (let i = 0; i < d.length; i++) d[i] = d[i]! * c.scale;
+  if (c.hard === 'outliers') {
+    const k = 1 + Math.floor(h.uniform() * 4);
+    for (let i = 0; i < k; i++) d[at()] = c.mean + (h.uniform() < 0.5 ? -1 : 1) * c.std * pick(h, [1e3, 1e4]);
+  }
+  if (c.hard === 'inf') d[at()] = h.uniform() < 0.5 ? Infinity : -Infinity;
+  return { ...x, data: d };
 }
 
 const describeCase = (c: FuzzCase): string => {
@@ -178,6 +225,7 @@ const describeCase = (c: FuzzCase): string => {
   if (c.dim !== undefined) o.push(`dim ${c.dim}${c.gFlat ? ' flat g' : ''}`);
   if (c.weight) o.push('+w');
   if (c.bias) o.push('+b');
+  if (c.hard) o.push(`hard: ${c.hard}${c.scale !== undefined ? ` ×${c.scale}` : ''}`);
   return o.join(' ');
 };
 
@@ -276,11 +324,17 @@ async function both(
 }
 
 /** ‖got − ref‖ / max(‖ref‖, scale·√len); NaN or a non-finite mismatch is Infinity (relativeL2's rules). */
-function errorOf(got: Float32Array, want: Float32Array, scale: number): number {
+function errorOf(gotRaw: Float32Array, wantRaw: Float32Array, scale: number): number {
+  // WGSL lets GPUs flush float32 subnormals (|v| < 2^-126) to zero: compare them as zeros.
+  const flush = (a: Float32Array) => a.map((v) => (Math.abs(v) < 2 ** -126 ? 0 : v));
+  const got = flush(gotRaw);
+  const want = flush(wantRaw);
   const rel = relativeL2(got, want);
   if (!scale || rel === 0 || !Number.isFinite(rel)) return rel;
   let num = 0, den = 0;
   for (let i = 0; i < want.length; i++) {
+    // (Non-finite values match exactly here: relativeL2 is finite.)
+    if (!Number.isFinite(want[i]!)) continue;
     num += (got[i]! - want[i]!) ** 2;
     den += want[i]! ** 2;
   }
@@ -301,7 +355,9 @@ async function runCase(c: FuzzCase): Promise<string[]> {
   const gpu = gpus[c.variant];
   const dt = c.dtype;
   const s = c.dataSeed;
-  const x = data(s, c.shape, dt, c.mean, c.std);
+  const x = hardData(c, data(s, c.shape, dt, c.mean, c.std));
+  // The data's scale, for the floors of outputs that can cancel to ~0.
+  const sd = c.std * (c.scale ?? 1);
   const dy = data(s + 1, c.shape, dt, 0, 1);
   const eps = c.eps !== undefined ? { eps: c.eps } : {};
   const f32 = (d: Float32Array, shape: number[]): Host => ({ data: d, shape, dtype: 'float32' });
@@ -321,7 +377,7 @@ async function runCase(c: FuzzCase): Promise<string[]> {
         { x, w, b },
         (n, t) => (rms ? n.rmsNorm(t.x!, { normalizedShape: ns, weight: t.w, ...eps }) : n.layerNorm(t.x!, { normalizedShape: ns, weight: t.w, bias: t.b, ...eps })),
         [],
-        { mean: c.std },
+        { mean: sd },
       );
       out.push(...F.failures);
       if (c.backward && F.ref.rstd) {
@@ -357,7 +413,7 @@ async function runCase(c: FuzzCase): Promise<string[]> {
         { x, w, b, rm, rv },
         (n, t) => n.batchNorm(t.x!, { training: c.training!, weight: t.w, bias: t.b, runningMean: t.rm, runningVar: t.rv, ...opts }),
         c.training && c.running ? ['rm', 'rv'] : [],
-        { saveMean: c.std, rm: c.std },
+        { saveMean: sd, rm: sd },
       );
       out.push(...F.failures);
       if (c.backward) {
@@ -391,7 +447,7 @@ async function runCase(c: FuzzCase): Promise<string[]> {
         { x, w, b },
         (n, t) => (c.op === 'groupNorm' ? n.groupNorm(t.x!, { numGroups: G, weight: t.w, bias: t.b, ...eps }) : n.instanceNorm(t.x!, { weight: t.w, bias: t.b, ...eps })),
         [],
-        { mean: c.std },
+        { mean: sd },
       );
       out.push(...F.failures);
       if (c.backward && F.ref.mean) {
@@ -444,6 +500,7 @@ describe(`random GPU/CPU parity: ${CASES.length} case(s), seed ${SEED}`, () => {
     expect(new Set(CASES.map((c) => c.variant)).size).toBe(4);
     expect(CASES.some((c) => prod(c.shape) > CAP)).toBe(true);
     expect(CASES.filter((c) => c.backward).length).toBeGreaterThan(CASES.length / 2);
+    expect(new Set(CASES.map((c) => c.hard).filter(Boolean)).size).toBe(5);
     for (const c of CASES) {
       expect(c.shape.length).toBeGreaterThanOrEqual(1);
       expect(c.shape.length).toBeLessThanOrEqual(5);

@@ -190,12 +190,21 @@ export class GpuContext {
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });
+    // The layout comes from the binding declarations, not from the shader's use of them: a
+    // variant that leaves a binding unused (batch-norm eval dx reads no x) keeps the same bind group.
+    const COMPUTE = 0x4; // GPUShaderStage.COMPUTE (the globals need not exist, e.g. in Node)
+    const layout = d.createBindGroupLayout({
+      label: `${src.label}.layout`,
+      entries: [
+        { binding: 0, visibility: COMPUTE, buffer: { type: 'uniform' } },
+        ...src.bindings.map((b, k): GPUBindGroupLayoutEntry => ({ binding: k + 1, visibility: COMPUTE, buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' } })),
+      ],
+    });
     const pipeline = d.createComputePipeline({
       label: src.label,
-      layout: 'auto',
+      layout: d.createPipelineLayout({ label: `${src.label}.pipelineLayout`, bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main', constants: { WG: src.workgroupSize, ...(src.constants ?? {}) } },
     });
-    const layout = pipeline.getBindGroupLayout(0);
     const err = d.popErrorScope();
     err.then((e) => {
       if (e) {

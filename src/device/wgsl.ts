@@ -32,9 +32,29 @@ export interface BindingDecl {
  * range per dispatch (see kernels/window.ts).
  */
 export const MAX_WINDOWED_BINDINGS = 8;
+
+/**
+ * pack_half2: pack2x16float for any input. WGSL leaves pack2x16float of NaN and of values past
+ * float16's range indeterminate (seen: a NaN corrupting the other half of the word), so those
+ * take a slow path that writes IEEE halves: NaN, ±Inf past 65520, 65504 just below it.
+ */
+const HALF_PACK = `fn half_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  let sign = (b >> 16u) & 0x8000u;
+  let m = b & 0x7fffffffu;
+  if (m > 0x7f800000u) { return sign | 0x7e00u; }
+  if (m >= 0x477ff000u) { return sign | 0x7c00u; }
+  if (m > 0x477fe000u) { return sign | 0x7bffu; }
+  return pack2x16float(vec2f(x, 0.0)) & 0xffffu;
+}
+fn pack_half2(v: vec2f) -> u32 {
+  if (all((bitcast<vec2u>(v) & vec2u(0x7fffffffu)) <= vec2u(0x477fe000u))) { return pack2x16float(v); }
+  return half_bits(v.x) | (half_bits(v.y) << 16u);
+}`;
 export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, window = false): string {
   if (window && decls.length > MAX_WINDOWED_BINDINGS) throw new Error(`windowed kernel with ${decls.length} bindings (at most ${MAX_WINDOWED_BINDINGS})`);
   const out: string[] = [];
+  if (decls.some((b) => b.dtype === 'float16' && !b.vec4)) out.push(HALF_PACK);
   decls.forEach((b, k) => {
     if (b.vec4) {
       out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${b.name}: array<vec4f>;`);
@@ -65,10 +85,10 @@ export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, win
       );
       if (b.access === 'read_write') {
         out.push(
-          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; let h = unpack2x16float(${at('w')}); ${at('w')} = pack2x16float(select(vec2f(v, h.y), vec2f(h.x, v), (i & 1u) == 1u)); }`,
+          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; let h = unpack2x16float(${at('w')}); ${at('w')} = pack_half2(select(vec2f(v, h.y), vec2f(h.x, v), (i & 1u) == 1u)); }`,
         );
         // Quads are only stored at even element indices (whole words; see apply.wgsl).
-        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${at('w')} = pack2x16float(v.xy); ${at('w + 1u')} = pack2x16float(v.zw); }`);
+        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${at('w')} = pack_half2(v.xy); ${at('w + 1u')} = pack_half2(v.zw); }`);
       }
     }
   });

@@ -796,7 +796,7 @@ export class GpuBackend implements O.Backend {
     }, ...post);
     steps.push({
       family: 'apply',
-      flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
+      flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : []), ...(a.training ? [] : ['EVAL'])],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
       p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
       workgroups: this.applyWorkgroups(x.size),
