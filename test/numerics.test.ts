@@ -485,3 +485,53 @@ describe('±Inf in a batch-norm channel, as PyTorch: mean ±Inf (NaN with both),
     });
   }
 });
+
+// ---- 5. float16 outputs: IEEE halves for NaN, ±Inf and values past 65504 ----
+
+describe('float16 outputs are IEEE halves for NaN, ±Inf and values past 65504 (no corruption of the other half of a word)', () => {
+  it('rmsNorm rows with an Inf at each of the four positions of a quad: every other y exactly 0, the Inf one NaN', async () => {
+    const K = 12;
+    const x = Float32Array.from({ length: 4 * K }, (_, i) => 1 + (i % 5) * 0.25);
+    for (let r = 0; r < 4; r++) x[r * K + r] = r % 2 ? -Infinity : Infinity;
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const o = n.rmsNorm(n.tensor(x, [4, K], 'float16'), { normalizedShape: [K] });
+      const y = await n.read(o.y);
+      for (let i = 0; i < y.length; i++) {
+        const inf = Math.floor(i / K) === i % K;
+        if (inf ? !Number.isNaN(y[i]!) : !Object.is(Math.abs(y[i]!), 0)) bad.push(`${name}: y[${i}] = ${y[i]}`);
+      }
+    }
+    expect(bad.slice(0, 10)).toEqual([]);
+  });
+  it('layerNorm with a NaN in one row: that row NaN, the neighbouring halves of other rows exact', async () => {
+    const K = 6; // rows of 6 halves: row boundaries fall inside u32 words
+    const x = rng(25).fill(5 * K);
+    x[2 * K + 5] = NaN;
+    const f = forward64(Float32Array.from(x, (v, i) => (Math.floor(i / K) === 2 ? 0 : v)), rowsLayout(5, K), 1e-5);
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const o = n.layerNorm(n.tensor(x, [5, K], 'float16'), { normalizedShape: [K] });
+      const y = await n.read(o.y);
+      for (let i = 0; i < y.length; i++) {
+        if (Math.floor(i / K) === 2) {
+          if (!Number.isNaN(y[i]!)) bad.push(`${name}: y[${i}] = ${y[i]} in the NaN row`);
+        } else if (!(Math.abs(y[i]! - f.y[i]!) <= 2e-3 * Math.max(1, Math.abs(f.y[i]!)))) bad.push(`${name}: y[${i}] = ${y[i]}, want ${f.y[i]}`);
+      }
+    }
+    expect(bad.slice(0, 10)).toEqual([]);
+  });
+  it('y past 65504 in float16 is ±Inf (IEEE rounding), 65519 rounds to 65504', async () => {
+    // x̂ = ±1 (two values per row), weight scales it: 70000 -> Inf, 65519 -> 65504, -1e5 -> -Inf.
+    const x = Float32Array.from([1, -1, 2, -2, 3, -3]);
+    const w = Float32Array.from([70000, 65519]);
+    const want = [Infinity, -65504, Infinity, -65504, Infinity, -65504];
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const o = n.layerNorm(n.tensor(x, [3, 2], 'float16'), { normalizedShape: [2], weight: n.tensor(w, [2], 'float32'), eps: 0 });
+      const y = Array.from(await n.read(o.y));
+      if (y.join() !== want.join()) bad.push(`${name}: y = ${y}`);
+    }
+    expect(bad).toEqual([]);
+  });
+});
