@@ -441,6 +441,70 @@ export class Norms {
     return this._impl.read(t);
   }
 
+  /**
+   * Records the ops that `fn` calls into the caller's command encoder instead of submitting them:
+   * each op adds its compute pass(es) to `encoder`, in call order, after whatever the caller
+   * recorded before, and nothing is submitted. The caller submits
+   * (`device.queue.submit([encoder.finish()])`), so an engine can put its own commands and ours in
+   * one command buffer. Returns what `fn` returns (the ops' output tensors, typically).
+   *
+   * - **Reading before the submit**: `read()` of a tensor written by recorded passes, and a later
+   *   (not recorded) op that reads one, reject with a `DeviceError` saying the encoder "had not
+   *   been submitted". How it is detected: the last command recorded into `encoder` clears a
+   *   4-byte marker buffer that starts at 1; `read` copies the marker in the same command buffer
+   *   as the data, so queue order tells exactly whether the caller's command buffer was submitted
+   *   first. After the submit, `read` works as usual. A submit that failed WebGPU validation looks
+   *   the same (its commands never ran).
+   * - **Errors**: a bad argument throws from the op inside `fn` (typed, synchronously, out of
+   *   `encode`), and the op records nothing; passes recorded by earlier ops in `fn` stay in the
+   *   encoder (discard it, or submit them). WebGPU errors while we create objects for the passes
+   *   (bind groups, pipelines) reject `read()` of the outputs with a `DeviceError`. Errors in the
+   *   commands themselves (an encoder with an open pass, a buffer destroyed before the submit, an
+   *   encoder of another device) are reported by WebGPU at the caller's `encoder.finish()` /
+   *   `queue.submit()`: catch them with `device.pushErrorScope('validation')` around those calls.
+   * - **Buffers**: temporaries of recorded ops, and buffers of tensors destroyed before the submit,
+   *   are not reused until the submit is seen (checked in the background shortly after `encode`
+   *   returns, at every read, and at the next `encode`); an encoder that is never submitted keeps
+   *   them until `norms.destroy()`. Do not destroy the instance, or a wrapped buffer, before the
+   *   caller's submit. Tensors made with `tensor()` inside `fn` are written at once (`writeBuffer`).
+   * @param encoder a `GPUCommandEncoder` of this instance's device, open, with no pass open.
+   * @param fn synchronous (a returned promise is a `ValueError`: ops after an `await` would not be
+   *   recorded); `encode` does not nest.
+   * @throws DeviceError on the cpu backend (it has no command encoder to record into); ValueError
+   *   for a bad encoder or fn, a nested call, or with `verify: true` (its check reads the inputs
+   *   before the caller's submit); whatever the ops in `fn` throw.
+   * @example
+   * ```js
+   * const enc = device.createCommandEncoder();
+   * enc.copyBufferToBuffer(src, 0, xBuffer, 0, bytes);                  // the caller's own commands
+   * const { y } = norms.encode(enc, () => norms.layerNorm(norms.wrap(xBuffer, [rows, K]), { normalizedShape: [K] }));
+   * device.queue.submit([enc.finish()]);                                 // the caller submits
+   * const out = await norms.read(y);                                     // after the submit
+   * ```
+   */
+  encode<T>(encoder: GPUCommandEncoder, fn: () => T): T {
+    this.alive();
+    if (!this._gpu) throw new DeviceError('encode: the cpu backend has no GPU command encoder to record into (ops on it run at once on the host)');
+    if (!encoder || typeof encoder !== 'object' || typeof (encoder as Partial<GPUCommandEncoder>).beginComputePass !== 'function') {
+      throw new ValueError(`encoder: expected a GPUCommandEncoder, got ${describeValue(encoder)}`, 'encoder');
+    }
+    if (typeof fn !== 'function') throw new ValueError(`fn: expected a function, got ${describeValue(fn)}`, 'fn');
+    if (this.verify) throw new ValueError('encode: not available with verify: true (its check reads the inputs before the caller submits)', 'encoder');
+    const ctx = this._gpu.ctx;
+    if (ctx.recording) throw new ValueError('encode: already inside norms.encode() (calls do not nest)', 'encoder');
+    ctx.beginEncode(encoder);
+    let out: T;
+    try {
+      out = fn();
+    } finally {
+      ctx.endEncode();
+    }
+    if (out !== null && typeof out === 'object' && typeof (out as { then?: unknown }).then === 'function') {
+      throw new ValueError('fn: returned a promise; encode needs a synchronous function (ops after an await would not be recorded)', 'fn');
+    }
+    return out;
+  }
+
   /** GPU buffers and bytes this instance currently holds. */
   stats(): NormsStats {
     const c = this._gpu?.ctx;

@@ -143,6 +143,34 @@ export function grid(n: number): [number, number] {
   return [Math.ceil(n / y), y];
 }
 
+/**
+ * One `norms.encode()` call: the passes it recorded into the caller's command encoder. Until the
+ * caller's submit of that encoder is seen (see {@link GpuContext.probe}), every buffer the passes
+ * use stays out of the pool (a later op would otherwise reuse it, and its queue work would run
+ * before the caller's command buffer) and evicted uniform buffers stay alive.
+ */
+export class EncodeSession {
+  /** Storage and uniform buffers the recorded passes use. */
+  readonly used = new Set<GPUBuffer>();
+  /** Storage buffers the recorded passes write. */
+  readonly written = new Set<GPUBuffer>();
+  /** Released while pending: back to the pool once the caller's submit is seen. */
+  readonly held: GPUBuffer[] = [];
+  /** Evicted uniform buffers the passes use: destroyed once the caller's submit is seen. */
+  readonly evicted: GPUBuffer[] = [];
+  /** 4 bytes set to 1 at creation; the caller's command buffer clears it (the last command recorded). */
+  marker: GPUBuffer | null = null;
+  submitted = false;
+  /** A background probe in flight. */
+  polling = false;
+  constructor(readonly encoder: GPUCommandEncoder) {}
+}
+
+/** The message of every error about work recorded by encode() that has not run. */
+export const NOT_SUBMITTED =
+  'recorded by norms.encode() into a command encoder that had not been submitted: call device.queue.submit([encoder.finish()]) first ' +
+  '(if it was submitted, that submit failed WebGPU validation, e.g. a destroyed buffer: see the error scope around your submit)';
+
 export class GpuContext {
   readonly device: GPUDevice;
   readonly adapter: AdapterSummary;
@@ -245,6 +273,16 @@ export class GpuContext {
   }
 
   releaseBuffer(buf: GPUBuffer): void {
+    // Used by passes recorded by encode() that may not have run yet: kept (and counted live) until then.
+    const s = this.holder(buf);
+    if (s && false) {
+      s.held.push(buf);
+      return;
+    }
+    this.recycle(buf);
+  }
+
+  private recycle(buf: GPUBuffer): void {
     this.liveBuffers--;
     this.liveBytes -= buf.size;
     if (this.destroyed || this.pooledBytes + buf.size > GpuContext.POOL_BYTES) {
@@ -281,11 +319,12 @@ export class GpuContext {
     return id;
   }
 
-  private bindGroup(x: Dispatch): GPUBindGroup {
+  private bindGroup(x: Dispatch, rec?: EncodeSession): GPUBindGroup {
     const d = this.device;
     const bytes = new Uint32Array(x.kernel.uniforms.pack(x.params));
     const ukey = bytes.join(',');
     let ub = lruGet(this.uniformCache, ukey);
+    if (ub) rec?.used.add(ub);
     if (!ub) {
       ub = d.createBuffer({ size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${x.kernel.label}.params` });
       d.queue.writeBuffer(ub, 0, bytes);
@@ -293,6 +332,7 @@ export class GpuContext {
       // this submission: destroyed once it is submitted.
       const old = lruSet(this.uniformCache, ukey, ub, 512);
       if (old) this.evicted.push(old);
+      rec?.used.add(ub);
     }
     const bkey = `${this.idOf(x.kernel)}|${this.idOf(ub)}|${x.buffers.map((b) => (isRange(b) ? `${this.idOf(b.buffer)}@${b.offset}+${b.size}` : this.idOf(b))).join(',')}`;
     let bg = lruGet(this.bindCache, bkey);
@@ -315,24 +355,41 @@ export class GpuContext {
     for (const x of live) {
       if (x.buffers.length !== x.kernel.bindings.length) throw new Error(`${x.kernel.label}: ${x.buffers.length} buffers for ${x.kernel.bindings.length} bindings`);
     }
+    // Inside norms.encode(): the pass goes into the caller's encoder and nothing is submitted.
+    const rec = this.recording;
     d.pushErrorScope('out-of-memory');
     d.pushErrorScope('validation');
-    const enc = d.createCommandEncoder({ label });
+    const enc = rec ? rec.encoder : d.createCommandEncoder({ label });
+    // Work recorded by encode() that this op depends on (or overwrites) must be in a command
+    // buffer the caller submitted before this one: checked by a probe in this command buffer.
+    const probes = rec ? [] : this.conflicts(live).map((s) => this.probe(s, enc));
     if (live.length) {
       const pass = enc.beginComputePass({ label });
       for (const x of live) {
         pass.setPipeline(x.kernel.pipeline);
-        pass.setBindGroup(0, this.bindGroup(x));
+        pass.setBindGroup(0, this.bindGroup(x, rec ?? undefined));
+        if (rec) {
+          x.buffers.forEach((b, k) => {
+            const buf = isRange(b) ? b.buffer : b;
+            rec.used.add(buf);
+            if (x.kernel.bindings[k]?.access !== 'read') rec.written.add(buf);
+          });
+        }
         const [gx, gy] = grid(x.workgroups);
         pass.dispatchWorkgroups(gx, gy);
       }
       pass.end();
     }
-    d.queue.submit([enc.finish()]);
-    for (const b of this.evicted.splice(0)) b.destroy();
+    if (!rec) d.queue.submit([enc.finish()]);
+    for (const b of this.evicted.splice(0)) {
+      const h = this.holder(b);
+      if (h) h.evicted.push(b);
+      else b.destroy();
+    }
     const v = d.popErrorScope();
     const m = d.popErrorScope();
-    return Promise.all([v, m]).then(async ([ve, me]) => {
+    const ran = Promise.all(probes.map((p) => p()));
+    return Promise.all([v, m, ran]).then(async ([ve, me, r]) => {
       await this.settleLoss();
       if (this.lostError) throw this.lostError;
       const e = ve ?? me;
@@ -340,7 +397,128 @@ export class GpuContext {
         const extra = [...this.compileErrors.values()].join('\n');
         throw new DeviceError(`${label}: WebGPU ${ve ? 'validation' : 'out-of-memory'} error: ${e.message}${extra ? `\n${extra}` : ''}`);
       }
+      if (r.includes(false)) throw new DeviceError(`${label}: an input was ${NOT_SUBMITTED}`);
     });
+  }
+
+  // ---- norms.encode(): recording into the caller's command encoder ----
+
+  /** The encode() call in progress, if any. */
+  recording: EncodeSession | null = null;
+  /** Sessions whose command buffer the caller has not been seen to submit yet. */
+  private pending: EncodeSession[] = [];
+
+  beginEncode(encoder: GPUCommandEncoder): void {
+    this.checkAlive();
+    if (this.recording) throw new Error('encode() is already recording');
+    this.recording = new EncodeSession(encoder);
+  }
+
+  /**
+   * Ends the recording: the last command in the caller's encoder clears the session's marker, so a
+   * probe (a copy of the marker in a later command buffer of ours) tells whether the caller's
+   * command buffer was submitted before it. Probed in the background (a few times, shortly after),
+   * by every read or op that needs the recorded results, and at the next encode().
+   */
+  endEncode(): void {
+    const s = this.recording;
+    this.recording = null;
+    if (!s || s.used.size === 0 || this.destroyed) return;
+    const d = this.device;
+    const marker = d.createBuffer({ size: 4, usage: BufferUsage.COPY_SRC | BufferUsage.COPY_DST, mappedAtCreation: true, label: 'webgpu-norm.encode-marker' });
+    new Uint32Array(marker.getMappedRange()).fill(1);
+    marker.unmap();
+    d.pushErrorScope('validation');
+    s.encoder.clearBuffer(marker);
+    d.popErrorScope().catch(() => {}); // a finished encoder: its ops' own scopes already reported it
+    s.marker = marker;
+    for (const p of this.pending) this.poll(p);
+    this.pending.push(s);
+    this.poll(s);
+  }
+
+  /** The recording or pending session whose passes use `buf`. */
+  private holder(buf: GPUBuffer): EncodeSession | undefined {
+    if (this.recording?.used.has(buf)) return this.recording;
+    return this.pending.find((s) => s.used.has(buf));
+  }
+
+  /** Pending sessions that write a buffer these dispatches use, or use one they write. */
+  private conflicts(live: readonly Dispatch[]): EncodeSession[] {
+    if (!this.pending.length) return [];
+    return this.pending.filter((s) =>
+      live.some((x) =>
+        x.buffers.some((b, k) => {
+          const buf = isRange(b) ? b.buffer : b;
+          return s.written.has(buf) || (x.kernel.bindings[k]?.access !== 'read' && s.used.has(buf));
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Records into `enc` (a command buffer of ours, submitted right after) a copy of the session's
+   * marker; the returned function maps it once submitted: true when the caller's command buffer
+   * was submitted before `enc` (it cleared the marker), which also releases what the session held.
+   */
+  private probe(s: EncodeSession, enc: GPUCommandEncoder): () => Promise<boolean> {
+    if (s.submitted || !s.marker) return async () => true;
+    const staging = this.device.createBuffer({ size: 4, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'webgpu-norm.encode-probe' });
+    enc.copyBufferToBuffer(s.marker, 0, staging, 0, 4);
+    return async () => {
+      try {
+        await staging.mapAsync(MapModeRead);
+        const ran = new Uint32Array(staging.getMappedRange())[0] === 0;
+        if (ran) this.confirm(s);
+        return ran;
+      } finally {
+        staging.destroy();
+      }
+    };
+  }
+
+  private static POLL_MS = [0, 10, 100, 1000];
+
+  /** Background probes, so that a session whose results nobody reads still gives its buffers back. */
+  private poll(s: EncodeSession, attempt = 0): void {
+    if (s.submitted || s.polling || this.destroyed || attempt >= GpuContext.POLL_MS.length) return;
+    s.polling = true;
+    const timer = setTimeout(() => {
+      if (s.submitted || this.destroyed || this.lostError) {
+        s.polling = false;
+        return;
+      }
+      const enc = this.device.createCommandEncoder({ label: 'webgpu-norm.encode-probe' });
+      const check = this.probe(s, enc);
+      this.device.queue.submit([enc.finish()]);
+      check().then(
+        (ran) => {
+          s.polling = false;
+          if (!ran) this.poll(s, attempt + 1);
+        },
+        () => (s.polling = false),
+      );
+    }, GpuContext.POLL_MS[attempt]);
+    (timer as { unref?: () => void }).unref?.();
+  }
+
+  /** The caller's command buffer of `s` was submitted: its buffers may be reused. */
+  private confirm(s: EncodeSession): void {
+    if (s.submitted) return;
+    s.submitted = true;
+    this.pending = this.pending.filter((p) => p !== s);
+    s.marker?.destroy();
+    s.marker = null;
+    const held = s.held.splice(0);
+    const evicted = s.evicted.splice(0);
+    s.used.clear();
+    s.written.clear();
+    for (const b of held) this.releaseBuffer(b); // another pending session may still hold it
+    for (const b of evicted) {
+      const h = this.holder(b);
+      if (h) h.evicted.push(b);
+      else b.destroy();
+    }
   }
 
   /** Copy a buffer's first `bytes` to the host. */
@@ -350,15 +528,20 @@ export class GpuContext {
     const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'webgpu-norm.readback' });
     try {
       const enc = this.device.createCommandEncoder({ label: 'readback' });
+      // Written by passes recorded by encode(): they must have been submitted before this copy.
+      const probes = this.pending.filter((s) => s.written.has(buf)).map((s) => this.probe(s, enc));
       enc.copyBufferToBuffer(buf, 0, staging, 0, size);
       this.device.queue.submit([enc.finish()]);
+      let ran: boolean[];
       try {
+        ran = await Promise.all(probes.map((p) => p()));
         await staging.mapAsync(MapModeRead);
       } catch (e) {
         await this.settleLoss(100);
         if (this.lostError) throw this.lostError;
         throw new DeviceError(`readback failed: ${(e as Error).message}`);
       }
+      if (ran.includes(false)) throw new DeviceError(`read: this tensor was ${NOT_SUBMITTED}`);
       return staging.getMappedRange().slice(0, bytes);
     } finally {
       staging.destroy();
@@ -375,6 +558,12 @@ export class GpuContext {
     this.pool.clear();
     this.pooledBuffers = 0;
     this.pooledBytes = 0;
+    // Passes recorded by encode() and not submitted yet become invalid (the caller's submit fails).
+    for (const s of this.pending) {
+      s.marker?.destroy();
+      for (const b of [...s.held, ...s.evicted]) b.destroy();
+    }
+    this.pending = [];
     this.pipelines.clear();
     if (this.owned) this.device.destroy();
   }
