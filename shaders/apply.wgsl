@@ -47,7 +47,29 @@ fn elem_hi(e: u32) -> u32 {
   return min(e + 4u, P.n);
   //#endif
 }
-fn s_of(e: u32) -> u32 { return (e / P.sDiv) % P.sMod; }
+fn s_of(e: u32) -> u32 {
+  //#if CLAST
+  // Channels last ([N, *spatial, C]): sample e / sDiv (sDiv = spatial*C; batch norm: all of x),
+  // group of channel e % C (G groups of Cg channels per sample).
+  return (e / P.sDiv) * P.G + (e % P.C) / P.Cg;
+  //#else
+  return (e / P.sDiv) % P.sMod;
+  //#endif
+}
+
+//#if S_LANES
+// Channels-last quads whose four channels may belong to different groups (Cg not a multiple of
+// 4): the statistics (or backward coefficients) of each lane. S_VEC: one group per channel
+// (batch and instance norm), so a quad's groups are 4 consecutive entries.
+fn lane_s(e: u32) -> vec4u {
+  //#if S_VEC
+  let s0 = s_of(e);
+  return vec4u(s0, s0 + 1u, s0 + 2u, s0 + 3u);
+  //#else
+  return vec4u(s_of(e), s_of(e + 1u), s_of(e + 2u), s_of(e + 3u));
+  //#endif
+}
+//#endif
 
 // Weights and biases of the aligned quad at e, and of one element.
 //#if HAS_W
@@ -116,6 +138,25 @@ fn stats(s: u32) -> vec3f {
   //#endif
 }
 
+//#if S_LANES
+// y of an aligned quad whose lanes have their own statistics (see lane_s).
+fn y4_lanes(x: vec4f, e: u32) -> vec4f {
+  let s = lane_s(e);
+  let a = stats(s.x);
+  let b = stats(s.y);
+  let c = stats(s.z);
+  let d = stats(s.w);
+  var y = ((x - vec4f(a.x, b.x, c.x, d.x)) - vec4f(a.y, b.y, c.y, d.y)) * vec4f(a.z, b.z, c.z, d.z);
+  //#if HAS_W
+  y *= wq(e);
+  //#endif
+  //#if HAS_B
+  y += bq(e);
+  //#endif
+  return activate4(y);
+}
+//#endif
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
@@ -168,7 +209,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if RESIDUAL
   S_st4(e, x);
   //#endif
+  //#if S_LANES
+  Y_st4(e, y4_lanes(x, e));
+  //#else
   Y_st4(e, y4(x, e, stats(s_of(e))));
+  //#endif
   //#else
   for (var k = elem_lo(e); k < elem_hi(e); k += 1u) {
     let x = xv1(k);
@@ -257,6 +302,26 @@ fn dx1(e: u32, c: vec4f) -> f32 {
 //#endif
 
 //#if BWD_APPLY
+//#if S_LANES
+// dx of an aligned quad whose lanes have their own coefficients (see lane_s).
+fn dx4_lanes(e: u32) -> vec4f {
+  let s = lane_s(e);
+  let c0 = COEF_ld4(4u * s.x);
+  let c1 = COEF_ld4(4u * s.y);
+  let c2 = COEF_ld4(4u * s.z);
+  let c3 = COEF_ld4(4u * s.w);
+  let al = vec4f(c0.x, c1.x, c2.x, c3.x);
+  var g = DY_ld4(e);
+  //#if HAS_W
+  g *= wq(e);
+  //#endif
+  //#if EVAL
+  return al * g;
+  //#else
+  return al * g + vec4f(c0.y, c1.y, c2.y, c3.y) + vec4f(c0.z, c1.z, c2.z, c3.z) * ((X_ld4(e) - vec4f(c0.w, c1.w, c2.w, c3.w)) * al);
+  //#endif
+}
+//#endif
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
@@ -294,7 +359,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let e = 4u * t;
   if (e >= P.n) { return; }
   //#if ALIGNED
+  //#if S_LANES
+  DX_st4(e, dx4_lanes(e));
+  //#else
   DX_st4(e, dx4(e, COEF_ld4(4u * s_of(e))));
+  //#endif
   //#else
   for (var k = elem_lo(e); k < elem_hi(e); k += 1u) { DX_st(k, dx1(k, COEF_ld4(4u * s_of(k)))); }
   //#endif

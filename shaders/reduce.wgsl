@@ -68,8 +68,10 @@ var<private> sq: f32;
 fn acc_reset() { wn = 0.0; ws = vec4f(0.0); wm = vec4f(0.0); wmq = vec4f(0.0); sn = 0.0; ss = 0.0; sm = 0.0; sq = 0.0; }
 fn acc_group(j: u32) {}
 fn seg_begin(o: u32, j: u32) {}
-fn acc4(e: u32, i: u32) {
-  let v = xv4(e) - ws;
+fn acc4(e: u32, i: u32) { acc_v4(xv4(e)); }
+// One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
+fn acc_v4(x: vec4f) {
+  let v = x - ws;
   wn += 1.0;
   let d = v - wm;
   wm += d * (1.0 / wn);
@@ -466,5 +468,125 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     PART_st4(4u * ((col + 12u + k) * P.P + c), vec4f(n, g3[k], h3[k], 0.0));
   }
   //#endif
+}
+//#endif
+
+//#if CL_PARTIALS
+// Channels-last statistics (batch, instance and group norm of [N, *spatial, C]). x is viewed as
+// B samples of R rows of C channels (batch norm: B = 1, R = N*spatial; group and instance norm:
+// B = N, R = spatial). A channel's elements are C apart, so one invocation does not follow one
+// channel: it takes CW consecutive channels (CL4: a quad, one accumulator lane per channel; else
+// one channel, windowed kernels) over a chunk of rows [c*L, min((c+1)*L, R)) of sample b, with
+// t = (b*P + c)*nq + q, nq = ceil(C / CW): neighbouring invocations read neighbouring quads of
+// the same rows (contiguous across lanes). Each channel gets its own partial, at
+// PART[4*((b*C + ch)*P + c)]: the P partials of (b, ch) are contiguous, and a group-norm group
+// (b, g) is the Cg*P partials from (b*G + g)*Cg*P on (finalize.wgsl reads them as one group).
+// The accumulators are those above, lane by lane: WELFORD (recentred every 4 rows, suspect lanes
+// rescanned one by one) and BWD (with each lane's saved statistics, index b*G + ch/Cg).
+// Params: D = B, outer = R, C, P, L; G, Cg.
+//#if CL4
+const CW = 4u;
+//#else
+const CW = 1u;
+//#endif
+// Channels col .. col + CW - 1 of the row element e (= the row's start + col), w of them valid:
+// the others repeat the last valid one (their lanes are not written out).
+fn cl_x(e: u32, w: u32) -> vec4f {
+  //#if ALIGNED
+  return xv4(e);
+  //#else
+  return vec4f(xv1(e), xv1(e + min(1u, w - 1u)), xv1(e + min(2u, w - 1u)), xv1(e + min(3u, w - 1u)));
+  //#endif
+}
+//#if BWD
+fn cl_dy(e: u32, w: u32) -> vec4f {
+  //#if ALIGNED
+  return DY_ld4(e);
+  //#else
+  return vec4f(DY_ld(e), DY_ld(e + min(1u, w - 1u)), DY_ld(e + min(2u, w - 1u)), DY_ld(e + min(3u, w - 1u)));
+  //#endif
+}
+var<private> cl_mean: vec4f;
+var<private> cl_rstd: vec4f;
+fn cl_stat(b: u32, ch: u32) -> u32 { return b * P.G + ch / P.Cg; }
+fn cl_step(e: u32, w: u32) {
+  let g = cl_dy(e, w);
+  let dv = cl_x(e, w) - cl_mean;
+  g4 += g;
+  gx4 += g * (dv * cl_rstd);
+  c4 += dv;
+  bn += 1.0;
+}
+//#else
+fn cl_step(e: u32, w: u32) { acc_v4(cl_x(e, w)); }
+//#endif
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.t1) { return; }
+  //#endif
+  let C = P.C;
+  let nq = (C + CW - 1u) / CW;
+  if (t >= P.D * P.P * nq) { return; }
+  let bc = t / nq;
+  let q = t - bc * nq;
+  let b = bc / P.P;
+  let c = bc - b * P.P;
+  let col = q * CW;
+  let w = min(C - col, CW);
+  let r0 = min(c * P.L, P.outer);
+  let r1 = min(r0 + P.L, P.outer);
+  let base = b * P.outer * C + col;
+  acc_reset();
+  //#if BWD
+  let wl = w - 1u;
+  cl_mean = vec4f(MEAN_ld(cl_stat(b, col)), MEAN_ld(cl_stat(b, col + min(1u, wl))), MEAN_ld(cl_stat(b, col + min(2u, wl))), MEAN_ld(cl_stat(b, col + min(3u, wl))));
+  cl_rstd = vec4f(RSTD_ld(cl_stat(b, col)), RSTD_ld(cl_stat(b, col + min(1u, wl))), RSTD_ld(cl_stat(b, col + min(2u, wl))), RSTD_ld(cl_stat(b, col + min(3u, wl))));
+  //#endif
+  var r = r0;
+  //#if WELFORD
+  // The shifts start at the first row; then blocks of 4 rows, the shifts moved to the running
+  // means after each (as reduce_range).
+  if (r < r1) {
+    cl_step(base + r * C, w);
+    acc_recenter();
+    r += 1u;
+  }
+  //#endif
+  for (; r + 4u <= r1; r += 4u) {
+    cl_step(base + r * C, w);
+    cl_step(base + (r + 1u) * C, w);
+    cl_step(base + (r + 2u) * C, w);
+    cl_step(base + (r + 3u) * C, w);
+    acc_recenter();
+  }
+  for (; r < r1; r += 1u) { cl_step(base + r * C, w); }
+  acc_recenter();
+  // Every lane's partial first (a rescan resets the accumulators), then written out.
+  var res: array<vec4f, 4>;
+  for (var k = 0u; k < w; k += 1u) {
+    //#if WELFORD
+    res[k] = vec4f(wn, ws[k], wm[k], sqrt(clamp0(wmq[k])));
+    //#else
+    res[k] = vec4f(bn, g4[k], gx4[k], c4[k]);
+    //#endif
+  }
+  for (var k = 0u; k < w; k += 1u) {
+    var p = res[k];
+    //#if WELFORD
+    if (acc_suspect(p)) {
+      // The careful rescan of this channel's elements of the chunk (see rescan_begin).
+      rescan_begin();
+      for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(base + i * C + k)); }
+      if (rescan_mid()) {
+        for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(base + i * C + k)); }
+      }
+      p = rescan_end(p.x);
+    }
+    //#endif
+    PART_st4(4u * ((b * C + col + k) * P.P + c), p * 1.001);
+  }
 }
 //#endif

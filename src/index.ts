@@ -12,6 +12,7 @@ import { CpuBackend } from './cpu/backend.ts';
 import type * as O from './ops.ts';
 import {
   channelGeom,
+  checkChannelsLast,
   checkData,
   checkEps,
   checkOptions,
@@ -24,6 +25,7 @@ import {
   optTensor,
   rowGeom,
   sliceGeom,
+  type ChannelGeom,
 } from './validate.ts';
 
 export { Tensor } from './tensor.ts';
@@ -146,6 +148,12 @@ export interface BatchNormOptions {
   eps?: number;
   /** Batches seen before this one (the caller keeps the count, as PyTorch's module does); used when momentum is null. Default 0. */
   numBatchesTracked?: number;
+  /**
+   * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
+   * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
+   * in place, no transpose; per-channel tensors stay `[C]` and saved statistics keep their shapes.
+   */
+  channelsLast?: boolean;
 }
 
 /** Options of {@link Norms.batchNormBackward}: the forward's tensors and mode. */
@@ -166,6 +174,8 @@ export interface BatchNormBackwardOptions {
   saveInvstd?: Tensor | null;
   /** Eval: the forward's eps (recomputes 1/sqrt(runningVar + eps)). Default 1e-5. */
   eps?: number;
+  /** As given to the forward: x and dy are `[N, *spatial, C]` when true. Default false. */
+  channelsLast?: boolean;
 }
 
 /** Options of {@link Norms.groupNorm} (PyTorch `torch.nn.functional.group_norm`). */
@@ -180,6 +190,12 @@ export interface GroupNormOptions {
   eps?: number;
   /** Fused activation applied after the affine map: `'silu'` gives y·sigmoid(y). Forward only (no backward through it). Default none. */
   activation?: 'silu' | null;
+  /**
+   * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
+   * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
+   * in place, no transpose; per-channel tensors stay `[C]` and saved statistics keep their shapes.
+   */
+  channelsLast?: boolean;
 }
 
 /** Options of {@link Norms.groupNormBackward}. */
@@ -190,6 +206,8 @@ export interface GroupNormBackwardOptions {
   weight?: Tensor | null;
   /** The forward's bias; when given, `dbias` is returned. */
   bias?: Tensor | null;
+  /** As given to the forward: x and dy are `[N, *spatial, C]` when true. Default false. */
+  channelsLast?: boolean;
 }
 
 /** Options of {@link Norms.instanceNorm} (PyTorch `torch.nn.functional.instance_norm` with use_input_stats). */
@@ -200,6 +218,12 @@ export interface InstanceNormOptions {
   bias?: Tensor | null;
   /** Added to the variance. Default 1e-5. */
   eps?: number;
+  /**
+   * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
+   * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
+   * in place, no transpose; per-channel tensors stay `[C]` and saved statistics keep their shapes.
+   */
+  channelsLast?: boolean;
 }
 
 /** Options of {@link Norms.instanceNormBackward}. */
@@ -208,6 +232,8 @@ export interface InstanceNormBackwardOptions {
   weight?: Tensor | null;
   /** The forward's bias; when given, `dbias` is returned. */
   bias?: Tensor | null;
+  /** As given to the forward: x and dy are `[N, *spatial, C]` when true. Default false. */
+  channelsLast?: boolean;
 }
 
 /** Options of {@link Norms.weightNorm} and {@link Norms.weightNormBackward} (PyTorch `torch._weight_norm`). */
@@ -306,12 +332,12 @@ const OPTION_KEYS = {
   rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
   layerNormBackward: ['normalizedShape', 'weight', 'bias'],
   rmsNormBackward: ['normalizedShape', 'weight'],
-  batchNorm: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'momentum', 'eps', 'numBatchesTracked'],
-  batchNormBackward: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'saveMean', 'saveInvstd', 'eps'],
-  groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation'],
-  groupNormBackward: ['numGroups', 'weight', 'bias'],
-  instanceNorm: ['weight', 'bias', 'eps'],
-  instanceNormBackward: ['weight', 'bias'],
+  batchNorm: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'momentum', 'eps', 'numBatchesTracked', 'channelsLast'],
+  batchNormBackward: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'saveMean', 'saveInvstd', 'eps', 'channelsLast'],
+  groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation', 'channelsLast'],
+  groupNormBackward: ['numGroups', 'weight', 'bias', 'channelsLast'],
+  instanceNorm: ['weight', 'bias', 'eps', 'channelsLast'],
+  instanceNormBackward: ['weight', 'bias', 'channelsLast'],
   weightNorm: ['dim'],
   weightNormBackward: ['dim'],
 } as const satisfies Record<string, readonly string[]>;
@@ -630,7 +656,7 @@ export class Norms {
   /**
    * Group normalization, as PyTorch's `torch.nn.functional.group_norm` (`native_group_norm` for
    * mean/rstd): statistics per (sample, group of C/G channels) over those channels' spatial elements.
-   * @param x float32 or float16, `[N, C, *spatial]`.
+   * @param x float32 or float16, `[N, C, *spatial]` (`[N, *spatial, C]` with channelsLast).
    * @throws ShapeError (rank < 2, weight/bias not `[C]`), ValueError (numGroups not a positive
    *   divisor of C, one value per group in the whole batch, eps, activation, unknown option), TensorError.
    */
@@ -638,7 +664,7 @@ export class Norms {
     this.alive();
     const o = checkOptions(options, 'groupNorm', OPTION_KEYS.groupNorm);
     const xt = checkTensor(x, 'x', this);
-    const geom = channelGeom(xt, 'x', 'groupNorm');
+    const geom = channelGeom(xt, 'x', 'groupNorm', Infinity, checkChannelsLast(o.channelsLast));
     const G = this.numGroups(o.numGroups, geom.C);
     // As PyTorch's group_norm: one value per group in the whole batch is an error; N >= 2
     // with one value per group is not (y = bias), nor an empty batch.
@@ -650,14 +676,14 @@ export class Norms {
   /**
    * Instance normalization, as PyTorch's `torch.nn.functional.instance_norm` with batch
    * statistics: per (sample, channel) over the spatial dims (group norm with G = C).
-   * @param x float32 or float16, `[N, C, *spatial]` with more than one spatial element.
+   * @param x float32 or float16, `[N, C, *spatial]` (`[N, *spatial, C]` with channelsLast) with more than one spatial element.
    * @throws ShapeError, ValueError (one spatial element, eps, unknown option), TensorError.
    */
   instanceNorm(x: Tensor, options: InstanceNormOptions = {}): GroupNormResult {
     this.alive();
     const o = checkOptions(options, 'instanceNorm', OPTION_KEYS.instanceNorm);
     const xt = checkTensor(x, 'x', this);
-    const geom = channelGeom(xt, 'x', 'instanceNorm');
+    const geom = channelGeom(xt, 'x', 'instanceNorm', Infinity, checkChannelsLast(o.channelsLast));
     // As PyTorch's instance_norm: one spatial element is an error whatever N is.
     if (geom.S === 1) throw new ValueError(`x: instanceNorm expects more than 1 spatial element per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
     const a = this.gnArgs(xt, geom, geom.C, o);
@@ -670,7 +696,7 @@ export class Norms {
     return g;
   }
 
-  private gnArgs(x: Tensor, geom: { N: number; C: number; S: number }, G: number, o: Opts): O.GroupNormArgs {
+  private gnArgs(x: Tensor, geom: ChannelGeom, G: number, o: Opts): O.GroupNormArgs {
     const weight = optTensor(o.weight, 'weight', this);
     const bias = optTensor(o.bias, 'bias', this);
     expectShape(weight, 'weight', [geom.C], 'one per channel');
@@ -691,7 +717,7 @@ export class Norms {
     this.alive();
     const o = checkOptions(options, 'groupNormBackward', OPTION_KEYS.groupNormBackward);
     const xt = checkTensor(x, 'x', this);
-    const geom = channelGeom(xt, 'x', 'groupNormBackward');
+    const geom = channelGeom(xt, 'x', 'groupNormBackward', Infinity, checkChannelsLast(o.channelsLast));
     const G = this.numGroups(o.numGroups, geom.C);
     return this.exec('groupNormBackward', this.gnBwdArgs(dy, xt, mean, rstd, geom, G, o), (b, v) => b.groupNormBackward(v));
   }
@@ -706,11 +732,11 @@ export class Norms {
     this.alive();
     const o = checkOptions(options, 'instanceNormBackward', OPTION_KEYS.instanceNormBackward);
     const xt = checkTensor(x, 'x', this);
-    const geom = channelGeom(xt, 'x', 'instanceNormBackward');
+    const geom = channelGeom(xt, 'x', 'instanceNormBackward', Infinity, checkChannelsLast(o.channelsLast));
     return this.exec('instanceNormBackward', this.gnBwdArgs(dy, xt, mean, rstd, geom, geom.C, o), (b, v) => b.groupNormBackward(v));
   }
 
-  private gnBwdArgs(dyArg: Tensor, x: Tensor, meanArg: Tensor, rstdArg: Tensor, geom: { N: number; C: number; S: number }, G: number, o: Opts): O.GroupNormBwdArgs {
+  private gnBwdArgs(dyArg: Tensor, x: Tensor, meanArg: Tensor, rstdArg: Tensor, geom: ChannelGeom, G: number, o: Opts): O.GroupNormBwdArgs {
     const dy = checkTensor(dyArg, 'dy', this);
     const mean = checkTensor(meanArg, 'mean', this);
     const rstd = checkTensor(rstdArg, 'rstd', this);
@@ -731,7 +757,7 @@ export class Norms {
    * Batch normalization, as PyTorch's `torch.nn.functional.batch_norm` (`native_batch_norm` for
    * saveMean/saveInvstd): per channel over N and the spatial dims (at most 3). Training also
    * updates runningMean/runningVar in place when given.
-   * @param x float32 or float16, `[N, C]`, `[N, C, L]`, `[N, C, H, W]` or `[N, C, D, H, W]`.
+   * @param x float32 or float16, `[N, C]`, `[N, C, L]`, `[N, C, H, W]` or `[N, C, D, H, W]` (channelsLast: `[N, L, C]`, `[N, H, W, C]`, `[N, D, H, W, C]`).
    * @throws ShapeError (rank, per-channel shapes), DTypeError (running stats not float32),
    *   ValueError (one value per channel in training, eval without running stats, only one of them,
    *   eps, momentum, numBatchesTracked, unknown option), TensorError.
@@ -740,7 +766,7 @@ export class Norms {
     this.alive();
     const o = checkOptions(options, 'batchNorm', OPTION_KEYS.batchNorm);
     const xt = checkTensor(x, 'x', this);
-    const geom = channelGeom(xt, 'x', 'batchNorm', 3);
+    const geom = channelGeom(xt, 'x', 'batchNorm', 3, checkChannelsLast(o.channelsLast));
     const training = this.training(o.training);
     const weight = optTensor(o.weight, 'weight', this);
     const bias = optTensor(o.bias, 'bias', this);
@@ -784,7 +810,7 @@ export class Norms {
     const o = checkOptions(options, 'batchNormBackward', OPTION_KEYS.batchNormBackward);
     const dyt = checkTensor(dy, 'dy', this);
     const xt = checkTensor(x, 'x', this);
-    const geom = channelGeom(xt, 'x', 'batchNormBackward', 3);
+    const geom = channelGeom(xt, 'x', 'batchNormBackward', 3, checkChannelsLast(o.channelsLast));
     const training = this.training(o.training);
     expectShape(dyt, 'dy', xt.shape, 'the shape of x');
     expectDtype(dyt, 'dy', xt.dtype, 'x');

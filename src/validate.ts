@@ -154,12 +154,24 @@ export interface ChannelGeom {
   C: number;
   /** Product of the spatial dims (1 when there are none). */
   S: number;
+  /** x (and dy) are [N, *spatial, C] rather than [N, C, *spatial]. */
+  channelsLast: boolean;
 }
 
-export function channelGeom(x: Tensor, arg: string, op: string, maxSpatial = Infinity): ChannelGeom {
-  if (x.shape.length < 2) throw new ShapeError(`${arg}: ${op} expects [N, C, *spatial] (rank >= 2), got ${fmtShape(x.shape)}`, arg);
+/** The `channelsLast` option: a boolean, default false. */
+export function checkChannelsLast(v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new ValueError(`channelsLast: expected true or false, got ${describeValue(v)}`, 'channelsLast');
+  return v;
+}
+
+export function channelGeom(x: Tensor, arg: string, op: string, maxSpatial = Infinity, channelsLast = false): ChannelGeom {
+  const layout = channelsLast ? '[N, *spatial, C]' : '[N, C, *spatial]';
+  if (x.shape.length < 2) throw new ShapeError(`${arg}: ${op} expects ${layout} (rank >= 2), got ${fmtShape(x.shape)}`, arg);
   if (x.shape.length - 2 > maxSpatial) throw new ShapeError(`${arg}: ${op} supports at most ${maxSpatial} spatial dims, got ${fmtShape(x.shape)}`, arg);
-  return { N: x.shape[0]!, C: x.shape[1]!, S: numel(x.shape.slice(2)) };
+  const r = x.shape.length;
+  if (channelsLast) return { N: x.shape[0]!, C: x.shape[r - 1]!, S: numel(x.shape.slice(1, r - 1)), channelsLast };
+  return { N: x.shape[0]!, C: x.shape[1]!, S: numel(x.shape.slice(2)), channelsLast };
 }
 
 export interface SliceGeom {

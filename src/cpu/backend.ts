@@ -68,7 +68,7 @@ export class CpuBackend implements O.Backend {
   }
 
   groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
-    const r = ref.groupNorm(this.h(a.x), { numGroups: a.G, weight: this.h(a.weight), bias: this.h(a.bias), eps: a.eps });
+    const r = ref.groupNorm(this.h(a.x), { numGroups: a.G, weight: this.h(a.weight), bias: this.h(a.bias), eps: a.eps, channelsLast: a.channelsLast });
     if (a.silu) {
       const y = r.y.data;
       for (let i = 0; i < y.length; i++) y[i] = y[i]! / (1 + Math.exp(-y[i]!));
@@ -77,7 +77,7 @@ export class CpuBackend implements O.Backend {
   }
 
   groupNormBackward(a: O.GroupNormBwdArgs): O.BwdOut {
-    const r = ref.groupNormBackward(this.h(a.dy), this.h(a.x), this.h(a.mean), this.h(a.rstd), { numGroups: a.G, weight: this.h(a.weight), bias: this.h(a.bias) });
+    const r = ref.groupNormBackward(this.h(a.dy), this.h(a.x), this.h(a.mean), this.h(a.rstd), { numGroups: a.G, weight: this.h(a.weight), bias: this.h(a.bias), channelsLast: a.channelsLast });
     return this.bwd(r, a);
   }
 
@@ -91,6 +91,7 @@ export class CpuBackend implements O.Backend {
       momentum: a.momentum,
       eps: a.eps,
       numBatchesTracked: 0,
+      channelsLast: a.channelsLast,
     });
     return { y: this.out(r.y, a.x.dtype), saveMean: this.out(r.saveMean, 'float32'), saveInvstd: this.out(r.saveInvstd, 'float32') };
   }
@@ -105,6 +106,7 @@ export class CpuBackend implements O.Backend {
       saveMean: this.h(a.saveMean),
       saveInvstd: this.h(a.saveInvstd),
       eps: a.eps,
+      channelsLast: a.channelsLast,
     });
     return this.bwd(r, a);
   }

@@ -36,14 +36,30 @@ interface Grouping {
   outer: number;
   D: number;
   inner: number;
+  /**
+   * Channels-last group norm (x as [N, S, C]): group j = n·G + g holds the Cg channels
+   * g·Cg .. g·Cg + Cg − 1 of every row of sample n (outer = S rows of inner = Cg elements), so
+   * element idx belongs to floor(idx / (S·C))·G + floor((idx mod C) / Cg).
+   */
+  cl?: { sample: number; C: number; Cg: number; G: number };
 }
 const grouping = (outer: number, D: number, inner: number): Grouping => ({ outer, D, inner });
 const groupSize = (g: Grouping): number => g.outer * g.inner;
-const groupOf = (g: Grouping, idx: number): number => Math.floor(idx / g.inner) % g.D;
+const groupOf = (g: Grouping, idx: number): number =>
+  g.cl ? Math.floor(idx / g.cl.sample) * g.cl.G + Math.floor((idx % g.cl.C) / g.cl.Cg) : Math.floor(idx / g.inner) % g.D;
 
 /** Per-group sums of f over each group's index set, in float64. */
 function groupSum(g: Grouping, f: (idx: number, j: number) => number): Float64Array {
   const out = new Float64Array(g.D);
+  if (g.cl) {
+    // Every element in memory order, added to its group's sum.
+    const n = g.D * g.outer * g.inner;
+    for (let idx = 0; idx < n; idx++) {
+      const j = groupOf(g, idx);
+      out[j] += f(idx, j);
+    }
+    return out;
+  }
   for (let o = 0; o < g.outer; o++) {
     for (let j = 0; j < g.D; j++) {
       const base = (o * g.D + j) * g.inner;
@@ -159,12 +175,13 @@ function rows(x: AnyTensor, normalizedShape: readonly number[]) {
   return { lead, sg: grouping(1, R, K), ag: grouping(R, K, 1) };
 }
 
-/** [N, C, *spatial] → channel grouping (N, C, S). */
-function channels(x: AnyTensor) {
+/** [N, C, *spatial] → channel grouping (N, C, S); channels last, [N, *spatial, C] → (N·S, C, 1). */
+function channels(x: AnyTensor, channelsLast = false) {
+  const r = x.shape.length;
   const N = x.shape[0];
-  const C = x.shape[1];
-  const S = numel(x.shape.slice(2));
-  return { N, C, S, cg: grouping(N, C, S) };
+  const C = channelsLast ? x.shape[r - 1] : x.shape[1];
+  const S = numel(channelsLast ? x.shape.slice(1, r - 1) : x.shape.slice(2));
+  return { N, C, S, cg: channelsLast ? grouping(N * S, C, 1) : grouping(N, C, S) };
 }
 
 /** Weight-norm slices along dim (null: one slice holding all of v). */
@@ -230,10 +247,12 @@ export interface BatchNormOpts<T> {
   momentum: number | null;
   eps: number;
   numBatchesTracked: number;
+  /** x is [N, *spatial, C] (default false: [N, C, *spatial]). */
+  channelsLast?: boolean;
 }
 
 function batchNorm64(x: AnyTensor, o: BatchNormOpts<AnyTensor>) {
-  const { N, C, S, cg } = channels(x);
+  const { N, C, S, cg } = channels(x, o.channelsLast);
   const w = dataOf(o.weight);
   const b = dataOf(o.bias);
   if (!o.training) {
@@ -266,10 +285,12 @@ export interface BatchNormBackwardOpts<T> {
   saveMean: T | null;
   saveInvstd: T | null;
   eps: number;
+  /** x and dy are [N, *spatial, C] (default false). */
+  channelsLast?: boolean;
 }
 
 function batchNormBackward64(dy: AnyTensor, x: AnyTensor, o: BatchNormBackwardOpts<AnyTensor>) {
-  const { C, cg } = channels(x);
+  const { C, cg } = channels(x, o.channelsLast);
   let mean: Arr;
   let invstd: Arr;
   if (o.training) {
@@ -284,17 +305,22 @@ function batchNormBackward64(dy: AnyTensor, x: AnyTensor, o: BatchNormBackwardOp
   return { dx: t64(r.dx, x.shape), dweight: opt64(r.dweight, [C]), dbias: opt64(r.dbias, [C]) };
 }
 
-/** Group norm: stats per (n, g) over a contiguous run of (C/G)·S elements; affine per channel. */
-function groupGroupings(x: AnyTensor, G: number) {
-  const { N, C, S, cg } = channels(x);
-  return { N, C, sg: grouping(1, N * G, (C / G) * S), cg };
+/**
+ * Group norm: stats per (n, g) over a contiguous run of (C/G)·S elements; affine per channel.
+ * Channels last: the group's C/G channels in each of the S rows of sample n (see Grouping.cl).
+ */
+function groupGroupings(x: AnyTensor, G: number, channelsLast = false) {
+  const { N, C, S, cg } = channels(x, channelsLast);
+  const Cg = C / G;
+  if (channelsLast) return { N, C, sg: { outer: S, D: N * G, inner: Cg, cl: { sample: S * C, C, Cg, G } }, cg };
+  return { N, C, sg: grouping(1, N * G, Cg * S), cg };
 }
 
 function groupNorm64(
   x: AnyTensor,
-  o: { numGroups: number; weight: AnyTensor | null; bias: AnyTensor | null; eps: number },
+  o: { numGroups: number; weight: AnyTensor | null; bias: AnyTensor | null; eps: number; channelsLast?: boolean },
 ) {
-  const { N, sg, cg } = groupGroupings(x, o.numGroups);
+  const { N, sg, cg } = groupGroupings(x, o.numGroups, o.channelsLast);
   const { mean, rstd } = centeredStats(x.data, sg, o.eps);
   const y = normApply(x.data, mean, rstd, sg, cg, dataOf(o.weight), dataOf(o.bias));
   const statShape = [N, o.numGroups];
@@ -306,15 +332,15 @@ function groupNormBackward64(
   x: AnyTensor,
   mean: AnyTensor,
   rstd: AnyTensor,
-  o: { numGroups: number; weight: AnyTensor | null; bias: AnyTensor | null },
+  o: { numGroups: number; weight: AnyTensor | null; bias: AnyTensor | null; channelsLast?: boolean },
 ) {
-  const { C, sg, cg } = groupGroupings(x, o.numGroups);
+  const { C, sg, cg } = groupGroupings(x, o.numGroups, o.channelsLast);
   const r = normBackward(dy.data, x.data, mean.data, rstd.data, sg, cg, dataOf(o.weight), true, !!o.weight, !!o.bias);
   return { dx: t64(r.dx, x.shape), dweight: opt64(r.dweight, [C]), dbias: opt64(r.dbias, [C]) };
 }
 
-function instanceNorm64(x: AnyTensor, o: { weight: AnyTensor | null; bias: AnyTensor | null; eps: number }) {
-  return groupNorm64(x, { ...o, numGroups: x.shape[1] });
+function instanceNorm64(x: AnyTensor, o: { weight: AnyTensor | null; bias: AnyTensor | null; eps: number; channelsLast?: boolean }) {
+  return groupNorm64(x, { ...o, numGroups: channels(x, o.channelsLast).C });
 }
 
 function instanceNormBackward64(
@@ -322,9 +348,9 @@ function instanceNormBackward64(
   x: AnyTensor,
   mean: AnyTensor,
   rstd: AnyTensor,
-  o: { weight: AnyTensor | null; bias: AnyTensor | null },
+  o: { weight: AnyTensor | null; bias: AnyTensor | null; channelsLast?: boolean },
 ) {
-  return groupNormBackward64(dy, x, mean, rstd, { ...o, numGroups: x.shape[1] });
+  return groupNormBackward64(dy, x, mean, rstd, { ...o, numGroups: channels(x, o.channelsLast).C });
 }
 
 /** w = v · (g / ‖v‖) per slice; no eps, so ‖v‖ = 0 gives NaN as in PyTorch. */
@@ -438,7 +464,7 @@ export function batchNormBackward(
 
 export function groupNorm(
   x: HostTensor,
-  o: { numGroups: number; weight: HostTensor | null; bias: HostTensor | null; eps: number },
+  o: { numGroups: number; weight: HostTensor | null; bias: HostTensor | null; eps: number; channelsLast?: boolean },
 ): { y: HostTensor; mean: HostTensor; rstd: HostTensor } {
   return round(groupNorm64(x, o));
 }
@@ -448,14 +474,14 @@ export function groupNormBackward(
   x: HostTensor,
   mean: HostTensor,
   rstd: HostTensor,
-  o: { numGroups: number; weight: HostTensor | null; bias: HostTensor | null },
+  o: { numGroups: number; weight: HostTensor | null; bias: HostTensor | null; channelsLast?: boolean },
 ): { dx: HostTensor; dweight: HostTensor | null; dbias: HostTensor | null } {
   return round(groupNormBackward64(dy, x, mean, rstd, o));
 }
 
 export function instanceNorm(
   x: HostTensor,
-  o: { weight: HostTensor | null; bias: HostTensor | null; eps: number },
+  o: { weight: HostTensor | null; bias: HostTensor | null; eps: number; channelsLast?: boolean },
 ): { y: HostTensor; mean: HostTensor; rstd: HostTensor } {
   return round(instanceNorm64(x, o));
 }
@@ -465,7 +491,7 @@ export function instanceNormBackward(
   x: HostTensor,
   mean: HostTensor,
   rstd: HostTensor,
-  o: { weight: HostTensor | null; bias: HostTensor | null },
+  o: { weight: HostTensor | null; bias: HostTensor | null; channelsLast?: boolean },
 ): { dx: HostTensor; dweight: HostTensor | null; dbias: HostTensor | null } {
   return round(instanceNormBackward64(dy, x, mean, rstd, o));
 }

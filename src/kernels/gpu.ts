@@ -31,6 +31,7 @@ function residualFlags(x: Tensor, residual: Tensor | null): string[] {
  * nor a weight boundary (weights consecutive, A_VEC, or constant over the quad); see apply.wgsl.
  */
 function alignFlags(s: Step): string[] {
+  if (s.flags.includes('CLAST')) return clAlignFlags(s);
   const sDiv = s.p.sDiv ?? 1;
   const aDiv = s.p.aDiv ?? 1;
   const aMod = s.p.aMod ?? 1;
@@ -44,6 +45,31 @@ function alignFlags(s: Step): string[] {
   return out;
 }
 
+/**
+ * alignFlags for channels-last steps (statistics index s = (e / sDiv)*G + (e % C)/Cg, weights
+ * a = e % C): rows of whole quads (C % 4 == 0) make every quad ALIGNED with consecutive weights;
+ * its statistics are one group's when Cg % 4 == 0, else per lane (S_LANES; S_VEC when each
+ * channel is its own group). BLOCK: a group's channels in runs of 16 (Cg % 16 == 0).
+ */
+function clAlignFlags(s: Step): string[] {
+  const C = s.p.C ?? 1;
+  const Cg = s.p.Cg ?? 1;
+  const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
+  const out: string[] = affine ? ['A_VEC'] : [];
+  if (C % 4 !== 0) return out;
+  out.push('ALIGNED');
+  if (Cg % 4 !== 0) out.push('S_LANES', ...(Cg === 1 ? ['S_VEC'] : []));
+  if ((s.flags.includes('APPLY') || s.flags.includes('BWD_APPLY')) && Cg % 16 === 0) out.push('BLOCK');
+  return out;
+}
+
+/**
+ * Channels-last statistics (reduce.wgsl CL_PARTIALS): x as B samples of R rows of C channels; P chunks
+ * of L rows per sample; each invocation takes a quad of channels (CL4), or one channel in windowed
+ * kernels (one partial per invocation, so bound ranges stay short).
+ */
+interface ClChunks { B: number; R: number; C: number; P: number; L: number; flags: string[] }
+
 /** Weight and bias bindings of a forward apply step, and their flags. */
 function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[] = []): { affine: Bind[]; aflags: string[] } {
   const affine: Bind[] = [];
@@ -52,6 +78,15 @@ function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[]
   if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
   return { affine, aflags };
 }
+
+/**
+ * Whether a channel op's x is channels-last in memory: with one spatial element or one channel
+ * both layouts are the same bytes, and the channels-first kernels run.
+ */
+const channelsLast = (a: { channelsLast: boolean; S: number; C: number }): boolean => a.channelsLast && a.S > 1 && a.C > 1;
+
+/** Apply-step index maps of channels-last x (see s_of in apply.wgsl): group (e / sDiv)*G + (e % C)/Cg, weight e % C. */
+const clMaps = (n: number, sampleSize: number, C: number, G: number) => ({ n, sDiv: Math.max(sampleSize, 1), G, C, Cg: C / G, aDiv: 1, aMod: C });
 
 const f32 = (name: string, t: GPUBuffer, rw = false): Bind => ({ name, t, dtype: 'float32', rw });
 const tb = (name: string, t: Tensor, rw = false): Bind => ({ name, t: t._buffer!, dtype: t.dtype, rw });
@@ -130,6 +165,65 @@ export class GpuBackend implements O.Backend {
     const Lr = Math.min(L, Math.ceil(inner / 4) * 4);
     const Pi = Math.ceil(inner / Lr);
     return { P: outer * Pi, L: Lr, Pi, flags: ['CMAJOR', 'RUNS'] };
+  }
+
+  /**
+   * Chunks of a channels-last reduction over B samples of R rows of C channels: quads of
+   * channels per invocation over chunks of rows (windowed: one channel, and a chunk's rows
+   * within an eighth of a binding).
+   */
+  private clChunks(B: number, R: number, C: number, win: boolean, dtype: DType): ClChunks {
+    const CW = win ? 1 : 4;
+    let { P, L } = chunking(this.ctx, B * Math.ceil(C / CW), R, this.ctx.isCpuAdapter ? 512 : 64);
+    if (win) {
+      const maxL = Math.max(1, Math.floor(this.bindLimit / (8 * C * elementBytes(dtype))));
+      if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(R / L)));
+    }
+    const flags = ['CL_PARTIALS', ...(win ? [] : ['CL4']), ...(!win && C % 4 === 0 ? ['ALIGNED'] : [])];
+    return { B, R, C, P, L, flags };
+  }
+
+  /** The reduce step of a channels-last reduction (WELFORD or BWD; statistics of group b*G + ch/Cg). */
+  private clReduceStep(ch: ClChunks, acc: string[], binds: Bind[], G: number, Cg: number): Step {
+    return {
+      family: 'reduce',
+      flags: [...ch.flags, ...acc],
+      binds,
+      p: { D: ch.B, outer: ch.R, C: ch.C, P: ch.P, L: ch.L, G, Cg },
+      workgroups: Math.ceil((ch.B * ch.P * Math.ceil(ch.C / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
+    };
+  }
+
+  /**
+   * Mean and rstd of channels-last groups (b, g) of Cg channels (batch norm: B = 1, Cg = 1):
+   * the per-channel partials, merged per group (its Cg*P partials are contiguous), and LO for
+   * the apply step (as meanVarSteps).
+   */
+  private clMeanVarSteps(
+    x: Tensor,
+    ch: ClChunks,
+    G: number,
+    out: { mean: GPUBuffer; rstd: GPUBuffer; running?: Bind[] },
+    p: { eps: number; momentum?: number },
+    temps: GPUBuffer[],
+  ): { steps: Step[]; lo: GPUBuffer } {
+    const Cg = ch.C / G;
+    const D = ch.B * G;
+    const part = this.temp(ch.B * ch.C * ch.P * 16, 'partials');
+    const lo = this.temp(D * 8, 'lo');
+    temps.push(part, lo);
+    const running = out.running ?? [];
+    const steps: Step[] = [
+      this.clReduceStep(ch, ['WELFORD'], [tb('X', x), f32('PART', part, true)], G, Cg),
+      {
+        family: 'finalize',
+        flags: ['FIN_STATS', 'WELFORD', ...(running.length ? ['RUNNING'] : [])],
+        binds: [f32('PART', part), f32('MEAN', out.mean, true), f32('RSTD', out.rstd, true), f32('LO', lo, true), ...running],
+        p: { D, P: Cg * ch.P, eps: p.eps, momentum: p.momentum ?? 0, jStride: Cg * ch.P, cStride: 1 },
+        workgroups: Math.ceil(D / WG),
+      },
+    ];
+    return { steps, lo };
   }
 
   // ---- tensors ----
@@ -596,7 +690,17 @@ export class GpuBackend implements O.Backend {
     const { affine, aflags } = affineBinds(weight, bias, a.silu ? ['SILU'] : []);
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
-    if (this.wantFused(ch.P, K, x.dtype, win)) {
+    if (channelsLast(a)) {
+      // [N, *spatial, C]: per-channel partials over chunks of rows, merged per group.
+      const mv = this.clMeanVarSteps(x, this.clChunks(N, S, C, win, x.dtype), G, { mean: mean._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
+      steps.push(...mv.steps, {
+        family: 'apply',
+        flags: ['APPLY', 'COMP', 'CLAST', ...aflags],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), tb('RSTD', rstd)],
+        p: clMaps(x.size, S * C, C, G),
+        workgroups: this.applyWorkgroups(x.size),
+      });
+    } else if (this.wantFused(ch.P, K, x.dtype, win)) {
       steps.push({
         family: 'apply',
         flags: ['ROWFUSED', 'WELFORD', ...aflags],
@@ -628,7 +732,9 @@ export class GpuBackend implements O.Backend {
     const Cg = C / G;
     const NC = N * C;
     // Sums of dy and dy*xhat per (n, c) over the spatial dims; everything else follows from them.
-    const { P, L, Pi } = this.chunks(1, NC, S, this.windowed(x), x.dtype);
+    // Channels last: the same partials per (n, c), from quads of channels over chunks of rows.
+    const cl = channelsLast(a) ? this.clChunks(N, S, C, this.windowed(x), x.dtype) : null;
+    const { P, L, Pi } = cl ? { P: cl.P, L: cl.L, Pi: 1 } : this.chunks(1, NC, S, this.windowed(x), x.dtype);
     const part = this.temp(NC * P * 16, 'partials');
     const sums = this.temp(NC * 16, 'sums');
     const coef = this.temp(N * G * 16, 'coef');
@@ -646,14 +752,17 @@ export class GpuBackend implements O.Backend {
         workgroups: Math.ceil((N * G) / WG),
       });
     }
+    const bwdBinds = [tb('DY', dy), tb('X', x), tb('MEAN', mean), tb('RSTD', rstd), f32('PART', part, true)];
     const steps: Step[] = [
-      {
-        family: 'reduce',
-        flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
-        binds: [tb('DY', dy), tb('X', x), tb('MEAN', mean), tb('RSTD', rstd), f32('PART', part, true)],
-        p: { outer: 1, D: NC, inner: S, P, L, Pi, gDiv: Cg, aMod: 1 },
-        workgroups: Math.ceil((NC * P) / WG),
-      },
+      cl
+        ? this.clReduceStep(cl, ['BWD', 'HAS_MEAN', 'HAS_RSTD'], bwdBinds, G, Cg)
+        : {
+            family: 'reduce',
+            flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD'],
+            binds: bwdBinds,
+            p: { outer: 1, D: NC, inner: S, P, L, Pi, gDiv: Cg, aMod: 1 },
+            workgroups: Math.ceil((NC * P) / WG),
+          },
       {
         family: 'finalize',
         flags: ['FIN_SUMS'],
@@ -664,9 +773,9 @@ export class GpuBackend implements O.Backend {
       ...gnCoef,
       {
         family: 'apply',
-        flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : [])],
+        flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : []), ...(cl ? ['CLAST'] : [])],
         binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-        p: { n: x.size, sDiv: Cg * S, sMod: Math.max(N * G, 1), aDiv: S, aMod: C },
+        p: cl ? clMaps(x.size, S * C, C, G) : { n: x.size, sDiv: Cg * S, sMod: Math.max(N * G, 1), aDiv: S, aMod: C },
         workgroups: this.applyWorkgroups(x.size),
       },
     ];
@@ -709,6 +818,10 @@ export class GpuBackend implements O.Backend {
     const { affine, aflags } = affineBinds(weight, bias);
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
+    const cl = channelsLast(a);
+    const clFlag = cl ? ['CLAST'] : [];
+    // Channel of element e: (e / S) % C, or channels last e % C (one group per channel).
+    const maps = cl ? clMaps(x.size, x.size, C, C) : { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C };
     let meanB: GPUBuffer;
     let rstdB: GPUBuffer;
     if (a.training) {
@@ -716,15 +829,17 @@ export class GpuBackend implements O.Backend {
       rstdB = saveInvstd._buffer!;
       const win = this.windowed(x);
       const g = { outer: N, D: C, inner: S };
-      const ch = this.chunks(N, C, S, win, x.dtype);
       const running = runningMean !== null && runningVar !== null ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : [];
-      const mv = this.meanVarSteps(x, null, g, ch, { mean: meanB, rstd: rstdB, running }, { eps: a.eps, momentum: a.momentum }, temps);
+      // Channels last: x as one sample of N*spatial rows of C channels, one group per channel.
+      const mv = cl
+        ? { ...this.clMeanVarSteps(x, this.clChunks(1, N * S, C, win, x.dtype), C, { mean: meanB, rstd: rstdB, running }, { eps: a.eps, momentum: a.momentum }, temps), applyFlags: ['COMP'] }
+        : this.meanVarSteps(x, null, g, this.chunks(N, C, S, win, x.dtype), { mean: meanB, rstd: rstdB, running }, { eps: a.eps, momentum: a.momentum }, temps);
       steps.push(...mv.steps);
       steps.push({
         family: 'apply',
-        flags: ['APPLY', ...mv.applyFlags, ...aflags],
+        flags: ['APPLY', ...mv.applyFlags, ...aflags, ...clFlag],
         binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), f32('RSTD', rstdB)],
-        p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+        p: maps,
         workgroups: this.applyWorkgroups(x.size),
       });
     } else {
@@ -734,9 +849,9 @@ export class GpuBackend implements O.Backend {
       steps.push(this.evalStatsStep(runningMean!, runningVar!, meanB, rstdB, C, a.eps));
       steps.push({
         family: 'apply',
-        flags: ['APPLY', 'HAS_MEAN', ...aflags],
+        flags: ['APPLY', 'HAS_MEAN', ...aflags, ...clFlag],
         binds: [tb('X', x), ...affine, tb('Y', y, true), f32('MEAN', meanB), f32('RSTD', rstdB)],
-        p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+        p: maps,
         workgroups: this.applyWorkgroups(x.size),
       });
     }
@@ -773,20 +888,27 @@ export class GpuBackend implements O.Backend {
       temps.push(meanB, rstdB);
       steps.push(this.evalStatsStep(a.runningMean!, a.runningVar!, meanB, rstdB, C, a.eps));
     }
-    const ch = this.chunks(N, C, S, this.windowed(x), x.dtype);
+    // Channels last: x as one sample of N*spatial rows of C channels, one group per channel.
+    const cl = channelsLast(a) ? this.clChunks(1, N * S, C, this.windowed(x), x.dtype) : null;
+    const ch = cl ? { P: cl.P, L: cl.L, Pi: 1, flags: [] } : this.chunks(N, C, S, this.windowed(x), x.dtype);
     const { P, L, Pi } = ch;
     const part = this.temp(C * P * 16, 'partials');
     const coef = this.temp(C * 16, 'coef');
     temps.push(part, coef);
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
     const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
-    steps.push({
-      family: 'reduce',
-      flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD', ...ch.flags],
-      binds: [tb('DY', dy), tb('X', x), f32('MEAN', meanB), f32('RSTD', rstdB), f32('PART', part, true)],
-      p: { outer: N, D: C, inner: S, P, L, Pi, gDiv: 1, aMod: 1 },
-      workgroups: Math.ceil((C * P) / WG),
-    });
+    const bwdBinds = [tb('DY', dy), tb('X', x), f32('MEAN', meanB), f32('RSTD', rstdB), f32('PART', part, true)];
+    steps.push(
+      cl
+        ? this.clReduceStep(cl, ['BWD', 'HAS_MEAN', 'HAS_RSTD'], bwdBinds, C, 1)
+        : {
+            family: 'reduce',
+            flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD', ...ch.flags],
+            binds: bwdBinds,
+            p: { outer: N, D: C, inner: S, P, L, Pi, gDiv: 1, aMod: 1 },
+            workgroups: Math.ceil((C * P) / WG),
+          },
+    );
     steps.push({
       family: 'finalize',
       flags: ['FIN_BWD', 'HAS_MEAN', ...(weight ? ['W_BY_J'] : []), ...(a.training ? [] : ['EVAL']), ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
@@ -796,9 +918,9 @@ export class GpuBackend implements O.Backend {
     }, ...post);
     steps.push({
       family: 'apply',
-      flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : []), ...(a.training ? [] : ['EVAL'])],
+      flags: ['BWD_APPLY', ...(weight ? ['HAS_W'] : []), ...(a.training ? [] : ['EVAL']), ...(cl ? ['CLAST'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+      p: cl ? clMaps(x.size, x.size, C, C) : { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
       workgroups: this.applyWorkgroups(x.size),
     });
     this.run('batchNormBackward', steps, temps, [dx, dweight, dbias]);

@@ -60,6 +60,7 @@ export function invocations(s: WindowStep): number {
   if (s.family === 'apply') return Math.ceil(q.n / (f.has('BLOCK') ? 16 : 4));
   if (s.family === 'reduce') {
     if (f.has('COLS')) return Math.ceil(q.inner / (f.has('BLOCK') ? 16 : 4)) * q.P;
+    if (f.has('CL_PARTIALS')) return q.D * q.P * Math.ceil(q.C / (f.has('CL4') ? 4 : 1));
     return q.D * q.P;
   }
   return q.D;
@@ -79,6 +80,24 @@ function indexSpan(ea: number, eb: number, div: number, mod: number, stride = 1)
   return a <= b ? [a * stride, (b + 1) * stride] : [0, mod * stride];
 }
 
+/**
+ * Channels-last statistics indices (`stride` values each) used by elements [ea, eb): group
+ * (e / sDiv)*G + (e % C)/Cg (apply.wgsl s_of with CLAST). Within one row the channels run from
+ * ea's to (eb - 1)'s; a range crossing a row boundary holds channel 0 of one row and C - 1 of
+ * another. Exact hull.
+ */
+function clSpan(ea: number, eb: number, q: Record<string, number>, stride = 1): Span {
+  if (eb <= ea) return EMPTY;
+  const { sDiv, C, Cg, G } = q as { sDiv: number; C: number; Cg: number; G: number };
+  const na = Math.floor(ea / sDiv);
+  const nb = Math.floor((eb - 1) / sDiv);
+  // The range's part in sample na, and in sample nb: one row, or channels 0 .. C - 1.
+  const endA = Math.min(eb, (na + 1) * sDiv);
+  const startB = Math.max(ea, nb * sDiv);
+  const chLo = Math.floor(ea / C) === Math.floor((endA - 1) / C) ? ea % C : 0;
+  const chHi = Math.floor(startB / C) === Math.floor((eb - 1) / C) ? (eb - 1) % C : C - 1;
+  return [(na * G + Math.floor(chLo / Cg)) * stride, (nb * G + Math.floor(chHi / Cg) + 1) * stride];
+}
 
 /** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
 export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span> {
@@ -108,13 +127,13 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     const E = elementwise(s) ? 1 : f.has('BLOCK') ? 16 : 4;
     const ea = E * ta;
     const eb = Math.min(E * tb, q.n);
-    const sSpan = indexSpan(ea, eb, q.sDiv, q.sMod);
+    const span = (stride: number) => (f.has('CLAST') ? clSpan(ea, eb, q, stride) : indexSpan(ea, eb, q.sDiv, q.sMod, stride));
     set([ea, eb], 'X', 'R');
     set([ea, eb], 'Y', 'S', 'DY', 'DX');
     set(indexSpan(ea, eb, q.aDiv, q.aMod), 'W', 'B');
-    set(sSpan, 'MEAN', 'RSTD');
-    set(indexSpan(ea, eb, q.sDiv, q.sMod, 2), 'LO');
-    set(indexSpan(ea, eb, q.sDiv, q.sMod, 4), 'COEF');
+    set(span(1), 'MEAN', 'RSTD');
+    set(span(2), 'LO');
+    set(span(4), 'COEF');
   } else if (s.family === 'reduce' && f.has('COLS')) {
     const CW = f.has('BLOCK') ? 16 : 4;
     const K = q.inner;
@@ -133,6 +152,36 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([0, 4 * K * q.P], 'PART');
     }
     set([r0, r1], 'MEAN', 'RSTD', 'CORR');
+  } else if (s.family === 'reduce' && f.has('CL_PARTIALS')) {
+    // Invocation t = (b*P + c)*nq + q: channels [q*CW, q*CW + CW) of rows [c*L, c*L + L) of sample b.
+    const CW = f.has('CL4') ? 4 : 1;
+    const { C, P, L, G, Cg } = q;
+    const R = q.outer;
+    const nq = Math.ceil(C / CW);
+    const chunk = (bc: number) => {
+      const b = Math.floor(bc / P);
+      const c = bc - b * P;
+      const r0 = Math.min(c * L, R);
+      return { b, c, r0, r1: Math.min(r0 + L, R) };
+    };
+    const bcA = Math.floor(ta / nq);
+    const bcB = Math.floor((tb - 1) / nq);
+    const A = chunk(bcA);
+    const Z = chunk(bcB);
+    let chA = 0;
+    let chB = C;
+    if (bcA === bcB) {
+      chA = (ta - bcA * nq) * CW;
+      chB = Math.min((tb - 1 - bcA * nq) * CW + CW, C);
+      set(A.r1 > A.r0 ? [(A.b * R + A.r0) * C + chA, (A.b * R + A.r1 - 1) * C + chB] : EMPTY, 'X', 'DY');
+      set([4 * ((A.b * C + chA) * P + A.c), 4 * ((A.b * C + chB - 1) * P + A.c) + 4], 'PART');
+    } else {
+      // Whole rows from the first chunk's first to the last chunk's last; partials of every
+      // channel from (A.b, channel 0, chunk A.c) to (Z.b, channel C - 1, chunk Z.c).
+      set([(A.b * R + A.r0) * C, (Z.b * R + Z.r1) * C], 'X', 'DY');
+      set([4 * (A.b * C * P + A.c), 4 * ((Z.b * C + C - 1) * P + Z.c) + 4], 'PART');
+    }
+    set([A.b * G + Math.floor(chA / Cg), Z.b * G + Math.floor((chB - 1) / Cg) + 1], 'MEAN', 'RSTD');
   } else if (s.family === 'reduce') {
     const { outer, D, inner, P, L, Pi } = q;
     const M = outer * inner;
