@@ -586,7 +586,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       p = rescan_end(p.x);
     }
     //#endif
-    PART_st4(4u * ((b * C + col + k) * P.P + c), p * 1.001);
+    PART_st4(4u * ((b * C + col + k) * P.P + c), p);
   }
 }
 //#endif
