@@ -123,6 +123,9 @@ function checkAdapter(adapter, backend) {
   }
 }
 
+/** Served byte for byte (no dev-server transform, no dependency optimizer). */
+const RAW_PREFIXES = ['/dist/', '/node_modules/onnxruntime-web/dist/'];
+
 const fmtErr = (e) => (typeof e === 'number' && Number.isFinite(e) ? e.toExponential(2) : String(e));
 
 // ---- the tests ----
@@ -156,6 +159,28 @@ function parityTest(variant) {
         detail: r.ok ? `max rel. L2 ${fmtErr(r.err)}, ${r.ms} ms` : (r.error ?? `err ${fmtErr(r.err)}`),
       }));
       if (!res.ok && !bad.length) subs.push({ name: `${label}: page`, ok: false, detail: 'the page reported ok: false' });
+      return subs;
+    },
+  };
+}
+
+/**
+ * e2e/interop.html?engine=ort|tfjs: one GPUDevice shared with ONNX Runtime Web or TensorFlow.js,
+ * buffers passed both ways without a read-back; one line per check.
+ */
+function interopTest(engine, label) {
+  return {
+    name: `interop: ${label}`,
+    async run(ctx, base) {
+      const { page, problems } = await openPage(ctx);
+      await page.goto(`${base}/e2e/interop.html?engine=${engine}`);
+      const res = await waitFor(page, problems, () => window.__result, undefined, 'window.__result of e2e/interop.html');
+      await page.close();
+      const name = `interop: ${label} ${res.version ?? ''}`.trim();
+      const subs = res.checks.map((c) => ({ name: `${name}: ${c.name}`, ok: c.ok, detail: `${c.tol ? `rel. L2 ${fmtErr(c.err)} (tol ${c.tol})` : ''}${c.sample ? ` got ${JSON.stringify(c.sample)}` : ''}` }));
+      if (res.error || !res.checks.length) subs.push({ name: `${name}: page`, ok: false, detail: res.error ?? 'no checks ran' });
+      if (problems.length) subs.push({ name: `${name}: page problems`, ok: false, detail: problems.join(' | ') });
+      subs.push({ name: `${name}: done`, ok: res.ok, detail: `${res.checks.length} checks in the page, ${res.ms} ms` });
       return subs;
     },
   };
@@ -258,6 +283,8 @@ const TESTS = [
       return `${first}; ${last}`;
     },
   },
+  interopTest('ort', 'ONNX Runtime Web'),
+  interopTest('tfjs', 'TensorFlow.js'),
   parityTest('auto'),
   parityTest('general'),
   parityTest('fused'),
@@ -339,23 +366,28 @@ async function main() {
       logLevel: 'warn',
       clearScreen: false,
       server: { host: '127.0.0.1', port, strictPort: true, hmr: false, watch: null, open: false },
+      // e2e/interop-tfjs.js imports TF.js by package name: pre-bundled at start-up (no reload
+      // mid-test), in a cache of its own (the demo's `npm run dev` keeps node_modules/.vite).
+      cacheDir: join(ROOT, 'node_modules', '.vite-e2e'),
+      optimizeDeps: { include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-core/dist/register_all_gradients', '@tensorflow/tfjs-backend-webgpu'], exclude: ['onnxruntime-web'] },
       plugins: [
         {
           // Serve dist/ byte for byte, as a static host would, so the e2e tests load exactly the
-          // built bundle and not a dev-server transform of it.
+          // built bundle and not a dev-server transform of it; the same for ORT-web's browser
+          // bundle (its ES module and wasm, loaded by URL).
           name: 'webgpu-norm-e2e-static-dist',
           configureServer(s) {
             s.middlewares.use((req, res, next) => {
               const path = decodeURIComponent((req.url ?? '').split('?')[0]);
-              if (!path.startsWith('/dist/') || path.includes('..')) return next();
+              if (!RAW_PREFIXES.some((p) => path.startsWith(p)) || path.includes('..')) return next();
               const file = join(ROOT, path);
               if (!existsSync(file) || !statSync(file).isFile()) {
                 res.statusCode = 404;
                 res.end(`${path} not found: build dist/ first (npx vite build)`);
                 return;
               }
-              const type = file.endsWith('.js') ? 'text/javascript' : file.endsWith('.map') || file.endsWith('.json') ? 'application/json' : 'application/octet-stream';
-              res.setHeader('Content-Type', `${type}; charset=utf-8`);
+              const type = /\.m?js$/.test(file) ? 'text/javascript' : file.endsWith('.wasm') ? 'application/wasm' : file.endsWith('.map') || file.endsWith('.json') ? 'application/json' : 'application/octet-stream';
+              res.setHeader('Content-Type', type === 'application/wasm' ? type : `${type}; charset=utf-8`);
               res.setHeader('Cache-Control', 'no-store');
               res.end(readFileSync(file));
             });
