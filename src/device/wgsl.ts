@@ -36,20 +36,18 @@ export const MAX_WINDOWED_BINDINGS = 8;
 /**
  * pack_half2: pack2x16float for any input. WGSL leaves pack2x16float of NaN and of values past
  * float16's range indeterminate (seen: a NaN corrupting the other half of the word), so those
- * take a slow path that writes IEEE halves: NaN, ±Inf past 65520, 65504 just below it.
+ * halves are written from their bits instead: NaN, ±Inf from 65520 up, 65504 just below (IEEE
+ * rounding). Branch-free: CPU adapters run invocations as SIMD lanes.
  */
-const HALF_PACK = `fn half_bits(x: f32) -> u32 {
-  let b = bitcast<u32>(x);
-  let sign = (b >> 16u) & 0x8000u;
-  let m = b & 0x7fffffffu;
-  if (m > 0x7f800000u) { return sign | 0x7e00u; }
-  if (m >= 0x477ff000u) { return sign | 0x7c00u; }
-  if (m > 0x477fe000u) { return sign | 0x7bffu; }
-  return pack2x16float(vec2f(x, 0.0)) & 0xffffu;
-}
-fn pack_half2(v: vec2f) -> u32 {
-  if (all((bitcast<vec2u>(v) & vec2u(0x7fffffffu)) <= vec2u(0x477fe000u))) { return pack2x16float(v); }
-  return half_bits(v.x) | (half_bits(v.y) << 16u);
+const HALF_PACK = `fn pack_half2(v: vec2f) -> u32 {
+  let b = bitcast<vec2u>(v);
+  let m = b & vec2u(0x7fffffffu);
+  let ok = m <= vec2u(0x477fe000u);
+  let w = pack2x16float(select(vec2f(0.0), v, ok));
+  let big = select(vec2u(0x7bffu), vec2u(0x7c00u), m >= vec2u(0x477ff000u));
+  let special = ((b >> vec2u(16u)) & vec2u(0x8000u)) | select(big, vec2u(0x7e00u), m > vec2u(0x7f800000u));
+  let h = select(special, vec2u(w & 0xffffu, w >> 16u), ok);
+  return h.x | (h.y << 16u);
 }`;
 export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, window = false): string {
   if (window && decls.length > MAX_WINDOWED_BINDINGS) throw new Error(`windowed kernel with ${decls.length} bindings (at most ${MAX_WINDOWED_BINDINGS})`);
