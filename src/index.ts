@@ -68,6 +68,14 @@ export interface CreateNormsOptions {
    * (a `ValueError` otherwise).
    */
   maxBindingBytes?: number;
+  /**
+   * Which kernel family to run (webgpu backend). `'auto'` (default): detected from the adapter
+   * (CPU adapters such as SwiftShader get the row-fused kernels and few long invocations;
+   * GPUs get many short invocations with coalesced loads). `'cpu'` / `'gpu'` force one, e.g. to
+   * test the discrete-GPU work split on SwiftShader. Results are the same within float32
+   * rounding; only speed differs. A `ValueError` for any other value.
+   */
+  adapterClass?: 'auto' | 'cpu' | 'gpu';
 }
 
 type Opts = Record<string, unknown>;
@@ -326,7 +334,7 @@ export type WeightNormBackwardResult = {
  * of these (a misspelled `wieght` must not silently give an unweighted norm).
  */
 const OPTION_KEYS = {
-  createNorms: ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes'],
+  createNorms: ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass'],
   layerNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
   // 'bias' is listed so that it gets its own message ("rmsNorm has no bias").
   rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
@@ -394,6 +402,7 @@ export class Norms {
       g.poison = !!opts.poisonOutputs;
       g.variant = opts.variant ?? 'auto';
       if (opts.maxBindingBytes !== undefined) g.setBindingLimit(opts.maxBindingBytes);
+      if (opts.adapterClass === 'cpu' || opts.adapterClass === 'gpu') ctx.isCpuAdapter = opts.adapterClass === 'cpu';
       this._gpu = g;
       this._impl = g;
       this.device = ctx.device;
@@ -1009,6 +1018,9 @@ export async function createNorms(options: CreateNormsOptions = {}): Promise<Nor
   }
   if (options.variant !== undefined && !['auto', 'fused', 'general'].includes(options.variant)) {
     throw new ValueError(`variant: expected 'auto', 'fused' or 'general', got ${describeValue(options.variant)}`, 'variant');
+  }
+  if (options.adapterClass !== undefined && !['auto', 'cpu', 'gpu'].includes(options.adapterClass)) {
+    throw new ValueError(`adapterClass: expected 'auto', 'cpu' or 'gpu', got ${describeValue(options.adapterClass)}`, 'adapterClass');
   }
   for (const k of ['device', 'gpu'] as const) {
     if (options[k] != null && typeof options[k] !== 'object') throw new ValueError(`${k}: expected a ${k === 'gpu' ? 'GPU (navigator.gpu, or create([]) from the webgpu package)' : 'GPUDevice'}, got ${describeValue(options[k])}`, k);

@@ -538,3 +538,26 @@ describe('float16 outputs are IEEE halves for NaN, ±Inf and values past 65504 (
     expect(bad).toEqual([]);
   });
 });
+
+describe("createNorms({ adapterClass }) picks the kernel family (the contract's option)", () => {
+  it("'gpu' on SwiftShader splits like a discrete GPU, 'cpu' like a CPU adapter; same results", async () => {
+    const x = rng(26).fill(64 * 300, 3, 2);
+    const f = forward64(x, rowsLayout(64, 300), 1e-5);
+    const counts: Record<string, number> = {};
+    for (const cls of ['cpu', 'gpu'] as const) {
+      const n = await createNorms({ backend: 'webgpu', device: b.gpu.device!, poisonOutputs: true, adapterClass: cls });
+      expect(n._gpu!.ctx.isCpuAdapter).toBe(cls === 'cpu');
+      // Count dispatches: the CPU class runs one row-fused kernel, the GPU class partials + merge + apply.
+      const ctx = n._gpu!.ctx as unknown as { submit: (l: string, d: unknown[]) => Promise<void> };
+      const orig = ctx.submit.bind(ctx);
+      let k = 0;
+      ctx.submit = (l, d) => ((k += d.length), orig(l, d));
+      const o = n.layerNorm(n.tensor(x, [64, 300]), { normalizedShape: [300] });
+      expect(await check(n, cls, [['y', o.y, f.y, 1e-5], ['mean', o.mean, f.mean, 1e-5], ['rstd', o.rstd, f.rstd, 1e-5]])).toEqual([]);
+      counts[cls] = k;
+      n.destroy();
+    }
+    expect(counts.cpu).toBe(1);
+    expect(counts.gpu).toBe(3);
+  });
+});

@@ -41,8 +41,7 @@ async function withLimit(bytes: number, split: Split): Promise<Norms> {
   const key = `${bytes}|${split}`;
   let n = capped.get(key);
   if (!n) {
-    n = await createNorms({ backend: 'webgpu', device: base.device!, poisonOutputs: true, maxBindingBytes: bytes });
-    if (split === 'gpu split') (n._gpu!.ctx as { isCpuAdapter: boolean }).isCpuAdapter = false;
+    n = await createNorms({ backend: 'webgpu', device: base.device!, poisonOutputs: true, maxBindingBytes: bytes, adapterClass: split === 'gpu split' ? 'gpu' : 'auto' });
     capped.set(key, n);
   }
   return n;

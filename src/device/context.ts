@@ -174,7 +174,8 @@ export const NOT_SUBMITTED =
 export class GpuContext {
   readonly device: GPUDevice;
   readonly adapter: AdapterSummary;
-  readonly isCpuAdapter: boolean;
+  /** The kernel family: detected from the adapter, or set by createNorms({ adapterClass }). */
+  isCpuAdapter: boolean;
   private readonly pipelines = new Map<string, Kernel>();
   private readonly owned: boolean;
   lost: GPUDeviceLostInfo | null = null;

@@ -53,10 +53,10 @@ export interface Backends {
 export async function openBackends(): Promise<Backends> {
   const gpu = await gpuNorms();
   const cpu = await createNorms({ backend: 'cpu' });
-  const onDevice = (variant: 'fused' | 'general' | 'auto') => createNorms({ backend: 'webgpu', device: gpu.device!, poisonOutputs: true, variant });
-  const [fused, general, gpuSplit] = await Promise.all([onDevice('fused'), onDevice('general'), onDevice('auto')]);
+  const onDevice = (variant: 'fused' | 'general' | 'auto', adapterClass: 'auto' | 'gpu' = 'auto') =>
+    createNorms({ backend: 'webgpu', device: gpu.device!, poisonOutputs: true, variant, adapterClass });
+  const [fused, general, gpuSplit] = await Promise.all([onDevice('fused'), onDevice('general'), onDevice('auto', 'gpu')]);
   for (const n of [fused, general, gpuSplit]) if (n.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${n.backend}`);
-  (gpuSplit._gpu!.ctx as { isCpuAdapter: boolean }).isCpuAdapter = false;
   return { gpu, cpu, fused, general, gpuSplit };
 }
 
