@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
-export async function runTfjs(device, norms, cpu, { rand, matmul, check, checks }) {
+export async function runTfjs(device, norms, cpu, { rand, matmul, check, checks, usages, usageNames }) {
   // TF.js's 'webgpu' factory would request a device of its own: register one on the shared device.
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new WebGPUBackend(device, device.adapterInfo), 10);
@@ -24,6 +24,7 @@ export async function runTfjs(device, norms, cpu, { rand, matmul, check, checks 
   const Wt = gpuTensor(wh, [I, K]);
   const a = tf.matMul(X, Wt);
   const { buffer, tensorRef } = a.dataToGPU(); // a GPU copy TF.js owns until tensorRef.dispose()
+  usages.tfjs = usageNames(buffer.usage);
   const weight = norms.tensor(gh, [K]);
   const bias = norms.tensor(bh, [K]);
   const ln = norms.layerNorm(norms.wrap(buffer, [R, K]), { normalizedShape: [K], weight, bias });
@@ -51,25 +52,24 @@ export async function runTfjs(device, norms, cpu, { rand, matmul, check, checks 
   rmTf.dispose();
 
   // 3. One training step: layer norm as a tf.customGrad op on our kernels vs tf.moments.
-  const ours = []; // our tensors behind zero-copy TF.js tensors: destroyed after the step
-  const keep = (t) => (ours.push(t), t);
-  const wrapTf = (t) => {
-    const g = t.dataToGPU();
-    return { t: norms.wrap(g.buffer, [...t.shape]), dispose: () => g.tensorRef.dispose() };
-  };
-  const layerNormOurs = tf.customGrad((h, g, b, save) => {
-    save([h, g, b]); // kept for gradFunc (inputs not saved are disposed after the forward)
-    const [hw, gw, bw] = [wrapTf(h), wrapTf(g), wrapTf(b)];
-    const f = norms.layerNorm(hw.t, { normalizedShape: [K], weight: gw.t, bias: bw.t });
-    [hw, gw, bw].forEach((w) => w.dispose());
-    keep(f.mean), keep(f.rstd);
+  // As in the README ("Use with ... TensorFlow.js"), word for word.
+  const fromTf = (t) => { const g = t.dataToGPU(); return { t: norms.wrap(g.buffer, t.shape), done: () => g.tensorRef.dispose() }; };
+  const toTf = (t) => tf.tensor({ buffer: t.buffer, zeroCopy: true }, [...t.shape], 'float32');
+  const ours = [];                                              // destroy these after the training step
+  const layerNorm = tf.customGrad((h, g, b, save) => {
+    save([h, g, b]);
+    const [H, G, B] = [fromTf(h), fromTf(g), fromTf(b)];
+    const f = norms.layerNorm(H.t, { normalizedShape: [h.shape.at(-1)], weight: G.t, bias: B.t });
+    [H, G, B].forEach((w) => w.done());
+    ours.push(f.y, f.mean, f.rstd);
     return {
-      value: fromOurs(keep(f.y)),
+      value: toTf(f.y),
       gradFunc: (dy, [hs, gs, bs]) => {
-        const [dyw, hw2, gw2, bw2] = [wrapTf(dy), wrapTf(hs), wrapTf(gs), wrapTf(bs)];
-        const r = norms.layerNormBackward(dyw.t, hw2.t, f.mean, f.rstd, { normalizedShape: [K], weight: gw2.t, bias: bw2.t });
-        [dyw, hw2, gw2, bw2].forEach((w) => w.dispose());
-        return [fromOurs(keep(r.dx)), fromOurs(keep(r.dweight)), fromOurs(keep(r.dbias))];
+        const w = [fromTf(dy), fromTf(hs), fromTf(gs), fromTf(bs)];
+        const r = norms.layerNormBackward(w[0].t, w[1].t, f.mean, f.rstd, { normalizedShape: [hs.shape.at(-1)], weight: w[2].t, bias: w[3].t });
+        w.forEach((x) => x.done());
+        ours.push(r.dx, r.dweight, r.dbias);
+        return [toTf(r.dx), toTf(r.dweight), toTf(r.dbias)];
       },
     };
   });
@@ -85,7 +85,7 @@ export async function runTfjs(device, norms, cpu, { rand, matmul, check, checks 
     const loss = () => tf.mean(tf.square(tf.sub(ln(tf.matMul(X, W), gamma, beta), T)));
     return { vars: { W, gamma, beta }, loss };
   };
-  const mo = model(layerNormOurs, 'ours');
+  const mo = model(layerNorm, 'ours');
   const mt = model(layerNormTf, 'tf');
   const go = tf.variableGrads(mo.loss, Object.values(mo.vars));
   const gt = tf.variableGrads(mt.loss, Object.values(mt.vars));

@@ -41,19 +41,18 @@ function matmul(a, b, m, k, n) {
   return out;
 }
 
-/** One GPUDevice for both libraries, with the adapter's limits for what either asks. */
+/** One GPUDevice for both libraries. */
 async function sharedDevice() {
   if (!navigator.gpu) throw new Error('navigator.gpu is missing');
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error('no WebGPU adapter');
-  const requiredLimits = {};
-  for (const k of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxStorageBuffersPerShaderStage']) {
-    requiredLimits[k] = adapter.limits[k];
-  }
-  return adapter.requestDevice({ requiredLimits, label: 'shared' });
+  return adapter.requestDevice({ label: 'shared' }); // WebGPU's default limits are enough for all three
 }
 
 const checks = [];
+/** The usages of the buffers each engine hands over (reported in the e2e line). */
+const usages = {};
+const usageNames = (u) => Object.entries(GPUBufferUsage).filter(([, v]) => u & v).map(([k]) => k).join('|');
 function check(name, got, ref, tol = 1e-4) {
   const err = relativeL2(got, ref);
   checks.push({ name, err, tol, ok: err <= tol && got.length === ref.length });
@@ -80,6 +79,7 @@ async function runOrt(device, norms, cpu) {
 
   const { H: h } = await s1.run({ X: new ort.Tensor('float32', x, [B, I]) });
   if (h.location !== 'gpu-buffer') throw new Error(`session 1 output location ${h.location}`);
+  usages.ort = usageNames(h.gpuBuffer.usage);
   const hT = norms.wrap(h.gpuBuffer, [B, H]); // ORT's buffer: STORAGE | COPY_SRC | COPY_DST
   const weight = norms.tensor(gamma, [H]);
   const bias = norms.tensor(beta, [H]);
@@ -104,7 +104,7 @@ async function runOrt(device, norms, cpu) {
 async function main() {
   const t0 = performance.now();
   const engine = new URLSearchParams(location.search).get('engine');
-  const res = { ok: false, engine, version: null, checks, ms: 0 };
+  const res = { ok: false, engine, version: null, checks, usages, ms: 0 };
   try {
     const device = await sharedDevice();
     const norms = await createNorms({ device, backend: 'webgpu' });
@@ -112,7 +112,7 @@ async function main() {
     const errors = [];
     device.addEventListener('uncapturederror', (e) => errors.push(e.error.message));
     if (engine === 'ort') res.version = await runOrt(device, norms, cpu);
-    else if (engine === 'tfjs') res.version = await (await import('./interop-tfjs.js')).runTfjs(device, norms, cpu, { rand, matmul, check, checks });
+    else if (engine === 'tfjs') res.version = await (await import('./interop-tfjs.js')).runTfjs(device, norms, cpu, { rand, matmul, check, checks, usages, usageNames });
     else throw new Error(`?engine=ort|tfjs, got ${engine}`);
     if (errors.length) throw new Error(`uncaptured WebGPU errors: ${errors.join(' | ')}`);
     norms.destroy(); // leaves the shared device alone

@@ -180,7 +180,7 @@ function interopTest(engine, label) {
       const subs = res.checks.map((c) => ({ name: `${name}: ${c.name}`, ok: c.ok, detail: `${c.tol ? `rel. L2 ${fmtErr(c.err)} (tol ${c.tol})` : ''}${c.sample ? ` got ${JSON.stringify(c.sample)}` : ''}` }));
       if (res.error || !res.checks.length) subs.push({ name: `${name}: page`, ok: false, detail: res.error ?? 'no checks ran' });
       if (problems.length) subs.push({ name: `${name}: page problems`, ok: false, detail: problems.join(' | ') });
-      subs.push({ name: `${name}: done`, ok: res.ok, detail: `${res.checks.length} checks in the page, ${res.ms} ms` });
+      subs.push({ name: `${name}: done`, ok: res.ok, detail: `${res.checks.length} checks in the page, ${res.ms} ms; buffer usages handed over: ${JSON.stringify(res.usages ?? {})}` });
       return subs;
     },
   };
