@@ -4,7 +4,8 @@
 //
 // A case: { id, op, dir: 'fwd'|'bwd', shape, dtype, opts, bytes, peers }
 //   op     one of layerNorm | rmsNorm | groupNorm | instanceNorm | batchNorm | weightNorm
-//   opts   op options that are not tensors (numGroups, training, residual, dim, normalized dims)
+//   opts   op options that are not tensors (numGroups, training, residual, dim, normalized dims,
+//          channelsLast: x is [N, *spatial, C])
 //   bytes  the minimal bytes moved: forward reads x and writes y (2·numel·bpe), backward reads
 //          x and dy and writes dx (3·numel·bpe); the fused residual forward reads x and the
 //          residual and writes y and sum (4·numel·bpe). Statistics and affine vectors are small
@@ -33,6 +34,7 @@ function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = 
   if (opts.numGroups && op === 'groupNorm') bits.push(`G=${opts.numGroups}`);
   if (op === 'batchNorm') bits.push(opts.training ? 'train' : 'eval');
   if (opts.residual) bits.push('+residual');
+  if (opts.channelsLast) bits.push('NHWC');
   if (op === 'weightNorm') bits.push(`dim=${opts.dim}`);
   if (bindingBytes) bits.push(`bindings≤${bindingBytes >= 1 << 20 ? `${bindingBytes / (1 << 20)}MiB` : `${bindingBytes / 1024}KiB`}`);
   const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag, ...(bindingBytes ? { bindingBytes } : {}) };
@@ -77,6 +79,13 @@ export function fullCases() {
     cs.push(make('batchNorm', 'bwd', s, { opts: { training: true }, tag: 'cnn' }));
     cs.push(make('batchNorm', 'fwd', s, { opts: { training: false }, peers: ['ort', 'tfjs'], tag: 'cnn' }));
   }
+  // Channels last ([N, *spatial, C], as TF.js and ORT-web's NHWC kernels keep activations): the
+  // ResNet batch norm and the UNet group norm above, transposed.
+  cs.push(make('batchNorm', 'fwd', [8, 56, 56, 64], { opts: { training: true, channelsLast: true }, tag: 'channels last' }));
+  cs.push(make('batchNorm', 'bwd', [8, 56, 56, 64], { opts: { training: true, channelsLast: true }, tag: 'channels last' }));
+  cs.push(make('batchNorm', 'fwd', [8, 56, 56, 64], { opts: { training: false, channelsLast: true }, tag: 'channels last' }));
+  cs.push(make('groupNorm', 'fwd', [2, 64, 64, 320], { opts: { numGroups: 32, channelsLast: true }, tag: 'channels last' }));
+  cs.push(make('groupNorm', 'bwd', [2, 64, 64, 320], { opts: { numGroups: 32, channelsLast: true }, tag: 'channels last' }));
   cs.push(make('instanceNorm', 'fwd', [2, 64, 64, 64], { peers: ['ort', 'tfjs'], tag: 'style' }));
   cs.push(make('instanceNorm', 'bwd', [2, 64, 64, 64], { tag: 'style' }));
   cs.push(make('weightNorm', 'fwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
@@ -108,6 +117,8 @@ export function quickCases() {
   cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: true } }));
   cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true } }));
   cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: false }, peers: ['ort', 'tfjs'] }));
+  cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: true, channelsLast: true } }));
+  cs.push(make('groupNorm', 'bwd', [2, 8, 8, 32], { opts: { numGroups: 8, channelsLast: true } }));
   cs.push(make('instanceNorm', 'fwd', [2, 8, 8, 8], { peers: ['ort', 'tfjs'] }));
   cs.push(make('instanceNorm', 'bwd', [2, 8, 8, 8]));
   cs.push(make('weightNorm', 'fwd', [16, 8, 3, 3], { opts: { dim: 0 } }));

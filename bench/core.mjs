@@ -78,6 +78,10 @@ const numelOf = (shape) => shape.reduce((a, b) => a * b, 1);
 //   main    the output peers are compared with
 //   mutated names of inputs the op updates in place (compared too)
 const ROW_AFFINE = (c) => [c.opts.normalizedShape, c.dtype];
+// Channel ops: [C] from x's shape ([N, C, ...], or [N, ..., C] with opts.channelsLast), and the
+// layout option to pass on.
+const CHANNELS = (c) => [c.opts.channelsLast ? c.shape[c.shape.length - 1] : c.shape[1]];
+const LAYOUT = (c) => (c.opts.channelsLast ? { channelsLast: true } : {});
 
 export const OPS = {
   layerNorm: {
@@ -140,26 +144,26 @@ export const OPS = {
     },
   },
   groupNorm: {
-    fwd: (c) => channelFwd(c, (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias })),
+    fwd: (c) => channelFwd(c, (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias, ...LAYOUT(c) })),
     bwd: (c) =>
       channelBwd(
         c,
-        (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias }),
-        (N, T) => N.groupNormBackward(T.dy, T.x, T.mean, T.rstd, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias }),
+        (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
+        (N, T) => N.groupNormBackward(T.dy, T.x, T.mean, T.rstd, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
       ),
   },
   instanceNorm: {
-    fwd: (c) => channelFwd(c, (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias })),
+    fwd: (c) => channelFwd(c, (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias, ...LAYOUT(c) })),
     bwd: (c) =>
       channelBwd(
         c,
-        (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias }),
-        (N, T) => N.instanceNormBackward(T.dy, T.x, T.mean, T.rstd, { weight: T.weight, bias: T.bias }),
+        (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
+        (N, T) => N.instanceNormBackward(T.dy, T.x, T.mean, T.rstd, { weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
       ),
   },
   batchNorm: {
     fwd: (c) => {
-      const C = [c.shape[1]];
+      const C = CHANNELS(c);
       const training = !!c.opts.training;
       return {
         inputs: [
@@ -169,13 +173,13 @@ export const OPS = {
           { name: 'runningMean', shape: C, dtype: 'float32', mean: 3, std: 0.1 },
           { name: 'runningVar', shape: C, dtype: 'float32', mean: 1, std: 0.1, abs: true },
         ],
-        call: (N, T) => N.batchNorm(T.x, { training, weight: T.weight, bias: T.bias, runningMean: T.runningMean, runningVar: T.runningVar }),
+        call: (N, T) => N.batchNorm(T.x, { training, weight: T.weight, bias: T.bias, runningMean: T.runningMean, runningVar: T.runningVar, ...LAYOUT(c) }),
         main: 'y',
         mutated: training ? ['runningMean', 'runningVar'] : [],
       };
     },
     bwd: (c) => {
-      const C = [c.shape[1]];
+      const C = CHANNELS(c);
       return {
         inputs: [
           { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
@@ -184,10 +188,10 @@ export const OPS = {
           { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
         ],
         derive: (N, T) => {
-          const r = N.batchNorm(T.x, { training: true, weight: T.weight, bias: T.bias });
+          const r = N.batchNorm(T.x, { training: true, weight: T.weight, bias: T.bias, ...LAYOUT(c) });
           return { saveMean: r.saveMean, saveInvstd: r.saveInvstd };
         },
-        call: (N, T) => N.batchNormBackward(T.dy, T.x, { training: true, weight: T.weight, bias: T.bias, saveMean: T.saveMean, saveInvstd: T.saveInvstd }),
+        call: (N, T) => N.batchNormBackward(T.dy, T.x, { training: true, weight: T.weight, bias: T.bias, saveMean: T.saveMean, saveInvstd: T.saveInvstd, ...LAYOUT(c) }),
         main: 'dx',
       };
     },
@@ -221,7 +225,7 @@ export const OPS = {
 };
 
 function channelFwd(c, call) {
-  const C = [c.shape[1]];
+  const C = CHANNELS(c);
   return {
     inputs: [
       { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
@@ -234,7 +238,7 @@ function channelFwd(c, call) {
 }
 
 function channelBwd(c, fwd, call) {
-  const C = [c.shape[1]];
+  const C = CHANNELS(c);
   return {
     inputs: [
       { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },

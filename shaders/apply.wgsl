@@ -138,23 +138,48 @@ fn stats(s: u32) -> vec3f {
   //#endif
 }
 
-//#if S_LANES
-// y of an aligned quad whose lanes have their own statistics (see lane_s).
-fn y4_lanes(x: vec4f, e: u32) -> vec4f {
+//#if CLAST
+// The statistics of each lane of the aligned quad at e (S_LANES: the lanes' own groups; else the
+// quad's one group), and y of a quad x with them and the quad's weights wv and biases bv.
+struct St4 { s: vec4f, m: vec4f, r: vec4f }
+fn stats4(e: u32) -> St4 {
+  //#if S_LANES
   let s = lane_s(e);
   let a = stats(s.x);
   let b = stats(s.y);
   let c = stats(s.z);
   let d = stats(s.w);
-  var y = ((x - vec4f(a.x, b.x, c.x, d.x)) - vec4f(a.y, b.y, c.y, d.y)) * vec4f(a.z, b.z, c.z, d.z);
+  return St4(vec4f(a.x, b.x, c.x, d.x), vec4f(a.y, b.y, c.y, d.y), vec4f(a.z, b.z, c.z, d.z));
+  //#else
+  let a = stats(s_of(e));
+  return St4(vec4f(a.x), vec4f(a.y), vec4f(a.z));
+  //#endif
+}
+fn y4_st(x: vec4f, st: St4, wv: vec4f, bv: vec4f) -> vec4f {
+  var y = ((x - st.s) - st.m) * st.r;
   //#if HAS_W
-  y *= wq(e);
+  y *= wv;
   //#endif
   //#if HAS_B
-  y += bq(e);
+  y += bv;
   //#endif
   return activate4(y);
 }
+fn wq_or1(e: u32) -> vec4f {
+  //#if HAS_W
+  return wq(e);
+  //#else
+  return vec4f(1.0);
+  //#endif
+}
+fn bq_or0(e: u32) -> vec4f {
+  //#if HAS_B
+  return bq(e);
+  //#else
+  return vec4f(0.0);
+  //#endif
+}
+fn y4_lanes(x: vec4f, e: u32) -> vec4f { return y4_st(x, stats4(e), wq_or1(e), bq_or0(e)); }
 //#endif
 
 @compute @workgroup_size(WG)
@@ -163,6 +188,22 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if WINDOW
   if (t >= P.t1) { return; }
   //#endif
+  //#if CL_BLOCK
+  // Channels last: the quad of channels 4q .. 4q + 3 in 4 consecutive rows (of one sample), so
+  // that its statistics and weights are loaded once for 4 quads.
+  let nq = P.C / 4u;
+  let rb = t / nq;
+  let e0 = rb * 4u * P.C + 4u * (t - rb * nq);
+  if (e0 >= P.n) { return; }
+  let st = stats4(e0);
+  let wv = wq_or1(e0);
+  let bv = bq_or0(e0);
+  for (var k = 0u; k < 4u; k += 1u) {
+    let e = e0 + k * P.C;
+    if (e >= P.n) { break; }
+    Y_st4(e, y4_st(xv4(e), st, wv, bv));
+  }
+  //#else
   //#if BLOCK
   let e0 = 16u * t;
   if (e0 >= P.n) { return; }
@@ -222,6 +263,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     //#endif
     Y_st(k, y1(x, k, stats(s_of(k))));
   }
+  //#endif
   //#endif
   //#endif
 }
@@ -302,25 +344,43 @@ fn dx1(e: u32, c: vec4f) -> f32 {
 //#endif
 
 //#if BWD_APPLY
-//#if S_LANES
-// dx of an aligned quad whose lanes have their own coefficients (see lane_s).
-fn dx4_lanes(e: u32) -> vec4f {
+//#if CLAST
+// The backward coefficients (alpha, beta, gamma, mu) of each lane of the aligned quad at e
+// (S_LANES: the lanes' own groups; else the quad's one group), and dx of the quad at e with them
+// and the quad's weights wv.
+struct Cf4 { al: vec4f, be: vec4f, ga: vec4f, mu: vec4f }
+fn coef4(e: u32) -> Cf4 {
+  //#if S_LANES
   let s = lane_s(e);
   let c0 = COEF_ld4(4u * s.x);
   let c1 = COEF_ld4(4u * s.y);
   let c2 = COEF_ld4(4u * s.z);
   let c3 = COEF_ld4(4u * s.w);
-  let al = vec4f(c0.x, c1.x, c2.x, c3.x);
-  var g = DY_ld4(e);
-  //#if HAS_W
-  g *= wq(e);
-  //#endif
-  //#if EVAL
-  return al * g;
+  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), vec4f(c0.w, c1.w, c2.w, c3.w));
   //#else
-  return al * g + vec4f(c0.y, c1.y, c2.y, c3.y) + vec4f(c0.z, c1.z, c2.z, c3.z) * ((X_ld4(e) - vec4f(c0.w, c1.w, c2.w, c3.w)) * al);
+  let c = COEF_ld4(4u * s_of(e));
+  return Cf4(vec4f(c.x), vec4f(c.y), vec4f(c.z), vec4f(c.w));
   //#endif
 }
+fn dx4_cf(e: u32, c: Cf4, wv: vec4f) -> vec4f {
+  var g = DY_ld4(e);
+  //#if HAS_W
+  g *= wv;
+  //#endif
+  //#if EVAL
+  return c.al * g;
+  //#else
+  return c.al * g + c.be + c.ga * ((X_ld4(e) - c.mu) * c.al);
+  //#endif
+}
+fn wq_or1(e: u32) -> vec4f {
+  //#if HAS_W
+  return wq(e);
+  //#else
+  return vec4f(1.0);
+  //#endif
+}
+fn dx4_lanes(e: u32) -> vec4f { return dx4_cf(e, coef4(e), wq_or1(e)); }
 //#endif
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -328,6 +388,20 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#if WINDOW
   if (t >= P.t1) { return; }
   //#endif
+  //#if CL_BLOCK
+  // Channels last: 4 rows of a quad of channels (see APPLY).
+  let nq = P.C / 4u;
+  let rb = t / nq;
+  let e0 = rb * 4u * P.C + 4u * (t - rb * nq);
+  if (e0 >= P.n) { return; }
+  let cf = coef4(e0);
+  let wv = wq_or1(e0);
+  for (var k = 0u; k < 4u; k += 1u) {
+    let e = e0 + k * P.C;
+    if (e >= P.n) { break; }
+    DX_st4(e, dx4_cf(e, cf, wv));
+  }
+  //#else
   //#if BLOCK
   let e0 = 16u * t;
   if (e0 >= P.n) { return; }
@@ -366,6 +440,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   //#else
   for (var k = elem_lo(e); k < elem_hi(e); k += 1u) { DX_st(k, dx1(k, COEF_ld4(4u * s_of(k)))); }
+  //#endif
   //#endif
   //#endif
 }

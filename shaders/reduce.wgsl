@@ -564,29 +564,40 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   for (; r < r1; r += 1u) { cl_step(base + r * C, w); }
   acc_recenter();
-  // Every lane's partial first (a rescan resets the accumulators), then written out.
-  var res: array<vec4f, 4>;
-  for (var k = 0u; k < w; k += 1u) {
-    //#if WELFORD
-    res[k] = vec4f(wn, ws[k], wm[k], sqrt(clamp0(wmq[k])));
-    //#else
-    res[k] = vec4f(bn, g4[k], gx4[k], c4[k]);
-    //#endif
-  }
-  for (var k = 0u; k < w; k += 1u) {
-    var p = res[k];
-    //#if WELFORD
-    if (acc_suspect(p)) {
-      // The careful rescan of this channel's elements of the chunk (see rescan_begin).
-      rescan_begin();
-      for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(base + i * C + k)); }
-      if (rescan_mid()) {
-        for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(base + i * C + k)); }
-      }
-      p = rescan_end(p.x);
+  // Every lane's partial first (a rescan resets the accumulators), then written out. (No
+  // dynamically indexed lanes: SwiftShader would keep the accumulators in memory.)
+  //#if WELFORD
+  let p0 = vec4f(wn, ws.x, wm.x, sqrt(clamp0(wmq.x)));
+  let p1 = vec4f(wn, ws.y, wm.y, sqrt(clamp0(wmq.y)));
+  let p2 = vec4f(wn, ws.z, wm.z, sqrt(clamp0(wmq.z)));
+  let p3 = vec4f(wn, ws.w, wm.w, sqrt(clamp0(wmq.w)));
+  //#else
+  let p0 = vec4f(bn, g4.x, gx4.x, c4.x);
+  let p1 = vec4f(bn, g4.y, gx4.y, c4.y);
+  let p2 = vec4f(bn, g4.z, gx4.z, c4.z);
+  let p3 = vec4f(bn, g4.w, gx4.w, c4.w);
+  //#endif
+  let o = 4u * ((b * C + col) * P.P + c);
+  let st = 4u * P.P;
+  cl_out(o, p0, base, r0, r1);
+  if (w > 1u) { cl_out(o + st, p1, base + 1u, r0, r1); }
+  if (w > 2u) { cl_out(o + 2u * st, p2, base + 2u, r0, r1); }
+  if (w > 3u) { cl_out(o + 3u * st, p3, base + 3u, r0, r1); }
+}
+// One channel's partial p, stored at PART[o]; WELFORD: rescanned carefully first when suspect
+// (the channel's elements are e + i*C for rows i in [r0, r1)).
+fn cl_out(o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
+  var r = p;
+  //#if WELFORD
+  if (acc_suspect(r)) {
+    rescan_begin();
+    for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.C)); }
+    if (rescan_mid()) {
+      for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.C)); }
     }
-    //#endif
-    PART_st4(4u * ((b * C + col + k) * P.P + c), p);
+    r = rescan_end(r.x);
   }
+  //#endif
+  PART_st4(o, r);
 }
 //#endif

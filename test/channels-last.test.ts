@@ -208,7 +208,7 @@ async function bnCase(gpu: Norms, c: BnCase): Promise<void> {
     { mutated: c.training && running ? ['runningMean', 'runningVar'] : [], dtype: c.dtype },
   );
   const dy = withDtype(randn(c.seed + 3, c.shape, 0.1, 1), c.dtype);
-  const saved = c.training ? { saveMean: { data: F.saveMean!.data, shape: [C] }, saveInvstd: { data: F.saveInvstd!.data, shape: [C] } } : {};
+  const saved: Record<string, HostIn> = c.training ? { saveMean: { data: F.saveMean!.data, shape: [C] }, saveInvstd: { data: F.saveInvstd!.data, shape: [C] } } : {};
   await clCheck(
     `${label}: backward`,
     gpu,

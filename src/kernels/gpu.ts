@@ -30,8 +30,8 @@ function residualFlags(x: Tensor, residual: Tensor | null): string[] {
  * ALIGNED: quads of 4 elements at multiples of 4 never cross a statistics group (sDiv % 4 == 0)
  * nor a weight boundary (weights consecutive, A_VEC, or constant over the quad); see apply.wgsl.
  */
-function alignFlags(s: Step): string[] {
-  if (s.flags.includes('CLAST')) return clAlignFlags(s);
+function alignFlags(s: Step, win = false): string[] {
+  if (s.flags.includes('CLAST')) return clAlignFlags(s, win);
   const sDiv = s.p.sDiv ?? 1;
   const aDiv = s.p.aDiv ?? 1;
   const aMod = s.p.aMod ?? 1;
@@ -49,9 +49,11 @@ function alignFlags(s: Step): string[] {
  * alignFlags for channels-last steps (statistics index s = (e / sDiv)*G + (e % C)/Cg, weights
  * a = e % C): rows of whole quads (C % 4 == 0) make every quad ALIGNED with consecutive weights;
  * its statistics are one group's when Cg % 4 == 0, else per lane (S_LANES; S_VEC when each
- * channel is its own group). BLOCK: a group's channels in runs of 16 (Cg % 16 == 0).
+ * channel is its own group). CL_BLOCK (elementwise kernels, not windowed): an invocation takes a
+ * quad of channels in 4 rows of one sample (rows per sample a multiple of 4, or one sample), its
+ * statistics and weights loaded once.
  */
-function clAlignFlags(s: Step): string[] {
+function clAlignFlags(s: Step, win: boolean): string[] {
   const C = s.p.C ?? 1;
   const Cg = s.p.Cg ?? 1;
   const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
@@ -59,7 +61,9 @@ function clAlignFlags(s: Step): string[] {
   if (C % 4 !== 0) return out;
   out.push('ALIGNED');
   if (Cg % 4 !== 0) out.push('S_LANES', ...(Cg === 1 ? ['S_VEC'] : []));
-  if ((s.flags.includes('APPLY') || s.flags.includes('BWD_APPLY')) && Cg % 16 === 0) out.push('BLOCK');
+  const rows = (s.p.sDiv ?? 1) / C;
+  const oneSample = (s.p.sDiv ?? 1) >= (s.p.n ?? 0);
+  if ((s.flags.includes('APPLY') || s.flags.includes('BWD_APPLY')) && !win && (oneSample || rows % 4 === 0)) out.push('CL_BLOCK');
   return out;
 }
 
@@ -328,9 +332,10 @@ export class GpuBackend implements O.Backend {
       // chunk then spans its whole group: not in windowed kernels).
       if (s.family === 'reduce' && s.flags.includes('PARTIALS') && (s.p.outer ?? 1) === 1 && !this.ctx.isCpuAdapter && !win) s.flags = [...s.flags, 'INTERLEAVE'];
       if (s.family === 'apply') {
-        s.flags = [...s.flags, ...alignFlags(s)];
+        s.flags = [...s.flags, ...alignFlags(s, win)];
         // Elementwise kernels: one invocation per quad, or per block of 4 quads.
         if (s.flags.includes('BLOCK')) s.workgroups = Math.ceil((s.p.n ?? 0) / (16 * WG));
+        if (s.flags.includes('CL_BLOCK')) s.workgroups = Math.ceil((Math.ceil((s.p.n ?? 0) / (4 * s.p.C!)) * s.p.C!) / 4 / WG);
       }
       if (win) s.flags = [...s.flags, 'WINDOW'];
       const k = kernel(
