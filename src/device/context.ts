@@ -276,7 +276,7 @@ export class GpuContext {
   releaseBuffer(buf: GPUBuffer): void {
     // Used by passes recorded by encode() that may not have run yet: kept (and counted live) until then.
     const s = this.holder(buf);
-    if (s && false) {
+    if (s) {
       s.held.push(buf);
       return;
     }
