@@ -76,6 +76,11 @@ interface FuzzCase {
   hard?: Hard;
   /** hard 'huge' / 'tiny': the factor x is scaled by. */
   scale?: number;
+  /**
+   * batch/group/instance norm: x is [N, *spatial, C] (`channelsLast`); `shape` is then that
+   * layout's shape. Drawn from its own generator (the other fields stay what the seed gave).
+   */
+  channelsLast?: boolean;
 }
 type Hard = 'outliers' | 'huge' | 'tiny' | 'inf' | 'empty';
 
@@ -179,8 +184,22 @@ function genCase(index: number): FuzzCase {
     }
   }
   drawHard(c);
+  drawLayout(c);
   return c;
 }
+
+/** Channels last for about two channel-op cases in five: the drawn [N, C, *spatial] shape becomes [N, *spatial, C]. */
+function drawLayout(c: FuzzCase): void {
+  if (c.op !== 'batchNorm' && c.op !== 'groupNorm' && c.op !== 'instanceNorm') return;
+  const h = makeRng((SEED ^ Math.imul(c.index + 1, 0x27d4eb2f) ^ 0x165667b1) >>> 0);
+  if (h.uniform() >= 0.4) return;
+  c.channelsLast = true;
+  c.shape = [c.shape[0]!, ...c.shape.slice(2), c.shape[1]!];
+}
+
+/** Channels and spatial size of a channel op's x (either layout). */
+const chanGeom = (c: FuzzCase): { C: number; S: number } =>
+  c.channelsLast ? { C: c.shape[c.shape.length - 1]!, S: prod(c.shape.slice(1, -1)) } : { C: c.shape[1]!, S: prod(c.shape.slice(2)) };
 
 function drawHard(c: FuzzCase): void {
   const h = makeRng((SEED ^ Math.imul(c.index + 1, 0x85ebca6b) ^ 0x5bd1e995) >>> 0);
@@ -226,6 +245,7 @@ const describeCase = (c: FuzzCase): string => {
   if (c.weight) o.push('+w');
   if (c.bias) o.push('+b');
   if (c.hard) o.push(`hard: ${c.hard}${c.scale !== undefined ? ` ×${c.scale}` : ''}`);
+  if (c.channelsLast) o.push('channels last');
   return o.join(' ');
 };
 
@@ -397,13 +417,15 @@ async function runCase(c: FuzzCase): Promise<string[]> {
       break;
     }
     case 'batchNorm': {
-      const C = c.shape[1]!;
+      const { C, S } = chanGeom(c);
       const w = c.weight ? data(s + 2, [C], dt, 1, 0.5) : null;
       const b = c.bias ? data(s + 3, [C], dt, 0, 0.5) : null;
       const rm = c.running ? data(s + 4, [C], 'float32', c.mean, 0.5) : null;
       const rv = c.running ? positive(s + 5, [C], 0.5, 2 * c.std * c.std) : null;
+      const layout = c.channelsLast ? { channelsLast: true } : {};
       const opts = {
         ...eps,
+        ...(c.channelsLast ? { channelsLast: true } : {}),
         ...(c.momentum !== undefined ? { momentum: c.momentum } : {}),
         ...(c.numBatchesTracked !== undefined ? { numBatchesTracked: c.numBatchesTracked } : {}),
       };
@@ -418,14 +440,14 @@ async function runCase(c: FuzzCase): Promise<string[]> {
       out.push(...F.failures);
       if (c.backward) {
         const stats: Ins = c.training ? { sm: f32(F.ref.saveMean!, [C]), si: f32(F.ref.saveInvstd!, [C]) } : { rm, rv };
-        const terms = Math.sqrt(c.shape[0]! * prod(c.shape.slice(2)));
+        const terms = Math.sqrt(c.shape[0]! * S);
         const B = await both(
           'backward',
           gpu,
           { dy, x, w, b, ...stats },
           (n, t) =>
             n.batchNormBackward(t.dy!, t.x!, {
-              training: c.training!, weight: t.w, bias: t.b, ...eps,
+              training: c.training!, weight: t.w, bias: t.b, ...eps, ...layout,
               ...(c.training ? { saveMean: t.sm, saveInvstd: t.si } : { runningMean: t.rm, runningVar: t.rv }),
             }),
           [],
@@ -437,30 +459,32 @@ async function runCase(c: FuzzCase): Promise<string[]> {
     }
     case 'groupNorm':
     case 'instanceNorm': {
-      const [N, C] = c.shape as [number, number];
+      const N = c.shape[0]!;
+      const { C, S } = chanGeom(c);
       const G = c.op === 'groupNorm' ? c.numGroups! : C;
+      const layout = c.channelsLast ? { channelsLast: true } : {};
       const w = c.weight ? data(s + 2, [C], dt, 1, 0.5) : null;
       const b = c.bias ? data(s + 3, [C], dt, 0, 0.5) : null;
       const F = await both(
         'forward',
         gpu,
         { x, w, b },
-        (n, t) => (c.op === 'groupNorm' ? n.groupNorm(t.x!, { numGroups: G, weight: t.w, bias: t.b, ...eps }) : n.instanceNorm(t.x!, { weight: t.w, bias: t.b, ...eps })),
+        (n, t) => (c.op === 'groupNorm' ? n.groupNorm(t.x!, { numGroups: G, weight: t.w, bias: t.b, ...eps, ...layout }) : n.instanceNorm(t.x!, { weight: t.w, bias: t.b, ...eps, ...layout })),
         [],
         { mean: sd },
       );
       out.push(...F.failures);
       if (c.backward && F.ref.mean) {
         const ins: Ins = { dy, x, mean: f32(F.ref.mean, [N, G]), rstd: f32(F.ref.rstd!, [N, G]), w, b };
-        const terms = Math.sqrt(N * prod(c.shape.slice(2)));
+        const terms = Math.sqrt(N * S);
         const B = await both(
           'backward',
           gpu,
           ins,
           (n, t) =>
             c.op === 'groupNorm'
-              ? n.groupNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, { numGroups: G, weight: t.w, bias: t.b })
-              : n.instanceNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, { weight: t.w, bias: t.b }),
+              ? n.groupNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, { numGroups: G, weight: t.w, bias: t.b, ...layout })
+              : n.instanceNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, { weight: t.w, bias: t.b, ...layout }),
           [],
           { dweight: terms, dbias: terms },
         );
@@ -501,6 +525,7 @@ describe(`random GPU/CPU parity: ${CASES.length} case(s), seed ${SEED}`, () => {
     expect(CASES.some((c) => prod(c.shape) > CAP)).toBe(true);
     expect(CASES.filter((c) => c.backward).length).toBeGreaterThan(CASES.length / 2);
     expect(new Set(CASES.map((c) => c.hard).filter(Boolean)).size).toBe(5);
+    expect(CASES.filter((c) => c.channelsLast).length).toBeGreaterThan(10);
     for (const c of CASES) {
       expect(c.shape.length).toBeGreaterThanOrEqual(1);
       expect(c.shape.length).toBeLessThanOrEqual(5);
