@@ -143,6 +143,10 @@ interface Case {
   mean?: number;
   std?: number;
   dtype?: DType;
+  eps?: number;
+  /** Hard input: x's data (channels first) changed in place; `hardName` says how. */
+  hard?: (d: Float32Array) => void;
+  hardName?: string;
   seed: number;
 }
 interface GnCase extends Case {
@@ -156,7 +160,15 @@ interface BnCase extends Case {
 }
 
 const desc = (c: Case) =>
-  `x ${fmt(lastShape(c.shape))}${c.weight ? ' +w' : ''}${c.bias ? ' +b' : ''}${c.dtype === 'float16' ? ' f16' : ''}${c.mean !== undefined ? ` mean ${c.mean}` : ''}`;
+  `x ${fmt(lastShape(c.shape))}${c.weight ? ' +w' : ''}${c.bias ? ' +b' : ''}${c.dtype === 'float16' ? ' f16' : ''}${c.mean !== undefined ? ` mean ${c.mean}` : ''}` +
+  `${c.eps !== undefined ? ` eps ${c.eps}` : ''}${c.hardName ? ` ${c.hardName}` : ''}`;
+
+/** x of a case: seeded N(mean, std²) data, then its hard-input change. */
+function xOf(c: Case): HostIn {
+  const x = randn(c.seed, c.shape, c.mean ?? 0.5, c.std ?? 2);
+  c.hard?.(x.data);
+  return withDtype(x, c.dtype)!;
+}
 const gnName = (c: GnCase) => `${c.G === null ? 'instanceNorm' : `groupNorm G=${c.G}`} ${desc(c)}${c.silu ? ' silu' : ''}`;
 const bnName = (c: BnCase) => `batchNorm ${c.training ? 'train' : 'eval'} ${desc(c)}${c.running ? ' +running' : ''}`;
 
@@ -165,14 +177,15 @@ const withDtype = (h: HostIn | null, dtype?: DType): HostIn | null => (h && dtyp
 async function gnCase(gpu: Norms, c: GnCase): Promise<void> {
   const [N, C] = c.shape as [number, number];
   const G = c.G ?? C;
-  const x = withDtype(randn(c.seed, c.shape, c.mean ?? 0.5, c.std ?? 2), c.dtype);
+  const x = xOf(c);
+  const eps = c.eps !== undefined ? { eps: c.eps } : {};
   const weight = c.weight ? withDtype(randn(c.seed + 1, [C], 1, 0.5), c.dtype) : null;
   const bias = c.bias ? withDtype(randn(c.seed + 2, [C], 0.25, 0.5), c.dtype) : null;
   const label = gnName(c);
   const F = await clCheck(`${label}: forward`, gpu, c.shape, { x, weight, bias }, (n, t, channelsLast) =>
     c.G === null
-      ? n.instanceNorm(t.x!, { weight: t.weight, bias: t.bias, channelsLast })
-      : n.groupNorm(t.x!, { numGroups: c.G, weight: t.weight, bias: t.bias, channelsLast, ...(c.silu ? { activation: 'silu' as const } : {}) }),
+      ? n.instanceNorm(t.x!, { weight: t.weight, bias: t.bias, channelsLast, ...eps })
+      : n.groupNorm(t.x!, { numGroups: c.G, weight: t.weight, bias: t.bias, channelsLast, ...eps, ...(c.silu ? { activation: 'silu' as const } : {}) }),
   );
   if (c.silu) return;
   const ins = {
@@ -192,7 +205,8 @@ async function gnCase(gpu: Norms, c: GnCase): Promise<void> {
 
 async function bnCase(gpu: Norms, c: BnCase): Promise<void> {
   const C = c.shape[1]!;
-  const x = withDtype(randn(c.seed, c.shape, c.mean ?? 0.5, c.std ?? 2), c.dtype);
+  const x = xOf(c);
+  const eps = c.eps !== undefined ? { eps: c.eps } : {};
   const weight = c.weight ? withDtype(randn(c.seed + 1, [C], 1, 0.5), c.dtype) : null;
   const bias = c.bias ? withDtype(randn(c.seed + 2, [C], 0.25, 0.5), c.dtype) : null;
   const running = c.running || !c.training;
@@ -204,7 +218,7 @@ async function bnCase(gpu: Norms, c: BnCase): Promise<void> {
     gpu,
     c.shape,
     { x, weight, bias, runningMean, runningVar },
-    (n, t, channelsLast) => n.batchNorm(t.x!, { training: c.training, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar, channelsLast }),
+    (n, t, channelsLast) => n.batchNorm(t.x!, { training: c.training, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar, channelsLast, ...eps }),
     { mutated: c.training && running ? ['runningMean', 'runningVar'] : [], dtype: c.dtype },
   );
   const dy = withDtype(randn(c.seed + 3, c.shape, 0.1, 1), c.dtype);
@@ -224,6 +238,7 @@ async function bnCase(gpu: Norms, c: BnCase): Promise<void> {
         saveMean: t.saveMean ?? null,
         saveInvstd: t.saveInvstd ?? null,
         channelsLast,
+        ...eps,
       }),
     { dtype: c.dtype },
   );
@@ -296,6 +311,31 @@ for (const split of ['cpu split', 'gpu split'] as Split[]) {
     for (const c of GN) it(gnName(c), async () => gnCase(await instance(split), c));
     for (const c of HALF_BN) it(bnName(c), async () => bnCase(await instance(split), c));
     for (const c of HALF_GN) it(gnName(c), async () => gnCase(await instance(split), c));
+  });
+}
+
+/** Hard inputs (as test/numerics.test.ts and the random parity test draw them): the careful paths of the channels-last statistics. */
+const at = (shape: number[], n: number, c: number, s: number) => (n * shape[1]! + c) * numel(shape.slice(2)) + s;
+const HARD_BN: BnCase[] = [
+  { shape: [4, 8, 6, 6], training: true, weight: true, bias: true, running: true, hardName: 'outliers 1e4 std', seed: 9500,
+    hard: (d) => { d[at([4, 8, 6, 6], 1, 3, 7)] = 2e4; d[at([4, 8, 6, 6], 0, 3, 0)] = -2e4; d[at([4, 8, 6, 6], 3, 5, 35)] = 1e4; } },
+  { shape: [4, 6, 5, 7], training: true, weight: true, bias: true, hardName: 'x 1e25', seed: 9501, hard: (d) => d.forEach((v, i) => (d[i] = v * 1e25)) },
+  { shape: [4, 8, 5, 7], training: true, weight: true, bias: true, eps: 0, hardName: 'x 1e-25', seed: 9502, hard: (d) => d.forEach((v, i) => (d[i] = v * 1e-25)) },
+  { shape: [3, 8, 4, 4], training: true, weight: true, bias: true, hardName: '+Inf in channel 2, channel 5 constant', seed: 9503,
+    hard: (d) => { d[at([3, 8, 4, 4], 1, 2, 9)] = Infinity; for (let n = 0; n < 3; n++) for (let s = 0; s < 16; s++) d[at([3, 8, 4, 4], n, 5, s)] = 7.25; } },
+];
+const HARD_GN: GnCase[] = [
+  { shape: [2, 40, 5, 7], G: 4, weight: true, bias: true, hardName: 'outliers 1e4 std', seed: 9510,
+    hard: (d) => { d[at([2, 40, 5, 7], 1, 13, 4)] = 3e4; d[at([2, 40, 5, 7], 0, 0, 0)] = -2e4; } },
+  { shape: [2, 32, 4, 4], G: 8, weight: true, bias: true, hardName: 'x 1e30', seed: 9511, hard: (d) => d.forEach((v, i) => (d[i] = v * 1e30)) },
+  { shape: [2, 12, 5, 5], G: 3, weight: true, bias: true, eps: 0, hardName: 'x 1e-20', seed: 9512, hard: (d) => d.forEach((v, i) => (d[i] = v * 1e-20)) },
+  { shape: [2, 8, 6, 6], G: null, weight: true, bias: true, hardName: '-Inf in (1, 3), (0, 6) constant', seed: 9513,
+    hard: (d) => { d[at([2, 8, 6, 6], 1, 3, 20)] = -Infinity; for (let s = 0; s < 36; s++) d[at([2, 8, 6, 6], 0, 6, s)] = -3.5; } },
+];
+for (const split of ['cpu split', 'gpu split'] as Split[]) {
+  describe(`channelsLast, hard inputs, ${split}`, () => {
+    for (const c of HARD_BN) it(bnName(c), async () => bnCase(await instance(split), c));
+    for (const c of HARD_GN) it(gnName(c), async () => gnCase(await instance(split), c));
   });
 }
 
