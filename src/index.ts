@@ -76,6 +76,35 @@ export interface CreateNormsOptions {
    * rounding; only speed differs. A `ValueError` for any other value.
    */
   adapterClass?: 'auto' | 'cpu' | 'gpu';
+  /**
+   * Record what every op dispatches, for {@link Norms.profile}: per kernel its name, workgroups,
+   * the tensor bytes it reads and writes, and (where the device has `'timestamp-query'`, requested
+   * when this instance creates the device) its GPU time; with timestamps each kernel runs in a
+   * compute pass of its own. Default false. Nothing is recorded on the cpu backend.
+   */
+  profile?: boolean;
+}
+
+/** One kernel dispatch of an op, in {@link Norms.profile}'s records. */
+export interface KernelProfile {
+  /** The kernel: its family and compile-time flags, e.g. `apply[APPLY,COMP,ALIGNED]`. */
+  name: string;
+  /** Workgroups dispatched. */
+  workgroups: number;
+  /** Tensor bytes the kernel reads (the elements its invocations touch, not the bound sizes). */
+  bytesRead: number;
+  /** Tensor bytes it writes. */
+  bytesWritten: number;
+  /** GPU time of the kernel's compute pass in milliseconds (devices with `'timestamp-query'`). */
+  gpuMs?: number;
+}
+
+/** One op's kernels, in {@link Norms.profile}'s records. */
+export interface OpProfile {
+  /** The op, e.g. `'layerNorm'`, `'rmsNormBackward'`. */
+  op: string;
+  /** The kernels it dispatched, in order. */
+  kernels: KernelProfile[];
 }
 
 type Opts = Record<string, unknown>;
@@ -334,7 +363,7 @@ export type WeightNormBackwardResult = {
  * of these (a misspelled `wieght` must not silently give an unweighted norm).
  */
 const OPTION_KEYS = {
-  createNorms: ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass'],
+  createNorms: ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass', 'profile'],
   layerNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
   // 'bias' is listed so that it gets its own message ("rmsNorm has no bias").
   rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
@@ -403,6 +432,7 @@ export class Norms {
       g.variant = opts.variant ?? 'auto';
       if (opts.maxBindingBytes !== undefined) g.setBindingLimit(opts.maxBindingBytes);
       if (opts.adapterClass === 'cpu' || opts.adapterClass === 'gpu') ctx.isCpuAdapter = opts.adapterClass === 'cpu';
+      if (opts.profile) ctx.enableProfile();
       this._gpu = g;
       this._impl = g;
       this.device = ctx.device;
@@ -471,6 +501,7 @@ export class Norms {
    */
   async read(t: Tensor): Promise<Float32Array> {
     checkTensor(t, 'tensor', this);
+    this._gpu?.ctx.flush();
     if (t._pending) await t._pending;
     this.alive();
     return this._impl.read(t);
@@ -538,6 +569,32 @@ export class Norms {
       throw new ValueError('fn: returned a promise; encode needs a synchronous function (ops after an await would not be recorded)', 'fn');
     }
     return out;
+  }
+
+  /**
+   * The kernels each op dispatched since the last call (with `createNorms({ profile: true })`;
+   * otherwise, and on the cpu backend, an empty list). Submits pending work and waits for the GPU
+   * times where the device has `'timestamp-query'`.
+   * @example
+   * ```js
+   * const norms = await createNorms({ profile: true });
+   * norms.layerNorm(x, { normalizedShape: [768] });
+   * for (const { op, kernels } of await norms.profile()) console.log(op, kernels.map((k) => k.name));
+   * ```
+   */
+  async profile(): Promise<OpProfile[]> {
+    return (await this._gpu?.ctx.takeProfile()) ?? [];
+  }
+
+  /**
+   * Submits the ops issued since the last submit now. Ops issued back to back are recorded into
+   * one command buffer and submitted together at the end of the current task (a microtask), or
+   * earlier: at a `read`, an `encode`, when `tensor.buffer` is taken, and right after an op that
+   * binds a wrapped buffer. Call it before submitting queue work of your own that uses buffers of
+   * ours taken earlier, or before `device.queue.onSubmittedWorkDone()`.
+   */
+  flush(): void {
+    this._gpu?.ctx.flush();
   }
 
   /** GPU buffers and bytes this instance currently holds. */
@@ -1013,7 +1070,7 @@ function compare(op: string, output: string, got: Float32Array, ref: Float32Arra
  */
 export async function createNorms(options: CreateNormsOptions = {}): Promise<Norms> {
   checkOptions(options, 'createNorms', OPTION_KEYS.createNorms);
-  for (const k of ['verify', 'poisonOutputs'] as const) {
+  for (const k of ['verify', 'poisonOutputs', 'profile'] as const) {
     if (options[k] !== undefined && typeof options[k] !== 'boolean') throw new ValueError(`${k}: expected true or false, got ${describeValue(options[k])}`, k);
   }
   if (options.variant !== undefined && !['auto', 'fused', 'general'].includes(options.variant)) {

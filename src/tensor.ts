@@ -39,6 +39,8 @@ export class Tensor {
   /** @internal work that must settle before the contents are valid (GPU errors, verify checks). */
   _pending: Promise<void> | null = null;
   /** @internal */ _onDestroy: ((t: Tensor) => void) | null = null;
+  /** @internal called when the buffer is handed out (submits the ops batched so far). */
+  _onExport: (() => void) | null = null;
   private _destroyed = false;
 
   /** @internal */
@@ -63,8 +65,13 @@ export class Tensor {
     return this._destroyed;
   }
 
-  /** The GPUBuffer behind this tensor (webgpu backend), e.g. to hand to another library. */
+  /**
+   * The GPUBuffer behind this tensor (webgpu backend), e.g. to hand to another library. Taking it
+   * submits the ops issued so far (they are batched into one command buffer until then), so
+   * queue work the caller submits afterwards sees their results.
+   */
   get buffer(): GPUBuffer | null {
+    this._onExport?.();
     return this._buffer;
   }
 

@@ -96,6 +96,10 @@ export interface KernelSource {
   aligned?: boolean;
   /** Bindings are ranges of their buffers, starting at the uniform word offsets w1..wn. */
   window?: boolean;
+  /** The compute entry point (default 'main'). */
+  entryPoint?: string;
+  /** WGSL extensions the body uses (`enable` directives, e.g. 'subgroups'); the device must have the feature. */
+  enables?: readonly string[];
 }
 
 /** A bound range of a buffer (offset a multiple of minStorageBufferOffsetAlignment). */
@@ -112,6 +116,46 @@ export interface Dispatch {
   params: Record<string, number>;
   /** Total workgroups; split across x/y when past the per-dimension limit. */
   workgroups: number;
+}
+
+/** One kernel dispatch of an op, as norms.profile() reports it. */
+export interface KernelProfile {
+  name: string;
+  workgroups: number;
+  bytesRead: number;
+  bytesWritten: number;
+  gpuMs?: number;
+}
+
+/** One op's dispatches, as norms.profile() reports them. */
+export interface OpProfile {
+  op: string;
+  kernels: KernelProfile[];
+}
+
+interface Profiler {
+  records: OpProfile[];
+  /** Readbacks of GPU timestamps of submitted batches. */
+  timings: Promise<void>[];
+  /** The device has timestamp-query: each dispatch gets a pass with timestamp writes. */
+  timestamps: boolean;
+}
+
+/** Ops recorded into one command buffer, submitted together by flush(). */
+interface Batch {
+  enc: GPUCommandEncoder;
+  /** Every buffer the recorded passes bind. */
+  used: Set<GPUBuffer>;
+  ops: number;
+  passes: number;
+  /** Evicted uniform buffers the passes may use: destroyed after the submit. */
+  evicted: GPUBuffer[];
+  /** Buffers released while used (pool full), staging buffers: destroyed after the submit. */
+  toDestroy: { destroy(): void }[];
+  /** The submit's validation and out-of-memory errors. */
+  result: Promise<[GPUError | null, GPUError | null]>;
+  settle: (r: Promise<[GPUError | null, GPUError | null]>) => void;
+  timing: { querySet: GPUQuerySet; n: number; kernels: [KernelProfile, number][] } | null;
 }
 
 const MAX_DIM = 65535;
@@ -193,6 +237,8 @@ export class GpuContext {
     device.lost.then((info) => {
       this.lost = info;
       if (!this.destroyed) this.lostError = new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}. Call createNorms again to recover.`);
+      // Settle the pending batch's promises (with DeviceLostError).
+      this.flush();
     });
   }
 
@@ -215,7 +261,7 @@ export class GpuContext {
   kernel(src: KernelSource): Kernel {
     const hit = this.pipelines.get(src.key);
     if (hit) return hit;
-    const code = `${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window)}\noverride WG: u32 = 64u;\n${src.body()}`;
+    const code = `${(src.enables ?? []).map((e) => `enable ${e};\n`).join('')}${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window)}\noverride WG: u32 = 64u;\n${src.body()}`;
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });
@@ -232,7 +278,7 @@ export class GpuContext {
     const pipeline = d.createComputePipeline({
       label: src.label,
       layout: d.createPipelineLayout({ label: `${src.label}.pipelineLayout`, bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: 'main', constants: { WG: src.workgroupSize, ...(src.constants ?? {}) } },
+      compute: { module, entryPoint: src.entryPoint ?? 'main', constants: { WG: src.workgroupSize, ...(src.constants ?? {}) } },
     });
     const err = d.popErrorScope();
     err.then((e) => {
@@ -267,6 +313,7 @@ export class GpuContext {
       this.pooledBytes -= size;
     } else {
       buf = this.device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label });
+      this.ours.add(buf);
     }
     this.liveBuffers++;
     this.liveBytes += size;
@@ -287,7 +334,9 @@ export class GpuContext {
     this.liveBuffers--;
     this.liveBytes -= buf.size;
     if (this.destroyed || this.pooledBytes + buf.size > GpuContext.POOL_BYTES) {
-      buf.destroy();
+      // Used by the unsubmitted batch: destroyed right after its submit.
+      if (this.batch?.used.has(buf)) this.batch.toDestroy.push(buf);
+      else buf.destroy();
       return;
     }
     const list = this.pool.get(buf.size) ?? [];
@@ -320,13 +369,22 @@ export class GpuContext {
     return id;
   }
 
-  private bindGroup(x: Dispatch, rec?: EncodeSession): GPUBindGroup {
+  private bindGroup(x: Dispatch, rec?: EncodeSession, errs?: Promise<GPUError | null>[]): GPUBindGroup {
     const d = this.device;
+    // Cache misses create objects whose validation errors (a buffer without STORAGE usage, of
+    // another device) belong to this op: caught by a scope of their own (hits create nothing).
+    let scoped = false;
+    const scope = () => {
+      if (scoped || !errs) return;
+      scoped = true;
+      d.pushErrorScope('validation');
+    };
     const bytes = new Uint32Array(x.kernel.uniforms.pack(x.params));
     const ukey = bytes.join(',');
     let ub = lruGet(this.uniformCache, ukey);
     if (ub) rec?.used.add(ub);
     if (!ub) {
+      scope();
       ub = d.createBuffer({ size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `${x.kernel.label}.params` });
       d.queue.writeBuffer(ub, 0, bytes);
       // An evicted buffer may still be used by submitted work (destroy() waits for that) or by
@@ -338,6 +396,7 @@ export class GpuContext {
     const bkey = `${this.idOf(x.kernel)}|${this.idOf(ub)}|${x.buffers.map((b) => (isRange(b) ? `${this.idOf(b.buffer)}@${b.offset}+${b.size}` : this.idOf(b))).join(',')}`;
     let bg = lruGet(this.bindCache, bkey);
     if (!bg) {
+      scope();
       bg = d.createBindGroup({
         label: `${x.kernel.label}.bind`,
         layout: x.kernel.layout,
@@ -345,43 +404,117 @@ export class GpuContext {
       });
       lruSet(this.bindCache, bkey, bg, 1024);
     }
+    if (scoped) errs!.push(d.popErrorScope().catch(() => null));
     return bg;
   }
 
-  /** Encode dispatches into one compute pass and submit. The promise rejects on GPU errors. */
-  submit(label: string, dispatches: readonly Dispatch[]): Promise<void> {
+  /**
+   * Record an op's dispatches (one compute pass; with timestamps, one pass per dispatch) into the
+   * pending batch, or into the caller's encoder inside norms.encode(). The promise rejects on GPU
+   * errors: those of the op's own object creation, and those of the batch's command buffer (WebGPU
+   * runs none of a command buffer that fails validation, so every op in it rejects).
+   *
+   * Batching: ops issued back to back share one command buffer, one submit and one pair of error
+   * scopes. The batch is submitted by {@link flush}: at the end of the current task (a microtask),
+   * before a read, before encode(), at device loss and destroy, when it holds MAX_BATCH_PASSES
+   * passes, when `tensor.buffer` is taken (the caller may hand it to its own queue work), and right
+   * after an op that binds a buffer we did not create (a wrapped buffer: its owner may destroy or
+   * overwrite it as soon as the op returns) or that must probe an encode() session; those ops also
+   * flush what was pending before them, so they get a command buffer of their own. Host writes to
+   * a buffer the batch uses are recorded as copies into it ({@link writeBuffer}); buffers the batch
+   * uses are destroyed only after its submit.
+   */
+  submit(label: string, dispatches: readonly Dispatch[], kernels?: KernelProfile[]): Promise<void> {
     this.checkAlive();
     const d = this.device;
     const live = dispatches.filter((x) => x.workgroups > 0);
     for (const x of live) {
       if (x.buffers.length !== x.kernel.bindings.length) throw new Error(`${x.kernel.label}: ${x.buffers.length} buffers for ${x.kernel.bindings.length} bindings`);
     }
+    if (kernels && this.profiler) this.profiler.records.push({ op: label, kernels });
     // Inside norms.encode(): the pass goes into the caller's encoder and nothing is submitted.
     const rec = this.recording;
-    d.pushErrorScope('out-of-memory');
-    d.pushErrorScope('validation');
-    const enc = rec ? rec.encoder : d.createCommandEncoder({ label });
+    if (rec) return this.submitRecorded(label, live, rec);
+    const conflicts = this.conflicts(live);
+    const foreign = live.some((x) => x.buffers.some((b) => !this.ours.has(isRange(b) ? b.buffer : b)));
+    const alone = conflicts.length > 0 || foreign;
+    if (alone) this.flush();
+    let b = this.openBatch();
+    const stamps = this.profiler?.timestamps ? kernels : undefined;
+    if (stamps && b.timing && b.timing.n + 2 * live.length > GpuContext.MAX_QUERIES && b.timing.n > 0) {
+      this.flush();
+      b = this.openBatch();
+    }
+    const enc = b.enc;
+    const errs: Promise<GPUError | null>[] = [];
     // Work recorded by encode() that this op depends on (or overwrites) must be in a command
     // buffer the caller submitted before this one: checked by a probe in this command buffer.
-    const probes = rec ? [] : this.conflicts(live).map((s) => this.probe(s, enc));
-    if (live.length) {
+    const probes = conflicts.map((s) => this.probe(s, enc));
+    const run = (x: Dispatch, pass: GPUComputePassEncoder) => {
+      pass.setPipeline(x.kernel.pipeline);
+      pass.setBindGroup(0, this.bindGroup(x, undefined, errs));
+      for (const buf of x.buffers) b.used.add(isRange(buf) ? buf.buffer : buf);
+      const [gx, gy] = grid(x.workgroups);
+      pass.dispatchWorkgroups(gx, gy);
+    };
+    if (live.length && stamps && live.length === stamps.length) {
+      // One pass per dispatch, its start and end written as GPU timestamps (profile()).
+      const t = (b.timing ??= this.newTiming());
+      live.forEach((x, i) => {
+        const q = t.n + 2 * i < GpuContext.MAX_QUERIES ? t.n + 2 * i : -1;
+        const pass = enc.beginComputePass(q < 0 ? { label } : { label, timestampWrites: { querySet: t.querySet, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 } });
+        run(x, pass);
+        pass.end();
+        if (q >= 0) t.kernels.push([stamps[i]!, q]);
+      });
+      t.n = Math.min(GpuContext.MAX_QUERIES, t.n + 2 * live.length);
+      b.passes += live.length;
+    } else if (live.length) {
       const pass = enc.beginComputePass({ label });
+      for (const x of live) run(x, pass);
+      pass.end();
+      b.passes++;
+    }
+    b.ops++;
+    for (const e of this.evicted.splice(0)) b.evicted.push(e);
+    if (alone || b.passes >= GpuContext.MAX_BATCH_PASSES) this.flush();
+    const batch = b;
+    return Promise.all([batch.result, Promise.all(errs)]).then(async ([[ve, me], own]) => {
+      // (The probes map their staging buffers: only after the submit.)
+      const r = await Promise.all(probes.map((p) => p()));
+      await this.settleLoss();
+      if (this.lostError) throw this.lostError;
+      const mine = own.find((e) => e);
+      const e = mine ?? ve ?? me;
+      if (e) {
+        const extra = [...this.compileErrors.values()].join('\n');
+        const shared = !mine && batch.ops > 1 ? ` (in a command buffer of ${batch.ops} ops submitted together: WebGPU ran none of them)` : '';
+        throw new DeviceError(`${label}: WebGPU ${e === me ? 'out-of-memory' : 'validation'} error: ${e.message}${shared}${extra ? `\n${extra}` : ''}`);
+      }
+      if (r.includes(false)) throw new DeviceError(`${label}: an input was ${NOT_SUBMITTED}`);
+    });
+  }
+
+  /** submit() inside norms.encode(): passes into the caller's encoder, nothing submitted. */
+  private submitRecorded(label: string, live: readonly Dispatch[], rec: EncodeSession): Promise<void> {
+    const d = this.device;
+    d.pushErrorScope('out-of-memory');
+    d.pushErrorScope('validation');
+    if (live.length) {
+      const pass = rec.encoder.beginComputePass({ label });
       for (const x of live) {
         pass.setPipeline(x.kernel.pipeline);
-        pass.setBindGroup(0, this.bindGroup(x, rec ?? undefined));
-        if (rec) {
-          x.buffers.forEach((b, k) => {
-            const buf = isRange(b) ? b.buffer : b;
-            rec.used.add(buf);
-            if (x.kernel.bindings[k]?.access !== 'read') rec.written.add(buf);
-          });
-        }
+        pass.setBindGroup(0, this.bindGroup(x, rec));
+        x.buffers.forEach((b, k) => {
+          const buf = isRange(b) ? b.buffer : b;
+          rec.used.add(buf);
+          if (x.kernel.bindings[k]?.access !== 'read') rec.written.add(buf);
+        });
         const [gx, gy] = grid(x.workgroups);
         pass.dispatchWorkgroups(gx, gy);
       }
       pass.end();
     }
-    if (!rec) d.queue.submit([enc.finish()]);
     for (const b of this.evicted.splice(0)) {
       const h = this.holder(b);
       if (h) h.evicted.push(b);
@@ -389,8 +522,7 @@ export class GpuContext {
     }
     const v = d.popErrorScope();
     const m = d.popErrorScope();
-    const ran = Promise.all(probes.map((p) => p()));
-    return Promise.all([v, m, ran]).then(async ([ve, me, r]) => {
+    return Promise.all([v, m]).then(async ([ve, me]) => {
       await this.settleLoss();
       if (this.lostError) throw this.lostError;
       const e = ve ?? me;
@@ -398,8 +530,149 @@ export class GpuContext {
         const extra = [...this.compileErrors.values()].join('\n');
         throw new DeviceError(`${label}: WebGPU ${ve ? 'validation' : 'out-of-memory'} error: ${e.message}${extra ? `\n${extra}` : ''}`);
       }
-      if (r.includes(false)) throw new DeviceError(`${label}: an input was ${NOT_SUBMITTED}`);
     });
+  }
+
+  // ---- batching ----
+
+  /** Passes after which a batch is submitted without waiting for the end of the task. */
+  static MAX_BATCH_PASSES = 256;
+  /** Timestamp queries per batch (profile with timestamp-query): two per dispatch. */
+  static MAX_QUERIES = 1024;
+  /** The ops recorded since the last submit, or null. */
+  private batch: Batch | null = null;
+  /** Buffers this context created (storage buffers of tensors and temporaries). */
+  private readonly ours = new WeakSet<GPUBuffer>();
+  /** Submits counted (tests, benchmarks). */
+  submits = 0;
+
+  private openBatch(): Batch {
+    if (this.batch) return this.batch;
+    let settle!: (r: Promise<[GPUError | null, GPUError | null]>) => void;
+    const result = new Promise<[GPUError | null, GPUError | null]>((res) => (settle = res));
+    const b: Batch = {
+      enc: this.device.createCommandEncoder({ label: 'webgpu-norm.batch' }),
+      used: new Set(),
+      ops: 0,
+      passes: 0,
+      evicted: [],
+      toDestroy: [],
+      result,
+      settle,
+      timing: null,
+    };
+    this.batch = b;
+    // An idle program still runs its work: submitted at the end of the current task.
+    queueMicrotask(() => {
+      if (this.batch === b) this.flush();
+    });
+    return b;
+  }
+
+  /** Submit the pending batch (one command buffer, one pair of error scopes). */
+  flush(): void {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = null;
+    const d = this.device;
+    let readback: GPUBuffer | null = null;
+    if (b.timing && b.timing.kernels.length) {
+      const t = b.timing;
+      const bytes = t.n * 8;
+      const resolve = d.createBuffer({ size: bytes, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, label: 'webgpu-norm.profile.resolve' });
+      readback = d.createBuffer({ size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'webgpu-norm.profile.readback' });
+      b.enc.resolveQuerySet(t.querySet, 0, t.n, resolve, 0);
+      b.enc.copyBufferToBuffer(resolve, 0, readback, 0, bytes);
+      b.toDestroy.push(resolve);
+    }
+    d.pushErrorScope('out-of-memory');
+    d.pushErrorScope('validation');
+    try {
+      d.queue.submit([b.enc.finish()]);
+      this.submits++;
+    } catch {
+      // (a destroyed device: the pops below, and settleLoss, report it)
+    }
+    const v = d.popErrorScope().catch(() => null);
+    const m = d.popErrorScope().catch(() => null);
+    b.settle(Promise.all([v, m]));
+    if (b.timing) {
+      const t = b.timing;
+      if (readback && this.profiler) {
+        const rb = readback;
+        const job = Promise.all([v, m])
+          .then(([ve, me]) => (ve || me ? undefined : rb.mapAsync(MapModeRead)))
+          .then(() => {
+            if (rb.mapState !== 'mapped') return;
+            const ts = new BigUint64Array(rb.getMappedRange());
+            for (const [k, q] of t.kernels) {
+              const dt = Number(ts[q + 1]! - ts[q]!) / 1e6;
+              if (ts[q + 1]! >= ts[q]! && Number.isFinite(dt)) k.gpuMs = dt;
+            }
+          })
+          .catch(() => {})
+          .finally(() => {
+            rb.destroy();
+            t.querySet.destroy();
+          });
+        this.profiler.timings.push(job);
+      } else {
+        readback?.destroy();
+        b.toDestroy.push(t.querySet);
+      }
+    }
+    for (const e of b.evicted) {
+      const h = this.holder(e);
+      if (h) h.evicted.push(e);
+      else e.destroy();
+    }
+    for (const x of b.toDestroy) x.destroy();
+  }
+
+  private newTiming(): NonNullable<Batch['timing']> {
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: GpuContext.MAX_QUERIES, label: 'webgpu-norm.profile.timestamps' });
+    return { querySet, n: 0, kernels: [] };
+  }
+
+  /**
+   * queue.writeBuffer in batch order: a write to a buffer the pending batch uses would run before
+   * the batch (queue writes precede the later submit), so it is recorded into the batch as a copy
+   * from a staging buffer instead. Other buffers are written at once.
+   */
+  writeBuffer(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    const b = this.batch;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (!b || !b.used.has(buf)) {
+      this.device.queue.writeBuffer(buf, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return;
+    }
+    const size = Math.ceil(bytes.byteLength / 4) * 4;
+    if (size === 0) return;
+    const staging = this.device.createBuffer({ size, usage: BufferUsage.COPY_SRC, mappedAtCreation: true, label: 'webgpu-norm.upload' });
+    new Uint8Array(staging.getMappedRange()).set(bytes);
+    staging.unmap();
+    b.enc.copyBufferToBuffer(staging, 0, buf, offset, size);
+    b.toDestroy.push(staging);
+  }
+
+  // ---- profile ----
+
+  /** Set by createNorms({ profile: true }). */
+  profiler: Profiler | null = null;
+
+  enableProfile(): void {
+    this.profiler = { records: [], timings: [], timestamps: this.device.features.has('timestamp-query') };
+  }
+
+  /** The records since the last call, with GPU times once their batches ran. */
+  async takeProfile(): Promise<OpProfile[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    this.flush();
+    const records = p.records.splice(0);
+    const timings = p.timings.splice(0);
+    await Promise.all(timings);
+    return records;
   }
 
   // ---- norms.encode(): recording into the caller's command encoder ----
@@ -412,6 +685,8 @@ export class GpuContext {
   beginEncode(encoder: GPUCommandEncoder): void {
     this.checkAlive();
     if (this.recording) throw new Error('encode() is already recording');
+    // Ops issued before encode() run before the caller's command buffer.
+    this.flush();
     this.recording = new EncodeSession(encoder);
   }
 
@@ -525,6 +800,7 @@ export class GpuContext {
   /** Copy a buffer's first `bytes` to the host. */
   async readBytes(buf: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     this.checkAlive();
+    this.flush();
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'webgpu-norm.readback' });
     try {
@@ -551,6 +827,7 @@ export class GpuContext {
 
   destroy(): void {
     if (this.destroyed) return;
+    this.flush();
     this.destroyed = true;
     for (const ub of this.uniformCache.values()) ub.destroy();
     this.uniformCache.clear();

@@ -4,12 +4,13 @@
  */
 import { Tensor, elementBytes, numel, storageBytes, type DType } from '../tensor.ts';
 import type * as O from '../ops.ts';
-import type { Dispatch, GpuContext } from '../device/context.ts';
+import type { Dispatch, GpuContext, KernelProfile } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
 import { kernel, params, WG, type Family, type ParamValues } from './source.ts';
 import { LimitError, ValueError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../cpu/half.ts';
 import { planWindows } from './window.ts';
+import { kernelProfile, profileName } from './traffic.ts';
 
 type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
 interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }
@@ -128,6 +129,9 @@ export class GpuBackend implements O.Backend {
   /** Bytes of one storage binding (a multiple of 4): larger buffers are bound in ranges. */
   bindLimit: number;
 
+  /** Submit the batched ops now (tensor.buffer handed out). */
+  private readonly flush = (): void => this.ctx.flush();
+
   constructor(readonly ctx: GpuContext, private readonly owner: object) {
     this.bindLimit = Math.floor(ctx.device.limits.maxStorageBufferBindingSize / 4) * 4;
   }
@@ -236,9 +240,10 @@ export class GpuBackend implements O.Backend {
     const bytes = storageBytes(numel(shape), dtype);
     this.checkLimits(bytes, shape, label);
     const buf = this.ctx.createBuffer(bytes, `webgpu-norm.${label}[${shape.join('x')}]`);
-    if (this.poison) this.ctx.device.queue.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
+    if (this.poison) this.ctx.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
     const t = new Tensor(this.owner, shape, dtype, { buffer: buf }, true);
     t._onDestroy = () => this.ctx.releaseBuffer(buf);
+    t._onExport = this.flush;
     this.made?.push(t);
     return t;
   }
@@ -277,7 +282,7 @@ export class GpuBackend implements O.Backend {
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor {
     const t = this.alloc(shape, dtype, 'data');
     const src = dtype === 'float16' ? packHalves(data) : data;
-    this.ctx.device.queue.writeBuffer(t._buffer!, 0, src.buffer, src.byteOffset, src.byteLength);
+    this.ctx.writeBuffer(t._buffer!, 0, src);
     return t;
   }
 
@@ -287,7 +292,7 @@ export class GpuBackend implements O.Backend {
     if (t.size > 0) {
       const v = new Float32Array(t.size).fill(value);
       const src = dtype === 'float16' ? packHalves(v) : v;
-      this.ctx.device.queue.writeBuffer(t._buffer!, 0, src.buffer, src.byteOffset, src.byteLength);
+      this.ctx.writeBuffer(t._buffer!, 0, src);
     }
     return t;
   }
@@ -300,7 +305,9 @@ export class GpuBackend implements O.Backend {
 
   wrap(buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
     this.checkLimits(storageBytes(numel(shape), dtype), shape, 'buffer');
-    return new Tensor(this.owner, shape, dtype, { buffer }, false);
+    const t = new Tensor(this.owner, shape, dtype, { buffer }, false);
+    t._onExport = this.flush;
+    return t;
   }
 
   async read(t: Tensor): Promise<Float32Array> {
@@ -322,6 +329,7 @@ export class GpuBackend implements O.Backend {
   /** Run steps in one command buffer; temps are released after submission; outputs get the error promise. */
   private run(label: string, steps: Step[], temps: GPUBuffer[], outputs: (Tensor | null)[]): void {
     const dispatches: Dispatch[] = [];
+    const kernels: KernelProfile[] | undefined = this.ctx.profiler ? [] : undefined;
     for (const s of this.mergeWide(steps, temps)) {
       // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
       const win = s.binds.some((b) => b.t.size > this.bindLimit);
@@ -346,16 +354,19 @@ export class GpuBackend implements O.Backend {
       );
       if (!win) {
         dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups });
+        if (kernels && s.workgroups > 0) kernels.push(kernelProfile(s, k.label, s.workgroups));
         continue;
       }
       if (s.workgroups === 0) continue;
       for (const w of planWindows(s, this.bindLimit, this.ctx.device.limits.minStorageBufferOffsetAlignment, label)) {
-        dispatches.push({ kernel: k, buffers: w.buffers, params: params({ ...s.p, ...w.params }), workgroups: Math.ceil((w.t1 - w.t0) / WG) });
+        const wg = Math.ceil((w.t1 - w.t0) / WG);
+        dispatches.push({ kernel: k, buffers: w.buffers, params: params({ ...s.p, ...w.params }), workgroups: wg });
+        if (kernels && wg > 0) kernels.push(kernelProfile(s, k.label, wg, w.params.e0!, w.params.e1!));
       }
     }
     let done: Promise<void>;
     try {
-      done = this.ctx.submit(label, dispatches);
+      done = this.ctx.submit(label, dispatches, kernels);
     } finally {
       for (const t of temps) this.ctx.releaseBuffer(t);
     }
@@ -1010,7 +1021,9 @@ export class GpuBackend implements O.Backend {
       { name: 'SRC', access: 'read', dtype: 'float32', vec4: true },
       { name: 'DST', access: 'read_write', dtype: 'float32', vec4: true },
     ]);
-    return this.ctx.submit('copy', [{ kernel: k, buffers: [src, dst], params: params({ n: n4 }), workgroups: Math.ceil(n4 / WG) }]);
+    const workgroups = Math.ceil(n4 / WG);
+    const prof = this.ctx.profiler && workgroups > 0 ? [{ name: profileName(k.label), workgroups, bytesRead: n4 * 16, bytesWritten: n4 * 16 }] : undefined;
+    return this.ctx.submit('copy', [{ kernel: k, buffers: [src, dst], params: params({ n: n4 }), workgroups }], prof);
   }
 
   destroy(): void {}

@@ -1,0 +1,104 @@
+/**
+ * createNorms({ profile: true }) and norms.profile(): per op the kernels dispatched, their
+ * workgroups, the tensor bytes they read and write (from the element ranges they touch), and GPU
+ * times where the device has timestamp-query (SwiftShader has it). Layer norm forward on both
+ * adapter classes, a windowed op against the same op unwindowed, and the option's checks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ValueError, createNorms, type Norms, type OpProfile } from '../src/index.ts';
+import { gpuNorms } from './util/gpu.ts';
+import { makeRng } from './util/rng.ts';
+
+const sum = (p: OpProfile, k: 'bytesRead' | 'bytesWritten') => p.kernels.reduce((a, x) => a + x[k], 0);
+
+let cpuClass: Norms;
+let gpuClass: Norms;
+beforeAll(async () => {
+  cpuClass = await gpuNorms({ profile: true, adapterClass: 'cpu' });
+  gpuClass = await gpuNorms({ profile: true, adapterClass: 'gpu' });
+});
+afterAll(() => {
+  cpuClass?.destroy();
+  gpuClass?.destroy();
+});
+
+describe('profile', () => {
+  const R = 64;
+  const K = 768;
+
+  it("layerNorm forward, adapterClass 'cpu': one dispatch reading x, writing y, mean and rstd", async () => {
+    const n = cpuClass;
+    const x = n.tensor(makeRng(1).fill(R * K), [R, K]);
+    await n.profile(); // (drops nothing of interest: tensor() dispatches nothing)
+    const f = n.layerNorm(x, { normalizedShape: [K] });
+    const recs = await n.profile();
+    expect(recs.map((r) => r.op)).toEqual(['layerNorm']);
+    const [k] = recs[0]!.kernels;
+    expect(recs[0]!.kernels).toHaveLength(1);
+    expect(k!.name).toMatch(/ROWFUSED/);
+    expect(k!.workgroups).toBeGreaterThan(0);
+    expect(k!.bytesRead).toBe(R * K * 4);
+    expect(k!.bytesWritten).toBe(R * K * 4 + 2 * R * 4);
+    if (n.device!.features.has('timestamp-query')) {
+      expect(typeof k!.gpuMs).toBe('number');
+      expect(k!.gpuMs!).toBeGreaterThanOrEqual(0);
+    }
+    expect(await n.profile(), 'records since the last call').toEqual([]);
+    for (const t of [x, f.y, f.mean, f.rstd]) t.destroy();
+  });
+
+  it("layerNorm forward, adapterClass 'gpu': x read, y/mean/rstd written, bounded traffic", async () => {
+    const n = gpuClass;
+    const x = n.tensor(makeRng(2).fill(R * K), [R, K]);
+    const w = n.tensor(makeRng(3).fill(K, 1, 0.1), [K]);
+    const f = n.layerNorm(x, { normalizedShape: [K], weight: w });
+    const [p] = await n.profile();
+    expect(p!.op).toBe('layerNorm');
+    expect(p!.kernels.length).toBeGreaterThanOrEqual(1);
+    const minRead = R * K * 4 + K * 4;
+    const minWritten = R * K * 4 + 2 * R * 4;
+    expect(sum(p!, 'bytesRead')).toBeGreaterThanOrEqual(minRead);
+    expect(sum(p!, 'bytesWritten')).toBeGreaterThanOrEqual(minWritten);
+    expect((sum(p!, 'bytesRead') + sum(p!, 'bytesWritten')) / (minRead + minWritten)).toBeLessThan(3);
+    for (const k of p!.kernels) {
+      expect(k.name).toMatch(/^[a-z_]+\[/);
+      expect(k.workgroups).toBeGreaterThan(0);
+    }
+    for (const t of [x, w, f.y, f.mean, f.rstd]) t.destroy();
+  });
+
+  it('a windowed op: more dispatches, bytes written and read within 2 % and 20 % of the unwindowed op', async () => {
+    const data = makeRng(4).fill(R * K, 1, 2);
+    const run = async (maxBindingBytes?: number) => {
+      const n = await gpuNorms({ profile: true, adapterClass: 'cpu', variant: 'general', ...(maxBindingBytes ? { maxBindingBytes } : {}) });
+      const x = n.tensor(data, [R, K]);
+      n.layerNorm(x, { normalizedShape: [K] });
+      const [p] = await n.profile();
+      n.destroy();
+      return p!;
+    };
+    const whole = await run();
+    const win = await run(16 * 1024);
+    expect(win.kernels.length).toBeGreaterThan(whole.kernels.length);
+    expect(win.kernels.some((k) => k.name.includes('WINDOW'))).toBe(true);
+    // x read twice (statistics, then normalize), y written once, whatever the windows.
+    expect(sum(win, 'bytesRead')).toBeGreaterThanOrEqual(2 * R * K * 4);
+    // (Window edges: a few partials counted twice, touched() being a superset there.)
+    expect(sum(win, 'bytesWritten') / sum(whole, 'bytesWritten')).toBeGreaterThanOrEqual(1);
+    expect(sum(win, 'bytesWritten') / sum(whole, 'bytesWritten')).toBeLessThan(1.02);
+    expect(sum(win, 'bytesRead') / sum(whole, 'bytesRead')).toBeLessThan(1.2);
+    expect(sum(win, 'bytesRead') / sum(whole, 'bytesRead')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('without the option: an empty list; a non-boolean option is a ValueError', async () => {
+    const n = await gpuNorms();
+    const x = n.tensor([1, 2, 3, 4], [2, 2]);
+    n.layerNorm(x, { normalizedShape: [2] });
+    expect(await n.profile()).toEqual([]);
+    n.destroy();
+    await expect(createNorms({ backend: 'cpu', profile: 'yes' as unknown as boolean })).rejects.toThrow(ValueError);
+    const c = await createNorms({ backend: 'cpu', profile: true });
+    expect(await c.profile()).toEqual([]);
+    c.destroy();
+  });
+});
