@@ -182,7 +182,11 @@ export class GpuBackend implements O.Backend {
    */
   private clChunks(B: number, R: number, C: number, win: boolean, dtype: DType): ClChunks {
     const CW = win ? 1 : 4;
-    let { P, L } = chunking(this.ctx, B * Math.ceil(C / CW), R, this.ctx.isCpuAdapter ? 512 : 64);
+    // CPU adapters: a few hundred invocations (quads of channels); GPUs: as many chunks per
+    // channel as a channel-first reduction of the same groups gets (at most ~1024 partials for
+    // a finalize invocation to merge).
+    const cpu = this.ctx.isCpuAdapter;
+    let { P, L } = chunking(this.ctx, B * (cpu ? Math.ceil(C / CW) : C), R, cpu ? 512 : 64);
     if (win) {
       const maxL = Math.max(1, Math.floor(this.bindLimit / (8 * C * elementBytes(dtype))));
       if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(R / L)));
