@@ -544,6 +544,11 @@ async function runCase(c, ctx, timer) {
       return row;
     }
 
+    // Traffic: what the op's kernels read and write (norms.profile() of one call on an instance
+    // sharing the device and wrapping the same buffers) over the minimal bytes, and dispatches.
+    Object.assign(row, await profileCase(c, ctx, s, Tg));
+    phase('profile');
+
     // Time ours against the copy kernel over the same bytes (numel·bpe copied: read + write).
     const bpe = c.dtype === 'float16' ? 2 : 4;
     const copyBytes = Math.ceil((row.numel * bpe) / 16) * 16;
@@ -563,7 +568,9 @@ async function runCase(c, ctx, timer) {
           return p;
         },
       };
-      const copy = { run: () => norms._gpu.copyKernel(src, dst, n4) };
+      // Our ops are batched into one command buffer until a flush: submitted before the batch's end mark.
+      ours.flush = () => norms.flush?.();
+      const copy = { run: () => norms._gpu.copyKernel(src, dst, n4), flush: () => norms.flush?.() };
       const [mo, mc] = await measure(norms.device, timer, [ours, copy], { budgetMs, minBatches: 3 });
       row.ms = mo.ms;
       row.wallMs = mo.wallMs;
@@ -595,6 +602,34 @@ async function runCase(c, ctx, timer) {
     return row;
   } finally {
     for (const t of gpuOwned) t.destroy();
+  }
+}
+
+/**
+ * { traffic, dispatches, trafficBytes }: one call of the case on a profiling instance (same
+ * device, same binding cap, the inputs wrapped), bytes read + written by its kernels over the
+ * case's minimal bytes (c.bytes), and its dispatch count. Empty when profiling is unavailable.
+ */
+export async function profileCase(c, ctx, s, Tg) {
+  if (typeof ctx.norms.profile !== 'function') return {};
+  const key = `profile:${c.bindingBytes ?? 0}`;
+  ctx.capped ??= new Map();
+  let p = ctx.capped.get(key);
+  if (!p) {
+    p = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', profile: true, ...(c.bindingBytes ? { maxBindingBytes: c.bindingBytes } : {}) });
+    ctx.capped.set(key, p);
+  }
+  const T = {};
+  for (const [k, t] of Object.entries(Tg)) T[k] = p.wrap(t.buffer, t.shape, t.dtype);
+  try {
+    const out = s.call(p, T);
+    const recs = await p.profile();
+    destroyAll(out);
+    const kernels = recs.flatMap((r) => r.kernels);
+    const moved = kernels.reduce((a, k) => a + k.bytesRead + k.bytesWritten, 0);
+    return { traffic: moved / c.bytes, dispatches: kernels.length / Math.max(recs.length, 1), trafficBytes: moved };
+  } finally {
+    for (const t of Object.values(T)) t.destroy();
   }
 }
 

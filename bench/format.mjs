@@ -35,6 +35,9 @@ export function columns(peerNames) {
     ['GB/s', (r) => fmtG(r.gbps)],
     ['copy GB/s', (r) => fmtG(r.copyGbps)],
     ['vs copy', (r) => (Number.isFinite(r.ratio) ? `${(r.ratio * 100).toFixed(0)}%` : '')],
+    // Bytes the kernels move over the minimal bytes (1.00× = x read once, outputs written once).
+    ['traffic', (r) => fmtX(r.traffic)],
+    ['disp/op', (r) => (Number.isFinite(r.dispatches) ? String(+r.dispatches.toFixed(1)) : '')],
     ['rel.err', (r) => fmtE(r.err)],
     ['status', (r) => r.status],
   ];
