@@ -13,7 +13,43 @@ import { planWindows } from './window.ts';
 import { kernelProfile, profileName } from './traffic.ts';
 
 type Bind = { name: string; t: GPUBuffer; dtype: DType; rw?: boolean };
-interface Step { family: Family; flags: string[]; binds: Bind[]; p: ParamValues; workgroups: number }
+interface Step {
+  family: Family;
+  flags: string[];
+  binds: Bind[];
+  p: ParamValues;
+  workgroups: number;
+  /** Workgroup size when not WG (the one-workgroup-per-row kernel). */
+  wg?: number;
+  /** WGSL extensions the step's kernel enables ('subgroups'). */
+  enables?: string[];
+}
+
+/**
+ * The one-workgroup-per-row layer/RMS-norm forward (shaders/rows.wgsl) on GPU-class adapters:
+ * the row in registers, NV quads per invocation. The rule, per adapter:
+ * - WG: the largest power of two <= min(256, maxComputeInvocationsPerWorkgroup,
+ *   maxComputeWorkgroupSizeX), and for short rows the smallest power of two >= ceil(K / 4)
+ *   quads, but at least 64 (two or more warps/wavefronts, and a whole subgroup of any size).
+ * - NV: the smallest power of two with 4 * NV * WG >= K; at most 8 for float32 (rows up to
+ *   8192 with WG = 256: 32 floats of registers per invocation) and 16 for float16 (16384 halves).
+ * - float16 rows of odd length are left to the other kernels (two rows would share a u32 word).
+ * - Not for windowed ops (tensors past one storage binding) nor CPU adapters, whose invocations
+ *   are SIMD lanes of one core and where barriers cost ~10x (they keep the row-fused kernels).
+ * - Subgroup sums where the device has 'subgroups' (any subgroup size; the partials of
+ *   WG / subgroupSize subgroups are summed from workgroup memory), else a workgroup tree.
+ */
+export function rowsPlan(limits: { maxComputeInvocationsPerWorkgroup: number; maxComputeWorkgroupSizeX: number }, K: number, dtype: DType): { wg: number; nv: number } | null {
+  if (K < 1 || (dtype === 'float16' && K % 2 !== 0)) return null;
+  const cap = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  if (cap < 64) return null;
+  const wgMax = 2 ** Math.floor(Math.log2(cap));
+  const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
+  const nq = Math.ceil(K / 4);
+  const wg = Math.min(wgMax, Math.max(64, pow2(nq)));
+  const nv = pow2(Math.ceil(nq / wg));
+  return nv <= (dtype === 'float16' ? 16 : 8) ? { wg, nv } : null;
+}
 
 /**
  * How a grouped reduction is split into chunks: P chunks per group of L elements; with RUNS,
@@ -128,6 +164,11 @@ export class GpuBackend implements O.Backend {
 
   /** Bytes of one storage binding (a multiple of 4): larger buffers are bound in ranges. */
   bindLimit: number;
+
+  /** Tests: the one-workgroup-per-row forward on GPU-class adapters ('off': the split kernels). */
+  rowsKernel: 'auto' | 'off' = 'auto';
+  /** Tests: subgroup sums in that kernel where the device has 'subgroups' (false: the workgroup tree). */
+  useSubgroups = true;
 
   /** Submit the batched ops now (tensor.buffer handed out). */
   private readonly flush = (): void => this.ctx.flush();
@@ -355,6 +396,7 @@ export class GpuBackend implements O.Backend {
         s.family,
         s.flags,
         s.binds.map((b): BindingDecl => ({ name: b.name, access: b.rw ? 'read_write' : 'read', dtype: b.dtype })),
+        { workgroupSize: s.wg, enables: s.enables },
       );
       if (!win) {
         dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups });
@@ -501,6 +543,12 @@ export class GpuBackend implements O.Backend {
     return Math.ceil(n / (4 * WG));
   }
 
+  /** The one-workgroup-per-row forward (see rowsPlan): GPU-class adapters, variant 'auto', not windowed. */
+  private wantRows(K: number, dtype: DType, win: boolean): { wg: number; nv: number } | null {
+    if (this.ctx.isCpuAdapter || this.variant !== 'auto' || this.rowsKernel === 'off' || win) return null;
+    return rowsPlan(this.ctx.device.limits, K, dtype);
+  }
+
   private wantFused(P: number, inner: number, dtype: DType, win: boolean): boolean {
     // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
     if (this.variant === 'general' || (win && inner * elementBytes(dtype) * 8 > this.bindLimit)) return false;
@@ -532,7 +580,20 @@ export class GpuBackend implements O.Backend {
     const outB: Bind[] = [tb('Y', y, true), ...(sum ? [tb('S', sum, true)] : [])];
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
-    if (this.wantFused(ch.P, K, x.dtype, win)) {
+    const rp = this.wantRows(K, x.dtype, win);
+    if (rp) {
+      // One workgroup per row, the row in registers: one dispatch, x read once (rows.wgsl).
+      const sub = this.useSubgroups && this.ctx.device.features.has('subgroups');
+      steps.push({
+        family: 'rows',
+        flags: [acc, `NV${rp.nv}`, ...aflags, ...resid, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+        binds: [...xr, ...affine, ...outB, ...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)],
+        p: { outer: 1, D: rows, inner: K, eps: a.eps },
+        workgroups: rows,
+        wg: rp.wg,
+        enables: sub ? ['subgroups'] : [],
+      });
+    } else if (this.wantFused(ch.P, K, x.dtype, win)) {
       steps.push({
         family: 'apply',
         flags: ['ROWFUSED', acc, ...aflags, ...resid],

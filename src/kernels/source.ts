@@ -7,6 +7,7 @@ import reduceWGSL from '../../shaders/reduce.wgsl?raw';
 import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
 import applyWGSL from '../../shaders/apply.wgsl?raw';
 import copyWGSL from '../../shaders/copy.wgsl?raw';
+import rowsWGSL from '../../shaders/rows.wgsl?raw';
 import type { GpuContext, Kernel } from '../device/context.ts';
 import { UniformLayout, type BindingDecl } from '../device/wgsl.ts';
 
@@ -90,7 +91,7 @@ export function params(p: ParamValues): Record<string, number> {
   };
 }
 
-export type Family = 'reduce' | 'finalize' | 'apply' | 'copy';
+export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 
 const FILES: Record<Family, string> = {
   reduce: commonWGSL + reduceWGSL,
@@ -98,22 +99,38 @@ const FILES: Record<Family, string> = {
   // The row-fused entry points reuse the accumulators of reduce.wgsl.
   apply: commonWGSL + reduceWGSL + applyWGSL,
   copy: copyWGSL,
+  // One workgroup per row (GPU adapters); its careful per-row fallback reuses reduce.wgsl.
+  rows: commonWGSL + reduceWGSL + rowsWGSL,
 };
+
+/** Entry point of each family's file (one compiled in per pipeline). */
+const ENTRY: Partial<Record<Family, string>> = { rows: 'norm_rows' };
+
+/** Per-kernel choices besides the flags: the workgroup size (default WG) and WGSL extensions. */
+export interface KernelOptions {
+  workgroupSize?: number;
+  /** `enable` directives, e.g. 'subgroups' (the device must have the feature). */
+  enables?: readonly string[];
+}
 
 /** Workgroup size, shared by the WGSL (override constant) and the dispatch. */
 export const WG = 64;
 
-export function kernel(ctx: GpuContext, family: Family, flags: readonly string[], bindings: readonly BindingDecl[]): Kernel {
+export function kernel(ctx: GpuContext, family: Family, flags: readonly string[], bindings: readonly BindingDecl[], opts: KernelOptions = {}): Kernel {
   const fl = [...new Set(flags)].sort();
-  const key = `${family}|${fl.join(',')}|${bindings.map((b) => `${b.name}:${b.vec4 ? 'vec4' : b.dtype}:${b.access}`).join(',')}`;
+  const wg = opts.workgroupSize ?? WG;
+  const en = [...(opts.enables ?? [])].sort();
+  const key = `${family}|${fl.join(',')}|${bindings.map((b) => `${b.name}:${b.vec4 ? 'vec4' : b.dtype}:${b.access}`).join(',')}|wg${wg}|${en.join(',')}`;
   return ctx.kernel({
     key,
     label: `webgpu-norm.${family}[${fl.join(',')}]`,
     bindings,
     uniforms: PARAMS,
     body: () => preprocess(FILES[family], new Set(fl)),
-    workgroupSize: WG,
+    workgroupSize: wg,
     aligned: fl.includes('ALIGNED'),
     window: fl.includes('WINDOW'),
+    entryPoint: ENTRY[family] ?? 'main',
+    enables: en,
   });
 }

@@ -1,0 +1,274 @@
+/**
+ * The one-workgroup-per-row layer/RMS-norm forward (shaders/rows.wgsl), chosen on GPU-class
+ * adapters (`adapterClass: 'gpu'` forces it on SwiftShader) for rows that fit its registers.
+ * Every case runs twice: with subgroup sums (SwiftShader's Dawn has 'subgroups') and with the
+ * workgroup-tree fallback. Checked against float64 formulas and the CPU reference, row by row
+ * (rows of very different magnitudes in one tensor), with NaN-poisoned outputs; the kernel
+ * actually used is asserted from the pipelines each op asks for.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNorms, relativeL2, type Norms, type Tensor } from '../src/index.ts';
+import { rowsPlan } from '../src/kernels/gpu.ts';
+import { gpuNorms } from './util/gpu.ts';
+import { makeRng } from './util/rng.ts';
+
+let base: Norms;
+let cpu: Norms;
+/** 'sub': subgroup sums; 'tree': the workgroup-tree fallback. Both adapterClass 'gpu'. */
+const inst: Record<'sub' | 'tree', Norms> = {} as never;
+const kernelsAsked: Record<string, string[]> = { sub: [], tree: [] };
+
+beforeAll(async () => {
+  base = await gpuNorms();
+  cpu = await createNorms({ backend: 'cpu' });
+  for (const k of ['sub', 'tree'] as const) {
+    const n = await createNorms({ backend: 'webgpu', device: base.device!, poisonOutputs: true, adapterClass: 'gpu' });
+    const g = n._gpu!;
+    g.useSubgroups = k === 'sub';
+    const ctx = g.ctx as unknown as { kernel: (s: { label: string }) => unknown };
+    const orig = ctx.kernel.bind(ctx);
+    ctx.kernel = (s) => (kernelsAsked[k]!.push(s.label), orig(s));
+    inst[k] = n;
+  }
+});
+afterAll(() => {
+  inst.sub?.destroy();
+  inst.tree?.destroy();
+  base?.destroy();
+  cpu?.destroy();
+});
+
+const f32 = Math.fround;
+
+/** float64 layer/RMS norm of rows of K (inputs as given: already float32 values). */
+function ref64(x: Float32Array, K: number, eps: number, rms: boolean, w?: Float32Array | null, b?: Float32Array | null) {
+  const rows = x.length / K;
+  const y = new Float64Array(x.length);
+  const mean = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    if (!rms) {
+      for (let i = 0; i < K; i++) m += x[r * K + i]!;
+      m /= K;
+    }
+    let v = 0;
+    for (let i = 0; i < K; i++) v += (x[r * K + i]! - m) ** 2;
+    v /= K;
+    const rs = 1 / Math.sqrt(v + eps);
+    mean[r] = m;
+    rstd[r] = rs;
+    for (let i = 0; i < K; i++) y[r * K + i] = (x[r * K + i]! - m) * rs * (w ? w[i]! : 1) + (b ? b[i]! : 0);
+  }
+  return { y, mean, rstd };
+}
+
+/** Per-row relative L2 errors over the rows; the worst one and where. */
+function worstRow(got: Float32Array, want: ArrayLike<number>, K: number): { err: number; row: number } {
+  let worst = { err: 0, row: -1 };
+  for (let r = 0; r * K < want.length; r++) {
+    const e = relativeL2(got.subarray(r * K, (r + 1) * K), Array.from({ length: K }, (_, i) => want[r * K + i]!));
+    if (!(e <= worst.err)) worst = { err: e, row: r };
+  }
+  return worst;
+}
+
+/** Rows: N(0, 1); 1e4 + N(0, 1); N(0, 1) with a 1e6 outlier at a varying place; N(3, 0.01). */
+function hardRows(seed: number, K: number, rows: number): Float32Array {
+  const rng = makeRng(seed);
+  const x = rng.fill(rows * K, 0, 1);
+  for (let r = 0; r < rows; r++) {
+    const kind = r % 4;
+    for (let i = 0; i < K; i++) {
+      const e = r * K + i;
+      if (kind === 1) x[e] = f32(1e4 + x[e]!);
+      if (kind === 3) x[e] = f32(3 + 0.01 * x[e]!);
+    }
+    if (kind === 2) x[r * K + ((r * 7919) % K)] = 1e6;
+  }
+  return x;
+}
+
+type Op = { rms: boolean; w: boolean; b: boolean; res: boolean };
+const OPS: Op[] = [
+  { rms: false, w: true, b: true, res: false },
+  { rms: false, w: true, b: false, res: true },
+  { rms: true, w: true, b: false, res: false },
+  { rms: true, w: false, b: false, res: true },
+];
+const opName = (o: Op) => `${o.rms ? 'rmsNorm' : 'layerNorm'}${o.w ? ' +w' : ''}${o.b ? ' +b' : ''}${o.res ? ' +residual' : ''}`;
+
+function runOp(n: Norms, o: Op, x: Float32Array, r: Float32Array | null, w: Float32Array | null, b: Float32Array | null, rows: number, K: number, eps: number, dtype: 'float32' | 'float16' = 'float32') {
+  const opts = {
+    normalizedShape: [K],
+    eps,
+    ...(w ? { weight: n.tensor(w, [K]) } : {}),
+    ...(b && !o.rms ? { bias: n.tensor(b, [K]) } : {}),
+    ...(r ? { residual: n.tensor(r, [rows, K], dtype) } : {}),
+  };
+  const xt = n.tensor(x, [rows, K], dtype);
+  const { bias, ...rmsOpts } = opts as typeof opts & { bias?: Tensor };
+  const out = o.rms ? n.rmsNorm(xt, rmsOpts) : n.layerNorm(xt, { ...rmsOpts, ...(bias ? { bias } : {}) });
+  return out as { y: Tensor; mean?: Tensor | null; rstd: Tensor; sum?: Tensor | null };
+}
+
+async function readAll(n: Norms, out: { y: Tensor; mean?: Tensor | null; rstd: Tensor; sum?: Tensor | null }) {
+  const res = {
+    y: await n.read(out.y),
+    mean: out.mean ? await n.read(out.mean) : null,
+    rstd: await n.read(out.rstd),
+    sum: out.sum ? await n.read(out.sum) : null,
+  };
+  for (const t of Object.values(out)) if (t && typeof (t as Tensor).destroy === 'function') (t as Tensor).destroy();
+  return res;
+}
+
+/** Elementwise relative error of per-row statistics (NaN/Inf must match exactly). */
+function statErr(got: Float32Array, want: ArrayLike<number>, scale?: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    if (!Number.isFinite(w) || !Number.isFinite(g)) {
+      if (!Object.is(g, w) && !(Number.isNaN(g) && Number.isNaN(w))) return Infinity;
+      continue;
+    }
+    const d = Math.abs(g - w) / Math.max(Math.abs(w), scale ? Math.abs(scale[i]!) : 0, 1e-300);
+    if (!(d <= worst)) worst = d;
+  }
+  return worst;
+}
+
+/** Asks which kernels `fn` compiles (or finds cached): the labels it passed to ctx.kernel. */
+async function kernelsOf(k: 'sub' | 'tree', fn: () => Promise<void>): Promise<string[]> {
+  kernelsAsked[k] = [];
+  await fn();
+  return kernelsAsked[k]!;
+}
+
+const LENGTHS = [1, 3, 4, 63, 64, 65, 255, 256, 257, 768, 1000, 4096, 8192];
+
+describe('rowsPlan: the workgroup size and registers per adapter', () => {
+  const L = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
+  it('short rows take 64 invocations, long rows 256 with up to 8 (f32) or 16 (f16) quads each', () => {
+    expect(rowsPlan(L, 1, 'float32')).toEqual({ wg: 64, nv: 1 });
+    expect(rowsPlan(L, 256, 'float32')).toEqual({ wg: 64, nv: 1 });
+    expect(rowsPlan(L, 257, 'float32')).toEqual({ wg: 128, nv: 1 });
+    expect(rowsPlan(L, 768, 'float32')).toEqual({ wg: 256, nv: 1 });
+    expect(rowsPlan(L, 4096, 'float32')).toEqual({ wg: 256, nv: 4 });
+    expect(rowsPlan(L, 8192, 'float32')).toEqual({ wg: 256, nv: 8 });
+    expect(rowsPlan(L, 8193, 'float32')).toBeNull();
+    expect(rowsPlan(L, 16384, 'float16')).toEqual({ wg: 256, nv: 16 });
+    expect(rowsPlan(L, 16386, 'float16')).toBeNull();
+    expect(rowsPlan(L, 7, 'float16')).toBeNull();
+    expect(rowsPlan({ maxComputeInvocationsPerWorkgroup: 128, maxComputeWorkgroupSizeX: 1024 }, 4096, 'float32')).toEqual({ wg: 128, nv: 8 });
+    expect(rowsPlan({ maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 }, 8192, 'float32')).toEqual({ wg: 256, nv: 8 });
+  });
+});
+
+describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
+  it('uses the rows kernel, with subgroups only where asked', async () => {
+    const n = inst[k];
+    expect(n._gpu!.ctx.isCpuAdapter).toBe(false);
+    const labels = await kernelsOf(k, async () => {
+      await readAll(n, runOp(n, OPS[0]!, new Float32Array(2 * 768).fill(1), null, new Float32Array(768).fill(1), new Float32Array(768), 2, 768, 1e-5));
+    });
+    expect(labels.length).toBe(1);
+    expect(labels[0]).toMatch(/^webgpu-norm\.rows\[/);
+    expect(labels[0]!.includes('SUBGROUPS')).toBe(k === 'sub' && n.device!.features.has('subgroups'));
+    // Longer rows than the registers hold: the split kernels.
+    const long = await kernelsOf(k, async () => {
+      await readAll(n, runOp(n, OPS[2]!, new Float32Array(8200).fill(1), null, null, null, 1, 8200, 1e-5));
+    });
+    expect(long.some((l) => l.startsWith('webgpu-norm.rows'))).toBe(false);
+  });
+
+  it.each(LENGTHS)('K = %i: float64 formulas and the CPU reference, 1e4 offsets, outliers, weight/bias/residual', async (K) => {
+    const n = inst[k];
+    const rows = K >= 4096 ? 4 : 9;
+    const x = hardRows(K * 31 + 1, K, rows);
+    const rng = makeRng(K * 17 + 5);
+    const w = rng.fill(K, 1, 0.5);
+    const b = rng.fill(K, 0, 0.5);
+    const r = rng.fill(rows * K, 0, 1);
+    const bad: string[] = [];
+    for (const o of OPS) {
+      const eps = 1e-5;
+      const got = await readAll(n, runOp(n, o, x, o.res ? r : null, o.w ? w : null, o.b ? b : null, rows, K, eps));
+      const want = await readAll(cpu, runOp(cpu, o, x, o.res ? r : null, o.w ? w : null, o.b ? b : null, rows, K, eps));
+      const xs = o.res ? Float32Array.from(x, (v, i) => f32(v + r[i]!)) : x;
+      const f = ref64(xs, K, eps, o.rms, o.w ? w : null, o.b ? b : null);
+      const tag = `${opName(o)} K=${K}`;
+      const y64 = worstRow(got.y, f.y, K);
+      if (!(y64.err <= 2e-6)) bad.push(`${tag}: y vs float64 ${y64.err.toExponential(2)} (row ${y64.row})`);
+      const yc = worstRow(got.y, want.y, K);
+      if (!(yc.err <= 2e-6)) bad.push(`${tag}: y vs CPU reference ${yc.err.toExponential(2)} (row ${yc.row})`);
+      const er = statErr(got.rstd, f.rstd);
+      if (!(er <= 1e-6)) bad.push(`${tag}: rstd ${er.toExponential(2)}`);
+      if (!o.rms) {
+        // The mean to float32 rounding, relative to the row's spread where the mean is near 0.
+        const em = statErr(got.mean!, f.mean, Array.from(f.rstd, (v) => 1 / v));
+        if (!(em <= 1e-6)) bad.push(`${tag}: mean ${em.toExponential(2)}`);
+      }
+      if (o.res) expect(Array.from(got.sum!)).toEqual(Array.from(xs));
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('many rows (past 65,535 workgroups in one dimension is large.test territory: here 3000 rows of 96)', async () => {
+    const n = inst[k];
+    const rows = 3000, K = 96;
+    const x = hardRows(77, K, rows);
+    const w = makeRng(78).fill(K, 1, 0.3);
+    const got = await readAll(n, runOp(n, OPS[0]!, x, null, w, w, rows, K, 1e-5));
+    const f = ref64(x, K, 1e-5, false, w, w);
+    expect(worstRow(got.y, f.y, K).err).toBeLessThan(2e-6);
+    expect(statErr(got.rstd, f.rstd)).toBeLessThan(1e-6);
+  });
+
+  it('rows with Inf/NaN, huge (1e19, 1e36) and tiny (1e-25, eps 0) magnitudes, zero rows: as the CPU reference', async () => {
+    const n = inst[k];
+    for (const K of [3, 64, 257, 1000, 4096]) {
+      const rows = 8;
+      const x = makeRng(K + 3).fill(rows * K, 0, 1);
+      const put = (r: number, f: (v: number, i: number) => number) => { for (let i = 0; i < K; i++) x[r * K + i] = f32(f(x[r * K + i]!, i)); };
+      put(1, (v, i) => (i === K >> 1 ? Infinity : v));
+      put(2, (v, i) => (i === 0 ? -Infinity : i === K - 1 ? Infinity : v));
+      put(3, (v, i) => (i === K - 1 ? NaN : v));
+      put(4, (v) => v * 1e19);
+      put(5, (v) => v * 1e-25);
+      put(6, () => 0);
+      // Sums past float32 (squares too) but a finite spread: the careful path's scaled rescan.
+      put(7, (v) => v * 1e36);
+      for (const o of [OPS[0]!, OPS[2]!]) {
+        for (const eps of [1e-5, 0]) {
+          const tag = `${opName(o)} K=${K} eps=${eps}`;
+          const got = await readAll(n, runOp(n, o, x, null, o.w ? x.subarray(0, K).map(() => 1.5) : null, o.b ? new Float32Array(K).fill(0.25) : null, rows, K, eps));
+          const want = await readAll(cpu, runOp(cpu, o, x, null, o.w ? x.subarray(0, K).map(() => 1.5) : null, o.b ? new Float32Array(K).fill(0.25) : null, rows, K, eps));
+          const yc = worstRow(got.y, want.y, K);
+          expect(yc.err, `${tag}: y (row ${yc.row})`).toBeLessThanOrEqual(1e-5);
+          expect(statErr(got.rstd, want.rstd), `${tag}: rstd ${Array.from(got.rstd)} vs ${Array.from(want.rstd)}`).toBeLessThanOrEqual(1e-5);
+          if (!o.rms) expect(statErr(got.mean!, want.mean!, Array.from(want.rstd, (v) => 1 / v)), `${tag}: mean ${Array.from(got.mean!)} vs ${Array.from(want.mean!)}`).toBeLessThanOrEqual(1e-5);
+        }
+      }
+    }
+  });
+
+  it.each([2, 62, 258, 1000, 4096, 16384])('float16 K = %i (packed halves, f32 sums) vs the CPU reference', async (K) => {
+    const n = inst[k];
+    const rows = K >= 4096 ? 3 : 6;
+    const x = hardRows(K + 11, K, rows).map((v) => Math.min(v, 6e4));
+    const r = makeRng(K + 12).fill(rows * K, 0, 1);
+    const w = makeRng(K + 13).fill(K, 1, 0.5);
+    const labels = await kernelsOf(k, async () => {
+      for (const o of OPS) {
+        const got = await readAll(n, runOp(n, o, x, o.res ? r : null, o.w ? w : null, o.b ? w : null, rows, K, 1e-5, 'float16'));
+        const want = await readAll(cpu, runOp(cpu, o, x, o.res ? r : null, o.w ? w : null, o.b ? w : null, rows, K, 1e-5, 'float16'));
+        const tag = `${opName(o)} f16 K=${K}`;
+        expect(worstRow(got.y, want.y, K).err, `${tag}: y`).toBeLessThanOrEqual(2e-3);
+        expect(statErr(got.rstd, want.rstd), `${tag}: rstd`).toBeLessThanOrEqual(1e-5);
+        if (got.sum) expect(Array.from(got.sum), `${tag}: sum`).toEqual(Array.from(want.sum!));
+      }
+    });
+    expect(labels.filter((l) => l.startsWith('webgpu-norm.rows')).length).toBe(OPS.length);
+  });
+});
