@@ -11,12 +11,19 @@ if (!process.env.XDG_RUNTIME_DIR) {
   env.XDG_RUNTIME_DIR = '/tmp/webgpu-norm-xdg';
 }
 
+// The parity suites whose GPU instances take the adapter's own kernel class run a second time
+// with the discrete-GPU class forced (gpuNorms() reads WEBGPU_NORM_TEST_ADAPTER_CLASS); the
+// per-op suites already cover both classes through openBackends().
+const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weightnorm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 300_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    env,
+    projects: [
+      { extends: true, test: { name: 'adapter-class', include: ['test/**/*.test.ts'], env } },
+      { extends: true, test: { name: 'gpu-class', include: BOTH_CLASSES, env: { ...env, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu' } } },
+    ],
   },
 });

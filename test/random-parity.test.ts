@@ -28,7 +28,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, Tensor, type DType, type Norms } from '../src/index.ts';
-import { gpuNorms } from './util/gpu.ts';
+import { gpuNorms, TEST_ADAPTER_CLASS } from './util/gpu.ts';
 import { makeRng, type Rng } from './util/rng.ts';
 
 const COUNT = Number(process.env.WEBGPU_NORM_FUZZ ?? 200);
@@ -264,9 +264,10 @@ const gpus = {} as Record<Variant, Norms>;
 beforeAll(async () => {
   cpu = await createNorms({ backend: 'cpu' });
   gpus.auto = await gpuNorms();
-  for (const v of ['fused', 'general'] as const) gpus[v] = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, variant: v });
+  const adapterClass = TEST_ADAPTER_CLASS;
+  for (const v of ['fused', 'general'] as const) gpus[v] = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, variant: v, adapterClass });
   // Storage bindings capped at WINDOW_BYTES: most cases' tensors are processed in bound ranges.
-  gpus.windowed = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, maxBindingBytes: WINDOW_BYTES });
+  gpus.windowed = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, maxBindingBytes: WINDOW_BYTES, adapterClass });
 });
 afterAll(() => {
   gpus.fused?.destroy();

@@ -5,6 +5,13 @@
 import { create } from 'webgpu';
 import { createNorms, relativeL2, type Norms, type CreateNormsOptions } from '../../src/index.ts';
 
+/**
+ * The kernel class the parity suites run with: vitest runs them once as detected on this adapter
+ * and once more with WEBGPU_NORM_TEST_ADAPTER_CLASS=gpu (the 'gpu-class' project in
+ * vitest.config.ts), so the discrete-GPU kernels are checked on SwiftShader too.
+ */
+export const TEST_ADAPTER_CLASS = (process.env.WEBGPU_NORM_TEST_ADAPTER_CLASS ?? 'auto') as 'auto' | 'cpu' | 'gpu';
+
 export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
   const gpu = create([]);
   const adapter = await gpu.requestAdapter();
@@ -14,7 +21,7 @@ export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
         `and run through the README's test command. VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`,
     );
   }
-  const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, ...opts });
+  const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, adapterClass: TEST_ADAPTER_CLASS, ...opts });
   if (norms.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${norms.backend}`);
   return norms;
 }
