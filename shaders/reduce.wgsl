@@ -495,7 +495,11 @@ fn cl_x(e: u32, w: u32) -> vec4f {
   //#if ALIGNED
   return xv4(e);
   //#else
+  //#if CL4
   return vec4f(xv1(e), xv1(e + min(1u, w - 1u)), xv1(e + min(2u, w - 1u)), xv1(e + min(3u, w - 1u)));
+  //#else
+  return vec4f(xv1(e));
+  //#endif
   //#endif
 }
 //#if BWD
@@ -503,7 +507,11 @@ fn cl_dy(e: u32, w: u32) -> vec4f {
   //#if ALIGNED
   return DY_ld4(e);
   //#else
+  //#if CL4
   return vec4f(DY_ld(e), DY_ld(e + min(1u, w - 1u)), DY_ld(e + min(2u, w - 1u)), DY_ld(e + min(3u, w - 1u)));
+  //#else
+  return vec4f(DY_ld(e));
+  //#endif
   //#endif
 }
 var<private> cl_mean: vec4f;
