@@ -575,10 +575,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // Every lane's partial first (a rescan resets the accumulators), then written out. (No
   // dynamically indexed lanes: SwiftShader would keep the accumulators in memory.)
   //#if WELFORD
-  let p0 = vec4f(wn, ws.x, wm.x, sqrt(clamp0(wmq.x)));
-  let p1 = vec4f(wn, ws.y, wm.y, sqrt(clamp0(wmq.y)));
-  let p2 = vec4f(wn, ws.z, wm.z, sqrt(clamp0(wmq.z)));
-  let p3 = vec4f(wn, ws.w, wm.w, sqrt(clamp0(wmq.w)));
+  let q0 = vec4f(wn, ws.x, wm.x, wmq.x);
+  let q1 = vec4f(wn, ws.y, wm.y, wmq.y);
+  let q2 = vec4f(wn, ws.z, wm.z, wmq.z);
+  let q3 = vec4f(wn, ws.w, wm.w, wmq.w);
+  let p0 = cl_part(q0);
+  let p1 = cl_part(q1);
+  let p2 = cl_part(q2);
+  let p3 = cl_part(q3);
   //#else
   let p0 = vec4f(bn, g4.x, gx4.x, c4.x);
   let p1 = vec4f(bn, g4.y, gx4.y, c4.y);
@@ -592,6 +596,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (w > 2u) { cl_out(o + 2u * st, p2, base + 2u, r0, r1); }
   if (w > 3u) { cl_out(o + 3u * st, p3, base + 3u, r0, r1); }
 }
+//#if WELFORD
+// One lane's Welford state q = (n, s, m, M2) as a partial, in the form acc_result gives them (the
+// accumulators are replaced by that one lane: the other lanes' states were read out first).
+fn cl_part(q: vec4f) -> vec4f {
+  acc_reset();
+  sn = q.x;
+  ss = q.y;
+  sm = q.z;
+  sq = q.w;
+  return acc_result();
+}
+//#endif
 // One channel's partial p, stored at PART[o]; WELFORD: rescanned carefully first when suspect
 // (the channel's elements are e + i*C for rows i in [r0, r1)).
 fn cl_out(o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
