@@ -17,7 +17,9 @@
 //
 // Entry points (one compiled in):
 //   APPLY         elementwise y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
-//                 RESIDUAL: x = X + R, also written to S). One invocation handles the 4
+//                 RESIDUAL: x = X + R, also written to S; EVAL_STATS: batch-norm eval, mean and
+//                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
+//                 dispatch on both adapter classes). One invocation handles the 4
 //                 elements 4t..4t+3, so with float16 storage every u32 word has one writer.
 //   ROWFUSED      one invocation per contiguous row/group (outer = 1): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
@@ -130,10 +132,16 @@ fn stats(s: u32) -> vec3f {
   // The mean as the pair (s, m) from finalize.wgsl.
   return vec3f(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
   //#else
+  //#if EVAL_STATS
+  // Batch-norm eval in one dispatch: the running statistics read here (FIN_EVAL folded in),
+  // rstd = 1/sqrt(runningVar + eps) exactly as finalize.wgsl's FIN_EVAL computes it.
+  return vec3f(RM_ld(s), 0.0, 1.0 / sqrt(RV_ld(s) + P.eps));
+  //#else
   //#if HAS_MEAN
   return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
   //#else
   return vec3f(0.0, 0.0, RSTD_ld(s));
+  //#endif
   //#endif
   //#endif
 }

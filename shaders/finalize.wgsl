@@ -11,7 +11,9 @@
 //   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
 //               (per-group results are computed in f32 and packed here, so that no two
 //               invocations share a word)
-//   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials)
+//   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials;
+//               unused by the ops now: EVAL_STATS reads the running statistics where they are
+//               needed, in apply.wgsl's APPLY and in reduce.wgsl's BWD and FIN_BWD here)
 //   FIN_RMS     rstd = 1/sqrt(R^2/n + eps), R = sqrt(sum x^2)
 //   FIN_WN      norm = R, scale = g / norm
 //   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
@@ -103,10 +105,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   //#if FIN_BWD
   var r = merged(j);
+  //#if EVAL_STATS
+  // Batch-norm eval: rstd and mean from the running statistics (FIN_EVAL folded in).
+  let rs = 1.0 / sqrt(RV_ld(j) + P.eps);
+  var mu = RM_ld(j);
+  //#else
   let rs = RSTD_ld(j);
   var mu = 0.0;
   //#if HAS_MEAN
   mu = MEAN_ld(j);
+  //#endif
   //#endif
   var wj = 1.0;
   //#if W_BY_J

@@ -207,12 +207,32 @@ fn seg_begin(o: u32, j: u32) {
   st_mean = 0.0;
   st_rstd = 1.0;
   //#if HAS_MEAN
-  st_mean = MEAN_ld(s_idx);
+  st_mean = mean_at(s_idx);
   //#endif
   //#if HAS_RSTD
-  st_rstd = RSTD_ld(s_idx);
+  st_rstd = rstd_at(s_idx);
   //#endif
 }
+// The saved statistics of group s; EVAL_STATS (batch-norm eval backward): the running
+// statistics read directly, rstd = 1/sqrt(runningVar + eps) (no FIN_EVAL step).
+//#if HAS_MEAN
+fn mean_at(s: u32) -> f32 {
+  //#if EVAL_STATS
+  return RM_ld(s);
+  //#else
+  return MEAN_ld(s);
+  //#endif
+}
+//#endif
+//#if HAS_RSTD
+fn rstd_at(s: u32) -> f32 {
+  //#if EVAL_STATS
+  return 1.0 / sqrt(RV_ld(s) + P.eps);
+  //#else
+  return RSTD_ld(s);
+  //#endif
+}
+//#endif
 fn acc4(e: u32, i: u32) {
   var g = DY_ld4(e);
   //#if W_BY_I
@@ -550,8 +570,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   acc_reset();
   //#if BWD
   let wl = w - 1u;
-  cl_mean = vec4f(MEAN_ld(cl_stat(b, col)), MEAN_ld(cl_stat(b, col + min(1u, wl))), MEAN_ld(cl_stat(b, col + min(2u, wl))), MEAN_ld(cl_stat(b, col + min(3u, wl))));
-  cl_rstd = vec4f(RSTD_ld(cl_stat(b, col)), RSTD_ld(cl_stat(b, col + min(1u, wl))), RSTD_ld(cl_stat(b, col + min(2u, wl))), RSTD_ld(cl_stat(b, col + min(3u, wl))));
+  cl_mean = vec4f(mean_at(cl_stat(b, col)), mean_at(cl_stat(b, col + min(1u, wl))), mean_at(cl_stat(b, col + min(2u, wl))), mean_at(cl_stat(b, col + min(3u, wl))));
+  cl_rstd = vec4f(rstd_at(cl_stat(b, col)), rstd_at(cl_stat(b, col + min(1u, wl))), rstd_at(cl_stat(b, col + min(2u, wl))), rstd_at(cl_stat(b, col + min(3u, wl))));
   //#endif
   var r = r0;
   //#if WELFORD

@@ -102,3 +102,33 @@ describe('profile', () => {
     c.destroy();
   });
 });
+
+describe('profile: channel norms', () => {
+  const classes = () => [['cpu', cpuClass], ['gpu', gpuClass]] as const;
+  for (const channelsLast of [false, true]) {
+    it(`batchNorm eval forward is one dispatch reading x once on both classes${channelsLast ? ' (channelsLast)' : ''}`, async () => {
+      for (const [cls, n] of classes()) {
+        for (const shape of [[3, 5, 7, 9], [1, 1, 13], [2, 8, 16, 16]]) {
+          const C = channelsLast ? shape.at(-1)! : shape[1]!;
+          const size = shape.reduce((a, b) => a * b, 1);
+          const x = n.tensor(makeRng(5).fill(size), shape);
+          const rm = n.tensor(makeRng(6).fill(C), [C]);
+          const rv = n.tensor(makeRng(7).fill(C, 1, 0.1), [C]);
+          const w = n.tensor(makeRng(8).fill(C), [C]);
+          const f = n.batchNorm(x, { training: false, runningMean: rm, runningVar: rv, weight: w, channelsLast });
+          const dy = n.tensor(makeRng(9).fill(size), shape);
+          const b = n.batchNormBackward(dy, x, { training: false, runningMean: rm, runningVar: rv, weight: w, channelsLast });
+          const [pf, pb] = await n.profile();
+          expect(pf!.kernels.map((k) => k.name), `${cls} ${shape}`).toHaveLength(1);
+          expect(pf!.kernels[0]!.name).toMatch(/EVAL_STATS/);
+          expect(sum(pf!, 'bytesRead')).toBeLessThanOrEqual(size * 4 + 3 * C * 4);
+          expect(sum(pf!, 'bytesWritten')).toBe(size * 4);
+          // Eval backward: reduce (dweight), finalize, apply; no separate statistics step.
+          expect(pb!.kernels.some((k) => k.name.includes('FIN_EVAL')), `${cls} ${shape}`).toBe(false);
+          expect(pb!.kernels.length).toBeLessThanOrEqual(3);
+          for (const t of [x, rm, rv, w, f.y, dy, b.dx, b.dweight!]) t.destroy();
+        }
+      }
+    });
+  }
+});

@@ -237,12 +237,12 @@ export class GpuBackend implements O.Backend {
   }
 
   /** The reduce step of a channels-last reduction (WELFORD or BWD; statistics of group b*G + ch/Cg). */
-  private clReduceStep(ch: ClChunks, acc: string[], binds: Bind[], G: number, Cg: number): Step {
+  private clReduceStep(ch: ClChunks, acc: string[], binds: Bind[], G: number, Cg: number, eps = 0): Step {
     return {
       family: 'reduce',
       flags: [...ch.flags, ...acc],
       binds,
-      p: { D: ch.B, outer: ch.R, C: ch.C, P: ch.P, L: ch.L, G, Cg },
+      p: { D: ch.B, outer: ch.R, C: ch.C, P: ch.P, L: ch.L, G, Cg, eps },
       workgroups: Math.ceil((ch.B * ch.P * Math.ceil(ch.C / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
     };
   }
@@ -903,11 +903,9 @@ export class GpuBackend implements O.Backend {
     const clFlag = cl ? ['CLAST'] : [];
     // Channel of element e: (e / S) % C, or channels last e % C (one group per channel).
     const maps = cl ? clMaps(x.size, x.size, C, C) : { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C };
-    let meanB: GPUBuffer;
-    let rstdB: GPUBuffer;
     if (a.training) {
-      meanB = saveMean._buffer!;
-      rstdB = saveInvstd._buffer!;
+      const meanB = saveMean._buffer!;
+      const rstdB = saveInvstd._buffer!;
       const win = this.windowed(x);
       const g = { outer: N, D: C, inner: S };
       const running = runningMean !== null && runningVar !== null ? [tb('RM', runningMean, true), tb('RV', runningVar, true)] : [];
@@ -924,30 +922,19 @@ export class GpuBackend implements O.Backend {
         workgroups: this.applyWorkgroups(x.size),
       });
     } else {
-      meanB = this.temp(C * 4, 'mean');
-      rstdB = this.temp(C * 4, 'rstd');
-      temps.push(meanB, rstdB);
-      steps.push(this.evalStatsStep(runningMean!, runningVar!, meanB, rstdB, C, a.eps));
+      // Eval, both adapter classes: one elementwise dispatch; each quad (block) reads its
+      // channel's running statistics and takes rstd = 1/sqrt(runningVar + eps) itself
+      // (EVAL_STATS, apply.wgsl), no per-channel finalize step first.
       steps.push({
         family: 'apply',
-        flags: ['APPLY', 'HAS_MEAN', ...aflags, ...clFlag],
-        binds: [tb('X', x), ...affine, tb('Y', y, true), f32('MEAN', meanB), f32('RSTD', rstdB)],
-        p: maps,
+        flags: ['APPLY', 'EVAL_STATS', ...aflags, ...clFlag],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), tb('RM', runningMean!), tb('RV', runningVar!)],
+        p: { ...maps, eps: a.eps },
         workgroups: this.applyWorkgroups(x.size),
       });
     }
     this.run('batchNorm', steps, temps, [y, saveMean, saveInvstd, runningMean, runningVar]);
     return { y, saveMean, saveInvstd };
-  }
-
-  private evalStatsStep(rm: Tensor, rv: Tensor, meanB: GPUBuffer, rstdB: GPUBuffer, C: number, eps: number): Step {
-    return {
-      family: 'finalize',
-      flags: ['FIN_EVAL'],
-      binds: [tb('RM', rm), tb('RV', rv), f32('MEAN', meanB, true), f32('RSTD', rstdB, true)],
-      p: { D: C, eps },
-      workgroups: Math.ceil(C / WG),
-    };
   }
 
   batchNormBackward(a: O.BatchNormBwdArgs): O.BwdOut {
@@ -958,17 +945,11 @@ export class GpuBackend implements O.Backend {
     const dbias = bias ? this.alloc(bias.shape, bias.dtype, 'dbias') : null;
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
-    let meanB: GPUBuffer;
-    let rstdB: GPUBuffer;
-    if (a.training) {
-      meanB = a.saveMean!._buffer!;
-      rstdB = a.saveInvstd!._buffer!;
-    } else {
-      meanB = this.temp(C * 4, 'mean');
-      rstdB = this.temp(C * 4, 'rstd');
-      temps.push(meanB, rstdB);
-      steps.push(this.evalStatsStep(a.runningMean!, a.runningVar!, meanB, rstdB, C, a.eps));
-    }
+    // Statistics: the saved ones (training), or in eval the running statistics read by the
+    // reduce and finalize kernels themselves (EVAL_STATS: rstd = 1/sqrt(runningVar + eps) there,
+    // no FIN_EVAL step); dx = dy * w * invstd then comes from FIN_BWD's coefficients.
+    const stats: Bind[] = a.training ? [f32('MEAN', a.saveMean!._buffer!), f32('RSTD', a.saveInvstd!._buffer!)] : [tb('RM', a.runningMean!), tb('RV', a.runningVar!)];
+    const evalFlags = a.training ? [] : ['EVAL_STATS'];
     // Channels last: x as one sample of N*spatial rows of C channels, one group per channel.
     const cl = channelsLast(a) ? this.clChunks(1, N * S, C, this.windowed(x), x.dtype) : null;
     const ch = cl ? { P: cl.P, L: cl.L, Pi: 1, flags: [] } : this.chunks(N, C, S, this.windowed(x), x.dtype);
@@ -978,23 +959,23 @@ export class GpuBackend implements O.Backend {
     temps.push(part, coef);
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
     const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
-    const bwdBinds = [tb('DY', dy), tb('X', x), f32('MEAN', meanB), f32('RSTD', rstdB), f32('PART', part, true)];
+    const bwdBinds = [tb('DY', dy), tb('X', x), ...stats, f32('PART', part, true)];
     steps.push(
       cl
-        ? this.clReduceStep(cl, ['BWD', 'HAS_MEAN', 'HAS_RSTD'], bwdBinds, C, 1)
+        ? this.clReduceStep(cl, ['BWD', 'HAS_MEAN', 'HAS_RSTD', ...evalFlags], bwdBinds, C, 1, a.eps)
         : {
             family: 'reduce',
-            flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD', ...ch.flags],
+            flags: ['PARTIALS', 'BWD', 'HAS_MEAN', 'HAS_RSTD', ...evalFlags, ...ch.flags],
             binds: bwdBinds,
-            p: { outer: N, D: C, inner: S, P, L, Pi, gDiv: 1, aMod: 1 },
+            p: { outer: N, D: C, inner: S, P, L, Pi, gDiv: 1, aMod: 1, eps: a.eps },
             workgroups: Math.ceil((C * P) / WG),
           },
     );
     steps.push({
       family: 'finalize',
-      flags: ['FIN_BWD', 'HAS_MEAN', ...(weight ? ['W_BY_J'] : []), ...(a.training ? [] : ['EVAL']), ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
-      binds: [f32('PART', part), ...wb, f32('MEAN', meanB), f32('RSTD', rstdB), f32('COEF', coef, true), ...(dw ? [dw] : []), ...(db ? [db] : [])],
-      p: { D: C, P, jStride: P, cStride: 1 },
+      flags: ['FIN_BWD', 'HAS_MEAN', ...evalFlags, ...(weight ? ['W_BY_J'] : []), ...(a.training ? [] : ['EVAL']), ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
+      binds: [f32('PART', part), ...wb, ...stats, f32('COEF', coef, true), ...(dw ? [dw] : []), ...(db ? [db] : [])],
+      p: { D: C, P, jStride: P, cStride: 1, eps: a.eps },
       workgroups: Math.ceil(C / WG),
     }, ...post);
     steps.push({

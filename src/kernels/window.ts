@@ -131,7 +131,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     set([ea, eb], 'X', 'R');
     set([ea, eb], 'Y', 'S', 'DY', 'DX');
     set(indexSpan(ea, eb, q.aDiv, q.aMod), 'W', 'B');
-    set(span(1), 'MEAN', 'RSTD');
+    set(span(1), 'MEAN', 'RSTD', 'RM', 'RV');
     set(span(2), 'LO');
     set(span(4), 'COEF');
   } else if (s.family === 'reduce' && f.has('COLS')) {
@@ -181,7 +181,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([(A.b * R + A.r0) * C, (Z.b * R + Z.r1) * C], 'X', 'DY');
       set([4 * (A.b * C * P + A.c), 4 * ((Z.b * C + C - 1) * P + Z.c) + 4], 'PART');
     }
-    set([A.b * G + Math.floor(chA / Cg), Z.b * G + Math.floor((chB - 1) / Cg) + 1], 'MEAN', 'RSTD');
+    set([A.b * G + Math.floor(chA / Cg), Z.b * G + Math.floor((chB - 1) / Cg) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
   } else if (s.family === 'reduce') {
     const { outer, D, inner, P, L, Pi } = q;
     const M = outer * inner;
@@ -225,7 +225,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     }
     set(xs, 'X', 'R', 'DY');
     set(part, 'PART');
-    set([Math.floor(jr[0] / q.gDiv), Math.floor((jr[1] - 1) / q.gDiv) + 1], 'MEAN', 'RSTD');
+    set([Math.floor(jr[0] / q.gDiv), Math.floor((jr[1] - 1) / q.gDiv) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
     set(f.has('W_BY_I') ? wi : indexSpan(jr[0], jr[1], 1, q.aMod), 'W');
   } else {
     // finalize: invocation j handles group j (FIN_CAST: u32 word j).
