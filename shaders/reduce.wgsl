@@ -305,11 +305,25 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 //#endif
 
 //#if INTERLEAVE
-// Contiguous groups (outer = 1) on GPUs: chunk c of group j takes the quads c, c + P, c + 2P, ...
-// so that neighbouring threads (neighbouring c) read neighbouring quads (coalesced loads).
-// The tail elements past the last whole quad go to chunk 0.
+// GPUs: chunk c of group j takes the quads c, c + P, c + 2P, ... of the group's logical index
+// space (quad q = elements k = 4q .. 4q + 3, k = o*inner + i), so that neighbouring threads
+// (neighbouring c) read neighbouring quads (coalesced loads). Contiguous groups (outer = 1):
+// the tail elements past the last whole quad go to chunk 0. Strided groups (outer > 1, batch
+// norm channels, weight-norm slices; chosen only when inner % 4 == 0, STRIDED): a quad never
+// crosses a run of `inner`, its address is (o*D + j)*inner + 4q - o*inner, and there is no tail.
+// The Welford schedule is that of reduce_range: shifts recentred after the first quad, then
+// after every 4 quads.
+fn quad_at(j: u32, q: u32) -> u32 {
+  //#if STRIDED
+  let k = 4u * q;
+  let o = k / P.inner;
+  return (o * P.D + j) * P.inner + (k - o * P.inner);
+  //#else
+  return j * P.inner + 4u * q;
+  //#endif
+}
 fn reduce_interleaved(j: u32, c: u32) {
-  let K = P.inner;
+  let K = P.outer * P.inner;
   let base = j * K;
   acc_group(j);
   seg_begin(0u, j);
@@ -317,31 +331,33 @@ fn reduce_interleaved(j: u32, c: u32) {
   var q = c;
   //#if WELFORD
   if (q < nq) {
-    acc4(base + 4u * q, 4u * q);
+    acc4(quad_at(j, q), 4u * q);
     acc_recenter();
     q += P.P;
   }
   for (; q + 3u * P.P < nq; q += 4u * P.P) {
-    acc4(base + 4u * q, 4u * q);
-    acc4(base + 4u * (q + P.P), 4u * (q + P.P));
-    acc4(base + 4u * (q + 2u * P.P), 4u * (q + 2u * P.P));
-    acc4(base + 4u * (q + 3u * P.P), 4u * (q + 3u * P.P));
+    acc4(quad_at(j, q), 4u * q);
+    acc4(quad_at(j, q + P.P), 4u * (q + P.P));
+    acc4(quad_at(j, q + 2u * P.P), 4u * (q + 2u * P.P));
+    acc4(quad_at(j, q + 3u * P.P), 4u * (q + 3u * P.P));
     acc_recenter();
   }
   //#endif
-  for (; q < nq; q += P.P) { acc4(base + 4u * q, 4u * q); }
+  for (; q < nq; q += P.P) { acc4(quad_at(j, q), 4u * q); }
   acc_recenter();
   if (c == 0u) {
     for (var i = 4u * nq; i < K; i += 1u) { acc1(base + i, i); }
   }
 }
 //#if WELFORD || SUMSQ
+// The same elements as reduce_interleaved, one by one (the careful rescan).
 fn rescan_walk_interleaved(j: u32, c: u32) {
-  let K = P.inner;
+  let K = P.outer * P.inner;
   let base = j * K;
   let nq = K / 4u;
   for (var q = c; q < nq; q += P.P) {
-    for (var i = 4u * q; i < 4u * q + 4u; i += 1u) { rescan_elem(xv1(base + i)); }
+    let e = quad_at(j, q);
+    for (var i = e; i < e + 4u; i += 1u) { rescan_elem(xv1(i)); }
   }
   if (c == 0u) {
     for (var i = 4u * nq; i < K; i += 1u) { rescan_elem(xv1(base + i)); }

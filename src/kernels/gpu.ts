@@ -381,9 +381,17 @@ export class GpuBackend implements O.Backend {
       // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
       // at multiples of 4 (chunk lengths are multiples of 4 too).
       if (s.family === 'reduce' && (s.p.inner ?? 1) % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
-      // GPUs: chunks of contiguous groups interleaved quad by quad, for coalesced loads (each
-      // chunk then spans its whole group: not in windowed kernels).
-      if (s.family === 'reduce' && s.flags.includes('PARTIALS') && (s.p.outer ?? 1) === 1 && !this.ctx.isCpuAdapter && !win) s.flags = [...s.flags, 'INTERLEAVE'];
+      // GPU-class adapters: chunks interleaved quad by quad (chunk c takes quads c, c + P, ... of
+      // its group), so neighbouring invocations read neighbouring quads (coalesced loads); each
+      // chunk then spans its whole group, so not in windowed kernels. Contiguous groups
+      // (outer = 1: layer/RMS norm rows, group/instance norm groups, weight norm over dim 0), and
+      // strided ones (batch-norm channels, weight-norm slices; STRIDED) whose runs of `inner`
+      // hold whole quads (inner % 4 == 0); other strided groups keep contiguous chunks.
+      const outer = s.p.outer ?? 1;
+      const inner = s.p.inner ?? 1;
+      if (s.family === 'reduce' && s.flags.includes('PARTIALS') && (outer === 1 || inner % 4 === 0) && !this.ctx.isCpuAdapter && !win) {
+        s.flags = [...s.flags, 'INTERLEAVE', ...(outer > 1 ? ['STRIDED'] : [])];
+      }
       if (s.family === 'apply') {
         s.flags = [...s.flags, ...alignFlags(s, win)];
         // Elementwise kernels: one invocation per quad, or per block of 4 quads.
