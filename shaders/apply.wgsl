@@ -297,10 +297,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let K = P.inner;
   let r = row_result(j);
   //#if WELFORD
-  let st = vec3f(r.y, r.z, rstd_of(r.w / sqrt(r.x), P.eps));
+  let st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
   MEAN_st(j, st.x + st.y);
   //#else
-  let st = vec3f(0.0, 0.0, rstd_of(r.y / sqrt(r.x), P.eps));
+  let st = vec3f(0.0, 0.0, q_rstd(r.x, r.y, P.eps));
   //#endif
   RSTD_st(j, st.z);
   let base = j * K;

@@ -35,8 +35,26 @@ fn chan(a: vec4f, b: vec4f) -> vec4f {
   let s = a.y + m;
   return vec4f(n, s, m - (s - a.y), a.w + b.w + d * d * a.x * f);
 }
-// The same for partials in root form (n, s, m, R = sqrt(M2)), without overflow or underflow of
-// M2: the careful path of merges whose plain M2 is not finite or tiny (see m2_suspect).
+// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
+// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
+// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
+// precision for ordinary data; S = 0 is stored as q = +0.)
+fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
+// S of an encoded q over n elements.
+fn q_root(n: f32, q: f32) -> f32 {
+  if (q_is_root(q)) { return -q; }
+  return sqrt(q / n);
+}
+// q in root form from S (S = 0 as the plain +0).
+fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
+// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
+// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
+fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
+  if (q_is_root(q)) { return rstd_of(-q, eps); }
+  return 1.0 / sqrt(q / n + eps);
+}
+// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
+// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
 fn chan_root(a: vec4f, b: vec4f) -> vec4f {
   if (b.x == 0.0) { return a; }
   if (a.x == 0.0) { return b; }
@@ -46,7 +64,8 @@ fn chan_root(a: vec4f, b: vec4f) -> vec4f {
   let d = (b.y - a.y) + (b.z - a.z);
   let m = a.z + d * f;
   let s = a.y + m;
-  return vec4f(n, s, m - (s - a.y), hyp2(hyp2(a.w, b.w), abs(d) * sqrt(a.x * f)));
+  let fa = a.x / n;
+  return vec4f(n, s, m - (s - a.y), hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
 }
 // Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
 // squares may have underflowed.

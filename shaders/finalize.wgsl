@@ -6,7 +6,7 @@
 // Chan's merge for WELFORD, roots of sums of squares for SUMSQ, plain sums otherwise.
 // P is at most a few hundred, so the sequential merge is short; the long reductions were split
 // by reduce.wgsl. Modes (one compiled in):
-//   FIN_STATS   mean = s + m, rstd = 1/sqrt(R^2/n + eps), and LO = (s, m) pairs for the apply
+//   FIN_STATS   mean = s + m, rstd = 1/sqrt(M2/n + eps), and LO = (s, m) pairs for the apply
 //               step (see reduce.wgsl); RUNNING: batch-norm running update
 //   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
 //               (per-group results are computed in f32 and packed here, so that no two
@@ -14,8 +14,8 @@
 //   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials;
 //               unused by the ops now: EVAL_STATS reads the running statistics where they are
 //               needed, in apply.wgsl's APPLY and in reduce.wgsl's BWD and FIN_BWD here)
-//   FIN_RMS     rstd = 1/sqrt(R^2/n + eps), R = sqrt(sum x^2)
-//   FIN_WN      norm = R, scale = g / norm
+//   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
+//   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
 //   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
 //               optionally dweight/dbias per group (batch norm)
 //   FIN_BWD_WN  weight-norm backward coefficients and dg
@@ -26,43 +26,52 @@
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
 
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
-// Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials are in root form (R =
-// sqrt(M2), sqrt(sum x^2); see reduce.wgsl) and so is their merge: the squares are summed
-// plainly, and again with hypot steps (no overflow or underflow) when that sum is suspect.
+// Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
+// squares q encoded (plain, or minus a root mean square for rescanned chunks: q_root in
+// common.wgsl) and so does the merge: plain sums when every partial is plain and the sum is
+// not suspect (full precision), else again with hypot steps on the roots (no overflow or
+// underflow).
 fn part_at(j: u32, c: u32) -> vec4f { return PART_ld4(4u * (j * P.jStride + c * P.cStride)); }
 fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
   var r = vec4f(0.0);
+  var root = false;
   for (var c = ca; c < cb; c += 1u) {
     let p = part_at(j, c);
     //#if WELFORD
-    r = chan(r, vec4f(p.xyz, p.w * p.w));
+    root = root || q_is_root(p.w);
+    r = chan(r, p);
     //#else
     //#if SUMSQ
-    r = vec4f(r.x + p.x, r.y + p.y * p.y, 0.0, 0.0);
+    root = root || q_is_root(p.y);
+    r = vec4f(r.x + p.x, r.y + p.y, 0.0, 0.0);
     //#else
     r += p;
     //#endif
     //#endif
   }
   //#if WELFORD
-  if (r.x > 0.0 && m2_suspect(r.w)) {
+  if (r.x > 0.0 && (root || m2_suspect(r.w))) {
     r = vec4f(0.0);
-    for (var c = ca; c < cb; c += 1u) { r = chan_root(r, part_at(j, c)); }
-    return r;
+    for (var c = ca; c < cb; c += 1u) {
+      let p = part_at(j, c);
+      r = chan_root(r, vec4f(p.xyz, q_root(p.x, p.w)));
+    }
+    return vec4f(r.xyz, q_from_root(r.w));
   }
-  return vec4f(r.xyz, sqrt(clamp0(r.w)));
-  //#else
+  //#endif
   //#if SUMSQ
-  if (r.x > 0.0 && m2_suspect(r.y)) {
+  if (r.x > 0.0 && (root || m2_suspect(r.y))) {
     r = vec4f(0.0);
-    for (var c = ca; c < cb; c += 1u) { let p = part_at(j, c); r = vec4f(r.x + p.x, hyp2(r.y, p.y), 0.0, 0.0); }
-    return r;
+    for (var c = ca; c < cb; c += 1u) {
+      let p = part_at(j, c);
+      if (p.x == 0.0) { continue; }
+      let n = r.x + p.x;
+      r = vec4f(n, hyp2(sqrt(r.x / n) * r.y, sqrt(p.x / n) * q_root(p.x, p.y)), 0.0, 0.0);
+    }
+    return vec4f(r.x, q_from_root(r.y), 0.0, 0.0);
   }
-  return vec4f(r.x, sqrt(r.y), 0.0, 0.0);
-  //#else
+  //#endif
   return r;
-  //#endif
-  //#endif
 }
 fn merged(j: u32) -> vec4f { return merge_range(j, P.c0, P.P); }
 //#endif
@@ -79,14 +88,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // (n, s, m, R): the mean is s + m; the apply step gets the pair (x - mean keeps its precision).
   let mean = r.y + r.z;
   MEAN_st(j, mean);
-  RSTD_st(j, rstd_of(r.w / sqrt(r.x), P.eps));
+  RSTD_st(j, q_rstd(r.x, r.w, P.eps));
   LO_st(2u * j, r.y);
   LO_st(2u * j + 1u, r.z);
   //#if RUNNING
   let m = P.momentum;
-  let su = r.w / sqrt(r.x - 1.0);
+  // Unbiased variance M2 / (n - 1) (through the root when that is how the merge left it).
+  let su = q_root(r.x, r.w) * sqrt(r.x / (r.x - 1.0));
+  let vu = select(r.w / (r.x - 1.0), su * su, q_is_root(r.w));
   RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
-  RV_st(j, (1.0 - m) * RV_ld(j) + m * (su * su));
+  RV_st(j, (1.0 - m) * RV_ld(j) + m * vu);
   //#endif
   //#endif
   //#if FIN_EVAL
@@ -95,11 +106,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
   //#if FIN_RMS
   let r = merged(j);
-  RSTD_st(j, rstd_of(r.y / sqrt(r.x), P.eps));
+  RSTD_st(j, q_rstd(r.x, r.y, P.eps));
   //#endif
   //#if FIN_WN
   let r = merged(j);
-  let nrm = r.y;
+  let nrm = select(sqrt(r.y), -r.y * sqrt(r.x), q_is_root(r.y));
   NORMS_st(j, nrm);
   SCALE_st(j, G_ld(j) / nrm);
   //#endif

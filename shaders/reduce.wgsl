@@ -11,16 +11,18 @@
 // invocations and never summed sequentially end to end.
 //
 // Accumulators (one is compiled in):
-//   WELFORD  (n, s, m, R): Welford with a shift that follows the running mean, so the mean is
+//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
 //            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
 //            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); R = sqrt(M2). Per vec4 lane with a shared count, lanes merged by Chan.
-//   SUMSQ    (n, R = sqrt(sum x^2), 0, 0): RMS norm and weight norm.
+//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
 //   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
 //            xhat = (x - mean[s]) * rstd[s].
-// WELFORD and SUMSQ partials whose fast sums are non-finite or tiny are recomputed by a careful
-// rescan of the chunk (scaled by a power of two; Inf/NaN summed as PyTorch's sums would), so any
-// finite input gives finite statistics wherever float32 can hold them.
+// q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
+// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
+// root of a mean square is finite for any finite data). The rescan works in a power-of-two
+// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
+// wherever float32 can hold them.
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -95,22 +97,23 @@ fn acc_scalar(x: f32) {
   ss = s;
 }
 fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
-// The lanes merged (Chan, common.wgsl), as (n, s, m, R = sqrt(M2)).
+// The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
 fn acc_result() -> vec4f {
   var r = vec4f(sn, ss, sm, sq);
   r = chan(r, vec4f(wn, ws.x, wm.x, wmq.x));
   r = chan(r, vec4f(wn, ws.y, wm.y, wmq.y));
   r = chan(r, vec4f(wn, ws.z, wm.z, wmq.z));
   r = chan(r, vec4f(wn, ws.w, wm.w, wmq.w));
-  return vec4f(r.xyz, sqrt(clamp0(r.w)));
+  return vec4f(r.xyz, clamp0(r.w));
 }
 // The spread needs the careful rescan (see rescan_begin): non-finite statistics (an Inf or NaN in
-// the data, or squares past f32) or a root M2 so small that squares may have underflowed.
-fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || !finite(r.w) || r.w < 0x1p-50); }
-// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), R NaN.
+// the data, or squares past f32) or an M2 so small that squares may have underflowed.
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || m2_suspect(r.w)); }
+// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), M2 NaN.
 fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
 fn bad_term(x: f32) -> f32 { return x; }
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), ldexp(r.w, e)); }
+// A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
 //#endif
 
 //#if SUMSQ
@@ -124,12 +127,12 @@ fn acc4(e: u32, i: u32) { let v = xv4(e); q4 += v * v; qn += 4.0; }
 fn acc_recenter() {}
 fn acc_scalar(v: f32) { q1 += v * v; qn += 1.0; }
 fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
-// (n, R = sqrt(sum x^2), 0, 0): the root, so that the norm of any finite data is representable.
-fn acc_result() -> vec4f { return vec4f(qn, sqrt((q4.x + q4.y) + (q4.z + q4.w) + q1), 0.0, 0.0); }
-fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || r.y < 0x1p-50); }
+// (n, sum x^2, 0, 0).
+fn acc_result() -> vec4f { return vec4f(qn, (q4.x + q4.y) + (q4.z + q4.w) + q1, 0.0, 0.0); }
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && m2_suspect(r.y); }
 fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, 0.0); }
 fn bad_term(x: f32) -> f32 { return abs(x); }
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), 0.0, 0.0); }
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, q_from_root(ldexp(sqrt(r.y / r.x), e)), 0.0, 0.0); }
 //#endif
 
 //#if WELFORD || SUMSQ
@@ -142,20 +145,19 @@ var<private> rs_pass: u32;
 var<private> rs_amax: f32;
 var<private> rs_bad: f32;
 var<private> rs_nbad: f32;
-var<private> rs_scale: f32;
 var<private> rs_exp: i32;
 fn rescan_begin() { rs_pass = 0u; rs_amax = 0.0; rs_bad = 0.0; rs_nbad = 0.0; }
 fn rescan_elem(x: f32) {
   if (rs_pass == 0u) {
     if (finite(x)) { rs_amax = max(rs_amax, abs(x)); } else { rs_bad += bad_term(x); rs_nbad += 1.0; }
   } else {
-    acc_scalar(x * rs_scale);
+    // ldexp, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
+    acc_scalar(ldexp(x, -rs_exp));
   }
 }
 fn rescan_mid() -> bool {
   if (rs_nbad > 0.0 || rs_amax == 0.0) { return false; }
   rs_exp = frexp(rs_amax).exp;
-  rs_scale = ldexp(1.0, -rs_exp);
   acc_reset();
   rs_pass = 1u;
   return true;

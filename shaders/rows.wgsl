@@ -165,14 +165,14 @@ fn norm_rows(
   let M2 = wg_sum(s3, t, 2u);
   let suspect = !finite(s) || !finite(m) || m2_suspect(M2);
   var st = vec3f(s, m, 0.0);
-  if (!suspect) { st.z = rstd_of(sqrt(M2) / sqrt(Kf), P.eps); }
+  if (!suspect) { st.z = q_rstd(Kf, M2, P.eps); }
   //#else
   var s3 = 0.0;
   for (var k = 0u; k < NV; k += 1u) { s3 += dot(xs[k], xs[k]); }
   let Q = wg_sum(s3, t, 0u);
   let suspect = m2_suspect(Q);
   var st = vec3f(0.0, 0.0, 0.0);
-  if (!suspect) { st.z = rstd_of(sqrt(Q) / sqrt(Kf), P.eps); }
+  if (!suspect) { st.z = q_rstd(Kf, Q, P.eps); }
   //#endif
   // The careful path (rare): invocation 0 redoes the row's statistics from memory.
   if (suspect && t == 0u) {
@@ -184,9 +184,9 @@ fn norm_rows(
   if (suspect) {
     let r = careful;
     //#if WELFORD
-    st = vec3f(r.y, r.z, rstd_of(r.w / sqrt(r.x), P.eps));
+    st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
     //#else
-    st = vec3f(0.0, 0.0, rstd_of(r.y / sqrt(r.x), P.eps));
+    st = vec3f(0.0, 0.0, q_rstd(r.x, r.y, P.eps));
     //#endif
   }
   if (t == 0u) {

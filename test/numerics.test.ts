@@ -164,8 +164,9 @@ describe('outliers anywhere in a group: statistics exact to float32 rounding, ev
         const o = n.batchNorm(t.x, { training: true, weight: t.w, bias: t.b, runningMean: t.rm, runningVar: t.rv });
         const g = n.batchNormBackward(t.dy, t.x, { training: true, weight: t.w, bias: t.b, saveMean: o.saveMean, saveInvstd: o.saveInvstd });
         // The first case is the reported one: PyTorch float32 is off by 3.8e-8 (y) and 2.3e-8
-        // (saveMean) there; the target is at most 10x that.
-        const first = what.startsWith('first');
+        // (saveMean) there; the target is at most 10x that (real binding sizes: with 4 KiB
+        // bindings, a test-only setting, 512 partials per channel add their rounding: y 4.2e-7).
+        const first = what.startsWith('first') && !name.includes('KiB');
         bad.push(
           ...(await check(n, name, [
             ['y', o.y, f.y, first ? 3.8e-7 : TOL],
@@ -428,6 +429,16 @@ describe('sums of squares past float32: finite inputs give finite, correct resul
         const f = forward64(x, batchLayout(2, 9), 0);
         const o = n.batchNorm(n.tensor(x, [4, 2, 9]), { training: true, eps: 0 });
         return check(n, 'batchNorm 1e±25', [['y', o.y, f.y, TOL], ['saveMean', o.saveMean, f.mean, TOL], ['saveInvstd', o.saveInvstd, f.rstd, TOL]]);
+      },
+    },
+    {
+      what: 'layerNorm on 4096 values 1e37·z (even sqrt(M2) is past float32; the standard deviation is not) and the mean of [3e38, -3e38, 3e38]',
+      run: async (n) => {
+        const x = Float32Array.from(rng(27).fill(4096), (v) => v * 1e37);
+        const f = forward64(x, rowsLayout(1, 4096), 1e-5);
+        const o = n.layerNorm(n.tensor(x, [1, 4096]), { normalizedShape: [4096] });
+        const o2 = n.layerNorm(n.tensor([3e38, -3e38, 3e38], [1, 3]), { normalizedShape: [3] });
+        return check(n, 'layerNorm 1e37', [['y', o.y, f.y, TOL], ['mean', o.mean, f.mean, TOL], ['rstd', o.rstd, f.rstd, TOL], ['mean of ±3e38', o2.mean, [1e38], TOL]]);
       },
     },
     {
