@@ -23,6 +23,10 @@
 // squares below 2^-100, where squares may have underflowed) are recomputed by invocation 0 with the
 // careful per-row path of reduce.wgsl (Welford with a following shift, then the scaled rescan;
 // Inf/NaN summed as PyTorch's sums), the same results the row-fused kernel gives.
+// PER_CH (group/instance norm, channels-first): a row is one (n, g) group of Cg = C/G channels of
+// S = P.aDiv contiguous elements each (K = Cg * S, the row starting at a channel boundary), and
+// the weight/bias of element e (index in X) are those of channel (e / P.aDiv) % P.aMod
+// (aMod = C). SILU: y * sigmoid(y) after the affine step, as the APPLY kernel has it.
 
 //#if NV1
 const NV = 1u;
@@ -52,6 +56,12 @@ var<workgroup> careful: vec4f;
 
 var<private> sg_lane: u32;
 var<private> sg_size: u32;
+//#if PER_CH
+// The row's first element in X (w_quad/b_quad get positions in the row).
+var<private> row0: u32;
+// The channel of position a in the row: (e / S) % C for its index e in X.
+fn ch_of(a: u32) -> u32 { return ((row0 + a) / P.aDiv) % P.aMod; }
+//#endif
 
 // The sum of v over the workgroup, in every invocation (the same value in each), through slot.
 fn wg_sum(v: f32, t: u32, slot: u32) -> f32 {
@@ -89,18 +99,33 @@ fn load_quad(e: u32, n: u32) -> vec4f {
 
 //#if HAS_W
 fn w_quad(a: u32, n: u32) -> vec4f {
+  //#if PER_CH
+  // One channel for the whole quad (S % 4 == 0, or the quad inside one channel): one load.
+  if (n == 4u && ch_of(a) == ch_of(a + 3u)) { return vec4f(W_ld(ch_of(a))); }
+  var wc = vec4f(1.0);
+  for (var i = 0u; i < n; i += 1u) { wc[i] = W_ld(ch_of(a + i)); }
+  return wc;
+  //#else
   if (n == 4u) { return W_ld4(a); }
   var v = vec4f(1.0);
   for (var i = 0u; i < n; i += 1u) { v[i] = W_ld(a + i); }
   return v;
+  //#endif
 }
 //#endif
 //#if HAS_B
 fn b_quad(a: u32, n: u32) -> vec4f {
+  //#if PER_CH
+  if (n == 4u && ch_of(a) == ch_of(a + 3u)) { return vec4f(B_ld(ch_of(a))); }
+  var bc = vec4f(0.0);
+  for (var i = 0u; i < n; i += 1u) { bc[i] = B_ld(ch_of(a + i)); }
+  return bc;
+  //#else
   if (n == 4u) { return B_ld4(a); }
   var v = vec4f(0.0);
   for (var i = 0u; i < n; i += 1u) { v[i] = B_ld(a + i); }
   return v;
+  //#endif
 }
 //#endif
 
@@ -136,6 +161,9 @@ fn norm_rows(
   if (j >= P.D) { return; }
   let K = P.inner;
   let base = j * K;
+  //#if PER_CH
+  row0 = base;
+  //#endif
   let Kf = f32(K);
   var xs: array<vec4f, NV>;
   var s1 = 0.0;
@@ -205,6 +233,9 @@ fn norm_rows(
     //#endif
     //#if HAS_B
     y += b_quad(4u * q, n);
+    //#endif
+    //#if SILU
+    y = y / (1.0 + exp(-y));
     //#endif
     store_quad(base + 4u * q, n, y);
   }

@@ -779,6 +779,7 @@ export class GpuBackend implements O.Backend {
     const { affine, aflags } = affineBinds(weight, bias, a.silu ? ['SILU'] : []);
     const steps: Step[] = [];
     const temps: GPUBuffer[] = [];
+    const rp = channelsLast(a) ? null : this.wantRows(K, x.dtype, win);
     if (channelsLast(a)) {
       // [N, *spatial, C]: per-channel partials over chunks of rows, merged per group.
       const mv = this.clMeanVarSteps(x, this.clChunks(N, S, C, win, x.dtype), G, { mean: mean._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
@@ -788,6 +789,19 @@ export class GpuBackend implements O.Backend {
         binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), tb('RSTD', rstd)],
         p: clMaps(x.size, S * C, C, G),
         workgroups: this.applyWorkgroups(x.size),
+      });
+    } else if (rp) {
+      // One workgroup per (n, g) group, the group (Cg channels of S contiguous elements) in
+      // registers: one dispatch, x read once (rows.wgsl with per-channel weights, PER_CH).
+      const sub = this.useSubgroups && this.ctx.device.features.has('subgroups');
+      steps.push({
+        family: 'rows',
+        flags: ['WELFORD', 'PER_CH', `NV${rp.nv}`, ...aflags, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+        binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
+        p: { outer: 1, D, inner: K, eps: a.eps, aDiv: S, aMod: C },
+        workgroups: D,
+        wg: rp.wg,
+        enables: sub ? ['subgroups'] : [],
       });
     } else if (this.wantFused(ch.P, K, x.dtype, win)) {
       steps.push({
