@@ -129,6 +129,7 @@ fn b_quad(a: u32, n: u32) -> vec4f {
 }
 //#endif
 
+//#if WELFORD || SUMSQ
 fn store_quad(e: u32, n: u32, y: vec4f) {
   if (n == 4u) { Y_st4(e, y); return; }
   for (var i = 0u; i < n; i += 1u) { Y_st(e + i, y[i]); }
@@ -140,8 +141,11 @@ fn store_sum(e: u32, n: u32, x: vec4f) {
 }
 //#endif
 
+//#endif
+
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
+//#if WELFORD || SUMSQ
 @compute @workgroup_size(WG)
 fn norm_rows(
   @builtin(local_invocation_index) t: u32,
@@ -240,3 +244,147 @@ fn norm_rows(
     store_quad(base + 4u * q, n, y);
   }
 }
+//#endif
+
+//#if ROWS_BWD
+// Layer-norm and RMS-norm backward on GPU-class adapters (entry point norm_rows_bwd): one
+// workgroup handles the block of rows [b*L, min((b+1)*L, D)) (b: the workgroup's linear index,
+// L = P.L rows per block, P.P = ceil(D / L) blocks), one row after the other. Per row, as the
+// forward: invocation t holds the quads q = t + k*WG, k < NV, of x and dy in registers (each
+// read once), then three workgroup sums (wg_sum3, subgroups or the tree as wg_sum)
+//   sum g, sum g*xhat, sum (x - mu)      with g = dy * w, xhat = (x - mu) * rstd
+// (mu, rstd: the saved statistics, mu = 0 without HAS_MEAN), and dx from the same registers
+// with FIN_BWD's coefficients: the saved mean's float32 rounding k = mean_fix(sum (x - mu), K, mu)
+// (k = 0 when mu is not within two ulps of x's mean: a caller's mean is taken as given),
+//   sum g*xhat -= k * rstd * sum g,  beta = -rstd * sum g / K,  gamma = -rstd * sum g*xhat / K,
+//   dx = rstd * g + (beta - gamma * k * rstd) + gamma * ((x - mu) * rstd)
+// (gamma multiplies xhat: no rstd^2 that could overflow or underflow). With DWDB each invocation
+// also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
+// writes them once per block as column partials PART[4*(col*P.P + b)] = (rows, sum dy,
+// sum dy*xhat, 0), which finalize.wgsl's FIN_DWDB adds up per column (dweight, dbias): x and dy
+// are read once in all.
+var<workgroup> red3: array<vec3f, WG>;
+
+// The sum of v over the workgroup, in every invocation (the same value in each). Begins with a
+// barrier, so that a block's rows may reuse red3 one after the other.
+fn wg_sum3(v: vec3f, t: u32) -> vec3f {
+  workgroupBarrier();
+  //#if SUBGROUPS
+  let sv = subgroupAdd(v);
+  if (sg_lane == 0u) { red3[t / sg_size] = sv; }
+  workgroupBarrier();
+  let nsg = (WG + sg_size - 1u) / sg_size;
+  var r = vec3f(0.0);
+  for (var i = 0u; i < nsg; i += 1u) { r += red3[i]; }
+  return r;
+  //#else
+  red3[t] = v;
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    workgroupBarrier();
+    if (t < h) { red3[t] += red3[t + h]; }
+  }
+  workgroupBarrier();
+  return red3[0];
+  //#endif
+}
+
+fn dy_quad(e: u32, n: u32) -> vec4f {
+  if (n == 4u) { return DY_ld4(e); }
+  var v = vec4f(0.0);
+  for (var i = 0u; i < n; i += 1u) { v[i] = DY_ld(e + i); }
+  return v;
+}
+fn dx_store(e: u32, n: u32, v: vec4f) {
+  if (n == 4u) { DX_st4(e, v); return; }
+  for (var i = 0u; i < n; i += 1u) { DX_st(e + i, v[i]); }
+}
+
+@compute @workgroup_size(WG)
+fn norm_rows_bwd(
+  @builtin(local_invocation_index) t: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  //#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sgs: u32,
+  //#endif
+) {
+  //#if SUBGROUPS
+  sg_lane = lane;
+  sg_size = sgs;
+  //#endif
+  // (Uniform across the workgroup.)
+  let b = wid.y * nwg.x + wid.x;
+  let r0 = b * P.L;
+  if (r0 >= P.D) { return; }
+  let r1 = min(r0 + P.L, P.D);
+  let K = P.inner;
+  let Kf = f32(K);
+  var xs: array<vec4f, NV>;
+  var gs: array<vec4f, NV>;
+  //#if DWDB
+  var cdy: array<vec4f, NV>;
+  var cdx: array<vec4f, NV>;
+  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); }
+  //#endif
+  for (var j = r0; j < r1; j += 1u) {
+    let base = j * K;
+    var mu = 0.0;
+    //#if HAS_MEAN
+    mu = MEAN_ld(j);
+    //#endif
+    let rs = RSTD_ld(j);
+    var acc = vec3f(0.0);
+    for (var k = 0u; k < NV; k += 1u) {
+      let q = t + k * WG;
+      let n = quad_len(q, K);
+      let x = load_quad(base + 4u * q, n);
+      let dy = dy_quad(base + 4u * q, n);
+      xs[k] = x;
+      gs[k] = dy;
+      var g = dy;
+      //#if HAS_W
+      if (n > 0u) { g *= w_quad(4u * q, n); }
+      //#endif
+      let msk = quad_mask(q, K);
+      let dv = select(vec4f(0.0), x - mu, msk);
+      let gz = select(vec4f(0.0), g, msk);
+      acc += vec3f(hsum(gz), hsum(gz * (dv * rs)), hsum(dv));
+    }
+    var r = wg_sum3(acc, t);
+    var beta = 0.0;
+    var kf = 0.0;
+    //#if HAS_MEAN
+    kf = mean_fix(r.z, Kf, mu);
+    r.y -= kf * rs * r.x;
+    beta = -rs * r.x / Kf;
+    //#endif
+    let gamma = -rs * r.y / Kf;
+    let c = beta - gamma * kf * rs;
+    for (var k = 0u; k < NV; k += 1u) {
+      let q = t + k * WG;
+      let n = quad_len(q, K);
+      if (n == 0u) { continue; }
+      let dy = gs[k];
+      var g = dy;
+      //#if HAS_W
+      g *= w_quad(4u * q, n);
+      //#endif
+      let dv = xs[k] - mu;
+      dx_store(base + 4u * q, n, rs * g + c + gamma * (dv * rs));
+      //#if DWDB
+      cdy[k] += dy;
+      cdx[k] += dy * ((dv - kf) * rs);
+      //#endif
+    }
+  }
+  //#if DWDB
+  let nr = f32(r1 - r0);
+  for (var k = 0u; k < NV; k += 1u) {
+    let q = t + k * WG;
+    let n = quad_len(q, K);
+    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.P + b), vec4f(nr, cdy[k][i], cdx[k][i], 0.0)); }
+  }
+  //#endif
+}
+//#endif

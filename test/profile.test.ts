@@ -67,6 +67,38 @@ describe('profile', () => {
     for (const t of [x, w, f.y, f.mean, f.rstd]) t.destroy();
   });
 
+  it("layerNorm/rmsNorm backward at [512, 768], adapterClass 'gpu': x and dy read once (traffic <= 1.1x minimal), 2 dispatches", async () => {
+    const n = gpuClass;
+    const [Rb, Kb] = [512, 768];
+    const x = n.tensor(makeRng(4).fill(Rb * Kb), [Rb, Kb]);
+    const dy = n.tensor(makeRng(5).fill(Rb * Kb), [Rb, Kb]);
+    const w = n.tensor(makeRng(6).fill(Kb, 1, 0.1), [Kb]);
+    const b = n.tensor(new Float32Array(Kb), [Kb]);
+    const f = n.layerNorm(x, { normalizedShape: [Kb], weight: w, bias: b });
+    const r = n.rmsNorm(x, { normalizedShape: [Kb], weight: w });
+    await n.profile();
+    const minimal = 3 * Rb * Kb * 4;
+    const g = n.layerNormBackward(dy, x, f.mean, f.rstd, { normalizedShape: [Kb], weight: w, bias: b });
+    const gr = n.rmsNormBackward(dy, x, r.rstd, { normalizedShape: [Kb], weight: w });
+    const g0 = n.layerNormBackward(dy, x, f.mean, f.rstd, { normalizedShape: [Kb] });
+    const [p, pr, p0] = await n.profile();
+    expect([p!.op, pr!.op, p0!.op]).toEqual(['layerNormBackward', 'rmsNormBackward', 'layerNormBackward']);
+    // The rows kernel (dx and column partials), then FIN_DWDB over the partials; without
+    // dweight/dbias the rows kernel alone.
+    expect(p!.kernels.map((k) => k.name.replace(/\[.*/, ''))).toEqual(['rows', 'finalize']);
+    expect(p!.kernels[0]!.name).toMatch(/ROWS_BWD/);
+    expect(p!.kernels[1]!.name).toMatch(/FIN_DWDB/);
+    expect(pr!.kernels).toHaveLength(2);
+    expect(p0!.kernels).toHaveLength(1);
+    expect(p0!.kernels[0]!.name).toMatch(/ROWS_BWD/);
+    for (const q of [p!, pr!, p0!]) {
+      const moved = sum(q, 'bytesRead') + sum(q, 'bytesWritten');
+      expect(moved / minimal, q.op).toBeLessThanOrEqual(1.1);
+      expect(sum(q, 'bytesRead')).toBeGreaterThanOrEqual(2 * Rb * Kb * 4);
+    }
+    for (const t of [x, dy, w, b, f.y, f.mean, f.rstd, r.y, r.rstd, g.dx, g.dweight, g.dbias, gr.dx, gr.dweight, g0.dx]) t?.destroy();
+  });
+
   it('a windowed op: more dispatches, bytes written and read within 2 % and 20 % of the unwindowed op', async () => {
     const data = makeRng(4).fill(R * K, 1, 2);
     const run = async (maxBindingBytes?: number) => {

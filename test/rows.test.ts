@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor } from '../src/index.ts';
-import { rowsPlan } from '../src/kernels/gpu.ts';
+import { rowsBwdBlocks, rowsPlan } from '../src/kernels/gpu.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 
@@ -270,5 +270,181 @@ describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
       }
     });
     expect(labels.filter((l) => l.startsWith('webgpu-norm.rows')).length).toBe(OPS.length);
+  });
+});
+
+// ---- backward: one workgroup per block of rows (rows.wgsl norm_rows_bwd) ----
+
+/** float64 layer/RMS-norm backward with x's exact statistics: dx, dweight, dbias. */
+function bwd64(dy: Float32Array, x: Float32Array, K: number, eps: number, rms: boolean, w: Float32Array | null) {
+  const rows = x.length / K;
+  const f = ref64(x, K, eps, rms);
+  const dx = new Float64Array(x.length);
+  const scale = new Float64Array(x.length);
+  const dw = new Float64Array(K);
+  const db = new Float64Array(K);
+  for (let r = 0; r < rows; r++) {
+    const m = f.mean[r]!, rs = f.rstd[r]!;
+    let sg = 0, sgx = 0;
+    for (let i = 0; i < K; i++) {
+      const e = r * K + i;
+      const xh = (x[e]! - m) * rs;
+      const g = dy[e]! * (w ? w[i]! : 1);
+      sg += g;
+      sgx += g * xh;
+      dw[i] += dy[e]! * xh;
+      db[i] += dy[e]!;
+    }
+    for (let i = 0; i < K; i++) {
+      const e = r * K + i;
+      const xh = (x[e]! - m) * rs;
+      const g = dy[e]! * (w ? w[i]! : 1);
+      dx[e] = rs * (g - (rms ? 0 : sg / K) - (xh * sgx) / K);
+      scale[e] = rs * g;
+    }
+  }
+  return { dx, dw, db, scale };
+}
+
+/**
+ * Per-row relative L2 errors of dx against the larger of dx and rstd * g (the size of dx's terms:
+ * where they cancel, as for K = 1 or 2, float32 keeps that much); the worst one and where.
+ */
+function worstDx(got: Float32Array, want: ArrayLike<number>, scale: ArrayLike<number>, K: number): { err: number; row: number } {
+  let worst = { err: 0, row: -1 };
+  for (let r = 0; r * K < want.length; r++) {
+    let d = 0, a = 0, b = 0;
+    for (let i = r * K; i < (r + 1) * K; i++) {
+      d += (got[i]! - want[i]!) ** 2;
+      a += want[i]! ** 2;
+      b += scale[i]! ** 2;
+    }
+    const e = Math.sqrt(d) / Math.max(Math.sqrt(a), Math.sqrt(b), 1e-300);
+    if (!(e <= worst.err)) worst = { err: e, row: r };
+  }
+  return worst;
+}
+
+/** Rows of N(0, 1), 1e4 + N(0, 1) and N(3, 0.01), in turn. */
+function offsetRows(seed: number, K: number, rows: number): Float32Array {
+  const x = makeRng(seed).fill(rows * K, 0, 1);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < K; i++) {
+      const e = r * K + i;
+      if (r % 3 === 1) x[e] = f32(1e4 + x[e]!);
+      if (r % 3 === 2) x[e] = f32(3 + 0.01 * x[e]!);
+    }
+  }
+  return x;
+}
+
+type BwdOp = { rms: boolean; w: boolean; b: boolean };
+const BWD_OPS: BwdOp[] = [
+  { rms: false, w: true, b: true },
+  { rms: false, w: false, b: false },
+  { rms: true, w: true, b: false },
+  { rms: true, w: false, b: false },
+];
+const bwdName = (o: BwdOp) => `${o.rms ? 'rmsNorm' : 'layerNorm'}Backward${o.w ? ' +w' : ''}${o.b ? ' +b' : ''}`;
+
+/** Forward (for the saved statistics) then backward on `n`; dx, dweight, dbias read back. */
+async function runBwd(n: Norms, o: BwdOp, x: Float32Array, dy: Float32Array, w: Float32Array, rows: number, K: number, dtype: 'float32' | 'float16' = 'float32') {
+  const xt = n.tensor(x, [rows, K], dtype);
+  const dyt = n.tensor(dy, [rows, K], dtype);
+  const wt = o.w ? n.tensor(w, [K], dtype) : null;
+  const bt = o.b ? n.tensor(new Float32Array(K), [K], dtype) : null;
+  const eps = 1e-5;
+  const fw: { y: Tensor; mean?: Tensor | null; rstd: Tensor } = o.rms
+    ? n.rmsNorm(xt, { normalizedShape: [K], eps, ...(wt ? { weight: wt } : {}) })
+    : n.layerNorm(xt, { normalizedShape: [K], eps, ...(wt ? { weight: wt } : {}), ...(bt ? { bias: bt } : {}) });
+  const opts = { normalizedShape: [K], ...(wt ? { weight: wt } : {}) };
+  const g: { dx: Tensor; dweight: Tensor | null; dbias?: Tensor | null } = o.rms
+    ? n.rmsNormBackward(dyt, xt, fw.rstd, opts)
+    : n.layerNormBackward(dyt, xt, fw.mean!, fw.rstd, { ...opts, ...(bt ? { bias: bt } : {}) });
+  const out = { dx: await n.read(g.dx), dw: g.dweight ? await n.read(g.dweight) : null, db: g.dbias ? await n.read(g.dbias) : null };
+  for (const t of [xt, dyt, wt, bt, fw.y, fw.mean, fw.rstd, g.dx, g.dweight, g.dbias]) t?.destroy();
+  return out;
+}
+
+const BWD_LENGTHS = [1, 3, 4, 63, 64, 65, 257, 768, 1000, 4096, 8192];
+
+describe('rowsBwdBlocks: rows per workgroup of the backward', () => {
+  it('one row each without dweight/dbias; with them a partial row per 32 (f32) or 64 (f16) rows, within one binding', () => {
+    expect(rowsBwdBlocks(512, 'float32', false)).toEqual({ L: 1, P: 512 });
+    expect(rowsBwdBlocks(512, 'float32', true)).toEqual({ L: 32, P: 16 });
+    expect(rowsBwdBlocks(512, 'float16', true)).toEqual({ L: 64, P: 8 });
+    expect(rowsBwdBlocks(3, 'float32', true)).toEqual({ L: 3, P: 1 });
+    expect(rowsBwdBlocks(1 << 20, 'float32', true)).toEqual({ L: 1024, P: 1024 });
+    expect(rowsBwdBlocks(3000, 'float32', true, 4)).toEqual({ L: 750, P: 4 });
+    expect(rowsBwdBlocks(3000, 'float32', true, 0)).toBeNull();
+  });
+});
+
+describe.each(['sub', 'tree'] as const)('backward, one workgroup per block of rows (%s)', (k) => {
+  it.each(BWD_LENGTHS)('K = %i: float64 formulas and the CPU reference, 1e4 offsets with the forward\'s saved mean, weight/bias', async (K) => {
+    const n = inst[k];
+    const bad: string[] = [];
+    for (const rows of K >= 4096 ? [1, 7] : [1, 40]) {
+      const x = offsetRows(K * 13 + rows, K, rows);
+      const dy = makeRng(K * 7 + rows).fill(rows * K, 0, 1);
+      const w = makeRng(K * 5 + 1).fill(K, 1, 0.5);
+      for (const o of BWD_OPS) {
+        const labels = await kernelsOf(k, async () => {
+          const got = await runBwd(n, o, x, dy, w, rows, K);
+          const want = await runBwd(cpu, o, x, dy, w, rows, K);
+          const f = bwd64(dy, x, K, 1e-5, o.rms, o.w ? w : null);
+          const tag = `${bwdName(o)} K=${K} rows=${rows}`;
+          const e64 = worstDx(got.dx, f.dx, f.scale, K);
+          if (!(e64.err <= 1e-4)) bad.push(`${tag}: dx vs float64 ${e64.err.toExponential(2)} (row ${e64.row})`);
+          const ec = worstDx(got.dx, want.dx, f.scale, K);
+          if (!(ec.err <= 1e-4)) bad.push(`${tag}: dx vs CPU reference ${ec.err.toExponential(2)} (row ${ec.row})`);
+          if (o.w) {
+            const e = relativeL2(got.dw!, Array.from(f.dw));
+            if (!(e <= 1e-4)) bad.push(`${tag}: dweight ${e.toExponential(2)}`);
+          }
+          if (o.b) {
+            const e = relativeL2(got.db!, Array.from(f.db));
+            if (!(e <= 1e-5)) bad.push(`${tag}: dbias ${e.toExponential(2)}`);
+          }
+        });
+        const rowsK = labels.filter((l) => l.startsWith('webgpu-norm.rows['));
+        if (!rowsK.some((l) => l.includes('ROWS_BWD'))) bad.push(`${bwdName(o)} K=${K}: no rows backward kernel (${labels.join(' ')})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('3000 rows of 96 and 300 rows of 1000: blocks of rows, column partials', async () => {
+    const n = inst[k];
+    for (const [rows, K] of [[3000, 96], [300, 1000]] as const) {
+      const x = offsetRows(rows + K, K, rows);
+      const dy = makeRng(rows * 3 + K).fill(rows * K, 0, 1);
+      const w = makeRng(5).fill(K, 1, 0.5);
+      const got = await runBwd(n, BWD_OPS[0]!, x, dy, w, rows, K);
+      const f = bwd64(dy, x, K, 1e-5, false, w);
+      expect(worstDx(got.dx, f.dx, f.scale, K).err, `dx [${rows}, ${K}]`).toBeLessThan(1e-4);
+      expect(relativeL2(got.dw!, Array.from(f.dw)), `dweight [${rows}, ${K}]`).toBeLessThan(1e-4);
+      expect(relativeL2(got.db!, Array.from(f.db)), `dbias [${rows}, ${K}]`).toBeLessThan(1e-5);
+    }
+  });
+
+  it.each([2, 62, 258, 1000, 4096])('float16 K = %i (packed halves) vs the CPU reference', async (K) => {
+    const n = inst[k];
+    const rows = 6;
+    const x = makeRng(K + 21).fill(rows * K, 0, 1);
+    const dy = makeRng(K + 22).fill(rows * K, 0, 1);
+    const w = makeRng(K + 23).fill(K, 1, 0.5);
+    const labels = await kernelsOf(k, async () => {
+      for (const o of BWD_OPS) {
+        const got = await runBwd(n, o, x, dy, w, rows, K, 'float16');
+        const want = await runBwd(cpu, o, x, dy, w, rows, K, 'float16');
+        const tag = `${bwdName(o)} f16 K=${K}`;
+        const f = bwd64(dy, x, K, 1e-5, o.rms, o.w ? w : null);
+        expect(worstDx(got.dx, want.dx, f.scale, K).err, `${tag}: dx`).toBeLessThanOrEqual(3e-3);
+        if (o.w) expect(relativeL2(got.dw!, Array.from(want.dw!)), `${tag}: dweight`).toBeLessThanOrEqual(3e-3);
+        if (o.b) expect(relativeL2(got.db!, Array.from(want.db!)), `${tag}: dbias`).toBeLessThanOrEqual(3e-3);
+      }
+    });
+    expect(labels.filter((l) => l.includes('ROWS_BWD')).length).toBe(BWD_OPS.length);
   });
 });

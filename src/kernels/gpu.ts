@@ -52,6 +52,24 @@ export function rowsPlan(limits: { maxComputeInvocationsPerWorkgroup: number; ma
 }
 
 /**
+ * Blocks of rows of the GPU-class layer/RMS-norm backward (rows.wgsl norm_rows_bwd): L rows per
+ * workgroup, P = ceil(rows / L) workgroups. Without dweight/dbias one row each. With them each
+ * block writes a column partial row (16 bytes per column, read again by FIN_DWDB: 32 bytes per
+ * column and block), kept within 1/12 of the minimal traffic 3 * rows * K * elementBytes, so
+ * P <= rows * elementBytes / 128 (float32: a block per 32 rows), at least 1 and at most 1024
+ * (FIN_DWDB adds a column's partials in one invocation), and at most maxP (the partials, 16 * K
+ * bytes per block, within one storage binding: the rows kernel is never windowed); null when not
+ * even one block's partials fit.
+ */
+export function rowsBwdBlocks(rows: number, dtype: DType, cols: boolean, maxP = 1024): { L: number; P: number } | null {
+  if (!cols) return { L: 1, P: Math.max(rows, 1) };
+  if (maxP < 1) return null;
+  const target = Math.max(1, Math.min(1024, maxP, Math.floor((rows * elementBytes(dtype)) / 128)));
+  const L = Math.max(1, Math.ceil(rows / target));
+  return { L, P: Math.max(1, Math.ceil(rows / L)) };
+}
+
+/**
  * How a grouped reduction is split into chunks: P chunks per group of L elements; with RUNS,
  * Pi chunks per contiguous run of `inner` elements (P = outer * Pi); `flags` add the chunk order
  * (CMAJOR) for windowed kernels. See reduce.wgsl and window.ts.
@@ -654,6 +672,33 @@ export class GpuBackend implements O.Backend {
     const sflags = [...(mean ? ['HAS_MEAN'] : []), 'HAS_RSTD'];
     const wb: Bind[] = weight ? [tb('W', weight)] : [];
     const win = this.windowed(x);
+    const cols = !!(dweight || dbias);
+    // (The column partials within one binding: the rows kernel is not windowed.)
+    const rp = this.wantRows(K, x.dtype, win);
+    const blocks = rp && rowsBwdBlocks(rows, x.dtype, cols, cols ? Math.floor(this.bindLimit / (16 * K)) : rows);
+    if (rp && blocks) {
+      // One workgroup per block of rows, x and dy in registers (rows.wgsl norm_rows_bwd); the
+      // blocks' column partials added up per column by FIN_DWDB.
+      const { L: RB, P: nb } = blocks;
+      const sub = this.useSubgroups && this.ctx.device.features.has('subgroups');
+      const part = cols ? this.temp(K * nb * 16, 'colpartials') : null;
+      if (part) temps.push(part);
+      steps.push({
+        family: 'rows',
+        flags: ['ROWS_BWD', `NV${rp.nv}`, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(cols ? ['DWDB'] : []), ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+        binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...(part ? [f32('PART', part, true)] : [])],
+        p: { outer: 1, D: rows, inner: K, L: RB, P: nb },
+        workgroups: nb,
+        wg: rp.wg,
+        enables: sub ? ['subgroups'] : [],
+      });
+      if (part) {
+        const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
+        steps.push(this.dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
+      }
+      this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
+      return { dx, dweight, dbias };
+    }
     const { P, L, Pi } = this.chunks(1, rows, K, win, x.dtype);
     const fused = this.wantFused(P, K, x.dtype, win);
     // Row-fused with dweight/dbias: blocks of RB rows per invocation also sum the columns of

@@ -103,7 +103,7 @@ const FILES: Record<Family, string> = {
   rows: commonWGSL + reduceWGSL + rowsWGSL,
 };
 
-/** Entry point of each family's file (one compiled in per pipeline). */
+/** Entry point of each family's file (one compiled in per pipeline; rows.wgsl's backward: ROWS_BWD). */
 const ENTRY: Partial<Record<Family, string>> = { rows: 'norm_rows' };
 
 /** Per-kernel choices besides the flags: the workgroup size (default WG) and WGSL extensions. */
@@ -130,7 +130,7 @@ export function kernel(ctx: GpuContext, family: Family, flags: readonly string[]
     workgroupSize: wg,
     aligned: fl.includes('ALIGNED'),
     window: fl.includes('WINDOW'),
-    entryPoint: ENTRY[family] ?? 'main',
+    entryPoint: fl.includes('ROWS_BWD') ? 'norm_rows_bwd' : (ENTRY[family] ?? 'main'),
     enables: en,
   });
 }
