@@ -151,6 +151,10 @@ export function parseFlags(argv, defaults = {}) {
     else if (a === '--help' || a === '-h') out.help = true;
     else if (a.startsWith('--out=')) out.out = a.slice(6);
     else if (a.startsWith('--lib=')) out.lib = a.slice(6);
+    else if (a.startsWith('--adapter-class=')) {
+      out.adapterClass = a.slice(16);
+      if (!['auto', 'cpu', 'gpu'].includes(out.adapterClass)) throw new Error(`--adapter-class: expected auto, cpu or gpu, got ${out.adapterClass}`);
+    }
     else if (a === '--save') out.save = true;
     else throw new Error(`unknown flag ${a} (try --help)`);
   }

@@ -461,7 +461,7 @@ async function normsFor(c, ctx) {
   ctx.capped ??= new Map();
   let n = ctx.capped.get(c.bindingBytes);
   if (!n) {
-    n = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', maxBindingBytes: c.bindingBytes });
+    n = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', maxBindingBytes: c.bindingBytes, ...(ctx.adapterClass ? { adapterClass: ctx.adapterClass } : {}) });
     ctx.capped.set(c.bindingBytes, n);
   }
   return n;
@@ -616,7 +616,7 @@ export async function profileCase(c, ctx, s, Tg) {
   ctx.capped ??= new Map();
   let p = ctx.capped.get(key);
   if (!p) {
-    p = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', profile: true, ...(c.bindingBytes ? { maxBindingBytes: c.bindingBytes } : {}) });
+    p = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', profile: true, ...(c.bindingBytes ? { maxBindingBytes: c.bindingBytes } : {}), ...(ctx.adapterClass ? { adapterClass: ctx.adapterClass } : {}) });
     ctx.capped.set(key, p);
   }
   const T = {};

@@ -27,6 +27,7 @@ const HELP = `usage: node bench/node.mjs [--quick] [--filter=<substring>] [--bud
   --budget=S     seconds of timing per case, the op and the copy kernel together (default 2)
   --out=DIR      where the JSON goes (default bench/out, not tracked by git)
   --lib=FILE     the built library to load (default build/bench/index.js; npm test uses dist/index.js)
+  --adapter-class=auto|cpu|gpu  the kernel family (createNorms adapterClass; default auto: detected)
 Exit status 1 when any row FAILs the CPU-reference check or errors.`;
 
 async function main() {
@@ -67,7 +68,8 @@ async function main() {
     return 2;
   }
   const gpu = webgpu.create([]);
-  const norms = await lib.createNorms({ gpu, backend: 'webgpu' });
+  const adapterClass = flags.adapterClass ?? 'auto';
+  const norms = await lib.createNorms({ gpu, backend: 'webgpu', adapterClass });
   const cpu = await lib.createNorms({ backend: 'cpu' });
   const env = describeDevice(norms.device, norms.adapter);
   const cases = selectCases(flags);
@@ -79,7 +81,7 @@ async function main() {
   const a = norms.adapter;
   console.log(`webgpu-norm bench (Node ${process.version}, Dawn): ${a.vendor} ${a.architecture} ${a.device} ${a.description}`.replace(/\s+/g, ' '));
   console.log(`features: ${env.features.join(', ')}`);
-  console.log(`${cases.length} cases, ${flags.budget} s timing budget each${flags.quick ? ' (quick shapes)' : ''}; timing: ${norms.device.features.has('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch (no timestamp-query)'}`);
+  console.log(`${cases.length} cases, ${flags.budget} s timing budget each${flags.quick ? ' (quick shapes)' : ''}; timing: ${norms.device.features.has('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch (no timestamp-query)'}; kernel class: ${adapterClass === 'auto' ? (norms.adapter && /swiftshader|llvmpipe|lavapipe|cpu/i.test(`${norms.adapter.vendor} ${norms.adapter.architecture}`) ? 'cpu (detected)' : 'gpu (detected)') : adapterClass}`);
   console.log('');
   const table = textTable([]);
   console.log(table.header());
@@ -88,6 +90,7 @@ async function main() {
     lib,
     norms,
     cpu,
+    adapterClass,
     budgetS: flags.budget,
     peers: [],
     onEvent: (ev) => {

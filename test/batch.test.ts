@@ -144,7 +144,9 @@ describe('batching', () => {
     const x = m.tensor(makeRng(7).fill(R * K), [R, K]);
     const z = m.tensor(makeRng(8).fill(R * K), [R, K]);
     const before = m.layerNorm(x, { normalizedShape: [K] });
-    const raw = z.buffer!; // taking the buffer submits `before`
+    // The internal buffer (not tensor.buffer: an exported buffer's ops are submitted alone).
+    const raw = z._buffer!;
+    m.flush(); // submits `before`
     const p = m.layerNorm(x, { normalizedShape: [K] });
     const q = m.rmsNorm(z, { normalizedShape: [K] });
     const r = m.layerNorm(x, { normalizedShape: [K] });
@@ -161,6 +163,29 @@ describe('batching', () => {
     expect(String(((await settle(m.read(p.y))) as Error).message)).toMatch(/3 ops submitted together/);
     expectClose('the op after', await m.read(after.y), ref, 1e-4);
     m.destroy();
+  });
+
+  it('a tensor whose buffer was handed out: later in-place updates are submitted at once (another engine reads them in queue order)', async () => {
+    const xd = makeRng(11).fill(6 * 4 * 5, 2, 1);
+    const rm = n.tensor([0, 0, 0, 0], [4]);
+    const rv = n.tensor([1, 1, 1, 1], [4]);
+    const raw = rm.buffer!; // handed to the caller (say, a zero-copy view in another engine)
+    const dev = n.device!;
+    n.batchNorm(n.tensor(xd, [6, 4, 5]), { training: true, runningMean: rm, runningVar: rv });
+    // The caller's own copy, submitted right away with no flush of ours: it must see the update.
+    const staging = dev.createBuffer({ size: 16, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
+    const e = dev.createCommandEncoder();
+    e.copyBufferToBuffer(raw, 0, staging, 0, 16);
+    dev.queue.submit([e.finish()]);
+    await staging.mapAsync(0x1);
+    const got = new Float32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    const c = await cpu.read((() => {
+      const crm = cpu.tensor([0, 0, 0, 0], [4]);
+      cpu.batchNorm(cpu.tensor(xd, [6, 4, 5]), { training: true, runningMean: crm, runningVar: cpu.tensor([1, 1, 1, 1], [4]) });
+      return crm;
+    })());
+    expectClose('runningMean seen by the caller', got, c, 1e-5);
   });
 
   it('pending ops are submitted before encode() and when tensor.buffer is taken', async () => {

@@ -311,6 +311,7 @@ export class GpuContext {
     if (buf) {
       this.pooledBuffers--;
       this.pooledBytes -= size;
+      this.ours.add(buf);
     } else {
       buf = this.device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label });
       this.ours.add(buf);
@@ -424,6 +425,17 @@ export class GpuContext {
    * a buffer the batch uses are recorded as copies into it ({@link writeBuffer}); buffers the batch
    * uses are destroyed only after its submit.
    */
+  /**
+   * A buffer of ours handed to the caller (`tensor.buffer`): from now on ops that bind it are
+   * submitted at once, as for wrapped buffers, so that the caller's own queue work (another
+   * engine reading a zero-copy view, say) sees every update in order. Back in ours when a tensor
+   * gets it from the pool again.
+   */
+  disown(buf: GPUBuffer): void {
+    this.flush();
+    this.ours.delete(buf);
+  }
+
   submit(label: string, dispatches: readonly Dispatch[], kernels?: KernelProfile[]): Promise<void> {
     this.checkAlive();
     const d = this.device;

@@ -306,7 +306,7 @@ export class GpuBackend implements O.Backend {
     if (this.poison) this.ctx.writeBuffer(buf, 0, new Uint32Array(buf.size / 4).fill(0xffffffff));
     const t = new Tensor(this.owner, shape, dtype, { buffer: buf }, true);
     t._onDestroy = () => this.ctx.releaseBuffer(buf);
-    t._onExport = this.flush;
+    t._onExport = () => this.ctx.disown(buf);
     this.made?.push(t);
     return t;
   }
