@@ -68,8 +68,9 @@ async function main() {
     return 2;
   }
   const gpu = webgpu.create([]);
+  // (Passed only when asked for: older builds of the library do not know the option.)
   const adapterClass = flags.adapterClass ?? 'auto';
-  const norms = await lib.createNorms({ gpu, backend: 'webgpu', adapterClass });
+  const norms = await lib.createNorms({ gpu, backend: 'webgpu', ...(flags.adapterClass ? { adapterClass } : {}) });
   const cpu = await lib.createNorms({ backend: 'cpu' });
   const env = describeDevice(norms.device, norms.adapter);
   const cases = selectCases(flags);
@@ -90,7 +91,7 @@ async function main() {
     lib,
     norms,
     cpu,
-    adapterClass,
+    adapterClass: flags.adapterClass,
     budgetS: flags.budget,
     peers: [],
     onEvent: (ev) => {
