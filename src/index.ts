@@ -85,27 +85,8 @@ export interface CreateNormsOptions {
   profile?: boolean;
 }
 
-/** One kernel dispatch of an op, in {@link Norms.profile}'s records. */
-export interface KernelProfile {
-  /** The kernel: its family and compile-time flags, e.g. `apply[APPLY,COMP,ALIGNED]`. */
-  name: string;
-  /** Workgroups dispatched. */
-  workgroups: number;
-  /** Tensor bytes the kernel reads (the elements its invocations touch, not the bound sizes). */
-  bytesRead: number;
-  /** Tensor bytes it writes. */
-  bytesWritten: number;
-  /** GPU time of the kernel's compute pass in milliseconds (devices with `'timestamp-query'`). */
-  gpuMs?: number;
-}
-
-/** One op's kernels, in {@link Norms.profile}'s records. */
-export interface OpProfile {
-  /** The op, e.g. `'layerNorm'`, `'rmsNormBackward'`. */
-  op: string;
-  /** The kernels it dispatched, in order. */
-  kernels: KernelProfile[];
-}
+export type { KernelProfile, OpProfile } from './device/context.ts';
+import type { OpProfile } from './device/context.ts';
 
 type Opts = Record<string, unknown>;
 

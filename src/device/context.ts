@@ -118,18 +118,25 @@ export interface Dispatch {
   workgroups: number;
 }
 
-/** One kernel dispatch of an op, as norms.profile() reports it. */
+/** One kernel dispatch of an op, in {@link Norms.profile}'s records. */
 export interface KernelProfile {
+  /** The kernel: its family and compile-time flags, e.g. `apply[APPLY,COMP,ALIGNED]`. */
   name: string;
+  /** Workgroups dispatched. */
   workgroups: number;
+  /** Tensor bytes the kernel reads (the elements its invocations touch, not the bound sizes). */
   bytesRead: number;
+  /** Tensor bytes it writes. */
   bytesWritten: number;
+  /** GPU time of the kernel's compute pass in milliseconds (devices with `'timestamp-query'`). */
   gpuMs?: number;
 }
 
-/** One op's dispatches, as norms.profile() reports them. */
+/** One op's kernels, in {@link Norms.profile}'s records. */
 export interface OpProfile {
+  /** The op, e.g. `'layerNorm'`, `'rmsNormBackward'`. */
   op: string;
+  /** The kernels it dispatched, in order. */
   kernels: KernelProfile[];
 }
 
