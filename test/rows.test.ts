@@ -11,6 +11,7 @@ import { createNorms, relativeL2, type Norms, type Tensor } from '../src/index.t
 import { rowsBwdBlocks, rowsPlan } from '../src/kernels/gpu.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
+import { hardRows } from './util/hard-rows.ts';
 
 let base: Norms;
 let cpu: Norms;
@@ -71,22 +72,6 @@ function worstRow(got: Float32Array, want: ArrayLike<number>, K: number): { err:
     if (!(e <= worst.err)) worst = { err: e, row: r };
   }
   return worst;
-}
-
-/** Rows: N(0, 1); 1e4 + N(0, 1); N(0, 1) with a 1e6 outlier at a varying place; N(3, 0.01). */
-function hardRows(seed: number, K: number, rows: number): Float32Array {
-  const rng = makeRng(seed);
-  const x = rng.fill(rows * K, 0, 1);
-  for (let r = 0; r < rows; r++) {
-    const kind = r % 4;
-    for (let i = 0; i < K; i++) {
-      const e = r * K + i;
-      if (kind === 1) x[e] = f32(1e4 + x[e]!);
-      if (kind === 3) x[e] = f32(3 + 0.01 * x[e]!);
-    }
-    if (kind === 2) x[r * K + ((r * 7919) % K)] = 1e6;
-  }
-  return x;
 }
 
 type Op = { rms: boolean; w: boolean; b: boolean; res: boolean };
