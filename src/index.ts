@@ -609,10 +609,10 @@ export class Norms {
    *   DTypeError (residual's dtype), ValueError (eps, unknown option), TensorError.
    */
   layerNorm(x: Tensor, options: LayerNormOptions): LayerNormResult {
-    const a = this.rowArgs(x, options, false);
-    return this.exec('layerNorm', a, (b, v) => {
+    const { bias, ...a } = this.rowArgs(x, options, false);
+    return this.exec('layerNorm', { ...a, bias }, (b, v) => {
       const r = b.layerNorm(v);
-      return withSum({ y: r.y, mean: r.mean!, rstd: r.rstd }, r.sum);
+      return withSum({ y: r.y, mean: r.mean, rstd: r.rstd }, r.sum);
     });
   }
 
@@ -623,9 +623,9 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError (eps, a bias, unknown option), TensorError.
    */
   rmsNorm(x: Tensor, options: RmsNormOptions): RmsNormResult {
-    const a = this.rowArgs(x, options, true);
+    const { bias: _none, ...a } = this.rowArgs(x, options, true);
     return this.exec('rmsNorm', a, (b, v) => {
-      const r = b.layerNorm(v);
+      const r = b.rmsNorm(v);
       return withSum({ y: r.y, rstd: r.rstd }, r.sum);
     });
   }
@@ -645,7 +645,7 @@ export class Norms {
     expectShape(residual, 'residual', x.shape, 'the shape of x');
     expectDtype(residual, 'residual', x.dtype, 'x');
     const eps = checkEps(o.eps ?? (rms ? 1.1920928955078125e-7 : 1e-5));
-    return { ...geom, x, residual, weight, bias, eps, rms };
+    return { ...geom, x, residual, weight, bias, eps };
   }
 
   /**
@@ -659,8 +659,8 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError (unknown option), TensorError.
    */
   layerNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: LayerNormBackwardOptions): BackwardResult {
-    const a = this.rowBwdArgs(dy, x, mean, rstd, options, false);
-    return this.exec('layerNormBackward', a, (b, v) => b.layerNormBackward(v));
+    const { mean: m, ...a } = this.rowBwdArgs(dy, x, mean, rstd, options, false);
+    return this.exec('layerNormBackward', { ...a, mean: m! }, (b, v) => b.layerNormBackward(v));
   }
 
   /**
@@ -671,14 +671,11 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError, TensorError.
    */
   rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: RmsNormBackwardOptions): RmsNormBackwardResult {
-    const a = this.rowBwdArgs(dy, x, null, rstd, options, true);
-    return this.exec('rmsNormBackward', a, (b, v) => {
-      const r = b.layerNormBackward(v);
-      return { dx: r.dx, dweight: r.dweight };
-    });
+    const { mean: _none, bias: _noBias, ...a } = this.rowBwdArgs(dy, x, null, rstd, options, true);
+    return this.exec('rmsNormBackward', a, (b, v) => b.rmsNormBackward(v));
   }
 
-  private rowBwdArgs(dyArg: Tensor, xArg: Tensor, meanArg: Tensor | null, rstdArg: Tensor, options: unknown, rms: boolean): O.LayerNormBwdArgs {
+  private rowBwdArgs(dyArg: Tensor, xArg: Tensor, meanArg: Tensor | null, rstdArg: Tensor, options: unknown, rms: boolean): Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null } {
     this.alive();
     const op = rms ? 'rmsNormBackward' : 'layerNormBackward';
     const o = checkOptions(options, op, OPTION_KEYS[op]);
@@ -697,7 +694,7 @@ export class Norms {
     expectFloat32(rstd, 'rstd');
     expectShape(weight, 'weight', geom.normalizedShape, 'normalizedShape');
     expectShape(bias, 'bias', geom.normalizedShape, 'normalizedShape');
-    return { ...geom, dy, x, mean, rstd, weight, bias, rms };
+    return { ...geom, dy, x, mean, rstd, weight, bias };
   }
 
   /**
@@ -733,8 +730,8 @@ export class Norms {
     const geom = channelGeom(xt, 'x', 'instanceNorm', Infinity, checkChannelsLast(o.channelsLast));
     // As PyTorch's instance_norm: one spatial element is an error whatever N is.
     if (geom.S === 1) throw new ValueError(`x: instanceNorm expects more than 1 spatial element per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
-    const a = this.gnArgs(xt, geom, geom.C, o);
-    return this.exec('instanceNorm', a, (b, v) => b.groupNorm(v));
+    const { G: _g, silu: _silu, ...a } = this.gnArgs(xt, geom, geom.C, o);
+    return this.exec('instanceNorm', a, (b, v) => b.instanceNorm(v));
   }
 
   private numGroups(g: unknown, C: number): number {
@@ -780,7 +777,8 @@ export class Norms {
     const o = checkOptions(options, 'instanceNormBackward', OPTION_KEYS.instanceNormBackward);
     const xt = checkTensor(x, 'x', this);
     const geom = channelGeom(xt, 'x', 'instanceNormBackward', Infinity, checkChannelsLast(o.channelsLast));
-    return this.exec('instanceNormBackward', this.gnBwdArgs(dy, xt, mean, rstd, geom, geom.C, o), (b, v) => b.groupNormBackward(v));
+    const { G: _g, ...a } = this.gnBwdArgs(dy, xt, mean, rstd, geom, geom.C, o);
+    return this.exec('instanceNormBackward', a, (b, v) => b.instanceNormBackward(v));
   }
 
   private gnBwdArgs(dyArg: Tensor, x: Tensor, meanArg: Tensor, rstdArg: Tensor, geom: ChannelGeom, G: number, o: Opts): O.GroupNormBwdArgs {

@@ -2,27 +2,37 @@
 import type { Tensor, DType } from './tensor.ts';
 import type { ChannelGeom, RowGeom, SliceGeom } from './validate.ts';
 
-export interface LayerNormArgs extends RowGeom {
+/**
+ * Which statistic a reduction computes: mean and variance (Welford; layer, group, instance and
+ * batch norm), the mean square (RMS norm: no mean subtraction), or the plain sum of squares
+ * (weight norm's L2 norm).
+ */
+export type Statistic = 'meanVar' | 'rms' | 'sumsq';
+
+export interface RmsNormArgs extends RowGeom {
   x: Tensor;
   residual: Tensor | null;
   weight: Tensor | null;
-  bias: Tensor | null;
   eps: number;
-  /** rmsNorm: no mean subtraction, no bias. */
-  rms: boolean;
 }
-export interface LayerNormOut { y: Tensor; mean: Tensor | null; rstd: Tensor; sum: Tensor | null }
+export interface LayerNormArgs extends RmsNormArgs {
+  bias: Tensor | null;
+}
+export interface LayerNormOut { y: Tensor; mean: Tensor; rstd: Tensor; sum: Tensor | null }
+export interface RmsNormOut { y: Tensor; rstd: Tensor; sum: Tensor | null }
 
-export interface LayerNormBwdArgs extends RowGeom {
+export interface RmsNormBwdArgs extends RowGeom {
   dy: Tensor;
   x: Tensor;
-  mean: Tensor | null;
   rstd: Tensor;
   weight: Tensor | null;
+}
+export interface LayerNormBwdArgs extends RmsNormBwdArgs {
+  mean: Tensor;
   bias: Tensor | null;
-  rms: boolean;
 }
 export interface BwdOut { dx: Tensor; dweight: Tensor | null; dbias: Tensor | null }
+export interface RmsNormBwdOut { dx: Tensor; dweight: Tensor | null }
 
 export interface GroupNormArgs extends ChannelGeom {
   x: Tensor;
@@ -34,12 +44,29 @@ export interface GroupNormArgs extends ChannelGeom {
 }
 export interface GroupNormOut { y: Tensor; mean: Tensor; rstd: Tensor }
 
+/** Instance norm: group norm with one channel per group (numGroups = C), no activation. */
+export interface InstanceNormArgs extends ChannelGeom {
+  x: Tensor;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  eps: number;
+}
+
 export interface GroupNormBwdArgs extends ChannelGeom {
   dy: Tensor;
   x: Tensor;
   mean: Tensor;
   rstd: Tensor;
   G: number;
+  weight: Tensor | null;
+  bias: Tensor | null;
+}
+
+export interface InstanceNormBwdArgs extends ChannelGeom {
+  dy: Tensor;
+  x: Tensor;
+  mean: Tensor;
+  rstd: Tensor;
   weight: Tensor | null;
   bias: Tensor | null;
 }
@@ -91,8 +118,12 @@ export interface Backend {
   read(t: Tensor): Promise<Float32Array>;
   layerNorm(a: LayerNormArgs): LayerNormOut;
   layerNormBackward(a: LayerNormBwdArgs): BwdOut;
+  rmsNorm(a: RmsNormArgs): RmsNormOut;
+  rmsNormBackward(a: RmsNormBwdArgs): RmsNormBwdOut;
   groupNorm(a: GroupNormArgs): GroupNormOut;
   groupNormBackward(a: GroupNormBwdArgs): BwdOut;
+  instanceNorm(a: InstanceNormArgs): GroupNormOut;
+  instanceNormBackward(a: InstanceNormBwdArgs): BwdOut;
   batchNorm(a: BatchNormArgs): BatchNormOut;
   batchNormBackward(a: BatchNormBwdArgs): BwdOut;
   weightNorm(a: WeightNormArgs): WeightNormOut;

@@ -40,7 +40,7 @@ function lnOnGpu() {
   return { out, inputs: [x, weight, bias] };
 }
 
-type Method = 'layerNorm' | 'layerNormBackward' | 'groupNorm' | 'groupNormBackward' | 'batchNorm' | 'batchNormBackward';
+type Method = 'layerNorm' | 'layerNormBackward' | 'rmsNorm' | 'rmsNormBackward' | 'groupNorm' | 'groupNormBackward' | 'instanceNorm' | 'instanceNormBackward' | 'batchNorm' | 'batchNormBackward';
 
 /** Replaces GpuBackend method `name` of `norms` (an own property shadowing the prototype's) for the duration of `body`. */
 async function patched<K extends Method>(
@@ -144,14 +144,14 @@ describe('verify: true passes on correct results', () => {
 
 describe('verify: true detects a wrong GPU result', () => {
   // Each public op, with its backend method's first output replaced by zeros.
-  const OPS: { op: string; method: 'layerNorm' | 'layerNormBackward' | 'groupNorm' | 'groupNormBackward' | 'batchNorm' | 'batchNormBackward'; call: (t: (d: { data: Float32Array; shape: number[] }) => Tensor) => object }[] = [
+  const OPS: { op: string; method: Method; call: (t: (d: { data: Float32Array; shape: number[] }) => Tensor) => object }[] = [
     { op: 'layerNorm', method: 'layerNorm', call: (t) => norms.layerNorm(t(randn(5400, [5, 33])), { normalizedShape: [33], weight: t(randn(5401, [33])) }) },
     {
       op: 'layerNorm',
       method: 'layerNorm',
       call: (t) => norms.layerNorm(t(randn(5430, [5, 33])), { normalizedShape: [33], residual: t(randn(5431, [5, 33])), bias: t(randn(5432, [33])) }),
     },
-    { op: 'rmsNorm', method: 'layerNorm', call: (t) => norms.rmsNorm(t(randn(5402, [5, 33])), { normalizedShape: [33] }) },
+    { op: 'rmsNorm', method: 'rmsNorm', call: (t) => norms.rmsNorm(t(randn(5402, [5, 33])), { normalizedShape: [33] }) },
     {
       op: 'layerNormBackward',
       method: 'layerNormBackward',
@@ -159,11 +159,11 @@ describe('verify: true detects a wrong GPU result', () => {
     },
     {
       op: 'rmsNormBackward',
-      method: 'layerNormBackward',
+      method: 'rmsNormBackward',
       call: (t) => norms.rmsNormBackward(t(randn(5408, [5, 33])), t(randn(5409, [5, 33])), t(uniform(5410, [5], 0.5, 2)), { normalizedShape: [33], weight: t(randn(5411, [33])) }),
     },
     { op: 'groupNorm', method: 'groupNorm', call: (t) => norms.groupNorm(t(randn(5412, [2, 4, 7])), { numGroups: 2 }) },
-    { op: 'instanceNorm', method: 'groupNorm', call: (t) => norms.instanceNorm(t(randn(5413, [2, 4, 7])), { weight: t(randn(5414, [4])) }) },
+    { op: 'instanceNorm', method: 'instanceNorm', call: (t) => norms.instanceNorm(t(randn(5413, [2, 4, 7])), { weight: t(randn(5414, [4])) }) },
     {
       op: 'groupNormBackward',
       method: 'groupNormBackward',
@@ -171,7 +171,7 @@ describe('verify: true detects a wrong GPU result', () => {
     },
     {
       op: 'instanceNormBackward',
-      method: 'groupNormBackward',
+      method: 'instanceNormBackward',
       call: (t) => norms.instanceNormBackward(t(randn(5419, [2, 4, 7])), t(randn(5420, [2, 4, 7])), t(randn(5421, [2, 4])), t(uniform(5422, [2, 4], 0.5, 2)), { bias: t(randn(5423, [4])) }),
     },
     { op: 'batchNorm', method: 'batchNorm', call: (t) => norms.batchNorm(t(randn(5424, [3, 4, 7])), { training: true, bias: t(randn(5425, [4])) }) },

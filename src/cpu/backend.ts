@@ -28,35 +28,40 @@ export class CpuBackend implements O.Backend {
     return Float32Array.from(t._data!);
   }
 
+  /** x, or the fused x + residual (returned as `sum`, in x's dtype). */
+  private rowInput(a: O.RmsNormArgs): { x: HostTensor; sum: Tensor | null } {
+    if (!a.residual) return { x: this.h(a.x), sum: null };
+    const s = new Float32Array(a.x.size);
+    const xd = a.x._data!, rd = a.residual._data!;
+    for (let i = 0; i < s.length; i++) s[i] = xd[i]! + rd[i]!;
+    const sum = this.make(s, a.x.shape, a.x.dtype);
+    return { x: this.h(sum), sum };
+  }
+
   layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
-    let x = this.h(a.x);
-    let sum: Tensor | null = null;
-    if (a.residual) {
-      const s = new Float32Array(a.x.size);
-      const xd = a.x._data!, rd = a.residual._data!;
-      for (let i = 0; i < s.length; i++) s[i] = xd[i]! + rd[i]!;
-      sum = this.make(s, a.x.shape, a.x.dtype);
-      x = this.h(sum);
-    }
-    if (a.rms) {
-      const r = ref.rmsNorm(x, { normalizedShape: a.normalizedShape, weight: this.h(a.weight), eps: a.eps });
-      return { y: this.out(r.y, a.x.dtype), mean: null, rstd: this.out(r.rstd, 'float32'), sum };
-    }
+    const { x, sum } = this.rowInput(a);
     const r = ref.layerNorm(x, { normalizedShape: a.normalizedShape, weight: this.h(a.weight), bias: this.h(a.bias), eps: a.eps });
     return { y: this.out(r.y, a.x.dtype), mean: this.out(r.mean, 'float32'), rstd: this.out(r.rstd, 'float32'), sum };
   }
 
+  rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
+    const { x, sum } = this.rowInput(a);
+    const r = ref.rmsNorm(x, { normalizedShape: a.normalizedShape, weight: this.h(a.weight), eps: a.eps });
+    return { y: this.out(r.y, a.x.dtype), rstd: this.out(r.rstd, 'float32'), sum };
+  }
+
   layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
-    if (a.rms) {
-      const r = ref.rmsNormBackward(this.h(a.dy), this.h(a.x), this.h(a.rstd), { normalizedShape: a.normalizedShape, weight: this.h(a.weight) });
-      return { dx: this.out(r.dx, a.x.dtype), dweight: r.dweight && this.out(r.dweight, a.weight!.dtype), dbias: null };
-    }
-    const r = ref.layerNormBackward(this.h(a.dy), this.h(a.x), this.h(a.mean!), this.h(a.rstd), {
+    const r = ref.layerNormBackward(this.h(a.dy), this.h(a.x), this.h(a.mean), this.h(a.rstd), {
       normalizedShape: a.normalizedShape,
       weight: this.h(a.weight),
       bias: this.h(a.bias),
     });
     return this.bwd(r, a);
+  }
+
+  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut {
+    const r = ref.rmsNormBackward(this.h(a.dy), this.h(a.x), this.h(a.rstd), { normalizedShape: a.normalizedShape, weight: this.h(a.weight) });
+    return { dx: this.out(r.dx, a.x.dtype), dweight: r.dweight && this.out(r.dweight, a.weight!.dtype) };
   }
 
   private bwd(r: { dx: HostTensor; dweight: HostTensor | null; dbias: HostTensor | null }, a: { x: Tensor; weight: Tensor | null; bias: Tensor | null }): O.BwdOut {
@@ -79,6 +84,14 @@ export class CpuBackend implements O.Backend {
   groupNormBackward(a: O.GroupNormBwdArgs): O.BwdOut {
     const r = ref.groupNormBackward(this.h(a.dy), this.h(a.x), this.h(a.mean), this.h(a.rstd), { numGroups: a.G, weight: this.h(a.weight), bias: this.h(a.bias), channelsLast: a.channelsLast });
     return this.bwd(r, a);
+  }
+
+  instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
+    return this.groupNorm({ ...a, G: a.C, silu: false });
+  }
+
+  instanceNormBackward(a: O.InstanceNormBwdArgs): O.BwdOut {
+    return this.groupNormBackward({ ...a, G: a.C });
   }
 
   batchNorm(a: O.BatchNormArgs): O.BatchNormOut {

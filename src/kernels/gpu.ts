@@ -586,18 +586,38 @@ export class GpuBackend implements O.Backend {
   // ---- layer norm and RMS norm (rows) ----
 
   layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
+    const r = this.rowNorm(a, 'meanVar');
+    return { ...r, mean: r.mean! };
+  }
+
+  rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
+    const { y, rstd, sum } = this.rowNorm({ ...a, bias: null }, 'rms');
+    return { y, rstd, sum };
+  }
+
+  layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
+    return this.rowNormBackward(a, 'meanVar');
+  }
+
+  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut {
+    const { dx, dweight } = this.rowNormBackward({ ...a, mean: null, bias: null }, 'rms');
+    return { dx, dweight };
+  }
+
+  private rowNorm(a: Omit<O.LayerNormArgs, 'rms'>, stat: 'meanVar' | 'rms'): { y: Tensor; mean: Tensor | null; rstd: Tensor; sum: Tensor | null } {
+    const rms = stat === 'rms';
     // Empty x (no rows, or rows of zero elements): no kernel runs; the statistics are those of a
     // reduction over nothing, as in PyTorch: mean 0, rstd NaN (variance or mean square 0/0).
     if (a.x.size === 0) {
       const e = (label: string) => this.alloc(a.x.shape, a.x.dtype, label);
-      return { y: e('y'), mean: a.rms ? null : this.filled(a.statShape, 'mean', 0), rstd: this.filled(a.statShape, 'rstd', NaN), sum: a.residual ? e('sum') : null };
+      return { y: e('y'), mean: rms ? null : this.filled(a.statShape, 'mean', 0), rstd: this.filled(a.statShape, 'rstd', NaN), sum: a.residual ? e('sum') : null };
     }
     const { x, residual, weight, bias, rows, K } = a;
     const y = this.alloc(x.shape, x.dtype, 'y');
-    const mean = a.rms ? null : this.alloc(a.statShape, 'float32', 'mean');
+    const mean = rms ? null : this.alloc(a.statShape, 'float32', 'mean');
     const rstd = this.alloc(a.statShape, 'float32', 'rstd');
     const sum = residual ? this.alloc(x.shape, x.dtype, 'sum') : null;
-    const acc = a.rms ? 'SUMSQ' : 'WELFORD';
+    const acc = rms ? 'SUMSQ' : 'WELFORD';
     const win = this.windowed(x);
     const ch = this.chunks(1, rows, K, win, x.dtype);
     const { affine, aflags } = affineBinds(weight, bias);
@@ -631,7 +651,7 @@ export class GpuBackend implements O.Backend {
       const g = { outer: 1, D: rows, inner: K };
       let lo: GPUBuffer | null = null;
       let sflags: string[] = [];
-      if (a.rms) {
+      if (rms) {
         const part = this.temp(rows * ch.P * 16, 'partials');
         temps.push(part);
         steps.push(this.statsStep(x, residual, g, acc, part, ch));
@@ -656,11 +676,11 @@ export class GpuBackend implements O.Backend {
         workgroups: this.applyWorkgroups(x.size),
       });
     }
-    this.run(a.rms ? 'rmsNorm' : 'layerNorm', steps, temps, [y, mean, rstd, sum]);
+    this.run(rms ? 'rmsNorm' : 'layerNorm', steps, temps, [y, mean, rstd, sum]);
     return { y, mean, rstd, sum };
   }
 
-  layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
+  private rowNormBackward(a: Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null }, stat: 'meanVar' | 'rms'): O.BwdOut {
     if (a.x.size === 0) return this.emptyBackward(a);
     const { dy, x, mean, rstd, weight, bias, rows, K } = a;
     const dx = this.alloc(x.shape, x.dtype, 'dx');
@@ -696,7 +716,7 @@ export class GpuBackend implements O.Backend {
         const { dw, db, post } = this.gradOuts(dweight, dbias, temps);
         steps.push(this.dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
       }
-      this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
+      this.run(stat === 'rms' ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
       return { dx, dweight, dbias };
     }
     const { P, L, Pi } = this.chunks(1, rows, K, win, x.dtype);
@@ -793,7 +813,7 @@ export class GpuBackend implements O.Backend {
       }
       steps.push(...post);
     }
-    this.run(a.rms ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
+    this.run(stat === 'rms' ? 'rmsNormBackward' : 'layerNormBackward', steps, temps, [dx, dweight, dbias]);
     return { dx, dweight, dbias };
   }
 
@@ -948,6 +968,14 @@ export class GpuBackend implements O.Backend {
     }
     this.run('groupNormBackward', steps, temps, [dx, dweight, dbias]);
     return { dx, dweight, dbias };
+  }
+
+  instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
+    return this.groupNorm({ ...a, G: a.C, silu: false });
+  }
+
+  instanceNormBackward(a: O.InstanceNormBwdArgs): O.BwdOut {
+    return this.groupNormBackward({ ...a, G: a.C });
   }
 
   // ---- batch norm ----
