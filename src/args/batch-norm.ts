@@ -1,0 +1,89 @@
+/**
+ * Argument checks of batchNorm and batchNormBackward: the training/eval mode, the per-channel
+ * tensors, running and saved statistics, momentum, resolved into the channel geometry.
+ */
+import { ValueError, fmtShape } from '../errors.ts';
+import type { Tensor } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import {
+  channelGeom,
+  checkChannelsLast,
+  checkEps,
+  checkOptions,
+  checkTensor,
+  describeValue,
+  expectDtype,
+  expectFloat32,
+  expectShape,
+  optTensor,
+} from '../validate.ts';
+
+/** The options each op accepts (any other key is a ValueError naming the nearest of these). */
+const KEYS = {
+  batchNorm: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'momentum', 'eps', 'numBatchesTracked', 'channelsLast'],
+  batchNormBackward: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'saveMean', 'saveInvstd', 'eps', 'channelsLast'],
+} as const satisfies Record<string, readonly string[]>;
+
+/** batchNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
+export function batchNormArgs(owner: object, x: unknown, options: unknown): O.BatchNormArgs {
+  const o = checkOptions(options, 'batchNorm', KEYS.batchNorm);
+  const xt = checkTensor(x, 'x', owner);
+  const geom = channelGeom(xt, 'x', 'batchNorm', 3, checkChannelsLast(o.channelsLast));
+  const training = checkTraining(o.training);
+  const weight = optTensor(o.weight, 'weight', owner);
+  const bias = optTensor(o.bias, 'bias', owner);
+  const runningMean = optTensor(o.runningMean, 'runningMean', owner);
+  const runningVar = optTensor(o.runningVar, 'runningVar', owner);
+  for (const [t, n] of [[weight, 'weight'], [bias, 'bias'], [runningMean, 'runningMean'], [runningVar, 'runningVar']] as const) expectShape(t, n, [geom.C], 'one per channel');
+  expectFloat32(runningMean, 'runningMean');
+  expectFloat32(runningVar, 'runningVar');
+  if ((runningMean === null) !== (runningVar === null)) throw new ValueError('runningMean/runningVar: give both or neither', runningMean ? 'runningVar' : 'runningMean');
+  if (!training && !runningMean) throw new ValueError('runningMean: eval-mode batchNorm needs runningMean and runningVar', 'runningMean');
+  // Exactly one value per channel is an error (PyTorch); an empty batch gives an empty y.
+  if (training && geom.N * geom.S === 1) throw new ValueError(`x: expected more than 1 value per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
+  const eps = checkEps(o.eps ?? 1e-5);
+  let momentum: number;
+  if (o.momentum === null) {
+    const nbt = o.numBatchesTracked ?? 0;
+    if (typeof nbt !== 'number' || !Number.isInteger(nbt) || nbt < 0) throw new ValueError(`numBatchesTracked: expected an integer >= 0, got ${describeValue(nbt)}`, 'numBatchesTracked');
+    momentum = 1 / (nbt + 1);
+  } else {
+    const m = o.momentum ?? 0.1;
+    if (typeof m !== 'number' || !Number.isFinite(m)) throw new ValueError(`momentum: expected a finite number or null, got ${describeValue(m)}`, 'momentum');
+    momentum = m;
+  }
+  return { ...geom, x: xt, training, weight, bias, runningMean, runningVar, momentum, eps };
+}
+
+function checkTraining(t: unknown): boolean {
+  if (typeof t !== 'boolean') throw new ValueError(`training: expected true or false, got ${describeValue(t)}`, 'training');
+  return t;
+}
+
+/** batchNormBackward(dy, x, options). */
+export function batchNormBackwardArgs(owner: object, dy: unknown, x: unknown, options: unknown): O.BatchNormBwdArgs {
+  const o = checkOptions(options, 'batchNormBackward', KEYS.batchNormBackward);
+  const dyt = checkTensor(dy, 'dy', owner);
+  const xt = checkTensor(x, 'x', owner);
+  const geom = channelGeom(xt, 'x', 'batchNormBackward', 3, checkChannelsLast(o.channelsLast));
+  const training = checkTraining(o.training);
+  expectShape(dyt, 'dy', xt.shape, 'the shape of x');
+  expectDtype(dyt, 'dy', xt.dtype, 'x');
+  const t: Record<string, Tensor | null> = {};
+  for (const n of ['weight', 'bias', 'runningMean', 'runningVar', 'saveMean', 'saveInvstd']) {
+    t[n] = optTensor(o[n], n, owner);
+    // Eval: saveMean/saveInvstd are unused; the eval forward's empty [0] ones are accepted.
+    const evalSave = !training && (n === 'saveMean' || n === 'saveInvstd');
+    if (evalSave && t[n] && t[n]!.shape.length === 1 && t[n]!.shape[0] === 0) t[n] = null;
+    expectShape(t[n]!, n, [geom.C], evalSave ? 'one per channel, or [0] as the eval forward returns' : 'one per channel');
+    if (n !== 'weight' && n !== 'bias') expectFloat32(t[n]!, n);
+    if (evalSave) t[n] = null;
+  }
+  if (training && (!t.saveMean || !t.saveInvstd)) throw new ValueError(`${t.saveMean ? 'saveInvstd' : 'saveMean'}: training batchNormBackward needs saveMean and saveInvstd from the forward`, t.saveMean ? 'saveInvstd' : 'saveMean');
+  if (!training && (!t.runningMean || !t.runningVar)) throw new ValueError(`${t.runningMean ? 'runningVar' : 'runningMean'}: eval batchNormBackward needs runningMean and runningVar`, t.runningMean ? 'runningVar' : 'runningMean');
+  return {
+    ...geom, dy: dyt, x: xt, training,
+    weight: t.weight!, bias: t.bias!, runningMean: t.runningMean!, runningVar: t.runningVar!, saveMean: t.saveMean!, saveInvstd: t.saveInvstd!,
+    eps: checkEps(o.eps ?? 1e-5),
+  };
+}

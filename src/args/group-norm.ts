@@ -1,0 +1,104 @@
+/**
+ * Argument checks of groupNorm, instanceNorm and their backwards (instance norm is group norm
+ * with one channel per group), resolved into the channel geometry both backends take.
+ */
+import { ValueError, fmtShape } from '../errors.ts';
+import type { Tensor } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import {
+  channelGeom,
+  checkChannelsLast,
+  checkEps,
+  checkOptions,
+  checkTensor,
+  describeValue,
+  expectDtype,
+  expectFloat32,
+  expectShape,
+  optTensor,
+  type ChannelGeom,
+} from '../validate.ts';
+
+/** The options each op accepts (any other key is a ValueError naming the nearest of these). */
+const KEYS = {
+  groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation', 'channelsLast'],
+  groupNormBackward: ['numGroups', 'weight', 'bias', 'channelsLast'],
+  instanceNorm: ['weight', 'bias', 'eps', 'channelsLast'],
+  instanceNormBackward: ['weight', 'bias', 'channelsLast'],
+} as const satisfies Record<string, readonly string[]>;
+
+type Opts = Record<string, unknown>;
+
+/** groupNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
+export function groupNormArgs(owner: object, x: unknown, options: unknown): O.GroupNormArgs {
+  const o = checkOptions(options, 'groupNorm', KEYS.groupNorm);
+  const xt = checkTensor(x, 'x', owner);
+  const geom = channelGeom(xt, 'x', 'groupNorm', Infinity, checkChannelsLast(o.channelsLast));
+  const G = numGroups(o.numGroups, geom.C);
+  // As PyTorch's group_norm: one value per group in the whole batch is an error; N >= 2
+  // with one value per group is not (y = bias), nor an empty batch.
+  if (geom.N * (geom.C / G) * geom.S === 1) throw new ValueError(`x: groupNorm expects more than 1 value per group when training, got input of shape ${fmtShape(xt.shape)} with numGroups ${G}`, 'x');
+  return gnArgs(owner, xt, geom, G, o);
+}
+
+/** instanceNorm(x, options). */
+export function instanceNormArgs(owner: object, x: unknown, options: unknown): O.InstanceNormArgs {
+  const o = checkOptions(options, 'instanceNorm', KEYS.instanceNorm);
+  const xt = checkTensor(x, 'x', owner);
+  const geom = channelGeom(xt, 'x', 'instanceNorm', Infinity, checkChannelsLast(o.channelsLast));
+  // As PyTorch's instance_norm: one spatial element is an error whatever N is.
+  if (geom.S === 1) throw new ValueError(`x: instanceNorm expects more than 1 spatial element per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
+  const { G: _g, silu: _silu, ...a } = gnArgs(owner, xt, geom, geom.C, o);
+  return a;
+}
+
+function numGroups(g: unknown, C: number): number {
+  if (typeof g !== 'number' || !Number.isInteger(g) || g < 1) throw new ValueError(`numGroups: expected a positive integer, got ${describeValue(g)}`, 'numGroups');
+  if (C % g !== 0) throw new ValueError(`numGroups: ${g} does not divide the ${C} channels of x`, 'numGroups');
+  return g;
+}
+
+function gnArgs(owner: object, x: Tensor, geom: ChannelGeom, G: number, o: Opts): O.GroupNormArgs {
+  const weight = optTensor(o.weight, 'weight', owner);
+  const bias = optTensor(o.bias, 'bias', owner);
+  expectShape(weight, 'weight', [geom.C], 'one per channel');
+  expectShape(bias, 'bias', [geom.C], 'one per channel');
+  const act = o.activation ?? null;
+  if (act !== null && act !== 'silu') throw new ValueError(`activation: expected 'silu' or null, got ${describeValue(act)}`, 'activation');
+  return { ...geom, x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu: act === 'silu' };
+}
+
+/** groupNormBackward(dy, x, mean, rstd, options). */
+export function groupNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.GroupNormBwdArgs {
+  const o = checkOptions(options, 'groupNormBackward', KEYS.groupNormBackward);
+  const xt = checkTensor(x, 'x', owner);
+  const geom = channelGeom(xt, 'x', 'groupNormBackward', Infinity, checkChannelsLast(o.channelsLast));
+  const G = numGroups(o.numGroups, geom.C);
+  return gnBwdArgs(owner, dy, xt, mean, rstd, geom, G, o);
+}
+
+/** instanceNormBackward(dy, x, mean, rstd, options). */
+export function instanceNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.InstanceNormBwdArgs {
+  const o = checkOptions(options, 'instanceNormBackward', KEYS.instanceNormBackward);
+  const xt = checkTensor(x, 'x', owner);
+  const geom = channelGeom(xt, 'x', 'instanceNormBackward', Infinity, checkChannelsLast(o.channelsLast));
+  const { G: _g, ...a } = gnBwdArgs(owner, dy, xt, mean, rstd, geom, geom.C, o);
+  return a;
+}
+
+function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, rstdArg: unknown, geom: ChannelGeom, G: number, o: Opts): O.GroupNormBwdArgs {
+  const dy = checkTensor(dyArg, 'dy', owner);
+  const mean = checkTensor(meanArg, 'mean', owner);
+  const rstd = checkTensor(rstdArg, 'rstd', owner);
+  const weight = optTensor(o.weight, 'weight', owner);
+  const bias = optTensor(o.bias, 'bias', owner);
+  expectShape(dy, 'dy', x.shape, 'the shape of x');
+  expectDtype(dy, 'dy', x.dtype, 'x');
+  expectShape(mean, 'mean', [geom.N, G], '[N, numGroups]');
+  expectShape(rstd, 'rstd', [geom.N, G], '[N, numGroups]');
+  expectFloat32(mean, 'mean');
+  expectFloat32(rstd, 'rstd');
+  expectShape(weight, 'weight', [geom.C], 'one per channel');
+  expectShape(bias, 'bias', [geom.C], 'one per channel');
+  return { ...geom, dy, x, mean, rstd, G, weight, bias };
+}

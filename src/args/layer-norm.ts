@@ -1,0 +1,87 @@
+/**
+ * Argument checks of layerNorm, rmsNorm and their backwards: every argument checked (in the
+ * order the errors are reported) and resolved into the row geometry both backends take.
+ */
+import { ValueError } from '../errors.ts';
+import type { Tensor } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import { checkEps, checkOptions, checkTensor, expectDtype, expectFloat32, expectShape, optTensor, rowGeom } from '../validate.ts';
+
+/** The options each op accepts (any other key is a ValueError naming the nearest of these). */
+const KEYS = {
+  layerNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
+  // 'bias' is listed so that it gets its own message ("rmsNorm has no bias").
+  rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
+  layerNormBackward: ['normalizedShape', 'weight', 'bias'],
+  rmsNormBackward: ['normalizedShape', 'weight'],
+} as const satisfies Record<string, readonly string[]>;
+
+/** layerNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
+export function layerNormArgs(owner: object, x: unknown, options: unknown): O.LayerNormArgs {
+  const { bias, ...a } = rowArgs(owner, x, options, false);
+  return { ...a, bias };
+}
+
+/** rmsNorm(x, options): a bias is a ValueError. */
+export function rmsNormArgs(owner: object, x: unknown, options: unknown): O.RmsNormArgs {
+  const { bias: _none, ...a } = rowArgs(owner, x, options, true);
+  return a;
+}
+
+function rowArgs(owner: object, xArg: unknown, options: unknown, rms: boolean): O.LayerNormArgs {
+  const op = rms ? 'rmsNorm' : 'layerNorm';
+  const o = checkOptions(options, op, KEYS[op]);
+  const x = checkTensor(xArg, 'x', owner);
+  const geom = rowGeom(x, o.normalizedShape);
+  const weight = optTensor(o.weight, 'weight', owner);
+  const bias = rms ? null : optTensor(o.bias, 'bias', owner);
+  if (rms && o.bias != null) throw new ValueError('bias: rmsNorm has no bias', 'bias');
+  const residual = optTensor(o.residual, 'residual', owner);
+  expectShape(weight, 'weight', geom.normalizedShape, 'normalizedShape');
+  expectShape(bias, 'bias', geom.normalizedShape, 'normalizedShape');
+  expectShape(residual, 'residual', x.shape, 'the shape of x');
+  expectDtype(residual, 'residual', x.dtype, 'x');
+  const eps = checkEps(o.eps ?? (rms ? 1.1920928955078125e-7 : 1e-5));
+  return { ...geom, x, residual, weight, bias, eps };
+}
+
+/** layerNormBackward(dy, x, mean, rstd, options). */
+export function layerNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.LayerNormBwdArgs {
+  const { mean: m, ...a } = rowBwdArgs(owner, dy, x, mean, rstd, options, false);
+  return { ...a, mean: m! };
+}
+
+/** rmsNormBackward(dy, x, rstd, options). */
+export function rmsNormBackwardArgs(owner: object, dy: unknown, x: unknown, rstd: unknown, options: unknown): O.RmsNormBwdArgs {
+  const { mean: _none, bias: _noBias, ...a } = rowBwdArgs(owner, dy, x, null, rstd, options, true);
+  return a;
+}
+
+function rowBwdArgs(
+  owner: object,
+  dyArg: unknown,
+  xArg: unknown,
+  meanArg: unknown,
+  rstdArg: unknown,
+  options: unknown,
+  rms: boolean,
+): Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null } {
+  const op = rms ? 'rmsNormBackward' : 'layerNormBackward';
+  const o = checkOptions(options, op, KEYS[op]);
+  const dy = checkTensor(dyArg, 'dy', owner);
+  const x = checkTensor(xArg, 'x', owner);
+  const mean = rms ? null : checkTensor(meanArg, 'mean', owner);
+  const rstd = checkTensor(rstdArg, 'rstd', owner);
+  const geom = rowGeom(x, o.normalizedShape);
+  const weight = optTensor(o.weight, 'weight', owner);
+  const bias = rms ? null : optTensor(o.bias, 'bias', owner);
+  expectShape(dy, 'dy', x.shape, 'the shape of x');
+  expectDtype(dy, 'dy', x.dtype, 'x');
+  expectShape(mean, 'mean', geom.statShape, 'the leading dims of x');
+  expectShape(rstd, 'rstd', geom.statShape, 'the leading dims of x');
+  expectFloat32(mean, 'mean');
+  expectFloat32(rstd, 'rstd');
+  expectShape(weight, 'weight', geom.normalizedShape, 'normalizedShape');
+  expectShape(bias, 'bias', geom.normalizedShape, 'normalizedShape');
+  return { ...geom, dy, x, mean, rstd, weight, bias };
+}
