@@ -1,0 +1,93 @@
+/**
+ * Float64 reference of layerNorm and rmsNorm, forward and backward (docs/SEMANTICS.md): one
+ * group per row of the trailing `normalizedShape` elements, affine index the element of the row.
+ */
+import type { HostTensor } from './host.ts';
+import { numel } from './host.ts';
+import { type AnyTensor, centeredStats, dataOf, grouping, groupSize, groupSum, normApply, normBackward, opt64, round, t64 } from './common.ts';
+
+/** Rows grouping for layer/RMS norm: (1, rows, K) for stats, (rows, K, 1) for the affine index. */
+function rows(x: AnyTensor, normalizedShape: readonly number[]) {
+  const K = numel(normalizedShape);
+  const lead = x.shape.slice(0, x.shape.length - normalizedShape.length);
+  const R = numel(lead);
+  return { lead, sg: grouping(1, R, K), ag: grouping(R, K, 1) };
+}
+
+export function layerNorm64(
+  x: AnyTensor,
+  o: { normalizedShape: readonly number[]; weight: AnyTensor | null; bias: AnyTensor | null; eps: number },
+) {
+  const { lead, sg, ag } = rows(x, o.normalizedShape);
+  const { mean, rstd } = centeredStats(x.data, sg, o.eps);
+  const y = normApply(x.data, mean, rstd, sg, ag, dataOf(o.weight), dataOf(o.bias));
+  return { y: t64(y, x.shape), mean: t64(mean, lead), rstd: t64(rstd, lead) };
+}
+
+export function layerNormBackward64(
+  dy: AnyTensor,
+  x: AnyTensor,
+  mean: AnyTensor,
+  rstd: AnyTensor,
+  o: { normalizedShape: readonly number[]; weight: AnyTensor | null; bias: AnyTensor | null },
+) {
+  const { sg, ag } = rows(x, o.normalizedShape);
+  const r = normBackward(dy.data, x.data, mean.data, rstd.data, sg, ag, dataOf(o.weight), true, !!o.weight, !!o.bias);
+  return {
+    dx: t64(r.dx, x.shape),
+    dweight: opt64(r.dweight, o.normalizedShape),
+    dbias: opt64(r.dbias, o.normalizedShape),
+  };
+}
+
+export function rmsNorm64(x: AnyTensor, o: { normalizedShape: readonly number[]; weight: AnyTensor | null; eps: number }) {
+  const { lead, sg, ag } = rows(x, o.normalizedShape);
+  const K = groupSize(sg);
+  const rstd = groupSum(sg, (i) => x.data[i] ** 2).map((s) => 1 / Math.sqrt(s / K + o.eps));
+  const y = normApply(x.data, null, rstd, sg, ag, dataOf(o.weight), null);
+  return { y: t64(y, x.shape), rstd: t64(rstd, lead) };
+}
+
+export function rmsNormBackward64(
+  dy: AnyTensor,
+  x: AnyTensor,
+  rstd: AnyTensor,
+  o: { normalizedShape: readonly number[]; weight: AnyTensor | null },
+) {
+  const { sg, ag } = rows(x, o.normalizedShape);
+  const r = normBackward(dy.data, x.data, null, rstd.data, sg, ag, dataOf(o.weight), true, !!o.weight, false);
+  return { dx: t64(r.dx, x.shape), dweight: opt64(r.dweight, o.normalizedShape) };
+}
+
+export function layerNorm(
+  x: HostTensor,
+  o: { normalizedShape: readonly number[]; weight: HostTensor | null; bias: HostTensor | null; eps: number },
+): { y: HostTensor; mean: HostTensor; rstd: HostTensor } {
+  return round(layerNorm64(x, o));
+}
+
+export function layerNormBackward(
+  dy: HostTensor,
+  x: HostTensor,
+  mean: HostTensor,
+  rstd: HostTensor,
+  o: { normalizedShape: readonly number[]; weight: HostTensor | null; bias: HostTensor | null },
+): { dx: HostTensor; dweight: HostTensor | null; dbias: HostTensor | null } {
+  return round(layerNormBackward64(dy, x, mean, rstd, o));
+}
+
+export function rmsNorm(
+  x: HostTensor,
+  o: { normalizedShape: readonly number[]; weight: HostTensor | null; eps: number },
+): { y: HostTensor; rstd: HostTensor } {
+  return round(rmsNorm64(x, o));
+}
+
+export function rmsNormBackward(
+  dy: HostTensor,
+  x: HostTensor,
+  rstd: HostTensor,
+  o: { normalizedShape: readonly number[]; weight: HostTensor | null },
+): { dx: HostTensor; dweight: HostTensor | null } {
+  return round(rmsNormBackward64(dy, x, rstd, o));
+}
