@@ -1,6 +1,7 @@
 /**
- * Argument checks shared by both backends. Everything is checked before any work is encoded,
- * so a bad call writes nothing. Each error names the argument, the expected and the actual shape.
+ * Argument checks shared by every op's checks (src/args/) and the facade. Everything is checked
+ * before any work is encoded, so a bad call writes nothing. Each error names the argument, the
+ * expected and the actual shape.
  */
 import { DTypeError, ShapeError, TensorError, ValueError, fmtShape } from './errors.ts';
 import { Tensor, numel, type DType } from './tensor.ts';
@@ -82,10 +83,9 @@ export function checkData(data: unknown): ArrayLike<number> {
 export function checkEps(eps: unknown, arg = 'eps'): number {
   if (typeof eps !== 'number') throw new ValueError(`${arg}: expected a number, got ${describeValue(eps)}`, arg);
   // Any finite eps, of either sign, as PyTorch accepts (rstd is NaN where var + eps < 0).
-  if (typeof eps !== 'number' || !Number.isFinite(eps)) throw new ValueError(`${arg}: expected a finite number, got ${String(eps)}`, arg);
+  if (!Number.isFinite(eps)) throw new ValueError(`${arg}: expected a finite number, got ${String(eps)}`, arg);
   return eps;
 }
-
 
 /**
  * An options object: undefined (no options) or a plain object whose every key is one of `known`.
