@@ -1,6 +1,6 @@
 // The one list of benchmark cases, shared by the Node runner (bench/node.mjs) and the browser
-// page (bench/page.html via bench/page.mjs). Plain data: how each op is called lives in
-// bench/core.mjs (OPS), how peers run it in bench/peers/*.mjs.
+// page (bench/page.html via bench/page.mjs). Plain data: how each op is called lives in the
+// shared op catalogue (test/catalog.js), how peers run it in bench/peers/*.mjs.
 //
 // A case: { id, op, dir: 'fwd'|'bwd', shape, dtype, opts, bytes, peers }
 //   op     one of layerNorm | rmsNorm | groupNorm | instanceNorm | batchNorm | weightNorm

@@ -18,242 +18,12 @@
 //   4. peers (browser): each peer runs the same computation on the same device, is checked
 //      against the same CPU reference, and is timed by the same batch protocol.
 
+// Seeded inputs, how each op is called (inputs, derived statistics, main output, in-place
+// updates) and the tolerances come from test/catalog.js, shared with the tests, the e2e pages
+// and the demo.
+import { DATA, draw, hashSeed, makeRng, numel as numelOf, spec, tolerance } from '../test/catalog.js';
+
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
-
-export const TOLERANCE = { float32: 1e-4, float16: 2e-3 };
-
-// ---------------------------------------------------------------- seeded inputs
-
-/** FNV-1a of a string: the per-case seed. */
-export function hashSeed(s) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: a small seeded generator with uniform() and normal(). */
-export function makeRng(seed) {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  let spare = null;
-  const normal = () => {
-    if (spare !== null) {
-      const s = spare;
-      spare = null;
-      return s;
-    }
-    const u = 1 - uniform();
-    const v = uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
-  return { uniform, normal };
-}
-
-function fill(rng, n, mean, std) {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = mean + std * rng.normal();
-  return a;
-}
-
-const numelOf = (shape) => shape.reduce((a, b) => a * b, 1);
-
-// ---------------------------------------------------------------- how each op is called
-
-// Each entry turns a case into:
-//   inputs  [{ name, shape, dtype, mean, std }]: host data made from the case's seed
-//   derive  optional (cpu, T) => { name: cpuTensor }: inputs that come from a CPU forward
-//           (mean/rstd for a backward), so a backward row checks the backward kernel alone
-//   call    (N, T) => outputs: the op on either backend with tensors T
-//   main    the output peers are compared with
-//   mutated names of inputs the op updates in place (compared too)
-const ROW_AFFINE = (c) => [c.opts.normalizedShape, c.dtype];
-// Channel ops: [C] from x's shape ([N, C, ...], or [N, ..., C] with opts.channelsLast), and the
-// layout option to pass on.
-const CHANNELS = (c) => [c.opts.channelsLast ? c.shape[c.shape.length - 1] : c.shape[1]];
-const LAYOUT = (c) => (c.opts.channelsLast ? { channelsLast: true } : {});
-
-export const OPS = {
-  layerNorm: {
-    fwd: (c) => {
-      const [ns, dt] = ROW_AFFINE(c);
-      const inputs = [
-        { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
-        { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
-        { name: 'bias', shape: ns, dtype: dt, mean: 0, std: 0.1 },
-      ];
-      if (c.opts.residual) inputs.push({ name: 'residual', shape: c.shape, dtype: dt, mean: -1, std: 1 });
-      return {
-        inputs,
-        call: (N, T) => N.layerNorm(T.x, { normalizedShape: ns, weight: T.weight, bias: T.bias, ...(T.residual ? { residual: T.residual } : {}) }),
-        main: 'y',
-      };
-    },
-    bwd: (c) => {
-      const [ns, dt] = ROW_AFFINE(c);
-      return {
-        inputs: [
-          { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
-          { name: 'dy', shape: c.shape, dtype: dt, mean: 0.1, std: 1 },
-          { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
-          { name: 'bias', shape: ns, dtype: dt, mean: 0, std: 0.1 },
-        ],
-        derive: (N, T) => {
-          const r = N.layerNorm(T.x, { normalizedShape: ns, weight: T.weight, bias: T.bias });
-          return { mean: r.mean, rstd: r.rstd };
-        },
-        call: (N, T) => N.layerNormBackward(T.dy, T.x, T.mean, T.rstd, { normalizedShape: ns, weight: T.weight, bias: T.bias }),
-        main: 'dx',
-      };
-    },
-  },
-  rmsNorm: {
-    fwd: (c) => {
-      const [ns, dt] = ROW_AFFINE(c);
-      return {
-        inputs: [
-          { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
-          { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
-        ],
-        call: (N, T) => N.rmsNorm(T.x, { normalizedShape: ns, weight: T.weight }),
-        main: 'y',
-      };
-    },
-    bwd: (c) => {
-      const [ns, dt] = ROW_AFFINE(c);
-      return {
-        inputs: [
-          { name: 'x', shape: c.shape, dtype: dt, mean: 3, std: 1 },
-          { name: 'dy', shape: c.shape, dtype: dt, mean: 0.1, std: 1 },
-          { name: 'weight', shape: ns, dtype: dt, mean: 1, std: 0.1 },
-        ],
-        derive: (N, T) => ({ rstd: N.rmsNorm(T.x, { normalizedShape: ns, weight: T.weight }).rstd }),
-        call: (N, T) => N.rmsNormBackward(T.dy, T.x, T.rstd, { normalizedShape: ns, weight: T.weight }),
-        main: 'dx',
-      };
-    },
-  },
-  groupNorm: {
-    fwd: (c) => channelFwd(c, (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias, ...LAYOUT(c) })),
-    bwd: (c) =>
-      channelBwd(
-        c,
-        (N, T) => N.groupNorm(T.x, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
-        (N, T) => N.groupNormBackward(T.dy, T.x, T.mean, T.rstd, { numGroups: c.opts.numGroups, weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
-      ),
-  },
-  instanceNorm: {
-    fwd: (c) => channelFwd(c, (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias, ...LAYOUT(c) })),
-    bwd: (c) =>
-      channelBwd(
-        c,
-        (N, T) => N.instanceNorm(T.x, { weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
-        (N, T) => N.instanceNormBackward(T.dy, T.x, T.mean, T.rstd, { weight: T.weight, bias: T.bias, ...LAYOUT(c) }),
-      ),
-  },
-  batchNorm: {
-    fwd: (c) => {
-      const C = CHANNELS(c);
-      const training = !!c.opts.training;
-      return {
-        inputs: [
-          { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
-          { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
-          { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
-          { name: 'runningMean', shape: C, dtype: 'float32', mean: 3, std: 0.1 },
-          { name: 'runningVar', shape: C, dtype: 'float32', mean: 1, std: 0.1, abs: true },
-        ],
-        call: (N, T) => N.batchNorm(T.x, { training, weight: T.weight, bias: T.bias, runningMean: T.runningMean, runningVar: T.runningVar, ...LAYOUT(c) }),
-        main: 'y',
-        mutated: training ? ['runningMean', 'runningVar'] : [],
-      };
-    },
-    bwd: (c) => {
-      const C = CHANNELS(c);
-      return {
-        inputs: [
-          { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
-          { name: 'dy', shape: c.shape, dtype: c.dtype, mean: 0.1, std: 1 },
-          { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
-          { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
-        ],
-        derive: (N, T) => {
-          const r = N.batchNorm(T.x, { training: true, weight: T.weight, bias: T.bias, ...LAYOUT(c) });
-          return { saveMean: r.saveMean, saveInvstd: r.saveInvstd };
-        },
-        call: (N, T) => N.batchNormBackward(T.dy, T.x, { training: true, weight: T.weight, bias: T.bias, saveMean: T.saveMean, saveInvstd: T.saveInvstd, ...LAYOUT(c) }),
-        main: 'dx',
-      };
-    },
-  },
-  weightNorm: {
-    fwd: (c) => {
-      const gShape = c.shape.map((d, i) => (i === c.opts.dim ? d : 1));
-      return {
-        inputs: [
-          { name: 'v', shape: c.shape, dtype: c.dtype, mean: 0.5, std: 1 },
-          { name: 'g', shape: gShape, dtype: c.dtype, mean: 1, std: 0.1 },
-        ],
-        call: (N, T) => N.weightNorm(T.v, T.g, { dim: c.opts.dim }),
-        main: 'w',
-      };
-    },
-    bwd: (c) => {
-      const gShape = c.shape.map((d, i) => (i === c.opts.dim ? d : 1));
-      return {
-        inputs: [
-          { name: 'v', shape: c.shape, dtype: c.dtype, mean: 0.5, std: 1 },
-          { name: 'dw', shape: c.shape, dtype: c.dtype, mean: 0.1, std: 1 },
-          { name: 'g', shape: gShape, dtype: c.dtype, mean: 1, std: 0.1 },
-        ],
-        derive: (N, T) => ({ norms: N.weightNorm(T.v, T.g, { dim: c.opts.dim }).norms }),
-        call: (N, T) => N.weightNormBackward(T.dw, T.v, T.g, T.norms, { dim: c.opts.dim }),
-        main: 'dv',
-      };
-    },
-  },
-};
-
-function channelFwd(c, call) {
-  const C = CHANNELS(c);
-  return {
-    inputs: [
-      { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
-      { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
-      { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
-    ],
-    call,
-    main: 'y',
-  };
-}
-
-function channelBwd(c, fwd, call) {
-  const C = CHANNELS(c);
-  return {
-    inputs: [
-      { name: 'x', shape: c.shape, dtype: c.dtype, mean: 3, std: 1 },
-      { name: 'dy', shape: c.shape, dtype: c.dtype, mean: 0.1, std: 1 },
-      { name: 'weight', shape: C, dtype: c.dtype, mean: 1, std: 0.1 },
-      { name: 'bias', shape: C, dtype: c.dtype, mean: 0, std: 0.1 },
-    ],
-    derive: (N, T) => {
-      const r = fwd(N, T);
-      return { mean: r.mean, rstd: r.rstd };
-    },
-    call,
-    main: 'dx',
-  };
-}
 
 // ---------------------------------------------------------------- timing
 
@@ -471,11 +241,9 @@ async function runCase(c, ctx, timer) {
   const { cpu, lib } = ctx;
   const norms = await normsFor(c, ctx);
   const budgetMs = ctx.budgetS * 1000;
-  const spec = OPS[c.op]?.[c.dir];
-  if (!spec) throw new Error(`no runner for ${c.op} ${c.dir}`);
-  const s = spec(c);
+  const s = spec(c, c.dir, DATA);
   const row = baseRow(c);
-  const tol = TOLERANCE[c.dtype];
+  const tol = tolerance(c.op, c.dtype);
   row.tol = tol;
 
   // Inputs: the same host data on both backends.
@@ -494,8 +262,7 @@ async function runCase(c, ctx, timer) {
   const gpuOwned = [];
   try {
     for (const inp of s.inputs) {
-      const data = fill(rng, numelOf(inp.shape), inp.mean, inp.std);
-      if (inp.abs) for (let j = 0; j < data.length; j++) data[j] = Math.abs(data[j]);
+      const data = draw(rng, numelOf(inp.shape), inp);
       Tc[inp.name] = cpu.tensor(data, inp.shape, inp.dtype);
       // float16: the values as stored (rounded to half); float32: the data itself.
       host[inp.name] = inp.dtype === 'float16' ? await cpu.read(Tc[inp.name]) : data;

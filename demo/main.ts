@@ -10,6 +10,9 @@
  * data-backend, data-gbps, data-ms, data-error), #chart (rect.bar per run).
  */
 import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '../src/index.ts';
+// The op catalogue (each op's inputs, forward and backward calls), the seeded generator and the
+// tolerances, shared with the tests, the benchmark and the e2e pages.
+import { draw, makeRng, opEntry, runChain, tolerance, type Case, type CaseOptions, type Distribution } from '../test/catalog.js';
 
 type Direction = 'forward' | 'backward';
 type Tensors = Record<string, Tensor>;
@@ -22,30 +25,21 @@ interface Ctx {
   groups: number;
 }
 
-/** One input: its shape and how to fill it (seeded normal values; `positive` for variances). */
-interface InputSpec {
-  shape: number[];
-  mean: number;
-  std: number;
-  /** float32 regardless of the chosen dtype (running statistics). */
-  f32?: boolean;
-  positive?: boolean;
-}
-
+/**
+ * The page's side of an op: presets, variants and the call as text. Its inputs and calls come
+ * from the catalogue (test/catalog.js): `opts` turns the chosen variant into the catalogue's case
+ * options, and `data` says how the page draws each input (seeded normals, in this order).
+ */
 interface OpSpec {
   presets: string[];
   variants: { value: string; label: string; forwardOnly?: boolean }[];
   usesGroups?: boolean;
   /** Throws a readable message when the shape does not fit the op. */
   check(c: Ctx): void;
-  inputs(c: Ctx, dir: Direction): Record<string, InputSpec>;
+  opts(c: Ctx): CaseOptions;
+  data: Record<string, Distribution>;
   /** The call as text, shown above the result. */
   call(c: Ctx, dir: Direction): string;
-  /** Untimed work a backward needs (the forward's statistics). */
-  prepare(N: Norms, t: Tensors, c: Ctx, dir: Direction): Outputs;
-  /** The timed op; `main` names the big output read back in the timed region. */
-  run(N: Norms, t: Tensors, c: Ctx, dir: Direction, prep: Outputs): Outputs;
-  main(dir: Direction): string;
 }
 
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
@@ -71,17 +65,8 @@ function rowOp(rms: boolean): OpSpec {
       { value: 'residual', label: `${rms ? 'weight' : 'weight + bias'}, fused residual add`, forwardOnly: true },
     ],
     check: (c) => needRank(c, 1, name),
-    inputs(c, dir) {
-      const K = last(c.shape);
-      const r: Record<string, InputSpec> = { x: { shape: c.shape, mean: 1, std: 1 } };
-      if (c.variant !== 'plain') {
-        r.weight = { shape: [K], mean: 1, std: 0.3 };
-        if (!rms) r.bias = { shape: [K], mean: 0, std: 0.5 };
-      }
-      if (c.variant === 'residual') r.residual = { shape: c.shape, mean: 0.5, std: 1 };
-      if (dir === 'backward') r.dy = { shape: c.shape, mean: 0.1, std: 1 };
-      return r;
-    },
+    opts: (c) => ({ normalizedShape: [last(c.shape)], ...(c.variant === 'plain' ? { weight: false, bias: false } : {}), ...(c.variant === 'residual' ? { residual: true } : {}) }),
+    data: { x: { mean: 1, std: 1 }, weight: { mean: 1, std: 0.3 }, bias: { mean: 0, std: 0.5 }, residual: { mean: 0.5, std: 1 }, dy: { mean: 0.1, std: 1 } },
     call(c, dir) {
       const K = last(c.shape);
       const w = c.variant === 'plain' ? '' : rms ? ', weight' : ', weight, bias';
@@ -89,24 +74,6 @@ function rowOp(rms: boolean): OpSpec {
       if (dir === 'forward') return `${name}(x${fmtShape(c.shape)}, { normalizedShape: [${K}]${w}${res} })`;
       return `${name}Backward(dy, x${fmtShape(c.shape)}, ${rms ? '' : 'mean, '}rstd, { normalizedShape: [${K}]${w} })`;
     },
-    prepare(N, t, c, dir) {
-      if (dir === 'forward') return {};
-      const o = { normalizedShape: [last(c.shape)], weight: t.weight ?? null, bias: t.bias ?? null };
-      return rms ? N.rmsNorm(t.x!, { normalizedShape: o.normalizedShape, weight: o.weight }) : N.layerNorm(t.x!, o);
-    },
-    run(N, t, c, dir, p) {
-      const normalizedShape = [last(c.shape)];
-      const weight = t.weight ?? null;
-      const residual = t.residual ?? null;
-      if (rms) {
-        if (dir === 'forward') return N.rmsNorm(t.x!, { normalizedShape, weight, residual });
-        return N.rmsNormBackward(t.dy!, t.x!, p.rstd!, { normalizedShape, weight });
-      }
-      const bias = t.bias ?? null;
-      if (dir === 'forward') return N.layerNorm(t.x!, { normalizedShape, weight, bias, residual });
-      return { ...N.layerNormBackward(t.dy!, t.x!, p.mean!, p.rstd!, { normalizedShape, weight, bias }) };
-    },
-    main: (dir) => (dir === 'forward' ? 'y' : 'dx'),
   };
 }
 
@@ -120,36 +87,13 @@ function channelOp(kind: 'groupNorm' | 'instanceNorm'): OpSpec {
       needRank(c, 2, kind);
       if (gn && (c.groups < 1 || c.shape[1]! % c.groups !== 0)) throw new Error(`groups ${c.groups} must divide the ${c.shape[1]} channels`);
     },
-    inputs(c, dir) {
-      const C = c.shape[1]!;
-      const r: Record<string, InputSpec> = { x: { shape: c.shape, mean: 2, std: 1.5 } };
-      if (c.variant !== 'plain') {
-        r.weight = { shape: [C], mean: 1, std: 0.3 };
-        r.bias = { shape: [C], mean: 0, std: 0.5 };
-      }
-      if (dir === 'backward') r.dy = { shape: c.shape, mean: 0.1, std: 1 };
-      return r;
-    },
+    opts: (c) => ({ ...(gn ? { numGroups: c.groups } : {}), ...(c.variant === 'plain' ? { weight: false, bias: false } : {}), ...(c.variant === 'silu' ? { activation: 'silu' as const } : {}) }),
+    data: { x: { mean: 2, std: 1.5 }, weight: { mean: 1, std: 0.3 }, bias: { mean: 0, std: 0.5 }, dy: { mean: 0.1, std: 1 } },
     call(c, dir) {
       const o = [gn ? `numGroups: ${c.groups}` : '', c.variant === 'plain' ? '' : 'weight, bias', c.variant === 'silu' ? "activation: 'silu'" : ''].filter(Boolean).join(', ');
       if (dir === 'forward') return `${kind}(x${fmtShape(c.shape)}, { ${o} })`;
       return `${kind}Backward(dy, x${fmtShape(c.shape)}, mean, rstd, { ${o} })`;
     },
-    prepare(N, t, c, dir) {
-      if (dir === 'forward') return {};
-      const o = { weight: t.weight ?? null, bias: t.bias ?? null };
-      return gn ? N.groupNorm(t.x!, { numGroups: c.groups, ...o }) : N.instanceNorm(t.x!, o);
-    },
-    run(N, t, c, dir, p) {
-      const o = { weight: t.weight ?? null, bias: t.bias ?? null };
-      if (gn) {
-        if (dir === 'forward') return N.groupNorm(t.x!, { numGroups: c.groups, ...o, activation: c.variant === 'silu' ? 'silu' : null });
-        return { ...N.groupNormBackward(t.dy!, t.x!, p.mean!, p.rstd!, { numGroups: c.groups, ...o }) };
-      }
-      if (dir === 'forward') return N.instanceNorm(t.x!, o);
-      return { ...N.instanceNormBackward(t.dy!, t.x!, p.mean!, p.rstd!, o) };
-    },
-    main: (dir) => (dir === 'forward' ? 'y' : 'dx'),
   };
 }
 
@@ -160,39 +104,22 @@ const batchNormOp: OpSpec = {
     { value: 'plain', label: 'training, no affine, no running stats' },
   ],
   check: (c) => needRank(c, 2, 'batchNorm'),
-  inputs(c, dir) {
-    const C = c.shape[1]!;
-    const r: Record<string, InputSpec> = { x: { shape: c.shape, mean: 3, std: 2 } };
-    if (c.variant !== 'plain') {
-      r.weight = { shape: [C], mean: 1, std: 0.3 };
-      r.bias = { shape: [C], mean: 0, std: 0.5 };
-      r.runningMean = { shape: [C], mean: 0.5, std: 0.2, f32: true };
-      r.runningVar = { shape: [C], mean: 1, std: 0.2, f32: true, positive: true };
-    }
-    if (dir === 'backward') r.dy = { shape: c.shape, mean: 0.1, std: 1 };
-    return r;
+  // Training; 'plain': no affine, no running statistics. (A backward's statistics come from a
+  // forward without running statistics, so the compared forward's in-place update stays its own.)
+  opts: (c) => ({ training: true, ...(c.variant === 'plain' ? { weight: false, bias: false, running: false } : {}) }),
+  data: {
+    x: { mean: 3, std: 2 },
+    weight: { mean: 1, std: 0.3 },
+    bias: { mean: 0, std: 0.5 },
+    runningMean: { mean: 0.5, std: 0.2 },
+    runningVar: { mean: 1, std: 0.2, positive: true },
+    dy: { mean: 0.1, std: 1 },
   },
   call(c, dir) {
     const o = c.variant === 'plain' ? 'training: true' : 'training: true, weight, bias, runningMean, runningVar';
     if (dir === 'forward') return `batchNorm(x${fmtShape(c.shape)}, { ${o} })`;
     return `batchNormBackward(dy, x${fmtShape(c.shape)}, { training: true${c.variant === 'plain' ? '' : ', weight, bias'}, saveMean, saveInvstd })`;
   },
-  prepare(N, t, _c, dir) {
-    if (dir === 'forward') return {};
-    // Statistics only: keep the running stats of the compared forward out of it.
-    return N.batchNorm(t.x!, { training: true, weight: t.weight ?? null, bias: t.bias ?? null });
-  },
-  run(N, t, _c, dir, p) {
-    const weight = t.weight ?? null;
-    const bias = t.bias ?? null;
-    if (dir === 'forward') {
-      const r = N.batchNorm(t.x!, { training: true, weight, bias, runningMean: t.runningMean ?? null, runningVar: t.runningVar ?? null });
-      // Running statistics are updated in place: compare them too.
-      return { ...r, runningMean: t.runningMean ?? null, runningVar: t.runningVar ?? null };
-    }
-    return { ...N.batchNormBackward(t.dy!, t.x!, { training: true, weight, bias, saveMean: p.saveMean!, saveInvstd: p.saveInvstd! }) };
-  },
-  main: (dir) => (dir === 'forward' ? 'y' : 'dx'),
 };
 
 const weightNormOp: OpSpec = {
@@ -202,26 +129,12 @@ const weightNormOp: OpSpec = {
     { value: 'dimnull', label: 'dim = null (one norm)' },
   ],
   check: (c) => needRank(c, 1, 'weightNorm'),
-  inputs(c, dir) {
-    const gShape = c.variant === 'dimnull' ? c.shape.map(() => 1) : c.shape.map((d, i) => (i === 0 ? d : 1));
-    const r: Record<string, InputSpec> = { v: { shape: c.shape, mean: 0.5, std: 1 }, g: { shape: gShape, mean: 1.5, std: 0.5 } };
-    if (dir === 'backward') r.dw = { shape: c.shape, mean: 0.1, std: 1 };
-    return r;
-  },
+  opts: (c) => ({ dim: c.variant === 'dimnull' ? null : 0 }),
+  data: { v: { mean: 0.5, std: 1 }, g: { mean: 1.5, std: 0.5 }, dw: { mean: 0.1, std: 1 } },
   call(c, dir) {
     const dim = c.variant === 'dimnull' ? 'null' : '0';
     return dir === 'forward' ? `weightNorm(v${fmtShape(c.shape)}, g, { dim: ${dim} })` : `weightNormBackward(dw, v${fmtShape(c.shape)}, g, norms, { dim: ${dim} })`;
   },
-  prepare(N, t, c, dir) {
-    if (dir === 'forward') return {};
-    return N.weightNorm(t.v!, t.g!, { dim: c.variant === 'dimnull' ? null : 0 });
-  },
-  run(N, t, c, dir, p) {
-    const dim = c.variant === 'dimnull' ? null : 0;
-    if (dir === 'forward') return N.weightNorm(t.v!, t.g!, { dim });
-    return N.weightNormBackward(t.dw!, t.v!, t.g!, p.norms!, { dim });
-  },
-  main: (dir) => (dir === 'forward' ? 'w' : 'dv'),
 };
 
 const OPS: Record<string, OpSpec> = {
@@ -233,29 +146,44 @@ const OPS: Record<string, OpSpec> = {
   weightNorm: weightNormOp,
 };
 
-// ---- seeded inputs ----
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+// ---- the op as a case of the catalogue ----
+const dirOf = (dir: Direction) => (dir === 'forward' ? 'fwd' : 'bwd') as 'fwd' | 'bwd';
+
+function caseOf(op: string, spec: OpSpec, c: Ctx, dir: Direction): Case {
+  return { op, shape: c.shape, dtype: c.dtype, dir: dirOf(dir), opts: spec.opts(c) };
 }
-function fill(rng: () => number, s: InputSpec): Float32Array {
-  const n = numel(s.shape);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(Math.max(rng(), 1e-12)));
-    const a = 2 * Math.PI * rng();
-    out[i] = s.mean + s.std * r * Math.cos(a);
-    if (i + 1 < n) out[i + 1] = s.mean + s.std * r * Math.sin(a);
+
+interface HostInput {
+  data: Float32Array;
+  shape: number[];
+  dtype: DType;
+}
+
+/** Seeded host data of the case's inputs, drawn in the order of the page's data table. */
+function hostInputs(k: Case, spec: OpSpec): Record<string, HostInput> {
+  const ins = opEntry(k.op).inputs(k, k.dir!);
+  const rng = makeRng(0x5eed + numel(k.shape), 'pairs');
+  const host: Record<string, HostInput> = {};
+  for (const [name, d] of Object.entries(spec.data)) {
+    const i = ins.find((x) => x.name === name);
+    if (i) host[name] = { data: draw(rng, numel(i.shape), d), shape: i.shape, dtype: i.dtype };
   }
-  if (s.positive) for (let i = 0; i < n; i++) out[i] = Math.abs(out[i]!) + 0.1;
-  return out;
+  const missing = ins.filter((i) => !host[i.name]).map((i) => i.name);
+  if (missing.length) throw new Error(`no data for ${missing.join(', ')}`);
+  return host;
 }
+
+/** Untimed work a backward needs: the forward's saved statistics. */
+function prepare(N: Norms, t: Tensors, k: Case): Outputs {
+  return k.dir === 'fwd' ? {} : opEntry(k.op).forward(N, t, k);
+}
+
+/** The timed op: the forward (with the inputs it updates in place) or the backward. */
+function runOp(N: Norms, t: Tensors, k: Case, prep: Outputs): Outputs {
+  return k.dir === 'fwd' ? runChain(N, t, k, false) : { ...opEntry(k.op).backward(N, t, prep, k) };
+}
+
+const mainOf = (k: Case): string => opEntry(k.op).main[k.dir!];
 
 // ---- page state ----
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -385,14 +313,14 @@ function destroyAll(...groups: (Outputs | Tensors)[]): void {
   for (const g of groups) for (const t of Object.values(g)) if (t && !seen.has(t)) (seen.add(t), t.destroy());
 }
 
-async function runOnce(N: Norms, spec: OpSpec, c: Ctx, dir: Direction, host: Record<string, { data: Float32Array; s: InputSpec }>) {
+async function runOnce(N: Norms, k: Case, host: Record<string, HostInput>) {
   const t: Tensors = {};
-  for (const [k, { data, s }] of Object.entries(host)) t[k] = N.tensor(data, s.shape, s.f32 ? 'float32' : c.dtype);
-  const prep = spec.prepare(N, t, c, dir);
+  for (const [name, h] of Object.entries(host)) t[name] = N.tensor(h.data, h.shape, h.dtype);
+  const prep = prepare(N, t, k);
   const t0 = performance.now();
-  const out = spec.run(N, t, c, dir, prep);
-  const mainOut = out[spec.main(dir)];
-  if (!mainOut) throw new Error(`${spec.main(dir)} missing from the result`);
+  const out = runOp(N, t, k, prep);
+  const mainOut = out[mainOf(k)];
+  if (!mainOut) throw new Error(`${mainOf(k)} missing from the result`);
   await N.read(mainOut);
   const ms = performance.now() - t0;
   const data: Record<string, Float32Array> = {};
@@ -401,12 +329,12 @@ async function runOnce(N: Norms, spec: OpSpec, c: Ctx, dir: Direction, host: Rec
   return { t, prep, out, ms, data, meta };
 }
 
-async function timeRuns(N: Norms, spec: OpSpec, c: Ctx, dir: Direction, t: Tensors, prep: Outputs, reps: number): Promise<number[]> {
+async function timeRuns(N: Norms, k: Case, t: Tensors, prep: Outputs, reps: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    const out = spec.run(N, t, c, dir, prep);
-    await N.read(out[spec.main(dir)]!);
+    const out = runOp(N, t, k, prep);
+    await N.read(out[mainOf(k)]!);
     times.push(performance.now() - t0);
     // Outputs are new tensors; inputs updated in place (running stats) are kept.
     const inputs = new Set(Object.values(t));
@@ -428,10 +356,9 @@ async function run(): Promise<void> {
     const c = readCtx();
     spec.check(c);
     const reps = Math.max(1, Math.min(50, Math.floor(Number(els.reps.value)) || 5));
-    const specs = spec.inputs(c, dir);
-    const rng = mulberry32(0x5eed + numel(c.shape));
-    const host = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, { data: fill(rng, s), s }]));
-    const tol = c.dtype === 'float16' ? 2e-3 : 1e-4;
+    const k = caseOf(els.op.value, spec, c, dir);
+    const host = hostInputs(k, spec);
+    const tol = tolerance(els.op.value, c.dtype);
     const bpe = c.dtype === 'float16' ? 2 : 4;
     const bytes = (dir === 'forward' ? 2 : 3) * numel(c.shape) * bpe;
     // Let the "running..." state paint before the CPU reference blocks the thread.
@@ -439,23 +366,23 @@ async function run(): Promise<void> {
 
     const N = gpu ?? cpu!;
     // First run: compared against the CPU reference (also compiles the pipelines).
-    const first = await runOnce(N, spec, c, dir, host);
+    const first = await runOnce(N, k, host);
     let rows: OutputRow[];
     let cpuMs: number | null = null;
     if (gpu) {
-      const ref = await runOnce(cpu!, spec, c, dir, host);
+      const ref = await runOnce(cpu!, k, host);
       cpuMs = ref.ms;
-      rows = Object.entries(ref.data).map(([k, r]) => ({
-        name: k,
-        shape: ref.meta[k]!.shape,
-        dtype: ref.meta[k]!.dtype,
-        err: first.data[k] ? relativeL2(first.data[k]!, r) : Infinity,
+      rows = Object.entries(ref.data).map(([name, r]) => ({
+        name,
+        shape: ref.meta[name]!.shape,
+        dtype: ref.meta[name]!.dtype,
+        err: first.data[name] ? relativeL2(first.data[name]!, r) : Infinity,
       }));
       destroyAll(ref.t, ref.prep, ref.out);
     } else {
-      rows = Object.entries(first.data).map(([k]) => ({ name: k, shape: first.meta[k]!.shape, dtype: first.meta[k]!.dtype, err: null }));
+      rows = Object.entries(first.data).map(([name]) => ({ name, shape: first.meta[name]!.shape, dtype: first.meta[name]!.dtype, err: null }));
     }
-    const times = await timeRuns(N, spec, c, dir, first.t, first.prep, reps);
+    const times = await timeRuns(N, k, first.t, first.prep, reps);
     destroyAll(first.t, first.prep, first.out);
     const ms = median(times);
     const gbps = bytes / (ms / 1000) / 1e9;

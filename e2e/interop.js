@@ -12,21 +12,12 @@
 // imported by package name (e2e/interop-tfjs.js; Vite pre-bundles it, as a user's bundler would).
 import { createNorms, relativeL2 } from '/dist/index.js';
 import { buildModel } from '/bench/peers/onnx.mjs';
+import { mulberry32, TOLERANCE } from '/test/catalog.js';
 
 const ORT_DIR = '/node_modules/onnxruntime-web/dist/';
 
 const log = (s) => (document.getElementById('log').textContent += `${s}\n`);
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rng = mulberry32(1313);
 const rand = (n, mean = 0, scale = 1) => Float32Array.from({ length: n }, () => mean + scale * (2 * rng() - 1));
 
@@ -53,7 +44,7 @@ const checks = [];
 /** The usages of the buffers each engine hands over (reported in the e2e line). */
 const usages = {};
 const usageNames = (u) => Object.entries(GPUBufferUsage).filter(([, v]) => u & v).map(([k]) => k).join('|');
-function check(name, got, ref, tol = 1e-4) {
+function check(name, got, ref, tol = TOLERANCE.float32) {
   const err = relativeL2(got, ref);
   checks.push({ name, err, tol, ok: err <= tol && got.length === ref.length });
   log(`${err <= tol ? 'ok  ' : 'FAIL'} ${name}: rel. L2 ${err.toExponential(2)}`);
@@ -95,7 +86,7 @@ async function runOrt(device, norms, cpu) {
   const hRef = Float32Array.from(matmul(x, w1, B, I, H));
   const lnRef = cpu.layerNorm(cpu.tensor(hRef, [B, H]), { normalizedShape: [H], weight: cpu.tensor(gamma, [H]), bias: cpu.tensor(beta, [H]) });
   const zRef = matmul(await cpu.read(lnRef.y), w2, B, H, O);
-  check('MatMul (gpu-buffer) -> layerNorm -> Tensor.fromGpuBuffer -> MatMul', got, zRef, 1e-4);
+  check('MatMul (gpu-buffer) -> layerNorm -> Tensor.fromGpuBuffer -> MatMul', got, zRef, TOLERANCE.float32);
   await s1.release();
   await s2.release();
   return ort.env.versions?.web ?? '?';

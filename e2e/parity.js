@@ -7,139 +7,73 @@
 // windowed: bindings capped at 16 KiB with maxBindingBytes, the larger cases in bound ranges),
 // ?only=<substring of a case name>, ?extended=1 (also the float16 backward cases).
 import { createNorms, relativeL2 } from '/dist/index.js';
-
-const TOL = { float32: 1e-4, float16: 2e-3 };
-
-// ---- seeded random numbers ----
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function normals(rng, n, mean, std) {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(rng(), 1e-12);
-    const v = rng();
-    const r = Math.sqrt(-2 * Math.log(u));
-    out[i] = mean + std * r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * v);
-  }
-  return out;
-}
-const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+// The op catalogue (inputs of each op, how forward and backward are called), the seeded
+// generator and the tolerances, shared with the tests, the benchmark and the demo.
+import { draw, makeRng, numel, opEntry, runChain, tolerance } from '/test/catalog.js';
 
 // ---- the cases ----
-// inputs: name -> { shape, mean, std, dtype?, positive? }; run(N, t) returns name -> Tensor | null
-// (outputs, and tensors updated in place such as running statistics).
+// A case of the catalogue ({ op, shape, dtype?, opts }) run forward, then backward from the
+// forward's own statistics (backward: true). data: input name -> { mean, std, positive? }, drawn
+// in this order (positive: |v| + 0.1, for variances). Every output of both passes, and every input
+// updated in place (running statistics), is compared.
 const CASES = [
   {
     name: 'layerNorm fwd+bwd [7, 65] weight+bias',
-    inputs: { x: { shape: [7, 65], mean: 3, std: 2 }, weight: { shape: [65], mean: 1, std: 0.5 }, bias: { shape: [65], mean: 0.2, std: 1 }, dy: { shape: [7, 65], mean: 0.5, std: 1 } },
-    run(N, t) {
-      const o = { normalizedShape: [65], weight: t.weight, bias: t.bias };
-      const f = N.layerNorm(t.x, o);
-      const b = N.layerNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'layerNorm', shape: [7, 65], backward: true,
+    data: { x: { mean: 3, std: 2 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0.2, std: 1 }, dy: { mean: 0.5, std: 1 } },
   },
   {
     // >= 2048 rows: the row-fused backward sums dweight/dbias per block of rows.
     name: 'layerNorm fwd+bwd [2100, 12] weight+bias',
-    inputs: { x: { shape: [2100, 12], mean: 1, std: 2 }, weight: { shape: [12], mean: 1, std: 0.5 }, bias: { shape: [12], mean: 0.2, std: 1 }, dy: { shape: [2100, 12], mean: 0.5, std: 1 } },
-    run(N, t) {
-      const o = { normalizedShape: [12], weight: t.weight, bias: t.bias };
-      const f = N.layerNorm(t.x, o);
-      const b = N.layerNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'layerNorm', shape: [2100, 12], backward: true,
+    data: { x: { mean: 1, std: 2 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0.2, std: 1 }, dy: { mean: 0.5, std: 1 } },
   },
   {
     name: 'layerNorm fwd+bwd [64, 768]',
-    inputs: { x: { shape: [64, 768], mean: -4, std: 1.5 }, dy: { shape: [64, 768], mean: 0.25, std: 1 } },
-    run(N, t) {
-      const o = { normalizedShape: [768] };
-      const f = N.layerNorm(t.x, o);
-      const b = N.layerNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx };
-    },
+    op: 'layerNorm', shape: [64, 768], opts: { weight: false, bias: false }, backward: true,
+    data: { x: { mean: -4, std: 1.5 }, dy: { mean: 0.25, std: 1 } },
   },
   {
     name: 'rmsNorm fwd+bwd [7, 257] weight',
-    inputs: { x: { shape: [7, 257], mean: 2, std: 1 }, weight: { shape: [257], mean: 1, std: 0.3 }, dy: { shape: [7, 257], mean: -0.3, std: 1 } },
-    run(N, t) {
-      const o = { normalizedShape: [257], weight: t.weight };
-      const f = N.rmsNorm(t.x, o);
-      const b = N.rmsNormBackward(t.dy, t.x, f.rstd, o);
-      return { y: f.y, rstd: f.rstd, dx: b.dx, dweight: b.dweight };
-    },
+    op: 'rmsNorm', shape: [7, 257], backward: true,
+    data: { x: { mean: 2, std: 1 }, weight: { mean: 1, std: 0.3 }, dy: { mean: -0.3, std: 1 } },
   },
   {
     name: 'batchNorm training fwd+bwd [4, 3, 5, 5] running stats',
-    inputs: {
-      x: { shape: [4, 3, 5, 5], mean: 5, std: 2 },
-      weight: { shape: [3], mean: 1, std: 0.5 },
-      bias: { shape: [3], mean: 0, std: 1 },
-      runningMean: { shape: [3], mean: 0.5, std: 0.2 },
-      runningVar: { shape: [3], mean: 1, std: 0.2, positive: true },
-      dy: { shape: [4, 3, 5, 5], mean: 0.1, std: 1 },
-    },
-    run(N, t) {
-      const f = N.batchNorm(t.x, { training: true, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar, momentum: 0.1 });
-      const b = N.batchNormBackward(t.dy, t.x, { training: true, weight: t.weight, bias: t.bias, saveMean: f.saveMean, saveInvstd: f.saveInvstd });
-      return { y: f.y, saveMean: f.saveMean, saveInvstd: f.saveInvstd, runningMean: t.runningMean, runningVar: t.runningVar, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
+    op: 'batchNorm', shape: [4, 3, 5, 5], opts: { training: true, momentum: 0.1 }, backward: true,
+    data: {
+      x: { mean: 5, std: 2 },
+      weight: { mean: 1, std: 0.5 },
+      bias: { mean: 0, std: 1 },
+      runningMean: { mean: 0.5, std: 0.2 },
+      runningVar: { mean: 1, std: 0.2, positive: true },
+      dy: { mean: 0.1, std: 1 },
     },
   },
   {
     name: 'groupNorm fwd+bwd [2, 8, 6, 6] G=4 weight+bias',
-    inputs: { x: { shape: [2, 8, 6, 6], mean: -2, std: 3 }, weight: { shape: [8], mean: 1, std: 0.5 }, bias: { shape: [8], mean: 0, std: 1 }, dy: { shape: [2, 8, 6, 6], mean: 0.2, std: 1 } },
-    run(N, t) {
-      const o = { numGroups: 4, weight: t.weight, bias: t.bias };
-      const f = N.groupNorm(t.x, o);
-      const b = N.groupNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'groupNorm', shape: [2, 8, 6, 6], opts: { numGroups: 4 }, backward: true,
+    data: { x: { mean: -2, std: 3 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 }, dy: { mean: 0.2, std: 1 } },
   },
   {
     name: 'instanceNorm fwd+bwd [2, 3, 5, 7] weight+bias',
-    inputs: { x: { shape: [2, 3, 5, 7], mean: 7, std: 0.5 }, weight: { shape: [3], mean: 1, std: 0.5 }, bias: { shape: [3], mean: 0, std: 1 }, dy: { shape: [2, 3, 5, 7], mean: -0.4, std: 1 } },
-    run(N, t) {
-      const o = { weight: t.weight, bias: t.bias };
-      const f = N.instanceNorm(t.x, o);
-      const b = N.instanceNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'instanceNorm', shape: [2, 3, 5, 7], backward: true,
+    data: { x: { mean: 7, std: 0.5 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 }, dy: { mean: -0.4, std: 1 } },
   },
   {
     name: 'weightNorm fwd+bwd [8, 3, 3, 3] dim 0',
-    inputs: { v: { shape: [8, 3, 3, 3], mean: 1, std: 1 }, g: { shape: [8, 1, 1, 1], mean: 2, std: 0.5 }, dw: { shape: [8, 3, 3, 3], mean: 0.3, std: 1 } },
-    run(N, t) {
-      const f = N.weightNorm(t.v, t.g, { dim: 0 });
-      const b = N.weightNormBackward(t.dw, t.v, t.g, f.norms, { dim: 0 });
-      return { w: f.w, norms: f.norms, dv: b.dv, dg: b.dg };
-    },
+    op: 'weightNorm', shape: [8, 3, 3, 3], opts: { dim: 0 }, backward: true,
+    data: { v: { mean: 1, std: 1 }, g: { mean: 2, std: 0.5 }, dw: { mean: 0.3, std: 1 } },
   },
   {
     name: 'layerNorm fwd [5, 63] float16 weight+bias',
-    dtype: 'float16',
-    inputs: { x: { shape: [5, 63], mean: 2, std: 1, dtype: 'float16' }, weight: { shape: [63], mean: 1, std: 0.5, dtype: 'float16' }, bias: { shape: [63], mean: 0, std: 1, dtype: 'float16' } },
-    run(N, t) {
-      const f = N.layerNorm(t.x, { normalizedShape: [63], weight: t.weight, bias: t.bias });
-      return { y: f.y, mean: f.mean, rstd: f.rstd };
-    },
+    op: 'layerNorm', shape: [5, 63], dtype: 'float16',
+    data: { x: { mean: 2, std: 1 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 } },
   },
   {
     name: 'layerNorm fused residual fwd [16, 300] weight+bias',
-    inputs: { x: { shape: [16, 300], mean: 1, std: 1 }, residual: { shape: [16, 300], mean: 2, std: 1 }, weight: { shape: [300], mean: 1, std: 0.5 }, bias: { shape: [300], mean: 0, std: 1 } },
-    run(N, t) {
-      const f = N.layerNorm(t.x, { normalizedShape: [300], weight: t.weight, bias: t.bias, residual: t.residual });
-      return { y: f.y, sum: f.sum ?? null, mean: f.mean, rstd: f.rstd };
-    },
+    op: 'layerNorm', shape: [16, 300], opts: { residual: true },
+    data: { x: { mean: 1, std: 1 }, residual: { mean: 2, std: 1 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 } },
   },
   // ---- beyond the required list: numerics stress and the other fused paths ----
   {
@@ -147,81 +81,62 @@ const CASES = [
     // orders of magnitude. (Any f32 kernel's y is off by its mean's rounding, ~ulp(offset)/std:
     // offsets near 1e3 already use most of the 1e-4 budget, so the offset stays at 300.)
     name: 'layerNorm fwd+bwd [8, 1024] x = 300 + N(0, 1)',
-    inputs: { x: { shape: [8, 1024], mean: 300, std: 1 }, weight: { shape: [1024], mean: 1, std: 0.5 }, dy: { shape: [8, 1024], mean: 0, std: 1 } },
-    run(N, t) {
-      const o = { normalizedShape: [1024], weight: t.weight };
-      const f = N.layerNorm(t.x, o);
-      const b = N.layerNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight };
-    },
+    op: 'layerNorm', shape: [8, 1024], opts: { bias: false }, backward: true,
+    data: { x: { mean: 300, std: 1 }, weight: { mean: 1, std: 0.5 }, dy: { mean: 0, std: 1 } },
   },
   {
     // dy has zero mean here: dweight = sum(dy * (x - saveMean) * invstd) moves by sum(dy) * invstd
     // per ulp of saveMean, so with a large offset and a biased dy the two backends' own forward
     // statistics (one f32 ulp apart at 100) alone would put dweight ~1e-4 apart on any correct kernel.
     name: 'batchNorm training fwd+bwd [16, 4, 32, 32] x = 100 + N(0, 1), 16384 per channel',
-    inputs: { x: { shape: [16, 4, 32, 32], mean: 100, std: 1 }, weight: { shape: [4], mean: 1, std: 0.5 }, bias: { shape: [4], mean: 0, std: 1 }, runningMean: { shape: [4], mean: 0, std: 1 }, runningVar: { shape: [4], mean: 1, std: 0.3, positive: true }, dy: { shape: [16, 4, 32, 32], mean: 0, std: 1 } },
-    run(N, t) {
-      const f = N.batchNorm(t.x, { training: true, weight: t.weight, bias: t.bias, runningMean: t.runningMean, runningVar: t.runningVar, momentum: null, numBatchesTracked: 3 });
-      const b = N.batchNormBackward(t.dy, t.x, { training: true, weight: t.weight, bias: t.bias, saveMean: f.saveMean, saveInvstd: f.saveInvstd });
-      return { y: f.y, saveMean: f.saveMean, saveInvstd: f.saveInvstd, runningMean: t.runningMean, runningVar: t.runningVar, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'batchNorm', shape: [16, 4, 32, 32], opts: { training: true, momentum: null, numBatchesTracked: 3 }, backward: true,
+    data: { x: { mean: 100, std: 1 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 }, runningMean: { mean: 0, std: 1 }, runningVar: { mean: 1, std: 0.3, positive: true }, dy: { mean: 0, std: 1 } },
   },
   {
-    name: "groupNorm fused SiLU fwd [2, 32, 8, 8] G=8 weight+bias",
-    inputs: { x: { shape: [2, 32, 8, 8], mean: 1, std: 2 }, weight: { shape: [32], mean: 1, std: 0.5 }, bias: { shape: [32], mean: 0, std: 1 } },
-    run(N, t) {
-      const f = N.groupNorm(t.x, { numGroups: 8, weight: t.weight, bias: t.bias, activation: 'silu' });
-      return { y: f.y, mean: f.mean, rstd: f.rstd };
-    },
+    name: 'groupNorm fused SiLU fwd [2, 32, 8, 8] G=8 weight+bias',
+    op: 'groupNorm', shape: [2, 32, 8, 8], opts: { numGroups: 8, activation: 'silu' },
+    data: { x: { mean: 1, std: 2 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 } },
   },
   {
     name: 'rmsNorm fused residual fwd [8, 512] weight',
-    inputs: { x: { shape: [8, 512], mean: 1, std: 1 }, residual: { shape: [8, 512], mean: -0.5, std: 2 }, weight: { shape: [512], mean: 1, std: 0.3 } },
-    run(N, t) {
-      const f = N.rmsNorm(t.x, { normalizedShape: [512], weight: t.weight, residual: t.residual });
-      return { y: f.y, sum: f.sum ?? null, rstd: f.rstd };
-    },
+    op: 'rmsNorm', shape: [8, 512], opts: { residual: true },
+    data: { x: { mean: 1, std: 1 }, residual: { mean: -0.5, std: 2 }, weight: { mean: 1, std: 0.3 } },
   },
   // ---- float16 backward (per-channel dweight/dbias are packed into half words by a cast step) ----
   {
     name: 'layerNorm fwd+bwd [5, 63] float16 weight+bias',
-    dtype: 'float16',
-    inputs: { x: { shape: [5, 63], mean: 2, std: 1, dtype: 'float16' }, weight: { shape: [63], mean: 1, std: 0.5, dtype: 'float16' }, bias: { shape: [63], mean: 0, std: 1, dtype: 'float16' }, dy: { shape: [5, 63], mean: 0.3, std: 1, dtype: 'float16' } },
-    run(N, t) {
-      const o = { normalizedShape: [63], weight: t.weight, bias: t.bias };
-      const f = N.layerNorm(t.x, o);
-      const b = N.layerNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'layerNorm', shape: [5, 63], dtype: 'float16', backward: true,
+    data: { x: { mean: 2, std: 1 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 }, dy: { mean: 0.3, std: 1 } },
   },
   {
     name: 'groupNorm fwd+bwd [2, 8, 6, 6] G=4 float16 weight+bias',
-    dtype: 'float16',
-    inputs: { x: { shape: [2, 8, 6, 6], mean: -2, std: 3, dtype: 'float16' }, weight: { shape: [8], mean: 1, std: 0.5, dtype: 'float16' }, bias: { shape: [8], mean: 0, std: 1, dtype: 'float16' }, dy: { shape: [2, 8, 6, 6], mean: 0.2, std: 1, dtype: 'float16' } },
-    run(N, t) {
-      const o = { numGroups: 4, weight: t.weight, bias: t.bias };
-      const f = N.groupNorm(t.x, o);
-      const b = N.groupNormBackward(t.dy, t.x, f.mean, f.rstd, o);
-      return { y: f.y, mean: f.mean, rstd: f.rstd, dx: b.dx, dweight: b.dweight, dbias: b.dbias };
-    },
+    op: 'groupNorm', shape: [2, 8, 6, 6], opts: { numGroups: 4 }, dtype: 'float16', backward: true,
+    data: { x: { mean: -2, std: 3 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 }, dy: { mean: 0.2, std: 1 } },
   },
 ];
 
+/** The inputs of a case (both passes), by name, from the catalogue: { shape, dtype }. */
+function inputsOf(c) {
+  const e = opEntry(c.op);
+  const byName = {};
+  for (const dir of c.backward ? ['fwd', 'bwd'] : ['fwd']) for (const i of e.inputs(c, dir)) byName[i.name] = i;
+  const want = Object.keys(byName).sort().join(', ');
+  const have = Object.keys(c.data).sort().join(', ');
+  if (want !== have) throw new Error(`case data for {${have}}, but the op takes {${want}}`);
+  return byName;
+}
+
 // ---- running a case on both backends ----
 async function runCase(gpu, cpu, c, seed) {
-  const rng = mulberry32(seed);
+  const rng = makeRng(seed, 'pairs');
+  const specs = inputsOf(c);
   const host = {};
-  for (const [k, s] of Object.entries(c.inputs)) {
-    let d = normals(rng, numel(s.shape), s.mean, s.std);
-    if (s.positive) d = d.map((v) => Math.abs(v) + 0.1);
-    host[k] = d;
-  }
-  const make = (N) => Object.fromEntries(Object.entries(c.inputs).map(([k, s]) => [k, N.tensor(host[k], s.shape, s.dtype ?? 'float32')]));
+  for (const [k, d] of Object.entries(c.data)) host[k] = draw(rng, numel(specs[k].shape), d);
+  const make = (N) => Object.fromEntries(Object.keys(c.data).map((k) => [k, N.tensor(host[k], specs[k].shape, specs[k].dtype)]));
   const tg = make(gpu);
   const tc = make(cpu);
-  const outG = c.run(gpu, tg);
-  const outC = c.run(cpu, tc);
+  const outG = runChain(gpu, tg, c, !!c.backward);
+  const outC = runChain(cpu, tc, c, !!c.backward);
   const outputs = {};
   const problems = [];
   let worst = 0;
@@ -241,14 +156,14 @@ async function runCase(gpu, cpu, c, seed) {
     const [g, r] = await Promise.all([gpu.read(got), cpu.read(ref)]);
     const err = relativeL2(g, r);
     outputs[name] = err;
-    const tol = TOL[c.dtype ?? 'float32'];
+    const tol = tolerance(c.op, c.dtype ?? 'float32');
     if (!(err <= tol)) {
       const nonFinite = g.reduce((n, v, i) => n + (Number.isFinite(v) !== Number.isFinite(r[i]) ? 1 : 0), 0);
       problems.push(`${name}: relative L2 ${fmt(err)} > ${tol}${nonFinite ? ` (${nonFinite} of ${r.length} values NaN/Inf where the reference is finite, or the reverse)` : ''}`);
     }
     if (!(err <= worst)) worst = err; // NaN and Infinity win
   }
-  for (const t of [...Object.values(tg), ...Object.values(outG)]) t?.destroy?.();
+  for (const t of new Set([...Object.values(tg), ...Object.values(outG)])) t?.destroy?.();
   return { err: worst, outputs, problems };
 }
 

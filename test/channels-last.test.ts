@@ -13,6 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, Tensor, ValueError, type DType, type Norms } from '../src/index.ts';
 import { expectClose } from './util/gpu.ts';
+import { TOLERANCE } from './catalog.js';
 import { closeBackends, fmt, numel, openBackends, randn, uniform, upload, type Backends, type HostIn } from './util/parity.ts';
 
 let B: Backends;
@@ -102,7 +103,7 @@ async function clCheck(
 ): Promise<Host> {
   const mutated = opts.mutated ?? [];
   const half = opts.dtype === 'float16';
-  const tol = half ? 2e-3 : 1e-4;
+  const tol = TOLERANCE[half ? 'float16' : 'float32'];
   const clIns: Record<string, HostIn | null> = {};
   for (const [k, v] of Object.entries(ins)) clIns[k] = v && LAYOUT.has(k) ? { ...v, data: transpose(v.data, shapeCF), shape: lastShape(shapeCF) } : v;
   const cf = await runRead(B.cpu, ins, (n, t) => call(n, t, false), mutated);

@@ -23,10 +23,11 @@ import { __f64 } from '../src/cpu/reference.ts';
 import { roundToHalf, f32ToF16Bits, f16BitsToF32 } from '../src/cpu/half.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
+import { TOLERANCE, TOLERANCE_HALF_VS_CPU } from './catalog.js';
 
-const TOL_HALF_VS_CPU = 1e-3;
-const TOL_HALF_VS_F64 = 2e-3;
-const TOL_F32 = 1e-4;
+const TOL_HALF_VS_CPU = TOLERANCE_HALF_VS_CPU; // 1e-3
+const TOL_HALF_VS_F64 = TOLERANCE.float16; // 2e-3
+const TOL_F32 = TOLERANCE.float32; // 1e-4
 
 let gpu: Norms;
 let cpu: Norms;

@@ -16,6 +16,7 @@ import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '..
 import { roundToHalf } from '../src/cpu/half.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
+import { TOLERANCE, TOLERANCE_HALF_VS_CPU } from './catalog.js';
 
 type Variant = 'fused' | 'general';
 const VARIANTS: Variant[] = ['fused', 'general'];
@@ -34,7 +35,7 @@ afterAll(() => {
 });
 
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
-const tolFor = (dt: DType): number => (dt === 'float16' ? 1e-3 : 1e-4);
+const tolFor = (dt: DType): number => (dt === 'float16' ? TOLERANCE_HALF_VS_CPU : TOLERANCE.float32);
 
 /** Collects every mismatch of a test so one broken output does not hide the others. */
 class Checks {

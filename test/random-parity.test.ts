@@ -30,6 +30,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, Tensor, type DType, type Norms } from '../src/index.ts';
 import { gpuNorms, TEST_ADAPTER_CLASS } from './util/gpu.ts';
 import { makeRng, type Rng } from './util/rng.ts';
+import { TOLERANCE } from './catalog.js';
 
 const COUNT = Number(process.env.WEBGPU_NORM_FUZZ ?? 200);
 const SEED = Number(process.env.WEBGPU_NORM_SEED ?? 20240611);
@@ -38,7 +39,7 @@ const CAP = 200_000;
 /** Binding cap of the 'windowed' variant (tensors past it are processed in bound ranges). */
 const WINDOW_BYTES = Number(process.env.WEBGPU_NORM_WINDOW_BYTES ?? 16384);
 const HUGE_CAP = 600_000;
-const TOL: Record<DType, number> = { float32: 1e-4, float16: 2e-3 };
+const TOL: Record<DType, number> = TOLERANCE;
 
 type Op = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm' | 'weightNorm';
 type Variant = 'auto' | 'fused' | 'general' | 'windowed';

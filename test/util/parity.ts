@@ -6,10 +6,10 @@
 import { expect } from 'vitest';
 import { createNorms, Tensor, type Norms, type DType } from '../../src/index.ts';
 import { expectClose, gpuNorms } from './gpu.ts';
-import { makeRng } from './rng.ts';
+import { makeRng, TOLERANCE } from '../catalog.js';
 
-/** The contract's tolerance: relative L2 ≤ 1e-4 for every output. */
-export const TOL = 1e-4;
+/** The contract's tolerance: relative L2 ≤ 1e-4 for every (float32) output. */
+export const TOL = TOLERANCE.float32;
 
 /** Host data and shape of one input. */
 export interface HostIn {
@@ -253,5 +253,59 @@ export async function rowNormParity(gpu: Norms, cpu: Norms, rms: boolean, c: Row
       );
   const bwd = Bw.ref;
   expect(Object.keys(bwd).sort()).toEqual(['dx', ...(weight ? ['dweight'] : []), ...(bias ? ['dbias'] : [])].sort());
+  failIf([...F.failures, ...Bw.failures]);
+}
+
+// ---- channel norms (groupNorm / instanceNorm): shared case runner ----
+
+export interface ChannelCase {
+  shape: number[];
+  /** numGroups; null: instanceNorm. */
+  G: number | null;
+  weight?: boolean;
+  bias?: boolean;
+  silu?: boolean;
+  eps?: number;
+  mean?: number;
+  std?: number;
+  seed: number;
+}
+
+export const describeChannelCase = (c: ChannelCase): string =>
+  `x ${fmt(c.shape)}${c.G !== null ? ` G=${c.G}` : ''}${c.weight ? ' +w' : ''}${c.bias ? ' +b' : ''}` +
+  `${c.silu ? ' silu (forward only)' : ''}${c.eps !== undefined ? ` eps ${c.eps}` : ''}${c.mean !== undefined ? ` mean ${c.mean}` : ''}`;
+
+/** Forward and backward parity of groupNorm (G a number) or instanceNorm (G null) on `gpu`. */
+export async function channelNormParity(gpu: Norms, cpu: Norms, c: ChannelCase): Promise<void> {
+  const op = c.G === null ? 'instanceNorm' : 'groupNorm';
+  const label = `${op} ${describeChannelCase(c)}`;
+  const [N, C] = c.shape as [number, number];
+  const G = c.G ?? C;
+  const x = randn(c.seed, c.shape, c.mean ?? 0.5, c.std ?? 2);
+  const weight = c.weight ? randn(c.seed + 1, [C], 1, 0.5) : null;
+  const bias = c.bias ? randn(c.seed + 2, [C], 0.25, 0.5) : null;
+  const eps = c.eps !== undefined ? { eps: c.eps } : {};
+  const F = await parityReport(`${label}: forward`, gpu, cpu, { x, weight, bias }, (n, t) =>
+    c.G === null
+      ? n.instanceNorm(t.x!, { weight: t.weight, bias: t.bias, ...eps })
+      : n.groupNorm(t.x!, { numGroups: c.G, weight: t.weight, bias: t.bias, ...(c.silu ? { activation: 'silu' as const } : {}), ...eps }),
+  );
+  expect(Object.keys(F.ref).sort()).toEqual(['mean', 'rstd', 'y']);
+  expect(F.ref.mean!.length).toBe(N * G);
+  if (c.silu) return failIf(F.failures);
+  const ins = {
+    dy: randn(c.seed + 3, c.shape, 0.1, 1),
+    x,
+    mean: { data: F.ref.mean!, shape: [N, G] },
+    rstd: { data: F.ref.rstd!, shape: [N, G] },
+    weight,
+    bias,
+  };
+  const Bw = await parityReport(`${label}: backward`, gpu, cpu, ins, (n, t) =>
+    c.G === null
+      ? n.instanceNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, { weight: t.weight, bias: t.bias })
+      : n.groupNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, { numGroups: c.G, weight: t.weight, bias: t.bias }),
+  );
+  expect(Object.keys(Bw.ref).sort()).toEqual(['dx', ...(weight ? ['dweight'] : []), ...(bias ? ['dbias'] : [])].sort());
   failIf([...F.failures, ...Bw.failures]);
 }

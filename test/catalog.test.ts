@@ -1,0 +1,82 @@
+/**
+ * The shared op catalogue (test/catalog.js, also used by the benchmark, the e2e pages and the
+ * demo) on small shapes: every op and direction it describes, built from its inputs and called
+ * through it, on the webgpu backend against the float64 CPU reference, within the catalogue's own
+ * tolerance; the inputs it updates in place compared too. Also: the generator's variants.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tensor } from '../src/index.ts';
+import { CATALOG, OP_NAMES, draw, fillPairs, hashSeed, makeRng, mulberry32, numel, spec, tolerance, type Case, type Dir, type Tensors } from './catalog.js';
+import { closeBackends, fmt, openBackends, parity, upload, type Backends, type HostIn } from './util/parity.ts';
+
+let B: Backends;
+beforeAll(async () => {
+  B = await openBackends();
+});
+afterAll(() => closeBackends(B));
+
+const CASES: (Case & { dirs: Dir[] })[] = [
+  { op: 'layerNorm', shape: [6, 33], dirs: ['fwd', 'bwd'] },
+  { op: 'layerNorm', shape: [6, 33], dtype: 'float16', dirs: ['fwd', 'bwd'] },
+  { op: 'layerNorm', shape: [3, 4, 10], opts: { normalizedShape: [4, 10], residual: true }, dirs: ['fwd'] },
+  { op: 'layerNorm', shape: [5, 12], opts: { weight: false, bias: false }, dirs: ['fwd', 'bwd'] },
+  { op: 'rmsNorm', shape: [6, 33], dirs: ['fwd', 'bwd'] },
+  { op: 'rmsNorm', shape: [6, 33], opts: { residual: true }, dirs: ['fwd'] },
+  { op: 'groupNorm', shape: [2, 8, 5], opts: { numGroups: 4 }, dirs: ['fwd', 'bwd'] },
+  { op: 'groupNorm', shape: [2, 8, 5], opts: { numGroups: 2, activation: 'silu' }, dirs: ['fwd'] },
+  { op: 'groupNorm', shape: [2, 5, 8], opts: { numGroups: 4, channelsLast: true }, dirs: ['fwd', 'bwd'] },
+  { op: 'instanceNorm', shape: [2, 3, 7], dirs: ['fwd', 'bwd'] },
+  { op: 'batchNorm', shape: [4, 3, 5], opts: { training: true }, dirs: ['fwd', 'bwd'] },
+  { op: 'batchNorm', shape: [4, 3, 5], opts: { training: false }, dirs: ['fwd'] },
+  { op: 'batchNorm', shape: [4, 5, 3], opts: { training: true, channelsLast: true, momentum: null, numBatchesTracked: 2 }, dirs: ['fwd', 'bwd'] },
+  { op: 'weightNorm', shape: [6, 4, 3], opts: { dim: 0 }, dirs: ['fwd', 'bwd'] },
+  { op: 'weightNorm', shape: [6, 4, 3], opts: { dim: null }, dirs: ['fwd', 'bwd'] },
+];
+
+const label = (c: Case, dir: Dir): string => `${c.op} ${dir} x ${fmt(c.shape)} ${c.dtype ?? 'float32'}${c.opts ? ` ${JSON.stringify(c.opts)}` : ''}`;
+
+describe('the op catalogue: every op it describes, GPU vs the CPU reference', () => {
+  it('describes every op', () => {
+    expect([...OP_NAMES].sort()).toEqual(['batchNorm', 'groupNorm', 'instanceNorm', 'layerNorm', 'rmsNorm', 'weightNorm']);
+    expect(new Set(CASES.map((c) => c.op))).toEqual(new Set(OP_NAMES));
+  });
+
+  for (const c of CASES) {
+    for (const dir of c.dirs) {
+      const name = label(c, dir);
+      it(name, async () => {
+        const s = spec(c, dir);
+        const rng = makeRng(hashSeed(name));
+        const inputs: Record<string, HostIn> = {};
+        for (const i of s.inputs) inputs[i.name] = { data: draw(rng, numel(i.shape), i), shape: i.shape, dtype: i.dtype };
+        if (s.derive) {
+          // The backward's saved statistics, from the CPU reference's forward.
+          const T = upload(B.cpu, inputs) as Tensors;
+          const d = s.derive(B.cpu, T);
+          for (const [k, t] of Object.entries(d)) inputs[k] = { data: await B.cpu.read(t!), shape: [...t!.shape], dtype: t!.dtype };
+          for (const t of [...Object.values(T), ...Object.values(d)]) t?.destroy();
+        }
+        const ref = await parity(name, B.gpu, B.cpu, inputs, (n, t) => s.call(n, t as Record<string, Tensor>), {
+          tol: tolerance(c.op, c.dtype ?? 'float32'),
+          mutated: s.mutated,
+        });
+        expect(Object.keys(ref), `${name}: main output ${s.main}`).toContain(s.main);
+        expect(CATALOG[c.op as keyof typeof CATALOG].main[dir]).toBe(s.main);
+      });
+    }
+  }
+});
+
+describe('the seeded generator', () => {
+  it("'stream' normals carry the spare sine across fills; 'pairs' draws whole pairs per fill", () => {
+    const a = makeRng(7);
+    const joined = [...a.fill(3), ...a.fill(3)];
+    const b = makeRng(7).fill(6);
+    expect(joined).toEqual([...b]);
+    const p = makeRng(7, 'pairs');
+    const u = mulberry32(7);
+    expect([...p.fill(3)]).toEqual([...fillPairs(u, 3)]);
+    expect([...p.fill(2)]).toEqual([...fillPairs(u, 2)]);
+    expect(makeRng(7).uniform()).toBe(mulberry32(7)());
+  });
+});
