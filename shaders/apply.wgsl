@@ -11,24 +11,39 @@
 // quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
 // is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
 // SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
-// element is mapped on its own. BLOCK (also chosen on the host): the same holds for blocks of
+// element is mapped on its own. BLOCK16 (also chosen on the host): the same holds for blocks of
 // 16 elements, and one invocation handles a block: group statistics and a broadcast weight are
 // loaded once for 4 quads (measured on SwiftShader: ~1.6x faster than one quad per invocation).
 //
-// Entry points (one compiled in):
-//   APPLY         elementwise y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
+// Kernels (their entry points are declared below):
+//   APPLY         normalize_elements: y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
 //                 RESIDUAL: x = X + R, also written to S; EVAL_STATS: batch-norm eval, mean and
 //                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
 //                 dispatch on both adapter classes). One invocation handles the 4
 //                 elements 4t..4t+3, so with float16 storage every u32 word has one writer.
-//   ROWFUSED      one invocation per contiguous row/group (outer = 1): its statistics through
+//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (outer = 1): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
 //                 cheap loops and barriers are not (CPU adapters), and rows are many.
-//   BWD_APPLY     elementwise dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * xhat, with
+//   BWD_APPLY     grad_elements: dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * xhat, with
 //                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
 //                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
 //                 overflow or underflow); quads as APPLY.
-//   BWD_ROWFUSED  one invocation per row: the row's sums of g and g*xhat, then dx.
+//   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx.
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry normalize_elements APPLY
+//#entry fused_rows_welford ROWFUSED WELFORD
+//#entry fused_rows_sumsq ROWFUSED SUMSQ
+//#entry grad_elements BWD_APPLY
+//#entry fused_rows_grad BWD_ROWFUSED BWD
+//#flag A_VEC        the weights of a quad are consecutive (aDiv == 1)
+//#flag BLOCK16      blocks of 16 elements (4 quads) per invocation
+//#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag CLAST        channels-last x: group (e / sDiv) * G + (e % C) / Cg, weight e % C
+//#flag S_LANES      channels-last quads whose lanes have their own statistics
+//#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
+//#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
+//#flag COLS_FUSED   fused_rows_grad over blocks of L rows, also writing their column partials
 
 fn a_of(e: u32) -> u32 { return (e / P.aDiv) % P.aMod; }
 
@@ -128,7 +143,7 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 
 //#if APPLY
 fn stats(s: u32) -> vec3f {
-  //#if COMP
+  //#if MEAN_PAIR
   // The mean as the pair (s, m) from finalize.wgsl.
   return vec3f(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
   //#else
@@ -190,8 +205,7 @@ fn bq_or0(e: u32) -> vec4f {
 fn y4_lanes(x: vec4f, e: u32) -> vec4f { return y4_st(x, stats4(e), wq_or1(e), bq_or0(e)); }
 //#endif
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn normalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.t1) { return; }
@@ -212,7 +226,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     Y_st4(e, y4_st(xv4(e), st, wv, bv));
   }
   //#else
-  //#if BLOCK
+  //#if BLOCK16
   let e0 = 16u * t;
   if (e0 >= P.n) { return; }
   let st = stats(s_of(e0));
@@ -287,8 +301,7 @@ fn row_result(j: u32) -> vec4f {
 //#endif
 
 //#if ROWFUSED
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn fused_rows_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (j >= P.t1) { return; }
@@ -390,8 +403,7 @@ fn wq_or1(e: u32) -> vec4f {
 }
 fn dx4_lanes(e: u32) -> vec4f { return dx4_cf(e, coef4(e), wq_or1(e)); }
 //#endif
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn grad_elements_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.t1) { return; }
@@ -410,7 +422,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     DX_st4(e, dx4_cf(e, cf, wv));
   }
   //#else
-  //#if BLOCK
+  //#if BLOCK16
   let e0 = 16u * t;
   if (e0 >= P.n) { return; }
   let c = COEF_ld4(4u * s_of(e0));
@@ -480,8 +492,7 @@ fn row_coef(j: u32) -> vec4f {
 // partials PART[4*(col*P + block)] for FIN_DWDB (layer-norm dweight/dbias without a second
 // pass over dy and x).
 const RB = 16u;
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let blk = inv_index(lid, wid, nwg);
   let r0 = blk * P.L;
   if (r0 >= P.D) { return; }
@@ -519,8 +530,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
 }
 //#else
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (j >= P.t1) { return; }
@@ -539,4 +549,26 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   //#endif
 }
 //#endif
+//#endif
+
+// ---- entry points ----
+//#if normalize_elements
+@compute @workgroup_size(WG)
+fn normalize_elements(i: Ids) { normalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if fused_rows_welford
+@compute @workgroup_size(WG)
+fn fused_rows_welford(i: Ids) { fused_rows_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if fused_rows_sumsq
+@compute @workgroup_size(WG)
+fn fused_rows_sumsq(i: Ids) { fused_rows_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if grad_elements
+@compute @workgroup_size(WG)
+fn grad_elements(i: Ids) { grad_elements_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if fused_rows_grad
+@compute @workgroup_size(WG)
+fn fused_rows_grad(i: Ids) { fused_rows_grad_main(i.lid, i.wid, i.nwg); }
 //#endif

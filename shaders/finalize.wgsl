@@ -11,9 +11,6 @@
 //   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
 //               (per-group results are computed in f32 and packed here, so that no two
 //               invocations share a word)
-//   FIN_EVAL    batch-norm eval: mean = runningMean, rstd = 1/sqrt(runningVar + eps) (no partials;
-//               unused by the ops now: EVAL_STATS reads the running statistics where they are
-//               needed, in apply.wgsl's APPLY and in reduce.wgsl's BWD and FIN_BWD here)
 //   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
 //   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
 //   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
@@ -24,6 +21,26 @@
 //   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
 //               ACCUM: added to the values already stored
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry finalize_mean_rstd FIN_STATS WELFORD
+//#entry finalize_rms FIN_RMS SUMSQ
+//#entry finalize_weight_norm FIN_WN SUMSQ
+//#entry grad_coefficients FIN_BWD
+//#entry weight_norm_grad_coefficients FIN_BWD_WN
+//#entry grad_sums FIN_SUMS
+//#entry group_grad_coefficients FIN_GN
+//#entry weight_bias_grads FIN_DWDB
+//#entry merge_welford FIN_MERGE WELFORD
+//#entry merge_sumsq FIN_MERGE SUMSQ
+//#entry merge_sums FIN_MERGE
+//#entry cast_half FIN_CAST
+//#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
+//#flag W_BY_J       the weight of group j multiplies the coefficients (W)
+//#flag DW           dweight is written (DW)
+//#flag DB           dbias is written (DB)
+//#flag ACCUM        add to the values already stored (blocks of one reduction)
+//#flag GN_BLOCK     group_grad_coefficients over one block [c0, c0 + L) of a group's channels
 
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
 // Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
@@ -76,8 +93,7 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
 fn merged(j: u32) -> vec4f { return merge_range(j, P.c0, P.P); }
 //#endif
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (j >= P.t1) { return; }
@@ -99,10 +115,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
   RV_st(j, (1.0 - m) * RV_ld(j) + m * vu);
   //#endif
-  //#endif
-  //#if FIN_EVAL
-  MEAN_st(j, RM_ld(j));
-  RSTD_st(j, 1.0 / sqrt(RV_ld(j) + P.eps));
   //#endif
   //#if FIN_RMS
   let r = merged(j);
@@ -258,3 +270,53 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   COEF_st4(4u * j, cf);
   //#endif
 }
+
+// ---- entry points ----
+//#if finalize_mean_rstd
+@compute @workgroup_size(WG)
+fn finalize_mean_rstd(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if finalize_rms
+@compute @workgroup_size(WG)
+fn finalize_rms(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if finalize_weight_norm
+@compute @workgroup_size(WG)
+fn finalize_weight_norm(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if grad_coefficients
+@compute @workgroup_size(WG)
+fn grad_coefficients(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if weight_norm_grad_coefficients
+@compute @workgroup_size(WG)
+fn weight_norm_grad_coefficients(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if grad_sums
+@compute @workgroup_size(WG)
+fn grad_sums(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if group_grad_coefficients
+@compute @workgroup_size(WG)
+fn group_grad_coefficients(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if weight_bias_grads
+@compute @workgroup_size(WG)
+fn weight_bias_grads(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if merge_welford
+@compute @workgroup_size(WG)
+fn merge_welford(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if merge_sumsq
+@compute @workgroup_size(WG)
+fn merge_sumsq(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if merge_sums
+@compute @workgroup_size(WG)
+fn merge_sums(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if cast_half
+@compute @workgroup_size(WG)
+fn cast_half(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
+//#endif

@@ -23,6 +23,24 @@
 // root of a mean square is finite for any finite data). The rescan works in a power-of-two
 // scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
 // wherever float32 can hold them.
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry welford_partials PARTIALS WELFORD
+//#entry sumsq_partials PARTIALS SUMSQ
+//#entry grad_partials PARTIALS BWD
+//#entry column_grad_partials COLS
+//#entry channels_last_welford_partials CL_PARTIALS WELFORD
+//#entry channels_last_grad_partials CL_PARTIALS BWD
+//#flag RESIDUAL     x = X + R (the fused residual add)
+//#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
+//#flag CMAJOR       windowed chunks in chunk-major order (c*D + j), so a dispatch reads a compact range
+//#flag RUNS         chunks within contiguous runs of `inner` elements (Pi chunks per run)
+//#flag INTERLEAVE   chunk c takes quads c, c + P, ... of its group (coalesced loads on GPUs)
+//#flag STRIDED      INTERLEAVE over strided groups (outer > 1, inner % 4 == 0)
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+//#flag COLS16       column_grad_partials: 16 columns per invocation (else 4)
+//#flag CL4          channels-last: a quad of channels per invocation (else one)
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -186,11 +204,10 @@ fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f {
 //#endif
 
 //#if BWD
-// s: index of the saved statistics; a: index of the weight. Both fixed per segment, except a = i
-// (weight per position in a layer-norm row) with W_BY_I. The fourth sum, of x - mean[s], tells
+// s: index of the saved statistics, fixed per segment; W_BY_I: g = dy * w[i] (weight per
+// position in a layer-norm row; other norms apply their weight per group in finalize.wgsl). The fourth sum, of x - mean[s], tells
 // the finalize step how far the saved (float32-rounded) mean is from x's own mean.
 var<private> s_idx: u32;
-var<private> a_idx: u32;
 var<private> g4: vec4f;
 var<private> gx4: vec4f;
 var<private> c4: vec4f;
@@ -205,7 +222,6 @@ fn acc_group(j: u32) {}
 fn acc_recenter() {}
 fn seg_begin(o: u32, j: u32) {
   s_idx = j / P.gDiv;
-  a_idx = j % P.aMod;
   st_mean = 0.0;
   st_rstd = 1.0;
   //#if HAS_MEAN
@@ -379,8 +395,7 @@ fn checked_interleaved(j: u32, c: u32) -> vec4f { return acc_result(); }
 //#endif
 
 //#if PARTIALS
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.t1) { return; }
@@ -426,13 +441,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 // contiguous across lanes.
 // Params: outer = rows (end of this block of rows), c0 = first row, inner = K (row length).
 // Writes PART[4*(col*P + c)].
-//#if BLOCK
+//#if COLS16
 const CW = 16u;
 //#else
 const CW = 4u;
 //#endif
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn column_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.t1) { return; }
@@ -450,7 +464,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   // accumulators (SwiftShader keeps dynamically indexed private arrays in memory).
   var g0 = vec4f(0.0);
   var h0 = vec4f(0.0);
-  //#if BLOCK
+  //#if COLS16
   var g1 = vec4f(0.0);
   var g2 = vec4f(0.0);
   var g3 = vec4f(0.0);
@@ -470,7 +484,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     //#endif
     let rs = RSTD_ld(r);
     let e = r * K + col;
-    //#if BLOCK
+    //#if COLS16
     let d0 = DY_ld4(e);
     let d1 = DY_ld4(e + 4u);
     let d2 = DY_ld4(e + 8u);
@@ -499,7 +513,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   let n = f32(r1 - r0);
   for (var k = 0u; k < min(w, 4u); k += 1u) { PART_st4(4u * ((col + k) * P.P + c), vec4f(n, g0[k], h0[k], 0.0)); }
-  //#if BLOCK
+  //#if COLS16
   for (var k = 0u; k < 4u; k += 1u) {
     PART_st4(4u * ((col + 4u + k) * P.P + c), vec4f(n, g1[k], h1[k], 0.0));
     PART_st4(4u * ((col + 8u + k) * P.P + c), vec4f(n, g2[k], h2[k], 0.0));
@@ -567,8 +581,7 @@ fn cl_step(e: u32, w: u32) {
 fn cl_step(e: u32, w: u32) { acc_v4(cl_x(e, w)); }
 //#endif
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn channels_last_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.t1) { return; }
@@ -662,4 +675,30 @@ fn cl_out(o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
   //#endif
   PART_st4(o, r);
 }
+//#endif
+
+// ---- entry points ----
+//#if welford_partials
+@compute @workgroup_size(WG)
+fn welford_partials(i: Ids) { partials_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if sumsq_partials
+@compute @workgroup_size(WG)
+fn sumsq_partials(i: Ids) { partials_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if grad_partials
+@compute @workgroup_size(WG)
+fn grad_partials(i: Ids) { partials_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if column_grad_partials
+@compute @workgroup_size(WG)
+fn column_grad_partials(i: Ids) { column_partials_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if channels_last_welford_partials
+@compute @workgroup_size(WG)
+fn channels_last_welford_partials(i: Ids) { channels_last_partials_main(i.lid, i.wid, i.nwg); }
+//#endif
+//#if channels_last_grad_partials
+@compute @workgroup_size(WG)
+fn channels_last_grad_partials(i: Ids) { channels_last_partials_main(i.lid, i.wid, i.nwg); }
 //#endif

@@ -27,6 +27,19 @@
 // S = P.aDiv contiguous elements each (K = Cg * S, the row starting at a channel boundary), and
 // the weight/bias of element e (index in X) are those of channel (e / P.aDiv) % P.aMod
 // (aMod = C). SILU: y * sigmoid(y) after the affine step, as the APPLY kernel has it.
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry workgroup_rows_welford ROWS_FWD WELFORD
+//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
+//#entry workgroup_rows_grad ROWS_BWD
+//#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
+//#flag NV2
+//#flag NV4
+//#flag NV8
+//#flag NV16
+//#flag SUBGROUPS    workgroup sums by subgroupAdd (the device has 'subgroups')
+//#flag PER_CH       group norm: a row is an (n, g) group, weights per channel
+//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 //#if NV1
 const NV = 1u;
@@ -53,6 +66,26 @@ const NSUMS = 1u;
 var<workgroup> red: array<f32, NSUMS * WG>;
 // The careful path's statistics, from invocation 0 to the workgroup.
 var<workgroup> careful: vec4f;
+
+// The builtins of an entry point here: the workgroup's (uniform: the barriers depend on them)
+// and the invocation's (with SUBGROUPS its lane and the subgroup size too).
+struct WorkgroupIds {
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+}
+struct LaneIds {
+  @builtin(local_invocation_index) t: u32,
+  //#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sgs: u32,
+  //#endif
+}
+fn set_lanes(l: LaneIds) {
+  //#if SUBGROUPS
+  sg_lane = l.lane;
+  sg_size = l.sgs;
+  //#endif
+}
 
 var<private> sg_lane: u32;
 var<private> sg_size: u32;
@@ -145,21 +178,8 @@ fn store_sum(e: u32, n: u32, x: vec4f) {
 
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
-//#if WELFORD || SUMSQ
-@compute @workgroup_size(WG)
-fn norm_rows(
-  @builtin(local_invocation_index) t: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  //#if SUBGROUPS
-  @builtin(subgroup_invocation_id) lane: u32,
-  @builtin(subgroup_size) sgs: u32,
-  //#endif
-) {
-  //#if SUBGROUPS
-  sg_lane = lane;
-  sg_size = sgs;
-  //#endif
+//#if ROWS_FWD
+fn rows_forward(t: u32, wid: vec3u, nwg: vec3u) {
   // (Uniform across the workgroup: every invocation returns, or none.)
   let j = wid.y * nwg.x + wid.x;
   if (j >= P.D) { return; }
@@ -247,7 +267,7 @@ fn norm_rows(
 //#endif
 
 //#if ROWS_BWD
-// Layer-norm and RMS-norm backward on GPU-class adapters (entry point norm_rows_bwd): one
+// Layer-norm and RMS-norm backward on GPU-class adapters (entry point workgroup_rows_grad): one
 // workgroup handles the block of rows [b*L, min((b+1)*L, D)) (b: the workgroup's linear index,
 // L = P.L rows per block, P.P = ceil(D / L) blocks), one row after the other. Per row, as the
 // forward: invocation t holds the quads q = t + k*WG, k < NV, of x and dy in registers (each
@@ -299,20 +319,7 @@ fn dx_store(e: u32, n: u32, v: vec4f) {
   for (var i = 0u; i < n; i += 1u) { DX_st(e + i, v[i]); }
 }
 
-@compute @workgroup_size(WG)
-fn norm_rows_bwd(
-  @builtin(local_invocation_index) t: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  //#if SUBGROUPS
-  @builtin(subgroup_invocation_id) lane: u32,
-  @builtin(subgroup_size) sgs: u32,
-  //#endif
-) {
-  //#if SUBGROUPS
-  sg_lane = lane;
-  sg_size = sgs;
-  //#endif
+fn rows_backward(t: u32, wid: vec3u, nwg: vec3u) {
   // (Uniform across the workgroup.)
   let b = wid.y * nwg.x + wid.x;
   let r0 = b * P.L;
@@ -387,4 +394,18 @@ fn norm_rows_bwd(
   }
   //#endif
 }
+//#endif
+
+// ---- entry points ----
+//#if workgroup_rows_welford
+@compute @workgroup_size(WG)
+fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) { set_lanes(l); rows_forward(l.t, w.wid, w.nwg); }
+//#endif
+//#if workgroup_rows_sumsq
+@compute @workgroup_size(WG)
+fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) { set_lanes(l); rows_forward(l.t, w.wid, w.nwg); }
+//#endif
+//#if workgroup_rows_grad
+@compute @workgroup_size(WG)
+fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) { set_lanes(l); rows_backward(l.t, w.wid, w.nwg); }
 //#endif

@@ -35,7 +35,7 @@ describe('profile', () => {
     expect(recs.map((r) => r.op)).toEqual(['layerNorm']);
     const [k] = recs[0]!.kernels;
     expect(recs[0]!.kernels).toHaveLength(1);
-    expect(k!.name).toMatch(/ROWFUSED/);
+    expect(k!.name).toMatch(/^fused_rows_welford\[/);
     expect(k!.workgroups).toBeGreaterThan(0);
     expect(k!.bytesRead).toBe(R * K * 4);
     expect(k!.bytesWritten).toBe(R * K * 4 + 2 * R * 4);
@@ -83,14 +83,14 @@ describe('profile', () => {
     const g0 = n.layerNormBackward(dy, x, f.mean, f.rstd, { normalizedShape: [Kb] });
     const [p, pr, p0] = await n.profile();
     expect([p!.op, pr!.op, p0!.op]).toEqual(['layerNormBackward', 'rmsNormBackward', 'layerNormBackward']);
-    // The rows kernel (dx and column partials), then FIN_DWDB over the partials; without
+    // The rows kernel (dx and column partials), then weight_bias_grads over the partials; without
     // dweight/dbias the rows kernel alone.
-    expect(p!.kernels.map((k) => k.name.replace(/\[.*/, ''))).toEqual(['rows', 'finalize']);
-    expect(p!.kernels[0]!.name).toMatch(/ROWS_BWD/);
-    expect(p!.kernels[1]!.name).toMatch(/FIN_DWDB/);
+    expect(p!.kernels.map((k) => k.name.replace(/\[.*/, ''))).toEqual(['workgroup_rows_grad', 'weight_bias_grads']);
+    expect(p!.kernels[0]!.name).toMatch(/^workgroup_rows_grad\[/);
+    expect(p!.kernels[1]!.name).toMatch(/^weight_bias_grads\[/);
     expect(pr!.kernels).toHaveLength(2);
     expect(p0!.kernels).toHaveLength(1);
-    expect(p0!.kernels[0]!.name).toMatch(/ROWS_BWD/);
+    expect(p0!.kernels[0]!.name).toMatch(/^workgroup_rows_grad\[/);
     for (const q of [p!, pr!, p0!]) {
       const moved = sum(q, 'bytesRead') + sum(q, 'bytesWritten');
       expect(moved / minimal, q.op).toBeLessThanOrEqual(1.1);
@@ -155,8 +155,9 @@ describe('profile: channel norms', () => {
           expect(pf!.kernels[0]!.name).toMatch(/EVAL_STATS/);
           expect(sum(pf!, 'bytesRead')).toBeLessThanOrEqual(size * 4 + 3 * C * 4);
           expect(sum(pf!, 'bytesWritten')).toBe(size * 4);
-          // Eval backward: reduce (dweight), finalize, apply; no separate statistics step.
-          expect(pb!.kernels.some((k) => k.name.includes('FIN_EVAL')), `${cls} ${shape}`).toBe(false);
+          // Eval backward: partials (dweight), coefficients, dx; no separate statistics step.
+          const roles = ['grad_partials', 'channels_last_grad_partials', 'grad_coefficients', 'grad_elements'];
+          expect(pb!.kernels.filter((k) => !roles.includes(k.name.replace(/\[.*/, ''))), `${cls} ${shape}`).toEqual([]);
           expect(pb!.kernels.length).toBeLessThanOrEqual(3);
           for (const t of [x, rm, rv, w, f.y, dy, b.dx, b.dweight!]) t.destroy();
         }

@@ -158,13 +158,13 @@ describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
       await readAll(n, runOp(n, OPS[0]!, new Float32Array(2 * 768).fill(1), null, new Float32Array(768).fill(1), new Float32Array(768), 2, 768, 1e-5));
     });
     expect(labels.length).toBe(1);
-    expect(labels[0]).toMatch(/^webgpu-norm\.rows\[/);
+    expect(labels[0]).toMatch(/^webgpu-norm\.workgroup_rows_welford\[/);
     expect(labels[0]!.includes('SUBGROUPS')).toBe(k === 'sub' && n.device!.features.has('subgroups'));
     // Longer rows than the registers hold: the split kernels.
     const long = await kernelsOf(k, async () => {
       await readAll(n, runOp(n, OPS[2]!, new Float32Array(8200).fill(1), null, null, null, 1, 8200, 1e-5));
     });
-    expect(long.some((l) => l.startsWith('webgpu-norm.rows'))).toBe(false);
+    expect(long.some((l) => l.startsWith('webgpu-norm.workgroup_rows'))).toBe(false);
   });
 
   it.each(LENGTHS)('K = %i: float64 formulas and the CPU reference, 1e4 offsets, outliers, weight/bias/residual', async (K) => {
@@ -254,7 +254,7 @@ describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
         if (got.sum) expect(Array.from(got.sum), `${tag}: sum`).toEqual(Array.from(want.sum!));
       }
     });
-    expect(labels.filter((l) => l.startsWith('webgpu-norm.rows')).length).toBe(OPS.length);
+    expect(labels.filter((l) => l.startsWith('webgpu-norm.workgroup_rows')).length).toBe(OPS.length);
   });
 });
 
@@ -392,8 +392,8 @@ describe.each(['sub', 'tree'] as const)('backward, one workgroup per block of ro
             if (!(e <= 1e-5)) bad.push(`${tag}: dbias ${e.toExponential(2)}`);
           }
         });
-        const rowsK = labels.filter((l) => l.startsWith('webgpu-norm.rows['));
-        if (!rowsK.some((l) => l.includes('ROWS_BWD'))) bad.push(`${bwdName(o)} K=${K}: no rows backward kernel (${labels.join(' ')})`);
+        const rowsK = labels.filter((l) => l.startsWith('webgpu-norm.workgroup_rows_'));
+        if (!rowsK.some((l) => l.startsWith('webgpu-norm.workgroup_rows_grad['))) bad.push(`${bwdName(o)} K=${K}: no rows backward kernel (${labels.join(' ')})`);
       }
     }
     expect(bad).toEqual([]);
@@ -430,6 +430,6 @@ describe.each(['sub', 'tree'] as const)('backward, one workgroup per block of ro
         if (o.b) expect(relativeL2(got.db!, Array.from(want.db!)), `${tag}: dbias`).toBeLessThanOrEqual(3e-3);
       }
     });
-    expect(labels.filter((l) => l.includes('ROWS_BWD')).length).toBe(BWD_OPS.length);
+    expect(labels.filter((l) => l.startsWith('webgpu-norm.workgroup_rows_grad[')).length).toBe(BWD_OPS.length);
   });
 });

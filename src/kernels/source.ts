@@ -12,17 +12,42 @@ import type { GpuContext, Kernel } from '../device/context.ts';
 import { UniformLayout, type BindingDecl } from '../device/wgsl.ts';
 
 /**
- * Keep the lines of `src` whose enclosing `//#if A || B` sections hold for `flags`
- * (with `//#else` and `//#endif`; sections nest).
+ * A shader's declarations, from its header: `//#entry name ROLE...` (an entry point and the
+ * sections it compiles in) and `//#flag NAME description` (a flag the host may set).
  */
-export function preprocess(src: string, flags: ReadonlySet<string>): string {
+export interface ShaderDecls {
+  entries: Map<string, readonly string[]>;
+  flags: Set<string>;
+}
+
+export function declarations(src: string): ShaderDecls {
+  const entries = new Map<string, readonly string[]>();
+  const flags = new Set<string>();
+  for (const line of src.split('\n')) {
+    const t = line.trim();
+    if (t.startsWith('//#entry ')) {
+      const [name, ...roles] = t.slice(9).trim().split(/\s+/);
+      entries.set(name!, roles);
+    } else if (t.startsWith('//#flag ')) flags.add(t.slice(8).trim().split(/\s+/)[0]!);
+  }
+  return { entries, flags };
+}
+
+/**
+ * Keep the lines of `src` whose enclosing `//#if A || B` sections hold for `defined`
+ * (with `//#else` and `//#endif`; sections nest). With `known`, a name in an `//#if` that is
+ * not in it throws: a misspelt flag must not silently compile the `#else` branch.
+ */
+export function preprocess(src: string, defined: ReadonlySet<string>, known?: ReadonlySet<string>): string {
   const out: string[] = [];
   const stack: { parent: boolean; cond: boolean; inElse: boolean }[] = [];
   let active = true;
   for (const line of src.split('\n')) {
     const t = line.trim();
     if (t.startsWith('//#if ')) {
-      const cond = t.slice(6).split('||').some((f) => flags.has(f.trim()));
+      const names = t.slice(6).split('||').map((f) => f.trim());
+      for (const n of names) if (known && !known.has(n)) throw new Error(`preprocess: //#if ${n}: not a declared flag, section or entry point`);
+      const cond = names.some((f) => defined.has(f));
       stack.push({ parent: active, cond, inElse: false });
       active = active && cond;
     } else if (t === '//#else') {
@@ -93,6 +118,8 @@ export function params(p: ParamValues): Record<string, number> {
 
 export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 
+/** Each family's own file, and the files compiled in front of it. */
+const OWN: Record<Family, string> = { reduce: reduceWGSL, finalize: finalizeWGSL, apply: applyWGSL, copy: copyWGSL, rows: rowsWGSL };
 const FILES: Record<Family, string> = {
   reduce: commonWGSL + reduceWGSL,
   finalize: commonWGSL + finalizeWGSL,
@@ -103,8 +130,40 @@ const FILES: Record<Family, string> = {
   rows: commonWGSL + reduceWGSL + rowsWGSL,
 };
 
-/** Entry point of each family's file (one compiled in per pipeline; rows.wgsl's backward: ROWS_BWD). */
-const ENTRY: Partial<Record<Family, string>> = { rows: 'norm_rows' };
+/** Every entry point: its family (the file that declares it) and the sections it compiles in. */
+const ENTRIES = new Map<string, { family: Family; roles: readonly string[] }>();
+/** Per family: the flags its files declare, and every name an `//#if` there may use. */
+const FLAGS = new Map<Family, { flags: Set<string>; known: Set<string> }>();
+for (const family of Object.keys(FILES) as Family[]) {
+  for (const [name, roles] of declarations(OWN[family]).entries) ENTRIES.set(name, { family, roles });
+  const d = declarations(FILES[family]);
+  const known = new Set(d.flags);
+  for (const [name, roles] of d.entries) [name, ...roles].forEach((r) => known.add(r));
+  FLAGS.set(family, { flags: d.flags, known });
+}
+
+/** An entry point's declaration; throws on a name no shader declares. */
+export function entryPoint(name: string): { family: Family; roles: readonly string[] } {
+  const e = ENTRIES.get(name);
+  if (!e) throw new Error(`kernel: no shader declares the entry point ${name}`);
+  return e;
+}
+
+/** Whether `name` is a flag of step `s` or a section its entry point compiles in. */
+export function has(s: { entry: string; flags: readonly string[] }, name: string): boolean {
+  return s.flags.includes(name) || entryPoint(s.entry).roles.includes(name);
+}
+
+/**
+ * The WGSL of entry point `entry` with `flags`: its family's files with the sections of the
+ * entry's roles, the entry itself and the flags kept. A flag the files do not declare throws.
+ */
+export function shaderSource(entry: string, flags: readonly string[]): string {
+  const { family, roles } = entryPoint(entry);
+  const f = FLAGS.get(family)!;
+  for (const x of flags) if (!f.flags.has(x)) throw new Error(`kernel ${entry}: unknown flag ${x} (declared: ${[...f.flags].sort().join(', ')})`);
+  return preprocess(FILES[family], new Set([...flags, ...roles, entry]), f.known);
+}
 
 /** Per-kernel choices besides the flags: the workgroup size (default WG) and WGSL extensions. */
 export interface KernelOptions {
@@ -116,21 +175,22 @@ export interface KernelOptions {
 /** Workgroup size, shared by the WGSL (override constant) and the dispatch. */
 export const WG = 64;
 
-export function kernel(ctx: GpuContext, family: Family, flags: readonly string[], bindings: readonly BindingDecl[], opts: KernelOptions = {}): Kernel {
+/** The pipeline of entry point `entry` with `flags` and `bindings` (cached by the context). */
+export function kernel(ctx: GpuContext, entry: string, flags: readonly string[], bindings: readonly BindingDecl[], opts: KernelOptions = {}): Kernel {
   const fl = [...new Set(flags)].sort();
   const wg = opts.workgroupSize ?? WG;
   const en = [...(opts.enables ?? [])].sort();
-  const key = `${family}|${fl.join(',')}|${bindings.map((b) => `${b.name}:${b.vec4 ? 'vec4' : b.dtype}:${b.access}`).join(',')}|wg${wg}|${en.join(',')}`;
+  const key = `${entry}|${fl.join(',')}|${bindings.map((b) => `${b.name}:${b.vec4 ? 'vec4' : b.dtype}:${b.access}`).join(',')}|wg${wg}|${en.join(',')}`;
   return ctx.kernel({
     key,
-    label: `webgpu-norm.${family}[${fl.join(',')}]`,
+    label: `webgpu-norm.${entry}[${fl.join(',')}]`,
     bindings,
     uniforms: PARAMS,
-    body: () => preprocess(FILES[family], new Set(fl)),
+    body: () => shaderSource(entry, fl),
     workgroupSize: wg,
     aligned: fl.includes('ALIGNED'),
     window: fl.includes('WINDOW'),
-    entryPoint: fl.includes('ROWS_BWD') ? 'norm_rows_bwd' : (ENTRY[family] ?? 'main'),
+    entryPoint: entry,
     enables: en,
   });
 }

@@ -10,6 +10,7 @@
 import { elementBytes, type DType } from '../tensor.ts';
 import type { KernelProfile } from '../device/context.ts';
 import { invocations, touched, type WindowStep } from './window.ts';
+import { entryPoint } from './source.ts';
 
 export interface TrafficStep extends WindowStep {
   binds: readonly { name: string; t: GPUBuffer; dtype: DType; rw?: boolean }[];
@@ -25,7 +26,8 @@ function alsoRead(s: TrafficStep, name: string): boolean {
 export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: number; bytesWritten: number } {
   // Families touched() does not model: every binding whole (a whole dispatch of a row kernel
   // touches all of its tensors).
-  const known = s.family === 'reduce' || s.family === 'finalize' || s.family === 'apply';
+  const family = entryPoint(s.entry).family;
+  const known = family === 'reduce' || family === 'finalize' || family === 'apply';
   const spans = known ? touched(s, ta ?? 0, tb ?? invocations(s)) : new Map<string, readonly [number, number]>();
   let bytesRead = 0;
   let bytesWritten = 0;
@@ -35,7 +37,7 @@ export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: 
     const cap = b.t.size / eb;
     const n = Math.max(0, Math.min(hi, cap) - Math.max(lo, 0));
     const bytes = Math.round(n * eb);
-    const written = !!b.rw && !(s.family === 'finalize' && b.name === 'PART');
+    const written = !!b.rw && !(family === 'finalize' && b.name === 'PART');
     if (written) {
       bytesWritten += bytes;
       if (alsoRead(s, b.name)) bytesRead += bytes;
@@ -44,7 +46,7 @@ export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: 
   return { bytesRead, bytesWritten };
 }
 
-/** `webgpu-norm.apply[APPLY,COMP]` → `apply[APPLY,COMP]`. */
+/** `webgpu-norm.normalize_elements[ALIGNED,MEAN_PAIR]` → `normalize_elements[ALIGNED,MEAN_PAIR]`. */
 export const profileName = (label: string): string => label.replace(/^webgpu-norm\./, '');
 
 /** The profile record of one dispatch of step `s` (windowed: invocations [ta, tb)). */

@@ -14,30 +14,23 @@
 import type { DType } from '../tensor.ts';
 import type { BoundRange } from '../device/context.ts';
 import { LimitError } from '../errors.ts';
-import { params, type Family, type ParamValues } from './source.ts';
+import { entryPoint, params, type ParamValues } from './source.ts';
+import type { WindowDispatch } from './plan.ts';
 
-export interface WindowBind {
-  name: string;
-  t: GPUBuffer;
-  dtype: DType;
-}
+/** What the window planner reads of a step (plan.ts Step). */
 export interface WindowStep {
-  family: Family;
+  entry: string;
   flags: readonly string[];
-  binds: readonly WindowBind[];
+  binds: readonly { name: string; t: GPUBuffer; dtype: DType }[];
   p: ParamValues;
 }
 
+/** The step's flags and the sections its entry point compiles in. */
+const symbols = (s: WindowStep): Set<string> => new Set([...s.flags, ...entryPoint(s.entry).roles]);
+const familyOf = (s: WindowStep): string => entryPoint(s.entry).family;
+
 type Span = readonly [number, number];
 const EMPTY: Span = [0, 0];
-
-/** One windowed dispatch: invocations [t0, t1) (elements [e0, e1) if planned per element), the bindings, the uniform fields. */
-export interface WindowDispatch {
-  t0: number;
-  t1: number;
-  buffers: (GPUBuffer | BoundRange)[];
-  params: Record<string, number>;
-}
 
 /**
  * Elementwise kernels that map each element of a quad on its own (not ALIGNED) are planned per
@@ -45,21 +38,21 @@ export interface WindowDispatch {
  * rows does not need both ends of a weight larger than a binding.
  */
 function elementwise(s: WindowStep): boolean {
-  return s.family === 'apply' && !rowFused(s) && !s.flags.includes('ALIGNED') && !s.flags.includes('BLOCK');
+  return familyOf(s) === 'apply' && !rowFused(s) && !s.flags.includes('ALIGNED') && !s.flags.includes('BLOCK16');
 }
 
 /** Row-fused kernels: invocation j handles row (group) j whole, or a block of L rows (COLS_FUSED). */
-const rowFused = (s: WindowStep): boolean => s.flags.includes('ROWFUSED') || s.flags.includes('BWD_ROWFUSED');
+const rowFused = (s: WindowStep): boolean => familyOf(s) === 'apply' && (symbols(s).has('ROWFUSED') || symbols(s).has('BWD_ROWFUSED'));
 
 /** Number of invocations in a step's index space (what its kernel's `t` / `j` ranges over). */
 export function invocations(s: WindowStep): number {
   const q = params(s.p);
-  const f = new Set(s.flags);
+  const f = symbols(s);
   if (elementwise(s)) return q.n;
   if (rowFused(s)) return f.has('COLS_FUSED') ? Math.ceil(q.D / q.L) : q.D;
-  if (s.family === 'apply') return Math.ceil(q.n / (f.has('BLOCK') ? 16 : 4));
-  if (s.family === 'reduce') {
-    if (f.has('COLS')) return Math.ceil(q.inner / (f.has('BLOCK') ? 16 : 4)) * q.P;
+  if (familyOf(s) === 'apply') return Math.ceil(q.n / (f.has('BLOCK16') ? 16 : 4));
+  if (familyOf(s) === 'reduce') {
+    if (f.has('COLS')) return Math.ceil(q.inner / (f.has('COLS16') ? 16 : 4)) * q.P;
     if (f.has('CL_PARTIALS')) return q.D * q.P * Math.ceil(q.C / (f.has('CL4') ? 4 : 1));
     return q.D * q.P;
   }
@@ -102,7 +95,7 @@ function clSpan(ea: number, eb: number, q: Record<string, number>, stride = 1): 
 /** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
 export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span> {
   const q = params(s.p);
-  const f = new Set(s.flags);
+  const f = symbols(s);
   const out = new Map<string, Span>();
   const names = s.binds.map((b) => b.name);
   const set = (span: Span, ...which: string[]) => {
@@ -123,8 +116,8 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     // group needs just its C/G channels' weights (not the whole per-channel W).
     set(indexSpan(ra * q.inner, rb * q.inner, q.aDiv, q.aMod), 'W', 'B');
     set([4 * ta, 4 * ((q.inner - 1) * q.P + tb - 1) + 4], 'PART');
-  } else if (s.family === 'apply') {
-    const E = elementwise(s) ? 1 : f.has('BLOCK') ? 16 : 4;
+  } else if (familyOf(s) === 'apply') {
+    const E = elementwise(s) ? 1 : f.has('BLOCK16') ? 16 : 4;
     const ea = E * ta;
     const eb = Math.min(E * tb, q.n);
     const span = (stride: number) => (f.has('CLAST') ? clSpan(ea, eb, q, stride) : indexSpan(ea, eb, q.sDiv, q.sMod, stride));
@@ -134,8 +127,8 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     set(span(1), 'MEAN', 'RSTD', 'RM', 'RV');
     set(span(2), 'LO');
     set(span(4), 'COEF');
-  } else if (s.family === 'reduce' && f.has('COLS')) {
-    const CW = f.has('BLOCK') ? 16 : 4;
+  } else if (familyOf(s) === 'reduce' && f.has('COLS')) {
+    const CW = f.has('COLS16') ? 16 : 4;
     const K = q.inner;
     const nq = Math.ceil(K / CW);
     const ca = Math.floor(ta / nq);
@@ -152,7 +145,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([0, 4 * K * q.P], 'PART');
     }
     set([r0, r1], 'MEAN', 'RSTD', 'CORR');
-  } else if (s.family === 'reduce' && f.has('CL_PARTIALS')) {
+  } else if (familyOf(s) === 'reduce' && f.has('CL_PARTIALS')) {
     // Invocation t = (b*P + c)*nq + q: channels [q*CW, q*CW + CW) of rows [c*L, c*L + L) of sample b.
     const CW = f.has('CL4') ? 4 : 1;
     const { C, P, L, G, Cg } = q;
@@ -182,7 +175,7 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
       set([4 * (A.b * C * P + A.c), 4 * ((Z.b * C + C - 1) * P + Z.c) + 4], 'PART');
     }
     set([A.b * G + Math.floor(chA / Cg), Z.b * G + Math.floor((chB - 1) / Cg) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
-  } else if (s.family === 'reduce') {
+  } else if (familyOf(s) === 'reduce') {
     const { outer, D, inner, P, L, Pi } = q;
     const M = outer * inner;
     const runs = f.has('RUNS');
@@ -261,8 +254,8 @@ export function touched(s: WindowStep, ta: number, tb: number): Map<string, Span
     set([ja * q.inner, jb * q.inner + 1], 'X', 'R');
   }
   // Everything else is indexed by the invocation's group.
-  const dflt: Span = s.family === 'apply' ? [0, Infinity] : [ta, tb];
-  for (const n of names) if (!out.has(n)) out.set(n, s.family === 'finalize' ? dflt : [0, Infinity]);
+  const dflt: Span = familyOf(s) === 'apply' ? [0, Infinity] : [ta, tb];
+  for (const n of names) if (!out.has(n)) out.set(n, familyOf(s) === 'finalize' ? dflt : [0, Infinity]);
   return out;
 }
 
@@ -313,7 +306,7 @@ export function planWindows(s: WindowStep, limit: number, align: number, label: 
     if (!fits(ta, ta + 1)) {
       const r = ranges(ta, ta + 1);
       throw new LimitError(
-        `${label}: one invocation of the ${s.family} kernel [${s.flags.join(',')}] touches ${r.worst} bytes of ${r.name}, more than the storage binding limit ${limit} (maxStorageBufferBindingSize); this shape cannot be split into bound ranges`,
+        `${label}: one invocation of the ${s.entry} kernel [${s.flags.join(',')}] touches ${r.worst} bytes of ${r.name}, more than the storage binding limit ${limit} (maxStorageBufferBindingSize); this shape cannot be split into bound ranges`,
         r.name,
       );
     }

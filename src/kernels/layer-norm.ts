@@ -1,0 +1,261 @@
+/**
+ * Layer norm and RMS norm on the GPU (PyTorch `layer_norm` / `rms_norm` and their backwards):
+ * rows of K = prod(normalizedShape) elements. Forward, by adapter class and shape (policy.ts):
+ * - GPU class, rows up to the register capacity: one workgroup per row, one dispatch
+ *   (workgroup_rows_welford / workgroup_rows_sumsq, rows.wgsl);
+ * - CPU class, one chunk per row: one invocation per row (fused_rows_welford / _sumsq);
+ * - otherwise partials, their merge (finalize_mean_rstd / finalize_rms), normalize_elements.
+ * Backward: workgroup_rows_grad (GPU class), fused_rows_grad (CPU class), or grad_partials +
+ * grad_coefficients + grad_elements; dweight/dbias from column partials (weight_bias_grads).
+ */
+import type { Tensor } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import { WG } from './source.ts';
+import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
+import { applyWorkgroups, chunking, chunks, rowsBwdBlocks, subgroups, wantFused, wantRows, windowed } from './policy.ts';
+import { affineBinds, dwdbStep, emptyBackward, gradOuts, meanVarSteps, residualFlags, statsStep } from './steps.ts';
+import { elementBytes } from '../tensor.ts';
+
+type RowStat = Exclude<O.Statistic, 'sumsq'>;
+type RowOut = { y: Tensor; mean: Tensor | null; rstd: Tensor; sum: Tensor | null };
+
+export function layerNorm(g: Planner, a: O.LayerNormArgs): Planned<O.LayerNormOut> {
+  const { out, plan } = rowNorm(g, a, 'meanVar');
+  return { out: { ...out, mean: out.mean! }, plan };
+}
+
+export function rmsNorm(g: Planner, a: O.RmsNormArgs): Planned<O.RmsNormOut> {
+  const { out, plan } = rowNorm(g, { ...a, bias: null }, 'rms');
+  return { out: { y: out.y, rstd: out.rstd, sum: out.sum }, plan };
+}
+
+export function layerNormBackward(g: Planner, a: O.LayerNormBwdArgs): Planned<O.BwdOut> {
+  return rowNormBackward(g, a, 'meanVar');
+}
+
+export function rmsNormBackward(g: Planner, a: O.RmsNormBwdArgs): Planned<O.RmsNormBwdOut> {
+  const { out, plan } = rowNormBackward(g, { ...a, mean: null, bias: null }, 'rms');
+  return { out: { dx: out.dx, dweight: out.dweight }, plan };
+}
+
+function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut> {
+  const rms = stat === 'rms';
+  const op = rms ? 'rmsNorm' : 'layerNorm';
+  // Empty x (no rows, or rows of zero elements): no kernel runs; the statistics are those of a
+  // reduction over nothing, as in PyTorch: mean 0, rstd NaN (variance or mean square 0/0).
+  if (a.x.size === 0) {
+    const e = (label: string) => g.alloc(a.x.shape, a.x.dtype, label);
+    return { out: { y: e('y'), mean: rms ? null : g.filled(a.statShape, 'mean', 0), rstd: g.filled(a.statShape, 'rstd', NaN), sum: a.residual ? e('sum') : null }, plan: null };
+  }
+  const { x, residual, weight, bias, rows, K } = a;
+  const y = g.alloc(x.shape, x.dtype, 'y');
+  const mean = rms ? null : g.alloc(a.statShape, 'float32', 'mean');
+  const rstd = g.alloc(a.statShape, 'float32', 'rstd');
+  const sum = residual ? g.alloc(x.shape, x.dtype, 'sum') : null;
+  const win = windowed(g, x);
+  const ch = chunks(g, 1, rows, K, win, x.dtype);
+  const { affine, aflags } = affineBinds(weight, bias);
+  const resid = residualFlags(x, residual);
+  const xr: Bind[] = [tb('X', x), ...(residual ? [tb('R', residual)] : [])];
+  const outB: Bind[] = [tb('Y', y, true), ...(sum ? [tb('S', sum, true)] : [])];
+  const stats: Bind[] = [...(mean ? [tb('MEAN', mean, true)] : []), tb('RSTD', rstd, true)];
+  const steps: Step[] = [];
+  const temps: GPUBuffer[] = [];
+  const rp = wantRows(g, K, x.dtype, win);
+  if (rp) {
+    // One workgroup per row, the row in registers: one dispatch, x read once (rows.wgsl).
+    const sub = subgroups(g);
+    steps.push({
+      entry: rms ? 'workgroup_rows_sumsq' : 'workgroup_rows_welford',
+      flags: [`NV${rp.nv}`, ...aflags, ...resid, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+      binds: [...xr, ...affine, ...outB, ...stats],
+      p: { outer: 1, D: rows, inner: K, eps: a.eps },
+      workgroups: rows,
+      wg: rp.wg,
+      enables: sub ? ['subgroups'] : [],
+    });
+  } else if (wantFused(g, ch.P, K, x.dtype, win)) {
+    steps.push({
+      entry: rms ? 'fused_rows_sumsq' : 'fused_rows_welford',
+      flags: [...aflags, ...resid],
+      binds: [...xr, ...affine, ...outB, ...stats],
+      p: { outer: 1, D: rows, inner: K, eps: a.eps, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      workgroups: Math.ceil(rows / WG),
+    });
+  } else {
+    const grp = { outer: 1, D: rows, inner: K };
+    let lo: GPUBuffer | null = null;
+    if (rms) {
+      const part = g.temp(rows * ch.P * 16, 'partials');
+      temps.push(part);
+      steps.push(statsStep(x, residual, grp, 'sumsq_partials', part, ch));
+      steps.push({
+        entry: 'finalize_rms',
+        flags: [],
+        binds: [f32('PART', part), tb('RSTD', rstd, true)],
+        p: { D: rows, P: ch.P, jStride: ch.P, cStride: 1, eps: a.eps },
+        workgroups: Math.ceil(rows / WG),
+      });
+    } else {
+      const mv = meanVarSteps(g, x, residual, grp, ch, { mean: mean!._buffer!, rstd: rstd._buffer! }, { eps: a.eps }, temps);
+      steps.push(...mv.steps);
+      lo = mv.lo;
+    }
+    steps.push({
+      entry: 'normalize_elements',
+      flags: [...aflags, ...resid, ...(lo ? ['MEAN_PAIR'] : [])],
+      binds: [...xr, ...affine, ...outB, ...(lo ? [f32('LO', lo)] : []), tb('RSTD', rstd)],
+      p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      workgroups: applyWorkgroups(x.size),
+    });
+  }
+  return { out: { y, mean, rstd, sum }, plan: { op, steps, temps, outputs: [y, mean, rstd, sum] } };
+}
+
+type RowBwdArgs = Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null };
+
+function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.BwdOut> {
+  const op = stat === 'rms' ? 'rmsNormBackward' : 'layerNormBackward';
+  if (a.x.size === 0) return { out: emptyBackward(g, a), plan: null };
+  const { dy, x, mean, rstd, weight, bias, rows, K } = a;
+  const dx = g.alloc(x.shape, x.dtype, 'dx');
+  const dweight = weight ? g.alloc(weight.shape, weight.dtype, 'dweight') : null;
+  const dbias = bias ? g.alloc(bias.shape, bias.dtype, 'dbias') : null;
+  const out = { dx, dweight, dbias };
+  const steps: Step[] = [];
+  const temps: GPUBuffer[] = [];
+  const plan = { op, steps, temps, outputs: [dx, dweight, dbias] };
+  const stats: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd)];
+  const sflags = [...(mean ? ['HAS_MEAN'] : []), 'HAS_RSTD'];
+  const wb: Bind[] = weight ? [tb('W', weight)] : [];
+  const win = windowed(g, x);
+  const cols = !!(dweight || dbias);
+  // (The column partials within one binding: the rows kernel is not windowed.)
+  const rp = wantRows(g, K, x.dtype, win);
+  const blocks = rp && rowsBwdBlocks(rows, x.dtype, cols, cols ? Math.floor(g.bindLimit / (16 * K)) : rows);
+  if (rp && blocks) {
+    // One workgroup per block of rows, x and dy in registers (rows.wgsl workgroup_rows_grad);
+    // the blocks' column partials added up per column by weight_bias_grads.
+    const { L: RB, P: nb } = blocks;
+    const sub = subgroups(g);
+    const part = cols ? g.temp(K * nb * 16, 'colpartials') : null;
+    if (part) temps.push(part);
+    steps.push({
+      entry: 'workgroup_rows_grad',
+      flags: [`NV${rp.nv}`, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(cols ? ['DWDB'] : []), ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+      binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...(part ? [f32('PART', part, true)] : [])],
+      p: { outer: 1, D: rows, inner: K, L: RB, P: nb },
+      workgroups: nb,
+      wg: rp.wg,
+      enables: sub ? ['subgroups'] : [],
+    });
+    if (part) {
+      const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
+      steps.push(dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
+    }
+    return { out, plan };
+  }
+  const { P, L, Pi } = chunks(g, 1, rows, K, win, x.dtype);
+  const fused = wantFused(g, P, K, x.dtype, win);
+  // Row-fused with dweight/dbias: blocks of RB rows per invocation also sum the columns of
+  // their block (COLS_FUSED), instead of a separate pass over dy and x. Only with rows enough
+  // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads.
+  const RB = Math.min(16, Math.floor(rows / 256));
+  const colsFused = fused && cols && K % 4 === 0 && RB >= 8 && !win;
+  // With a separate dweight/dbias pass, the rows' mean corrections k (the saved mean's
+  // rounding, recovered from the row sums: see FIN_BWD) go to it through CORR.
+  const corr = mean && cols && !colsFused ? g.temp(Math.max(rows, 1) * 4, 'corr') : null;
+  if (corr) temps.push(corr);
+  const corrOut: Bind[] = corr ? [f32('CORR', corr, true)] : [];
+  const corrFlag = corr ? ['HAS_CORR'] : [];
+  if (fused) {
+    const step: Step = {
+      entry: 'fused_rows_grad',
+      flags: [...sflags, ...corrFlag, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
+      binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...corrOut],
+      p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      workgroups: Math.ceil(rows / WG),
+    };
+    steps.push(step);
+    if (colsFused) {
+      // One invocation per block of RB rows, also writing its block's column partials.
+      const nb = Math.ceil(rows / RB);
+      const part = g.temp(K * nb * 16, 'colpartials');
+      temps.push(part);
+      step.flags.push('COLS_FUSED');
+      step.binds.push(f32('PART', part, true));
+      step.p = { ...step.p, L: RB, P: nb };
+      step.workgroups = Math.ceil(nb / WG);
+      const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
+      steps.push(dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
+    }
+  } else {
+    const part = g.temp(rows * P * 16, 'partials');
+    const coef = g.temp(rows * 16, 'coef');
+    temps.push(part, coef);
+    steps.push({
+      entry: 'grad_partials',
+      flags: [...sflags, ...(weight ? ['W_BY_I'] : [])],
+      binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, f32('PART', part, true)],
+      p: { outer: 1, D: rows, inner: K, P, L, Pi, gDiv: 1 },
+      workgroups: Math.ceil((rows * P) / WG),
+    });
+    steps.push({
+      entry: 'grad_coefficients',
+      flags: [...(mean ? ['HAS_MEAN'] : []), ...corrFlag],
+      binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd), f32('COEF', coef, true), ...corrOut],
+      p: { D: rows, P, jStride: P, cStride: 1 },
+      workgroups: Math.ceil(rows / WG),
+    });
+    steps.push({
+      entry: 'grad_elements',
+      flags: weight ? ['HAS_W'] : [],
+      binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
+      p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      workgroups: applyWorkgroups(x.size),
+    });
+  }
+  if (cols && !colsFused) steps.push(...columnSteps(g, a, win, sflags, stats, corr, dweight, dbias, temps));
+  return { out, plan };
+}
+
+/**
+ * dweight/dbias of a layer/RMS-norm backward as sums over rows: columns, 16 (K % 16 == 0) or 4
+ * per invocation, over chunks of rows (column_grad_partials), then weight_bias_grads.
+ */
+function columnSteps(g: Planner, a: RowBwdArgs, win: boolean, sflags: string[], stats: Bind[], corr: GPUBuffer | null, dweight: Tensor | null, dbias: Tensor | null, temps: GPUBuffer[]): Step[] {
+  const { dy, x, rows, K } = a;
+  const steps: Step[] = [];
+  const cw = K % 16 === 0 ? 16 : 4;
+  const nq = Math.ceil(K / cw);
+  // Each step of a column block's loop reads cw values of two rows: short chunks suffice.
+  let c = chunking(g.ctx, nq, rows, 64);
+  let blockRows = rows;
+  // Windowed: chunks of rows within an eighth of a binding, and blocks of rows with few
+  // enough chunks that one invocation's partials (cw columns, P apart) fit half of one; the
+  // blocks' dweight/dbias are added up (ACCUM).
+  if (win) {
+    const maxP = Math.max(1, Math.floor(g.bindLimit / (32 * cw)));
+    const L = Math.max(1, Math.min(c.L, Math.floor(g.bindLimit / (8 * K * elementBytes(x.dtype)))));
+    blockRows = Math.min(rows, L * maxP);
+    c = { L, P: Math.ceil(blockRows / L) };
+  }
+  const part = g.temp(K * c.P * 16, 'colpartials');
+  temps.push(part);
+  const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
+  // (At least one block: zero rows still write dweight = dbias = 0.)
+  for (let r0 = 0; r0 === 0 || r0 < rows; r0 += Math.max(blockRows, 1)) {
+    const r1 = Math.min(rows, r0 + blockRows);
+    const P = Math.ceil((r1 - r0) / c.L);
+    steps.push({
+      entry: 'column_grad_partials',
+      flags: [...sflags, ...(corr ? ['HAS_CORR'] : []), ...(cw === 16 ? ['COLS16'] : [])],
+      binds: [tb('DY', dy), tb('X', x), ...stats, ...(corr ? [f32('CORR', corr)] : []), f32('PART', part, true)],
+      p: { outer: r1, c0: r0, inner: K, P, L: c.L },
+      workgroups: Math.ceil((nq * P) / WG),
+    });
+    steps.push(dwdbStep(part, K, P, P, 1, dw, db, r0 > 0));
+  }
+  steps.push(...post);
+  return steps;
+}

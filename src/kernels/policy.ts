@@ -1,0 +1,283 @@
+/**
+ * Which kernels an op gets, and how its reductions are split, per adapter and shape: the one
+ * place where the adapter class (CPU adapters such as SwiftShader vs GPUs), the device's
+ * limits and the binding limit shape a plan. `settle` completes a plan before encoding.
+ */
+import { elementBytes, storageBytes, type DType, type Tensor } from '../tensor.ts';
+import type { GpuContext } from '../device/context.ts';
+import { WG, has } from './source.ts';
+import { planWindows } from './window.ts';
+import { f32, type Plan, type Planner, type Step } from './plan.ts';
+
+/**
+ * The one-workgroup-per-row layer/RMS/group-norm kernels (shaders/rows.wgsl) on GPU-class
+ * adapters: the row in registers, NV quads per invocation. The rule, per adapter:
+ * - WG: the largest power of two <= min(256, maxComputeInvocationsPerWorkgroup,
+ *   maxComputeWorkgroupSizeX), and for short rows the smallest power of two >= ceil(K / 4)
+ *   quads, but at least 64 (two or more warps/wavefronts, and a whole subgroup of any size).
+ * - NV: the smallest power of two with 4 * NV * WG >= K; at most 8 for float32 (rows up to
+ *   8192 with WG = 256: 32 floats of registers per invocation) and 16 for float16 (16384 halves).
+ * - float16 rows of odd length are left to the other kernels (two rows would share a u32 word).
+ * - Not for windowed ops (tensors past one storage binding) nor CPU adapters, whose invocations
+ *   are SIMD lanes of one core and where barriers cost ~10x (they keep the row-fused kernels).
+ * - Subgroup sums where the device has 'subgroups' (any subgroup size; the partials of
+ *   WG / subgroupSize subgroups are summed from workgroup memory), else a workgroup tree.
+ */
+export function rowsPlan(limits: { maxComputeInvocationsPerWorkgroup: number; maxComputeWorkgroupSizeX: number }, K: number, dtype: DType): { wg: number; nv: number } | null {
+  if (K < 1 || (dtype === 'float16' && K % 2 !== 0)) return null;
+  const cap = Math.min(256, limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  if (cap < 64) return null;
+  const wgMax = 2 ** Math.floor(Math.log2(cap));
+  const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
+  const nq = Math.ceil(K / 4);
+  const wg = Math.min(wgMax, Math.max(64, pow2(nq)));
+  const nv = pow2(Math.ceil(nq / wg));
+  return nv <= (dtype === 'float16' ? 16 : 8) ? { wg, nv } : null;
+}
+
+/**
+ * Blocks of rows of the GPU-class layer/RMS-norm backward (rows.wgsl workgroup_rows_grad): L
+ * rows per workgroup, P = ceil(rows / L) workgroups. Without dweight/dbias one row each. With
+ * them each block writes a column partial row (16 bytes per column, read again by
+ * weight_bias_grads: 32 bytes per column and block), kept within 1/12 of the minimal traffic
+ * 3 * rows * K * elementBytes, so P <= rows * elementBytes / 128 (float32: a block per 32 rows),
+ * at least 1 and at most 1024 (weight_bias_grads adds a column's partials in one invocation),
+ * and at most maxP (the partials, 16 * K bytes per block, within one storage binding: the rows
+ * kernel is never windowed); null when not even one block's partials fit.
+ */
+export function rowsBwdBlocks(rows: number, dtype: DType, cols: boolean, maxP = 1024): { L: number; P: number } | null {
+  if (!cols) return { L: 1, P: Math.max(rows, 1) };
+  if (maxP < 1) return null;
+  const target = Math.max(1, Math.min(1024, maxP, Math.floor((rows * elementBytes(dtype)) / 128)));
+  const L = Math.max(1, Math.ceil(rows / target));
+  return { L, P: Math.max(1, Math.ceil(rows / L)) };
+}
+
+/** How a reduction of M elements per group over D groups is split into P chunks of L. */
+export function chunking(ctx: GpuContext, D: number, M: number, minLength?: number): { P: number; L: number } {
+  // CPU adapters: few, long invocations (each is a loop on a core), but enough of them to fill
+  // several workgroups; GPUs: many threads.
+  const target = ctx.isCpuAdapter ? 512 : 65536;
+  const minL = minLength ?? (ctx.isCpuAdapter ? 2048 : 256);
+  let P = Math.max(1, Math.ceil(target / Math.max(D, 1)));
+  let L = Math.max(minL, Math.ceil(M / P), Math.ceil(M / 4096));
+  L = Math.ceil(L / 4) * 4;
+  P = Math.max(1, Math.ceil(M / L));
+  // GPUs: at least a warp's worth of chunks per group (interleaved quad by quad, see reduce.wgsl)
+  // while each chunk still has a few quads.
+  if (!ctx.isCpuAdapter && P < 32 && M >= 64) {
+    P = Math.min(32, Math.floor(M / 16));
+    L = Math.ceil(Math.ceil(M / P) / 4) * 4;
+    P = Math.ceil(M / L);
+  }
+  return { P, L };
+}
+
+/**
+ * How a grouped reduction is split into chunks: P chunks per group of L elements; with RUNS,
+ * Pi chunks per contiguous run of `inner` elements (P = outer * Pi); `flags` add the chunk order
+ * (CMAJOR) for windowed kernels. See reduce.wgsl and window.ts.
+ */
+export interface Chunks { P: number; L: number; Pi: number; flags: string[] }
+
+/** Whether an op's tensor is past one binding: then the op runs with windowed kernels. */
+export function windowed(g: Planner, t: Tensor): boolean {
+  return storageBytes(t.size, t.dtype) > g.bindLimit;
+}
+
+/**
+ * Chunks of a reduction of M = outer * inner elements per group over D groups. Windowed ops
+ * (elements of `dtype` past one binding): chunks of at most an eighth of a binding; strided
+ * groups (outer > 1) in chunk-major order, so consecutive invocations read a compact range,
+ * and chunks within runs of `inner` (RUNS) when a slice of all groups is too big for that.
+ */
+export function chunks(g: Planner, outer: number, D: number, inner: number, win: boolean, dtype: DType, minLength?: number): Chunks {
+  const M = outer * inner;
+  let { P, L } = chunking(g.ctx, D, M, minLength);
+  if (!win) return { P, L, Pi: 1, flags: [] };
+  const eb = elementBytes(dtype);
+  const maxL = Math.max(4, Math.floor(g.bindLimit / (8 * eb) / 4) * 4);
+  if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(M / L)));
+  // (More partials per group than one invocation may bind are merged in blocks: mergeWide.)
+  if (outer === 1) return { P, L, Pi: 1, flags: [] };
+  // Chunk-major: chunk c of every group spans the slices o of all groups it covers, at most
+  // ceil(L / inner) + 1 of them; keep that within half a binding.
+  const slice = D * inner * eb;
+  const Lc = Math.floor(((Math.floor(g.bindLimit / 2 / slice) - 1) * inner) / 4) * 4;
+  if (Lc >= 4) {
+    L = Math.min(L, Lc);
+    return { P: Math.ceil(M / L), L, Pi: 1, flags: ['CMAJOR'] };
+  }
+  const Lr = Math.min(L, Math.ceil(inner / 4) * 4);
+  const Pi = Math.ceil(inner / Lr);
+  return { P: outer * Pi, L: Lr, Pi, flags: ['CMAJOR', 'RUNS'] };
+}
+
+/**
+ * Channels-last statistics (reduce.wgsl CL_PARTIALS): x as B samples of R rows of C channels; P
+ * chunks of L rows per sample; each invocation takes a quad of channels (CL4), or one channel in
+ * windowed kernels (one partial per invocation, so bound ranges stay short).
+ */
+export interface ClChunks { B: number; R: number; C: number; P: number; L: number; flags: string[] }
+
+export function clChunks(g: Planner, B: number, R: number, C: number, win: boolean, dtype: DType): ClChunks {
+  const CW = win ? 1 : 4;
+  // CPU adapters: a few hundred invocations (quads of channels); GPUs: as many chunks per
+  // channel as a channel-first reduction of the same groups gets (at most ~1024 partials for
+  // a finalize invocation to merge).
+  const cpu = g.ctx.isCpuAdapter;
+  let { P, L } = chunking(g.ctx, B * (cpu ? Math.ceil(C / CW) : C), R, cpu ? 512 : 64);
+  if (win) {
+    const maxL = Math.max(1, Math.floor(g.bindLimit / (8 * C * elementBytes(dtype))));
+    if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(R / L)));
+  }
+  const flags = [...(win ? [] : ['CL4']), ...(!win && C % 4 === 0 ? ['ALIGNED'] : [])];
+  return { B, R, C, P, L, flags };
+}
+
+/** The one-workgroup-per-row kernels (see rowsPlan): GPU-class adapters, variant 'auto', not windowed. */
+export function wantRows(g: Planner, K: number, dtype: DType, win: boolean): { wg: number; nv: number } | null {
+  if (g.ctx.isCpuAdapter || g.variant !== 'auto' || g.rowsKernel === 'off' || win) return null;
+  return rowsPlan(g.ctx.device.limits, K, dtype);
+}
+
+/** Subgroup sums in the rows kernels: the device has 'subgroups' (and tests did not turn them off). */
+export function subgroups(g: Planner): boolean {
+  return g.useSubgroups && g.ctx.device.features.has('subgroups');
+}
+
+/** The row-fused kernels (one invocation per row): CPU adapters with one chunk per row, or forced. */
+export function wantFused(g: Planner, P: number, inner: number, dtype: DType, win: boolean): boolean {
+  // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
+  if (g.variant === 'general' || (win && inner * elementBytes(dtype) * 8 > g.bindLimit)) return false;
+  const ok = dtype === 'float32' || inner % 2 === 0;
+  if (g.variant === 'fused') return ok;
+  return ok && P === 1 && g.ctx.isCpuAdapter;
+}
+
+/** Elementwise kernels: one invocation per quad of 4 elements. */
+export const applyWorkgroups = (n: number): number => Math.ceil(n / (4 * WG));
+
+/**
+ * ALIGNED: quads of 4 elements at multiples of 4 never cross a statistics group (sDiv % 4 == 0)
+ * nor a weight boundary (weights consecutive, A_VEC, or constant over the quad); see apply.wgsl.
+ */
+function alignFlags(s: Step, win: boolean): string[] {
+  if (s.flags.includes('CLAST')) return clAlignFlags(s, win);
+  const sDiv = s.p.sDiv ?? 1;
+  const aDiv = s.p.aDiv ?? 1;
+  const aMod = s.p.aMod ?? 1;
+  const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
+  const wOk = !affine || (aDiv === 1 ? aMod % 4 === 0 : aDiv % 4 === 0);
+  const out = sDiv % 4 === 0 && wOk ? ['ALIGNED'] : [];
+  if (affine && aDiv === 1) out.push('A_VEC');
+  // Blocks of 16 elements for the elementwise kernels (not the row-fused ones).
+  const blockW = !affine || (aDiv === 1 ? aMod % 16 === 0 : aDiv % 16 === 0);
+  if (elementwise(s) && sDiv % 16 === 0 && blockW) out.push('BLOCK16');
+  return out;
+}
+
+const elementwise = (s: Step): boolean => s.entry === 'normalize_elements' || s.entry === 'grad_elements';
+
+/**
+ * alignFlags for channels-last steps (statistics index s = (e / sDiv)*G + (e % C)/Cg, weights
+ * a = e % C): rows of whole quads (C % 4 == 0) make every quad ALIGNED with consecutive weights;
+ * its statistics are one group's when Cg % 4 == 0, else per lane (S_LANES; S_VEC when each
+ * channel is its own group). CL_BLOCK (elementwise kernels, not windowed): an invocation takes a
+ * quad of channels in 4 rows of one sample (rows per sample a multiple of 4, or one sample), its
+ * statistics and weights loaded once.
+ */
+function clAlignFlags(s: Step, win: boolean): string[] {
+  const C = s.p.C ?? 1;
+  const Cg = s.p.Cg ?? 1;
+  const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
+  const out: string[] = affine ? ['A_VEC'] : [];
+  if (C % 4 !== 0) return out;
+  out.push('ALIGNED');
+  if (Cg % 4 !== 0) out.push('S_LANES', ...(Cg === 1 ? ['S_VEC'] : []));
+  const rows = (s.p.sDiv ?? 1) / C;
+  const oneSample = (s.p.sDiv ?? 1) >= (s.p.n ?? 0);
+  if (elementwise(s) && !win && (oneSample || rows % 4 === 0)) out.push('CL_BLOCK');
+  return out;
+}
+
+/** Finalize entry points that merge a group's partials in one invocation (finalize.wgsl `merged`). */
+const MERGING = ['finalize_mean_rstd', 'finalize_rms', 'finalize_weight_norm', 'grad_coefficients', 'weight_norm_grad_coefficients', 'grad_sums', 'weight_bias_grads'];
+
+/**
+ * Finalize steps whose groups have more partials than one invocation may bind (half a binding;
+ * windowed ops with many chunks per group): blocks of partials are merged into partials of
+ * partials first (merge_welford / merge_sumsq, as often as needed), and the step reads those.
+ */
+function mergeWide(g: Planner, plan: Plan): Step[] {
+  const half = g.bindLimit / 2;
+  const out: Step[] = [];
+  for (const s of plan.steps) {
+    const k = s.binds.findIndex((b) => b.name === 'PART');
+    const P = s.p.P ?? 1;
+    if (MERGING.includes(s.entry) && k >= 0 && P * 16 > half && (s.p.cStride ?? 1) === 1 && (s.p.jStride ?? 1) === P && !s.p.c0) {
+      const D = s.p.D ?? 1;
+      const B = Math.max(2, Math.floor(half / 16));
+      const entry = has(s, 'WELFORD') ? 'merge_welford' : has(s, 'SUMSQ') ? 'merge_sumsq' : 'merge_sums';
+      let part = s.binds[k]!.t;
+      let cur = P;
+      while (cur * 16 > half) {
+        const P2 = Math.ceil(cur / B);
+        const next = g.temp(D * P2 * 16, 'merged');
+        plan.temps.push(next);
+        out.push({
+          entry,
+          flags: [],
+          binds: [f32('PART', part), f32('OUT', next, true)],
+          p: { D: D * P2, P: cur, L: B, Pi: P2, jStride: cur, cStride: 1 },
+          workgroups: Math.ceil((D * P2) / WG),
+        });
+        part = next;
+        cur = P2;
+      }
+      s.binds = s.binds.map((b, i) => (i === k ? f32('PART', part) : b));
+      s.p = { ...s.p, P: cur, jStride: cur };
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+/**
+ * Complete a plan before encoding: merges of wide partials, the layout flags each step's
+ * shapes allow (ALIGNED, INTERLEAVE/STRIDED, A_VEC, BLOCK16, CL_BLOCK) and its workgroups,
+ * WINDOW and the bound-range dispatches of steps past one storage binding.
+ */
+export function settle(g: Planner, plan: Plan): Plan {
+  plan.steps = mergeWide(g, plan);
+  for (const s of plan.steps) {
+    // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
+    const win = s.binds.some((b) => b.t.size > g.bindLimit);
+    const reduce = s.entry === 'welford_partials' || s.entry === 'sumsq_partials' || s.entry === 'grad_partials';
+    const outer = s.p.outer ?? 1;
+    const inner = s.p.inner ?? 1;
+    // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
+    // at multiples of 4 (chunk lengths are multiples of 4 too).
+    if ((reduce || s.entry === 'column_grad_partials') && inner % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
+    // GPU-class adapters: chunks interleaved quad by quad (chunk c takes quads c, c + P, ... of
+    // its group), so neighbouring invocations read neighbouring quads (coalesced loads); each
+    // chunk then spans its whole group, so not in windowed kernels. Contiguous groups
+    // (outer = 1: layer/RMS norm rows, group/instance norm groups, weight norm over dim 0), and
+    // strided ones (batch-norm channels, weight-norm slices; STRIDED) whose runs of `inner`
+    // hold whole quads (inner % 4 == 0); other strided groups keep contiguous chunks.
+    if (reduce && (outer === 1 || inner % 4 === 0) && !g.ctx.isCpuAdapter && !win) {
+      s.flags = [...s.flags, 'INTERLEAVE', ...(outer > 1 ? ['STRIDED'] : [])];
+    }
+    if (has(s, 'APPLY') || has(s, 'BWD_APPLY') || has(s, 'ROWFUSED') || has(s, 'BWD_ROWFUSED')) {
+      s.flags = [...s.flags, ...alignFlags(s, win)];
+      // Elementwise kernels: one invocation per quad, or per block of 4 quads.
+      if (s.flags.includes('BLOCK16')) s.workgroups = Math.ceil((s.p.n ?? 0) / (16 * WG));
+      if (s.flags.includes('CL_BLOCK')) s.workgroups = Math.ceil((Math.ceil((s.p.n ?? 0) / (4 * s.p.C!)) * s.p.C!) / 4 / WG);
+    }
+    if (win) {
+      s.flags = [...s.flags, 'WINDOW'];
+      s.windows = s.workgroups === 0 ? [] : planWindows(s, g.bindLimit, g.ctx.device.limits.minStorageBufferOffsetAlignment, plan.op);
+    }
+  }
+  return plan;
+}

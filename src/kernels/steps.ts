@@ -1,0 +1,160 @@
+/**
+ * Step builders shared by the norms: statistics (partials and their merge into mean/rstd),
+ * per-group gradient outputs, dweight/dbias sums, and the bindings and flags of an affine or
+ * residual apply step. Each returns data (plan.ts Step); nothing is encoded here.
+ */
+import type { Tensor } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import { WG } from './source.ts';
+import { f32, tb, type Bind, type Planner, type Step } from './plan.ts';
+import type { Chunks, ClChunks } from './policy.ts';
+
+/** RESIDUAL (x + residual), and HALF_SUM: float16 sums are rounded to half, as the stored sum. */
+export function residualFlags(x: Tensor, residual: Tensor | null): string[] {
+  return residual ? ['RESIDUAL', ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
+}
+
+/** Weight and bias bindings of a forward apply step, and their flags. */
+export function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: string[] = []): { affine: Bind[]; aflags: string[] } {
+  const affine: Bind[] = [];
+  const aflags = [...extra];
+  if (weight) affine.push(tb('W', weight)), aflags.push('HAS_W');
+  if (bias) affine.push(tb('B', bias)), aflags.push('HAS_B');
+  return { affine, aflags };
+}
+
+/**
+ * Whether a channel op's x is channels-last in memory: with one spatial element or one channel
+ * both layouts are the same bytes, and the channels-first kernels run.
+ */
+export const channelsLast = (a: { channelsLast: boolean; S: number; C: number }): boolean => a.channelsLast && a.S > 1 && a.C > 1;
+
+/** Apply-step index maps of channels-last x (see s_of in apply.wgsl): group (e / sDiv)*G + (e % C)/Cg, weight e % C. */
+export const clMaps = (n: number, sampleSize: number, C: number, G: number) => ({ n, sDiv: Math.max(sampleSize, 1), G, C, Cg: C / G, aDiv: 1, aMod: C });
+
+/** Partials of a grouped reduction (welford_partials / sumsq_partials) of x (+ residual). */
+export function statsStep(
+  x: Tensor,
+  residual: Tensor | null,
+  g: { outer: number; D: number; inner: number },
+  entry: 'welford_partials' | 'sumsq_partials',
+  part: GPUBuffer,
+  ch: Chunks,
+): Step {
+  const binds = [tb('X', x)];
+  if (residual) binds.push(tb('R', residual));
+  binds.push(f32('PART', part, true));
+  return {
+    entry,
+    flags: [...ch.flags, ...residualFlags(x, residual)],
+    binds,
+    p: { outer: g.outer, D: g.D, inner: g.inner, P: ch.P, L: ch.L, Pi: ch.Pi },
+    workgroups: Math.ceil((g.D * ch.P) / WG),
+  };
+}
+
+/** The statistics outputs of meanVarSteps: mean, rstd and (batch norm) the running statistics to update. */
+export interface StatsOut { mean: GPUBuffer; rstd: GPUBuffer; running?: Bind[] }
+
+/** finalize_mean_rstd over P partials per group: mean, rstd, LO (and RUNNING updates). */
+function finalizeStep(part: GPUBuffer, lo: GPUBuffer, D: number, P: number, out: StatsOut, p: { eps: number; momentum?: number }): Step {
+  const running = out.running ?? [];
+  return {
+    entry: 'finalize_mean_rstd',
+    flags: running.length ? ['RUNNING'] : [],
+    binds: [f32('PART', part), f32('MEAN', out.mean, true), f32('RSTD', out.rstd, true), f32('LO', lo, true), ...running],
+    p: { D, P, eps: p.eps, momentum: p.momentum ?? 0, jStride: P, cStride: 1 },
+    workgroups: Math.ceil(D / WG),
+  };
+}
+
+/**
+ * Mean and rstd of D groups of x (+ residual): the partials, their merge into mean, rstd (and
+ * the running statistics), and LO for the apply step: the mean as (s, m) pairs, an unevaluated
+ * sum (see reduce.wgsl); the apply step takes MEAN_PAIR.
+ */
+export function meanVarSteps(
+  g: Planner,
+  x: Tensor,
+  residual: Tensor | null,
+  grp: { outer: number; D: number; inner: number },
+  ch: Chunks,
+  out: StatsOut,
+  p: { eps: number; momentum?: number },
+  temps: GPUBuffer[],
+): { steps: Step[]; lo: GPUBuffer } {
+  const part = g.temp(grp.D * ch.P * 16, 'partials');
+  const lo = g.temp(grp.D * 8, 'lo');
+  temps.push(part, lo);
+  return { steps: [statsStep(x, residual, grp, 'welford_partials', part, ch), finalizeStep(part, lo, grp.D, ch.P, out, p)], lo };
+}
+
+/** The partials step of a channels-last reduction (statistics of group b*G + ch/Cg). */
+export function clReduceStep(ch: ClChunks, entry: 'channels_last_welford_partials' | 'channels_last_grad_partials', flags: string[], binds: Bind[], G: number, Cg: number, eps = 0): Step {
+  return {
+    entry,
+    flags: [...ch.flags, ...flags],
+    binds,
+    p: { D: ch.B, outer: ch.R, C: ch.C, P: ch.P, L: ch.L, G, Cg, eps },
+    workgroups: Math.ceil((ch.B * ch.P * Math.ceil(ch.C / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
+  };
+}
+
+/**
+ * Mean and rstd of channels-last groups (b, g) of Cg channels (batch norm: B = 1, Cg = 1): the
+ * per-channel partials, merged per group (its Cg*P partials are contiguous), and LO for the
+ * apply step (as meanVarSteps).
+ */
+export function clMeanVarSteps(g: Planner, x: Tensor, ch: ClChunks, G: number, out: StatsOut, p: { eps: number; momentum?: number }, temps: GPUBuffer[]): { steps: Step[]; lo: GPUBuffer } {
+  const Cg = ch.C / G;
+  const D = ch.B * G;
+  const part = g.temp(ch.B * ch.C * ch.P * 16, 'partials');
+  const lo = g.temp(D * 8, 'lo');
+  temps.push(part, lo);
+  return { steps: [clReduceStep(ch, 'channels_last_welford_partials', [], [tb('X', x), f32('PART', part, true)], G, Cg), finalizeStep(part, lo, D, Cg * ch.P, out, p)], lo };
+}
+
+/**
+ * A per-group output (dweight, dbias, dg) written one element per invocation. float16 ones are
+ * computed into an f32 temp and packed by a cast_half step appended to `post`, because two
+ * halves share a u32 word and two invocations must not store into one word.
+ */
+export function groupOut(g: Planner, name: string, t: Tensor, temps: GPUBuffer[], post: Step[]): Bind {
+  if (t.dtype === 'float32') return tb(name, t, true);
+  const tmp = g.temp(t.size * 4, `${name}.f32`);
+  temps.push(tmp);
+  const words = Math.ceil(t.size / 2);
+  post.push({
+    entry: 'cast_half',
+    flags: [],
+    binds: [f32('SRC', tmp), { name: 'OUT', t: t._buffer!, dtype: 'float16', rw: true }],
+    p: { D: words, n: t.size },
+    workgroups: Math.ceil(words / WG),
+  });
+  return f32(name, tmp, true);
+}
+
+/** dweight/dbias bindings for a finalize step, and the cast steps float16 ones need after it. */
+export function gradOuts(g: Planner, dweight: Tensor | null, dbias: Tensor | null, temps: GPUBuffer[]): { dw: Bind | null; db: Bind | null; post: Step[] } {
+  const post: Step[] = [];
+  const dw = dweight && groupOut(g, 'DW', dweight, temps, post);
+  const db = dbias && groupOut(g, 'DB', dbias, temps, post);
+  return { dw, db, post };
+}
+
+/** dweight/dbias of D groups from partials c in [c0, P) (ACCUM: added to the stored values). */
+export function dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null, accum = false): Step {
+  return {
+    entry: 'weight_bias_grads',
+    flags: [...(dw ? ['DW'] : []), ...(db ? ['DB'] : []), ...(accum ? ['ACCUM'] : [])],
+    binds: [f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
+    p: { D, P, jStride, cStride },
+    workgroups: Math.ceil(D / WG),
+  };
+}
+
+/** Backward on an empty x: empty dx; dweight/dbias are sums over nothing: 0 (no kernel runs). */
+export function emptyBackward(g: Planner, a: { x: Tensor; weight: Tensor | null; bias: Tensor | null }): O.BwdOut {
+  const zeros = (t: Tensor | null, label: string) => (t ? g.filled(t.shape, label, 0, t.dtype) : null);
+  return { dx: g.alloc(a.x.shape, a.x.dtype, 'dx'), dweight: zeros(a.weight, 'dweight'), dbias: zeros(a.bias, 'dbias') };
+}

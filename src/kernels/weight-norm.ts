@@ -1,0 +1,78 @@
+/**
+ * Weight norm on the GPU (PyTorch `torch._weight_norm`, Salimans & Kingma 2016): w = g · v/‖v‖
+ * with one L2 norm per index along dim (D slices of outer × inner elements). Forward:
+ * sumsq_partials, finalize_weight_norm (norms and g/‖v‖), normalize_elements scaling v.
+ * Backward: grad_partials (Σ dw·v), weight_norm_grad_coefficients (also dg), grad_elements.
+ */
+import type * as O from '../ops.ts';
+import { WG } from './source.ts';
+import { f32, tb, type Planned, type Planner, type Step } from './plan.ts';
+import { applyWorkgroups, chunks, windowed } from './policy.ts';
+import { groupOut, statsStep } from './steps.ts';
+
+export function weightNorm(g: Planner, a: O.WeightNormArgs): Planned<O.WeightNormOut> {
+  // Empty slices (or none): ‖v‖ over nothing is 0; no kernel runs.
+  if (a.v.size === 0) return { out: { w: g.alloc(a.v.shape, a.v.dtype, 'w'), norms: g.filled(a.g.shape, 'norms', 0) }, plan: null };
+  const { v, outer, D, inner } = a;
+  const w = g.alloc(v.shape, v.dtype, 'w');
+  const norms = g.alloc(a.g.shape, 'float32', 'norms');
+  const ch = chunks(g, outer, D, inner, windowed(g, v), v.dtype);
+  const part = g.temp(D * ch.P * 16, 'partials');
+  const scale = g.temp(D * 4, 'scale');
+  const steps: Step[] = [
+    statsStep(v, null, { outer, D, inner }, 'sumsq_partials', part, ch),
+    {
+      entry: 'finalize_weight_norm',
+      flags: [],
+      binds: [f32('PART', part), tb('G', a.g), tb('NORMS', norms, true), f32('SCALE', scale, true)],
+      p: { D, P: ch.P, jStride: ch.P, cStride: 1 },
+      workgroups: Math.ceil(D / WG),
+    },
+    {
+      entry: 'normalize_elements',
+      flags: [],
+      binds: [tb('X', v), tb('Y', w, true), f32('RSTD', scale)],
+      p: { n: v.size, sDiv: inner, sMod: D },
+      workgroups: applyWorkgroups(v.size),
+    },
+  ];
+  return { out: { w, norms }, plan: { op: 'weightNorm', steps, temps: [part, scale], outputs: [w, norms] } };
+}
+
+export function weightNormBackward(g: Planner, a: O.WeightNormBwdArgs): Planned<O.WeightNormBwdOut> {
+  const { dw, v, norms, outer, D, inner } = a;
+  const dv = g.alloc(v.shape, v.dtype, 'dv');
+  const dg = g.alloc(a.g.shape, a.g.dtype, 'dg');
+  const ch = chunks(g, outer, D, inner, windowed(g, v), v.dtype);
+  const { P, L, Pi } = ch;
+  const part = g.temp(D * P * 16, 'partials');
+  const coef = g.temp(D * 16, 'coef');
+  const temps = [part, coef];
+  const post: Step[] = [];
+  const dgB = groupOut(g, 'DG', dg, temps, post);
+  const steps: Step[] = [
+    {
+      entry: 'grad_partials',
+      flags: ch.flags,
+      binds: [tb('DY', dw), tb('X', v), f32('PART', part, true)],
+      p: { outer, D, inner, P, L, Pi },
+      workgroups: Math.ceil((D * P) / WG),
+    },
+    {
+      entry: 'weight_norm_grad_coefficients',
+      flags: [],
+      binds: [f32('PART', part), tb('G', a.g), tb('NORMS', norms), f32('COEF', coef, true), dgB],
+      p: { D, P, jStride: P, cStride: 1 },
+      workgroups: Math.ceil(D / WG),
+    },
+    {
+      entry: 'grad_elements',
+      flags: [],
+      binds: [tb('DY', dw), tb('X', v), f32('COEF', coef), tb('DX', dv, true)],
+      p: { n: v.size, sDiv: inner, sMod: D },
+      workgroups: applyWorkgroups(v.size),
+    },
+    ...post,
+  ];
+  return { out: { dv, dg }, plan: { op: 'weightNormBackward', steps, temps, outputs: [dv, dg] } };
+}

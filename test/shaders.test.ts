@@ -1,0 +1,52 @@
+/**
+ * Shader sources: every entry point declared in a shader header preprocesses with every flag its
+ * files declare, a flag the files do not declare is an error, and so is a misspelt name in an
+ * `//#if` (a typo must not silently compile the `#else` branch).
+ */
+import { describe, expect, it } from 'vitest';
+import { declarations, entryPoint, preprocess, shaderSource } from '../src/kernels/source.ts';
+import reduceWGSL from '../shaders/reduce.wgsl?raw';
+import finalizeWGSL from '../shaders/finalize.wgsl?raw';
+import applyWGSL from '../shaders/apply.wgsl?raw';
+import rowsWGSL from '../shaders/rows.wgsl?raw';
+import commonWGSL from '../shaders/common.wgsl?raw';
+import copyWGSL from '../shaders/copy.wgsl?raw';
+
+const FILES = { reduce: reduceWGSL, finalize: finalizeWGSL, apply: applyWGSL, rows: rowsWGSL, copy: copyWGSL };
+
+describe('shader declarations', () => {
+  const entries = Object.entries(FILES).flatMap(([family, src]) => [...declarations(src).entries.keys()].map((e) => [family, e] as const));
+
+  it('every family declares its entry points, and each is a @compute function of that name', () => {
+    expect(entries.length).toBeGreaterThanOrEqual(25);
+    for (const [family, e] of entries) {
+      expect(entryPoint(e).family).toBe(family);
+      const src = shaderSource(e, []);
+      expect(src, e).toMatch(new RegExp(`@compute[^\\n]*\\n\\s*fn ${e}\\(|@compute[^\\n]*fn ${e}\\(`));
+      // Only that entry point is compiled in.
+      expect((src.match(/@compute/g) ?? []).length, e).toBe(1);
+    }
+  });
+
+  it('every entry point preprocesses with each declared flag of its files', () => {
+    for (const [family, e] of entries) {
+      const own = family === 'copy' ? copyWGSL : commonWGSL + (family === 'finalize' || family === 'reduce' ? '' : reduceWGSL) + FILES[family as keyof typeof FILES];
+      for (const f of declarations(own).flags) expect(() => shaderSource(e, [f]), `${e} ${f}`).not.toThrow();
+    }
+  });
+
+  it('a flag no file of the kernel declares throws, naming it', () => {
+    expect(() => shaderSource('normalize_elements', ['HAS_WW'])).toThrow(/unknown flag HAS_WW/);
+    // Declared, but by another family's file: not a flag of this kernel.
+    expect(() => shaderSource('finalize_mean_rstd', ['SUBGROUPS'])).toThrow(/unknown flag SUBGROUPS/);
+    // A section (role) is chosen by the entry point, never passed as a flag.
+    expect(() => shaderSource('normalize_elements', ['WELFORD'])).toThrow(/unknown flag WELFORD/);
+    expect(() => shaderSource('no_such_entry', [])).toThrow(/no shader declares the entry point no_such_entry/);
+  });
+
+  it('a misspelt name in an //#if is an error when names are checked', () => {
+    const src = ['//#if HAS_W', 'a', '//#else', 'b', '//#endif', '//#if HAS_WW', 'c', '//#endif'].join('\n');
+    expect(preprocess(src, new Set(['HAS_W']))).toBe('a');
+    expect(() => preprocess(src, new Set(['HAS_W']), new Set(['HAS_W']))).toThrow(/\/\/#if HAS_WW: not a declared flag/);
+  });
+});
