@@ -1,7 +1,7 @@
 /**
  * Tensor bytes a kernel dispatch reads and writes, for norms.profile() and the benchmark's
  * traffic ratio. Derived from the element ranges each binding's invocations touch
- * (`touched` in window.ts; a whole dispatch: the full range), times the element size, clamped
+ * (`touched` in kernels.ts; a whole dispatch: the full range), times the element size, clamped
  * to the buffer: reads for read bindings, writes for read_write ones. A read_write binding also
  * counts as read only where the kernel really reads it: running statistics (updated in place) and
  * outputs added to (ACCUM). A finalize step's partials are only read (bound read_write in some
@@ -9,12 +9,11 @@
  */
 import { elementBytes, type DType } from '../tensor.ts';
 import type { KernelProfile } from '../device/context.ts';
-import { invocations, touched, type WindowStep } from './window.ts';
+import { invocations, kernelMemory, touched } from './kernels.ts';
 import { entryPoint } from './source.ts';
+import type { Step } from './plan.ts';
 
-export interface TrafficStep extends WindowStep {
-  binds: readonly { name: string; t: GPUBuffer; dtype: DType; rw?: boolean }[];
-}
+type TrafficStep = Pick<Step, 'entry' | 'flags' | 'binds' | 'p'>;
 
 /** Read_write bindings the kernel also reads. */
 function alsoRead(s: TrafficStep, name: string): boolean {
@@ -27,7 +26,7 @@ export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: 
   // Families touched() does not model: every binding whole (a whole dispatch of a row kernel
   // touches all of its tensors).
   const family = entryPoint(s.entry).family;
-  const known = family === 'reduce' || family === 'finalize' || family === 'apply';
+  const known = kernelMemory(s.entry).modelled !== false;
   const spans = known ? touched(s, ta ?? 0, tb ?? invocations(s)) : new Map<string, readonly [number, number]>();
   let bytesRead = 0;
   let bytesWritten = 0;

@@ -1,0 +1,355 @@
+/**
+ * Beside each entry point's shader declaration (the `//#entry` lines), what its invocations do
+ * to memory: the size of its index space, and the element range of every binding that
+ * invocations [ta, tb) may read or write (exact, or a superset that only grows with tb). The
+ * window planner (window.ts) cuts dispatches with these; traffic.ts counts bytes with them.
+ */
+import { entryPoint, params, type ParamValues } from './source.ts';
+
+export type Span = readonly [number, number];
+export const EMPTY: Span = [0, 0];
+
+/** The uniform values of a step (every field, neutral where unset). */
+type Q = Record<string, number>;
+/** Records the span of the named bindings (those the step binds). */
+type Set = (span: Span, ...names: string[]) => void;
+
+export interface KernelMemory {
+  /** Invocations in the index space (what the kernel's `t` / `j` ranges over). */
+  invocations(q: Q, f: ReadonlySet<string>): number;
+  /** Sets the spans invocations [ta, tb) touch (ta < tb). */
+  touched(q: Q, f: ReadonlySet<string>, ta: number, tb: number, set: Set): void;
+  /** Spans of bindings `touched` does not set: whole, or the invocations' own groups [ta, tb). */
+  rest: 'whole' | 'group';
+  /**
+   * Planned per element rather than per invocation: elementwise kernels that map each element
+   * of a quad on its own (not ALIGNED nor BLOCK16), so a range may end inside a quad (the
+   * kernel's e0/e1) and a quad straddling two rows needs no two ends of a large weight.
+   */
+  perElement?(f: ReadonlySet<string>): boolean;
+  /** false: not modelled (never windowed); a whole dispatch touches every binding whole. */
+  modelled?: boolean;
+}
+
+/**
+ * Group positions `(e / div) % mod` (times `stride` values each) used by elements [ea, eb):
+ * a contiguous range, or all of them when the positions wrap around.
+ */
+function indexSpan(ea: number, eb: number, div: number, mod: number, stride = 1): Span {
+  if (eb <= ea) return EMPTY;
+  const qa = Math.floor(ea / div);
+  const qb = Math.floor((eb - 1) / div);
+  if (qb - qa + 1 >= mod) return [0, mod * stride];
+  const a = qa % mod;
+  const b = qb % mod;
+  return a <= b ? [a * stride, (b + 1) * stride] : [0, mod * stride];
+}
+
+/**
+ * Channels-last statistics indices (`stride` values each) used by elements [ea, eb): group
+ * (e / sDiv)*G + (e % C)/Cg (apply.wgsl s_of with CLAST). Within one row the channels run from
+ * ea's to (eb - 1)'s; a range crossing a row boundary holds channel 0 of one row and C - 1 of
+ * another. Exact hull.
+ */
+function clSpan(ea: number, eb: number, q: Q, stride = 1): Span {
+  if (eb <= ea) return EMPTY;
+  const { sDiv, C, Cg, G } = q as { sDiv: number; C: number; Cg: number; G: number };
+  const na = Math.floor(ea / sDiv);
+  const nb = Math.floor((eb - 1) / sDiv);
+  // The range's part in sample na, and in sample nb: one row, or channels 0 .. C - 1.
+  const endA = Math.min(eb, (na + 1) * sDiv);
+  const startB = Math.max(ea, nb * sDiv);
+  const chLo = Math.floor(ea / C) === Math.floor((endA - 1) / C) ? ea % C : 0;
+  const chHi = Math.floor(startB / C) === Math.floor((eb - 1) / C) ? (eb - 1) % C : C - 1;
+  return [(na * G + Math.floor(chLo / Cg)) * stride, (nb * G + Math.floor(chHi / Cg) + 1) * stride];
+}
+
+/** fused_rows_*: invocation j handles row (group) j whole, or a block of L rows (COLS_FUSED). */
+const fusedRows: KernelMemory = {
+  invocations: (q, f) => (f.has('COLS_FUSED') ? Math.ceil(q.D / q.L) : q.D),
+  touched(q, f, ta, tb, set) {
+    const R = f.has('COLS_FUSED') ? q.L : 1;
+    const ra = ta * R;
+    const rb = Math.min(tb * R, q.D);
+    set([ra * q.inner, rb * q.inner], 'X', 'R', 'Y', 'S', 'DY', 'DX');
+    set([ra, rb], 'MEAN', 'RSTD', 'CORR');
+    // The weights of those rows' elements only: all of W for layer-norm rows, but a group-norm
+    // group needs just its C/G channels' weights (not the whole per-channel W).
+    set(indexSpan(ra * q.inner, rb * q.inner, q.aDiv, q.aMod), 'W', 'B');
+    set([4 * ta, 4 * ((q.inner - 1) * q.P + tb - 1) + 4], 'PART');
+  },
+  rest: 'whole',
+};
+
+/** normalize_elements / grad_elements: one invocation per element, quad, or block of 16. */
+const elements: KernelMemory = {
+  perElement: (f) => !f.has('ALIGNED') && !f.has('BLOCK16'),
+  invocations: (q, f) => (elements.perElement!(f) ? q.n : Math.ceil(q.n / (f.has('BLOCK16') ? 16 : 4))),
+  touched(q, f, ta, tb, set) {
+    const E = elements.perElement!(f) ? 1 : f.has('BLOCK16') ? 16 : 4;
+    const ea = E * ta;
+    const eb = Math.min(E * tb, q.n);
+    const span = (stride: number) => (f.has('CLAST') ? clSpan(ea, eb, q, stride) : indexSpan(ea, eb, q.sDiv, q.sMod, stride));
+    set([ea, eb], 'X', 'R');
+    set([ea, eb], 'Y', 'S', 'DY', 'DX');
+    set(indexSpan(ea, eb, q.aDiv, q.aMod), 'W', 'B');
+    set(span(1), 'MEAN', 'RSTD', 'RM', 'RV');
+    set(span(2), 'LO');
+    set(span(4), 'COEF');
+  },
+  rest: 'whole',
+};
+
+/** column_grad_partials: invocation (c, q) sums columns [q*CW, q*CW + CW) over chunk c of rows. */
+const columns: KernelMemory = {
+  invocations: (q, f) => Math.ceil(q.inner / (f.has('COLS16') ? 16 : 4)) * q.P,
+  touched(q, f, ta, tb, set) {
+    const CW = f.has('COLS16') ? 16 : 4;
+    const K = q.inner;
+    const nq = Math.ceil(K / CW);
+    const ca = Math.floor(ta / nq);
+    const cb = Math.floor((tb - 1) / nq);
+    const r0 = q.c0 + ca * q.L;
+    const r1 = Math.min(q.c0 + (cb + 1) * q.L, q.outer);
+    if (ca === cb) {
+      const colA = (ta - ca * nq) * CW;
+      const colB = Math.min((tb - 1 - ca * nq) * CW + CW, K);
+      set([r0 * K + colA, (r1 - 1) * K + colB], 'X', 'DY');
+      set([4 * (colA * q.P + ca), 4 * ((colB - 1) * q.P + ca) + 4], 'PART');
+    } else {
+      set([r0 * K, r1 * K], 'X', 'DY');
+      set([0, 4 * K * q.P], 'PART');
+    }
+    set([r0, r1], 'MEAN', 'RSTD', 'CORR');
+  },
+  rest: 'whole',
+};
+
+/** channels_last_*_partials: invocation t = (b*P + c)*nq + q: channels [q*CW, q*CW + CW) of rows [c*L, c*L + L) of sample b. */
+const channelsLast: KernelMemory = {
+  invocations: (q, f) => q.D * q.P * Math.ceil(q.C / (f.has('CL4') ? 4 : 1)),
+  touched(q, f, ta, tb, set) {
+    const CW = f.has('CL4') ? 4 : 1;
+    const { C, P, L, G, Cg } = q as Record<'C' | 'P' | 'L' | 'G' | 'Cg', number>;
+    const R = q.outer!;
+    const nq = Math.ceil(C / CW);
+    const chunk = (bc: number) => {
+      const b = Math.floor(bc / P);
+      const c = bc - b * P;
+      const r0 = Math.min(c * L, R);
+      return { b, c, r0, r1: Math.min(r0 + L, R) };
+    };
+    const bcA = Math.floor(ta / nq);
+    const bcB = Math.floor((tb - 1) / nq);
+    const A = chunk(bcA);
+    const Z = chunk(bcB);
+    let chA = 0;
+    let chB = C;
+    if (bcA === bcB) {
+      chA = (ta - bcA * nq) * CW;
+      chB = Math.min((tb - 1 - bcA * nq) * CW + CW, C);
+      set(A.r1 > A.r0 ? [(A.b * R + A.r0) * C + chA, (A.b * R + A.r1 - 1) * C + chB] : EMPTY, 'X', 'DY');
+      set([4 * ((A.b * C + chA) * P + A.c), 4 * ((A.b * C + chB - 1) * P + A.c) + 4], 'PART');
+    } else {
+      // Whole rows from the first chunk's first to the last chunk's last; partials of every
+      // channel from (A.b, channel 0, chunk A.c) to (Z.b, channel C - 1, chunk Z.c).
+      set([(A.b * R + A.r0) * C, (Z.b * R + Z.r1) * C], 'X', 'DY');
+      set([4 * (A.b * C * P + A.c), 4 * ((Z.b * C + C - 1) * P + Z.c) + 4], 'PART');
+    }
+    set([A.b * G + Math.floor(chA / Cg), Z.b * G + Math.floor((chB - 1) / Cg) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
+  },
+  rest: 'whole',
+};
+
+/** welford_partials / sumsq_partials / grad_partials: invocation t = j*P + c (CMAJOR: c*D + j) reduces chunk c of group j. */
+const partials: KernelMemory = {
+  invocations: (q) => q.D * q.P,
+  touched(q, f, ta, tb, set) {
+    const { outer, D, inner, P, L, Pi } = q as Record<'outer' | 'D' | 'inner' | 'P' | 'L' | 'Pi', number>;
+    const M = outer * inner;
+    const runs = f.has('RUNS');
+    const k0 = (c: number) => (runs ? Math.floor(c / Pi) * inner + (c % Pi) * L : c * L);
+    const k1 = (c: number) => (runs ? Math.min(k0(c) + L, (Math.floor(c / Pi) + 1) * inner) : Math.min(c * L + L, M));
+    const el = (j: number, k: number) => (Math.floor(k / inner) * D + j) * inner + (k % inner);
+    const whole: Span = [0, M * D];
+    let xs: Span;
+    let part: Span;
+    let jr: Span;
+    let wi: Span = [0, inner];
+    if (f.has('CMAJOR')) {
+      const ca = Math.floor(ta / D);
+      const cb = Math.floor((tb - 1) / D);
+      const ja = ta - ca * D;
+      const jb = tb - 1 - cb * D;
+      if (ca === cb) {
+        xs = k1(ca) > k0(ca) ? [el(ja, k0(ca)), el(jb, k1(ca) - 1) + 1] : EMPTY;
+        part = [4 * (ja * P + ca), 4 * (jb * P + ca) + 4];
+        jr = [ja, jb + 1];
+      } else {
+        // Whole slices o (every group) from the first chunk's first element to the last's last.
+        const oa = Math.floor(k0(ca) / inner);
+        const ob = Math.floor((Math.max(k1(cb), 1) - 1) / inner);
+        xs = [oa * D * inner, (ob + 1) * D * inner];
+        part = [4 * ca, 4 * ((D - 1) * P + cb) + 4];
+        jr = [0, D];
+      }
+    } else {
+      const ja = Math.floor(ta / P);
+      const jb = Math.floor((tb - 1) / P);
+      const ca = ta - ja * P;
+      const cb = tb - 1 - jb * P;
+      if (ja === jb) xs = k1(cb) > k0(ca) ? [el(ja, k0(ca)), el(ja, k1(cb) - 1) + 1] : EMPTY;
+      else if (outer === 1) xs = [ja * inner + k0(ca), jb * inner + k1(cb)];
+      else xs = whole;
+      if (ja === jb && outer === 1) wi = [k0(ca), k1(cb)];
+      part = [4 * ta, 4 * tb];
+      jr = [ja, jb + 1];
+    }
+    set(xs, 'X', 'R', 'DY');
+    set(part, 'PART');
+    set([Math.floor(jr[0] / q.gDiv!), Math.floor((jr[1] - 1) / q.gDiv!) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
+    // W_BY_I: the weights of the chunk's positions in its row (one group: a range of them).
+    set(f.has('W_BY_I') ? wi : [0, 1], 'W');
+  },
+  rest: 'whole',
+};
+
+/** The spans every finalize kernel shares: invocation j handles group j (cast_half: u32 word j). */
+function perGroupOutputs(q: Q, f: ReadonlySet<string>, ja: number, jb: number, set: Set): void {
+  set([2 * ja, Math.min(2 * jb + 2, q.n!)], 'SRC');
+  set(f.has('FIN_CAST') ? [2 * ja, 2 * jb + 2] : [4 * ja, 4 * jb + 4], 'OUT');
+  set([4 * ja, 4 * jb + 4], 'COEF');
+  set([2 * ja, 2 * jb + 2], 'LO');
+  set([ja * q.inner!, jb * q.inner! + 1], 'X', 'R');
+}
+
+/** Finalize kernels: invocation j merges the partials of group j at PART[4*(j*jStride + c*cStride)], c in [c0, P). */
+const perGroup: KernelMemory = {
+  invocations: (q) => q.D,
+  touched(q, f, ta, tb, set) {
+    const ja = ta;
+    const jb = tb - 1;
+    set([4 * (ja * q.jStride! + q.c0! * q.cStride!), 4 * (jb * q.jStride! + (q.P! - 1) * q.cStride!) + 4], 'PART');
+    set([ja, jb + 1], 'W');
+    perGroupOutputs(q, f, ja, jb, set);
+  },
+  rest: 'group',
+};
+
+/** merge_*: invocation j merges partials [b*L, (b+1)*L) of group g = j / Pi (partials of partials). */
+const merge: KernelMemory = {
+  invocations: (q) => q.D,
+  touched(q, f, ta, tb, set) {
+    const ja = ta;
+    const jb = tb - 1;
+    const ga = Math.floor(ja / q.Pi!);
+    const gb = Math.floor(jb / q.Pi!);
+    const ca = (ja - ga * q.Pi!) * q.L!;
+    const cb = Math.min((jb - gb * q.Pi!) * q.L! + q.L!, q.P!) - 1;
+    set([4 * (ga * q.jStride! + ca * q.cStride!), 4 * (gb * q.jStride! + cb * q.cStride!) + 4], 'PART');
+    perGroupOutputs(q, f, ja, jb, set);
+  },
+  rest: 'group',
+};
+
+/** group_grad_coefficients: invocation j = n*G + g reads the per-(n, c) sums of the group's channels (GN_BLOCK: one block of them). */
+const groupCoefficients: KernelMemory = {
+  invocations: (q) => q.D,
+  touched(q, f, ta, tb, set) {
+    const ja = ta;
+    const jb = tb - 1;
+    const G = q.G!;
+    const Cg = q.Cg!;
+    const na = Math.floor(ja / G);
+    const nb = Math.floor(jb / G);
+    const ga = ja - na * G;
+    const gb = jb - nb * G;
+    const blk = f.has('GN_BLOCK');
+    const cA = blk ? q.c0! : 0;
+    const cB = blk ? Math.min(q.c0! + q.L!, Cg) : Cg;
+    set([4 * (na * q.C! + ga * Cg + cA), 4 * (nb * q.C! + gb * Cg + cB)], 'PART');
+    set(na === nb ? [ga * Cg + cA, gb * Cg + cB] : [0, q.C!], 'W');
+    perGroupOutputs(q, f, ja, jb, set);
+  },
+  rest: 'group',
+};
+
+/** workgroup_rows_* (GPU class, never windowed): not modelled; a dispatch touches its bindings whole. */
+const workgroupRows: KernelMemory = { invocations: (q) => q.D, touched() {}, rest: 'whole', modelled: false };
+const copy: KernelMemory = { invocations: (q) => q.n, touched() {}, rest: 'whole', modelled: false };
+
+const KERNELS: Record<string, KernelMemory> = {
+  welford_partials: partials,
+  sumsq_partials: partials,
+  grad_partials: partials,
+  column_grad_partials: columns,
+  channels_last_welford_partials: channelsLast,
+  channels_last_grad_partials: channelsLast,
+  normalize_elements: elements,
+  grad_elements: elements,
+  fused_rows_welford: fusedRows,
+  fused_rows_sumsq: fusedRows,
+  fused_rows_grad: fusedRows,
+  finalize_mean_rstd: perGroup,
+  finalize_rms: perGroup,
+  finalize_weight_norm: perGroup,
+  grad_coefficients: perGroup,
+  weight_norm_grad_coefficients: perGroup,
+  grad_sums: perGroup,
+  weight_bias_grads: perGroup,
+  cast_half: perGroup,
+  merge_welford: merge,
+  merge_sumsq: merge,
+  merge_sums: merge,
+  group_grad_coefficients: groupCoefficients,
+  workgroup_rows_welford: workgroupRows,
+  workgroup_rows_sumsq: workgroupRows,
+  workgroup_rows_grad: workgroupRows,
+  copy,
+};
+
+/** The memory descriptor of an entry point (throws for one without a descriptor). */
+export function kernelMemory(entry: string): KernelMemory {
+  const k = KERNELS[entry];
+  if (!k) throw new Error(`kernels: no memory descriptor for entry point ${entry}`);
+  return k;
+}
+
+/** What the window planner and the byte counts read of a step (plan.ts Step). */
+export interface MemoryStep {
+  entry: string;
+  flags: readonly string[];
+  binds: readonly { name: string }[];
+  p: ParamValues;
+}
+
+/** The step's flags and the sections its entry point compiles in. */
+export const symbols = (s: MemoryStep): ReadonlySet<string> => new Set([...s.flags, ...entryPoint(s.entry).roles]);
+
+/** Invocations in a step's index space. */
+export function invocations(s: MemoryStep): number {
+  return kernelMemory(s.entry).invocations(params(s.p), symbols(s));
+}
+
+/** Whether a step is planned per element (see KernelMemory.perElement). */
+export function perElement(s: MemoryStep): boolean {
+  return kernelMemory(s.entry).perElement?.(symbols(s)) ?? false;
+}
+
+/** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
+export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span> {
+  const k = kernelMemory(s.entry);
+  const out = new Map<string, Span>();
+  const names = s.binds.map((b) => b.name);
+  if (tb <= ta) {
+    for (const n of names) out.set(n, EMPTY);
+    return out;
+  }
+  k.touched(params(s.p), symbols(s), ta, tb, (span, ...which) => {
+    for (const w of which) if (names.includes(w)) out.set(w, span);
+  });
+  // Everything else is whole, or (finalize kernels) indexed by the invocation's group.
+  const rest: Span = k.rest === 'group' ? [ta, tb] : [0, Infinity];
+  for (const n of names) if (!out.has(n)) out.set(n, rest);
+  return out;
+}

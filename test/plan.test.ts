@@ -1,0 +1,137 @@
+/**
+ * Plans as data: an op's settled plan (entry points, flags, bindings, workgroups, windows) built
+ * without encoding anything (GpuBackend.planOnly), asserted per adapter class and shape. The
+ * kernels the plans name are checked for results elsewhere; here: which kernels, how many
+ * dispatches, which tensors each binds.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Norms, Tensor } from '../src/index.ts';
+import type { Plan } from '../src/kernels/plan.ts';
+import { gpuNorms } from './util/gpu.ts';
+
+let cpuClass: Norms;
+let gpuClass: Norms;
+let windowedNorms: Norms;
+beforeAll(async () => {
+  cpuClass = await gpuNorms({ adapterClass: 'cpu' });
+  gpuClass = await gpuNorms({ adapterClass: 'gpu' });
+  windowedNorms = await gpuNorms({ adapterClass: 'cpu', maxBindingBytes: 16384 });
+});
+afterAll(() => {
+  for (const n of [cpuClass, gpuClass, windowedNorms]) n?.destroy();
+});
+
+const zeros = (n: Norms, shape: number[]): Tensor => n.tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+
+/** The plans of the ops `fn` issues on `n`, with nothing submitted. */
+function plans(n: Norms, fn: () => unknown): Plan[] {
+  const ctx = n._gpu!.ctx;
+  n.flush();
+  const before = ctx.submits;
+  const out = n._gpu!.planOnly(fn);
+  n.flush();
+  expect(ctx.submits, 'planOnly submits nothing').toBe(before);
+  return out;
+}
+const entries = (p: Plan): string[] => p.steps.map((s) => s.entry);
+const dispatches = (p: Plan): number => p.steps.reduce((a, s) => a + (s.windows ? s.windows.length : 1), 0);
+const bound = (p: Plan, k: number): string[] => p.steps[k]!.binds.map((b) => b.name);
+
+describe('layerNorm forward plans', () => {
+  it('CPU class, one chunk per row: one row-fused dispatch reading x once', () => {
+    const x = zeros(cpuClass, [64, 768]);
+    const w = zeros(cpuClass, [768]);
+    const [p] = plans(cpuClass, () => cpuClass.layerNorm(x, { normalizedShape: [768], weight: w }));
+    expect(p!.op).toBe('layerNorm');
+    expect(entries(p!)).toEqual(['fused_rows_welford']);
+    expect(dispatches(p!)).toBe(1);
+    expect(bound(p!, 0)).toEqual(['X', 'W', 'Y', 'MEAN', 'RSTD']);
+    expect(p!.steps[0]!.flags).toContain('HAS_W');
+  });
+
+  it('CPU class, few long rows: partials, their merge, then the elementwise normalize', () => {
+    const x = zeros(cpuClass, [4, 4000]);
+    const [p] = plans(cpuClass, () => cpuClass.layerNorm(x, { normalizedShape: [4000] }));
+    expect(entries(p!)).toEqual(['welford_partials', 'finalize_mean_rstd', 'normalize_elements']);
+    expect(p!.steps[2]!.flags).toContain('MEAN_PAIR');
+    expect(p!.temps.length).toBe(2); // partials and LO
+  });
+
+  it.each([
+    [1, 768],
+    [64, 768],
+    [3, 1001],
+    [2, 8192],
+  ])('GPU class, rows of %i x %i (<= 8192 float32): one workgroup per row, one dispatch, x read once', (rows, K) => {
+    const x = zeros(gpuClass, [rows, K]);
+    const [p] = plans(gpuClass, () => gpuClass.layerNorm(x, { normalizedShape: [K] }));
+    expect(entries(p!)).toEqual(['workgroup_rows_welford']);
+    expect(dispatches(p!)).toBe(1);
+    expect(p!.steps[0]!.workgroups).toBe(rows);
+    expect(bound(p!, 0).filter((b) => b === 'X')).toHaveLength(1);
+  });
+
+  it('GPU class, rows past the register path (8200 float32): the split kernels', () => {
+    const x = zeros(gpuClass, [2, 8200]);
+    const [p] = plans(gpuClass, () => gpuClass.rmsNorm(x, { normalizedShape: [8200] }));
+    expect(p!.op).toBe('rmsNorm');
+    expect(entries(p!)).toEqual(['sumsq_partials', 'finalize_rms', 'normalize_elements']);
+    // Discrete GPUs: interleaved chunks (coalesced loads).
+    expect(p!.steps[0]!.flags).toContain('INTERLEAVE');
+  });
+
+  it('a windowed op (x past one storage binding): bound-range dispatches, every step WINDOW', () => {
+    const x = zeros(windowedNorms, [64, 300]); // 76800 bytes against 16 KiB bindings
+    const [p] = plans(windowedNorms, () => windowedNorms.layerNorm(x, { normalizedShape: [300] }));
+    expect(p!.steps.length).toBeGreaterThanOrEqual(1);
+    const big = p!.steps.filter((s) => s.binds.some((b) => b.t.size > 16384));
+    expect(big.length).toBeGreaterThan(0);
+    for (const s of big) {
+      expect(s.flags).toContain('WINDOW');
+      expect(s.windows!.length).toBeGreaterThan(1);
+      for (const w of s.windows!) for (const b of w.buffers) expect('size' in b ? b.size : 0).toBeLessThanOrEqual(16384);
+    }
+    expect(dispatches(p!)).toBeGreaterThan(p!.steps.length);
+  });
+});
+
+describe('other plans', () => {
+  it('layerNorm backward, GPU class: one pass over x and dy, then the column sums', () => {
+    const [x, dy] = [zeros(gpuClass, [512, 768]), zeros(gpuClass, [512, 768])];
+    const [m, r, w, b] = [zeros(gpuClass, [512]), zeros(gpuClass, [512]), zeros(gpuClass, [768]), zeros(gpuClass, [768])];
+    const [p] = plans(gpuClass, () => gpuClass.layerNormBackward(dy, x, m, r, { normalizedShape: [768], weight: w, bias: b }));
+    expect(entries(p!)).toEqual(['workgroup_rows_grad', 'weight_bias_grads']);
+    expect(p!.steps[0]!.flags).toEqual(expect.arrayContaining(['HAS_MEAN', 'HAS_W', 'DWDB']));
+  });
+
+  it.each(['cpu', 'gpu'] as const)('batchNorm eval (%s class): one elementwise dispatch reading the running statistics', (cls) => {
+    const n = cls === 'cpu' ? cpuClass : gpuClass;
+    const x = zeros(n, [8, 16, 5, 5]);
+    const [rm, rv] = [zeros(n, [16]), zeros(n, [16])];
+    const [p] = plans(n, () => n.batchNorm(x, { training: false, runningMean: rm, runningVar: rv }));
+    expect(entries(p!)).toEqual(['normalize_elements']);
+    expect(p!.steps[0]!.flags).toContain('EVAL_STATS');
+    expect(bound(p!, 0)).toEqual(['X', 'Y', 'RM', 'RV']);
+  });
+
+  it('instanceNorm has its own name in the plan; its kernels are group norm\'s with one channel per group', () => {
+    const x = zeros(cpuClass, [2, 3, 64]);
+    const [p] = plans(cpuClass, () => cpuClass.instanceNorm(x));
+    expect(p!.op).toBe('instanceNorm');
+    expect(p!.steps[0]!.entry).toMatch(/welford/);
+  });
+
+  it('weightNorm: sum-of-squares partials, the norms, the scaled copy', () => {
+    const [v, g] = [zeros(cpuClass, [512, 4, 3, 3]), zeros(cpuClass, [512, 1, 1, 1])];
+    const [p] = plans(cpuClass, () => cpuClass.weightNorm(v, g));
+    expect(entries(p!)).toEqual(['sumsq_partials', 'finalize_weight_norm', 'normalize_elements']);
+  });
+
+  it('what planOnly allocated (outputs, temporaries) is released', () => {
+    const x = zeros(cpuClass, [4, 4000]);
+    const live = cpuClass.stats();
+    const [p] = plans(cpuClass, () => cpuClass.layerNorm(x, { normalizedShape: [4000] }));
+    expect(p!.temps.length).toBeGreaterThan(0);
+    expect(cpuClass.stats()).toEqual(live);
+  });
+});
