@@ -1,5 +1,5 @@
 // apply.wgsl: the normalize step, forward and backward, elementwise or fused with the row
-// statistics (reduce.wgsl is compiled in front of this file).
+// statistics (accumulate.wgsl is compiled in front of this file).
 //
 // Index maps (uniforms): element e uses the statistics (or backward coefficients) of group
 // s = (e / sDiv) % sMod and the weight/bias at a = (e / aDiv) % aMod. Layer norm: s = row,
@@ -117,7 +117,7 @@ fn activate4(y: vec4f) -> vec4f {
 }
 
 //#if APPLY || ROWFUSED
-// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see reduce.wgsl), so
+// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
 // x - mean keeps its precision at large offsets.
 fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   var y = ((x - st.x) - st.y) * st.z;
@@ -292,7 +292,7 @@ fn normalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
 //#endif
 
 //#if ROWFUSED || BWD_ROWFUSED
-// The accumulator's result over the whole of row j (reduce.wgsl).
+// The accumulator's result over the whole of row j (accumulate.wgsl).
 fn row_result(j: u32) -> vec4f {
   acc_reset();
   reduce_range(j, 0u, P.inner);

@@ -1,5 +1,5 @@
 // rows.wgsl: layer-norm and RMS-norm forward on GPU-class adapters, one workgroup per row, the row
-// held in registers (common.wgsl and reduce.wgsl are compiled in front of this file).
+// held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
 //
 // One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.D) of
 // K = P.inner elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
@@ -21,7 +21,7 @@
 // a tree in workgroup memory.
 // Suspect fast statistics (non-finite: an Inf or NaN in the row, or squares past f32; or a sum of
 // squares below 2^-100, where squares may have underflowed) are recomputed by invocation 0 with the
-// careful per-row path of reduce.wgsl (Welford with a following shift, then the scaled rescan;
+// careful per-row path of accumulate.wgsl (Welford with a following shift, then the scaled rescan;
 // Inf/NaN summed as PyTorch's sums), the same results the row-fused kernel gives.
 // PER_CH (group/instance norm, channels-first): a row is one (n, g) group of Cg = C/G channels of
 // S = P.aDiv contiguous elements each (K = Cg * S, the row starting at a channel boundary), and

@@ -3,6 +3,7 @@
  * declarations generated from one list, and the pipeline key made of compile-time choices only.
  */
 import commonWGSL from '../../shaders/common.wgsl?raw';
+import accumulateWGSL from '../../shaders/accumulate.wgsl?raw';
 import reduceWGSL from '../../shaders/reduce.wgsl?raw';
 import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
 import applyWGSL from '../../shaders/apply.wgsl?raw';
@@ -13,24 +14,28 @@ import { UniformLayout, type BindingDecl } from '../device/wgsl.ts';
 
 /**
  * A shader's declarations, from its header: `//#entry name ROLE...` (an entry point and the
- * sections it compiles in) and `//#flag NAME description` (a flag the host may set).
+ * sections it compiles in), `//#section NAME...` (sections only entry points choose) and
+ * `//#flag NAME description` (a flag the host may set).
  */
 export interface ShaderDecls {
   entries: Map<string, readonly string[]>;
+  sections: Set<string>;
   flags: Set<string>;
 }
 
 export function declarations(src: string): ShaderDecls {
   const entries = new Map<string, readonly string[]>();
+  const sections = new Set<string>();
   const flags = new Set<string>();
   for (const line of src.split('\n')) {
     const t = line.trim();
     if (t.startsWith('//#entry ')) {
       const [name, ...roles] = t.slice(9).trim().split(/\s+/);
       entries.set(name!, roles);
-    } else if (t.startsWith('//#flag ')) flags.add(t.slice(8).trim().split(/\s+/)[0]!);
+    } else if (t.startsWith('//#section ')) t.slice(11).trim().split(/\s+/).forEach((n) => sections.add(n));
+    else if (t.startsWith('//#flag ')) flags.add(t.slice(8).trim().split(/\s+/)[0]!);
   }
-  return { entries, flags };
+  return { entries, sections, flags };
 }
 
 /**
@@ -120,14 +125,14 @@ export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 
 /** Each family's own file, and the files compiled in front of it. */
 const OWN: Record<Family, string> = { reduce: reduceWGSL, finalize: finalizeWGSL, apply: applyWGSL, copy: copyWGSL, rows: rowsWGSL };
-const FILES: Record<Family, string> = {
-  reduce: commonWGSL + reduceWGSL,
+export const FILES: Record<Family, string> = {
+  reduce: commonWGSL + accumulateWGSL + reduceWGSL,
   finalize: commonWGSL + finalizeWGSL,
-  // The row-fused entry points reuse the accumulators of reduce.wgsl.
-  apply: commonWGSL + reduceWGSL + applyWGSL,
+  // The row-fused entry points use the accumulators too.
+  apply: commonWGSL + accumulateWGSL + applyWGSL,
   copy: copyWGSL,
-  // One workgroup per row (GPU adapters); its careful per-row fallback reuses reduce.wgsl.
-  rows: commonWGSL + reduceWGSL + rowsWGSL,
+  // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
+  rows: commonWGSL + accumulateWGSL + rowsWGSL,
 };
 
 /** Every entry point: its family (the file that declares it) and the sections it compiles in. */
@@ -137,7 +142,7 @@ const FLAGS = new Map<Family, { flags: Set<string>; known: Set<string> }>();
 for (const family of Object.keys(FILES) as Family[]) {
   for (const [name, roles] of declarations(OWN[family]).entries) ENTRIES.set(name, { family, roles });
   const d = declarations(FILES[family]);
-  const known = new Set(d.flags);
+  const known = new Set([...d.flags, ...d.sections]);
   for (const [name, roles] of d.entries) [name, ...roles].forEach((r) => known.add(r));
   FLAGS.set(family, { flags: d.flags, known });
 }

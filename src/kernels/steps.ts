@@ -71,7 +71,7 @@ function finalizeStep(part: GPUBuffer, lo: GPUBuffer, D: number, P: number, out:
 /**
  * Mean and rstd of D groups of x (+ residual): the partials, their merge into mean, rstd (and
  * the running statistics), and LO for the apply step: the mean as (s, m) pairs, an unevaluated
- * sum (see reduce.wgsl); the apply step takes MEAN_PAIR.
+ * sum (see accumulate.wgsl); the apply step takes MEAN_PAIR.
  */
 export function meanVarSteps(
   g: Planner,
