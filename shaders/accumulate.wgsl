@@ -172,8 +172,8 @@ fn rescan_end(n: f32) -> vec4f {
 // Elements of group j with logical index k in [k0, k1) (the order of reduce_range), one by one.
 fn rescan_walk(j: u32, k0: u32, k1: u32) {
   for (var k = k0; k < k1; k += 1u) {
-    let o = k / P.inner;
-    rescan_elem(xv1((o * P.D + j) * P.inner + k - o * P.inner));
+    let o = k / P.runLength;
+    rescan_elem(xv1((o * P.groups + j) * P.runLength + k - o * P.runLength));
   }
 }
 // The statistics of group j's elements [k0, k1), rescanned when the fast ones are suspect.
@@ -205,7 +205,7 @@ fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); c4 = vec4f(0.0); g1 = 0.0; g
 fn acc_group(j: u32) {}
 fn acc_recenter() {}
 fn seg_begin(o: u32, j: u32) {
-  s_idx = j / P.gDiv;
+  s_idx = j / P.groupsPerStat;
   st_mean = 0.0;
   st_rstd = 1.0;
   //#if HAS_MEAN
@@ -268,7 +268,7 @@ fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f { return acc_result(); }
 // Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
 // time within each contiguous segment.
 fn reduce_range(j: u32, k0: u32, k1: u32) {
-  let inner = P.inner;
+  let inner = P.runLength;
   var o = k0 / inner;
   var i = k0 - o * inner;
   var left = k1 - k0;
@@ -276,7 +276,7 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
   loop {
     if (left == 0u) { break; }
     let len = min(inner - i, left);
-    let base = (o * P.D + j) * inner;
+    let base = (o * P.groups + j) * inner;
     seg_begin(o, j);
     var p = i;
     let end = i + len;
@@ -318,14 +318,14 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 fn quad_at(j: u32, q: u32) -> u32 {
   //#if STRIDED
   let k = 4u * q;
-  let o = k / P.inner;
-  return (o * P.D + j) * P.inner + (k - o * P.inner);
+  let o = k / P.runLength;
+  return (o * P.groups + j) * P.runLength + (k - o * P.runLength);
   //#else
-  return j * P.inner + 4u * q;
+  return j * P.runLength + 4u * q;
   //#endif
 }
 fn reduce_interleaved(j: u32, c: u32) {
-  let K = P.outer * P.inner;
+  let K = P.runs * P.runLength;
   let base = j * K;
   acc_group(j);
   seg_begin(0u, j);
@@ -335,17 +335,17 @@ fn reduce_interleaved(j: u32, c: u32) {
   if (q < nq) {
     acc4(quad_at(j, q), 4u * q);
     acc_recenter();
-    q += P.P;
+    q += P.chunks;
   }
-  for (; q + 3u * P.P < nq; q += 4u * P.P) {
+  for (; q + 3u * P.chunks < nq; q += 4u * P.chunks) {
     acc4(quad_at(j, q), 4u * q);
-    acc4(quad_at(j, q + P.P), 4u * (q + P.P));
-    acc4(quad_at(j, q + 2u * P.P), 4u * (q + 2u * P.P));
-    acc4(quad_at(j, q + 3u * P.P), 4u * (q + 3u * P.P));
+    acc4(quad_at(j, q + P.chunks), 4u * (q + P.chunks));
+    acc4(quad_at(j, q + 2u * P.chunks), 4u * (q + 2u * P.chunks));
+    acc4(quad_at(j, q + 3u * P.chunks), 4u * (q + 3u * P.chunks));
     acc_recenter();
   }
   //#endif
-  for (; q < nq; q += P.P) { acc4(quad_at(j, q), 4u * q); }
+  for (; q < nq; q += P.chunks) { acc4(quad_at(j, q), 4u * q); }
   acc_recenter();
   if (c == 0u) {
     for (var i = 4u * nq; i < K; i += 1u) { acc1(base + i, i); }
@@ -354,10 +354,10 @@ fn reduce_interleaved(j: u32, c: u32) {
 //#if WELFORD || SUMSQ
 // The same elements as reduce_interleaved, one by one (the careful rescan).
 fn rescan_walk_interleaved(j: u32, c: u32) {
-  let K = P.outer * P.inner;
+  let K = P.runs * P.runLength;
   let base = j * K;
   let nq = K / 4u;
-  for (var q = c; q < nq; q += P.P) {
+  for (var q = c; q < nq; q += P.chunks) {
     let e = quad_at(j, q);
     for (var i = e; i < e + 4u; i += 1u) { rescan_elem(xv1(i)); }
   }

@@ -1,13 +1,15 @@
 // apply.wgsl: the normalize step, forward and backward, elementwise or fused with the row
 // statistics (accumulate.wgsl is compiled in front of this file).
 //
-// Index maps (uniforms): element e uses the statistics (or backward coefficients) of group
-// s = (e / sDiv) % sMod and the weight/bias at a = (e / aDiv) % aMod. Layer norm: s = row,
+// Index maps (uniforms): element e < elements uses the statistics (or backward coefficients) of
+// group s = (e / statDiv) % statMod and the weight/bias at a = (e / weightDiv) % weightMod.
+// Layer norm: s = row,
 // a = position in the row; group norm: s = (n, g), a = channel; batch norm: s = a = channel;
 // weight norm: s = slice along dim.
 //
-// ALIGNED (chosen on the host): sDiv is a multiple of 4, and the weights of a quad are either
-// consecutive (aDiv = 1, aMod a multiple of 4: A_VEC) or one value (aDiv a multiple of 4). Then a
+// ALIGNED (chosen on the host): statDiv is a multiple of 4, and the weights of a quad are either
+// consecutive (weightDiv = 1, weightMod a multiple of 4: A_VEC) or one value (weightDiv a multiple
+// of 4). Then a
 // quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
 // is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
 // SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
@@ -36,41 +38,41 @@
 //#entry fused_rows_sumsq ROWFUSED SUMSQ
 //#entry grad_elements BWD_APPLY
 //#entry fused_rows_grad BWD_ROWFUSED BWD
-//#flag A_VEC        the weights of a quad are consecutive (aDiv == 1)
+//#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK16      blocks of 16 elements (4 quads) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
-//#flag CLAST        channels-last x: group (e / sDiv) * G + (e % C) / Cg, weight e % C
+//#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
 //#flag COLS_FUSED   fused_rows_grad over blocks of L rows, also writing their column partials
 
-fn a_of(e: u32) -> u32 { return (e / P.aDiv) % P.aMod; }
+fn a_of(e: u32) -> u32 { return (e / P.weightDiv) % P.weightMod; }
 
 // The elements of the quad at e that this dispatch handles, one at a time (quads that may cross
 // a group or weight boundary). A windowed dispatch handles elements [e0, e1) only: its ranges
 // may cut a quad, so that no range needs the weights at both ends of a row (see window.ts).
 fn elem_lo(e: u32) -> u32 {
   //#if WINDOW
-  return max(e, P.e0);
+  return max(e, P.elementBegin);
   //#else
   return e;
   //#endif
 }
 fn elem_hi(e: u32) -> u32 {
   //#if WINDOW
-  return min(min(e + 4u, P.n), P.e1);
+  return min(min(e + 4u, P.elements), P.elementEnd);
   //#else
-  return min(e + 4u, P.n);
+  return min(e + 4u, P.elements);
   //#endif
 }
 fn s_of(e: u32) -> u32 {
   //#if CLAST
-  // Channels last ([N, *spatial, C]): sample e / sDiv (sDiv = spatial*C; batch norm: all of x),
-  // group of channel e % C (G groups of Cg channels per sample).
-  return (e / P.sDiv) * P.G + (e % P.C) / P.Cg;
+  // Channels last ([N, *spatial, C]): sample e / statDiv (statDiv = spatial*C; batch norm: all of
+  // x), group of channel e % channels (numGroups groups of channelsPerGroup channels per sample).
+  return (e / P.statDiv) * P.numGroups + (e % P.channels) / P.channelsPerGroup;
   //#else
-  return (e / P.sDiv) % P.sMod;
+  return (e / P.statDiv) % P.statMod;
   //#endif
 }
 
@@ -208,27 +210,27 @@ fn y4_lanes(x: vec4f, e: u32) -> vec4f { return y4_st(x, stats4(e), wq_or1(e), b
 fn normalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (t >= P.t1) { return; }
+  if (t >= P.invocationEnd) { return; }
   //#endif
   //#if CL_BLOCK
   // Channels last: the quad of channels 4q .. 4q + 3 in 4 consecutive rows (of one sample), so
   // that its statistics and weights are loaded once for 4 quads.
-  let nq = P.C / 4u;
+  let nq = P.channels / 4u;
   let rb = t / nq;
-  let e0 = rb * 4u * P.C + 4u * (t - rb * nq);
-  if (e0 >= P.n) { return; }
+  let e0 = rb * 4u * P.channels + 4u * (t - rb * nq);
+  if (e0 >= P.elements) { return; }
   let st = stats4(e0);
   let wv = wq_or1(e0);
   let bv = bq_or0(e0);
   for (var k = 0u; k < 4u; k += 1u) {
-    let e = e0 + k * P.C;
-    if (e >= P.n) { break; }
+    let e = e0 + k * P.channels;
+    if (e >= P.elements) { break; }
     Y_st4(e, y4_st(xv4(e), st, wv, bv));
   }
   //#else
   //#if BLOCK16
   let e0 = 16u * t;
-  if (e0 >= P.n) { return; }
+  if (e0 >= P.elements) { return; }
   let st = stats(s_of(e0));
   //#if A_VEC
   let a0 = a_of(e0);
@@ -266,7 +268,7 @@ fn normalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   }
   //#else
   let e = 4u * t;
-  if (e >= P.n) { return; }
+  if (e >= P.elements) { return; }
   //#if ALIGNED
   let x = xv4(e);
   //#if RESIDUAL
@@ -295,8 +297,8 @@ fn normalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
 // The accumulator's result over the whole of row j (accumulate.wgsl).
 fn row_result(j: u32) -> vec4f {
   acc_reset();
-  reduce_range(j, 0u, P.inner);
-  return checked_range(j, 0u, P.inner);
+  reduce_range(j, 0u, P.runLength);
+  return checked_range(j, 0u, P.runLength);
 }
 //#endif
 
@@ -304,10 +306,10 @@ fn row_result(j: u32) -> vec4f {
 fn fused_rows_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (j >= P.t1) { return; }
+  if (j >= P.invocationEnd) { return; }
   //#endif
-  if (j >= P.D) { return; }
-  let K = P.inner;
+  if (j >= P.groups) { return; }
+  let K = P.runLength;
   let r = row_result(j);
   //#if WELFORD
   let st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
@@ -406,25 +408,25 @@ fn dx4_lanes(e: u32) -> vec4f { return dx4_cf(e, coef4(e), wq_or1(e)); }
 fn grad_elements_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (t >= P.t1) { return; }
+  if (t >= P.invocationEnd) { return; }
   //#endif
   //#if CL_BLOCK
   // Channels last: 4 rows of a quad of channels (see APPLY).
-  let nq = P.C / 4u;
+  let nq = P.channels / 4u;
   let rb = t / nq;
-  let e0 = rb * 4u * P.C + 4u * (t - rb * nq);
-  if (e0 >= P.n) { return; }
+  let e0 = rb * 4u * P.channels + 4u * (t - rb * nq);
+  if (e0 >= P.elements) { return; }
   let cf = coef4(e0);
   let wv = wq_or1(e0);
   for (var k = 0u; k < 4u; k += 1u) {
-    let e = e0 + k * P.C;
-    if (e >= P.n) { break; }
+    let e = e0 + k * P.channels;
+    if (e >= P.elements) { break; }
     DX_st4(e, dx4_cf(e, cf, wv));
   }
   //#else
   //#if BLOCK16
   let e0 = 16u * t;
-  if (e0 >= P.n) { return; }
+  if (e0 >= P.elements) { return; }
   let c = COEF_ld4(4u * s_of(e0));
   //#if A_VEC
   let a0 = a_of(e0);
@@ -451,7 +453,7 @@ fn grad_elements_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   }
   //#else
   let e = 4u * t;
-  if (e >= P.n) { return; }
+  if (e >= P.elements) { return; }
   //#if ALIGNED
   //#if S_LANES
   DX_st4(e, dx4_lanes(e));
@@ -494,10 +496,10 @@ fn row_coef(j: u32) -> vec4f {
 const RB = 16u;
 fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let blk = inv_index(lid, wid, nwg);
-  let r0 = blk * P.L;
-  if (r0 >= P.D) { return; }
-  let r1 = min(r0 + P.L, P.D);
-  let K = P.inner;
+  let r0 = blk * P.rowsPerBlock;
+  if (r0 >= P.groups) { return; }
+  let r1 = min(r0 + P.rowsPerBlock, P.groups);
+  let K = P.runLength;
   var cf: array<vec4f, RB>;
   var kf: array<f32, RB>;
   for (var r = r0; r < r1; r += 1u) {
@@ -521,8 +523,8 @@ fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
       sdx += dy * ((xh - kf[r - r0]) * c.x);
     }
     let n = f32(r1 - r0);
-    let o = 4u * (p * P.P + blk);
-    let st = 4u * P.P;
+    let o = 4u * (p * P.blocks + blk);
+    let st = 4u * P.blocks;
     PART_st4(o, vec4f(n, sdy.x, sdx.x, 0.0));
     PART_st4(o + st, vec4f(n, sdy.y, sdx.y, 0.0));
     PART_st4(o + 2u * st, vec4f(n, sdy.z, sdx.z, 0.0));
@@ -533,10 +535,10 @@ fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
 fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (j >= P.t1) { return; }
+  if (j >= P.invocationEnd) { return; }
   //#endif
-  if (j >= P.D) { return; }
-  let K = P.inner;
+  if (j >= P.groups) { return; }
+  let K = P.runLength;
   let c = row_coef(j);
   //#if HAS_CORR
   CORR_st(j, row_k);

@@ -21,7 +21,7 @@ struct Ids {
   @builtin(num_workgroups) nwg: vec3u,
 }
 
-fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.t0; }
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
 
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
 fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }

@@ -6,6 +6,6 @@
 @compute @workgroup_size(WG)
 fn copy(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  if (i >= P.n) { return; }
+  if (i >= P.elements) { return; }
   DST[i] = SRC[i];
 }

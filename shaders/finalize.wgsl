@@ -1,10 +1,11 @@
 // finalize.wgsl: per-group merges of the partials written by reduce.wgsl, and the small
 // per-group (or per-channel) computations that follow them.
 //
-// One invocation handles one group j < D and merges its P partials, found at
-// PART[4*(j*jStride + c*cStride)] for c0 <= c < P (c0 = 0 but for blocks of FIN_DWDB ACCUM):
+// One invocation handles one group j < outputs and merges its partials, found at
+// PART[4*(j*groupStride + c*partialStride)] for partialBegin <= c < partials (partialBegin = 0
+// but for blocks of weight_bias_grads ACCUM):
 // Chan's merge for WELFORD, roots of sums of squares for SUMSQ, plain sums otherwise.
-// P is at most a few hundred, so the sequential merge is short; the long reductions were split
+// `partials` is at most a few hundred, so the sequential merge is short; the long reductions were split
 // by reduce.wgsl. Modes (one compiled in):
 //   FIN_STATS   mean = s + m, rstd = 1/sqrt(M2/n + eps), and LO = (s, m) pairs for the apply
 //               step (see reduce.wgsl); RUNNING: batch-norm running update
@@ -17,7 +18,7 @@
 //               optionally dweight/dbias per group (batch norm)
 //   FIN_BWD_WN  weight-norm backward coefficients and dg
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
-//   FIN_MERGE   blocks of L partials merged into one (Pi blocks per group): partials of partials
+//   FIN_MERGE   blocks of partialsPerBlock partials merged into one (blocksPerGroup per group)
 //   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
 //               ACCUM: added to the values already stored
 //   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
@@ -40,7 +41,7 @@
 //#flag DW           dweight is written (DW)
 //#flag DB           dbias is written (DB)
 //#flag ACCUM        add to the values already stored (blocks of one reduction)
-//#flag GN_BLOCK     group_grad_coefficients over one block [c0, c0 + L) of a group's channels
+//#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
 // Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
@@ -48,7 +49,7 @@
 // common.wgsl) and so does the merge: plain sums when every partial is plain and the sum is
 // not suspect (full precision), else again with hypot steps on the roots (no overflow or
 // underflow).
-fn part_at(j: u32, c: u32) -> vec4f { return PART_ld4(4u * (j * P.jStride + c * P.cStride)); }
+fn part_at(j: u32, c: u32) -> vec4f { return PART_ld4(4u * (j * P.groupStride + c * P.partialStride)); }
 fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
   var r = vec4f(0.0);
   var root = false;
@@ -90,15 +91,15 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
   //#endif
   return r;
 }
-fn merged(j: u32) -> vec4f { return merge_range(j, P.c0, P.P); }
+fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
 //#endif
 
 fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (j >= P.t1) { return; }
+  if (j >= P.invocationEnd) { return; }
   //#endif
-  if (j >= P.D) { return; }
+  if (j >= P.outputs) { return; }
   //#if FIN_STATS
   let r = merged(j);
   // (n, s, m, R): the mean is s + m; the apply step gets the pair (x - mean keeps its precision).
@@ -180,12 +181,12 @@ fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   OUT_st4(4u * j, merged(j));
   //#endif
   //#if FIN_MERGE
-  // Partials of partials: invocation j = g*Pi + b merges partials c in [b*L, (b+1)*L) of group g
-  // into OUT[4j] (Pi blocks per group), for groups with more partials than one invocation may
-  // bind (windowed ops; see gpu.ts).
-  let g = j / P.Pi;
-  let b = j - g * P.Pi;
-  OUT_st4(4u * j, merge_range(g, b * P.L, min(b * P.L + P.L, P.P)));
+  // Partials of partials: invocation j = g*blocksPerGroup + b merges partials c in [b*L, (b+1)*L)
+  // (L = partialsPerBlock) of group g into OUT[4j], for groups with more partials than one
+  // invocation may bind (windowed ops; see policy.ts mergeWide).
+  let g = j / P.blocksPerGroup;
+  let b = j - g * P.blocksPerGroup;
+  OUT_st4(4u * j, merge_range(g, b * P.partialsPerBlock, min(b * P.partialsPerBlock + P.partialsPerBlock, P.partials)));
   //#endif
   //#if FIN_DWDB
   // ACCUM: added to what an earlier step over other partials stored (blocks of rows of sums).
@@ -209,28 +210,29 @@ fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   // j = word index; elements 2j and 2j + 1.
   let a = SRC_ld(2u * j);
   var b = 0.0;
-  if (2u * j + 1u < P.n) { b = SRC_ld(2u * j + 1u); }
+  if (2u * j + 1u < P.elements) { b = SRC_ld(2u * j + 1u); }
   OUT[OUT_w(j)] = pack_half2(vec2f(a, b));
   //#endif
   //#if FIN_GN
-  // j = n*G + g; the group's channels are g*Cg .. (g+1)*Cg - 1. GN_BLOCK: only its channels
-  // c0 .. c0 + L - 1 (groups whose sums are past a binding), the coefficients being linear in
-  // the sums given the count Cg*S (inner); ACCUM adds them to the earlier blocks'.
-  let n = j / P.G;
-  let g = j - n * P.G;
+  // j = n*numGroups + g; the group's channels are g*Cg .. (g+1)*Cg - 1 (Cg = channelsPerGroup).
+  // GN_BLOCK: only channels channelBegin .. + channelsPerBlock - 1 (groups whose sums are past a
+  // binding), the coefficients being linear in the sums given the count Cg*spatial; ACCUM adds
+  // them to the earlier blocks'.
+  let n = j / P.numGroups;
+  let g = j - n * P.numGroups;
   var cnt = 0.0;
   var sg = 0.0;
   var sgx = 0.0;
   var sdev = 0.0;
   //#if GN_BLOCK
-  let cA = g * P.Cg + P.c0;
-  let cB = g * P.Cg + min(P.c0 + P.L, P.Cg);
+  let cA = g * P.channelsPerGroup + P.channelBegin;
+  let cB = g * P.channelsPerGroup + min(P.channelBegin + P.channelsPerBlock, P.channelsPerGroup);
   //#else
-  let cA = g * P.Cg;
-  let cB = (g + 1u) * P.Cg;
+  let cA = g * P.channelsPerGroup;
+  let cB = (g + 1u) * P.channelsPerGroup;
   //#endif
   for (var c = cA; c < cB; c += 1u) {
-    let s = PART_ld4(4u * (n * P.C + c));
+    let s = PART_ld4(4u * (n * P.channels + c));
     var w = 1.0;
     //#if W_BY_J
     w = W_ld(c);
@@ -241,7 +243,7 @@ fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
     sdev += s.w;
   }
   //#if GN_BLOCK
-  cnt = f32(P.Cg) * f32(P.inner);
+  cnt = f32(P.channelsPerGroup) * f32(P.spatial);
   //#endif
   let rs = RSTD_ld(j);
   let mu = MEAN_ld(j);
@@ -255,7 +257,7 @@ fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   if (k != 0.0) {
     sgx -= k * rs * sg;
     for (var c = cA; c < cB; c += 1u) {
-      let o = 4u * (n * P.C + c);
+      let o = 4u * (n * P.channels + c);
       PART_st(o + 2u, PART_ld(o + 2u) - k * rs * PART_ld(o + 1u));
     }
   }

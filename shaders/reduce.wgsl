@@ -1,14 +1,14 @@
 // reduce.wgsl: grouped partial reductions, the one statistics mechanism under every norm.
 //
-// Group j (0 <= j < D) is the index set e = (o*D + j)*inner + i for o < outer, i < inner, in the
-// logical order k = o*inner + i. Layer/RMS-norm rows and group/instance-norm groups are groups
-// with outer = 1; batch-norm channels have outer = N, inner = spatial; layer-norm weight columns
-// have outer = rows, inner = 1; weight-norm slices along `dim` have outer = prod(dims before).
+// Group j (0 <= j < groups) is the index set e = (o*groups + j)*runLength + i for o < runs,
+// i < runLength, in the logical order k = o*runLength + i. Layer/RMS-norm rows and
+// group/instance-norm groups are groups of one run; batch-norm channels have runs = N,
+// runLength = spatial; weight-norm slices along `dim` have runs = prod(dims before).
 //
-// One invocation reduces one chunk k in [c*L, min((c+1)*L, outer*inner)) of one group,
-// t = j*P + c, and writes one partial (a vec4) to PART[4t..4t+3]. No barriers, no atomics: the
-// partials are merged by finalize.wgsl, so a reduction of any length is split over many
-// invocations and never summed sequentially end to end.
+// One invocation reduces one chunk k in [c*L, min((c+1)*L, runs*runLength)) (L = chunkLength)
+// of one group, t = j*chunks + c, and writes one partial (a vec4) to PART[4t..4t+3]. No
+// barriers, no atomics: the partials are merged by finalize.wgsl, so a reduction of any length
+// is split over many invocations and never summed sequentially end to end.
 //
 // The accumulators are in accumulate.wgsl (compiled in front of this file).
 //
@@ -20,7 +20,7 @@
 //#entry channels_last_welford_partials CL_PARTIALS WELFORD
 //#entry channels_last_grad_partials CL_PARTIALS BWD
 //#flag CMAJOR       windowed chunks in chunk-major order (c*D + j), so a dispatch reads a compact range
-//#flag RUNS         chunks within contiguous runs of `inner` elements (Pi chunks per run)
+//#flag RUNS         chunks within contiguous runs of runLength elements (chunksPerRun per run)
 //#flag COLS16       column_grad_partials: 16 columns per invocation (else 4)
 //#flag CL4          channels-last: a quad of channels per invocation (else one)
 
@@ -28,17 +28,17 @@
 fn partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (t >= P.t1) { return; }
+  if (t >= P.invocationEnd) { return; }
   //#endif
-  if (t >= P.D * P.P) { return; }
+  if (t >= P.groups * P.chunks) { return; }
   //#if CMAJOR
   // Chunk-major order (windowed strided groups): invocations t..t+D-1 take chunk c of every
   // group, so a range of invocations reads a compact range of x.
-  let c = t / P.D;
-  let j = t - c * P.D;
+  let c = t / P.groups;
+  let j = t - c * P.groups;
   //#else
-  let j = t / P.P;
-  let c = t - j * P.P;
+  let j = t / P.chunks;
+  let c = t - j * P.chunks;
   //#endif
   acc_reset();
   //#if INTERLEAVE
@@ -46,31 +46,30 @@ fn partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let r = checked_interleaved(j, c);
   //#else
   //#if RUNS
-  // Pi chunks of at most L per contiguous run of `inner` elements, so that no chunk spans two runs.
-  let q = c / P.Pi;
-  let k0 = q * P.inner + (c - q * P.Pi) * P.L;
-  let k1 = min(k0 + P.L, (q + 1u) * P.inner);
+  // chunksPerRun chunks of at most chunkLength per contiguous run, so that no chunk spans two runs.
+  let q = c / P.chunksPerRun;
+  let k0 = q * P.runLength + (c - q * P.chunksPerRun) * P.chunkLength;
+  let k1 = min(k0 + P.chunkLength, (q + 1u) * P.runLength);
   //#else
-  let k0 = c * P.L;
-  let k1 = min(k0 + P.L, P.outer * P.inner);
+  let k0 = c * P.chunkLength;
+  let k1 = min(k0 + P.chunkLength, P.runs * P.runLength);
   //#endif
   if (k0 < k1) { reduce_range(j, k0, k1); }
   let r = checked_range(j, k0, max(k0, k1));
   //#endif
-  PART_st4(4u * (j * P.P + c), r);
+  PART_st4(4u * (j * P.chunks + c), r);
 }
 //#endif
 
 //#if COLS
 // Layer-norm dweight/dbias partials, one invocation per (block of columns q, chunk of rows c),
 // t = c*nq + q (neighbouring lanes take neighbouring column blocks of the same rows): sums dy
-// and dy*xhat over rows [c0 + c*L, min(c0 + (c+1)*L, rows)) for the CW columns
+// and dy*xhat over rows [rowBegin + c*L, min(rowBegin + (c+1)*L, rowEnd)) (L = chunkLength) for the CW columns
 // CW*q .. CW*q + CW - 1 of the row (fewer at its end); xhat uses each row's saved mean/rstd.
-// CW = 16 with BLOCK (row length a multiple of 16: four quads share the row's statistics and
+// CW = 16 with COLS16 (row length a multiple of 16: four quads share the row's statistics and
 // the loop), else 4. Neighbouring invocations read neighbouring columns, so loads stay
 // contiguous across lanes.
-// Params: outer = rows (end of this block of rows), c0 = first row, inner = K (row length).
-// Writes PART[4*(col*P + c)].
+// Rows are `columns` long. Writes PART[4*(col*chunks + c)].
 //#if COLS16
 const CW = 16u;
 //#else
@@ -79,15 +78,15 @@ const CW = 4u;
 fn column_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (t >= P.t1) { return; }
+  if (t >= P.invocationEnd) { return; }
   //#endif
-  let K = P.inner;
+  let K = P.columns;
   let nq = (K + CW - 1u) / CW;
-  if (t >= nq * P.P) { return; }
+  if (t >= nq * P.chunks) { return; }
   let c = t / nq;
   let q = t - c * nq;
-  let r0 = min(P.c0 + c * P.L, P.outer);
-  let r1 = min(r0 + P.L, P.outer);
+  let r0 = min(P.rowBegin + c * P.chunkLength, P.rowEnd);
+  let r1 = min(r0 + P.chunkLength, P.rowEnd);
   let col = CW * q;
   let w = min(K - col, CW);
   // Sums of dy (g) and dy*xhat (h) for columns col + 4i .. col + 4i + 3 in gi, hi: explicit
@@ -142,12 +141,12 @@ fn column_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
     //#endif
   }
   let n = f32(r1 - r0);
-  for (var k = 0u; k < min(w, 4u); k += 1u) { PART_st4(4u * ((col + k) * P.P + c), vec4f(n, g0[k], h0[k], 0.0)); }
+  for (var k = 0u; k < min(w, 4u); k += 1u) { PART_st4(4u * ((col + k) * P.chunks + c), vec4f(n, g0[k], h0[k], 0.0)); }
   //#if COLS16
   for (var k = 0u; k < 4u; k += 1u) {
-    PART_st4(4u * ((col + 4u + k) * P.P + c), vec4f(n, g1[k], h1[k], 0.0));
-    PART_st4(4u * ((col + 8u + k) * P.P + c), vec4f(n, g2[k], h2[k], 0.0));
-    PART_st4(4u * ((col + 12u + k) * P.P + c), vec4f(n, g3[k], h3[k], 0.0));
+    PART_st4(4u * ((col + 4u + k) * P.chunks + c), vec4f(n, g1[k], h1[k], 0.0));
+    PART_st4(4u * ((col + 8u + k) * P.chunks + c), vec4f(n, g2[k], h2[k], 0.0));
+    PART_st4(4u * ((col + 12u + k) * P.chunks + c), vec4f(n, g3[k], h3[k], 0.0));
   }
   //#endif
 }
@@ -198,7 +197,7 @@ fn cl_dy(e: u32, w: u32) -> vec4f {
 }
 var<private> cl_mean: vec4f;
 var<private> cl_rstd: vec4f;
-fn cl_stat(b: u32, ch: u32) -> u32 { return b * P.G + ch / P.Cg; }
+fn cl_stat(b: u32, ch: u32) -> u32 { return b * P.numGroups + ch / P.channelsPerGroup; }
 fn cl_step(e: u32, w: u32) {
   let g = cl_dy(e, w);
   let dv = cl_x(e, w) - cl_mean;
@@ -214,20 +213,20 @@ fn cl_step(e: u32, w: u32) { acc_v4(cl_x(e, w)); }
 fn channels_last_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (t >= P.t1) { return; }
+  if (t >= P.invocationEnd) { return; }
   //#endif
-  let C = P.C;
+  let C = P.channels;
   let nq = (C + CW - 1u) / CW;
-  if (t >= P.D * P.P * nq) { return; }
+  if (t >= P.samples * P.chunks * nq) { return; }
   let bc = t / nq;
   let q = t - bc * nq;
-  let b = bc / P.P;
-  let c = bc - b * P.P;
+  let b = bc / P.chunks;
+  let c = bc - b * P.chunks;
   let col = q * CW;
   let w = min(C - col, CW);
-  let r0 = min(c * P.L, P.outer);
-  let r1 = min(r0 + P.L, P.outer);
-  let base = b * P.outer * C + col;
+  let r0 = min(c * P.chunkLength, P.rowsPerSample);
+  let r1 = min(r0 + P.chunkLength, P.rowsPerSample);
+  let base = b * P.rowsPerSample * C + col;
   acc_reset();
   //#if BWD
   let wl = w - 1u;
@@ -270,8 +269,8 @@ fn channels_last_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   let p2 = vec4f(bn, g4.z, gx4.z, c4.z);
   let p3 = vec4f(bn, g4.w, gx4.w, c4.w);
   //#endif
-  let o = 4u * ((b * C + col) * P.P + c);
-  let st = 4u * P.P;
+  let o = 4u * ((b * C + col) * P.chunks + c);
+  let st = 4u * P.chunks;
   cl_out(o, p0, base, r0, r1);
   if (w > 1u) { cl_out(o + st, p1, base + 1u, r0, r1); }
   if (w > 2u) { cl_out(o + 2u * st, p2, base + 2u, r0, r1); }
@@ -296,9 +295,9 @@ fn cl_out(o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
   //#if WELFORD
   if (acc_suspect(r)) {
     rescan_begin();
-    for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.C)); }
+    for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.channels)); }
     if (rescan_mid()) {
-      for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.C)); }
+      for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.channels)); }
     }
     r = rescan_end(r.x);
   }

@@ -1,8 +1,8 @@
 // rows.wgsl: layer-norm and RMS-norm forward on GPU-class adapters, one workgroup per row, the row
 // held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
 //
-// One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.D) of
-// K = P.inner elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
+// One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
+// K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
 // One invocation (t = local index < WG) holds the quads q = t + k*WG, k < NV, of its row in NV
 // vec4 registers (elements 4q .. 4q+3, zeros past K): x is read once, y written once, and
 // neighbouring invocations touch neighbouring quads. Bounds: K <= 4 * NV * WG, NV in
@@ -24,9 +24,9 @@
 // careful per-row path of accumulate.wgsl (Welford with a following shift, then the scaled rescan;
 // Inf/NaN summed as PyTorch's sums), the same results the row-fused kernel gives.
 // PER_CH (group/instance norm, channels-first): a row is one (n, g) group of Cg = C/G channels of
-// S = P.aDiv contiguous elements each (K = Cg * S, the row starting at a channel boundary), and
-// the weight/bias of element e (index in X) are those of channel (e / P.aDiv) % P.aMod
-// (aMod = C). SILU: y * sigmoid(y) after the affine step, as the APPLY kernel has it.
+// S = P.weightDiv contiguous elements each (K = Cg * S, the row starting at a channel boundary), and
+// the weight/bias of element e (index in X) are those of channel (e / P.weightDiv) % P.weightMod
+// (weightMod = C). SILU: y * sigmoid(y) after the affine step, as normalize_elements has it.
 //
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry workgroup_rows_welford ROWS_FWD WELFORD
@@ -93,7 +93,7 @@ var<private> sg_size: u32;
 // The row's first element in X (w_quad/b_quad get positions in the row).
 var<private> row0: u32;
 // The channel of position a in the row: (e / S) % C for its index e in X.
-fn ch_of(a: u32) -> u32 { return ((row0 + a) / P.aDiv) % P.aMod; }
+fn ch_of(a: u32) -> u32 { return ((row0 + a) / P.weightDiv) % P.weightMod; }
 //#endif
 
 // The sum of v over the workgroup, in every invocation (the same value in each), through slot.
@@ -182,8 +182,8 @@ fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 fn rows_forward(t: u32, wid: vec3u, nwg: vec3u) {
   // (Uniform across the workgroup: every invocation returns, or none.)
   let j = wid.y * nwg.x + wid.x;
-  if (j >= P.D) { return; }
-  let K = P.inner;
+  if (j >= P.groups) { return; }
+  let K = P.runLength;
   let base = j * K;
   //#if PER_CH
   row0 = base;
@@ -268,8 +268,8 @@ fn rows_forward(t: u32, wid: vec3u, nwg: vec3u) {
 
 //#if ROWS_BWD
 // Layer-norm and RMS-norm backward on GPU-class adapters (entry point workgroup_rows_grad): one
-// workgroup handles the block of rows [b*L, min((b+1)*L, D)) (b: the workgroup's linear index,
-// L = P.L rows per block, P.P = ceil(D / L) blocks), one row after the other. Per row, as the
+// workgroup handles the block of rows [b*L, min((b+1)*L, rows)) (b: the workgroup's linear index,
+// L = P.rowsPerBlock rows per block, P.blocks of them), one row after the other. Per row, as the
 // forward: invocation t holds the quads q = t + k*WG, k < NV, of x and dy in registers (each
 // read once), then three workgroup sums (wg_sum3, subgroups or the tree as wg_sum)
 //   sum g, sum g*xhat, sum (x - mu)      with g = dy * w, xhat = (x - mu) * rstd
@@ -280,8 +280,8 @@ fn rows_forward(t: u32, wid: vec3u, nwg: vec3u) {
 //   dx = rstd * g + (beta - gamma * k * rstd) + gamma * ((x - mu) * rstd)
 // (gamma multiplies xhat: no rstd^2 that could overflow or underflow). With DWDB each invocation
 // also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
-// writes them once per block as column partials PART[4*(col*P.P + b)] = (rows, sum dy,
-// sum dy*xhat, 0), which finalize.wgsl's FIN_DWDB adds up per column (dweight, dbias): x and dy
+// writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
+// sum dy*xhat, 0), which finalize.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
 // are read once in all.
 var<workgroup> red3: array<vec3f, WG>;
 
@@ -322,10 +322,10 @@ fn dx_store(e: u32, n: u32, v: vec4f) {
 fn rows_backward(t: u32, wid: vec3u, nwg: vec3u) {
   // (Uniform across the workgroup.)
   let b = wid.y * nwg.x + wid.x;
-  let r0 = b * P.L;
-  if (r0 >= P.D) { return; }
-  let r1 = min(r0 + P.L, P.D);
-  let K = P.inner;
+  let r0 = b * P.rowsPerBlock;
+  if (r0 >= P.groups) { return; }
+  let r1 = min(r0 + P.rowsPerBlock, P.groups);
+  let K = P.runLength;
   let Kf = f32(K);
   var xs: array<vec4f, NV>;
   var gs: array<vec4f, NV>;
@@ -390,7 +390,7 @@ fn rows_backward(t: u32, wid: vec3u, nwg: vec3u) {
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
     let n = quad_len(q, K);
-    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.P + b), vec4f(nr, cdy[k][i], cdx[k][i], 0.0)); }
+    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], 0.0)); }
   }
   //#endif
 }

@@ -1,5 +1,5 @@
 /**
- * Degenerate shapes and special eps values, as PyTorch handles them (shared/SEMANTICS.md, "Edge
+ * Degenerate shapes and special eps values, as PyTorch handles them (docs/SEMANTICS.md, "Edge
  * cases"), on the cpu backend and on WebGPU (default, row-fused, general and GPU-split kernels):
  *   - group norm with one value per group in the whole batch (N·(C/G)·spatial == 1) is a
  *     ValueError; N ≥ 2 with one value per group is not (x − mean = 0: y = bias);

@@ -26,7 +26,7 @@ export interface BindingDecl {
  * With `aligned` (a kernel whose quads all start at multiples of 4) ld4 reads two whole words.
  * `B_w(w)` maps a u32 word index of the tensor to the array index (raw word access).
  *
- * With `window` a binding is a range of its buffer that starts at u32 word `P.w<k>` (uniform
+ * With `window` a binding is a range of its buffer that starts at u32 word `P.wordOffset<k>` (uniform
  * field of binding k): kernels keep using tensor-wide indices and the accessors subtract the
  * window's start. That is how a tensor larger than one storage binding is processed, one bound
  * range per dispatch (see kernels/window.ts).
@@ -62,8 +62,8 @@ export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, win
     out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${b.name}: array<${ty}>;`);
     const n = b.name;
     // Array element of word index `w` (f32: element index; f16: word of two halves).
-    const at = (w: string) => (window ? `${n}[(${w}) - P.w${k + 1}]` : `${n}[${w}]`);
-    out.push(`fn ${n}_w(w: u32) -> u32 { return ${window ? `w - P.w${k + 1}` : 'w'}; }`);
+    const at = (w: string) => (window ? `${n}[(${w}) - P.wordOffset${k + 1}]` : `${n}[${w}]`);
+    out.push(`fn ${n}_w(w: u32) -> u32 { return ${window ? `w - P.wordOffset${k + 1}` : 'w'}; }`);
     if (b.dtype === 'float32') {
       out.push(`fn ${n}_ld(i: u32) -> f32 { return ${at('i')}; }`);
       out.push(`fn ${n}_ld4(i: u32) -> vec4f { return vec4f(${at('i')}, ${at('i + 1u')}, ${at('i + 2u')}, ${at('i + 3u')}); }`);

@@ -29,7 +29,7 @@ export function batchNorm(g: Planner, a: O.BatchNormArgs): Planned<O.BatchNormOu
   const cl = channelsLast(a);
   const clFlag = cl ? ['CLAST'] : [];
   // Channel of element e: (e / S) % C, or channels last e % C (one group per channel).
-  const maps = cl ? clMaps(x.size, x.size, C, C) : { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C };
+  const maps = cl ? clMaps(x.size, x.size, C, C) : { elements: x.size, statDiv: S, statMod: C, weightDiv: S, weightMod: C };
   if (a.training) {
     const meanB = saveMean._buffer!;
     const rstdB = saveInvstd._buffer!;
@@ -93,14 +93,14 @@ export function batchNormBackward(g: Planner, a: O.BatchNormBwdArgs): Planned<O.
           entry: 'grad_partials',
           flags: ['HAS_MEAN', 'HAS_RSTD', ...evalFlags, ...ch.flags],
           binds: bwdBinds,
-          p: { outer: N, D: C, inner: S, P, L, Pi, gDiv: 1, eps: a.eps },
+          p: { runs: N, groups: C, runLength: S, chunks: P, chunkLength: L, chunksPerRun: Pi, groupsPerStat: 1, eps: a.eps },
           workgroups: Math.ceil((C * P) / WG),
         },
     {
       entry: 'grad_coefficients',
       flags: ['HAS_MEAN', ...evalFlags, ...(weight ? ['W_BY_J'] : []), ...(a.training ? [] : ['EVAL']), ...(dweight ? ['DW'] : []), ...(dbias ? ['DB'] : [])],
       binds: [f32('PART', part), ...wb, ...stats, f32('COEF', coef, true), ...(dw ? [dw] : []), ...(db ? [db] : [])],
-      p: { D: C, P, jStride: P, cStride: 1, eps: a.eps },
+      p: { outputs: C, partials: P, groupStride: P, partialStride: 1, eps: a.eps },
       workgroups: Math.ceil(C / WG),
     },
     ...post,
@@ -108,7 +108,7 @@ export function batchNormBackward(g: Planner, a: O.BatchNormBwdArgs): Planned<O.
       entry: 'grad_elements',
       flags: [...(weight ? ['HAS_W'] : []), ...(a.training ? [] : ['EVAL']), ...(cl ? ['CLAST'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: cl ? clMaps(x.size, x.size, C, C) : { n: x.size, sDiv: S, sMod: C, aDiv: S, aMod: C },
+      p: cl ? clMaps(x.size, x.size, C, C) : { elements: x.size, statDiv: S, statMod: C, weightDiv: S, weightMod: C },
       workgroups: applyWorkgroups(x.size),
     },
   );

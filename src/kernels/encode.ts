@@ -5,7 +5,7 @@
  */
 import type { Dispatch, GpuContext, KernelProfile } from '../device/context.ts';
 import type { BindingDecl } from '../device/wgsl.ts';
-import { kernel, params, WG } from './source.ts';
+import { entryPoint, kernel, params, WG } from './source.ts';
 import { kernelProfile } from './traffic.ts';
 import type { Plan } from './plan.ts';
 
@@ -21,14 +21,14 @@ export function encode(ctx: GpuContext, plan: Plan): void {
       { workgroupSize: s.wg, enables: s.enables },
     );
     if (!s.windows) {
-      dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(s.p), workgroups: s.workgroups });
+      dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(entryPoint(s.entry).family, s.p), workgroups: s.workgroups });
       if (kernels && s.workgroups > 0) kernels.push(kernelProfile(s, k.label, s.workgroups));
       continue;
     }
     for (const w of s.windows) {
       const wg = Math.ceil((w.t1 - w.t0) / WG);
-      dispatches.push({ kernel: k, buffers: w.buffers, params: params({ ...s.p, ...w.params }), workgroups: wg });
-      if (kernels && wg > 0) kernels.push(kernelProfile(s, k.label, wg, w.params.e0!, w.params.e1!));
+      dispatches.push({ kernel: k, buffers: w.buffers, params: params(entryPoint(s.entry).family, { ...s.p, ...w.params }), workgroups: wg });
+      if (kernels && wg > 0) kernels.push(kernelProfile(s, k.label, wg, w.params.elementBegin!, w.params.elementEnd!));
     }
   }
   let done: Promise<void>;

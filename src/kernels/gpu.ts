@@ -216,7 +216,7 @@ export class GpuBackend implements O.Backend, Planner {
     ]);
     const workgroups = Math.ceil(n4 / WG);
     const prof = this.ctx.profiler && workgroups > 0 ? [{ name: profileName(k.label), workgroups, bytesRead: n4 * 16, bytesWritten: n4 * 16 }] : undefined;
-    return this.ctx.submit('copy', [{ kernel: k, buffers: [src, dst], params: params({ n: n4 }), workgroups }], prof);
+    return this.ctx.submit('copy', [{ kernel: k, buffers: [src, dst], params: params('copy', { elements: n4 }), workgroups }], prof);
   }
 
   destroy(): void {}

@@ -58,7 +58,7 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
       entry: 'workgroup_rows_welford',
       flags: ['PER_CH', `NV${rp.nv}`, ...aflags, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
       binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
-      p: { outer: 1, D, inner: K, eps: a.eps, aDiv: S, aMod: C },
+      p: { runs: 1, groups: D, runLength: K, eps: a.eps, weightDiv: S, weightMod: C },
       workgroups: D,
       wg: rp.wg,
       enables: sub ? ['subgroups'] : [],
@@ -68,7 +68,7 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
       entry: 'fused_rows_welford',
       flags: aflags,
       binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
-      p: { outer: 1, D, inner: K, eps: a.eps, sDiv: K, sMod: Math.max(D, 1), aDiv: S, aMod: C },
+      p: { runs: 1, groups: D, runLength: K, eps: a.eps, statDiv: K, statMod: Math.max(D, 1), weightDiv: S, weightMod: C },
       workgroups: Math.ceil(D / WG),
     });
   } else {
@@ -77,7 +77,7 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
       entry: 'normalize_elements',
       flags: ['MEAN_PAIR', ...aflags],
       binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), tb('RSTD', rstd)],
-      p: { n: x.size, sDiv: K, sMod: Math.max(D, 1), aDiv: S, aMod: C },
+      p: { elements: x.size, statDiv: K, statMod: Math.max(D, 1), weightDiv: S, weightMod: C },
       workgroups: applyWorkgroups(x.size),
     });
   }
@@ -109,7 +109,7 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
       entry: 'group_grad_coefficients',
       flags: [...(weight ? ['W_BY_J'] : []), ...(Bc < Cg ? ['GN_BLOCK'] : []), ...(c0 > 0 ? ['ACCUM'] : [])],
       binds: [f32('PART', sums, Bc >= Cg), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
-      p: { D: N * G, G, Cg, C, c0, L: Bc, inner: S },
+      p: { outputs: N * G, numGroups: G, channelsPerGroup: Cg, channels: C, channelBegin: c0, channelsPerBlock: Bc, spatial: S },
       workgroups: Math.ceil((N * G) / WG),
     });
   }
@@ -121,14 +121,14 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
           entry: 'grad_partials',
           flags: ['HAS_MEAN', 'HAS_RSTD'],
           binds: bwdBinds,
-          p: { outer: 1, D: NC, inner: S, P, L, Pi, gDiv: Cg },
+          p: { runs: 1, groups: NC, runLength: S, chunks: P, chunkLength: L, chunksPerRun: Pi, groupsPerStat: Cg },
           workgroups: Math.ceil((NC * P) / WG),
         },
     {
       entry: 'grad_sums',
       flags: [],
       binds: [f32('PART', part), f32('OUT', sums, true)],
-      p: { D: NC, P, jStride: P, cStride: 1 },
+      p: { outputs: NC, partials: P, groupStride: P, partialStride: 1 },
       workgroups: Math.ceil(NC / WG),
     },
     ...gnCoef,
@@ -136,7 +136,7 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
       entry: 'grad_elements',
       flags: [...(weight ? ['HAS_W'] : []), ...(cl ? ['CLAST'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: cl ? clMaps(x.size, S * C, C, G) : { n: x.size, sDiv: Cg * S, sMod: Math.max(N * G, 1), aDiv: S, aMod: C },
+      p: cl ? clMaps(x.size, S * C, C, G) : { elements: x.size, statDiv: Cg * S, statMod: Math.max(N * G, 1), weightDiv: S, weightMod: C },
       workgroups: applyWorkgroups(x.size),
     },
   ];
@@ -153,7 +153,7 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
     else {
       for (let n0 = 0; n0 < N; n0 += Nb) {
         const st = dwdbStep(sums, C, Math.min(N, n0 + Nb), 1, C, dw, db, n0 > 0);
-        st.p.c0 = n0;
+        st.p.partialBegin = n0;
         steps.push(st);
       }
     }

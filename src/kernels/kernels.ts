@@ -47,13 +47,13 @@ function indexSpan(ea: number, eb: number, div: number, mod: number, stride = 1)
 
 /**
  * Channels-last statistics indices (`stride` values each) used by elements [ea, eb): group
- * (e / sDiv)*G + (e % C)/Cg (apply.wgsl s_of with CLAST). Within one row the channels run from
+ * (e / statDiv)*numGroups + (e % channels)/channelsPerGroup (apply.wgsl s_of with CLAST). Within one row the channels run from
  * ea's to (eb - 1)'s; a range crossing a row boundary holds channel 0 of one row and C - 1 of
  * another. Exact hull.
  */
 function clSpan(ea: number, eb: number, q: Q, stride = 1): Span {
   if (eb <= ea) return EMPTY;
-  const { sDiv, C, Cg, G } = q as { sDiv: number; C: number; Cg: number; G: number };
+  const { statDiv: sDiv, channels: C, channelsPerGroup: Cg, numGroups: G } = q as Record<string, number>;
   const na = Math.floor(ea / sDiv);
   const nb = Math.floor((eb - 1) / sDiv);
   // The range's part in sample na, and in sample nb: one row, or channels 0 .. C - 1.
@@ -66,17 +66,17 @@ function clSpan(ea: number, eb: number, q: Q, stride = 1): Span {
 
 /** fused_rows_*: invocation j handles row (group) j whole, or a block of L rows (COLS_FUSED). */
 const fusedRows: KernelMemory = {
-  invocations: (q, f) => (f.has('COLS_FUSED') ? Math.ceil(q.D / q.L) : q.D),
+  invocations: (q, f) => (f.has('COLS_FUSED') ? Math.ceil(q.groups / q.rowsPerBlock) : q.groups),
   touched(q, f, ta, tb, set) {
-    const R = f.has('COLS_FUSED') ? q.L : 1;
+    const R = f.has('COLS_FUSED') ? q.rowsPerBlock : 1;
     const ra = ta * R;
-    const rb = Math.min(tb * R, q.D);
-    set([ra * q.inner, rb * q.inner], 'X', 'R', 'Y', 'S', 'DY', 'DX');
+    const rb = Math.min(tb * R, q.groups);
+    set([ra * q.runLength, rb * q.runLength], 'X', 'R', 'Y', 'S', 'DY', 'DX');
     set([ra, rb], 'MEAN', 'RSTD', 'CORR');
     // The weights of those rows' elements only: all of W for layer-norm rows, but a group-norm
     // group needs just its C/G channels' weights (not the whole per-channel W).
-    set(indexSpan(ra * q.inner, rb * q.inner, q.aDiv, q.aMod), 'W', 'B');
-    set([4 * ta, 4 * ((q.inner - 1) * q.P + tb - 1) + 4], 'PART');
+    set(indexSpan(ra * q.runLength, rb * q.runLength, q.weightDiv, q.weightMod), 'W', 'B');
+    set([4 * ta, 4 * ((q.runLength - 1) * q.blocks + tb - 1) + 4], 'PART');
   },
   rest: 'whole',
 };
@@ -84,15 +84,15 @@ const fusedRows: KernelMemory = {
 /** normalize_elements / grad_elements: one invocation per element, quad, or block of 16. */
 const elements: KernelMemory = {
   perElement: (f) => !f.has('ALIGNED') && !f.has('BLOCK16'),
-  invocations: (q, f) => (elements.perElement!(f) ? q.n : Math.ceil(q.n / (f.has('BLOCK16') ? 16 : 4))),
+  invocations: (q, f) => (elements.perElement!(f) ? q.elements : Math.ceil(q.elements / (f.has('BLOCK16') ? 16 : 4))),
   touched(q, f, ta, tb, set) {
     const E = elements.perElement!(f) ? 1 : f.has('BLOCK16') ? 16 : 4;
     const ea = E * ta;
-    const eb = Math.min(E * tb, q.n);
-    const span = (stride: number) => (f.has('CLAST') ? clSpan(ea, eb, q, stride) : indexSpan(ea, eb, q.sDiv, q.sMod, stride));
+    const eb = Math.min(E * tb, q.elements);
+    const span = (stride: number) => (f.has('CLAST') ? clSpan(ea, eb, q, stride) : indexSpan(ea, eb, q.statDiv, q.statMod, stride));
     set([ea, eb], 'X', 'R');
     set([ea, eb], 'Y', 'S', 'DY', 'DX');
-    set(indexSpan(ea, eb, q.aDiv, q.aMod), 'W', 'B');
+    set(indexSpan(ea, eb, q.weightDiv, q.weightMod), 'W', 'B');
     set(span(1), 'MEAN', 'RSTD', 'RM', 'RV');
     set(span(2), 'LO');
     set(span(4), 'COEF');
@@ -102,23 +102,23 @@ const elements: KernelMemory = {
 
 /** column_grad_partials: invocation (c, q) sums columns [q*CW, q*CW + CW) over chunk c of rows. */
 const columns: KernelMemory = {
-  invocations: (q, f) => Math.ceil(q.inner / (f.has('COLS16') ? 16 : 4)) * q.P,
+  invocations: (q, f) => Math.ceil(q.columns / (f.has('COLS16') ? 16 : 4)) * q.chunks,
   touched(q, f, ta, tb, set) {
     const CW = f.has('COLS16') ? 16 : 4;
-    const K = q.inner;
+    const K = q.columns;
     const nq = Math.ceil(K / CW);
     const ca = Math.floor(ta / nq);
     const cb = Math.floor((tb - 1) / nq);
-    const r0 = q.c0 + ca * q.L;
-    const r1 = Math.min(q.c0 + (cb + 1) * q.L, q.outer);
+    const r0 = q.rowBegin + ca * q.chunkLength;
+    const r1 = Math.min(q.rowBegin + (cb + 1) * q.chunkLength, q.rowEnd);
     if (ca === cb) {
       const colA = (ta - ca * nq) * CW;
       const colB = Math.min((tb - 1 - ca * nq) * CW + CW, K);
       set([r0 * K + colA, (r1 - 1) * K + colB], 'X', 'DY');
-      set([4 * (colA * q.P + ca), 4 * ((colB - 1) * q.P + ca) + 4], 'PART');
+      set([4 * (colA * q.chunks + ca), 4 * ((colB - 1) * q.chunks + ca) + 4], 'PART');
     } else {
       set([r0 * K, r1 * K], 'X', 'DY');
-      set([0, 4 * K * q.P], 'PART');
+      set([0, 4 * K * q.chunks], 'PART');
     }
     set([r0, r1], 'MEAN', 'RSTD', 'CORR');
   },
@@ -127,11 +127,10 @@ const columns: KernelMemory = {
 
 /** channels_last_*_partials: invocation t = (b*P + c)*nq + q: channels [q*CW, q*CW + CW) of rows [c*L, c*L + L) of sample b. */
 const channelsLast: KernelMemory = {
-  invocations: (q, f) => q.D * q.P * Math.ceil(q.C / (f.has('CL4') ? 4 : 1)),
+  invocations: (q, f) => q.samples! * q.chunks! * Math.ceil(q.channels! / (f.has('CL4') ? 4 : 1)),
   touched(q, f, ta, tb, set) {
     const CW = f.has('CL4') ? 4 : 1;
-    const { C, P, L, G, Cg } = q as Record<'C' | 'P' | 'L' | 'G' | 'Cg', number>;
-    const R = q.outer!;
+    const { channels: C, chunks: P, chunkLength: L, numGroups: G, channelsPerGroup: Cg, rowsPerSample: R } = q as Record<string, number>;
     const nq = Math.ceil(C / CW);
     const chunk = (bc: number) => {
       const b = Math.floor(bc / P);
@@ -163,9 +162,9 @@ const channelsLast: KernelMemory = {
 
 /** welford_partials / sumsq_partials / grad_partials: invocation t = j*P + c (CMAJOR: c*D + j) reduces chunk c of group j. */
 const partials: KernelMemory = {
-  invocations: (q) => q.D * q.P,
+  invocations: (q) => q.groups! * q.chunks!,
   touched(q, f, ta, tb, set) {
-    const { outer, D, inner, P, L, Pi } = q as Record<'outer' | 'D' | 'inner' | 'P' | 'L' | 'Pi', number>;
+    const { runs: outer, groups: D, runLength: inner, chunks: P, chunkLength: L, chunksPerRun: Pi } = q as Record<string, number>;
     const M = outer * inner;
     const runs = f.has('RUNS');
     const k0 = (c: number) => (runs ? Math.floor(c / Pi) * inner + (c % Pi) * L : c * L);
@@ -207,7 +206,7 @@ const partials: KernelMemory = {
     }
     set(xs, 'X', 'R', 'DY');
     set(part, 'PART');
-    set([Math.floor(jr[0] / q.gDiv!), Math.floor((jr[1] - 1) / q.gDiv!) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
+    set([Math.floor(jr[0] / q.groupsPerStat!), Math.floor((jr[1] - 1) / q.groupsPerStat!) + 1], 'MEAN', 'RSTD', 'RM', 'RV');
     // W_BY_I: the weights of the chunk's positions in its row (one group: a range of them).
     set(f.has('W_BY_I') ? wi : [0, 1], 'W');
   },
@@ -216,37 +215,36 @@ const partials: KernelMemory = {
 
 /** The spans every finalize kernel shares: invocation j handles group j (cast_half: u32 word j). */
 function perGroupOutputs(q: Q, f: ReadonlySet<string>, ja: number, jb: number, set: Set): void {
-  set([2 * ja, Math.min(2 * jb + 2, q.n!)], 'SRC');
+  set([2 * ja, Math.min(2 * jb + 2, q.elements!)], 'SRC');
   set(f.has('FIN_CAST') ? [2 * ja, 2 * jb + 2] : [4 * ja, 4 * jb + 4], 'OUT');
   set([4 * ja, 4 * jb + 4], 'COEF');
   set([2 * ja, 2 * jb + 2], 'LO');
-  set([ja * q.inner!, jb * q.inner! + 1], 'X', 'R');
 }
 
-/** Finalize kernels: invocation j merges the partials of group j at PART[4*(j*jStride + c*cStride)], c in [c0, P). */
+/** Finalize kernels: invocation j merges the partials of group j at PART[4*(j*groupStride + c*partialStride)], c in [partialBegin, partials). */
 const perGroup: KernelMemory = {
-  invocations: (q) => q.D,
+  invocations: (q) => q.outputs,
   touched(q, f, ta, tb, set) {
     const ja = ta;
     const jb = tb - 1;
-    set([4 * (ja * q.jStride! + q.c0! * q.cStride!), 4 * (jb * q.jStride! + (q.P! - 1) * q.cStride!) + 4], 'PART');
+    set([4 * (ja * q.groupStride! + q.partialBegin! * q.partialStride!), 4 * (jb * q.groupStride! + (q.partials! - 1) * q.partialStride!) + 4], 'PART');
     set([ja, jb + 1], 'W');
     perGroupOutputs(q, f, ja, jb, set);
   },
   rest: 'group',
 };
 
-/** merge_*: invocation j merges partials [b*L, (b+1)*L) of group g = j / Pi (partials of partials). */
+/** merge_*: invocation j merges partials [b*L, (b+1)*L) (L = partialsPerBlock) of group g = j / blocksPerGroup. */
 const merge: KernelMemory = {
-  invocations: (q) => q.D,
+  invocations: (q) => q.outputs,
   touched(q, f, ta, tb, set) {
     const ja = ta;
     const jb = tb - 1;
-    const ga = Math.floor(ja / q.Pi!);
-    const gb = Math.floor(jb / q.Pi!);
-    const ca = (ja - ga * q.Pi!) * q.L!;
-    const cb = Math.min((jb - gb * q.Pi!) * q.L! + q.L!, q.P!) - 1;
-    set([4 * (ga * q.jStride! + ca * q.cStride!), 4 * (gb * q.jStride! + cb * q.cStride!) + 4], 'PART');
+    const ga = Math.floor(ja / q.blocksPerGroup!);
+    const gb = Math.floor(jb / q.blocksPerGroup!);
+    const ca = (ja - ga * q.blocksPerGroup!) * q.partialsPerBlock!;
+    const cb = Math.min((jb - gb * q.blocksPerGroup!) * q.partialsPerBlock! + q.partialsPerBlock!, q.partials!) - 1;
+    set([4 * (ga * q.groupStride! + ca * q.partialStride!), 4 * (gb * q.groupStride! + cb * q.partialStride!) + 4], 'PART');
     perGroupOutputs(q, f, ja, jb, set);
   },
   rest: 'group',
@@ -254,29 +252,29 @@ const merge: KernelMemory = {
 
 /** group_grad_coefficients: invocation j = n*G + g reads the per-(n, c) sums of the group's channels (GN_BLOCK: one block of them). */
 const groupCoefficients: KernelMemory = {
-  invocations: (q) => q.D,
+  invocations: (q) => q.outputs,
   touched(q, f, ta, tb, set) {
     const ja = ta;
     const jb = tb - 1;
-    const G = q.G!;
-    const Cg = q.Cg!;
+    const G = q.numGroups!;
+    const Cg = q.channelsPerGroup!;
     const na = Math.floor(ja / G);
     const nb = Math.floor(jb / G);
     const ga = ja - na * G;
     const gb = jb - nb * G;
     const blk = f.has('GN_BLOCK');
-    const cA = blk ? q.c0! : 0;
-    const cB = blk ? Math.min(q.c0! + q.L!, Cg) : Cg;
-    set([4 * (na * q.C! + ga * Cg + cA), 4 * (nb * q.C! + gb * Cg + cB)], 'PART');
-    set(na === nb ? [ga * Cg + cA, gb * Cg + cB] : [0, q.C!], 'W');
+    const cA = blk ? q.channelBegin! : 0;
+    const cB = blk ? Math.min(q.channelBegin! + q.channelsPerBlock!, Cg) : Cg;
+    set([4 * (na * q.channels! + ga * Cg + cA), 4 * (nb * q.channels! + gb * Cg + cB)], 'PART');
+    set(na === nb ? [ga * Cg + cA, gb * Cg + cB] : [0, q.channels!], 'W');
     perGroupOutputs(q, f, ja, jb, set);
   },
   rest: 'group',
 };
 
 /** workgroup_rows_* (GPU class, never windowed): not modelled; a dispatch touches its bindings whole. */
-const workgroupRows: KernelMemory = { invocations: (q) => q.D, touched() {}, rest: 'whole', modelled: false };
-const copy: KernelMemory = { invocations: (q) => q.n, touched() {}, rest: 'whole', modelled: false };
+const workgroupRows: KernelMemory = { invocations: (q) => q.groups!, touched() {}, rest: 'whole', modelled: false };
+const copy: KernelMemory = { invocations: (q) => q.elements!, touched() {}, rest: 'whole', modelled: false };
 
 const KERNELS: Record<string, KernelMemory> = {
   welford_partials: partials,
@@ -328,7 +326,7 @@ export const symbols = (s: MemoryStep): ReadonlySet<string> => new Set([...s.fla
 
 /** Invocations in a step's index space. */
 export function invocations(s: MemoryStep): number {
-  return kernelMemory(s.entry).invocations(params(s.p), symbols(s));
+  return kernelMemory(s.entry).invocations(params(entryPoint(s.entry).family, s.p), symbols(s));
 }
 
 /** Whether a step is planned per element (see KernelMemory.perElement). */
@@ -345,7 +343,7 @@ export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span
     for (const n of names) out.set(n, EMPTY);
     return out;
   }
-  k.touched(params(s.p), symbols(s), ta, tb, (span, ...which) => {
+  k.touched(params(entryPoint(s.entry).family, s.p), symbols(s), ta, tb, (span, ...which) => {
     for (const w of which) if (names.includes(w)) out.set(w, span);
   });
   // Everything else is whole, or (finalize kernels) indexed by the invocation's group.

@@ -69,7 +69,7 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
       entry: rms ? 'workgroup_rows_sumsq' : 'workgroup_rows_welford',
       flags: [`NV${rp.nv}`, ...aflags, ...resid, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
       binds: [...xr, ...affine, ...outB, ...stats],
-      p: { outer: 1, D: rows, inner: K, eps: a.eps },
+      p: { runs: 1, groups: rows, runLength: K, eps: a.eps },
       workgroups: rows,
       wg: rp.wg,
       enables: sub ? ['subgroups'] : [],
@@ -79,7 +79,7 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
       entry: rms ? 'fused_rows_sumsq' : 'fused_rows_welford',
       flags: [...aflags, ...resid],
       binds: [...xr, ...affine, ...outB, ...stats],
-      p: { outer: 1, D: rows, inner: K, eps: a.eps, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      p: { runs: 1, groups: rows, runLength: K, eps: a.eps, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
       workgroups: Math.ceil(rows / WG),
     });
   } else {
@@ -93,7 +93,7 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
         entry: 'finalize_rms',
         flags: [],
         binds: [f32('PART', part), tb('RSTD', rstd, true)],
-        p: { D: rows, P: ch.P, jStride: ch.P, cStride: 1, eps: a.eps },
+        p: { outputs: rows, partials: ch.P, groupStride: ch.P, partialStride: 1, eps: a.eps },
         workgroups: Math.ceil(rows / WG),
       });
     } else {
@@ -105,7 +105,7 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
       entry: 'normalize_elements',
       flags: [...aflags, ...resid, ...(lo ? ['MEAN_PAIR'] : [])],
       binds: [...xr, ...affine, ...outB, ...(lo ? [f32('LO', lo)] : []), tb('RSTD', rstd)],
-      p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      p: { elements: x.size, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
       workgroups: applyWorkgroups(x.size),
     });
   }
@@ -144,7 +144,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
       entry: 'workgroup_rows_grad',
       flags: [`NV${rp.nv}`, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(cols ? ['DWDB'] : []), ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...(part ? [f32('PART', part, true)] : [])],
-      p: { outer: 1, D: rows, inner: K, L: RB, P: nb },
+      p: { runs: 1, groups: rows, runLength: K, rowsPerBlock: RB, blocks: nb },
       workgroups: nb,
       wg: rp.wg,
       enables: sub ? ['subgroups'] : [],
@@ -173,7 +173,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
       entry: 'fused_rows_grad',
       flags: [...sflags, ...corrFlag, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...corrOut],
-      p: { outer: 1, D: rows, inner: K, gDiv: 1, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      p: { runs: 1, groups: rows, runLength: K, groupsPerStat: 1, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
       workgroups: Math.ceil(rows / WG),
     };
     steps.push(step);
@@ -184,7 +184,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
       temps.push(part);
       step.flags.push('COLS_FUSED');
       step.binds.push(f32('PART', part, true));
-      step.p = { ...step.p, L: RB, P: nb };
+      step.p = { ...step.p, rowsPerBlock: RB, blocks: nb };
       step.workgroups = Math.ceil(nb / WG);
       const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
       steps.push(dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
@@ -197,21 +197,21 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
       entry: 'grad_partials',
       flags: [...sflags, ...(weight ? ['W_BY_I'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, f32('PART', part, true)],
-      p: { outer: 1, D: rows, inner: K, P, L, Pi, gDiv: 1 },
+      p: { runs: 1, groups: rows, runLength: K, chunks: P, chunkLength: L, chunksPerRun: Pi, groupsPerStat: 1 },
       workgroups: Math.ceil((rows * P) / WG),
     });
     steps.push({
       entry: 'grad_coefficients',
       flags: [...(mean ? ['HAS_MEAN'] : []), ...corrFlag],
       binds: [f32('PART', part), ...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', rstd), f32('COEF', coef, true), ...corrOut],
-      p: { D: rows, P, jStride: P, cStride: 1 },
+      p: { outputs: rows, partials: P, groupStride: P, partialStride: 1 },
       workgroups: Math.ceil(rows / WG),
     });
     steps.push({
       entry: 'grad_elements',
       flags: weight ? ['HAS_W'] : [],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: { n: x.size, sDiv: K, sMod: Math.max(rows, 1), aDiv: 1, aMod: K },
+      p: { elements: x.size, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
       workgroups: applyWorkgroups(x.size),
     });
   }
@@ -251,7 +251,7 @@ function columnSteps(g: Planner, a: RowBwdArgs, win: boolean, sflags: string[], 
       entry: 'column_grad_partials',
       flags: [...sflags, ...(corr ? ['HAS_CORR'] : []), ...(cw === 16 ? ['COLS16'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...stats, ...(corr ? [f32('CORR', corr)] : []), f32('PART', part, true)],
-      p: { outer: r1, c0: r0, inner: K, P, L: c.L },
+      p: { rowEnd: r1, rowBegin: r0, columns: K, chunks: P, chunkLength: c.L },
       workgroups: Math.ceil((nq * P) / WG),
     });
     steps.push(dwdbStep(part, K, P, P, 1, dw, db, r0 > 0));

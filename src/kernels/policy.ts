@@ -164,9 +164,9 @@ export const applyWorkgroups = (n: number): number => Math.ceil(n / (4 * WG));
  */
 function alignFlags(s: Step, win: boolean): string[] {
   if (s.flags.includes('CLAST')) return clAlignFlags(s, win);
-  const sDiv = s.p.sDiv ?? 1;
-  const aDiv = s.p.aDiv ?? 1;
-  const aMod = s.p.aMod ?? 1;
+  const sDiv = s.p.statDiv ?? 1;
+  const aDiv = s.p.weightDiv ?? 1;
+  const aMod = s.p.weightMod ?? 1;
   const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
   const wOk = !affine || (aDiv === 1 ? aMod % 4 === 0 : aDiv % 4 === 0);
   const out = sDiv % 4 === 0 && wOk ? ['ALIGNED'] : [];
@@ -188,15 +188,15 @@ const elementwise = (s: Step): boolean => s.entry === 'normalize_elements' || s.
  * statistics and weights loaded once.
  */
 function clAlignFlags(s: Step, win: boolean): string[] {
-  const C = s.p.C ?? 1;
-  const Cg = s.p.Cg ?? 1;
+  const C = s.p.channels ?? 1;
+  const Cg = s.p.channelsPerGroup ?? 1;
   const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
   const out: string[] = affine ? ['A_VEC'] : [];
   if (C % 4 !== 0) return out;
   out.push('ALIGNED');
   if (Cg % 4 !== 0) out.push('S_LANES', ...(Cg === 1 ? ['S_VEC'] : []));
-  const rows = (s.p.sDiv ?? 1) / C;
-  const oneSample = (s.p.sDiv ?? 1) >= (s.p.n ?? 0);
+  const rows = (s.p.statDiv ?? 1) / C;
+  const oneSample = (s.p.statDiv ?? 1) >= (s.p.elements ?? 0);
   if (elementwise(s) && !win && (oneSample || rows % 4 === 0)) out.push('CL_BLOCK');
   return out;
 }
@@ -214,9 +214,9 @@ function mergeWide(g: Planner, plan: Plan): Step[] {
   const out: Step[] = [];
   for (const s of plan.steps) {
     const k = s.binds.findIndex((b) => b.name === 'PART');
-    const P = s.p.P ?? 1;
-    if (MERGING.includes(s.entry) && k >= 0 && P * 16 > half && (s.p.cStride ?? 1) === 1 && (s.p.jStride ?? 1) === P && !s.p.c0) {
-      const D = s.p.D ?? 1;
+    const P = s.p.partials ?? 1;
+    if (MERGING.includes(s.entry) && k >= 0 && P * 16 > half && (s.p.partialStride ?? 1) === 1 && (s.p.groupStride ?? 1) === P && !s.p.partialBegin) {
+      const D = s.p.outputs ?? 1;
       const B = Math.max(2, Math.floor(half / 16));
       const entry = has(s, 'WELFORD') ? 'merge_welford' : has(s, 'SUMSQ') ? 'merge_sumsq' : 'merge_sums';
       let part = s.binds[k]!.t;
@@ -229,14 +229,14 @@ function mergeWide(g: Planner, plan: Plan): Step[] {
           entry,
           flags: [],
           binds: [f32('PART', part), f32('OUT', next, true)],
-          p: { D: D * P2, P: cur, L: B, Pi: P2, jStride: cur, cStride: 1 },
+          p: { outputs: D * P2, partials: cur, partialsPerBlock: B, blocksPerGroup: P2, groupStride: cur, partialStride: 1 },
           workgroups: Math.ceil((D * P2) / WG),
         });
         part = next;
         cur = P2;
       }
       s.binds = s.binds.map((b, i) => (i === k ? f32('PART', part) : b));
-      s.p = { ...s.p, P: cur, jStride: cur };
+      s.p = { ...s.p, partials: cur, groupStride: cur };
     }
     out.push(s);
   }
@@ -254,8 +254,8 @@ export function settle(g: Planner, plan: Plan): Plan {
     // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
     const win = s.binds.some((b) => b.t.size > g.bindLimit);
     const reduce = s.entry === 'welford_partials' || s.entry === 'sumsq_partials' || s.entry === 'grad_partials';
-    const outer = s.p.outer ?? 1;
-    const inner = s.p.inner ?? 1;
+    const outer = s.p.runs ?? 1;
+    const inner = (s.entry === 'column_grad_partials' ? s.p.columns : s.p.runLength) ?? 1;
     // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
     // at multiples of 4 (chunk lengths are multiples of 4 too).
     if ((reduce || s.entry === 'column_grad_partials') && inner % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
@@ -271,8 +271,8 @@ export function settle(g: Planner, plan: Plan): Plan {
     if (has(s, 'APPLY') || has(s, 'BWD_APPLY') || has(s, 'ROWFUSED') || has(s, 'BWD_ROWFUSED')) {
       s.flags = [...s.flags, ...alignFlags(s, win)];
       // Elementwise kernels: one invocation per quad, or per block of 4 quads.
-      if (s.flags.includes('BLOCK16')) s.workgroups = Math.ceil((s.p.n ?? 0) / (16 * WG));
-      if (s.flags.includes('CL_BLOCK')) s.workgroups = Math.ceil((Math.ceil((s.p.n ?? 0) / (4 * s.p.C!)) * s.p.C!) / 4 / WG);
+      if (s.flags.includes('BLOCK16')) s.workgroups = Math.ceil((s.p.elements ?? 0) / (16 * WG));
+      if (s.flags.includes('CL_BLOCK')) s.workgroups = Math.ceil((Math.ceil((s.p.elements ?? 0) / (4 * s.p.channels!)) * s.p.channels!) / 4 / WG);
     }
     if (win) {
       s.flags = [...s.flags, 'WINDOW'];

@@ -70,55 +70,132 @@ export function preprocess(src: string, defined: ReadonlySet<string>, known?: Re
   return out.join('\n');
 }
 
-/** One uniform block for every kernel family; each kernel reads the fields it needs. */
-export const PARAMS = new UniformLayout({
-  n: 'u32',
-  outer: 'u32',
-  D: 'u32',
-  inner: 'u32',
-  P: 'u32',
-  L: 'u32',
-  sDiv: 'u32',
-  gDiv: 'u32',
-  sMod: 'u32',
-  aDiv: 'u32',
-  aMod: 'u32',
-  jStride: 'u32',
-  cStride: 'u32',
-  G: 'u32',
-  Cg: 'u32',
-  C: 'u32',
-  eps: 'f32',
-  momentum: 'f32',
-  // Chunks per run (RUNS: chunks never cross a contiguous run of `inner` elements).
-  Pi: 'u32',
-  // Windowed dispatches (see kernels/window.ts): invocations [t0, t1) of the whole index space,
-  // and the first u32 word of each binding's bound range.
-  // First partial merged by finalize (blocks of partials added up with ACCUM).
-  c0: 'u32',
-  t0: 'u32',
-  t1: 'u32',
-  e0: 'u32',
-  e1: 'u32',
-  w1: 'u32',
-  w2: 'u32',
-  w3: 'u32',
-  w4: 'u32',
-  w5: 'u32',
-  w6: 'u32',
-  w7: 'u32',
-  w8: 'u32',
-});
-export type ParamValues = Partial<Record<(typeof PARAMS.fields)[number][0], number>>;
+/**
+ * The uniforms of each kernel family: one struct per family (`P` in its WGSL), declared here
+ * once and packed from this declaration. Names are per meaning; a field a family's kernels do
+ * not read is packed with a neutral value (divisors 1).
+ */
+const WINDOW_FIELDS = {
+  // Windowed dispatches (kernels/window.ts): invocations [invocationBegin, invocationEnd) of
+  // the whole index space (elementwise kernels planned per element: elements [elementBegin,
+  // elementEnd)), and the first u32 word of each binding's bound range (wordOffset<k>).
+  invocationBegin: 'u32',
+  invocationEnd: 'u32',
+  elementBegin: 'u32',
+  elementEnd: 'u32',
+  wordOffset1: 'u32',
+  wordOffset2: 'u32',
+  wordOffset3: 'u32',
+  wordOffset4: 'u32',
+  wordOffset5: 'u32',
+  wordOffset6: 'u32',
+  wordOffset7: 'u32',
+  wordOffset8: 'u32',
+} as const;
 
-/** Neutral values (divisors 1) so that fields a kernel does not use pack cleanly. */
-export function params(p: ParamValues): Record<string, number> {
-  return {
-    n: 0, outer: 1, D: 1, inner: 1, P: 1, L: 1, sDiv: 1, gDiv: 1, sMod: 1, aDiv: 1, aMod: 1,
-    jStride: 1, cStride: 1, G: 1, Cg: 1, C: 1, eps: 0, momentum: 0,
-    Pi: 1, c0: 0, t0: 0, t1: 0, e0: 0, e1: 0, w1: 0, w2: 0, w3: 0, w4: 0, w5: 0, w6: 0, w7: 0, w8: 0,
-    ...p,
-  };
+/**
+ * A grouped reduction (accumulate.wgsl): group j < groups is the index set
+ * e = (o*groups + j)*runLength + i for o < runs, i < runLength, split into chunksPerGroup
+ * chunks of chunkLength elements (chunksPerRun per run with RUNS); the saved statistics of
+ * group j are at j / groupsPerStat.
+ */
+const GROUP_FIELDS = {
+  groups: 'u32',
+  runs: 'u32',
+  runLength: 'u32',
+  chunks: 'u32',
+  chunkLength: 'u32',
+  chunksPerRun: 'u32',
+  groupsPerStat: 'u32',
+  eps: 'f32',
+} as const;
+
+/** Channels (channels-last kernels, the channel-indexed statistics of apply, group norm's coefficients). */
+const CHANNEL_FIELDS = {
+  channels: 'u32',
+  numGroups: 'u32',
+  channelsPerGroup: 'u32',
+} as const;
+
+export const LAYOUTS = {
+  reduce: new UniformLayout({
+    ...GROUP_FIELDS,
+    ...CHANNEL_FIELDS,
+    // column_grad_partials: rows [rowBegin, rowEnd) of `columns`-wide rows.
+    columns: 'u32',
+    rowBegin: 'u32',
+    rowEnd: 'u32',
+    // channels_last_*_partials: `samples` of rowsPerSample rows of `channels`.
+    samples: 'u32',
+    rowsPerSample: 'u32',
+    ...WINDOW_FIELDS,
+  }),
+  finalize: new UniformLayout({
+    // Invocation j < outputs writes output j: a group's result, a merged block of partials
+    // (merge_*), a u32 word of halves (cast_half).
+    outputs: 'u32',
+    // Output j merges partials c in [partialBegin, partials) at PART[4*(j*groupStride + c*partialStride)].
+    partials: 'u32',
+    partialBegin: 'u32',
+    groupStride: 'u32',
+    partialStride: 'u32',
+    // merge_*: blocks of partialsPerBlock partials, blocksPerGroup per group.
+    partialsPerBlock: 'u32',
+    blocksPerGroup: 'u32',
+    eps: 'f32',
+    momentum: 'f32',
+    // cast_half: elements of the half-precision output.
+    elements: 'u32',
+    // group_grad_coefficients: the (n, g) group's channels [channelBegin, +channelsPerBlock) of
+    // `spatial` elements each.
+    ...CHANNEL_FIELDS,
+    channelBegin: 'u32',
+    channelsPerBlock: 'u32',
+    spatial: 'u32',
+    ...WINDOW_FIELDS,
+  }),
+  apply: new UniformLayout({
+    // Element e < elements uses the statistics of (e / statDiv) % statMod and the weight at
+    // (e / weightDiv) % weightMod (channels last: statistics (e / statDiv)*numGroups + (e % channels)/channelsPerGroup).
+    elements: 'u32',
+    statDiv: 'u32',
+    statMod: 'u32',
+    weightDiv: 'u32',
+    weightMod: 'u32',
+    ...CHANNEL_FIELDS,
+    // fused_rows_*: the grouped reduction of each row; fused_rows_grad COLS_FUSED: blocks of rowsPerBlock rows.
+    ...GROUP_FIELDS,
+    rowsPerBlock: 'u32',
+    blocks: 'u32',
+    ...WINDOW_FIELDS,
+  }),
+  rows: new UniformLayout({
+    // A row is group j < groups of runLength elements; weights as apply's; workgroup_rows_grad: blocks of rowsPerBlock rows.
+    ...GROUP_FIELDS,
+    weightDiv: 'u32',
+    weightMod: 'u32',
+    rowsPerBlock: 'u32',
+    blocks: 'u32',
+    ...WINDOW_FIELDS,
+  }),
+  copy: new UniformLayout({ elements: 'u32' }),
+};
+
+type FieldsOf<L> = L extends UniformLayout<infer K> ? K : never;
+/** Uniform values of a step: any family's field names (the step's family packs its own). */
+export type ParamValues = Partial<Record<{ [F in keyof typeof LAYOUTS]: FieldsOf<(typeof LAYOUTS)[F]> }[keyof typeof LAYOUTS], number>>;
+
+/** Neutral values (divisors and counts 1, offsets 0) so that fields a kernel does not read pack cleanly. */
+const NEUTRAL: Record<string, number> = { elements: 0, eps: 0, momentum: 0, rowBegin: 0, partialBegin: 0, channelBegin: 0 };
+
+/** Every field of `family`'s uniforms: `p`'s values, neutral ones for the rest. */
+export function params(family: Family, p: ParamValues): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, t] of LAYOUTS[family].fields) {
+    const v = (p as Record<string, number | undefined>)[k];
+    out[k] = v ?? NEUTRAL[k] ?? (k in WINDOW_FIELDS ? 0 : t === 'f32' ? 0 : 1);
+  }
+  return out;
 }
 
 export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
@@ -190,7 +267,7 @@ export function kernel(ctx: GpuContext, entry: string, flags: readonly string[],
     key,
     label: `webgpu-norm.${entry}[${fl.join(',')}]`,
     bindings,
-    uniforms: PARAMS,
+    uniforms: LAYOUTS[entryPoint(entry).family],
     body: () => shaderSource(entry, fl),
     workgroupSize: wg,
     aligned: fl.includes('ALIGNED'),

@@ -30,7 +30,7 @@ export function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: s
 export const channelsLast = (a: { channelsLast: boolean; S: number; C: number }): boolean => a.channelsLast && a.S > 1 && a.C > 1;
 
 /** Apply-step index maps of channels-last x (see s_of in apply.wgsl): group (e / sDiv)*G + (e % C)/Cg, weight e % C. */
-export const clMaps = (n: number, sampleSize: number, C: number, G: number) => ({ n, sDiv: Math.max(sampleSize, 1), G, C, Cg: C / G, aDiv: 1, aMod: C });
+export const clMaps = (n: number, sampleSize: number, C: number, G: number) => ({ elements: n, statDiv: Math.max(sampleSize, 1), numGroups: G, channels: C, channelsPerGroup: C / G, weightDiv: 1, weightMod: C });
 
 /** Partials of a grouped reduction (welford_partials / sumsq_partials) of x (+ residual). */
 export function statsStep(
@@ -48,7 +48,7 @@ export function statsStep(
     entry,
     flags: [...ch.flags, ...residualFlags(x, residual)],
     binds,
-    p: { outer: g.outer, D: g.D, inner: g.inner, P: ch.P, L: ch.L, Pi: ch.Pi },
+    p: { runs: g.outer, groups: g.D, runLength: g.inner, chunks: ch.P, chunkLength: ch.L, chunksPerRun: ch.Pi },
     workgroups: Math.ceil((g.D * ch.P) / WG),
   };
 }
@@ -63,7 +63,7 @@ function finalizeStep(part: GPUBuffer, lo: GPUBuffer, D: number, P: number, out:
     entry: 'finalize_mean_rstd',
     flags: running.length ? ['RUNNING'] : [],
     binds: [f32('PART', part), f32('MEAN', out.mean, true), f32('RSTD', out.rstd, true), f32('LO', lo, true), ...running],
-    p: { D, P, eps: p.eps, momentum: p.momentum ?? 0, jStride: P, cStride: 1 },
+    p: { outputs: D, partials: P, eps: p.eps, momentum: p.momentum ?? 0, groupStride: P, partialStride: 1 },
     workgroups: Math.ceil(D / WG),
   };
 }
@@ -95,7 +95,7 @@ export function clReduceStep(ch: ClChunks, entry: 'channels_last_welford_partial
     entry,
     flags: [...ch.flags, ...flags],
     binds,
-    p: { D: ch.B, outer: ch.R, C: ch.C, P: ch.P, L: ch.L, G, Cg, eps },
+    p: { samples: ch.B, rowsPerSample: ch.R, channels: ch.C, chunks: ch.P, chunkLength: ch.L, numGroups: G, channelsPerGroup: Cg, eps },
     workgroups: Math.ceil((ch.B * ch.P * Math.ceil(ch.C / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
   };
 }
@@ -128,7 +128,7 @@ export function groupOut(g: Planner, name: string, t: Tensor, temps: GPUBuffer[]
     entry: 'cast_half',
     flags: [],
     binds: [f32('SRC', tmp), { name: 'OUT', t: t._buffer!, dtype: 'float16', rw: true }],
-    p: { D: words, n: t.size },
+    p: { outputs: words, elements: t.size },
     workgroups: Math.ceil(words / WG),
   });
   return f32(name, tmp, true);
@@ -148,7 +148,7 @@ export function dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number,
     entry: 'weight_bias_grads',
     flags: [...(dw ? ['DW'] : []), ...(db ? ['DB'] : []), ...(accum ? ['ACCUM'] : [])],
     binds: [f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
-    p: { D, P, jStride, cStride },
+    p: { outputs: D, partials: P, groupStride: jStride, partialStride: cStride },
     workgroups: Math.ceil(D / WG),
   };
 }

@@ -2,7 +2,7 @@
  * Tensors larger than one storage binding. A kernel whose bound buffers include one larger than
  * the binding limit (maxStorageBufferBindingSize) is compiled `WINDOW` and dispatched several
  * times, each dispatch over a range [t0, t1) of its invocations with every large buffer bound as
- * the range of it those invocations touch (its start in the uniform word offset w<k>; the WGSL
+ * the range of it those invocations touch (its start in the uniform wordOffset<k>; the WGSL
  * accessors subtract it, see device/wgsl.ts). Kernels keep tensor-wide indices, so results do
  * not depend on where the ranges are cut.
  *
@@ -87,8 +87,8 @@ export function planWindows(s: Step, limit: number, align: number, label: string
     const r = ranges(ta, good);
     // Element-planned steps: invocations of the quads holding elements [ta, good).
     const [t0, t1] = perElement(s) ? [Math.floor(ta / 4), Math.ceil(good / 4)] : [ta, good];
-    const p: Record<string, number> = { t0, t1, e0: ta, e1: good };
-    r.bases.forEach((w, k) => (p[`w${k + 1}`] = w));
+    const p: Record<string, number> = { invocationBegin: t0, invocationEnd: t1, elementBegin: ta, elementEnd: good };
+    r.bases.forEach((w, k) => (p[`wordOffset${k + 1}`] = w));
     out.push({ t0, t1, buffers: r.buffers, params: p });
     ta = good;
   }
