@@ -14,7 +14,7 @@ if (!process.env.XDG_RUNTIME_DIR) {
 // The parity suites whose GPU instances take the adapter's own kernel class run a second time
 // with the discrete-GPU class forced (gpuNorms() reads WEBGPU_NORM_TEST_ADAPTER_CLASS); the
 // per-op suites already cover both classes through openBackends().
-const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weightnorm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
+const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
 
 export default defineConfig({
   test: {
