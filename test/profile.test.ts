@@ -165,3 +165,62 @@ describe('profile: channel norms', () => {
     });
   }
 });
+
+describe('profile: channel norms in training, GPU class', () => {
+  /** Bytes a training forward must move: x read, y written, per-channel params read, statistics written (running ones read and written). */
+  const minimal = (size: number, C: number, stats: number, running: boolean) => size * 4 * 2 + 2 * C * 4 + stats * 4 + (running ? 4 * C * 4 : 0);
+  const moved = (p: OpProfile) => sum(p, 'bytesRead') + sum(p, 'bytesWritten');
+  // Odd sizes, one sample, groups past the register path (the split kernels: x read twice),
+  // channels last; each at least ~100 KiB so that per-group partials are a small part.
+  const GROUP_CASES: [number[], number, boolean][] = [
+    [[2, 64, 32, 32], 32, false],
+    [[3, 6, 45, 47], 3, false],
+    [[1, 4, 9001], 1, false],
+    [[2, 33, 31, 12], 3, true],
+  ];
+  it.each(GROUP_CASES)('groupNorm %j G=%i (channelsLast %s): traffic <= 1.55x minimal, at most 3 dispatches', async (shape, G, channelsLast) => {
+    const n = gpuClass;
+    const C = channelsLast ? shape.at(-1)! : shape[1]!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = n.tensor(makeRng(11).fill(size), shape);
+    const w = n.tensor(makeRng(12).fill(C), [C]);
+    const b = n.tensor(makeRng(13).fill(C), [C]);
+    const f = n.groupNorm(x, { numGroups: G, weight: w, bias: b, channelsLast });
+    const [p] = await n.profile();
+    const ratio = moved(p!) / minimal(size, C, 2 * shape[0]! * G, false);
+    expect(ratio, `${shape} ${p!.kernels.map((k) => k.name).join(' ')}`).toBeLessThanOrEqual(1.55);
+    expect(p!.kernels.length).toBeLessThanOrEqual(3);
+    for (const t of [x, w, b, f.y, f.mean, f.rstd]) t.destroy();
+  });
+
+  it.each([[[2, 3, 77, 91]], [[1, 2, 10007]]])('instanceNorm %j: traffic <= 1.55x minimal', async (shape) => {
+    const n = gpuClass;
+    const C = shape[1]!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = n.tensor(makeRng(14).fill(size), shape);
+    const f = n.instanceNorm(x);
+    const [p] = await n.profile();
+    expect(p!.op).toBe('instanceNorm');
+    expect(moved(p!) / minimal(size, 0, 2 * shape[0]! * C, false), p!.kernels.map((k) => k.name).join(' ')).toBeLessThanOrEqual(1.55);
+    for (const t of [x, f.y, f.mean, f.rstd]) t.destroy();
+  });
+
+  it.each([
+    [[16, 4, 50, 50], false],
+    [[7, 5, 33, 37], false],
+    [[1, 3, 20011], false],
+    [[4, 25, 25, 20], true],
+  ])('batchNorm training %j (channelsLast %s), running statistics updated: traffic <= 1.55x minimal, 3 dispatches', async (shape, channelsLast) => {
+    const n = gpuClass;
+    const C = channelsLast ? shape.at(-1)! : shape[1]!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = n.tensor(makeRng(15).fill(size), shape);
+    const [w, b, rm] = [16, 17, 18].map((s) => n.tensor(makeRng(s).fill(C), [C]));
+    const rv = n.tensor(makeRng(19).fill(C, 1, 0.1), [C]);
+    const f = n.batchNorm(x, { training: true, weight: w, bias: b, runningMean: rm, runningVar: rv, channelsLast });
+    const [p] = await n.profile();
+    expect(moved(p!) / minimal(size, C, 2 * C, true), p!.kernels.map((k) => k.name).join(' ')).toBeLessThanOrEqual(1.55);
+    expect(p!.kernels).toHaveLength(3);
+    for (const t of [x, w, b, rm, rv, f.y, f.saveMean, f.saveInvstd]) t.destroy();
+  });
+});
