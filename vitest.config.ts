@@ -14,6 +14,9 @@ if (!process.env.XDG_RUNTIME_DIR) {
 // The parity suites whose GPU instances take the adapter's own kernel class run a second time
 // with the discrete-GPU class forced (gpuNorms() reads WEBGPU_NORM_TEST_ADAPTER_CLASS); the
 // per-op suites already cover both classes through openBackends().
+// Parity suites that reach the one-workgroup-per-row kernels on the GPU class (per op, rows.test.ts
+// and group-norm-rows.test.ts run both the subgroup and the tree sums themselves).
+const ROW_KERNEL_SUITES = ['float16', 'fused', 'nan-inf', 'random-parity'].map((f) => `test/${f}.test.ts`);
 const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
 
 export default defineConfig({
@@ -24,6 +27,9 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'adapter-class', include: ['test/**/*.test.ts'], env } },
       { extends: true, test: { name: 'gpu-class', include: BOTH_CLASSES, env: { ...env, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu' } } },
+      // The discrete-GPU class once more with subgroup operations unused: the workgroup-tree
+      // sums of the one-workgroup-per-row kernels (devices without 'subgroups').
+      { extends: true, test: { name: 'gpu-class-tree', include: ROW_KERNEL_SUITES, env: { ...env, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu', WEBGPU_NORM_TEST_SUBGROUPS: 'off' } } },
     ],
   },
 });

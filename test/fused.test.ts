@@ -14,7 +14,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '../src/index.ts';
 import { roundToHalf } from '../src/cpu/half.ts';
-import { gpuNorms } from './util/gpu.ts';
+import { gpuNorms, TEST_SUBGROUPS } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 import { TOLERANCE, TOLERANCE_HALF_VS_CPU } from './catalog.js';
 
@@ -222,4 +222,16 @@ describe("groupNorm with activation 'silu' vs the CPU groupNorm followed by y·s
       });
     });
   }
+});
+
+describe('the kernel class and subgroup setting of this test project', () => {
+  it('reach the kernels: the GPU class takes the one-workgroup-per-row kernel, with subgroup sums unless the project turns them off', async () => {
+    const n = await gpuNorms();
+    const x = n.tensor(makeRng(7).fill(4 * 256), [4, 256]);
+    const [p] = n._gpu!.planOnly(() => n.layerNorm(x, { normalizedShape: [256] }));
+    const gpuClass = !n._gpu!.ctx.isCpuAdapter;
+    expect(p!.steps[0]!.entry).toBe(gpuClass ? 'workgroup_rows_welford' : 'fused_rows_welford');
+    if (gpuClass) expect(p!.steps[0]!.flags.includes('SUBGROUPS')).toBe(TEST_SUBGROUPS && n.device!.features.has('subgroups'));
+    n.destroy();
+  });
 });

@@ -12,6 +12,19 @@ import { createNorms, relativeL2, type Norms, type CreateNormsOptions } from '..
  */
 export const TEST_ADAPTER_CLASS = (process.env.WEBGPU_NORM_TEST_ADAPTER_CLASS ?? 'auto') as 'auto' | 'cpu' | 'gpu';
 
+/**
+ * WEBGPU_NORM_TEST_SUBGROUPS=off (the 'gpu-class-tree' project in vitest.config.ts): the
+ * one-workgroup-per-row kernels sum with the workgroup tree instead of subgroup operations, as
+ * on a device without 'subgroups'.
+ */
+export const TEST_SUBGROUPS = process.env.WEBGPU_NORM_TEST_SUBGROUPS !== 'off';
+
+/** Applies TEST_SUBGROUPS to a webgpu instance. */
+export function testVariant(n: Norms): Norms {
+  if (n._gpu) n._gpu.useSubgroups = TEST_SUBGROUPS;
+  return n;
+}
+
 export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
   const gpu = create([]);
   const adapter = await gpu.requestAdapter();
@@ -23,7 +36,7 @@ export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
   }
   const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, adapterClass: TEST_ADAPTER_CLASS, ...opts });
   if (norms.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${norms.backend}`);
-  return norms;
+  return testVariant(norms);
 }
 
 /** Fails with a table of the first mismatches when the relative L2 error exceeds tol. */

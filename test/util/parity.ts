@@ -5,7 +5,7 @@
  */
 import { expect } from 'vitest';
 import { createNorms, Tensor, type Norms, type DType } from '../../src/index.ts';
-import { expectClose, gpuNorms } from './gpu.ts';
+import { expectClose, gpuNorms, testVariant } from './gpu.ts';
 import { makeRng, TOLERANCE } from '../catalog.js';
 
 /** The contract's tolerance: relative L2 ≤ 1e-4 for every (float32) output. */
@@ -55,7 +55,7 @@ export async function openBackends(): Promise<Backends> {
   const cpu = await createNorms({ backend: 'cpu' });
   const onDevice = (variant: 'fused' | 'general' | 'auto', adapterClass: 'auto' | 'gpu' = 'auto') =>
     createNorms({ backend: 'webgpu', device: gpu.device!, poisonOutputs: true, variant, adapterClass });
-  const [fused, general, gpuSplit] = await Promise.all([onDevice('fused'), onDevice('general'), onDevice('auto', 'gpu')]);
+  const [fused, general, gpuSplit] = await Promise.all([onDevice('fused'), onDevice('general'), onDevice('auto', 'gpu').then(testVariant)]);
   for (const n of [fused, general, gpuSplit]) if (n.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${n.backend}`);
   return { gpu, cpu, fused, general, gpuSplit };
 }
