@@ -207,7 +207,10 @@ fn bq_or0(e: u32) -> vec4f {
 fn y4_lanes(x: vec4f, e: u32) -> vec4f { return y4_st(x, stats4(e), wq_or1(e), bq_or0(e)); }
 //#endif
 
-fn normalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if normalize_elements
+@compute @workgroup_size(WG)
+fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.invocationEnd) { return; }
@@ -303,7 +306,14 @@ fn row_result(j: u32) -> vec4f {
 //#endif
 
 //#if ROWFUSED
-fn fused_rows_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if fused_rows_welford
+@compute @workgroup_size(WG)
+fn fused_rows_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if fused_rows_sumsq
+@compute @workgroup_size(WG)
+fn fused_rows_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (j >= P.invocationEnd) { return; }
@@ -405,7 +415,10 @@ fn wq_or1(e: u32) -> vec4f {
 }
 fn dx4_lanes(e: u32) -> vec4f { return dx4_cf(e, coef4(e), wq_or1(e)); }
 //#endif
-fn grad_elements_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if grad_elements
+@compute @workgroup_size(WG)
+fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.invocationEnd) { return; }
@@ -494,7 +507,10 @@ fn row_coef(j: u32) -> vec4f {
 // partials PART[4*(col*P + block)] for FIN_DWDB (layer-norm dweight/dbias without a second
 // pass over dy and x).
 const RB = 16u;
-fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if fused_rows_grad
+@compute @workgroup_size(WG)
+fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let blk = inv_index(lid, wid, nwg);
   let r0 = blk * P.rowsPerBlock;
   if (r0 >= P.groups) { return; }
@@ -532,7 +548,10 @@ fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   }
 }
 //#else
-fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if fused_rows_grad
+@compute @workgroup_size(WG)
+fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (j >= P.invocationEnd) { return; }
@@ -553,24 +572,3 @@ fn fused_rows_grad_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
 //#endif
 //#endif
 
-// ---- entry points ----
-//#if normalize_elements
-@compute @workgroup_size(WG)
-fn normalize_elements(i: Ids) { normalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if fused_rows_welford
-@compute @workgroup_size(WG)
-fn fused_rows_welford(i: Ids) { fused_rows_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if fused_rows_sumsq
-@compute @workgroup_size(WG)
-fn fused_rows_sumsq(i: Ids) { fused_rows_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if grad_elements
-@compute @workgroup_size(WG)
-fn grad_elements(i: Ids) { grad_elements_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if fused_rows_grad
-@compute @workgroup_size(WG)
-fn fused_rows_grad(i: Ids) { fused_rows_grad_main(i.lid, i.wid, i.nwg); }
-//#endif

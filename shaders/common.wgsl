@@ -14,13 +14,6 @@
 // Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
 // 65,535 workgroups per dimension), plus the first invocation t0 of a windowed dispatch (0 for
 // the others; windowed kernels also stop at t1, see kernels/window.ts).
-// The builtins an entry point hands to its kernel body.
-struct Ids {
-  @builtin(local_invocation_id) lid: vec3u,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-}
-
 fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
 
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).

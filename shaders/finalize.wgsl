@@ -94,7 +94,54 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
 fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
 //#endif
 
-fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if finalize_mean_rstd
+@compute @workgroup_size(WG)
+fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if finalize_rms
+@compute @workgroup_size(WG)
+fn finalize_rms(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if finalize_weight_norm
+@compute @workgroup_size(WG)
+fn finalize_weight_norm(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if grad_coefficients
+@compute @workgroup_size(WG)
+fn grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if weight_norm_grad_coefficients
+@compute @workgroup_size(WG)
+fn weight_norm_grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if grad_sums
+@compute @workgroup_size(WG)
+fn grad_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if group_grad_coefficients
+@compute @workgroup_size(WG)
+fn group_grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if weight_bias_grads
+@compute @workgroup_size(WG)
+fn weight_bias_grads(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if merge_welford
+@compute @workgroup_size(WG)
+fn merge_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if merge_sumsq
+@compute @workgroup_size(WG)
+fn merge_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if merge_sums
+@compute @workgroup_size(WG)
+fn merge_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if cast_half
+@compute @workgroup_size(WG)
+fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (j >= P.invocationEnd) { return; }
@@ -273,52 +320,3 @@ fn finalize_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
   //#endif
 }
 
-// ---- entry points ----
-//#if finalize_mean_rstd
-@compute @workgroup_size(WG)
-fn finalize_mean_rstd(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if finalize_rms
-@compute @workgroup_size(WG)
-fn finalize_rms(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if finalize_weight_norm
-@compute @workgroup_size(WG)
-fn finalize_weight_norm(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if grad_coefficients
-@compute @workgroup_size(WG)
-fn grad_coefficients(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if weight_norm_grad_coefficients
-@compute @workgroup_size(WG)
-fn weight_norm_grad_coefficients(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if grad_sums
-@compute @workgroup_size(WG)
-fn grad_sums(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if group_grad_coefficients
-@compute @workgroup_size(WG)
-fn group_grad_coefficients(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if weight_bias_grads
-@compute @workgroup_size(WG)
-fn weight_bias_grads(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if merge_welford
-@compute @workgroup_size(WG)
-fn merge_welford(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if merge_sumsq
-@compute @workgroup_size(WG)
-fn merge_sumsq(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if merge_sums
-@compute @workgroup_size(WG)
-fn merge_sums(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if cast_half
-@compute @workgroup_size(WG)
-fn cast_half(i: Ids) { finalize_main(i.lid, i.wid, i.nwg); }
-//#endif

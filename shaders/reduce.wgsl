@@ -25,7 +25,18 @@
 //#flag CL4          channels-last: a quad of channels per invocation (else one)
 
 //#if PARTIALS
-fn partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if welford_partials
+@compute @workgroup_size(WG)
+fn welford_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if sumsq_partials
+@compute @workgroup_size(WG)
+fn sumsq_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if grad_partials
+@compute @workgroup_size(WG)
+fn grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.invocationEnd) { return; }
@@ -75,7 +86,10 @@ const CW = 16u;
 //#else
 const CW = 4u;
 //#endif
-fn column_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if column_grad_partials
+@compute @workgroup_size(WG)
+fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.invocationEnd) { return; }
@@ -210,7 +224,14 @@ fn cl_step(e: u32, w: u32) {
 fn cl_step(e: u32, w: u32) { acc_v4(cl_x(e, w)); }
 //#endif
 
-fn channels_last_partials_main(lid: vec3u, wid: vec3u, nwg: vec3u) {
+//#if channels_last_welford_partials
+@compute @workgroup_size(WG)
+fn channels_last_welford_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+//#if channels_last_grad_partials
+@compute @workgroup_size(WG)
+fn channels_last_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
   let t = inv_index(lid, wid, nwg);
   //#if WINDOW
   if (t >= P.invocationEnd) { return; }
@@ -306,28 +327,3 @@ fn cl_out(o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
 }
 //#endif
 
-// ---- entry points ----
-//#if welford_partials
-@compute @workgroup_size(WG)
-fn welford_partials(i: Ids) { partials_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if sumsq_partials
-@compute @workgroup_size(WG)
-fn sumsq_partials(i: Ids) { partials_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if grad_partials
-@compute @workgroup_size(WG)
-fn grad_partials(i: Ids) { partials_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if column_grad_partials
-@compute @workgroup_size(WG)
-fn column_grad_partials(i: Ids) { column_partials_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if channels_last_welford_partials
-@compute @workgroup_size(WG)
-fn channels_last_welford_partials(i: Ids) { channels_last_partials_main(i.lid, i.wid, i.nwg); }
-//#endif
-//#if channels_last_grad_partials
-@compute @workgroup_size(WG)
-fn channels_last_grad_partials(i: Ids) { channels_last_partials_main(i.lid, i.wid, i.nwg); }
-//#endif

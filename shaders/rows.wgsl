@@ -67,26 +67,6 @@ var<workgroup> red: array<f32, NSUMS * WG>;
 // The careful path's statistics, from invocation 0 to the workgroup.
 var<workgroup> careful: vec4f;
 
-// The builtins of an entry point here: the workgroup's (uniform: the barriers depend on them)
-// and the invocation's (with SUBGROUPS its lane and the subgroup size too).
-struct WorkgroupIds {
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-}
-struct LaneIds {
-  @builtin(local_invocation_index) t: u32,
-  //#if SUBGROUPS
-  @builtin(subgroup_invocation_id) lane: u32,
-  @builtin(subgroup_size) sgs: u32,
-  //#endif
-}
-fn set_lanes(l: LaneIds) {
-  //#if SUBGROUPS
-  sg_lane = l.lane;
-  sg_size = l.sgs;
-  //#endif
-}
-
 var<private> sg_lane: u32;
 var<private> sg_size: u32;
 //#if PER_CH
@@ -179,7 +159,26 @@ fn store_sum(e: u32, n: u32, x: vec4f) {
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
 //#if ROWS_FWD
-fn rows_forward(t: u32, wid: vec3u, nwg: vec3u) {
+//#if workgroup_rows_welford
+@compute @workgroup_size(WG)
+fn workgroup_rows_welford(
+//#endif
+//#if workgroup_rows_sumsq
+@compute @workgroup_size(WG)
+fn workgroup_rows_sumsq(
+//#endif
+  @builtin(local_invocation_index) t: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  //#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sgs: u32,
+  //#endif
+) {
+  //#if SUBGROUPS
+  sg_lane = lane;
+  sg_size = sgs;
+  //#endif
   // (Uniform across the workgroup: every invocation returns, or none.)
   let j = wid.y * nwg.x + wid.x;
   if (j >= P.groups) { return; }
@@ -319,7 +318,22 @@ fn dx_store(e: u32, n: u32, v: vec4f) {
   for (var i = 0u; i < n; i += 1u) { DX_st(e + i, v[i]); }
 }
 
-fn rows_backward(t: u32, wid: vec3u, nwg: vec3u) {
+//#if workgroup_rows_grad
+@compute @workgroup_size(WG)
+fn workgroup_rows_grad(
+//#endif
+  @builtin(local_invocation_index) t: u32,
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  //#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sgs: u32,
+  //#endif
+) {
+  //#if SUBGROUPS
+  sg_lane = lane;
+  sg_size = sgs;
+  //#endif
   // (Uniform across the workgroup.)
   let b = wid.y * nwg.x + wid.x;
   let r0 = b * P.rowsPerBlock;
@@ -396,16 +410,3 @@ fn rows_backward(t: u32, wid: vec3u, nwg: vec3u) {
 }
 //#endif
 
-// ---- entry points ----
-//#if workgroup_rows_welford
-@compute @workgroup_size(WG)
-fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) { set_lanes(l); rows_forward(l.t, w.wid, w.nwg); }
-//#endif
-//#if workgroup_rows_sumsq
-@compute @workgroup_size(WG)
-fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) { set_lanes(l); rows_forward(l.t, w.wid, w.nwg); }
-//#endif
-//#if workgroup_rows_grad
-@compute @workgroup_size(WG)
-fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) { set_lanes(l); rows_backward(l.t, w.wid, w.nwg); }
-//#endif
