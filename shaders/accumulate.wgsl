@@ -21,8 +21,8 @@
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
-//#flag INTERLEAVE   chunk c takes quads c, c + P, ... of its group (coalesced loads on GPUs)
-//#flag STRIDED      INTERLEAVE over strided groups (outer > 1, inner % 4 == 0)
+//#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
+//#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
@@ -307,12 +307,12 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 //#endif
 
 //#if INTERLEAVE
-// GPUs: chunk c of group j takes the quads c, c + P, c + 2P, ... of the group's logical index
-// space (quad q = elements k = 4q .. 4q + 3, k = o*inner + i), so that neighbouring threads
-// (neighbouring c) read neighbouring quads (coalesced loads). Contiguous groups (outer = 1):
-// the tail elements past the last whole quad go to chunk 0. Strided groups (outer > 1, batch
-// norm channels, weight-norm slices; chosen only when inner % 4 == 0, STRIDED): a quad never
-// crosses a run of `inner`, its address is (o*D + j)*inner + 4q - o*inner, and there is no tail.
+// GPUs: chunk c of group j takes the quads c, c + P, c + 2P, ... (P = chunks) of the group's
+// logical index space (quad q = elements k = 4q .. 4q + 3, k = o*runLength + i), so that
+// neighbouring threads (neighbouring c) read neighbouring quads (coalesced loads). Groups of one
+// run: the tail elements past the last whole quad go to chunk 0. Strided groups (runs > 1, batch
+// norm channels, weight-norm slices; chosen only when runLength % 4 == 0, STRIDED): a quad never
+// crosses a run, its address is (o*groups + j)*runLength + 4q - o*runLength, and there is no tail.
 // The Welford schedule is that of reduce_range: shifts recentred after the first quad, then
 // after every 4 quads.
 fn quad_at(j: u32, q: u32) -> u32 {

@@ -23,7 +23,7 @@
 //                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
 //                 dispatch on both adapter classes). One invocation handles the 4
 //                 elements 4t..4t+3, so with float16 storage every u32 word has one writer.
-//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (outer = 1): its statistics through
+//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (one run): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
 //                 cheap loops and barriers are not (CPU adapters), and rows are many.
 //   BWD_APPLY     grad_elements: dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * xhat, with
@@ -45,7 +45,7 @@
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
-//#flag COLS_FUSED   fused_rows_grad over blocks of L rows, also writing their column partials
+//#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
 
 fn a_of(e: u32) -> u32 { return (e / P.weightDiv) % P.weightMod; }
 
@@ -501,10 +501,10 @@ fn row_coef(j: u32) -> vec4f {
 }
 
 //#if COLS_FUSED
-// One invocation per block of L rows (L <= 16, rows a multiple of 4 long): each row's sums and
+// One invocation per block of L = rowsPerBlock rows (L <= 16, rows a multiple of 4 long): each row's sums and
 // coefficients first, then the block column quad by column quad, row by row (the block is in
 // cache by then): dx, and the block's sums of dy and dy*xhat per column, written once as
-// partials PART[4*(col*P + block)] for FIN_DWDB (layer-norm dweight/dbias without a second
+// partials PART[4*(col*blocks + block)] for weight_bias_grads (layer-norm dweight/dbias without a second
 // pass over dy and x).
 const RB = 16u;
 //#if fused_rows_grad

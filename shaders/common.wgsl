@@ -2,7 +2,7 @@
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
-//#flag WINDOW    bindings are ranges of larger buffers; invocations [t0, t1) (kernels/window.ts)
+//#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)
 //#flag HAS_B     bias is bound (B)
 //#flag SILU      y * sigmoid(y) after the affine step
@@ -12,8 +12,8 @@
 //#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
 
 // Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
-// 65,535 workgroups per dimension), plus the first invocation t0 of a windowed dispatch (0 for
-// the others; windowed kernels also stop at t1, see kernels/window.ts).
+// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
+// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
 fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
 
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).

@@ -19,7 +19,7 @@
 //#entry column_grad_partials COLS
 //#entry channels_last_welford_partials CL_PARTIALS WELFORD
 //#entry channels_last_grad_partials CL_PARTIALS BWD
-//#flag CMAJOR       windowed chunks in chunk-major order (c*D + j), so a dispatch reads a compact range
+//#flag CMAJOR       windowed chunks in chunk-major order (c*groups + j), so a dispatch reads a compact range
 //#flag RUNS         chunks within contiguous runs of runLength elements (chunksPerRun per run)
 //#flag COLS16       column_grad_partials: 16 columns per invocation (else 4)
 //#flag CL4          channels-last: a quad of channels per invocation (else one)
@@ -43,7 +43,7 @@ fn grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   //#endif
   if (t >= P.groups * P.chunks) { return; }
   //#if CMAJOR
-  // Chunk-major order (windowed strided groups): invocations t..t+D-1 take chunk c of every
+  // Chunk-major order (windowed strided groups): invocations t..t+groups-1 take chunk c of every
   // group, so a range of invocations reads a compact range of x.
   let c = t / P.groups;
   let j = t - c * P.groups;
@@ -178,7 +178,8 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
 // (b, g) is the Cg*P partials from (b*G + g)*Cg*P on (finalize.wgsl reads them as one group).
 // The accumulators are those above, lane by lane: WELFORD (recentred every 4 rows, suspect lanes
 // rescanned one by one) and BWD (with each lane's saved statistics, index b*G + ch/Cg).
-// Params: D = B, outer = R, C, P, L; G, Cg.
+// Uniforms: samples (B), rowsPerSample (R), channels (C), chunks (P), chunkLength (L), numGroups (G),
+// channelsPerGroup (Cg).
 //#if CL4
 const CW = 4u;
 //#else

@@ -1,5 +1,5 @@
-// rows.wgsl: layer-norm and RMS-norm forward on GPU-class adapters, one workgroup per row, the row
-// held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
+// rows.wgsl: layer/RMS-norm forward and backward and group/instance-norm forward on GPU-class
+// adapters, one workgroup per row (or group), the row held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
 //
 // One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
 // K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
@@ -7,7 +7,7 @@
 // vec4 registers (elements 4q .. 4q+3, zeros past K): x is read once, y written once, and
 // neighbouring invocations touch neighbouring quads. Bounds: K <= 4 * NV * WG, NV in
 // {1, 2, 4, 8, 16}; float16 rows have K even (each u32 word of halves has one writer). The host
-// picks WG and NV (gpu.ts rowsPlan: WG from maxComputeInvocationsPerWorkgroup, at most 256;
+// picks WG and NV (policy.ts rowsPlan: WG from maxComputeInvocationsPerWorkgroup, at most 256;
 // rows past the register capacity keep to the reduce/finalize/apply kernels).
 //
 // Statistics, exact two-pass from the registers (WELFORD: layer norm):

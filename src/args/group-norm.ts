@@ -94,8 +94,9 @@ function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, r
   const bias = optTensor(o.bias, 'bias', owner);
   expectShape(dy, 'dy', x.shape, 'the shape of x');
   expectDtype(dy, 'dy', x.dtype, 'x');
-  expectShape(mean, 'mean', [geom.N, G], '[N, numGroups]');
-  expectShape(rstd, 'rstd', [geom.N, G], '[N, numGroups]');
+  const statShape = G === geom.C && o.numGroups === undefined ? '[N, C]' : '[N, numGroups]';
+  expectShape(mean, 'mean', [geom.N, G], statShape);
+  expectShape(rstd, 'rstd', [geom.N, G], statShape);
   expectFloat32(mean, 'mean');
   expectFloat32(rstd, 'rstd');
   expectShape(weight, 'weight', [geom.C], 'one per channel');

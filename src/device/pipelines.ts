@@ -24,7 +24,7 @@ export interface KernelSource {
   constants?: Record<string, number>;
   /** Every quad access starts at a multiple of 4 (lets float16 quads load two whole words). */
   aligned?: boolean;
-  /** Bindings are ranges of their buffers, starting at the uniform word offsets w1..wn. */
+  /** Bindings are ranges of their buffers, starting at the uniform word offsets wordOffset1..8. */
   window?: boolean;
   /** The compute entry point (default 'main'). */
   entryPoint?: string;

@@ -3,7 +3,7 @@ import { BufferUsage, MapModeRead } from './buffers.ts';
 
 /** One kernel dispatch of an op, in {@link Norms.profile}'s records. */
 export interface KernelProfile {
-  /** The kernel: its family and compile-time flags, e.g. `apply[APPLY,COMP,ALIGNED]`. */
+  /** The kernel: its entry point and compile-time flags, e.g. `normalize_elements[ALIGNED,MEAN_PAIR]`. */
   name: string;
   /** Workgroups dispatched. */
   workgroups: number;

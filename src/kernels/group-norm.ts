@@ -103,6 +103,8 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
   // Coefficients per (n, g) from the group's per-channel sums; a group whose sums are past
   // half a binding (windowed) in blocks of channels, added up (GN_BLOCK, ACCUM).
   const Bc = Cg * 16 > g.bindLimit / 2 ? Math.max(1, Math.floor((g.bindLimit / 2 - 256) / 16)) : Cg;
+  // (PART read_write when the group is whole: the kernel writes its sums back with the saved
+  // mean's rounding taken out, for weight_bias_grads; see finalize.wgsl FIN_GN.)
   const gnCoef: Step[] = [];
   for (let c0 = 0; c0 === 0 || c0 < Cg; c0 += Math.max(Bc, 1)) {
     gnCoef.push({

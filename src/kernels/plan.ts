@@ -25,12 +25,12 @@ export interface WindowDispatch {
 
 /** One kernel dispatch of a plan (several when windowed). */
 export interface Step {
-  /** The shader entry point (its role): e.g. `welford_partials`, `normalize_elements`. */
+  /** The shader entry point, named for what the kernel does: e.g. `welford_partials`, `normalize_elements`. */
   entry: string;
   /** Orthogonal features declared in the shader's header (HAS_W, RESIDUAL, WINDOW, ...). */
   flags: string[];
   binds: Bind[];
-  /** Uniform values (source.ts PARAMS). */
+  /** Uniform values (source.ts LAYOUTS: the step's family packs the fields it declares). */
   p: ParamValues;
   workgroups: number;
   /** Workgroup size when not WG (the one-workgroup-per-row kernels). */

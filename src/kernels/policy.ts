@@ -166,7 +166,7 @@ export function wantFused(g: Planner, P: number, inner: number, dtype: DType, wi
 export const applyWorkgroups = (n: number): number => Math.ceil(n / (4 * WG));
 
 /**
- * ALIGNED: quads of 4 elements at multiples of 4 never cross a statistics group (sDiv % 4 == 0)
+ * ALIGNED: quads of 4 elements at multiples of 4 never cross a statistics group (statDiv % 4 == 0)
  * nor a weight boundary (weights consecutive, A_VEC, or constant over the quad); see apply.wgsl.
  */
 function alignFlags(s: Step, win: boolean): string[] {
@@ -187,7 +187,7 @@ function alignFlags(s: Step, win: boolean): string[] {
 const elementwise = (s: Step): boolean => s.entry === 'normalize_elements' || s.entry === 'grad_elements';
 
 /**
- * alignFlags for channels-last steps (statistics index s = (e / sDiv)*G + (e % C)/Cg, weights
+ * alignFlags for channels-last steps (statistics index s = (e / statDiv)*G + (e % C)/Cg, weights
  * a = e % C): rows of whole quads (C % 4 == 0) make every quad ALIGNED with consecutive weights;
  * its statistics are one group's when Cg % 4 == 0, else per lane (S_LANES; S_VEC when each
  * channel is its own group). CL_BLOCK (elementwise kernels, not windowed): an invocation takes a

@@ -95,8 +95,8 @@ const WINDOW_FIELDS = {
 
 /**
  * A grouped reduction (accumulate.wgsl): group j < groups is the index set
- * e = (o*groups + j)*runLength + i for o < runs, i < runLength, split into chunksPerGroup
- * chunks of chunkLength elements (chunksPerRun per run with RUNS); the saved statistics of
+ * e = (o*groups + j)*runLength + i for o < runs, i < runLength, split into `chunks` chunks of
+ * chunkLength elements (chunksPerRun per run with RUNS); the saved statistics of
  * group j are at j / groupsPerStat.
  */
 const GROUP_FIELDS = {

@@ -29,7 +29,7 @@ export function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: s
  */
 export const channelsLast = (a: { channelsLast: boolean; S: number; C: number }): boolean => a.channelsLast && a.S > 1 && a.C > 1;
 
-/** Apply-step index maps of channels-last x (see s_of in apply.wgsl): group (e / sDiv)*G + (e % C)/Cg, weight e % C. */
+/** Apply-step index maps of channels-last x (see s_of in apply.wgsl): group (e / statDiv)*G + (e % C)/Cg, weight e % C. */
 export const clMaps = (n: number, sampleSize: number, C: number, G: number) => ({ elements: n, statDiv: Math.max(sampleSize, 1), numGroups: G, channels: C, channelsPerGroup: C / G, weightDiv: 1, weightMod: C });
 
 /** Partials of a grouped reduction (welford_partials / sumsq_partials) of x (+ residual). */
@@ -142,13 +142,17 @@ export function gradOuts(g: Planner, dweight: Tensor | null, dbias: Tensor | nul
   return { dw, db, post };
 }
 
-/** dweight/dbias of D groups from partials c in [c0, P) (ACCUM: added to the stored values). */
-export function dwdbStep(part: GPUBuffer, D: number, P: number, jStride: number, cStride: number, dw: Bind | null, db: Bind | null, accum = false): Step {
+/**
+ * dweight/dbias of D groups (weight_bias_grads) from P partials each at
+ * PART[4*(j*groupStride + c*partialStride)] (ACCUM: added to the stored values; a block of them
+ * starts at its step's partialBegin).
+ */
+export function dwdbStep(part: GPUBuffer, D: number, P: number, groupStride: number, partialStride: number, dw: Bind | null, db: Bind | null, accum = false): Step {
   return {
     entry: 'weight_bias_grads',
     flags: [...(dw ? ['DW'] : []), ...(db ? ['DB'] : []), ...(accum ? ['ACCUM'] : [])],
     binds: [f32('PART', part), ...(dw ? [dw] : []), ...(db ? [db] : [])],
-    p: { outputs: D, partials: P, groupStride: jStride, partialStride: cStride },
+    p: { outputs: D, partials: P, groupStride, partialStride },
     workgroups: Math.ceil(D / WG),
   };
 }

@@ -4,8 +4,8 @@
  * (`touched` in kernels.ts; a whole dispatch: the full range), times the element size, clamped
  * to the buffer: reads for read bindings, writes for read_write ones. A read_write binding also
  * counts as read only where the kernel really reads it: running statistics (updated in place) and
- * outputs added to (ACCUM). A finalize step's partials are only read (bound read_write in some
- * variants for the layout's sake).
+ * outputs added to (ACCUM). A finalize step's partials are only read, but for
+ * group_grad_coefficients, which writes the corrected sums back.
  */
 import { elementBytes, type DType } from '../tensor.ts';
 import type { KernelProfile } from '../device/context.ts';
@@ -36,7 +36,8 @@ export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: 
     const cap = b.t.size / eb;
     const n = Math.max(0, Math.min(hi, cap) - Math.max(lo, 0));
     const bytes = Math.round(n * eb);
-    const written = !!b.rw && !(family === 'finalize' && b.name === 'PART');
+    // (group_grad_coefficients writes the corrected per-(n, c) sums back into PART.)
+    const written = !!b.rw && !(family === 'finalize' && b.name === 'PART' && s.entry !== 'group_grad_coefficients');
     if (written) {
       bytesWritten += bytes;
       if (alsoRead(s, b.name)) bytesRead += bytes;
