@@ -40,7 +40,7 @@ export function batchNorm(g: Planner, a: O.BatchNormArgs): Planned<O.BatchNormOu
     // Channels last: x as one sample of N*spatial rows of C channels, one group per channel.
     const mv = cl
       ? clMeanVarSteps(g, x, clChunks(g, 1, N * S, C, win, x.dtype), C, stats, p, temps)
-      : meanVarSteps(g, x, null, { outer: N, D: C, inner: S }, chunks(g, N, C, S, win, x.dtype), stats, p, temps);
+      : meanVarSteps(g, x, null, { runs: N, groups: C, runLength: S }, chunks(g, N, C, S, win, x.dtype), stats, p, temps);
     steps.push(...mv.steps, {
       entry: 'normalize_elements',
       flags: ['MEAN_PAIR', ...aflags, ...clFlag],
@@ -78,8 +78,8 @@ export function batchNormBackward(g: Planner, a: O.BatchNormBwdArgs): Planned<O.
   const evalFlags = a.training ? [] : ['EVAL_STATS'];
   // Channels last: x as one sample of N*spatial rows of C channels, one group per channel.
   const cl = channelsLast(a) ? clChunks(g, 1, N * S, C, windowed(g, x), x.dtype) : null;
-  const ch = cl ? { P: cl.P, L: cl.L, Pi: 1, flags: [] } : chunks(g, N, C, S, windowed(g, x), x.dtype);
-  const { P, L, Pi } = ch;
+  const ch = cl ? { chunks: cl.chunks, chunkLength: cl.chunkLength, chunksPerRun: 1, flags: [] } : chunks(g, N, C, S, windowed(g, x), x.dtype);
+  const { chunks: P, chunkLength: L, chunksPerRun: Pi } = ch;
   const part = g.temp(C * P * 16, 'partials');
   const coef = g.temp(C * 16, 'coef');
   temps.push(part, coef);

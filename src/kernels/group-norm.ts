@@ -63,7 +63,7 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
       wg: rp.wg,
       enables: sub ? ['subgroups'] : [],
     });
-  } else if (wantFused(g, ch.P, K, x.dtype, win)) {
+  } else if (wantFused(g, ch.chunks, K, x.dtype, win)) {
     steps.push({
       entry: 'fused_rows_welford',
       flags: aflags,
@@ -72,7 +72,7 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
       workgroups: Math.ceil(D / WG),
     });
   } else {
-    const mv = meanVarSteps(g, x, null, { outer: 1, D, inner: K }, ch, stats, { eps: a.eps }, temps);
+    const mv = meanVarSteps(g, x, null, { runs: 1, groups: D, runLength: K }, ch, stats, { eps: a.eps }, temps);
     steps.push(...mv.steps, {
       entry: 'normalize_elements',
       flags: ['MEAN_PAIR', ...aflags],
@@ -95,7 +95,7 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
   // Sums of dy and dy*xhat per (n, c) over the spatial dims; everything else follows from them.
   // Channels last: the same partials per (n, c), from quads of channels over chunks of rows.
   const cl = channelsLast(a) ? clChunks(g, N, S, C, windowed(g, x), x.dtype) : null;
-  const { P, L, Pi } = cl ? { P: cl.P, L: cl.L, Pi: 1 } : chunks(g, 1, NC, S, windowed(g, x), x.dtype);
+  const { chunks: P, chunkLength: L, chunksPerRun: Pi } = cl ? { chunks: cl.chunks, chunkLength: cl.chunkLength, chunksPerRun: 1 } : chunks(g, 1, NC, S, windowed(g, x), x.dtype);
   const part = g.temp(NC * P * 16, 'partials');
   const sums = g.temp(NC * 16, 'sums');
   const coef = g.temp(N * G * 16, 'coef');

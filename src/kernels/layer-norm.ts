@@ -74,7 +74,7 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
       wg: rp.wg,
       enables: sub ? ['subgroups'] : [],
     });
-  } else if (wantFused(g, ch.P, K, x.dtype, win)) {
+  } else if (wantFused(g, ch.chunks, K, x.dtype, win)) {
     steps.push({
       entry: rms ? 'fused_rows_sumsq' : 'fused_rows_welford',
       flags: [...aflags, ...resid],
@@ -83,17 +83,17 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
       workgroups: Math.ceil(rows / WG),
     });
   } else {
-    const grp = { outer: 1, D: rows, inner: K };
+    const grp = { runs: 1, groups: rows, runLength: K };
     let lo: GPUBuffer | null = null;
     if (rms) {
-      const part = g.temp(rows * ch.P * 16, 'partials');
+      const part = g.temp(rows * ch.chunks * 16, 'partials');
       temps.push(part);
       steps.push(statsStep(x, residual, grp, 'sumsq_partials', part, ch));
       steps.push({
         entry: 'finalize_rms',
         flags: [],
         binds: [f32('PART', part), tb('RSTD', rstd, true)],
-        p: { outputs: rows, partials: ch.P, groupStride: ch.P, partialStride: 1, eps: a.eps },
+        p: { outputs: rows, partials: ch.chunks, groupStride: ch.chunks, partialStride: 1, eps: a.eps },
         workgroups: Math.ceil(rows / WG),
       });
     } else {
@@ -155,7 +155,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
     }
     return { out, plan };
   }
-  const { P, L, Pi } = chunks(g, 1, rows, K, win, x.dtype);
+  const { chunks: P, chunkLength: L, chunksPerRun: Pi } = chunks(g, 1, rows, K, win, x.dtype);
   const fused = wantFused(g, P, K, x.dtype, win);
   // Row-fused with dweight/dbias: blocks of RB rows per invocation also sum the columns of
   // their block (COLS_FUSED), instead of a separate pass over dy and x. Only with rows enough

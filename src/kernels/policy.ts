@@ -74,11 +74,11 @@ export function chunking(ctx: GpuContext, D: number, M: number, minLength?: numb
 }
 
 /**
- * How a grouped reduction is split into chunks: P chunks per group of L elements; with RUNS,
- * Pi chunks per contiguous run of `inner` elements (P = outer * Pi); `flags` add the chunk order
- * (CMAJOR) for windowed kernels. See reduce.wgsl and window.ts.
+ * How a grouped reduction is split (the reduce kernels' uniforms of the same names): `chunks`
+ * chunks per group of `chunkLength` elements; with RUNS, chunksPerRun per contiguous run
+ * (chunks = runs * chunksPerRun); `flags` add the chunk order (CMAJOR) for windowed kernels.
  */
-export interface Chunks { P: number; L: number; Pi: number; flags: string[] }
+export interface Chunks { chunks: number; chunkLength: number; chunksPerRun: number; flags: string[] }
 
 /** Whether an op's tensor is past one binding: then the op runs with windowed kernels. */
 export function windowed(g: Planner, t: Tensor): boolean {
@@ -86,31 +86,33 @@ export function windowed(g: Planner, t: Tensor): boolean {
 }
 
 /**
- * Chunks of a reduction of M = outer * inner elements per group over D groups. Windowed ops
- * (elements of `dtype` past one binding): chunks of at most an eighth of a binding; strided
- * groups (outer > 1) in chunk-major order, so consecutive invocations read a compact range,
- * and chunks within runs of `inner` (RUNS) when a slice of all groups is too big for that.
+ * Chunks of a reduction of M = runs * runLength elements per group over `groups` groups (the
+ * arguments outer = runs, D = groups, inner = runLength). Windowed ops (elements of `dtype` past
+ * one binding): chunks of at most an eighth of a binding; strided groups (runs > 1) in
+ * chunk-major order, so consecutive invocations read a compact range, and chunks within runs
+ * (RUNS) when a slice of all groups is too big for that.
  */
 export function chunks(g: Planner, outer: number, D: number, inner: number, win: boolean, dtype: DType, minLength?: number): Chunks {
   const M = outer * inner;
   let { P, L } = chunking(g.ctx, D, M, minLength);
-  if (!win) return { P, L, Pi: 1, flags: [] };
+  const split = (P: number, L: number, Pi: number, flags: string[]): Chunks => ({ chunks: P, chunkLength: L, chunksPerRun: Pi, flags });
+  if (!win) return split(P, L, 1, []);
   const eb = elementBytes(dtype);
   const maxL = Math.max(4, Math.floor(g.bindLimit / (8 * eb) / 4) * 4);
   if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(M / L)));
   // (More partials per group than one invocation may bind are merged in blocks: mergeWide.)
-  if (outer === 1) return { P, L, Pi: 1, flags: [] };
+  if (outer === 1) return split(P, L, 1, []);
   // Chunk-major: chunk c of every group spans the slices o of all groups it covers, at most
   // ceil(L / inner) + 1 of them; keep that within half a binding.
   const slice = D * inner * eb;
   const Lc = Math.floor(((Math.floor(g.bindLimit / 2 / slice) - 1) * inner) / 4) * 4;
   if (Lc >= 4) {
     L = Math.min(L, Lc);
-    return { P: Math.ceil(M / L), L, Pi: 1, flags: ['CMAJOR'] };
+    return split(Math.ceil(M / L), L, 1, ['CMAJOR']);
   }
   const Lr = Math.min(L, Math.ceil(inner / 4) * 4);
   const Pi = Math.ceil(inner / Lr);
-  return { P: outer * Pi, L: Lr, Pi, flags: ['CMAJOR', 'RUNS'] };
+  return split(outer * Pi, Lr, Pi, ['CMAJOR', 'RUNS']);
 }
 
 /**
@@ -118,7 +120,7 @@ export function chunks(g: Planner, outer: number, D: number, inner: number, win:
  * chunks of L rows per sample; each invocation takes a quad of channels (CL4), or one channel in
  * windowed kernels (one partial per invocation, so bound ranges stay short).
  */
-export interface ClChunks { B: number; R: number; C: number; P: number; L: number; flags: string[] }
+export interface ClChunks { samples: number; rowsPerSample: number; channels: number; chunks: number; chunkLength: number; flags: string[] }
 
 export function clChunks(g: Planner, B: number, R: number, C: number, win: boolean, dtype: DType): ClChunks {
   const CW = win ? 1 : 4;
@@ -139,7 +141,7 @@ export function clChunks(g: Planner, B: number, R: number, C: number, win: boole
     if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(R / L)));
   }
   const flags = [...(win ? [] : ['CL4']), ...(!win && C % 4 === 0 ? ['ALIGNED'] : [])];
-  return { B, R, C, P, L, flags };
+  return { samples: B, rowsPerSample: R, channels: C, chunks: P, chunkLength: L, flags };
 }
 
 /** The one-workgroup-per-row kernels (see rowsPlan): GPU-class adapters, variant 'auto', not windowed. */

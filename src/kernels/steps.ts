@@ -9,6 +9,9 @@ import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planner, type Step } from './plan.ts';
 import type { Chunks, ClChunks } from './policy.ts';
 
+/** A grouped reduction's groups (the reduce kernels' uniforms of the same names; see accumulate.wgsl). */
+export interface Grouping { runs: number; groups: number; runLength: number }
+
 /** RESIDUAL (x + residual), and HALF_SUM: float16 sums are rounded to half, as the stored sum. */
 export function residualFlags(x: Tensor, residual: Tensor | null): string[] {
   return residual ? ['RESIDUAL', ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
@@ -36,7 +39,7 @@ export const clMaps = (n: number, sampleSize: number, C: number, G: number) => (
 export function statsStep(
   x: Tensor,
   residual: Tensor | null,
-  g: { outer: number; D: number; inner: number },
+  g: Grouping,
   entry: 'welford_partials' | 'sumsq_partials',
   part: GPUBuffer,
   ch: Chunks,
@@ -48,8 +51,8 @@ export function statsStep(
     entry,
     flags: [...ch.flags, ...residualFlags(x, residual)],
     binds,
-    p: { runs: g.outer, groups: g.D, runLength: g.inner, chunks: ch.P, chunkLength: ch.L, chunksPerRun: ch.Pi },
-    workgroups: Math.ceil((g.D * ch.P) / WG),
+    p: { ...g, chunks: ch.chunks, chunkLength: ch.chunkLength, chunksPerRun: ch.chunksPerRun },
+    workgroups: Math.ceil((g.groups * ch.chunks) / WG),
   };
 }
 
@@ -77,16 +80,16 @@ export function meanVarSteps(
   g: Planner,
   x: Tensor,
   residual: Tensor | null,
-  grp: { outer: number; D: number; inner: number },
+  grp: Grouping,
   ch: Chunks,
   out: StatsOut,
   p: { eps: number; momentum?: number },
   temps: GPUBuffer[],
 ): { steps: Step[]; lo: GPUBuffer } {
-  const part = g.temp(grp.D * ch.P * 16, 'partials');
-  const lo = g.temp(grp.D * 8, 'lo');
+  const part = g.temp(grp.groups * ch.chunks * 16, 'partials');
+  const lo = g.temp(grp.groups * 8, 'lo');
   temps.push(part, lo);
-  return { steps: [statsStep(x, residual, grp, 'welford_partials', part, ch), finalizeStep(part, lo, grp.D, ch.P, out, p)], lo };
+  return { steps: [statsStep(x, residual, grp, 'welford_partials', part, ch), finalizeStep(part, lo, grp.groups, ch.chunks, out, p)], lo };
 }
 
 /** The partials step of a channels-last reduction (statistics of group b*G + ch/Cg). */
@@ -95,8 +98,8 @@ export function clReduceStep(ch: ClChunks, entry: 'channels_last_welford_partial
     entry,
     flags: [...ch.flags, ...flags],
     binds,
-    p: { samples: ch.B, rowsPerSample: ch.R, channels: ch.C, chunks: ch.P, chunkLength: ch.L, numGroups: G, channelsPerGroup: Cg, eps },
-    workgroups: Math.ceil((ch.B * ch.P * Math.ceil(ch.C / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
+    p: { samples: ch.samples, rowsPerSample: ch.rowsPerSample, channels: ch.channels, chunks: ch.chunks, chunkLength: ch.chunkLength, numGroups: G, channelsPerGroup: Cg, eps },
+    workgroups: Math.ceil((ch.samples * ch.chunks * Math.ceil(ch.channels / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
   };
 }
 
@@ -106,12 +109,12 @@ export function clReduceStep(ch: ClChunks, entry: 'channels_last_welford_partial
  * apply step (as meanVarSteps).
  */
 export function clMeanVarSteps(g: Planner, x: Tensor, ch: ClChunks, G: number, out: StatsOut, p: { eps: number; momentum?: number }, temps: GPUBuffer[]): { steps: Step[]; lo: GPUBuffer } {
-  const Cg = ch.C / G;
-  const D = ch.B * G;
-  const part = g.temp(ch.B * ch.C * ch.P * 16, 'partials');
+  const Cg = ch.channels / G;
+  const D = ch.samples * G;
+  const part = g.temp(ch.samples * ch.channels * ch.chunks * 16, 'partials');
   const lo = g.temp(D * 8, 'lo');
   temps.push(part, lo);
-  return { steps: [clReduceStep(ch, 'channels_last_welford_partials', [], [tb('X', x), f32('PART', part, true)], G, Cg), finalizeStep(part, lo, D, Cg * ch.P, out, p)], lo };
+  return { steps: [clReduceStep(ch, 'channels_last_welford_partials', [], [tb('X', x), f32('PART', part, true)], G, Cg), finalizeStep(part, lo, D, Cg * ch.chunks, out, p)], lo };
 }
 
 /**

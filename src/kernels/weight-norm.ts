@@ -17,15 +17,15 @@ export function weightNorm(g: Planner, a: O.WeightNormArgs): Planned<O.WeightNor
   const w = g.alloc(v.shape, v.dtype, 'w');
   const norms = g.alloc(a.g.shape, 'float32', 'norms');
   const ch = chunks(g, outer, D, inner, windowed(g, v), v.dtype);
-  const part = g.temp(D * ch.P * 16, 'partials');
+  const part = g.temp(D * ch.chunks * 16, 'partials');
   const scale = g.temp(D * 4, 'scale');
   const steps: Step[] = [
-    statsStep(v, null, { outer, D, inner }, 'sumsq_partials', part, ch),
+    statsStep(v, null, { runs: outer, groups: D, runLength: inner }, 'sumsq_partials', part, ch),
     {
       entry: 'finalize_weight_norm',
       flags: [],
       binds: [f32('PART', part), tb('G', a.g), tb('NORMS', norms, true), f32('SCALE', scale, true)],
-      p: { outputs: D, partials: ch.P, groupStride: ch.P, partialStride: 1 },
+      p: { outputs: D, partials: ch.chunks, groupStride: ch.chunks, partialStride: 1 },
       workgroups: Math.ceil(D / WG),
     },
     {
@@ -44,7 +44,7 @@ export function weightNormBackward(g: Planner, a: O.WeightNormBwdArgs): Planned<
   const dv = g.alloc(v.shape, v.dtype, 'dv');
   const dg = g.alloc(a.g.shape, a.g.dtype, 'dg');
   const ch = chunks(g, outer, D, inner, windowed(g, v), v.dtype);
-  const { P, L, Pi } = ch;
+  const { chunks: P, chunkLength: L, chunksPerRun: Pi } = ch;
   const part = g.temp(D * P * 16, 'partials');
   const coef = g.temp(D * 16, 'coef');
   const temps = [part, coef];
