@@ -13,6 +13,7 @@ export function encode(ctx: GpuContext, plan: Plan): void {
   const dispatches: Dispatch[] = [];
   const kernels: KernelProfile[] | undefined = ctx.profiler ? [] : undefined;
   for (const s of plan.steps) {
+    const family = entryPoint(s.entry).family;
     const k = kernel(
       ctx,
       s.entry,
@@ -21,13 +22,13 @@ export function encode(ctx: GpuContext, plan: Plan): void {
       { workgroupSize: s.wg, enables: s.enables },
     );
     if (!s.windows) {
-      dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(entryPoint(s.entry).family, s.p), workgroups: s.workgroups });
+      dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(family, s.p), workgroups: s.workgroups });
       if (kernels && s.workgroups > 0) kernels.push(kernelProfile(s, k.label, s.workgroups));
       continue;
     }
     for (const w of s.windows) {
       const wg = Math.ceil((w.t1 - w.t0) / WG);
-      dispatches.push({ kernel: k, buffers: w.buffers, params: params(entryPoint(s.entry).family, { ...s.p, ...w.params }), workgroups: wg });
+      dispatches.push({ kernel: k, buffers: w.buffers, params: params(family, { ...s.p, ...w.params }), workgroups: wg });
       if (kernels && wg > 0) kernels.push(kernelProfile(s, k.label, wg, w.params.elementBegin!, w.params.elementEnd!));
     }
   }

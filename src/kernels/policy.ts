@@ -186,7 +186,8 @@ function alignFlags(s: Step, win: boolean): string[] {
   return out;
 }
 
-const elementwise = (s: Step): boolean => s.entry === 'normalize_elements' || s.entry === 'grad_elements';
+/** The elementwise kernels (normalize_elements, grad_elements), by the sections their entry points declare. */
+const elementwise = (s: Step): boolean => has(s, 'APPLY') || has(s, 'BWD_APPLY');
 
 /**
  * alignFlags for channels-last steps (statistics index s = (e / statDiv)*G + (e % C)/Cg, weights
@@ -210,8 +211,8 @@ function clAlignFlags(s: Step, win: boolean): string[] {
   return out;
 }
 
-/** Finalize entry points that merge a group's partials in one invocation (finalize.wgsl `merged`). */
-const MERGING = ['finalize_mean_rstd', 'finalize_rms', 'finalize_weight_norm', 'grad_coefficients', 'weight_norm_grad_coefficients', 'grad_sums', 'weight_bias_grads'];
+/** Finalize sections that merge a group's partials in one invocation (finalize.wgsl `merged`). */
+const MERGING = ['FIN_STATS', 'FIN_RMS', 'FIN_WN', 'FIN_BWD', 'FIN_BWD_WN', 'FIN_SUMS', 'FIN_DWDB'];
 
 /**
  * Finalize steps whose groups have more partials than one invocation may bind (half a binding;
@@ -224,7 +225,7 @@ function mergeWide(g: Planner, plan: Plan): Step[] {
   for (const s of plan.steps) {
     const k = s.binds.findIndex((b) => b.name === 'PART');
     const P = s.p.partials ?? 1;
-    if (MERGING.includes(s.entry) && k >= 0 && P * 16 > half && (s.p.partialStride ?? 1) === 1 && (s.p.groupStride ?? 1) === P && !s.p.partialBegin) {
+    if (MERGING.some((r) => has(s, r)) && k >= 0 && P * 16 > half && (s.p.partialStride ?? 1) === 1 && (s.p.groupStride ?? 1) === P && !s.p.partialBegin) {
       const D = s.p.outputs ?? 1;
       const B = Math.max(2, Math.floor(half / 16));
       const entry = has(s, 'WELFORD') ? 'merge_welford' : has(s, 'SUMSQ') ? 'merge_sumsq' : 'merge_sums';
@@ -262,12 +263,13 @@ export function settle(g: Planner, plan: Plan): Plan {
   for (const s of plan.steps) {
     // A buffer past one storage binding: the step is dispatched over bound ranges (window.ts).
     const win = s.binds.some((b) => b.t.size > g.bindLimit);
-    const reduce = s.entry === 'welford_partials' || s.entry === 'sumsq_partials' || s.entry === 'grad_partials';
+    const reduce = has(s, 'PARTIALS');
+    const columns = has(s, 'COLS');
     const outer = s.p.runs ?? 1;
-    const inner = (s.entry === 'column_grad_partials' ? s.p.columns : s.p.runLength) ?? 1;
+    const inner = (columns ? s.p.columns : s.p.runLength) ?? 1;
     // Reductions over groups whose contiguous runs have a length divisible by 4 only read quads
     // at multiples of 4 (chunk lengths are multiples of 4 too).
-    if ((reduce || s.entry === 'column_grad_partials') && inner % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
+    if ((reduce || columns) && inner % 4 === 0) s.flags = [...s.flags, 'ALIGNED'];
     // GPU-class adapters: chunks interleaved quad by quad (chunk c takes quads c, c + P, ... of
     // its group), so neighbouring invocations read neighbouring quads (coalesced loads); each
     // chunk then spans its whole group, so not in windowed kernels. Contiguous groups
@@ -277,7 +279,7 @@ export function settle(g: Planner, plan: Plan): Plan {
     if (reduce && (outer === 1 || inner % 4 === 0) && !g.ctx.isCpuAdapter && !win) {
       s.flags = [...s.flags, 'INTERLEAVE', ...(outer > 1 ? ['STRIDED'] : [])];
     }
-    if (has(s, 'APPLY') || has(s, 'BWD_APPLY') || has(s, 'ROWFUSED') || has(s, 'BWD_ROWFUSED')) {
+    if (elementwise(s) || has(s, 'ROWFUSED') || has(s, 'BWD_ROWFUSED')) {
       s.flags = [...s.flags, ...alignFlags(s, win)];
       // Elementwise kernels: one invocation per quad, or per block of 4 quads.
       if (s.flags.includes('BLOCK16')) s.workgroups = Math.ceil((s.p.elements ?? 0) / (16 * WG));

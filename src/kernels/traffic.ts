@@ -4,13 +4,12 @@
  * (`touched` in kernels.ts; a whole dispatch: the full range), times the element size, clamped
  * to the buffer: reads for read bindings, writes for read_write ones. A read_write binding also
  * counts as read only where the kernel really reads it: running statistics (updated in place) and
- * outputs added to (ACCUM). A finalize step's partials are only read, but for
- * group_grad_coefficients, which writes the corrected sums back.
+ * outputs added to (ACCUM). (Finalize steps bind their partials read-only, but for
+ * group_grad_coefficients, which writes the corrected sums back.)
  */
 import { elementBytes, type DType } from '../tensor.ts';
 import type { KernelProfile } from '../device/context.ts';
 import { invocations, kernelMemory, touched } from './kernels.ts';
-import { entryPoint } from './source.ts';
 import type { Step } from './plan.ts';
 
 type TrafficStep = Pick<Step, 'entry' | 'flags' | 'binds' | 'p'>;
@@ -25,7 +24,6 @@ function alsoRead(s: TrafficStep, name: string): boolean {
 export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: number; bytesWritten: number } {
   // Families touched() does not model: every binding whole (a whole dispatch of a row kernel
   // touches all of its tensors).
-  const family = entryPoint(s.entry).family;
   const known = kernelMemory(s.entry).modelled !== false;
   const spans = known ? touched(s, ta ?? 0, tb ?? invocations(s)) : new Map<string, readonly [number, number]>();
   let bytesRead = 0;
@@ -36,8 +34,7 @@ export function traffic(s: TrafficStep, ta?: number, tb?: number): { bytesRead: 
     const cap = b.t.size / eb;
     const n = Math.max(0, Math.min(hi, cap) - Math.max(lo, 0));
     const bytes = Math.round(n * eb);
-    // (group_grad_coefficients writes the corrected per-(n, c) sums back into PART.)
-    const written = !!b.rw && !(family === 'finalize' && b.name === 'PART' && s.entry !== 'group_grad_coefficients');
+    const written = !!b.rw;
     if (written) {
       bytesWritten += bytes;
       if (alsoRead(s, b.name)) bytesRead += bytes;
