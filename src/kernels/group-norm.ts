@@ -11,7 +11,7 @@
 import type * as O from '../ops.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
-import { applyWorkgroups, chunks, clChunks, subgroups, wantFused, wantRows, windowed } from './policy.ts';
+import { applyWorkgroups, chunks, clChunks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
 import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, dwdbStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
 export function instanceNorm(g: Planner, a: O.InstanceNormArgs): Planned<O.GroupNormOut> {
@@ -53,15 +53,15 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
   } else if (rp) {
     // One workgroup per (n, g) group, the group (Cg channels of S contiguous elements) in
     // registers: one dispatch, x read once (rows.wgsl with per-channel weights, PER_CH).
-    const sub = subgroups(g);
+    const rk = rowsKernel(g, rp, K);
     steps.push({
       entry: 'workgroup_rows_welford',
-      flags: ['PER_CH', `NV${rp.nv}`, ...aflags, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+      flags: ['PER_CH', ...rk.flags, ...aflags],
       binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
       p: { runs: 1, groups: D, runLength: K, eps: a.eps, weightDiv: S, weightMod: C },
       workgroups: D,
-      wg: rp.wg,
-      enables: sub ? ['subgroups'] : [],
+      wg: rk.wg,
+      enables: rk.enables,
     });
   } else if (wantFused(g, ch.chunks, K, x.dtype, win)) {
     steps.push({

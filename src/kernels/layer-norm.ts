@@ -12,7 +12,7 @@ import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
-import { applyWorkgroups, chunking, chunks, rowsBwdBlocks, subgroups, wantFused, wantRows, windowed } from './policy.ts';
+import { applyWorkgroups, chunking, chunks, rowsBwdBlocks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
 import { affineBinds, dwdbStep, emptyBackward, gradOuts, meanVarSteps, residualFlags, statsStep } from './steps.ts';
 import { elementBytes } from '../tensor.ts';
 
@@ -64,15 +64,15 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
   const rp = wantRows(g, K, x.dtype, win);
   if (rp) {
     // One workgroup per row, the row in registers: one dispatch, x read once (rows.wgsl).
-    const sub = subgroups(g);
+    const rk = rowsKernel(g, rp, K);
     steps.push({
       entry: rms ? 'workgroup_rows_sumsq' : 'workgroup_rows_welford',
-      flags: [`NV${rp.nv}`, ...aflags, ...resid, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+      flags: [...rk.flags, ...aflags, ...resid],
       binds: [...xr, ...affine, ...outB, ...stats],
       p: { runs: 1, groups: rows, runLength: K, eps: a.eps },
       workgroups: rows,
-      wg: rp.wg,
-      enables: sub ? ['subgroups'] : [],
+      wg: rk.wg,
+      enables: rk.enables,
     });
   } else if (wantFused(g, ch.chunks, K, x.dtype, win)) {
     steps.push({
@@ -137,17 +137,17 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
     // One workgroup per block of rows, x and dy in registers (rows.wgsl workgroup_rows_grad);
     // the blocks' column partials added up per column by weight_bias_grads.
     const { L: RB, P: nb } = blocks;
-    const sub = subgroups(g);
+    const rk = rowsKernel(g, rp, K);
     const part = cols ? g.temp(K * nb * 16, 'colpartials') : null;
     if (part) temps.push(part);
     steps.push({
       entry: 'workgroup_rows_grad',
-      flags: [`NV${rp.nv}`, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(cols ? ['DWDB'] : []), ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])],
+      flags: [...rk.flags, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(cols ? ['DWDB'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...(part ? [f32('PART', part, true)] : [])],
       p: { runs: 1, groups: rows, runLength: K, rowsPerBlock: RB, blocks: nb },
       workgroups: nb,
-      wg: rp.wg,
-      enables: sub ? ['subgroups'] : [],
+      wg: rk.wg,
+      enables: rk.enables,
     });
     if (part) {
       const { dw, db, post } = gradOuts(g, dweight, dbias, temps);

@@ -155,6 +155,16 @@ export function subgroups(g: Planner): boolean {
   return g.useSubgroups && g.ctx.device.features.has('subgroups');
 }
 
+/**
+ * What a one-workgroup-per-row step (rows.wgsl) takes from the rule above: NV quads per
+ * invocation, subgroup sums where used, quad loads for rows of whole quads; the workgroup size
+ * and the extensions to enable.
+ */
+export function rowsKernel(g: Planner, rp: { wg: number; nv: number }, K: number): { flags: string[]; wg: number; enables: string[] } {
+  const sub = subgroups(g);
+  return { flags: [`NV${rp.nv}`, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])], wg: rp.wg, enables: sub ? ['subgroups'] : [] };
+}
+
 /** The row-fused kernels (one invocation per row): CPU adapters with one chunk per row, or forced. */
 export function wantFused(g: Planner, P: number, inner: number, dtype: DType, win: boolean): boolean {
   // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
