@@ -188,13 +188,16 @@ export type ParamValues = Partial<Record<{ [F in keyof typeof LAYOUTS]: FieldsOf
 /** Neutral values (divisors and counts 1, offsets 0) so that fields a kernel does not read pack cleanly. */
 const NEUTRAL: Record<string, number> = { elements: 0, eps: 0, momentum: 0, rowBegin: 0, partialBegin: 0, channelBegin: 0 };
 
+/** Per family, every field with its neutral value (built once: params runs for every dispatch). */
+const DEFAULTS = {} as Record<Family, Readonly<Record<string, number>>>;
+for (const [family, layout] of Object.entries(LAYOUTS) as [Family, UniformLayout<string>][]) {
+  DEFAULTS[family] = Object.fromEntries(layout.fields.map(([k, t]) => [k, NEUTRAL[k] ?? (k in WINDOW_FIELDS ? 0 : t === 'f32' ? 0 : 1)]));
+}
+
 /** Every field of `family`'s uniforms: `p`'s values, neutral ones for the rest. */
 export function params(family: Family, p: ParamValues): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, t] of LAYOUTS[family].fields) {
-    const v = (p as Record<string, number | undefined>)[k];
-    out[k] = v ?? NEUTRAL[k] ?? (k in WINDOW_FIELDS ? 0 : t === 'f32' ? 0 : 1);
-  }
+  const out = { ...DEFAULTS[family] };
+  for (const [k, v] of Object.entries(p)) if (v !== undefined && k in out) out[k] = v;
   return out;
 }
 
