@@ -164,6 +164,8 @@ const LAYER_CASES: RowCase[] = [
   { shape: [5, 257], ns: [257], weight: 'float16', bias: 'float16', mean: 100 },
   // >= 2048 rows: row-fused backward summing dweight/dbias per block of rows.
   { shape: [2100, 12], ns: [12], weight: 'float16', bias: 'float16' },
+  // Blocks of 4 rows sharing the weights (>= 64 rows of whole quads), a last block of 3 rows.
+  { shape: [67, 64], ns: [64], weight: 'float16', bias: 'float32' },
 ];
 
 const RMS_CASES: RowCase[] = [

@@ -44,6 +44,12 @@ describe('layerNorm parity, default variant', () => {
   cases.push({ lead: [2, 3], normalizedShape: [4, 5], weight: true, bias: true, seed: 602 });
   cases.push({ lead: [2], normalizedShape: [3, 4, 5], weight: true, seed: 603 });
   cases.push({ lead: [], normalizedShape: [6, 7], weight: true, bias: true, seed: 604 });
+  // Blocks of 4 rows sharing the weights (CPU adapters, >= 64 rows of whole quads): a last block
+  // of 1, 2 and 3 rows, weight only, bias only, an offset mean, and the fused residual add.
+  cases.push({ lead: [65], normalizedShape: [128], weight: true, bias: true, seed: 511 });
+  cases.push({ lead: [66], normalizedShape: [12], weight: true, seed: 512 });
+  cases.push({ lead: [67], normalizedShape: [256], bias: true, mean: 1e4, std: 1, seed: 513 });
+  cases.push({ lead: [64], normalizedShape: [768], weight: true, bias: true, residual: true, seed: 514 });
   // A custom eps, and a fused residual add.
   cases.push({ lead: [7], normalizedShape: [768], weight: true, bias: true, eps: 1e-3, std: 0.01, seed: 701 });
   cases.push({ lead: [7], normalizedShape: [768], weight: true, bias: true, residual: true, seed: 702 });

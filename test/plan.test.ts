@@ -49,6 +49,22 @@ describe('layerNorm forward plans', () => {
     expect(p!.steps[0]!.flags).toContain('HAS_W');
   });
 
+  it('CPU class, rows sharing weights: blocks of 4 rows per invocation (ROW_BLOCK), but not without weights or under 64 rows', () => {
+    const rowsOf = (n: number, affine: boolean) => {
+      const x = zeros(cpuClass, [n, 768]);
+      const w = zeros(cpuClass, [768]);
+      const [p] = plans(cpuClass, () => cpuClass.rmsNorm(x, { normalizedShape: [768], ...(affine ? { weight: w } : {}) }));
+      return p!.steps[0]!;
+    };
+    const s = rowsOf(67, true);
+    expect(s.entry).toBe('fused_rows_sumsq');
+    expect(s.flags).toContain('ROW_BLOCK');
+    expect(s.p.rowsPerBlock).toBe(4);
+    expect(s.workgroups).toBe(1); // ceil(ceil(67 / 4) / 64)
+    expect(rowsOf(67, false).flags).not.toContain('ROW_BLOCK');
+    expect(rowsOf(63, true).flags).not.toContain('ROW_BLOCK');
+  });
+
   it('CPU class, few long rows: partials, their merge, then the elementwise normalize', () => {
     const x = zeros(cpuClass, [4, 4000]);
     const [p] = plans(cpuClass, () => cpuClass.layerNorm(x, { normalizedShape: [4000] }));
@@ -82,12 +98,14 @@ describe('layerNorm forward plans', () => {
 
   it('a windowed op (x past one storage binding): bound-range dispatches, every step WINDOW', () => {
     const x = zeros(windowedNorms, [64, 300]); // 76800 bytes against 16 KiB bindings
-    const [p] = plans(windowedNorms, () => windowedNorms.layerNorm(x, { normalizedShape: [300] }));
+    const w = zeros(windowedNorms, [300]);
+    const [p] = plans(windowedNorms, () => windowedNorms.layerNorm(x, { normalizedShape: [300], weight: w }));
     expect(p!.steps.length).toBeGreaterThanOrEqual(1);
     const big = p!.steps.filter((s) => s.binds.some((b) => b.t.size > 16384));
     expect(big.length).toBeGreaterThan(0);
     for (const s of big) {
       expect(s.flags).toContain('WINDOW');
+      expect(s.flags).not.toContain('ROW_BLOCK'); // row blocks are not windowed
       expect(s.windows!.length).toBeGreaterThan(1);
       for (const w of s.windows!) for (const b of w.buffers) expect('size' in b ? b.size : 0).toBeLessThanOrEqual(16384);
     }

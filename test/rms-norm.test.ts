@@ -33,6 +33,11 @@ describe('rmsNorm parity, default variant', () => {
   cases.push({ lead: [1], normalizedShape: [65537], seed: 1402 });
   // Large mean offset: x = 1e4 + N(0, 1).
   cases.push({ lead: [7], normalizedShape: [1000], weight: true, mean: 1e4, std: 1, seed: 1501 });
+  // Blocks of 4 rows sharing the weight (CPU adapters, >= 64 rows of whole quads): last blocks of
+  // 1, 2 and 3 rows, and the fused residual add.
+  cases.push({ lead: [65], normalizedShape: [128], weight: true, seed: 1511 });
+  cases.push({ lead: [66], normalizedShape: [12], weight: true, mean: 1e4, std: 1, seed: 1512 });
+  cases.push({ lead: [67], normalizedShape: [256], weight: true, residual: true, seed: 1513 });
   cases.push({ lead: [1], normalizedShape: [65537], weight: true, mean: 1e4, std: 1, seed: 1502 });
   cases.push({ lead: [4, 1024], normalizedShape: [64], mean: 1e4, std: 1, seed: 1503 });
   // normalizedShape of rank 2 and 3; stats of rank 0.

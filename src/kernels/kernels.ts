@@ -64,11 +64,12 @@ function clSpan(ea: number, eb: number, q: Q, stride = 1): Span {
   return [(na * G + Math.floor(chLo / Cg)) * stride, (nb * G + Math.floor(chHi / Cg) + 1) * stride];
 }
 
-/** fused_rows_*: invocation j handles row (group) j whole, or a block of L rows (COLS_FUSED). */
+/** fused_rows_*: invocation j handles row (group) j whole, or a block of L rows (COLS_FUSED, ROW_BLOCK). */
+const blockRows = (q: Q, f: ReadonlySet<string>): number => (f.has('COLS_FUSED') || f.has('ROW_BLOCK') ? q.rowsPerBlock : 1);
 const fusedRows: KernelMemory = {
-  invocations: (q, f) => (f.has('COLS_FUSED') ? Math.ceil(q.groups / q.rowsPerBlock) : q.groups),
+  invocations: (q, f) => Math.ceil(q.groups / blockRows(q, f)),
   touched(q, f, ta, tb, set) {
-    const R = f.has('COLS_FUSED') ? q.rowsPerBlock : 1;
+    const R = blockRows(q, f);
     const ra = ta * R;
     const rb = Math.min(tb * R, q.groups);
     set([ra * q.runLength, rb * q.runLength], 'X', 'R', 'Y', 'S', 'DY', 'DX');

@@ -75,12 +75,15 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
       enables: rk.enables,
     });
   } else if (wantFused(g, ch.chunks, K, x.dtype, win)) {
+    // Rows of whole quads with a weight or bias: blocks of 4 rows per invocation, so each quad of
+    // the weights is loaded once per block (ROW_BLOCK), while 64 rows still make 16 invocations.
+    const block = !win && K % 4 === 0 && affine.length > 0 && rows >= 64 ? 4 : 1;
     steps.push({
       entry: rms ? 'fused_rows_sumsq' : 'fused_rows_welford',
-      flags: [...aflags, ...resid],
+      flags: [...aflags, ...resid, ...(block > 1 ? ['ROW_BLOCK'] : [])],
       binds: [...xr, ...affine, ...outB, ...stats],
-      p: { runs: 1, groups: rows, runLength: K, eps: a.eps, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
-      workgroups: Math.ceil(rows / WG),
+      p: { runs: 1, groups: rows, runLength: K, eps: a.eps, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K, rowsPerBlock: block },
+      workgroups: Math.ceil(rows / block / WG),
     });
   } else {
     const grp = { runs: 1, groups: rows, runLength: K };
