@@ -13,9 +13,12 @@
 // quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
 // is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
 // SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
-// element is mapped on its own. BLOCK16 (also chosen on the host): the same holds for blocks of
-// 16 elements, and one invocation handles a block: group statistics and a broadcast weight are
-// loaded once for 4 quads (measured on SwiftShader: ~1.6x faster than one quad per invocation).
+// element is mapped on its own. BLOCK (also chosen on the host): the same holds for blocks of
+// blockLength elements (16 on GPU-class adapters; on CPU adapters up to 256, the largest power of
+// two the group and weight runs allow), and one invocation handles a block: its group statistics
+// (or coefficients) and a broadcast weight are loaded, and its indices divided out, once per block
+// (measured on SwiftShader: 16 elements ~1.6x faster than one quad per invocation; 64 and 256
+// elements another ~1.25x and ~1.4x on group and batch norm).
 //
 // Kernels (their entry points are declared below):
 //   APPLY         normalize_elements: y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
@@ -39,7 +42,7 @@
 //#entry grad_elements BWD_APPLY
 //#entry fused_rows_grad BWD_ROWFUSED BWD
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
-//#flag BLOCK16      blocks of 16 elements (4 quads) per invocation
+//#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
 //#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
@@ -232,8 +235,8 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     Y_st4(e, y4_st(xv4(e), st, wv, bv));
   }
   //#else
-  //#if BLOCK16
-  let e0 = 16u * t;
+  //#if BLOCK
+  let e0 = P.blockLength * t;
   if (e0 >= P.elements) { return; }
   let st = stats(s_of(e0));
   //#if A_VEC
@@ -246,7 +249,7 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
   let bb = vec4f(B_ld(a_of(e0)));
   //#endif
   //#endif
-  for (var k = 0u; k < 16u; k += 4u) {
+  for (var k = 0u; k < P.blockLength; k += 4u) {
     let e = e0 + k;
     let x = xv4(e);
     //#if RESIDUAL
@@ -479,8 +482,8 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
     DX_st4(e, dx4_cf(e, cf, wv));
   }
   //#else
-  //#if BLOCK16
-  let e0 = 16u * t;
+  //#if BLOCK
+  let e0 = P.blockLength * t;
   if (e0 >= P.elements) { return; }
   let c = COEF_ld4(4u * s_of(e0));
   //#if A_VEC
@@ -490,7 +493,7 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   let wb = vec4f(W_ld(a_of(e0)));
   //#endif
   //#endif
-  for (var k = 0u; k < 16u; k += 4u) {
+  for (var k = 0u; k < P.blockLength; k += 4u) {
     let e = e0 + k;
     var g = DY_ld4(e);
     //#if HAS_W

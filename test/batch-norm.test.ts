@@ -147,6 +147,9 @@ describe('batchNorm training parity', () => {
     { shape: [4, 7, 9, 11], running: true, mean: 1e4, std: 1, seed: 2110 },
     // A reduction of 1,000,000 elements per channel.
     { shape: [4, 2, 500, 500], weight: true, bias: true, running: true, seed: 2111 },
+    // Elementwise blocks of 64 and 128 elements per invocation (CPU adapters: spatial 3136, 1024).
+    { shape: [2, 4, 56, 56], weight: true, bias: true, running: true, seed: 2112 },
+    { shape: [4, 8, 32, 32], weight: true, running: true, seed: 2113 },
   );
   for (const c of cases) it(name(c), () => trainParity(c));
 
@@ -185,6 +188,9 @@ describe('batchNorm eval parity', () => {
     { shape: [8, 3, 5, 5], weight: true, seed: 2403 },
     { shape: [8, 3, 5, 5], bias: true, eps: 1e-3, seed: 2404 },
     { shape: [4, 7, 9, 11], weight: true, bias: true, mean: 1e4, std: 1, seed: 2405 },
+    // Elementwise blocks of 64 and 256 elements per invocation (CPU adapters).
+    { shape: [2, 4, 56, 56], weight: true, bias: true, seed: 2406 },
+    { shape: [2, 16, 64, 64], bias: true, seed: 2407 },
   );
   for (const c of cases) it(name(c), () => evalParity(c));
 });

@@ -65,6 +65,21 @@ describe('layerNorm forward plans', () => {
     expect(rowsOf(63, true).flags).not.toContain('ROW_BLOCK');
   });
 
+  it('elementwise blocks: up to 256 elements per invocation on the CPU class while 256 invocations remain, 16 on the GPU class', () => {
+    const block = (n: Norms, shape: number[]) => {
+      const x = zeros(n, shape);
+      const w = zeros(n, [shape[1]!]);
+      const [p] = plans(n, () => n.batchNorm(x, { training: false, weight: w, runningMean: w, runningVar: w }));
+      const s = p!.steps.find((t) => t.entry === 'normalize_elements')!;
+      return s.flags.includes('BLOCK') ? [s.p.blockLength, s.workgroups] : [0, s.workgroups];
+    };
+    expect(block(cpuClass, [2, 16, 64, 64])).toEqual([256, 8]); // 131072 / 256 / 64
+    expect(block(cpuClass, [2, 4, 56, 56])).toEqual([64, 7]); // spatial 3136 = 64 * 49
+    expect(block(cpuClass, [2, 4, 8, 8])).toEqual([16, 1]); // 512 elements: 16 keeps 32 invocations
+    expect(block(cpuClass, [2, 4, 5, 5])[0]).toBe(0); // spatial 25: quads cross channels
+    expect(block(gpuClass, [2, 16, 64, 64])).toEqual([16, 128]);
+  });
+
   it('CPU class, few long rows: partials, their merge, then the elementwise normalize', () => {
     const x = zeros(cpuClass, [4, 4000]);
     const [p] = plans(cpuClass, () => cpuClass.layerNorm(x, { normalizedShape: [4000] }));

@@ -23,7 +23,7 @@ export interface KernelMemory {
   rest: 'whole' | 'group';
   /**
    * Planned per element rather than per invocation: elementwise kernels that map each element
-   * of a quad on its own (not ALIGNED nor BLOCK16), so a range may end inside a quad (the
+   * of a quad on its own (not ALIGNED nor BLOCK), so a range may end inside a quad (the
    * kernel's e0/e1) and a quad straddling two rows needs no two ends of a large weight.
    */
   perElement?(f: ReadonlySet<string>): boolean;
@@ -82,12 +82,15 @@ const fusedRows: KernelMemory = {
   rest: 'whole',
 };
 
-/** normalize_elements / grad_elements: one invocation per element, quad, or block of 16. */
+/** Elements per invocation of normalize_elements / grad_elements: 1, a quad, or a block (BLOCK). */
+const elementsPerInvocation = (q: Q, f: ReadonlySet<string>): number => (f.has('BLOCK') ? q.blockLength : f.has('ALIGNED') ? 4 : 1);
+
+/** normalize_elements / grad_elements: one invocation per element, quad, or block of blockLength. */
 const elements: KernelMemory = {
-  perElement: (f) => !f.has('ALIGNED') && !f.has('BLOCK16'),
-  invocations: (q, f) => (elements.perElement!(f) ? q.elements : Math.ceil(q.elements / (f.has('BLOCK16') ? 16 : 4))),
+  perElement: (f) => !f.has('ALIGNED') && !f.has('BLOCK'),
+  invocations: (q, f) => Math.ceil(q.elements / elementsPerInvocation(q, f)),
   touched(q, f, ta, tb, set) {
-    const E = elements.perElement!(f) ? 1 : f.has('BLOCK16') ? 16 : 4;
+    const E = elementsPerInvocation(q, f);
     const ea = E * ta;
     const eb = Math.min(E * tb, q.elements);
     const span = (stride: number) => (f.has('CLAST') ? clSpan(ea, eb, q, stride) : indexSpan(ea, eb, q.statDiv, q.statMod, stride));

@@ -162,6 +162,8 @@ export const LAYOUTS = {
     statMod: 'u32',
     weightDiv: 'u32',
     weightMod: 'u32',
+    // BLOCK: elements per invocation (a multiple of 16 that divides the group and weight runs).
+    blockLength: 'u32',
     ...CHANNEL_FIELDS,
     // fused_rows_*: the grouped reduction of each row; fused_rows_grad COLS_FUSED: blocks of rowsPerBlock rows.
     ...GROUP_FIELDS,
