@@ -343,6 +343,9 @@ fn fused_rows_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup
   //#if ROW_BLOCK
   // Rows j*L .. j*L + L - 1 (L = rowsPerBlock <= RBF): their statistics row by row, then the
   // block quad by quad, each quad's weight and bias loaded once for the block's rows.
+  //#if WINDOW
+  if (j >= P.invocationEnd) { return; }
+  //#endif
   let r0 = j * P.rowsPerBlock;
   if (r0 >= P.groups) { return; }
   let r1 = min(r0 + P.rowsPerBlock, P.groups);

@@ -120,7 +120,6 @@ describe('layerNorm forward plans', () => {
     expect(big.length).toBeGreaterThan(0);
     for (const s of big) {
       expect(s.flags).toContain('WINDOW');
-      expect(s.flags).not.toContain('ROW_BLOCK'); // row blocks are not windowed
       expect(s.windows!.length).toBeGreaterThan(1);
       for (const w of s.windows!) for (const b of w.buffers) expect('size' in b ? b.size : 0).toBeLessThanOrEqual(16384);
     }

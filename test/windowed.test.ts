@@ -95,6 +95,9 @@ describe('tensors past one storage binding (capped binding size)', () => {
     // Many short rows: dweight/dbias in blocks of rows, added up.
     { shape: [20000, 3, 3], k: 2, limit: 16384, dtype: 'float32', rms: true },
     { shape: [9000, 20], k: 1, limit: 16384, dtype: 'float16' },
+    // Row-fused blocks of 4 rows over bound ranges (the blocks a small part of a binding).
+    { shape: [2001, 32], k: 1, limit: 16384, dtype: 'float32' },
+    { shape: [1003, 64], k: 1, limit: 16384, dtype: 'float32', residual: true },
     { shape: [2, 50000], k: 1, limit: 8192, dtype: 'float16', rms: true, residual: true },
   ];
   for (const how of SPLITS) for (const c of rowCases) {

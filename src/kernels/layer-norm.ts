@@ -76,8 +76,10 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
     });
   } else if (wantFused(g, ch.chunks, K, x.dtype, win)) {
     // Rows of whole quads with a weight or bias: blocks of 4 rows per invocation, so each quad of
-    // the weights is loaded once per block (ROW_BLOCK), while 64 rows still make 16 invocations.
-    const block = !win && K % 4 === 0 && affine.length > 0 && rows >= 64 ? 4 : 1;
+    // the weights is loaded once per block (ROW_BLOCK), while 64 rows still make 16 invocations;
+    // windowed, while a block is a small part of one binding.
+    const blockFits = !win || 4 * K * elementBytes(x.dtype) * 16 <= g.bindLimit;
+    const block = blockFits && K % 4 === 0 && affine.length > 0 && rows >= 64 ? 4 : 1;
     steps.push({
       entry: rms ? 'fused_rows_sumsq' : 'fused_rows_welford',
       flags: [...aflags, ...resid, ...(block > 1 ? ['ROW_BLOCK'] : [])],
