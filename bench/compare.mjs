@@ -108,15 +108,22 @@ for (const c of selectCases({ filter: args.filter })) {
       for (const inp of s.inputs) owned.push((T[inp.name] = norms.tensor(draw(rng, numel(inp.shape), inp), inp.shape, inp.dtype)));
       if (s.derive) for (const [k, t] of Object.entries(s.derive(norms, T))) owned.push((T[k] = t));
       const sub = {
+        // The op's error promise (its outputs' _pending), awaited after the batch as core.mjs does.
         run: () => {
           const out = s.call(norms, T);
-          for (const t of Object.values(out)) t?.destroy?.();
+          let p = null;
+          for (const t of Object.values(out)) {
+            if (!p && t?._pending) p = t._pending;
+            t?.destroy?.();
+          }
+          return p;
         },
         flush: () => norms.flush?.(),
         warmed: true,
       };
-      sub.run();
+      const pending = sub.run();
       sub.flush();
+      await pending;
       await device.queue.onSubmittedWorkDone();
       subjects.push(sub);
       ok.push(true);
@@ -147,6 +154,7 @@ for (const c of selectCases({ filter: args.filter })) {
   for (const t of owned) t.destroy();
 }
 timer.destroy();
+for (const n of instances.values()) n.destroy();
 const geo = (v) => (v.length ? Math.exp(v.reduce((x, y) => x + Math.log(y), 0) / v.length) : NaN);
 console.log(`\ngeometric mean speed vs [0]: ${names.map((n, i) => `[${i}] ${geo(speeds[i]).toFixed(3)}`).join('  ')}`);
 process.exit(0);

@@ -25,7 +25,8 @@
 //                 RESIDUAL: x = X + R, also written to S; EVAL_STATS: batch-norm eval, mean and
 //                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
 //                 dispatch on both adapter classes). One invocation handles the 4
-//                 elements 4t..4t+3, so with float16 storage every u32 word has one writer.
+//                 elements 4t..4t+3 (BLOCK: the blockLength elements from blockLength*t), so
+//                 with float16 storage every u32 word has one writer.
 //   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (one run): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
 //                 cheap loops and barriers are not (CPU adapters), and rows are many.

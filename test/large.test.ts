@@ -9,8 +9,9 @@
  *   slices are past half a binding too: chunks within runs);
  * - dispatches past 65,535 workgroups in one dimension: layerNorm / layerNormBackward over
  *   [4200000, 1] (one row per invocation: 65,625 workgroups of 64), default and general kernels;
- *   training batchNorm forward + backward over [2, 4, 8400000] (67.2M elements: the apply kernel
- *   needs 65,625 workgroups of 64×4 vec4s), checked element by element against float64;
+ *   training batchNorm forward + backward over [2, 4, 8400000] (67.2M elements, checked element
+ *   by element against float64; its apply kernels take blocks of 128 elements per invocation on
+ *   CPU adapters, 8,203 workgroups: the layer norm above is the case past 65,535 there);
  * - tensors and op outputs/temporaries past maxBufferSize: LimitError naming the limit, thrown
  *   before anything is allocated (stats().liveBytes unchanged), never data.
  * Big host and GPU buffers are freed as soon as each check is done.
