@@ -181,39 +181,36 @@ export function wantFused(g: Planner, P: number, inner: number, dtype: DType, wi
 export const applyWorkgroups = (n: number): number => Math.ceil(n / (4 * WG));
 
 /**
- * ALIGNED: quads of 4 elements at multiples of 4 never cross a statistics group (statDiv % 4 == 0)
- * nor a weight boundary (weights consecutive, A_VEC, or constant over the quad); see apply.wgsl.
+ * Whether every run of b elements starting at a multiple of b lies inside one statistics group
+ * (statDiv % b == 0) and one weight run (weights consecutive, weightMod % b == 0, or one weight
+ * for all of it, weightDiv % b == 0); see apply.wgsl.
  */
-function alignFlags(s: Step, win: boolean, cpu: boolean): string[] {
-  if (s.flags.includes('CLAST')) return clAlignFlags(s, win);
-  const sDiv = s.p.statDiv ?? 1;
+function runsFit(s: Step, b: number): boolean {
   const aDiv = s.p.weightDiv ?? 1;
-  const aMod = s.p.weightMod ?? 1;
   const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
-  const wOk = !affine || (aDiv === 1 ? aMod % 4 === 0 : aDiv % 4 === 0);
-  const out = sDiv % 4 === 0 && wOk ? ['ALIGNED'] : [];
-  if (affine && aDiv === 1) out.push('A_VEC');
-  if (elementwise(s) && out.includes('ALIGNED') && blockLength(s, cpu) > 0) out.push('BLOCK');
+  return (s.p.statDiv ?? 1) % b === 0 && (!affine || (aDiv === 1 ? (s.p.weightMod ?? 1) % b === 0 : aDiv % b === 0));
+}
+
+/** ALIGNED: quads of 4 elements at multiples of 4 fit (runsFit); A_VEC: their weights are consecutive. */
+function alignFlags(s: Step, win: boolean): string[] {
+  if (s.flags.includes('CLAST')) return clAlignFlags(s, win);
+  const out = runsFit(s, 4) ? ['ALIGNED'] : [];
+  if ((s.flags.includes('HAS_W') || s.flags.includes('HAS_B')) && (s.p.weightDiv ?? 1) === 1) out.push('A_VEC');
   return out;
 }
 
 /**
  * Elements per invocation of an elementwise step (BLOCK), 0 for none: the largest of 16, 32, ...
- * that divides the statistics groups and the weight runs (a block never crosses either), so the
- * block's statistics and broadcast weight are loaded and its indices divided out once. CPU
- * adapters go up to 256 elements while 256 invocations remain (SwiftShader pays per invocation:
- * 64-element blocks measured ~1.25x faster than 16 on group and batch norm, 256 ~1.4x); GPU-class
- * adapters keep 16, so that neighbouring invocations read nearby memory.
+ * that fits (runsFit: a block never crosses a group or a weight run), so the block's statistics
+ * and broadcast weight are loaded and its indices divided out once. CPU adapters go up to 256
+ * elements while 256 invocations remain (SwiftShader pays per invocation: 64-element blocks
+ * measured ~1.25x faster than 16 on group and batch norm, 256 ~1.4x); GPU-class adapters keep
+ * 16, so that neighbouring invocations read nearby memory.
  */
 function blockLength(s: Step, cpu: boolean): number {
-  const sDiv = s.p.statDiv ?? 1;
-  const aDiv = s.p.weightDiv ?? 1;
-  const aMod = s.p.weightMod ?? 1;
-  const affine = s.flags.includes('HAS_W') || s.flags.includes('HAS_B');
-  const fits = (b: number) => sDiv % b === 0 && (!affine || (aDiv === 1 ? aMod % b === 0 : aDiv % b === 0));
   const n = s.p.elements ?? 0;
   let b = 0;
-  for (let c = 16; c <= (cpu ? 256 : 16) && fits(c) && (c === 16 || n / c >= 4 * WG); c *= 2) b = c;
+  for (let c = 16; c <= (cpu ? 256 : 16) && runsFit(s, c) && (c === 16 || n / c >= 4 * WG); c *= 2) b = c;
   return b;
 }
 
@@ -311,11 +308,13 @@ export function settle(g: Planner, plan: Plan): Plan {
       s.flags = [...s.flags, 'INTERLEAVE', ...(outer > 1 ? ['STRIDED'] : [])];
     }
     if (elementwise(s) || has(s, 'ROWFUSED') || has(s, 'BWD_ROWFUSED')) {
-      s.flags = [...s.flags, ...alignFlags(s, win, g.ctx.isCpuAdapter)];
+      s.flags = [...s.flags, ...alignFlags(s, win)];
       // Elementwise kernels: one invocation per quad, or per block of blockLength elements.
-      if (s.flags.includes('BLOCK')) {
-        s.p = { ...s.p, blockLength: blockLength(s, g.ctx.isCpuAdapter) };
-        s.workgroups = Math.ceil((s.p.elements ?? 0) / (s.p.blockLength! * WG));
+      const block = elementwise(s) && !s.flags.includes('CLAST') && s.flags.includes('ALIGNED') ? blockLength(s, g.ctx.isCpuAdapter) : 0;
+      if (block > 0) {
+        s.flags = [...s.flags, 'BLOCK'];
+        s.p = { ...s.p, blockLength: block };
+        s.workgroups = Math.ceil((s.p.elements ?? 0) / (block * WG));
       }
       if (s.flags.includes('CL_BLOCK')) s.workgroups = Math.ceil((Math.ceil((s.p.elements ?? 0) / (4 * s.p.channels!)) * s.p.channels!) / 4 / WG);
     }
