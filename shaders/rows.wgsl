@@ -69,6 +69,29 @@ var<workgroup> careful: vec4f;
 
 var<private> sg_lane: u32;
 var<private> sg_size: u32;
+
+// The builtins of the entry points here: the workgroup's (uniform: the barriers depend on them)
+// and the invocation's (with SUBGROUPS its lane and the subgroup size too).
+struct WorkgroupIds {
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+}
+struct LaneIds {
+  @builtin(local_invocation_index) t: u32,
+  //#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sgs: u32,
+  //#endif
+}
+// An entry point's start: the subgroup lane and size kept for the sums; returns the workgroup's
+// linear index (uniform across the workgroup).
+fn enter(w: WorkgroupIds, l: LaneIds) -> u32 {
+  //#if SUBGROUPS
+  sg_lane = l.lane;
+  sg_size = l.sgs;
+  //#endif
+  return w.wid.y * w.nwg.x + w.wid.x;
+}
 //#if PER_CH
 // The row's first element in X (w_quad/b_quad get positions in the row).
 var<private> row0: u32;
@@ -161,26 +184,15 @@ fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 //#if ROWS_FWD
 //#if workgroup_rows_welford
 @compute @workgroup_size(WG)
-fn workgroup_rows_welford(
+fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) {
 //#endif
 //#if workgroup_rows_sumsq
 @compute @workgroup_size(WG)
-fn workgroup_rows_sumsq(
+fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
 //#endif
-  @builtin(local_invocation_index) t: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  //#if SUBGROUPS
-  @builtin(subgroup_invocation_id) lane: u32,
-  @builtin(subgroup_size) sgs: u32,
-  //#endif
-) {
-  //#if SUBGROUPS
-  sg_lane = lane;
-  sg_size = sgs;
-  //#endif
+  let t = l.t;
   // (Uniform across the workgroup: every invocation returns, or none.)
-  let j = wid.y * nwg.x + wid.x;
+  let j = enter(w, l);
   if (j >= P.groups) { return; }
   let K = P.runLength;
   let base = j * K;
@@ -320,22 +332,11 @@ fn dx_store(e: u32, n: u32, v: vec4f) {
 
 //#if workgroup_rows_grad
 @compute @workgroup_size(WG)
-fn workgroup_rows_grad(
+fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
 //#endif
-  @builtin(local_invocation_index) t: u32,
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  //#if SUBGROUPS
-  @builtin(subgroup_invocation_id) lane: u32,
-  @builtin(subgroup_size) sgs: u32,
-  //#endif
-) {
-  //#if SUBGROUPS
-  sg_lane = lane;
-  sg_size = sgs;
-  //#endif
+  let t = l.t;
   // (Uniform across the workgroup.)
-  let b = wid.y * nwg.x + wid.x;
+  let b = enter(w, l);
   let r0 = b * P.rowsPerBlock;
   if (r0 >= P.groups) { return; }
   let r1 = min(r0 + P.rowsPerBlock, P.groups);
