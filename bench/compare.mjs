@@ -13,12 +13,11 @@
 // kernel's bandwidth over the case's minimal bytes, and the speed relative to the first build;
 // then the geometric mean of those speeds. Exit status 2 on bad flags or a build that fails to load.
 import { parseArgs } from 'node:util';
-import { existsSync, mkdirSync } from 'node:fs';
-import os from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { selectCases } from './cases.mjs';
 import { BatchTimer, measure } from './core.mjs';
+import { nodeGpuEnv } from './node-env.mjs';
 import { spec, makeRng, hashSeed, draw, numel } from '../test/catalog.js';
 
 const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu]
@@ -54,12 +53,7 @@ if (args.lib.length < (args.control ? 1 : 2) || !(budget > 0)) {
   process.exit(2);
 }
 
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-if (process.env.WEBGPU_NORM_ADAPTER !== 'gpu' && !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-if (!process.env.XDG_RUNTIME_DIR) {
-  process.env.XDG_RUNTIME_DIR = join(os.tmpdir(), 'webgpu-norm-xdg');
-  mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true });
-}
+nodeGpuEnv();
 
 // Each build is its own module instance (a query string makes the same file load twice).
 const files = args.control ? [args.lib[0], args.lib[0], ...args.lib.slice(1)] : args.lib;

@@ -10,13 +10,14 @@
 // package's own bundle) and node_modules/webgpu. With no VK_ICD_FILENAMES /
 // VK_DRIVER_FILES set it points Vulkan at Chromium's SwiftShader when that is installed, as
 // scripts/env.sh does; WEBGPU_NORM_ADAPTER=gpu (or a set ICD variable) keeps the real driver.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import os from 'node:os';
 import { parseFlags, selectCases } from './cases.mjs';
 import { runCases, describeDevice, adapterTag } from './core.mjs';
 import { textTable, notes } from './format.mjs';
+import { nodeGpuEnv } from './node-env.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -50,16 +51,7 @@ async function main() {
     console.error(`bench: cannot load ${relative(process.cwd(), libFile)} (${e.message}); run \`npm run build:bench\` first`);
     return 2;
   }
-  // The same defaults as scripts/env.sh, for a plain `node bench/node.mjs`: with no Vulkan ICD
-  // chosen and WEBGPU_NORM_ADAPTER != gpu, use Chromium's SwiftShader when it is installed.
-  const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-  if (process.env.WEBGPU_NORM_ADAPTER !== 'gpu' && !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER)) {
-    process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-  }
-  if (!process.env.XDG_RUNTIME_DIR) {
-    process.env.XDG_RUNTIME_DIR = join(os.tmpdir(), 'webgpu-norm-xdg');
-    mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true });
-  }
+  nodeGpuEnv();
   let webgpu;
   try {
     webgpu = await import('webgpu');
