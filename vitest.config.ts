@@ -1,15 +1,27 @@
 import { defineConfig } from 'vitest/config';
 import { existsSync, mkdirSync } from 'node:fs';
 
-// Dawn (the `webgpu` package) on a machine without a GPU driver: point Vulkan at Chromium's
-// SwiftShader. Set WEBGPU_NORM_ADAPTER=gpu to use the machine's own driver instead.
-const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const env: Record<string, string> = {};
-if (process.env.WEBGPU_NORM_ADAPTER !== 'gpu' && !process.env.VK_ICD_FILENAMES && existsSync(swiftshader)) env.VK_ICD_FILENAMES = swiftshader;
+// Dawn (the `webgpu` package) on a machine without a GPU driver runs on two Vulkan
+// implementations, and the suites run on both: SwiftShader (Chromium's) and Mesa's lavapipe (its
+// shader compiler reassociates floating-point expressions, as WGSL allows; it has shader-f16 and
+// 8-wide subgroups). Each project names its implementation (WEBGPU_NORM_TEST_ADAPTER), and the
+// test helpers fail when the adapter they get is another. WEBGPU_NORM_ADAPTER=gpu runs the
+// adapter-class project on the machine's own driver instead, and nothing on lavapipe.
+export const ICD = {
+  swiftshader: '/usr/lib/chromium/vk_swiftshader_icd.json',
+  lavapipe: '/usr/share/vulkan/icd.d/lvp_icd.json',
+} as const;
+const ownDriver = process.env.WEBGPU_NORM_ADAPTER === 'gpu';
+const common: Record<string, string> = {};
 if (!process.env.XDG_RUNTIME_DIR) {
   mkdirSync('/tmp/webgpu-norm-xdg', { recursive: true });
-  env.XDG_RUNTIME_DIR = '/tmp/webgpu-norm-xdg';
+  common.XDG_RUNTIME_DIR = '/tmp/webgpu-norm-xdg';
 }
+const on = (which: keyof typeof ICD): Record<string, string> =>
+  ownDriver ? { ...common } : { ...common, VK_ICD_FILENAMES: ICD[which], WEBGPU_NORM_TEST_ADAPTER: which };
+const env = on('swiftshader');
+const lvp = on('lavapipe');
+void existsSync;
 
 // The parity suites whose GPU instances take the adapter's own kernel class run a second time
 // with the discrete-GPU class forced (gpuNorms() reads WEBGPU_NORM_TEST_ADAPTER_CLASS); the
@@ -18,6 +30,14 @@ if (!process.env.XDG_RUNTIME_DIR) {
 // and group-norm-rows.test.ts run both the subgroup and the tree sums themselves).
 const ROW_KERNEL_SUITES = ['float16', 'fused', 'nan-inf', 'random-parity'].map((f) => `test/${f}.test.ts`);
 const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
+// On lavapipe: the adapter probe and every parity suite (per op, numerics, random parity, float16,
+// fused, NaN/Inf, channels last, windowed, large, the row kernels, degenerate shapes) with the
+// adapter's own class, and the parity suites of the other class.
+const PARITY_SUITES = [
+  'adapter', 'layer-norm', 'rms-norm', 'batch-norm', 'instance-norm', 'group-norm', 'weight-norm', 'numerics', 'random-parity',
+  'float16', 'half-fast', 'fused', 'nan-inf', 'channels-last', 'windowed', 'large', 'rows', 'group-norm-rows', 'degenerate', 'verify',
+].map((f) => `test/${f}.test.ts`);
+const OTHER_CLASS_SUITES = [...BOTH_CLASSES, 'test/numerics.test.ts', 'test/channels-last.test.ts', 'test/windowed.test.ts'];
 
 export default defineConfig({
   test: {
@@ -31,6 +51,12 @@ export default defineConfig({
       // sums of the one-workgroup-per-row kernels (devices without 'subgroups'); the random parity
       // test draws 80 cases of another seed there (new inputs, less time).
       { extends: true, test: { name: 'gpu-class-tree', include: ROW_KERNEL_SUITES, env: { ...env, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu', WEBGPU_NORM_TEST_SUBGROUPS: 'off', WEBGPU_NORM_FUZZ: '80', WEBGPU_NORM_SEED: '20261130' } } },
+      ...(ownDriver
+        ? []
+        : [
+            { extends: true, test: { name: 'lavapipe', include: PARITY_SUITES, env: lvp } },
+            { extends: true, test: { name: 'lavapipe-gpu-class', include: OTHER_CLASS_SUITES, env: { ...lvp, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu' } } },
+          ]),
     ],
   },
 });

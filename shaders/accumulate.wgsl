@@ -55,7 +55,7 @@ fn xv1(e: u32) -> f32 {
 //#if WELFORD
 // Per vec4 lane (and one scalar lane for the tail elements): count (shared), shift s, mean m of
 // x - s, and M2. Every 4 quads (every element in the scalar lane) the shift moves to the running
-// mean (s + m rounded) and m keeps the rounding error (Fast2Sum), so x - s is the deviation from
+// mean (s + m rounded) and m keeps the rounding error (split_sum, common.wgsl), so x - s is the deviation from
 // a recent running mean: exact (Sterbenz) for elements near the mean whatever the offset, and
 // never computed against a far element for long (an outlier first in a group does not spoil the
 // rest; the few elements before a recentre carry a rounding that is damped like any early
@@ -75,7 +75,7 @@ fn seg_begin(o: u32, j: u32) {}
 fn acc4(e: u32, i: u32) { acc_v4(xv4(e)); }
 // One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
 fn acc_v4(x: vec4f) {
-  let v = x - ws;
+  let v = dev4(x, ws);
   wn += 1.0;
   let d = v - wm;
   wm += d * (1.0 / wn);
@@ -84,19 +84,19 @@ fn acc_v4(x: vec4f) {
 // The lanes' shifts moved to their running means (every 4 quads: an element is never more than
 // a few steps behind, and the rounding of x - s of those few is damped like any early step).
 fn acc_recenter() {
-  let s = ws + wm;
-  wm -= s - ws;
-  ws = s;
+  let r = split_sum4(ws, wm);
+  ws = r[0];
+  wm = r[1];
 }
 fn acc_scalar(x: f32) {
-  let v = x - ss;
+  let v = dev(x, ss);
   sn += 1.0;
   let d = v - sm;
   let m = sm + d / sn;
   sq += d * (v - m);
-  let s = ss + m;
-  sm = m - (s - ss);
-  ss = s;
+  let r = split_sum(ss, m);
+  ss = r.x;
+  sm = r.y;
 }
 fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
 // The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
@@ -240,7 +240,7 @@ fn acc4(e: u32, i: u32) {
   //#if W_BY_I
   g *= W_ld4(i);
   //#endif
-  let dv = xv4(e) - st_mean;
+  let dv = dev4(xv4(e), vec4f(st_mean));
   g4 += g;
   gx4 += g * (dv * st_rstd);
   c4 += dv;
@@ -251,7 +251,7 @@ fn acc1(e: u32, i: u32) {
   //#if W_BY_I
   g *= W_ld(i);
   //#endif
-  let dv = xv1(e) - st_mean;
+  let dv = dev(xv1(e), st_mean);
   g1 += g;
   gx1 += g * (dv * st_rstd);
   c1 += dv;

@@ -30,7 +30,7 @@
 //   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (one run): its statistics through
 //                 reduce_range, then the row normalized from cache. Chosen where invocations are
 //                 cheap loops and barriers are not (CPU adapters), and rows are many.
-//   BWD_APPLY     grad_elements: dx = alpha[s] * dy * w[a] + beta[s] + gamma[s] * xhat, with
+//   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
 //                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
 //                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
 //                 overflow or underflow); quads as APPLY.
@@ -127,7 +127,7 @@ fn activate4(y: vec4f) -> vec4f {
 // st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
 // x - mean keeps its precision at large offsets.
 fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
-  var y = ((x - st.x) - st.y) * st.z;
+  var y = (dev4(x, vec4f(st.x)) - st.y) * st.z;
   //#if HAS_W
   y *= wq(e);
   //#endif
@@ -137,7 +137,7 @@ fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   return activate4(y);
 }
 fn y1(x: f32, e: u32, st: vec3f) -> f32 {
-  var y = ((x - st.x) - st.y) * st.z;
+  var y = (dev(x, st.x) - st.y) * st.z;
   //#if HAS_W
   y *= W_ld(a_of(e));
   //#endif
@@ -186,7 +186,7 @@ fn stats4(e: u32) -> St4 {
   //#endif
 }
 fn y4_st(x: vec4f, st: St4, wv: vec4f, bv: vec4f) -> vec4f {
-  var y = ((x - st.s) - st.m) * st.r;
+  var y = (dev4(x, st.s) - st.m) * st.r;
   //#if HAS_W
   y *= wv;
   //#endif
@@ -256,7 +256,7 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     //#if RESIDUAL
     S_st4(e, x);
     //#endif
-    var y = ((x - st.x) - st.y) * st.z;
+    var y = (dev4(x, vec4f(st.x)) - st.y) * st.z;
     //#if A_VEC
     //#if HAS_W
     y *= W_ld4(a0 + k);
@@ -329,7 +329,7 @@ fn row_stats(j: u32) -> vec3f {
 // normalize step; a block of 4 rows measured ~1.4x faster than one row per invocation).
 const RBF = 4u;
 // y of the quad x with statistics st and the quad's weights wv and biases bv (1 and 0 when absent).
-fn y4_wb(x: vec4f, st: vec3f, wv: vec4f, bv: vec4f) -> vec4f { return activate4(((x - st.x) - st.y) * st.z * wv + bv); }
+fn y4_wb(x: vec4f, st: vec3f, wv: vec4f, bv: vec4f) -> vec4f { return activate4((dev4(x, vec4f(st.x)) - st.y) * st.z * wv + bv); }
 //#endif
 //#if fused_rows_welford
 @compute @workgroup_size(WG)
@@ -409,7 +409,7 @@ fn dx4(e: u32, c: vec4f) -> vec4f {
   // Batch-norm eval: dx = dy * w * invstd, x not involved (an Inf in x leaves dx finite).
   return c.x * g;
   //#else
-  return c.x * g + c.y + c.z * ((X_ld4(e) - c.w) * c.x);
+  return c.x * (g + c.y + c.z * (dev4(X_ld4(e), vec4f(c.w)) * c.x));
   //#endif
 }
 fn dx1(e: u32, c: vec4f) -> f32 {
@@ -420,7 +420,7 @@ fn dx1(e: u32, c: vec4f) -> f32 {
   //#if EVAL
   return c.x * g;
   //#else
-  return c.x * g + c.y + c.z * ((X_ld(e) - c.w) * c.x);
+  return c.x * (g + c.y + c.z * (dev(X_ld(e), c.w) * c.x));
   //#endif
 }
 //#endif
@@ -452,7 +452,7 @@ fn dx4_cf(e: u32, c: Cf4, wv: vec4f) -> vec4f {
   //#if EVAL
   return c.al * g;
   //#else
-  return c.al * g + c.be + c.ga * ((X_ld4(e) - c.mu) * c.al);
+  return c.al * (g + c.be + c.ga * (dev4(X_ld4(e), c.mu) * c.al));
   //#endif
 }
 fn wq_or1(e: u32) -> vec4f {
@@ -510,7 +510,7 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
     //#if EVAL
     DX_st4(e, c.x * g);
     //#else
-    DX_st4(e, c.x * g + c.y + c.z * ((X_ld4(e) - c.w) * c.x));
+    DX_st4(e, c.x * (g + c.y + c.z * (dev4(X_ld4(e), vec4f(c.w)) * c.x)));
     //#endif
   }
   //#else
@@ -543,9 +543,9 @@ fn row_coef(j: u32) -> vec4f {
   //#if HAS_MEAN
   row_k = mean_fix(r.w, r.x, st_mean);
   r.z -= row_k * rs * r.y;
-  beta = -rs * r.y / r.x;
+  beta = -r.y / r.x;
   //#endif
-  let gamma = -rs * r.z / r.x;
+  let gamma = -r.z / r.x;
   return vec4f(rs, beta - gamma * row_k * rs, gamma, st_mean);
 }
 
@@ -582,8 +582,8 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
       let c = cf[r - r0];
       let e = r * K + p;
       let dy = DY_ld4(e);
-      let xh = X_ld4(e) - c.w;
-      DX_st4(e, c.x * (dy * w) + c.y + c.z * (xh * c.x));
+      let xh = dev4(X_ld4(e), vec4f(c.w));
+      DX_st4(e, c.x * (dy * w + c.y + c.z * (xh * c.x)));
       sdy += dy;
       sdx += dy * ((xh - kf[r - r0]) * c.x);
     }

@@ -31,8 +31,34 @@ fn hyp2(a: f32, b: f32) -> f32 {
   return m * sqrt(x * x + y * y);
 }
 
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
+fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
+fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
+fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
+// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
+// of which b is the small rest).
+fn split_sum(a: f32, b: f32) -> vec2f {
+  let s = hold(a + b);
+  return vec2f(s, b - hold(s - a));
+}
+fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  let s = hold4(a + b);
+  return array<vec4f, 2>(s, b - hold4(s - a));
+}
+
 // Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
-// rounded mean, m the small rest). The merged mean is re-split (Fast2Sum) so that s + m stays
+// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
 // exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
 // plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
 fn chan(a: vec4f, b: vec4f) -> vec4f {
@@ -41,10 +67,9 @@ fn chan(a: vec4f, b: vec4f) -> vec4f {
   let n = a.x + b.x;
   if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
   let f = b.x / n;
-  let d = (b.y - a.y) + (b.z - a.z);
-  let m = a.z + d * f;
-  let s = a.y + m;
-  return vec4f(n, s, m - (s - a.y), a.w + b.w + d * d * a.x * f);
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
 }
 // A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
 // sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
@@ -72,11 +97,10 @@ fn chan_root(a: vec4f, b: vec4f) -> vec4f {
   let n = a.x + b.x;
   if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
   let f = b.x / n;
-  let d = (b.y - a.y) + (b.z - a.z);
-  let m = a.z + d * f;
-  let s = a.y + m;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
   let fa = a.x / n;
-  return vec4f(n, s, m - (s - a.y), hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
+  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
 }
 // Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
 // squares may have underflowed.

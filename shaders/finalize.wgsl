@@ -196,14 +196,16 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   //#else
   // x's own mean is mu + k (k: the saved mean's rounding, recovered from the sum of x - mu), so
   // xhat = ((x - mu) - k) * rs: sum g*xhat gets -k*rs*sum g, and dx's beta absorbs -gamma*k*rs.
+  // dx = rs * (g + beta + gamma * xhat): rs, the factor that may be huge or tiny, comes last, so
+  // no intermediate leaves float32's normal range when dx is inside it (WGSL may flush subnormals).
   var beta = 0.0;
   var k = 0.0;
   //#if HAS_MEAN
   k = mean_fix(r.w, r.x, mu);
   r.z -= k * rs * r.y;
-  beta = -rs * wj * r.y / r.x;
+  beta = -wj * r.y / r.x;
   //#endif
-  let gamma = -rs * (wj * r.z / r.x);
+  let gamma = -(wj * r.z / r.x);
   COEF_st4(4u * j, vec4f(rs, beta - gamma * k * rs, gamma, mu));
   //#if HAS_CORR
   CORR_st(j, k);
@@ -220,8 +222,9 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   let r = merged(j);
   let nrm = NORMS_ld(j);
   let gj = G_ld(j);
-  // dv = (g/|v|) * (dw - v * s/|v|^2): gamma * (v * alpha) with gamma = -s/|v|^2.
-  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(r.z / nrm) / nrm, 0.0));
+  // dv = (g/|v|) * (dw - v * s/|v|^2) = alpha * (dw + gamma * (v * alpha)) with alpha = g/|v|,
+  // gamma = -(s/|v|)/g (0 for g = 0: dv is 0 there).
+  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, select(-(r.z / nrm) / gj, 0.0, gj == 0.0), 0.0));
   DG_st(j, r.z / nrm);
   //#endif
   //#if FIN_SUMS
@@ -309,8 +312,8 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
     }
   }
   //#endif
-  let gamma = -rs * sgx / cnt;
-  var cf = vec4f(rs, -rs * sg / cnt - gamma * k * rs, gamma, mu);
+  let gamma = -sgx / cnt;
+  var cf = vec4f(rs, -sg / cnt - gamma * k * rs, gamma, mu);
   //#if ACCUM
   let prev = COEF_ld4(4u * j);
   cf.y += prev.y;

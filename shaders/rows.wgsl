@@ -216,13 +216,13 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
   var s2 = 0.0;
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
-    s2 += hsum(select(vec4f(0.0), xs[k] - s, quad_mask(q, K)));
+    s2 += hsum(select(vec4f(0.0), dev4(xs[k], vec4f(s)), quad_mask(q, K)));
   }
   let m = wg_sum(s2, t, 1u) / Kf;
   var s3 = 0.0;
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
-    let d = select(vec4f(0.0), (xs[k] - s) - m, quad_mask(q, K));
+    let d = select(vec4f(0.0), dev4(xs[k], vec4f(s)) - m, quad_mask(q, K));
     s3 += dot(d, d);
   }
   let M2 = wg_sum(s3, t, 2u);
@@ -262,7 +262,7 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
     let q = t + k * WG;
     let n = quad_len(q, K);
     if (n == 0u) { continue; }
-    var y = ((xs[k] - st.x) - st.y) * st.z;
+    var y = (dev4(xs[k], vec4f(st.x)) - st.y) * st.z;
     //#if HAS_W
     y *= w_quad(4u * q, n);
     //#endif
@@ -287,8 +287,9 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
 // (mu, rstd: the saved statistics, mu = 0 without HAS_MEAN), and dx from the same registers
 // with FIN_BWD's coefficients: the saved mean's float32 rounding k = mean_fix(sum (x - mu), K, mu)
 // (k = 0 when mu is not within two ulps of x's mean: a caller's mean is taken as given),
-//   sum g*xhat -= k * rstd * sum g,  beta = -rstd * sum g / K,  gamma = -rstd * sum g*xhat / K,
-//   dx = rstd * g + (beta - gamma * k * rstd) + gamma * ((x - mu) * rstd)
+//   sum g*xhat -= k * rstd * sum g,  beta = -sum g / K,  gamma = -sum g*xhat / K,
+//   dx = rstd * (g + (beta - gamma * k * rstd) + gamma * ((x - mu) * rstd))  (rstd last: no
+//   intermediate below float32's normal range when dx is inside it)
 // (gamma multiplies xhat: no rstd^2 that could overflow or underflow). With DWDB each invocation
 // also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
 // writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
@@ -369,7 +370,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       if (n > 0u) { g *= w_quad(4u * q, n); }
       //#endif
       let msk = quad_mask(q, K);
-      let dv = select(vec4f(0.0), x - mu, msk);
+      let dv = select(vec4f(0.0), dev4(x, vec4f(mu)), msk);
       let gz = select(vec4f(0.0), g, msk);
       acc += vec3f(hsum(gz), hsum(gz * (dv * rs)), hsum(dv));
     }
@@ -379,9 +380,9 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
     //#if HAS_MEAN
     kf = mean_fix(r.z, Kf, mu);
     r.y -= kf * rs * r.x;
-    beta = -rs * r.x / Kf;
+    beta = -r.x / Kf;
     //#endif
-    let gamma = -rs * r.y / Kf;
+    let gamma = -r.y / Kf;
     let c = beta - gamma * kf * rs;
     for (var k = 0u; k < NV; k += 1u) {
       let q = t + k * WG;
@@ -392,8 +393,8 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       //#if HAS_W
       g *= w_quad(4u * q, n);
       //#endif
-      let dv = xs[k] - mu;
-      dx_store(base + 4u * q, n, rs * g + c + gamma * (dv * rs));
+      let dv = dev4(xs[k], vec4f(mu));
+      dx_store(base + 4u * q, n, rs * (g + c + gamma * (dv * rs)));
       //#if DWDB
       cdy[k] += dy;
       cdx[k] += dy * ((dv - kf) * rs);

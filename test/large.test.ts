@@ -292,10 +292,12 @@ describe('past maxBufferSize: LimitError before allocating', () => {
       console.log(`large: maxBufferSize ${max} too big for a host array here; tensor() limit check skipped`);
       return;
     }
+    // maxBufferSize need not be a multiple of 16 (or of 4): every size below is derived with floor.
+    const big4 = Math.floor(max / 4) + 4;
     const before = n.stats();
     let err: unknown = null;
     try {
-      n.tensor(new Float32Array(max / 4 + 4), [max / 4 + 4]);
+      n.tensor(new Float32Array(big4), [big4]);
     } catch (e) {
       err = e;
     }
@@ -305,13 +307,14 @@ describe('past maxBufferSize: LimitError before allocating', () => {
     expect(['data', 'shape'], `err.argument names an argument of tensor(): ${(err as LimitError).argument}`).toContain((err as LimitError).argument);
     expect(n.stats(), 'nothing allocated').toEqual(before);
     // Two dims whose product passes the limit (no overflow to a small number).
-    expect(() => n.tensor(new Float32Array(max / 4 + 4), [2, max / 8 + 2])).toThrow(LimitError);
+    const half8 = Math.floor(max / 8) + 2; // 2 * half8 float32 values: past max too, whatever max is
+    expect(() => n.tensor(new Float32Array(2 * half8), [2, half8])).toThrow(LimitError);
     expect(n.stats()).toEqual(before);
   });
 
   it('an op whose float32 statistics pass the limit (float16 x [maxBufferSize/4 + 4, 1])', () => {
     const max = limits().maxBufferSize;
-    const rows = max / 4 + 4; // x: rows·2 bytes (fits); mean/rstd: rows·4 bytes (do not)
+    const rows = 2 * Math.floor(max / 8) + 4; // x: rows·2 bytes (fits, a multiple of 4); mean/rstd: rows·4 bytes (do not)
     // The input is a caller's zero-filled GPU buffer (no host data needed).
     const buf = n.device!.createBuffer({ size: rows * 2, usage: STORAGE_COPY });
     const x = n.wrap(buf, [rows, 1], 'float16');
@@ -339,7 +342,7 @@ describe('past maxBufferSize: LimitError before allocating', () => {
 
   it('an op whose temporary buffers would pass the limit (groupNormBackward over [1, maxBufferSize/16 + 4])', async () => {
     const max = limits().maxBufferSize;
-    const C = max / 16 + 4; // x, dy: C·4 bytes = max/4; per-(n, c) partials: at least C·16 bytes
+    const C = Math.floor(max / 16) + 4; // x, dy: C·4 bytes, about max/4; per-(n, c) partials: at least C·16 bytes
     const buf = n.device!.createBuffer({ size: C * 4, usage: STORAGE_COPY });
     const x = n.wrap(buf, [1, C]);
     const dy = n.wrap(buf, [1, C]);

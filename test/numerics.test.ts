@@ -110,14 +110,18 @@ function relL2(got: Float32Array, want: ArrayLike<number>): number {
 }
 
 /** Reads every output and collects the ones past their tolerance (every output is checked). */
-async function check(n: Norms, label: string, outs: [string, Tensor | null | undefined, ArrayLike<number>, number][]): Promise<string[]> {
+async function check(n: Norms, label: string, outs: [string, Tensor | null | undefined, ArrayLike<number>, number][], flushSubnormals = false): Promise<string[]> {
   const bad: string[] = [];
-  for (const [name, t, want, tol] of outs) {
+  for (const [name, t, want0, tol] of outs) {
     if (!t) {
       bad.push(`${label}: ${name} missing`);
       continue;
     }
-    const got = await n.read(t);
+    // WGSL may flush subnormal results: with flushSubnormals only results in float32's normal
+    // range are compared (subnormals taken as 0 on both sides).
+    const flush = (v: number) => (flushSubnormals && Math.abs(v) < 2 ** -126 ? 0 : v);
+    const got = (await n.read(t)).map(flush);
+    const want = Array.from(want0, flush);
     const err = relL2(got, want);
     if (!(err <= tol) || got.length !== want.length) bad.push(`${label}: ${name} relative L2 ${err.toExponential(2)} > ${tol} (got[0..3] ${Array.from(got.slice(0, 3))}, want ${Array.from(want).slice(0, 3)})`);
   }
@@ -458,6 +462,89 @@ describe('sums of squares past float32: finite inputs give finite, correct resul
         const before = n.stats().liveBuffers;
         bad.push(...(await c.run(n)).map((s) => `${name}: ${s}`));
         void before;
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+});
+
+// ---- 5. results in float32's normal range from intermediates that would not be ----
+
+/** RMS-norm backward in float64 (x's own rstd): dx = rstd * (g - xhat * mean(g * xhat)), xhat = x * rstd. */
+function rmsBackward64(dy: Float32Array, x: Float32Array, rows: number, K: number, eps: number, w?: Float32Array) {
+  const dx = new Float64Array(x.length);
+  const dweight = new Float64Array(K);
+  for (let r = 0; r < rows; r++) {
+    let ms = 0;
+    for (let i = 0; i < K; i++) ms += x[r * K + i]! ** 2;
+    const rstd = 1 / Math.sqrt(ms / K + eps);
+    let sgx = 0;
+    for (let i = 0; i < K; i++) sgx += dy[r * K + i]! * (w ? w[i]! : 1) * x[r * K + i]! * rstd;
+    for (let i = 0; i < K; i++) {
+      const e = r * K + i;
+      const xh = x[e]! * rstd;
+      dx[e] = rstd * (dy[e]! * (w ? w[i]! : 1) - (xh * sgx) / K);
+      dweight[i] += dy[e]! * xh;
+    }
+  }
+  return { dx, dweight };
+}
+
+describe('backward at x near 3e37 (rstd near 3e-38): dx in the normal range is not lost to subnormal intermediates', () => {
+  // WGSL may flush subnormal values: rstd * g alone would be subnormal for |g| < 0.35, so the
+  // kernels apply rstd last. dx (its values in float32's normal range: about 70 % of them here;
+  // subnormal results may be flushed) and the other outputs within 1e-4 of float64.
+  const TOL = 1e-4;
+  const big = (seed: number, n: number) => Float32Array.from(rng(seed).fill(n), (z) => 3e37 * z);
+  it('rmsNorm [3, 100] and [2, 4096] with weight', async () => {
+    const bad: string[] = [];
+    for (const [rows, K] of [[3, 100], [2, 4096]] as const) {
+      const x = big(31, rows * K);
+      const dyH = rng(32).fill(rows * K);
+      const w = rng(33).fill(K, 1, 0.2);
+      const eps = 1.1920929e-7;
+      const bw = rmsBackward64(dyH, x, rows, K, eps, w);
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(x, [rows, K]), dy: n.tensor(dyH, [rows, K]), w: n.tensor(w, [K]) };
+        const o = n.rmsNorm(t.x, { normalizedShape: [K], weight: t.w });
+        const g = n.rmsNormBackward(t.dy, t.x, o.rstd, { normalizedShape: [K], weight: t.w });
+        bad.push(...(await check(n, `${name} [${rows}, ${K}]`, [['dx', g.dx, bw.dx, TOL], ['dweight', g.dweight, bw.dweight, TOL]], true)));
+        for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) (v as Tensor | null)?.destroy();
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+  const cases = [
+    { what: 'layerNorm [3, 100]', shape: [3, 100], L: rowsLayout(3, 100), C: 100, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.layerNorm(t.x!, { normalizedShape: [100], weight: t.w, bias: t.b });
+      return { o, g: n.layerNormBackward(t.dy!, t.x!, o.mean, o.rstd, { normalizedShape: [100], weight: t.w, bias: t.b }) };
+    } },
+    { what: 'groupNorm [2, 6, 50] G=3', shape: [2, 6, 50], L: groupLayout(2, 6, 50, 3), C: 6, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.groupNorm(t.x!, { numGroups: 3, weight: t.w, bias: t.b });
+      return { o, g: n.groupNormBackward(t.dy!, t.x!, o.mean, o.rstd, { numGroups: 3, weight: t.w, bias: t.b }) };
+    } },
+    { what: 'instanceNorm [2, 3, 40]', shape: [2, 3, 40], L: groupLayout(2, 3, 40, 3), C: 3, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.instanceNorm(t.x!, { weight: t.w, bias: t.b });
+      return { o, g: n.instanceNormBackward(t.dy!, t.x!, o.mean, o.rstd, { weight: t.w, bias: t.b }) };
+    } },
+    { what: 'batchNorm training [4, 3, 25]', shape: [4, 3, 25], L: batchLayout(3, 25), C: 3, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.batchNorm(t.x!, { training: true, weight: t.w, bias: t.b });
+      return { o, g: n.batchNormBackward(t.dy!, t.x!, { training: true, weight: t.w, bias: t.b, saveMean: o.saveMean, saveInvstd: o.saveInvstd }) };
+    } },
+  ];
+  for (const c of cases) {
+    it(`${c.what} with weight and bias`, async () => {
+      const size = c.shape.reduce((a, b) => a * b, 1);
+      const x = big(34, size);
+      const dyH = rng(35).fill(size);
+      const w = rng(36).fill(c.C, 1, 0.2);
+      const bw = backward64(dyH, x, c.L, 1e-5, w);
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(x, c.shape), dy: n.tensor(dyH, c.shape), w: n.tensor(w, [c.C]), b: n.tensor(new Float32Array(c.C), [c.C]) };
+        const { o, g } = c.run(n, t);
+        bad.push(...(await check(n, name, [['dx', g.dx, bw.dx, TOL], ['dweight', g.dweight, bw.dweight, TOL], ['dbias', g.dbias, bw.dbias, TOL]], true)));
+        for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) (v as Tensor | null)?.destroy();
       }
       expect(bad).toEqual([]);
     });

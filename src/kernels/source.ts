@@ -94,6 +94,12 @@ const WINDOW_FIELDS = {
 } as const;
 
 /**
+ * Every family that compiles common.wgsl: opaqueZero is always 0, a value no shader compiler can
+ * know, so hold() (common.wgsl) keeps an evaluation order that WGSL would let it rewrite.
+ */
+const ORDER_FIELDS = { opaqueZero: 'u32' } as const;
+
+/**
  * A grouped reduction (accumulate.wgsl): group j < groups is the index set
  * e = (o*groups + j)*runLength + i for o < runs, i < runLength, split into `chunks` chunks of
  * chunkLength elements (chunksPerRun per run with RUNS); the saved statistics of
@@ -129,6 +135,7 @@ export const LAYOUTS = {
     samples: 'u32',
     rowsPerSample: 'u32',
     ...WINDOW_FIELDS,
+    ...ORDER_FIELDS,
   }),
   finalize: new UniformLayout({
     // Invocation j < outputs writes output j: a group's result, a merged block of partials
@@ -153,6 +160,7 @@ export const LAYOUTS = {
     channelsPerBlock: 'u32',
     spatial: 'u32',
     ...WINDOW_FIELDS,
+    ...ORDER_FIELDS,
   }),
   apply: new UniformLayout({
     // Element e < elements uses the statistics of (e / statDiv) % statMod and the weight at
@@ -170,6 +178,7 @@ export const LAYOUTS = {
     rowsPerBlock: 'u32',
     blocks: 'u32',
     ...WINDOW_FIELDS,
+    ...ORDER_FIELDS,
   }),
   rows: new UniformLayout({
     // A row is group j < groups of runLength elements; weights as apply's; workgroup_rows_grad: blocks of rowsPerBlock rows.
@@ -179,6 +188,7 @@ export const LAYOUTS = {
     rowsPerBlock: 'u32',
     blocks: 'u32',
     ...WINDOW_FIELDS,
+    ...ORDER_FIELDS,
   }),
   copy: new UniformLayout({ elements: 'u32' }),
 };
@@ -188,7 +198,7 @@ type FieldsOf<L> = L extends UniformLayout<infer K> ? K : never;
 export type ParamValues = Partial<Record<{ [F in keyof typeof LAYOUTS]: FieldsOf<(typeof LAYOUTS)[F]> }[keyof typeof LAYOUTS], number>>;
 
 /** Neutral values (divisors and counts 1, offsets 0) so that fields a kernel does not read pack cleanly. */
-const NEUTRAL: Record<string, number> = { elements: 0, eps: 0, momentum: 0, rowBegin: 0, partialBegin: 0, channelBegin: 0 };
+const NEUTRAL: Record<string, number> = { opaqueZero: 0, elements: 0, eps: 0, momentum: 0, rowBegin: 0, partialBegin: 0, channelBegin: 0 };
 
 /** Per family, every field with its neutral value (built once: params runs for every dispatch). */
 const DEFAULTS = {} as Record<Family, Readonly<Record<string, number>>>;

@@ -25,6 +25,20 @@ export function testVariant(n: Norms): Norms {
   return n;
 }
 
+/**
+ * The Vulkan implementation this run is meant to test ('swiftshader' or 'lavapipe'), set per
+ * project by vitest.config.ts; every GPU instance the suites make checks that it got it.
+ */
+export const EXPECTED_ADAPTER = process.env.WEBGPU_NORM_TEST_ADAPTER as 'swiftshader' | 'lavapipe' | undefined;
+
+/** Whether adapter info names the implementation (SwiftShader: google/swiftshader; lavapipe: mesa/llvmpipe). */
+export function adapterMatches(info: { vendor: string; architecture: string; device?: string; description?: string }, which: string): boolean {
+  const all = [info.vendor, info.architecture, info.device ?? '', info.description ?? ''].join(' ').toLowerCase();
+  if (which === 'swiftshader') return all.includes('swiftshader');
+  if (which === 'lavapipe') return all.includes('llvmpipe') || all.includes('lavapipe');
+  return false;
+}
+
 export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
   const gpu = create([]);
   const adapter = await gpu.requestAdapter();
@@ -36,6 +50,10 @@ export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
   }
   const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, adapterClass: TEST_ADAPTER_CLASS, ...opts });
   if (norms.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${norms.backend}`);
+  if (EXPECTED_ADAPTER && !adapterMatches(adapter.info, EXPECTED_ADAPTER)) {
+    norms.destroy();
+    throw new Error(`this run tests ${EXPECTED_ADAPTER}, but the adapter is ${adapter.info.vendor} / ${adapter.info.architecture} / ${adapter.info.description} (VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'})`);
+  }
   return testVariant(norms);
 }
 
