@@ -4,7 +4,7 @@
 # Chromium, and a smoke run of the benchmark. Every stage runs (a failed build skips the stages
 # that need it); the output ends with one line per stage and, last, `N passed, M failed` over
 # all stages. Exit status 1 when anything failed.
-source "$(dirname "$0")/env.sh"
+WEBGPU_NORM_NEEDS_LAVAPIPE=1 source "$(dirname "$0")/env.sh"
 set +e
 
 # Colours only on a terminal: when the log goes to a file or a pipe (CI), no ANSI codes.
