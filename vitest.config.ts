@@ -17,7 +17,7 @@ if (!process.env.XDG_RUNTIME_DIR) {
 // Parity suites that reach the one-workgroup-per-row kernels on the GPU class (per op, rows.test.ts
 // and group-norm-rows.test.ts run both the subgroup and the tree sums themselves).
 const ROW_KERNEL_SUITES = ['float16', 'fused', 'nan-inf', 'random-parity'].map((f) => `test/${f}.test.ts`);
-const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
+const BOTH_CLASSES = ['float16', 'float16-paths', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
 
 export default defineConfig({
   test: {
