@@ -17,9 +17,9 @@ export interface BindingDecl {
 }
 
 /**
- * How float16 bindings are declared: `'native'` as array<f16> (`enable f16;`, the device has
- * 'shader-f16'), `'packed'` as pairs of halves in array<u32> (any device). The buffer bytes are
- * the same either way (IEEE halves, little-endian, two to a u32 word).
+ * How float16 bindings are declared: `'native'` as array<vec2<f16>> (`enable f16;`, the device
+ * has 'shader-f16'), `'packed'` as array<u32> (any device). Either way one array element is a
+ * u32 word holding two IEEE halves (element 2k in the low half), the same buffer bytes.
  */
 export type HalfStorage = 'native' | 'packed';
 
@@ -28,20 +28,23 @@ export type HalfStorage = 'native' | 'packed';
  * Accessors per binding `B`: `B_ld(i) -> f32`, `B_ld4(i) -> vec4f` (elements i..i+3, any i),
  * and for writable ones `B_st(i, v)`, `B_st4(i, v)` (float16: i even), `B_st2(i, v: vec2f)`
  * (elements i, i + 1; float16: i even). Arithmetic is f32 on both float16 paths: loads widen,
- * stores round to half (IEEE-exact, NaN and ±Inf included: `half_bits` / `to_half4`).
+ * stores round to half, IEEE-exact with NaN, ±Inf and overflow made from the bits
+ * (`pack_half2` packed, `to_half` / `to_half2` native).
  *
- * Packed float16: a store of one half read-modify-writes its u32 word, so only the invocation
- * that owns both halves of a word may store into it (kernels hand out work in word-aligned units
- * for that reason; the native path keeps the same split, so one plan serves both). ld4 reads one
- * word past the quad when i is odd; robust buffer access keeps that in bounds. With `aligned` (a
- * kernel whose quads all start at multiples of 4) ld4 reads two whole words. `B_w(w)` maps a
- * u32 word index of the tensor to the array index (raw word access; not on native float16).
- * Native float16: every access is to its own halves (no read-modify-write, no reads past the quad).
+ * float16, both paths: a store of one half may touch its whole u32 word (packed: read-modify-write;
+ * native: a store to one component of a vec2<f16>, which a compiler may carry out as a store of
+ * the whole vector), so only the invocation that owns both halves of a word may store into it (kernels hand
+ * out work in word-aligned units for that reason; one plan serves both paths). ld4 reads one word
+ * past the quad when i is odd; robust buffer access keeps that in bounds. With `aligned` (a
+ * kernel whose quads all start at multiples of 4) ld4 reads two whole words. Native halves are
+ * accessed a word (vec2<f16>) at a time rather than as array<f16>: on lavapipe per-half 16-bit
+ * accesses made forward float16 kernels 1.5-1.9x slower than word accesses. `B_w(w)` maps a u32
+ * word index of the tensor to the array index (raw word access; packed float16 and float32 only).
  *
  * With `window` a binding is a range of its buffer that starts at u32 word `P.wordOffset<k>` (uniform
  * field of binding k): kernels keep using tensor-wide indices and the accessors subtract the
- * window's start (native float16: twice the word offset, in halves). That is how a tensor larger
- * than one storage binding is processed, one bound range per dispatch (see kernels/window.ts).
+ * window's start. That is how a tensor larger than one storage binding is processed, one bound
+ * range per dispatch (see kernels/window.ts).
  */
 export const MAX_WINDOWED_BINDINGS = 8;
 
@@ -63,20 +66,19 @@ const HALF_PACK = `fn pack_half2(v: vec2f) -> u32 {
 }`;
 
 /**
- * to_half4: f32 -> f16 for any input, on native float16 (the same rule as pack_half2). WGSL
- * leaves the conversion of values outside f16's finite range indeterminate, so only |v| <= 65504
- * goes through f16(); NaN, ±Inf (|v| >= 65520) and 65504 (65504 < |v| < 65520, round to nearest
- * even) are made from their bits (bitcast of a u32 pair to vec2<f16>). Branch-free.
+ * to_half2 / to_half: f32 -> f16 for any input, on native float16 (the same rule as pack_half2).
+ * WGSL leaves the conversion of values outside f16's finite range indeterminate, so only
+ * |v| <= 65504 goes through f16(); NaN, ±Inf (|v| >= 65520) and 65504 (65504 < |v| < 65520, round
+ * to nearest even) are made from their bits (bitcast of a u32 to vec2<f16>). Branch-free.
  */
-const HALF_NATIVE = `fn to_half4(v: vec4f) -> vec4<f16> {
-  let b = bitcast<vec4u>(v);
-  let m = b & vec4u(0x7fffffffu);
-  let ok = m <= vec4u(0x477fe000u);
-  let h = vec4<f16>(select(vec4f(0.0), v, ok));
-  let big = select(vec4u(0x7bffu), vec4u(0x7c00u), m >= vec4u(0x477ff000u));
-  let sp = ((b >> vec4u(16u)) & vec4u(0x8000u)) | select(big, vec4u(0x7e00u), m > vec4u(0x7f800000u));
-  let s = vec4<f16>(bitcast<vec2<f16>>(sp.x | (sp.y << 16u)), bitcast<vec2<f16>>(sp.z | (sp.w << 16u)));
-  return select(s, h, ok);
+const HALF_NATIVE = `fn to_half2(v: vec2f) -> vec2<f16> {
+  let b = bitcast<vec2u>(v);
+  let m = b & vec2u(0x7fffffffu);
+  let ok = m <= vec2u(0x477fe000u);
+  let h = vec2<f16>(select(vec2f(0.0), v, ok));
+  let big = select(vec2u(0x7bffu), vec2u(0x7c00u), m >= vec2u(0x477ff000u));
+  let sp = ((b >> vec2u(16u)) & vec2u(0x8000u)) | select(big, vec2u(0x7e00u), m > vec2u(0x7f800000u));
+  return select(bitcast<vec2<f16>>(sp.x | (sp.y << 16u)), h, ok);
 }
 fn to_half(v: f32) -> f16 {
   let b = bitcast<u32>(v);
@@ -107,15 +109,21 @@ export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, win
     const n = b.name;
     const rw = b.access === 'read_write';
     if (b.dtype === 'float16' && half === 'native') {
-      out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${n}: array<f16>;`);
-      // Element i of the tensor (the window starts at u32 word wordOffset<k>: two halves a word).
-      const at = (i: string) => (window ? `${n}[(${i}) - 2u * P.wordOffset${k + 1}]` : `${n}[${i}]`);
-      out.push(`fn ${n}_ld(i: u32) -> f32 { return f32(${at('i')}); }`);
-      out.push(`fn ${n}_ld4(i: u32) -> vec4f { return vec4f(vec4<f16>(${at('i')}, ${at('i + 1u')}, ${at('i + 2u')}, ${at('i + 3u')})); }`);
+      // Words of two halves as vec2<f16> (the packed path's layout and word indices, converted
+      // by the hardware): whole-word loads and stores, one half stored on its own by st.
+      out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${n}: array<vec2<f16>>;`);
+      const at = (w: string) => (window ? `${n}[(${w}) - P.wordOffset${k + 1}]` : `${n}[${w}]`);
+      out.push(`fn ${n}_ld(i: u32) -> f32 { let h = vec2f(${at('i >> 1u')}); return select(h.x, h.y, (i & 1u) == 1u); }`);
+      if (aligned) out.push(`fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; return vec4f(vec2f(${at('w')}), vec2f(${at('w + 1u')})); }`);
+      else out.push(
+        `fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; let a = vec2f(${at('w')}); let b = vec2f(${at('w + 1u')});` +
+          ` let c = vec2f(${at('w + 2u')}); let odd = (i & 1u) == 1u;` +
+          ` return select(vec4f(a, b), vec4f(a.y, b, c.x), odd); }`,
+      );
       if (rw) {
-        out.push(`fn ${n}_st(i: u32, v: f32) { ${at('i')} = to_half(v); }`);
-        out.push(`fn ${n}_st2(i: u32, v: vec2f) { let h = to_half4(vec4f(v, 0.0, 0.0)); ${at('i')} = h.x; ${at('i + 1u')} = h.y; }`);
-        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let h = to_half4(v); ${at('i')} = h.x; ${at('i + 1u')} = h.y; ${at('i + 2u')} = h.z; ${at('i + 3u')} = h.w; }`);
+        out.push(`fn ${n}_st(i: u32, v: f32) { ${at('i >> 1u')}[i & 1u] = to_half(v); }`);
+        out.push(`fn ${n}_st2(i: u32, v: vec2f) { ${at('i >> 1u')} = to_half2(v); }`);
+        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${at('w')} = to_half2(v.xy); ${at('w + 1u')} = to_half2(v.zw); }`);
       }
       return;
     }
