@@ -1,6 +1,7 @@
 /**
- * The two float16 storage paths: native (WGSL `f16` bindings, devices with 'shader-f16') and
- * packed (two halves per u32 word, any device), and which one ran.
+ * The two float16 paths: native (each u32 word of two halves read and written as a WGSL
+ * vec2<f16>, devices with 'shader-f16') and packed (unpack2x16float / pack2x16float, any device),
+ * and which one ran.
  *
  * 1. Selection and reporting: `norms.float16` and each float16 op's profile record say the path;
  *    'auto' is native exactly where the device has 'shader-f16'; `float16: 'packed'` forces the
@@ -24,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, ValueError, type Norms, type Tensor } from '../src/index.ts';
 import { __f64 } from '../src/cpu/reference.ts';
 import { f16BitsToF32, f32ToF16Bits, roundToHalf } from '../src/cpu/half.ts';
+import { bindingsWGSL, type BindingDecl } from '../src/device/wgsl.ts';
 import { gpuNorms, float16Paths } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 
@@ -68,6 +70,25 @@ function bitExact(name: string, got: Uint16Array, want: ArrayLike<number>): stri
 }
 
 describe('float16 path selection and reporting', () => {
+  it('the accessors of each path: native converts words as vec2<f16>, packed with (un)pack2x16float; same u32 words', () => {
+    const decls: BindingDecl[] = [
+      { name: 'X', access: 'read', dtype: 'float16' },
+      { name: 'Y', access: 'read_write', dtype: 'float16' },
+    ];
+    const accessors = (src: string) => src.split('\n').filter((l) => /^fn [XY]_/.test(l)).join('\n');
+    for (const [aligned, window] of [[false, false], [true, false], [false, true]]) {
+      const nat = bindingsWGSL(decls, aligned, window, 'native');
+      const pk = bindingsWGSL(decls, aligned, window, 'packed');
+      for (const src of [nat, pk]) expect(src).toMatch(/var<storage, read> X: array<u32>;[\s\S]*var<storage, read_write> Y: array<u32>;/);
+      expect(accessors(nat)).toMatch(/bitcast<vec2<f16>>/);
+      expect(accessors(nat)).toMatch(/to_half2/);
+      expect(accessors(nat)).not.toMatch(/unpack2x16float|pack_half2/);
+      expect(accessors(pk)).not.toMatch(/f16/);
+      expect(pk).not.toMatch(/fn to_half/);
+    }
+  });
+
+
   it(`'auto' is native exactly where the device has shader-f16 (this adapter: ${HAS_F16 ? 'has it' : 'has not'}); norms.float16 and the profile say so`, async () => {
     const n = await gpuNorms({ profile: true, float16: 'auto' });
     try {

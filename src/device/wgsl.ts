@@ -17,9 +17,10 @@ export interface BindingDecl {
 }
 
 /**
- * How float16 bindings are declared: `'native'` as array<vec2<f16>> (`enable f16;`, the device
- * has 'shader-f16'), `'packed'` as array<u32> (any device). Either way one array element is a
- * u32 word holding two IEEE halves (element 2k in the low half), the same buffer bytes.
+ * How float16 tensors are read and written: `'native'` with WGSL f16 (`enable f16;`, the device
+ * has 'shader-f16'): each u32 word is bitcast to vec2<f16> and converted; `'packed'` (any device)
+ * with unpack2x16float / pack2x16float. Both bind array<u32> (one element: a word of two IEEE
+ * halves, element 2k in the low half), so the buffers, word indices and work split are the same.
  */
 export type HalfStorage = 'native' | 'packed';
 
@@ -31,15 +32,18 @@ export type HalfStorage = 'native' | 'packed';
  * stores round to half, IEEE-exact with NaN, ±Inf and overflow made from the bits
  * (`pack_half2` packed, `to_half` / `to_half2` native).
  *
- * float16, both paths: a store of one half may touch its whole u32 word (packed: read-modify-write;
- * native: a store to one component of a vec2<f16>, which a compiler may carry out as a store of
- * the whole vector), so only the invocation that owns both halves of a word may store into it (kernels hand
- * out work in word-aligned units for that reason; one plan serves both paths). ld4 reads one word
- * past the quad when i is odd; robust buffer access keeps that in bounds. With `aligned` (a
- * kernel whose quads all start at multiples of 4) ld4 reads two whole words. Native halves are
- * accessed a word (vec2<f16>) at a time rather than as array<f16>: on lavapipe per-half 16-bit
- * accesses made forward float16 kernels 1.5-1.9x slower than word accesses. `B_w(w)` maps a u32
- * word index of the tensor to the array index (raw word access; packed float16 and float32 only).
+ * float16, both paths: memory is accessed in whole u32 words. A store of one half is a
+ * read-modify-write of its word (packed: through unpack/pack2x16float; native: the other half's
+ * bits kept as they are), so only the invocation that owns both halves of a word may store into
+ * it (kernels hand out work in word-aligned units for that reason). ld4 reads one word past the
+ * quad when i is odd; robust buffer access keeps that in bounds. With `aligned` (a kernel whose
+ * quads all start at multiples of 4) ld4 reads two whole words. `B_w(w)` maps a u32 word index
+ * of the tensor to the array index (raw word access).
+ * Why not array<f16> or array<vec2<f16>> for native halves (which would let one half be stored
+ * on its own): measured on lavapipe, forward float16 kernels took about 1.4-1.9x the time with
+ * array<f16> (a 16-bit access per half) and 1.2-1.3x with array<vec2<f16>> (two 16-bit accesses
+ * per word there) of the time with whole u32 words; on GPUs a vec2<f16> load is one 32-bit load
+ * either way, as the u32 word load is.
  *
  * With `window` a binding is a range of its buffer that starts at u32 word `P.wordOffset<k>` (uniform
  * field of binding k): kernels keep using tensor-wide indices and the accessors subtract the
@@ -109,21 +113,27 @@ export function bindingsWGSL(decls: readonly BindingDecl[], aligned = false, win
     const n = b.name;
     const rw = b.access === 'read_write';
     if (b.dtype === 'float16' && half === 'native') {
-      // Words of two halves as vec2<f16> (the packed path's layout and word indices, converted
-      // by the hardware): whole-word loads and stores, one half stored on its own by st.
-      out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${n}: array<vec2<f16>>;`);
+      // Whole u32 words, each read and written as a vec2<f16> (bitcast): the packed path's
+      // memory accesses and word indices, with f16 conversions instead of unpack/pack2x16float.
+      out.push(`@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${n}: array<u32>;`);
       const at = (w: string) => (window ? `${n}[(${w}) - P.wordOffset${k + 1}]` : `${n}[${w}]`);
-      out.push(`fn ${n}_ld(i: u32) -> f32 { let h = vec2f(${at('i >> 1u')}); return select(h.x, h.y, (i & 1u) == 1u); }`);
-      if (aligned) out.push(`fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; return vec4f(vec2f(${at('w')}), vec2f(${at('w + 1u')})); }`);
+      const h2 = (w: string) => `vec2f(bitcast<vec2<f16>>(${at(w)}))`;
+      out.push(`fn ${n}_w(w: u32) -> u32 { return ${window ? `w - P.wordOffset${k + 1}` : 'w'}; }`);
+      out.push(`fn ${n}_ld(i: u32) -> f32 { let h = ${h2('i >> 1u')}; return select(h.x, h.y, (i & 1u) == 1u); }`);
+      if (aligned) out.push(`fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; return vec4f(${h2('w')}, ${h2('w + 1u')}); }`);
       else out.push(
-        `fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; let a = vec2f(${at('w')}); let b = vec2f(${at('w + 1u')});` +
-          ` let c = vec2f(${at('w + 2u')}); let odd = (i & 1u) == 1u;` +
+        `fn ${n}_ld4(i: u32) -> vec4f { let w = i >> 1u; let a = ${h2('w')}; let b = ${h2('w + 1u')};` +
+          ` let c = ${h2('w + 2u')}; let odd = (i & 1u) == 1u;` +
           ` return select(vec4f(a, b), vec4f(a.y, b, c.x), odd); }`,
       );
       if (rw) {
-        out.push(`fn ${n}_st(i: u32, v: f32) { ${at('i >> 1u')}[i & 1u] = to_half(v); }`);
-        out.push(`fn ${n}_st2(i: u32, v: vec2f) { ${at('i >> 1u')} = to_half2(v); }`);
-        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${at('w')} = to_half2(v.xy); ${at('w + 1u')} = to_half2(v.zw); }`);
+        // One half: its 16 bits replace those of the word, the other half's bits kept exactly.
+        out.push(
+          `fn ${n}_st(i: u32, v: f32) { let w = i >> 1u; let s = (i & 1u) * 16u; let h = bitcast<u32>(vec2<f16>(to_half(v), f16())) & 0xffffu;` +
+            ` ${at('w')} = (${at('w')} & ~(0xffffu << s)) | (h << s); }`,
+        );
+        out.push(`fn ${n}_st2(i: u32, v: vec2f) { ${at('i >> 1u')} = bitcast<u32>(to_half2(v)); }`);
+        out.push(`fn ${n}_st4(i: u32, v: vec4f) { let w = i >> 1u; ${at('w')} = bitcast<u32>(to_half2(v.xy)); ${at('w + 1u')} = bitcast<u32>(to_half2(v.zw)); }`);
       }
       return;
     }
