@@ -29,13 +29,13 @@ void existsSync;
 // Parity suites that reach the one-workgroup-per-row kernels on the GPU class (per op, rows.test.ts
 // and group-norm-rows.test.ts run both the subgroup and the tree sums themselves).
 const ROW_KERNEL_SUITES = ['float16', 'fused', 'nan-inf', 'random-parity'].map((f) => `test/${f}.test.ts`);
-const BOTH_CLASSES = ['float16', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
+const BOTH_CLASSES = ['float16', 'float16-paths', 'fused', 'nan-inf', 'weight-norm', 'random-parity', 'verify'].map((f) => `test/${f}.test.ts`);
 // On lavapipe: the adapter probe and every parity suite (per op, numerics, random parity, float16,
 // fused, NaN/Inf, channels last, windowed, large, the row kernels, degenerate shapes) with the
 // adapter's own class, and the parity suites of the other class.
 const PARITY_SUITES = [
   'adapter', 'layer-norm', 'rms-norm', 'batch-norm', 'instance-norm', 'group-norm', 'weight-norm', 'numerics', 'random-parity',
-  'float16', 'half-fast', 'fused', 'nan-inf', 'channels-last', 'windowed', 'large', 'rows', 'group-norm-rows', 'degenerate', 'verify',
+  'float16', 'float16-paths', 'half-fast', 'fused', 'nan-inf', 'channels-last', 'windowed', 'large', 'rows', 'group-norm-rows', 'degenerate', 'verify',
 ].map((f) => `test/${f}.test.ts`);
 const OTHER_CLASS_SUITES = [...BOTH_CLASSES, 'test/numerics.test.ts', 'test/channels-last.test.ts', 'test/windowed.test.ts'];
 

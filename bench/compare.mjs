@@ -12,6 +12,10 @@
 // Prints per case and build: milliseconds per op (median of batches), the fraction of the copy
 // kernel's bandwidth over the case's minimal bytes, and the speed relative to the first build;
 // then the geometric mean of those speeds. Exit status 2 on bad flags or a build that fails to load.
+//
+// --float16=native,packed gives each build (in order, after --control's copy) createNorms'
+// float16 option: one build loaded twice compares the two float16 paths on a shader-f16 device:
+//   node bench/compare.mjs --lib=build/bench/index.js --lib=build/bench/index.js --float16=native,packed --filter=f16
 import { parseArgs } from 'node:util';
 import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,12 +24,13 @@ import { BatchTimer, measure } from './core.mjs';
 import { nodeGpuEnv } from './node-env.mjs';
 import { spec, makeRng, hashSeed, draw, numel } from '../test/catalog.js';
 
-const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu]
+const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu] [--float16=M,M,…]
   --lib=FILE         a build of the library (build/bench/index.js of some revision); two or more
   --control          also time a second copy of the first build (the harness's own spread)
   --filter=S         only cases whose id contains S (case-insensitive)
   --budget=S         timing budget per case in seconds, all builds together (default 4)
-  --adapter-class=C  createNorms adapterClass for every build (default: detected)`;
+  --adapter-class=C  createNorms adapterClass for every build (default: detected)
+  --float16=M,M,…    createNorms float16 (auto|native|packed) per build, one per build in order`;
 
 let args;
 try {
@@ -36,6 +41,7 @@ try {
       filter: { type: 'string', default: '' },
       budget: { type: 'string', default: '4' },
       'adapter-class': { type: 'string' },
+      float16: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
@@ -57,7 +63,14 @@ nodeGpuEnv();
 
 // Each build is its own module instance (a query string makes the same file load twice).
 const files = args.control ? [args.lib[0], args.lib[0], ...args.lib.slice(1)] : args.lib;
-const names = files.map((f, i) => (args.control && i === 1 ? `${basename(f)} (again)` : basename(f)));
+const halves = args.float16 ? args.float16.split(',') : [];
+if (halves.length && (halves.length !== files.length || halves.some((h) => !['auto', 'native', 'packed'].includes(h)))) {
+  console.error(`compare: --float16 needs one of auto|native|packed per build (${files.length} builds)\n${HELP}`);
+  process.exit(2);
+}
+/** createNorms options of build i besides the device (--float16). */
+const optsOf = (i) => (halves.length ? { float16: halves[i] } : {});
+const names = files.map((f, i) => `${args.control && i === 1 ? `${basename(f)} (again)` : basename(f)}${halves.length ? ` float16 ${halves[i]}` : ''}`);
 const libs = [];
 for (const [i, f] of files.entries()) {
   try {
@@ -70,16 +83,19 @@ for (const [i, f] of files.entries()) {
 const webgpu = await import('webgpu');
 const gpu = webgpu.create([]);
 const cls = args['adapter-class'] ? { adapterClass: args['adapter-class'] } : {};
-const first = await libs[0].createNorms({ gpu, backend: 'webgpu', ...cls });
+const first = await libs[0].createNorms({ gpu, backend: 'webgpu', ...cls, ...optsOf(0) });
 const device = first.device;
 const instances = new Map();
 /** The instance of build i for a case (capped bindings where the case asks for them). */
 async function normsOf(i, bindingBytes) {
   const key = `${i}/${bindingBytes ?? 0}`;
   if (!instances.has(key)) {
-    instances.set(key, i === 0 && !bindingBytes ? first : await libs[i].createNorms({ device, backend: 'webgpu', ...cls, ...(bindingBytes ? { maxBindingBytes: bindingBytes } : {}) }));
+    instances.set(key, i === 0 && !bindingBytes ? first : await libs[i].createNorms({ device, backend: 'webgpu', ...cls, ...optsOf(i), ...(bindingBytes ? { maxBindingBytes: bindingBytes } : {}) }));
   }
-  return instances.get(key);
+  const n = instances.get(key);
+  // The path that runs (a build that predates the option has no norms.float16).
+  if (halves[i] && halves[i] !== 'auto' && n.float16 !== undefined && n.float16 !== halves[i]) throw new Error(`build ${i}: float16 ${n.float16}, asked for ${halves[i]}`);
+  return n;
 }
 
 const a = first.adapter;

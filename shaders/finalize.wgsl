@@ -261,7 +261,7 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   let a = SRC_ld(2u * j);
   var b = 0.0;
   if (2u * j + 1u < P.elements) { b = SRC_ld(2u * j + 1u); }
-  OUT[OUT_w(j)] = pack_half2(vec2f(a, b));
+  OUT_st2(2u * j, vec2f(a, b));
   //#endif
   //#if FIN_GN
   // j = n*numGroups + g; the group's channels are g*Cg .. (g+1)*Cg - 1 (Cg = channelsPerGroup).

@@ -75,6 +75,12 @@ export class Norms {
    * found; using the CPU reference" followed, in Node, by what to do about it.
    */
   readonly note: string;
+  /**
+   * How the kernels access float16 tensors (webgpu backend): `'native'` as WGSL `f16` (the
+   * device has `'shader-f16'`), `'packed'` as pairs of halves in u32 words; null on the cpu
+   * backend. See {@link CreateNormsOptions.float16}.
+   */
+  readonly float16: 'native' | 'packed' | null;
   /** Whether every op is checked against the CPU reference ({@link CreateNormsOptions.verify}). */
   readonly verify: boolean;
   /** @internal */ readonly _impl: O.Backend;
@@ -91,6 +97,11 @@ export class Norms {
       if (opts.maxBindingBytes !== undefined) g.setBindingLimit(opts.maxBindingBytes);
       if (opts.adapterClass === 'cpu' || opts.adapterClass === 'gpu') ctx.isCpuAdapter = opts.adapterClass === 'cpu';
       if (opts.profile) ctx.enableProfile();
+      if (opts.float16 === 'packed') ctx.float16 = 'packed';
+      if (opts.float16 === 'native' && ctx.float16 !== 'native') {
+        throw new ValueError("float16: 'native' needs a device with the 'shader-f16' feature, which this one lacks (use 'auto' or 'packed')", 'float16');
+      }
+      this.float16 = ctx.float16;
       this._gpu = g;
       this._impl = g;
       this.device = ctx.device;
@@ -100,6 +111,7 @@ export class Norms {
       this._impl = new CpuBackend(this);
       this.device = null;
       this.adapter = null;
+      this.float16 = null;
     }
     this.backend = this._impl.kind;
     this.verify = !!opts.verify && this.backend === 'webgpu';

@@ -54,6 +54,16 @@ export interface CreateNormsOptions {
    * compute pass of its own. Default false. Nothing is recorded on the cpu backend.
    */
   profile?: boolean;
+  /**
+   * How float16 tensors are accessed in the kernels (webgpu backend). `'auto'` (default): as
+   * WGSL `f16` where the device has `'shader-f16'` (requested when this instance creates the
+   * device; a caller's device must have been created with it), else packed two halves per u32
+   * word and converted in the shader. `'packed'` forces the packed path (comparisons, or a driver
+   * whose f16 support misbehaves); `'native'` requires `'shader-f16'` (a `ValueError` without it).
+   * Both paths accumulate in f32 and round results to half the same IEEE way (NaN, ±Inf, overflow
+   * past 65520), so results are the same; `norms.float16` and the profile records say which ran.
+   */
+  float16?: 'auto' | 'native' | 'packed';
 }
 
 /**

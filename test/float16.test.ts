@@ -13,6 +13,9 @@
  *      relative L2 ≤ 2e-3. This is the half rounding of the output itself, ~2^-11/√3 ≈ 2.8e-4 RMS
  *      for values spread over a binade. Measured: y ≤ 2.3e-4, dx ≤ 2.3e-4, w ≤ 2.2e-4, dv ≤ 2.2e-4.
  * The run prints the largest error per output kind at the end.
+ * On a device with 'shader-f16' every case runs twice: with halves loaded and stored as WGSL f16
+ * (native) and with the packed path forced (createNorms({ float16: 'packed' })); elsewhere once,
+ * packed. Each case asserts from the profile records that its ops ran on the path under test.
  * Saved statistics (mean, rstd, saveMean, saveInvstd, running stats, norms) are float32 tensors
  * whatever x is, and they are accumulated in float32 from the same half inputs, so they are held to
  * the float32 bound 1e-4 on both checks.
@@ -21,7 +24,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '../src/index.ts';
 import { __f64 } from '../src/cpu/reference.ts';
 import { roundToHalf, f32ToF16Bits, f16BitsToF32 } from '../src/cpu/half.ts';
-import { gpuNorms } from './util/gpu.ts';
+import { float16Paths, gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 import { TOLERANCE, TOLERANCE_HALF_VS_CPU } from './catalog.js';
 
@@ -29,21 +32,35 @@ const TOL_HALF_VS_CPU = TOLERANCE_HALF_VS_CPU; // 1e-3
 const TOL_HALF_VS_F64 = TOLERANCE.float16; // 2e-3
 const TOL_F32 = TOLERANCE.float32; // 1e-4
 
+/** The float16 paths of this adapter (native and packed with 'shader-f16', else packed). */
+const PATHS = await (async () => {
+  const probe = await gpuNorms();
+  const p = float16Paths(probe);
+  probe.destroy();
+  return p;
+})();
+
+/** The GPU instance of the path under test (set per path), with profiling to see the path ran. */
 let gpu: Norms;
+let path: 'native' | 'packed';
 let cpu: Norms;
 /** Largest relative L2 seen per (output kind, check): printed at the end for the report. */
 const measured = new Map<string, number>();
 
 beforeAll(async () => {
-  gpu = await gpuNorms();
   cpu = await createNorms({ backend: 'cpu' });
 });
 afterAll(() => {
-  gpu?.destroy();
   cpu?.destroy();
-  const rows = [...measured.entries()].sort().map(([k, v]) => `  ${k.padEnd(34)} ${v.toExponential(2)}`);
+  const rows = [...measured.entries()].sort().map(([k, v]) => `  ${k.padEnd(42)} ${v.toExponential(2)}`);
   console.log(`float16: largest relative L2 per output kind\n${rows.join('\n')}`);
 });
+
+/** The suites below, registered once per float16 path at the end of the file. */
+const suites: (() => void)[] = [];
+function suite(name: string, fn: () => void): void {
+  suites.push(() => describe(name, fn));
+}
 
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 /** Values as the given dtype stores them. */
@@ -74,7 +91,12 @@ async function both(build: (n: Norms, made: Tensor[]) => Outs): Promise<{ g: Rec
     }
     return r;
   };
-  return { g: await once(gpu), c: await once(cpu) };
+  const g = await once(gpu);
+  // Every op with float16 tensors ran on the path under test.
+  const recs = await gpu.profile();
+  const off = recs.filter((r) => r.float16 !== undefined && r.float16 !== path).map((r) => `${r.op}: ${r.float16}`);
+  if (off.length || !recs.some((r) => r.float16 === path)) throw new Error(`expected every float16 op on the ${path} path, got ${recs.map((r) => `${r.op}: ${r.float16}`).join(', ')}`);
+  return { g, c: await once(cpu) };
 }
 
 function mk(n: Norms, made: Tensor[], data: Float32Array, shape: readonly number[], dt: DType = 'float32'): Tensor {
@@ -84,7 +106,8 @@ function mk(n: Norms, made: Tensor[], data: Float32Array, shape: readonly number
 }
 
 function note(key: string, err: number): void {
-  measured.set(key, Math.max(measured.get(key) ?? 0, err));
+  const k = `${path}: ${key}`;
+  measured.set(k, Math.max(measured.get(k) ?? 0, err));
 }
 
 function failRows(got: ArrayLike<number>, ref: ArrayLike<number>): string {
@@ -192,7 +215,7 @@ function rowInputs(seed: number, c: RowCase) {
 const label = (op: string, c: { shape: number[]; mean?: number }, extra = ''): string =>
   `${op} [${c.shape.join(', ')}]${extra}${c.mean ? ` mean ${c.mean}` : ''}`;
 
-describe('float16 layerNorm / rmsNorm, forward and backward', () => {
+suite('float16 layerNorm / rmsNorm, forward and backward', () => {
   LAYER_CASES.forEach((c, k) => {
     it(`${label('layerNorm', c)} weight ${c.weight} bias ${c.bias}`, async () => {
       const L = label('layerNorm', c);
@@ -299,7 +322,7 @@ function batchRef(c: ChanCase, inp: ReturnType<typeof chanInputs>) {
   return { tr, tb, rm, rv, ev, eb };
 }
 
-describe('float16 batchNorm, training and eval, forward and backward', () => {
+suite('float16 batchNorm, training and eval, forward and backward', () => {
   BATCH_CASES.forEach((c, k) => {
     const C = c.shape[1]!;
     /** Inputs on one backend; running stats are float32 tensors (they are statistics). */
@@ -374,7 +397,7 @@ const GROUP_CASES: GroupCase[] = [
   { shape: [3, 5, 63], G: null, weight: 'float32', bias: 'float16', mean: 100 },
 ];
 
-describe('float16 groupNorm / instanceNorm, forward and backward', () => {
+suite('float16 groupNorm / instanceNorm, forward and backward', () => {
   GROUP_CASES.forEach((c, k) => {
     const op = c.G === null ? 'instanceNorm' : 'groupNorm';
     it(`${label(op, c, c.G === null ? '' : ` G=${c.G}`)} weight ${c.weight} bias ${c.bias}`, async () => {
@@ -423,7 +446,7 @@ const WN_CASES: { shape: number[]; dim: number | null; g: DType }[] = [
   { shape: [5, 3, 3, 3], dim: 0, g: 'float32' },
 ];
 
-describe('float16 weightNorm, forward and backward', () => {
+suite('float16 weightNorm, forward and backward', () => {
   WN_CASES.forEach((c, k) => {
     it(`weightNorm v [${c.shape.join(', ')}] dim ${String(c.dim)} g ${c.g}`, async () => {
       const L = `weightNorm [${c.shape.join(', ')}] dim ${String(c.dim)}`;
@@ -476,7 +499,7 @@ function eachWithinUlp(name: string, got: Float32Array, ref: Float32Array): stri
   return bad.length ? `${name}: ${bad.length} of ${ref.length} elements off by more than one half ulp\n${bad.slice(0, 12).join('\n')}` : null;
 }
 
-describe('float16 neighbours: odd counts, no clobbered half words', () => {
+suite('float16 neighbours: odd counts, no clobbered half words', () => {
   it('layerNorm [3, 5] float16: every element, the last one and its neighbours included (forward and backward)', async () => {
     const rng = makeRng(6001);
     const x = rng.fill(15), dy = rng.fill(15), w = rng.fill(5, 1, 0.5), b = rng.fill(5, 0, 0.5);
@@ -533,3 +556,15 @@ describe('float16 neighbours: odd counts, no clobbered half words', () => {
     ck.done();
   });
 });
+
+for (const p of PATHS) {
+  describe(`float16 ${p}`, () => {
+    beforeAll(async () => {
+      path = p;
+      gpu = await gpuNorms({ float16: p, profile: true });
+      expect(gpu.float16).toBe(p);
+    });
+    afterAll(() => gpu?.destroy());
+    for (const s of suites) s();
+  });
+}

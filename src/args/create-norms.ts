@@ -4,7 +4,7 @@ import type { CreateNormsOptions } from '../index.ts';
 import { checkOptions, describeValue } from '../validate.ts';
 
 /** The options createNorms accepts (any other key is a ValueError naming the nearest of these). */
-const KEYS = ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass', 'profile'] as const;
+const KEYS = ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass', 'profile', 'float16'] as const;
 
 /** Checks every option's key and type; returns the backend asked for (default `'auto'`). */
 export function createNormsArgs(options: CreateNormsOptions): 'auto' | 'webgpu' | 'cpu' {
@@ -17,6 +17,9 @@ export function createNormsArgs(options: CreateNormsOptions): 'auto' | 'webgpu' 
   }
   if (options.adapterClass !== undefined && !['auto', 'cpu', 'gpu'].includes(options.adapterClass)) {
     throw new ValueError(`adapterClass: expected 'auto', 'cpu' or 'gpu', got ${describeValue(options.adapterClass)}`, 'adapterClass');
+  }
+  if (options.float16 !== undefined && !['auto', 'native', 'packed'].includes(options.float16)) {
+    throw new ValueError(`float16: expected 'auto', 'native' or 'packed', got ${describeValue(options.float16)}`, 'float16');
   }
   for (const k of ['device', 'gpu'] as const) {
     if (options[k] != null && typeof options[k] !== 'object') throw new ValueError(`${k}: expected a ${k === 'gpu' ? 'GPU (navigator.gpu, or create([]) from the webgpu package)' : 'GPUDevice'}, got ${describeValue(options[k])}`, k);

@@ -10,6 +10,7 @@ import type { AdapterSummary } from './adapter.ts';
 import { BindingCache, isRange, type Dispatch } from './bindings.ts';
 import { BufferPool, BufferUsage, MapModeRead } from './buffers.ts';
 import { PipelineCache, type Kernel, type KernelSource } from './pipelines.ts';
+import { hasHalves, type HalfStorage } from './wgsl.ts';
 import type { KernelProfile, OpProfile, Profiler } from './profiler.ts';
 import { EncodeSession, EncodeSessions, NOT_SUBMITTED } from './sessions.ts';
 import { Batcher } from './submit.ts';
@@ -18,6 +19,7 @@ export { acquireDevice, type AcquireOptions, type Acquired, type AdapterSummary 
 export { grid, type BoundRange, type Dispatch } from './bindings.ts';
 export { BufferUsage } from './buffers.ts';
 export type { Kernel, KernelSource } from './pipelines.ts';
+export type { HalfStorage } from './wgsl.ts';
 export type { KernelProfile, OpProfile } from './profiler.ts';
 export { EncodeSession, NOT_SUBMITTED } from './sessions.ts';
 
@@ -39,6 +41,12 @@ export class GpuContext {
   readonly compileErrors: Map<string, string>;
   /** Set by createNorms({ profile: true }). */
   profiler: Profiler | null = null;
+  /**
+   * How kernels access float16 tensors: `'native'` (array<f16>) where the device has
+   * 'shader-f16', else `'packed'` (pairs of halves in u32 words); createNorms({ float16 }) may
+   * force 'packed'. Part of every pipeline key of a kernel with float16 bindings.
+   */
+  float16: HalfStorage;
 
   constructor(device: GPUDevice, adapter: AdapterSummary, owned: boolean, readonly keepAlive: unknown[] = []) {
     this.device = device;
@@ -46,6 +54,7 @@ export class GpuContext {
     this.owned = owned;
     const arch = `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.toLowerCase();
     this.isCpuAdapter = /swiftshader|llvmpipe|lavapipe|cpu/.test(arch) || arch.trim() === '';
+    this.float16 = device.features.has('shader-f16') ? 'native' : 'packed';
     this.pipelines = new PipelineCache(device);
     this.compileErrors = this.pipelines.compileErrors;
     this.pool = new BufferPool(device);
@@ -174,7 +183,12 @@ export class GpuContext {
     for (const x of live) {
       if (x.buffers.length !== x.kernel.bindings.length) throw new Error(`${x.kernel.label}: ${x.buffers.length} buffers for ${x.kernel.bindings.length} bindings`);
     }
-    if (kernels && this.profiler) this.profiler.records.push({ op: label, kernels });
+    if (kernels && this.profiler) {
+      // float16: how the op's kernels accessed its float16 tensors (only ops that bind one).
+      const halves = dispatches.filter((x) => hasHalves(x.kernel.bindings));
+      const float16 = halves.length ? (halves.every((x) => x.kernel.half === 'native') ? 'native' : 'packed') : undefined;
+      this.profiler.records.push(float16 ? { op: label, float16, kernels } : { op: label, kernels });
+    }
     // Inside norms.encode(): the pass goes into the caller's encoder and nothing is submitted.
     const rec = this.recording;
     if (rec) return this.submitRecorded(label, live, rec);

@@ -1,5 +1,5 @@
 /** The pipeline cache: a kernel's WGSL compiled once per key (entry point and compile-time choices, never shapes). */
-import { bindingsWGSL, type BindingDecl, type UniformLayout } from './wgsl.ts';
+import { bindingsWGSL, type BindingDecl, type HalfStorage, type UniformLayout } from './wgsl.ts';
 
 /** A compiled kernel: the pipeline and the binding declarations it was built from. */
 export interface Kernel {
@@ -10,6 +10,8 @@ export interface Kernel {
   uniforms: UniformLayout<string>;
   workgroupSize: number;
   label: string;
+  /** How its float16 bindings are declared ('packed' when it has none). */
+  half: HalfStorage;
 }
 
 export interface KernelSource {
@@ -30,6 +32,8 @@ export interface KernelSource {
   entryPoint?: string;
   /** WGSL extensions the body uses (`enable` directives, e.g. 'subgroups'); the device must have the feature. */
   enables?: readonly string[];
+  /** How float16 bindings are declared (default 'packed'); 'native' also needs 'f16' in `enables`. */
+  half?: HalfStorage;
 }
 
 export class PipelineCache {
@@ -42,7 +46,7 @@ export class PipelineCache {
   kernel(src: KernelSource): Kernel {
     const hit = this.pipelines.get(src.key);
     if (hit) return hit;
-    const code = `${(src.enables ?? []).map((e) => `enable ${e};\n`).join('')}${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window)}\noverride WG: u32 = 64u;\n${src.body()}`;
+    const code = `${(src.enables ?? []).map((e) => `enable ${e};\n`).join('')}${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window, src.half)}\noverride WG: u32 = 64u;\n${src.body()}`;
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });
@@ -73,7 +77,7 @@ export class PipelineCache {
         });
       }
     });
-    const k: Kernel = { pipeline, layout, bindings: src.bindings, uniforms: src.uniforms, workgroupSize: src.workgroupSize, label: src.label };
+    const k: Kernel = { pipeline, layout, bindings: src.bindings, uniforms: src.uniforms, workgroupSize: src.workgroupSize, label: src.label, half: src.half ?? 'packed' };
     this.pipelines.set(src.key, k);
     return k;
   }

@@ -19,6 +19,13 @@ export interface KernelProfile {
 export interface OpProfile {
   /** The op, e.g. `'layerNorm'`, `'rmsNormBackward'`. */
   op: string;
+  /**
+   * Only for ops with a float16 tensor: how the kernels accessed halves. `'native'`: as WGSL
+   * `f16` (the device has `'shader-f16'`); `'packed'`: two halves per u32 word, converted in the
+   * shader (devices without the feature, or `createNorms({ float16: 'packed' })`). Arithmetic is
+   * f32 and results are the same on both.
+   */
+  float16?: 'native' | 'packed';
   /** The kernels it dispatched, in order. */
   kernels: KernelProfile[];
 }

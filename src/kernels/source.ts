@@ -10,7 +10,7 @@ import applyWGSL from '../../shaders/apply.wgsl?raw';
 import copyWGSL from '../../shaders/copy.wgsl?raw';
 import rowsWGSL from '../../shaders/rows.wgsl?raw';
 import type { GpuContext, Kernel } from '../device/context.ts';
-import { UniformLayout, type BindingDecl } from '../device/wgsl.ts';
+import { UniformLayout, hasHalves, type BindingDecl } from '../device/wgsl.ts';
 
 /**
  * A shader's declarations, from its header: `//#entry name ROLE...` (an entry point and the
@@ -276,8 +276,10 @@ export const WG = 64;
 export function kernel(ctx: GpuContext, entry: string, flags: readonly string[], bindings: readonly BindingDecl[], opts: KernelOptions = {}): Kernel {
   const fl = [...new Set(flags)].sort();
   const wg = opts.workgroupSize ?? WG;
-  const en = [...(opts.enables ?? [])].sort();
-  const key = `${entry}|${fl.join(',')}|${bindings.map((b) => `${b.name}:${b.vec4 ? 'vec4' : b.dtype}:${b.access}`).join(',')}|wg${wg}|${en.join(',')}`;
+  // float16 bindings as array<f16> where the context says so (device with 'shader-f16'), else packed.
+  const half = hasHalves(bindings) ? ctx.float16 : 'packed';
+  const en = [...new Set([...(opts.enables ?? []), ...(half === 'native' ? ['f16'] : [])])].sort();
+  const key = `${entry}|${fl.join(',')}|${bindings.map((b) => `${b.name}:${b.vec4 ? 'vec4' : b.dtype}:${b.access}`).join(',')}|wg${wg}|${en.join(',')}|half:${half}`;
   return ctx.kernel({
     key,
     label: `webgpu-norm.${entry}[${fl.join(',')}]`,
@@ -289,5 +291,6 @@ export function kernel(ctx: GpuContext, entry: string, flags: readonly string[],
     window: fl.includes('WINDOW'),
     entryPoint: entry,
     enables: en,
+    half,
   });
 }

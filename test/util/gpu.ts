@@ -19,6 +19,23 @@ export const TEST_ADAPTER_CLASS = (process.env.WEBGPU_NORM_TEST_ADAPTER_CLASS ??
  */
 export const TEST_SUBGROUPS = process.env.WEBGPU_NORM_TEST_SUBGROUPS !== 'off';
 
+/**
+ * WEBGPU_NORM_TEST_FLOAT16=packed: GPU instances made by gpuNorms() use packed halves even where
+ * the device has 'shader-f16' (createNorms({ float16: 'packed' })), so any suite can be run on
+ * either float16 path; unset: 'auto' (native where the device has the feature).
+ */
+export const TEST_FLOAT16 = (process.env.WEBGPU_NORM_TEST_FLOAT16 ?? 'auto') as 'auto' | 'native' | 'packed';
+
+/**
+ * The float16 paths to test on `n`'s device: native and packed where it has 'shader-f16' (native
+ * first), packed only where it has not, or as WEBGPU_NORM_TEST_FLOAT16 narrows them.
+ */
+export function float16Paths(n: Norms): ('native' | 'packed')[] {
+  const has = !!n.device?.features.has('shader-f16');
+  if (TEST_FLOAT16 === 'packed' || !has) return ['packed'];
+  return TEST_FLOAT16 === 'native' ? ['native'] : ['native', 'packed'];
+}
+
 /** Applies TEST_SUBGROUPS to a webgpu instance. */
 export function testVariant(n: Norms): Norms {
   if (n._gpu) n._gpu.useSubgroups = TEST_SUBGROUPS;
@@ -48,7 +65,8 @@ export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
         `and run through the README's test command. VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`,
     );
   }
-  const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, adapterClass: TEST_ADAPTER_CLASS, ...opts });
+  const f16 = TEST_FLOAT16 === 'auto' ? {} : { float16: TEST_FLOAT16 };
+  const norms = await createNorms({ gpu, backend: 'webgpu', poisonOutputs: true, adapterClass: TEST_ADAPTER_CLASS, ...f16, ...opts });
   if (norms.backend !== 'webgpu') throw new Error(`expected the webgpu backend, got ${norms.backend}`);
   if (EXPECTED_ADAPTER && !adapterMatches(adapter.info, EXPECTED_ADAPTER)) {
     norms.destroy();
