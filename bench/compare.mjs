@@ -20,12 +20,14 @@ import { BatchTimer, measure } from './core.mjs';
 import { nodeGpuEnv } from './node-env.mjs';
 import { spec, makeRng, hashSeed, draw, numel } from '../test/catalog.js';
 
-const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu]
+const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu|cpu,gpu]
   --lib=FILE         a build of the library (build/bench/index.js of some revision); two or more
   --control          also time a second copy of the first build (the harness's own spread)
   --filter=S         only cases whose id contains S (case-insensitive)
   --budget=S         timing budget per case in seconds, all builds together (default 4)
-  --adapter-class=C  createNorms adapterClass for every build (default: detected)`;
+  --adapter-class=C  createNorms adapterClass for every build (default: detected); a list (cpu,gpu)
+                     times every build once per class, side by side: the two kernel families
+                     on one adapter, e.g. --lib=build/bench/index.js --adapter-class=cpu,gpu`;
 
 let args;
 try {
@@ -48,8 +50,14 @@ if (args.help) {
   process.exit(0);
 }
 const budget = Number(args.budget);
-if (args.lib.length < (args.control ? 1 : 2) || !(budget > 0)) {
-  console.error(`compare: give two or more --lib builds (or one with --control) and a budget > 0\n${HELP}`);
+// --adapter-class=cpu,gpu: each build once per class (build-major order).
+const classes = args['adapter-class'] ? args['adapter-class'].split(',') : [undefined];
+if (classes.some((c) => !['auto', 'cpu', 'gpu'].includes(c ?? 'auto'))) {
+  console.error(`compare: --adapter-class: expected auto, cpu or gpu (or a comma list), got ${args['adapter-class']}\n${HELP}`);
+  process.exit(2);
+}
+if (args.lib.length * classes.length < (args.control ? 1 : 2) || args.lib.length < 1 || !(budget > 0)) {
+  console.error(`compare: give two or more --lib builds (or one with --control, or one with two adapter classes) and a budget > 0\n${HELP}`);
   process.exit(2);
 }
 
@@ -57,27 +65,35 @@ nodeGpuEnv();
 
 // Each build is its own module instance (a query string makes the same file load twice).
 const files = args.control ? [args.lib[0], args.lib[0], ...args.lib.slice(1)] : args.lib;
-const names = files.map((f, i) => (args.control && i === 1 ? `${basename(f)} (again)` : basename(f)));
+const fileNames = files.map((f, i) => (args.control && i === 1 ? `${basename(f)} (again)` : basename(f)));
 const libs = [];
+const names = [];
+/** The createNorms adapterClass option of each subject build (libs[i]). */
+const clsOf = [];
 for (const [i, f] of files.entries()) {
+  let lib;
   try {
-    libs.push(await import(`${pathToFileURL(resolve(f)).href}?build=${i}`));
+    lib = await import(`${pathToFileURL(resolve(f)).href}?build=${i}`);
   } catch (e) {
     console.error(`compare: cannot load ${f} (${e.message})`);
     process.exit(2);
   }
+  for (const c of classes) {
+    libs.push(lib);
+    names.push(c && classes.length > 1 ? `${fileNames[i]} ${c}` : fileNames[i]);
+    clsOf.push(c ? { adapterClass: c } : {});
+  }
 }
 const webgpu = await import('webgpu');
 const gpu = webgpu.create([]);
-const cls = args['adapter-class'] ? { adapterClass: args['adapter-class'] } : {};
-const first = await libs[0].createNorms({ gpu, backend: 'webgpu', ...cls });
+const first = await libs[0].createNorms({ gpu, backend: 'webgpu', ...clsOf[0] });
 const device = first.device;
 const instances = new Map();
 /** The instance of build i for a case (capped bindings where the case asks for them). */
 async function normsOf(i, bindingBytes) {
   const key = `${i}/${bindingBytes ?? 0}`;
   if (!instances.has(key)) {
-    instances.set(key, i === 0 && !bindingBytes ? first : await libs[i].createNorms({ device, backend: 'webgpu', ...cls, ...(bindingBytes ? { maxBindingBytes: bindingBytes } : {}) }));
+    instances.set(key, i === 0 && !bindingBytes ? first : await libs[i].createNorms({ device, backend: 'webgpu', ...clsOf[i], ...(bindingBytes ? { maxBindingBytes: bindingBytes } : {}) }));
   }
   return instances.get(key);
 }

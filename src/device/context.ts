@@ -21,6 +21,35 @@ export type { Kernel, KernelSource } from './pipelines.ts';
 export type { KernelProfile, OpProfile } from './profiler.ts';
 export { EncodeSession, NOT_SUBMITTED } from './sessions.ts';
 
+/**
+ * The kernel class an adapter gets from what it says about itself (createNorms adapterClass
+ * 'auto'): 'cpu' for WebGPU implemented on the CPU, 'gpu' for the rest.
+ *
+ * CPU-emulated adapters: SwiftShader (Dawn and Chrome: vendor 'google', architecture
+ * 'swiftshader', device 'swiftshader-device-subzero-', description 'SwiftShader driver 5.0.0')
+ * and Mesa's llvmpipe Vulkan driver, lavapipe (Dawn: vendor 'mesa', architecture 'software',
+ * device 'llvmpipe-llvm-15-0-6-256-bits-', description 'llvmpipe: Mesa 25.0.7 ... (LLVM 15.0.6)';
+ * browsers hide device and description by default, so 'software' must suffice), and any adapter
+ * that reports itself a fallback adapter (GPUAdapterInfo.isFallbackAdapter: both of those do).
+ * A browser that tells nothing at all (every string empty) gets 'cpu' too: the GPU class on a
+ * CPU adapter costs 10-100x, the CPU class on a GPU far less.
+ *
+ * Why lavapipe takes the CPU class (measured on a 2-core machine, bench/compare.mjs
+ * --adapter-class=cpu,gpu, both classes side by side in one process): lavapipe runs a workgroup
+ * as SIMD lanes of one core, as SwiftShader does, and rewards what SwiftShader rewards, one
+ * invocation per row and few barriers, if by smaller factors: layer norm [4096, 768] forward
+ * ~2.7x faster with the CPU class (SwiftShader ~85x), [512, 4096] ~2.7x (SwiftShader ~33x), instance norm
+ * [2, 64, 64, 64] ~5x; the GPU class wins only single rows (layer norm [1, 4096] ~1.4x), whose
+ * time is a fraction of a millisecond either way. See bench/README.md for the table.
+ */
+export function adapterClassOf(info: AdapterSummary): 'cpu' | 'gpu' {
+  if (info.isFallbackAdapter) return 'cpu';
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  if (text.trim() === '') return 'cpu';
+  if (/swiftshader|llvmpipe|lavapipe|softpipe|cpu/.test(text)) return 'cpu';
+  return info.architecture.toLowerCase() === 'software' ? 'cpu' : 'gpu';
+}
+
 export class GpuContext {
   readonly device: GPUDevice;
   readonly adapter: AdapterSummary;
@@ -44,8 +73,7 @@ export class GpuContext {
     this.device = device;
     this.adapter = adapter;
     this.owned = owned;
-    const arch = `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.toLowerCase();
-    this.isCpuAdapter = /swiftshader|llvmpipe|lavapipe|cpu/.test(arch) || arch.trim() === '';
+    this.isCpuAdapter = adapterClassOf(adapter) === 'cpu';
     this.pipelines = new PipelineCache(device);
     this.compileErrors = this.pipelines.compileErrors;
     this.pool = new BufferPool(device);

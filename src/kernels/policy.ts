@@ -147,9 +147,31 @@ export function clChunks(g: Planner, B: number, R: number, C: number, win: boole
   return { samples: B, rowsPerSample: R, channels: C, chunks: P, chunkLength: L, flags };
 }
 
-/** The one-workgroup-per-row kernels (see rowsPlan): GPU-class adapters, variant 'auto', not windowed. */
+/**
+ * Short rows on GPU-class adapters: rows (layer/RMS norm) or groups (group/instance norm,
+ * channels-first) of fewer than SHORT_ROW elements take one invocation per row, the row-fused
+ * kernels of the CPU class (apply.wgsl fused_rows_welford / _sumsq / _grad), not a workgroup
+ * per row. A workgroup per row keeps ceil(K / 4) of its (at least 64) invocations busy: under
+ * 64 elements that is at most 16 of 64 lanes (a 3-element row: 1 of 64), and every row still pays
+ * the workgroup's barriers and its launch. One invocation per row keeps every lane busy with a
+ * row of at most 16 quads, which a warp's rows (32 x 256 bytes) also fit in cache between the
+ * statistics pass and the normalize pass. The bound is the smallest workgroup the rows kernels
+ * use (64, rowsPlan), so rows of 64 and more keep a quarter or more of it busy.
+ * Measured on SwiftShader (2 cores), adapterClass 'gpu', layer norm [65536, 3] forward: 10.8 s
+ * with a workgroup per row against 34 ms one invocation per row. No real GPU was at hand to place
+ * the bound by measurement: 64 is the lane-occupancy argument above.
+ */
+export const SHORT_ROW = 64;
+
+/** Whether rows of K elements are short on the GPU class (see SHORT_ROW). */
+export const shortRow = (K: number): boolean => K < SHORT_ROW;
+
+/**
+ * The one-workgroup-per-row kernels (see rowsPlan): GPU-class adapters, variant 'auto', not
+ * windowed, rows of at least SHORT_ROW elements (shorter ones take the row-fused kernels).
+ */
 export function wantRows(g: Planner, K: number, dtype: DType, win: boolean): { wg: number; nv: number } | null {
-  if (g.ctx.isCpuAdapter || g.variant !== 'auto' || g.rowsKernel === 'off' || win) return null;
+  if (g.ctx.isCpuAdapter || g.variant !== 'auto' || g.rowsKernel === 'off' || win || shortRow(K)) return null;
   return rowsPlan(g.ctx.device.limits, K, dtype);
 }
 
@@ -168,13 +190,16 @@ export function rowsKernel(g: Planner, rp: { wg: number; nv: number }, K: number
   return { flags: [`NV${rp.nv}`, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])], wg: rp.wg, enables: sub ? ['subgroups'] : [] };
 }
 
-/** The row-fused kernels (one invocation per row): CPU adapters with one chunk per row, or forced. */
+/**
+ * The row-fused kernels (one invocation per row): CPU adapters with one chunk per row, short
+ * rows on GPU-class adapters (SHORT_ROW), or forced.
+ */
 export function wantFused(g: Planner, P: number, inner: number, dtype: DType, win: boolean): boolean {
   // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
   if (g.variant === 'general' || (win && inner * elementBytes(dtype) * 8 > g.bindLimit)) return false;
   const ok = dtype === 'float32' || inner % 2 === 0;
   if (g.variant === 'fused') return ok;
-  return ok && P === 1 && g.ctx.isCpuAdapter;
+  return ok && P === 1 && (g.ctx.isCpuAdapter || shortRow(inner));
 }
 
 /** Elementwise kernels: one invocation per quad of 4 elements. */
