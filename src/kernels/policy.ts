@@ -19,7 +19,8 @@ import { f32, type Plan, type Planner, type Step } from './plan.ts';
  *   8192 with WG = 256: 32 floats of registers per invocation) and 16 for float16 (16384 halves).
  * - float16 rows of odd length are left to the other kernels (two rows would share a u32 word).
  * - Not for windowed ops (tensors past one storage binding) nor CPU adapters, whose invocations
- *   are SIMD lanes of one core and where barriers cost ~10x (they keep the row-fused kernels).
+ *   are SIMD lanes of one core and where barriers cost ~10x (they keep the row-fused kernels),
+ *   nor rows under SHORT_ROW (64) elements (wantRows: one invocation per row instead).
  * - Subgroup sums where the device has 'subgroups' (any subgroup size; the partials of
  *   WG / subgroupSize subgroups are summed from workgroup memory), else a workgroup tree.
  */
@@ -148,18 +149,23 @@ export function clChunks(g: Planner, B: number, R: number, C: number, win: boole
 }
 
 /**
- * Short rows on GPU-class adapters: rows (layer/RMS norm) or groups (group/instance norm,
- * channels-first) of fewer than SHORT_ROW elements take one invocation per row, the row-fused
- * kernels of the CPU class (apply.wgsl fused_rows_welford / _sumsq / _grad), not a workgroup
- * per row. A workgroup per row keeps ceil(K / 4) of its (at least 64) invocations busy: under
- * 64 elements that is at most 16 of 64 lanes (a 3-element row: 1 of 64), and every row still pays
- * the workgroup's barriers and its launch. One invocation per row keeps every lane busy with a
- * row of at most 16 quads, which a warp's rows (32 x 256 bytes) also fit in cache between the
- * statistics pass and the normalize pass. The bound is the smallest workgroup the rows kernels
- * use (64, rowsPlan), so rows of 64 and more keep a quarter or more of it busy.
- * Measured on SwiftShader (2 cores), adapterClass 'gpu', layer norm [65536, 3] forward: 10.8 s
- * with a workgroup per row against 34 ms one invocation per row. No real GPU was at hand to place
- * the bound by measurement: 64 is the lane-occupancy argument above.
+ * Short rows on GPU-class adapters: rows (layer/RMS norm, forward and backward) and groups
+ * (group/instance norm forward, channels-first) of fewer than SHORT_ROW elements take one
+ * invocation per row, the CPU class's row-fused kernels (apply.wgsl fused_rows_welford / _sumsq /
+ * _grad, the same arithmetic), instead of a workgroup per row (rows.wgsl). The rule:
+ * - K < 64: row-fused (one row per invocation, WG rows per workgroup); dweight/dbias of the
+ *   backward by the column kernels (column_grad_partials + weight_bias_grads), which keep many
+ *   invocations and about a thousand partials per column;
+ * - 64 <= K <= the register capacity (rowsPlan): a workgroup per row.
+ * Why 64: a workgroup per row keeps ceil(K / 4) of its invocations busy and it has at least 64
+ * (rowsPlan), so under 64 elements at most 16 of 64 lanes work (a 3-element row: 1 of 64) while
+ * each row still pays a workgroup's launch and its barriers; one invocation per row keeps every
+ * lane busy and loops over at most 16 quads. From 64 elements a quarter or more of the workgroup
+ * works and the workgroup's coalesced loads and shorter loops take over. No real GPU was at hand
+ * to place the bound by measurement; that is the reasoning. What was measured (2-core VM,
+ * bench/compare.mjs, adapterClass 'gpu', layer norm [65536, 3]): SwiftShader 32.5 s forward and
+ * 11.0 s backward with a workgroup per row, 0.15 s and 0.11 s with this rule; lavapipe 1.31 s and
+ * 0.99 s before, 25 ms and 17 ms after.
  */
 export const SHORT_ROW = 64;
 
