@@ -44,7 +44,7 @@ function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = 
 
 /**
  * The full list. Shapes: transformer rows (decode [1, 4096], prefill [512, 4096], BERT-base
- * [4096, 768]), a Stable Diffusion UNet group norm, ResNet batch norms, a style-transfer
+ * [4096, 768]), short rows ([65536, 3], [65536, 16]), a Stable Diffusion UNet group norm, ResNet batch norms, a style-transfer
  * instance norm and a conv weight norm.
  */
 export function fullCases() {
@@ -65,6 +65,12 @@ export function fullCases() {
     const D = s[s.length - 1];
     cs.push(make('rmsNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
     cs.push(make('rmsNorm', 'bwd', s, { opts: { normalizedShape: [D] }, tag: 'transformer' }));
+  }
+  // Rows far shorter than a workgroup (a per-point norm over 3 coordinates, a head of 16): the
+  // GPU class must not give each a workgroup (policy.ts SHORT_ROW).
+  for (const K of [3, 16]) {
+    cs.push(make('layerNorm', 'fwd', [65536, K], { opts: { normalizedShape: [K] }, tag: 'short rows' }));
+    cs.push(make('layerNorm', 'bwd', [65536, K], { opts: { normalizedShape: [K] }, tag: 'short rows' }));
   }
   cs.push(make('groupNorm', 'fwd', [2, 320, 64, 64], { opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
   cs.push(make('groupNorm', 'bwd', [2, 320, 64, 64], { opts: { numGroups: 32 }, tag: 'unet' }));

@@ -12,10 +12,6 @@
 // Prints per case and build: milliseconds per op (median of batches), the fraction of the copy
 // kernel's bandwidth over the case's minimal bytes, and the speed relative to the first build;
 // then the geometric mean of those speeds. Exit status 2 on bad flags or a build that fails to load.
-//
-// --float16=native,packed gives each build (in order, after --control's copy) createNorms'
-// float16 option: one build loaded twice compares the two float16 paths on a shader-f16 device:
-//   node bench/compare.mjs --lib=build/bench/index.js --lib=build/bench/index.js --float16=native,packed --filter=f16
 import { parseArgs } from 'node:util';
 import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,13 +20,15 @@ import { BatchTimer, measure } from './core.mjs';
 import { nodeGpuEnv } from './node-env.mjs';
 import { spec, makeRng, hashSeed, draw, numel } from '../test/catalog.js';
 
-const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu] [--float16=M,M,…]
+const HELP = `usage: node bench/compare.mjs --lib=<before.js> --lib=<after.js> [--lib=…] [--control] [--filter=S] [--budget=s] [--adapter-class=cpu|gpu|cpu,gpu] [--float16=M,M,…]
   --lib=FILE         a build of the library (build/bench/index.js of some revision); two or more
   --control          also time a second copy of the first build (the harness's own spread)
   --filter=S         only cases whose id contains S (case-insensitive)
   --budget=S         timing budget per case in seconds, all builds together (default 4)
-  --adapter-class=C  createNorms adapterClass for every build (default: detected)
-  --float16=M,M,…    createNorms float16 (auto|native|packed) per build, one per build in order`;
+  --adapter-class=C  createNorms adapterClass for every build (default: detected); a list (cpu,gpu)
+                     times every build once per class, side by side: the two kernel families
+                     on one adapter, e.g. --lib=build/bench/index.js --adapter-class=cpu,gpu
+  --float16=M,M,…    createNorms float16 (auto|native|packed) per --lib build, one per build in order`;
 
 let args;
 try {
@@ -54,8 +52,14 @@ if (args.help) {
   process.exit(0);
 }
 const budget = Number(args.budget);
-if (args.lib.length < (args.control ? 1 : 2) || !(budget > 0)) {
-  console.error(`compare: give two or more --lib builds (or one with --control) and a budget > 0\n${HELP}`);
+// --adapter-class=cpu,gpu: each build once per class (build-major order).
+const classes = args['adapter-class'] ? args['adapter-class'].split(',') : [undefined];
+if (classes.some((c) => !['auto', 'cpu', 'gpu'].includes(c ?? 'auto'))) {
+  console.error(`compare: --adapter-class: expected auto, cpu or gpu (or a comma list), got ${args['adapter-class']}\n${HELP}`);
+  process.exit(2);
+}
+if (args.lib.length * classes.length < (args.control ? 1 : 2) || args.lib.length < 1 || !(budget > 0)) {
+  console.error(`compare: give two or more --lib builds (or one with --control, or one with two adapter classes) and a budget > 0\n${HELP}`);
   process.exit(2);
 }
 
@@ -68,34 +72,37 @@ if (halves.length && (halves.length !== files.length || halves.some((h) => !['au
   console.error(`compare: --float16 needs one of auto|native|packed per build (${files.length} builds)\n${HELP}`);
   process.exit(2);
 }
-/** createNorms options of build i besides the device (--float16). */
-const optsOf = (i) => (halves.length ? { float16: halves[i] } : {});
-const names = files.map((f, i) => `${args.control && i === 1 ? `${basename(f)} (again)` : basename(f)}${halves.length ? ` float16 ${halves[i]}` : ''}`);
+const fileNames = files.map((f, i) => `${args.control && i === 1 ? `${basename(f)} (again)` : basename(f)}${halves.length ? ` float16 ${halves[i]}` : ''}`);
 const libs = [];
+const names = [];
+/** The createNorms adapterClass option of each subject build (libs[i]). */
+const clsOf = [];
 for (const [i, f] of files.entries()) {
+  let lib;
   try {
-    libs.push(await import(`${pathToFileURL(resolve(f)).href}?build=${i}`));
+    lib = await import(`${pathToFileURL(resolve(f)).href}?build=${i}`);
   } catch (e) {
     console.error(`compare: cannot load ${f} (${e.message})`);
     process.exit(2);
   }
+  for (const c of classes) {
+    libs.push(lib);
+    names.push(c && classes.length > 1 ? `${fileNames[i]} ${c}` : fileNames[i]);
+    clsOf.push({ ...(c ? { adapterClass: c } : {}), ...(halves.length ? { float16: halves[i] } : {}) });
+  }
 }
 const webgpu = await import('webgpu');
 const gpu = webgpu.create([]);
-const cls = args['adapter-class'] ? { adapterClass: args['adapter-class'] } : {};
-const first = await libs[0].createNorms({ gpu, backend: 'webgpu', ...cls, ...optsOf(0) });
+const first = await libs[0].createNorms({ gpu, backend: 'webgpu', ...clsOf[0] });
 const device = first.device;
 const instances = new Map();
 /** The instance of build i for a case (capped bindings where the case asks for them). */
 async function normsOf(i, bindingBytes) {
   const key = `${i}/${bindingBytes ?? 0}`;
   if (!instances.has(key)) {
-    instances.set(key, i === 0 && !bindingBytes ? first : await libs[i].createNorms({ device, backend: 'webgpu', ...cls, ...optsOf(i), ...(bindingBytes ? { maxBindingBytes: bindingBytes } : {}) }));
+    instances.set(key, i === 0 && !bindingBytes ? first : await libs[i].createNorms({ device, backend: 'webgpu', ...clsOf[i], ...(bindingBytes ? { maxBindingBytes: bindingBytes } : {}) }));
   }
-  const n = instances.get(key);
-  // The path that runs (a build that predates the option has no norms.float16).
-  if (halves[i] && halves[i] !== 'auto' && n.float16 !== undefined && n.float16 !== halves[i]) throw new Error(`build ${i}: float16 ${n.float16}, asked for ${halves[i]}`);
-  return n;
+  return instances.get(key);
 }
 
 const a = first.adapter;

@@ -74,7 +74,7 @@ async function main() {
   const a = norms.adapter;
   console.log(`webgpu-norm bench (Node ${process.version}, Dawn): ${a.vendor} ${a.architecture} ${a.device} ${a.description}`.replace(/\s+/g, ' '));
   console.log(`features: ${env.features.join(', ')}`);
-  console.log(`${cases.length} cases, ${flags.budget} s timing budget each${flags.quick ? ' (quick shapes)' : ''}; timing: ${norms.device.features.has('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch (no timestamp-query)'}; kernel class: ${adapterClass === 'auto' ? (norms.adapter && /swiftshader|llvmpipe|lavapipe|cpu/i.test(`${norms.adapter.vendor} ${norms.adapter.architecture}`) ? 'cpu (detected)' : 'gpu (detected)') : adapterClass}`);
+  console.log(`${cases.length} cases, ${flags.budget} s timing budget each${flags.quick ? ' (quick shapes)' : ''}; timing: ${norms.device.features.has('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch (no timestamp-query)'}; kernel class: ${adapterClass === 'auto' ? `${norms._gpu?.ctx.isCpuAdapter ? 'cpu' : 'gpu'} (detected)` : adapterClass}`);
   console.log('');
   const table = textTable([]);
   console.log(table.header());

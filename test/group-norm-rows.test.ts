@@ -4,10 +4,12 @@
  * registers (shaders/rows.wgsl with per-channel weights, PER_CH). Every case runs with subgroup
  * sums and with the workgroup-tree fallback, NaN-poisoned outputs, against float64 formulas and
  * the CPU reference group by group; the kernel used and its traffic are asserted from
- * norms.profile().
+ * norms.profile(). Groups of fewer than SHORT_ROW (64) elements take the row-fused kernel instead
+ * (one invocation per group, policy.ts), checked here the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor } from '../src/index.ts';
+import { SHORT_ROW } from '../src/kernels/policy.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 import { hardRows } from './util/hard-rows.ts';
@@ -146,10 +148,14 @@ describe.each(['sub', 'tree'] as const)('group/instance norm, one workgroup per 
     const [p] = await n.profile();
     const want = await readAll(cpu, runOp(cpu, c, x, w, b, eps));
     const f = ref64(x, N, C, S, G, eps, w, b, c.silu);
-    // One dispatch, the rows kernel, x read once: traffic ~1.0x the minimal bytes.
+    // One dispatch, the rows kernel (groups under SHORT_ROW elements: the row-fused kernel, one
+    // invocation per group), x read once: traffic ~1.0x the minimal bytes.
     expect(p!.kernels.map((q) => q.name)).toHaveLength(1);
-    expect(p!.kernels[0]!.name).toMatch(/PER_CH/);
-    expect(p!.kernels[0]!.name.includes('SUBGROUPS')).toBe(k === 'sub' && n.device!.features.has('subgroups'));
+    if (K < SHORT_ROW) expect(p!.kernels[0]!.name).toMatch(/^fused_rows_welford/);
+    else {
+      expect(p!.kernels[0]!.name).toMatch(/PER_CH/);
+      expect(p!.kernels[0]!.name.includes('SUBGROUPS')).toBe(k === 'sub' && n.device!.features.has('subgroups'));
+    }
     const minRead = x.length * 4 + ((w ? 1 : 0) + (b ? 1 : 0)) * C * 4;
     const minWritten = x.length * 4 + 2 * N * G * 4;
     const moved = p!.kernels[0]!.bytesRead + p!.kernels[0]!.bytesWritten;

@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Norms, Tensor } from '../src/index.ts';
 import type { Plan } from '../src/kernels/plan.ts';
+import { SHORT_ROW } from '../src/kernels/policy.ts';
+import { WG } from '../src/kernels/source.ts';
 import { gpuNorms } from './util/gpu.ts';
 
 let cpuClass: Norms;
@@ -124,6 +126,91 @@ describe('layerNorm forward plans', () => {
       for (const w of s.windows!) for (const b of w.buffers) expect('size' in b ? b.size : 0).toBeLessThanOrEqual(16384);
     }
     expect(dispatches(p!)).toBeGreaterThan(p!.steps.length);
+  });
+});
+
+describe('GPU class, short rows: one invocation per row below SHORT_ROW elements, one workgroup per row from it', () => {
+  const LENGTHS = [1, 3, 17, 63, 64, 65];
+  const rows = 1000;
+  it('the bound is 64 elements (the smallest workgroup of the rows kernels)', () => {
+    expect(SHORT_ROW).toBe(64);
+  });
+
+  it.each(LENGTHS)('layerNorm and rmsNorm forward, rows of %i', (K) => {
+    const short = K < SHORT_ROW;
+    const x = zeros(gpuClass, [rows, K]);
+    const w = zeros(gpuClass, [K]);
+    const [ln, rn] = plans(gpuClass, () => {
+      gpuClass.layerNorm(x, { normalizedShape: [K], weight: w, bias: w });
+      gpuClass.rmsNorm(x, { normalizedShape: [K] });
+    });
+    expect(entries(ln!)).toEqual([short ? 'fused_rows_welford' : 'workgroup_rows_welford']);
+    expect(entries(rn!)).toEqual([short ? 'fused_rows_sumsq' : 'workgroup_rows_sumsq']);
+    if (short) {
+      // WG invocations per workgroup, one row each (blocks of 4 rows sharing weights of whole quads).
+      expect(rn!.steps[0]!.workgroups).toBe(Math.ceil(rows / WG));
+      expect(ln!.steps[0]!.workgroups).toBe(Math.ceil(rows / (K % 4 === 0 ? 4 : 1) / WG));
+      expect(rn!.steps[0]!.wg).toBeUndefined();
+    } else {
+      expect(ln!.steps[0]!.workgroups).toBe(rows);
+      expect(rn!.steps[0]!.wg).toBe(64);
+    }
+  });
+
+  it.each(LENGTHS)('layerNorm and rmsNorm backward, rows of %i, with and without dweight/dbias', (K) => {
+    const short = K < SHORT_ROW;
+    const [x, dy] = [zeros(gpuClass, [rows, K]), zeros(gpuClass, [rows, K])];
+    const [m, r, w] = [zeros(gpuClass, [rows]), zeros(gpuClass, [rows]), zeros(gpuClass, [K])];
+    const [plain, affine, rms] = plans(gpuClass, () => {
+      gpuClass.layerNormBackward(dy, x, m, r, { normalizedShape: [K] });
+      gpuClass.layerNormBackward(dy, x, m, r, { normalizedShape: [K], weight: w, bias: w });
+      gpuClass.rmsNormBackward(dy, x, r, { normalizedShape: [K], weight: w });
+    });
+    if (short) {
+      expect(entries(plain!)).toEqual(['fused_rows_grad']);
+      expect(plain!.steps[0]!.workgroups).toBe(Math.ceil(rows / WG));
+      // dweight/dbias: the column kernels (many invocations), not row blocks (COLS_FUSED).
+      expect(entries(affine!)).toEqual(['fused_rows_grad', 'column_grad_partials', 'weight_bias_grads']);
+      expect(entries(rms!)).toEqual(['fused_rows_grad', 'column_grad_partials', 'weight_bias_grads']);
+      expect(affine!.steps[0]!.flags).not.toContain('COLS_FUSED');
+    } else {
+      expect(entries(plain!)).toEqual(['workgroup_rows_grad']);
+      expect(plain!.steps[0]!.workgroups).toBe(rows);
+      expect(entries(affine!)).toEqual(['workgroup_rows_grad', 'weight_bias_grads']);
+      expect(entries(rms!)).toEqual(['workgroup_rows_grad', 'weight_bias_grads']);
+    }
+  });
+
+  it.each(LENGTHS)('groupNorm and instanceNorm forward, groups of %i elements (channels-first)', (K) => {
+    const short = K < SHORT_ROW;
+    // groupNorm: 2 channels of K / 2 (odd K: 1 channel of K) per group; instanceNorm: a channel of K.
+    const Cg = K % 2 === 0 ? 2 : 1;
+    const xg = zeros(gpuClass, [4, 8 * Cg, K / Cg]);
+    // (instanceNorm needs 2 or more spatial elements.)
+    const xi = zeros(gpuClass, [4, 8, Math.max(K, 2)]);
+    const w = zeros(gpuClass, [8 * Cg]);
+    const [gn, inorm] = plans(gpuClass, () => {
+      gpuClass.groupNorm(xg, { numGroups: 8, weight: w, bias: w });
+      gpuClass.instanceNorm(xi);
+    });
+    expect(entries(gn!)).toEqual([short ? 'fused_rows_welford' : 'workgroup_rows_welford']);
+    expect(entries(inorm!)).toEqual([short ? 'fused_rows_welford' : 'workgroup_rows_welford']);
+    expect(gn!.steps[0]!.workgroups).toBe(short ? 1 : 32);
+  });
+
+  it('the CPU class keeps its row blocks of column sums (COLS_FUSED) for the same short rows', () => {
+    const [x, dy] = [zeros(cpuClass, [4096, 16]), zeros(cpuClass, [4096, 16])];
+    const [m, r, w] = [zeros(cpuClass, [4096]), zeros(cpuClass, [4096]), zeros(cpuClass, [16])];
+    const [p] = plans(cpuClass, () => cpuClass.layerNormBackward(dy, x, m, r, { normalizedShape: [16], weight: w, bias: w }));
+    expect(entries(p!)).toEqual(['fused_rows_grad', 'weight_bias_grads']);
+    expect(p!.steps[0]!.flags).toContain('COLS_FUSED');
+  });
+
+  it('float16 rows of odd length (no row-fused kernel: two rows would share a word): partials, one chunk per row', () => {
+    const x = gpuClass.tensor(new Float32Array(rows * 3), [rows, 3], 'float16');
+    const [p] = plans(gpuClass, () => gpuClass.layerNorm(x, { normalizedShape: [3] }));
+    expect(entries(p!)).toEqual(['welford_partials', 'finalize_mean_rstd', 'normalize_elements']);
+    expect(p!.steps[0]!.p.chunks).toBe(1);
   });
 });
 

@@ -4,11 +4,14 @@
  * Every case runs twice: with subgroup sums (SwiftShader's Dawn has 'subgroups') and with the
  * workgroup-tree fallback. Checked against float64 formulas and the CPU reference, row by row
  * (rows of very different magnitudes in one tensor), with NaN-poisoned outputs; the kernel
- * actually used is asserted from the pipelines each op asks for.
+ * actually used is asserted from the pipelines each op asks for. Rows of fewer than SHORT_ROW (64)
+ * elements take the row-fused kernels instead (one invocation per row, policy.ts): the short
+ * lengths here check that mapping on the GPU class the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor } from '../src/index.ts';
 import { rowsBwdBlocks, rowsPlan } from '../src/kernels/gpu.ts';
+import { SHORT_ROW } from '../src/kernels/policy.ts';
 import { gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 import { hardRows } from './util/hard-rows.ts';
@@ -169,6 +172,7 @@ describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
 
   it.each(LENGTHS)('K = %i: float64 formulas and the CPU reference, 1e4 offsets, outliers, weight/bias/residual', async (K) => {
     const n = inst[k];
+    kernelsAsked[k] = [];
     const rows = K >= 4096 ? 4 : 9;
     const x = hardRows(K * 31 + 1, K, rows);
     const rng = makeRng(K * 17 + 5);
@@ -196,6 +200,9 @@ describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
       }
       if (o.res) expect(Array.from(got.sum!)).toEqual(Array.from(xs));
     }
+    // Rows under SHORT_ROW elements: one invocation per row (the row-fused kernels) instead.
+    const used = kernelsAsked[k]!.filter((l) => /^webgpu-norm\.(workgroup_rows|fused_rows)_/.test(l)).map((l) => l.slice(12).replace(/_(welford|sumsq)\[.*$/, ''));
+    expect(new Set(used)).toEqual(new Set([K < SHORT_ROW ? 'fused_rows' : 'workgroup_rows']));
     expect(bad).toEqual([]);
   });
 
@@ -254,7 +261,7 @@ describe.each(['sub', 'tree'] as const)('one workgroup per row (%s)', (k) => {
         if (got.sum) expect(Array.from(got.sum), `${tag}: sum`).toEqual(Array.from(want.sum!));
       }
     });
-    expect(labels.filter((l) => l.startsWith('webgpu-norm.workgroup_rows')).length).toBe(OPS.length);
+    expect(labels.filter((l) => l.startsWith(K < SHORT_ROW ? 'webgpu-norm.fused_rows' : 'webgpu-norm.workgroup_rows')).length).toBe(OPS.length);
   });
 });
 
@@ -392,8 +399,9 @@ describe.each(['sub', 'tree'] as const)('backward, one workgroup per block of ro
             if (!(e <= 1e-5)) bad.push(`${tag}: dbias ${e.toExponential(2)}`);
           }
         });
-        const rowsK = labels.filter((l) => l.startsWith('webgpu-norm.workgroup_rows_'));
-        if (!rowsK.some((l) => l.startsWith('webgpu-norm.workgroup_rows_grad['))) bad.push(`${bwdName(o)} K=${K}: no rows backward kernel (${labels.join(' ')})`);
+        // (Rows under SHORT_ROW elements: one invocation per row, fused_rows_grad.)
+        const want = K < SHORT_ROW ? 'webgpu-norm.fused_rows_grad[' : 'webgpu-norm.workgroup_rows_grad[';
+        if (!labels.some((l) => l.startsWith(want))) bad.push(`${bwdName(o)} K=${K}: no ${want.slice(12, -1)} kernel (${labels.join(' ')})`);
       }
     }
     expect(bad).toEqual([]);
@@ -430,6 +438,6 @@ describe.each(['sub', 'tree'] as const)('backward, one workgroup per block of ro
         if (o.b) expect(relativeL2(got.db!, Array.from(want.db!)), `${tag}: dbias`).toBeLessThanOrEqual(3e-3);
       }
     });
-    expect(labels.filter((l) => l.startsWith('webgpu-norm.workgroup_rows_grad[')).length).toBe(BWD_OPS.length);
+    expect(labels.filter((l) => l.startsWith(K < SHORT_ROW ? 'webgpu-norm.fused_rows_grad[' : 'webgpu-norm.workgroup_rows_grad[')).length).toBe(BWD_OPS.length);
   });
 });

@@ -51,6 +51,8 @@ export interface AdapterSummary {
   device: string;
   /** Driver description, often empty in browsers. */
   description: string;
+  /** GPUAdapterInfo.isFallbackAdapter where the implementation has it (SwiftShader and lavapipe: true). */
+  isFallbackAdapter?: boolean;
 }
 
 function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
@@ -59,5 +61,6 @@ function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
+    ...(typeof (info as { isFallbackAdapter?: unknown } | undefined)?.isFallbackAdapter === 'boolean' ? { isFallbackAdapter: (info as { isFallbackAdapter: boolean }).isFallbackAdapter } : {}),
   };
 }

@@ -23,6 +23,39 @@ export type { HalfStorage } from './wgsl.ts';
 export type { KernelProfile, OpProfile } from './profiler.ts';
 export { EncodeSession, NOT_SUBMITTED } from './sessions.ts';
 
+/**
+ * The kernel class an adapter gets from what it says about itself (createNorms adapterClass
+ * 'auto'): 'cpu' for WebGPU implemented on the CPU, 'gpu' for the rest.
+ *
+ * CPU-emulated adapters: SwiftShader (Dawn and Chrome: vendor 'google', architecture
+ * 'swiftshader', device 'swiftshader-device-subzero-', description 'SwiftShader driver 5.0.0')
+ * and Mesa's llvmpipe Vulkan driver, lavapipe (Dawn: vendor 'mesa', architecture 'software',
+ * device 'llvmpipe-llvm-15-0-6-256-bits-', description 'llvmpipe: Mesa 25.0.7 ... (LLVM 15.0.6)';
+ * browsers hide device and description by default, so 'software' must suffice), and any adapter
+ * that reports itself a fallback adapter (GPUAdapterInfo.isFallbackAdapter: both of those do).
+ * A browser that tells nothing at all (every string empty) gets 'cpu' too, as before: the GPU
+ * class on a CPU adapter measured 10-100x slower (below); the cost the other way round, the CPU
+ * class on a real GPU, was not measured here (no GPU at hand).
+ *
+ * Why lavapipe takes the CPU class (measured on a 2-core machine with bench/compare.mjs
+ * --adapter-class=cpu,gpu: both classes side by side in one process; table in bench/README.md):
+ * lavapipe runs a workgroup as SIMD lanes on a CPU core, as SwiftShader does, and rewards what
+ * SwiftShader rewards, one invocation per row and few barriers, if by smaller factors. CPU class
+ * against GPU class, lavapipe (SwiftShader): layer norm [4096, 768] forward 11x (85x) faster,
+ * [512, 4096] 2.7x (33x), backward [4096, 768] 5.3x (16x), instance norm [2, 64, 64, 64] 14x
+ * (47x), group norm [2, 320, 64, 64] 1.4x (1.6x), training batch norm 1.5x (1.2x), layer norm
+ * [65536, 3] 60-70x (before SHORT_ROW in policy.ts; with it both classes run the same kernel). The
+ * GPU class wins only a single long row on lavapipe (layer norm [1, 4096] 1.4x faster; 2.8x
+ * slower on SwiftShader), a fraction of a millisecond either way.
+ */
+export function adapterClassOf(info: AdapterSummary): 'cpu' | 'gpu' {
+  if (info.isFallbackAdapter) return 'cpu';
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  if (text.trim() === '') return 'cpu';
+  if (/swiftshader|llvmpipe|lavapipe|softpipe|cpu/.test(text)) return 'cpu';
+  return info.architecture.toLowerCase() === 'software' ? 'cpu' : 'gpu';
+}
+
 export class GpuContext {
   readonly device: GPUDevice;
   readonly adapter: AdapterSummary;
@@ -52,8 +85,7 @@ export class GpuContext {
     this.device = device;
     this.adapter = adapter;
     this.owned = owned;
-    const arch = `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.toLowerCase();
-    this.isCpuAdapter = /swiftshader|llvmpipe|lavapipe|cpu/.test(arch) || arch.trim() === '';
+    this.isCpuAdapter = adapterClassOf(adapter) === 'cpu';
     this.float16 = device.features.has('shader-f16') ? 'native' : 'packed';
     this.pipelines = new PipelineCache(device);
     this.compileErrors = this.pipelines.compileErrors;

@@ -2,9 +2,11 @@
  * Group norm and instance norm on the GPU (PyTorch `group_norm`; `instance_norm` with batch
  * statistics is group norm with one channel per group): statistics per (n, g) over Cg = C/G
  * channels of S spatial elements. Forward: workgroup_rows_welford with per-channel weights
- * (GPU class, group in registers), fused_rows_welford (CPU class), or partials + merge +
+ * (GPU class, group in registers), fused_rows_welford (CPU class; GPU class, groups of fewer than
+ * SHORT_ROW = 64 elements: policy.ts), or partials + merge +
  * normalize_elements; channels-last x ([N, *spatial, C]): channels_last_welford_partials.
- * Backward: per-(n, c) sums of dy and dy·x̂ (grad_partials, grad_sums), per-(n, g)
+ * Backward (both classes; no workgroup per group, so short groups need no other mapping: a short
+ * (n, c) run is one chunk, one invocation): per-(n, c) sums of dy and dy·x̂ (grad_partials, grad_sums), per-(n, g)
  * coefficients (group_grad_coefficients), grad_elements; dweight/dbias sum the per-(n, c) sums
  * over n (weight_bias_grads).
  */

@@ -1,11 +1,12 @@
 /**
  * Layer norm and RMS norm on the GPU (PyTorch `layer_norm` / `rms_norm` and their backwards):
  * rows of K = prod(normalizedShape) elements. Forward, by adapter class and shape (policy.ts):
- * - GPU class, rows up to the register capacity: one workgroup per row, one dispatch
- *   (workgroup_rows_welford / workgroup_rows_sumsq, rows.wgsl);
- * - CPU class, one chunk per row: one invocation per row (fused_rows_welford / _sumsq);
+ * - GPU class, rows of SHORT_ROW (64) elements up to the register capacity: one workgroup per
+ *   row, one dispatch (workgroup_rows_welford / workgroup_rows_sumsq, rows.wgsl);
+ * - CPU class with one chunk per row, and GPU class with rows shorter than SHORT_ROW: one
+ *   invocation per row (fused_rows_welford / _sumsq);
  * - otherwise partials, their merge (finalize_mean_rstd / finalize_rms), normalize_elements.
- * Backward: workgroup_rows_grad (GPU class), fused_rows_grad (CPU class), or grad_partials +
+ * Backward: workgroup_rows_grad (GPU class), fused_rows_grad (CPU class; GPU class, short rows), or grad_partials +
  * grad_coefficients + grad_elements; dweight/dbias from column partials (weight_bias_grads).
  */
 import type { Tensor } from '../tensor.ts';
@@ -164,9 +165,12 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
   const fused = wantFused(g, P, K, x.dtype, win);
   // Row-fused with dweight/dbias: blocks of RB rows per invocation also sum the columns of
   // their block (COLS_FUSED), instead of a separate pass over dy and x. Only with rows enough
-  // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads.
+  // for blocks of 8..16 rows and still a few hundred invocations, and rows of whole quads; on
+  // CPU-class adapters (or forced): on the GPU class (short rows, SHORT_ROW) a block per 16 rows
+  // leaves few invocations and rows / 16 partials per column for weight_bias_grads to add in
+  // one invocation, where the column kernels keep many invocations and about a thousand.
   const RB = Math.min(16, Math.floor(rows / 256));
-  const colsFused = fused && cols && K % 4 === 0 && RB >= 8 && !win;
+  const colsFused = fused && cols && K % 4 === 0 && RB >= 8 && !win && (g.ctx.isCpuAdapter || g.variant === 'fused');
   // With a separate dweight/dbias pass, the rows' mean corrections k (the saved mean's
   // rounding, recovered from the row sums: see FIN_BWD) go to it through CORR.
   const corr = mean && cols && !colsFused ? g.temp(Math.max(rows, 1) * 4, 'corr') : null;

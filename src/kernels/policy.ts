@@ -19,7 +19,8 @@ import { f32, type Plan, type Planner, type Step } from './plan.ts';
  *   8192 with WG = 256: 32 floats of registers per invocation) and 16 for float16 (16384 halves).
  * - float16 rows of odd length are left to the other kernels (two rows would share a u32 word).
  * - Not for windowed ops (tensors past one storage binding) nor CPU adapters, whose invocations
- *   are SIMD lanes of one core and where barriers cost ~10x (they keep the row-fused kernels).
+ *   are SIMD lanes of one core and where barriers cost ~10x (they keep the row-fused kernels),
+ *   nor rows under SHORT_ROW (64) elements (wantRows: one invocation per row instead).
  * - Subgroup sums where the device has 'subgroups' (any subgroup size; the partials of
  *   WG / subgroupSize subgroups are summed from workgroup memory), else a workgroup tree.
  */
@@ -147,9 +148,36 @@ export function clChunks(g: Planner, B: number, R: number, C: number, win: boole
   return { samples: B, rowsPerSample: R, channels: C, chunks: P, chunkLength: L, flags };
 }
 
-/** The one-workgroup-per-row kernels (see rowsPlan): GPU-class adapters, variant 'auto', not windowed. */
+/**
+ * Short rows on GPU-class adapters: rows (layer/RMS norm, forward and backward) and groups
+ * (group/instance norm forward, channels-first) of fewer than SHORT_ROW elements take one
+ * invocation per row, the CPU class's row-fused kernels (apply.wgsl fused_rows_welford / _sumsq /
+ * _grad, the same arithmetic), instead of a workgroup per row (rows.wgsl). The rule:
+ * - K < 64: row-fused (one row per invocation, WG rows per workgroup); dweight/dbias of the
+ *   backward by the column kernels (column_grad_partials + weight_bias_grads), which keep many
+ *   invocations and about a thousand partials per column;
+ * - 64 <= K <= the register capacity (rowsPlan): a workgroup per row.
+ * Why 64: a workgroup per row keeps ceil(K / 4) of its invocations busy and it has at least 64
+ * (rowsPlan), so under 64 elements at most 16 of 64 lanes work (a 3-element row: 1 of 64) while
+ * each row still pays a workgroup's launch and its barriers; one invocation per row keeps every
+ * lane busy and loops over at most 16 quads. From 64 elements a quarter or more of the workgroup
+ * works and the workgroup's coalesced loads and shorter loops take over. No real GPU was at hand
+ * to place the bound by measurement; that is the reasoning. What was measured (2-core VM,
+ * bench/compare.mjs, adapterClass 'gpu', layer norm [65536, 3]): SwiftShader 32.5 s forward and
+ * 11.0 s backward with a workgroup per row, 0.15 s and 0.11 s with this rule; lavapipe 1.31 s and
+ * 0.99 s before, 25 ms and 17 ms after.
+ */
+export const SHORT_ROW = 64;
+
+/** Whether rows of K elements are short on the GPU class (see SHORT_ROW). */
+export const shortRow = (K: number): boolean => K < SHORT_ROW;
+
+/**
+ * The one-workgroup-per-row kernels (see rowsPlan): GPU-class adapters, variant 'auto', not
+ * windowed, rows of at least SHORT_ROW elements (shorter ones take the row-fused kernels).
+ */
 export function wantRows(g: Planner, K: number, dtype: DType, win: boolean): { wg: number; nv: number } | null {
-  if (g.ctx.isCpuAdapter || g.variant !== 'auto' || g.rowsKernel === 'off' || win) return null;
+  if (g.ctx.isCpuAdapter || g.variant !== 'auto' || g.rowsKernel === 'off' || win || shortRow(K)) return null;
   return rowsPlan(g.ctx.device.limits, K, dtype);
 }
 
@@ -168,13 +196,16 @@ export function rowsKernel(g: Planner, rp: { wg: number; nv: number }, K: number
   return { flags: [`NV${rp.nv}`, ...(sub ? ['SUBGROUPS'] : []), ...(K % 4 === 0 ? ['ALIGNED'] : [])], wg: rp.wg, enables: sub ? ['subgroups'] : [] };
 }
 
-/** The row-fused kernels (one invocation per row): CPU adapters with one chunk per row, or forced. */
+/**
+ * The row-fused kernels (one invocation per row): CPU adapters with one chunk per row, short
+ * rows on GPU-class adapters (SHORT_ROW), or forced.
+ */
 export function wantFused(g: Planner, P: number, inner: number, dtype: DType, win: boolean): boolean {
   // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
   if (g.variant === 'general' || (win && inner * elementBytes(dtype) * 8 > g.bindLimit)) return false;
   const ok = dtype === 'float32' || inner % 2 === 0;
   if (g.variant === 'fused') return ok;
-  return ok && P === 1 && g.ctx.isCpuAdapter;
+  return ok && P === 1 && (g.ctx.isCpuAdapter || shortRow(inner));
 }
 
 /** Elementwise kernels: one invocation per quad of 4 elements. */

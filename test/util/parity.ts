@@ -44,8 +44,9 @@ export interface Backends {
   general: Norms;
   /**
    * variant 'auto' on the same device, told that its adapter is not a CPU one: it splits the
-   * work as on a discrete GPU (up to 65536 partials of >= 256 elements per reduction, never the
-   * row-fused kernels), so that the split a real GPU gets is covered on SwiftShader too.
+   * work as on a discrete GPU (one workgroup per row where rows fit its registers, the row-fused
+   * kernels only for rows under SHORT_ROW elements, up to 65536 partials of >= 256 elements per
+   * reduction), so that the split a real GPU gets is covered on SwiftShader too.
    */
   gpuSplit: Norms;
 }
