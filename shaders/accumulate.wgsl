@@ -242,7 +242,7 @@ fn acc4(e: u32, i: u32) {
   //#endif
   let dv = dev4(xv4(e), vec4f(st_mean));
   g4 += g;
-  gx4 += g * (dv * st_rstd);
+  gx4 += g * hold4(dv * st_rstd);
   c4 += dv;
   bn += 4.0;
 }
@@ -253,7 +253,7 @@ fn acc1(e: u32, i: u32) {
   //#endif
   let dv = dev(xv1(e), st_mean);
   g1 += g;
-  gx1 += g * (dv * st_rstd);
+  gx1 += g * hold(dv * st_rstd);
   c1 += dv;
   bn += 1.0;
 }

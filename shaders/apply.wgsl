@@ -49,6 +49,7 @@
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
+//#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
@@ -127,7 +128,7 @@ fn activate4(y: vec4f) -> vec4f {
 // st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
 // x - mean keeps its precision at large offsets.
 fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
-  var y = (dev4(x, vec4f(st.x)) - st.y) * st.z;
+  var y = hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
   //#if HAS_W
   y *= wq(e);
   //#endif
@@ -137,7 +138,7 @@ fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   return activate4(y);
 }
 fn y1(x: f32, e: u32, st: vec3f) -> f32 {
-  var y = (dev(x, st.x) - st.y) * st.z;
+  var y = hold((dev(x, st.x) - st.y) * st.z);
   //#if HAS_W
   y *= W_ld(a_of(e));
   //#endif
@@ -186,7 +187,7 @@ fn stats4(e: u32) -> St4 {
   //#endif
 }
 fn y4_st(x: vec4f, st: St4, wv: vec4f, bv: vec4f) -> vec4f {
-  var y = (dev4(x, st.s) - st.m) * st.r;
+  var y = hold4((dev4(x, st.s) - st.m) * st.r);
   //#if HAS_W
   y *= wv;
   //#endif
@@ -256,7 +257,7 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     //#if RESIDUAL
     S_st4(e, x);
     //#endif
-    var y = (dev4(x, vec4f(st.x)) - st.y) * st.z;
+    var y = hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
     //#if A_VEC
     //#if HAS_W
     y *= W_ld4(a0 + k);
@@ -329,7 +330,7 @@ fn row_stats(j: u32) -> vec3f {
 // normalize step; a block of 4 rows measured ~1.4x faster than one row per invocation).
 const RBF = 4u;
 // y of the quad x with statistics st and the quad's weights wv and biases bv (1 and 0 when absent).
-fn y4_wb(x: vec4f, st: vec3f, wv: vec4f, bv: vec4f) -> vec4f { return activate4((dev4(x, vec4f(st.x)) - st.y) * st.z * wv + bv); }
+fn y4_wb(x: vec4f, st: vec3f, wv: vec4f, bv: vec4f) -> vec4f { return activate4(hold4((dev4(x, vec4f(st.x)) - st.y) * st.z) * wv + bv); }
 //#endif
 //#if fused_rows_welford
 @compute @workgroup_size(WG)
@@ -399,6 +400,23 @@ fn fused_rows_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup
 //#endif
 
 //#if BWD_APPLY || BWD_ROWFUSED
+// xhat of x with coefficients c = (alpha, beta, gamma, mu): dev(x, mu) * alpha, held, so that no
+// compiler regroups gamma * (dev * alpha) into (gamma * alpha) * dev (a product that may be
+// subnormal or overflow); weight norm (WN_XHAT): v / |v|, with c.w = 1/|v| and no mean.
+fn xhat4(x: vec4f, c: vec4f) -> vec4f {
+  //#if WN_XHAT
+  return hold4(x * c.w);
+  //#else
+  return hold4(dev4(x, vec4f(c.w)) * c.x);
+  //#endif
+}
+fn xhat1(x: f32, c: vec4f) -> f32 {
+  //#if WN_XHAT
+  return hold(x * c.w);
+  //#else
+  return hold(dev(x, c.w) * c.x);
+  //#endif
+}
 // dx for the aligned quad at e and for one element, with c = (alpha, beta, gamma, mu).
 fn dx4(e: u32, c: vec4f) -> vec4f {
   var g = DY_ld4(e);
@@ -409,7 +427,7 @@ fn dx4(e: u32, c: vec4f) -> vec4f {
   // Batch-norm eval: dx = dy * w * invstd, x not involved (an Inf in x leaves dx finite).
   return c.x * g;
   //#else
-  return c.x * (g + c.y + c.z * (dev4(X_ld4(e), vec4f(c.w)) * c.x));
+  return c.x * (g + c.y + c.z * xhat4(X_ld4(e), c));
   //#endif
 }
 fn dx1(e: u32, c: vec4f) -> f32 {
@@ -420,7 +438,7 @@ fn dx1(e: u32, c: vec4f) -> f32 {
   //#if EVAL
   return c.x * g;
   //#else
-  return c.x * (g + c.y + c.z * (dev(X_ld(e), c.w) * c.x));
+  return c.x * (g + c.y + c.z * xhat1(X_ld(e), c));
   //#endif
 }
 //#endif
@@ -452,7 +470,7 @@ fn dx4_cf(e: u32, c: Cf4, wv: vec4f) -> vec4f {
   //#if EVAL
   return c.al * g;
   //#else
-  return c.al * (g + c.be + c.ga * (dev4(X_ld4(e), c.mu) * c.al));
+  return c.al * (g + c.be + c.ga * hold4(dev4(X_ld4(e), c.mu) * c.al));
   //#endif
 }
 fn wq_or1(e: u32) -> vec4f {
@@ -510,7 +528,7 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
     //#if EVAL
     DX_st4(e, c.x * g);
     //#else
-    DX_st4(e, c.x * (g + c.y + c.z * (dev4(X_ld4(e), vec4f(c.w)) * c.x)));
+    DX_st4(e, c.x * (g + c.y + c.z * xhat4(X_ld4(e), c)));
     //#endif
   }
   //#else
@@ -542,11 +560,12 @@ fn row_coef(j: u32) -> vec4f {
   row_k = 0.0;
   //#if HAS_MEAN
   row_k = mean_fix(r.w, r.x, st_mean);
-  r.z -= row_k * rs * r.y;
+  let kr = row_k * rs;
+  r.z -= kr * r.y;
   beta = -r.y / r.x;
   //#endif
   let gamma = -r.z / r.x;
-  return vec4f(rs, beta - gamma * row_k * rs, gamma, st_mean);
+  return vec4f(rs, beta - gamma * (row_k * rs), gamma, st_mean);
 }
 
 //#if COLS_FUSED
@@ -583,9 +602,9 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
       let e = r * K + p;
       let dy = DY_ld4(e);
       let xh = dev4(X_ld4(e), vec4f(c.w));
-      DX_st4(e, c.x * (dy * w + c.y + c.z * (xh * c.x)));
+      DX_st4(e, c.x * (dy * w + c.y + c.z * hold4(xh * c.x)));
       sdy += dy;
-      sdx += dy * ((xh - kf[r - r0]) * c.x);
+      sdx += dy * hold4((xh - kf[r - r0]) * c.x);
     }
     let n = f32(r1 - r0);
     let o = 4u * (p * P.blocks + blk);

@@ -202,11 +202,11 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   var k = 0.0;
   //#if HAS_MEAN
   k = mean_fix(r.w, r.x, mu);
-  r.z -= k * rs * r.y;
+  r.z -= (k * rs) * r.y;
   beta = -wj * r.y / r.x;
   //#endif
   let gamma = -(wj * r.z / r.x);
-  COEF_st4(4u * j, vec4f(rs, beta - gamma * k * rs, gamma, mu));
+  COEF_st4(4u * j, vec4f(rs, beta - gamma * (k * rs), gamma, mu));
   //#if HAS_CORR
   CORR_st(j, k);
   //#endif
@@ -222,9 +222,9 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   let r = merged(j);
   let nrm = NORMS_ld(j);
   let gj = G_ld(j);
-  // dv = (g/|v|) * (dw - v * s/|v|^2) = alpha * (dw + gamma * (v * alpha)) with alpha = g/|v|,
-  // gamma = -(s/|v|)/g (0 for g = 0: dv is 0 there).
-  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, select(-(r.z / nrm) / gj, 0.0, gj == 0.0), 0.0));
+  // dv = (g/|v|) * (dw - (s/|v|) * (v/|v|)) = alpha * (dw + gamma * xhat) with alpha = g/|v|,
+  // gamma = -s/|v| and xhat = v * (1/|v|) (apply.wgsl xhat4 with WN_XHAT): no factor of 1/g.
+  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(r.z / nrm), 1.0 / nrm));
   DG_st(j, r.z / nrm);
   //#endif
   //#if FIN_SUMS
@@ -305,15 +305,15 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   //#else
   k = mean_fix(sdev, cnt, mu);
   if (k != 0.0) {
-    sgx -= k * rs * sg;
+    sgx -= (k * rs) * sg;
     for (var c = cA; c < cB; c += 1u) {
       let o = 4u * (n * P.channels + c);
-      PART_st(o + 2u, PART_ld(o + 2u) - k * rs * PART_ld(o + 1u));
+      PART_st(o + 2u, PART_ld(o + 2u) - (k * rs) * PART_ld(o + 1u));
     }
   }
   //#endif
   let gamma = -sgx / cnt;
-  var cf = vec4f(rs, -sg / cnt - gamma * k * rs, gamma, mu);
+  var cf = vec4f(rs, -sg / cnt - gamma * (k * rs), gamma, mu);
   //#if ACCUM
   let prev = COEF_ld4(4u * j);
   cf.y += prev.y;

@@ -136,20 +136,20 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
     g1 += d1;
     g2 += d2;
     g3 += d3;
-    h0 += d0 * ((dev4(X_ld4(e), vec4f(m)) - k) * rs);
-    h1 += d1 * ((dev4(X_ld4(e + 4u), vec4f(m)) - k) * rs);
-    h2 += d2 * ((dev4(X_ld4(e + 8u), vec4f(m)) - k) * rs);
-    h3 += d3 * ((dev4(X_ld4(e + 12u), vec4f(m)) - k) * rs);
+    h0 += d0 * hold4((dev4(X_ld4(e), vec4f(m)) - k) * rs);
+    h1 += d1 * hold4((dev4(X_ld4(e + 4u), vec4f(m)) - k) * rs);
+    h2 += d2 * hold4((dev4(X_ld4(e + 8u), vec4f(m)) - k) * rs);
+    h3 += d3 * hold4((dev4(X_ld4(e + 12u), vec4f(m)) - k) * rs);
     //#else
     //#if ALIGNED
     let d = DY_ld4(e);
     g0 += d;
-    h0 += d * ((dev4(X_ld4(e), vec4f(m)) - k) * rs);
+    h0 += d * hold4((dev4(X_ld4(e), vec4f(m)) - k) * rs);
     //#else
     for (var i = 0u; i < w; i += 1u) {
       let d = DY_ld(e + i);
       g0[i] += d;
-      h0[i] += d * ((dev(X_ld(e + i), m) - k) * rs);
+      h0[i] += d * hold((dev(X_ld(e + i), m) - k) * rs);
     }
     //#endif
     //#endif
@@ -217,7 +217,7 @@ fn cl_step(e: u32, w: u32) {
   let g = cl_dy(e, w);
   let dv = dev4(cl_x(e, w), cl_mean);
   g4 += g;
-  gx4 += g * (dv * cl_rstd);
+  gx4 += g * hold4(dv * cl_rstd);
   c4 += dv;
   bn += 1.0;
 }

@@ -262,7 +262,7 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
     let q = t + k * WG;
     let n = quad_len(q, K);
     if (n == 0u) { continue; }
-    var y = (dev4(xs[k], vec4f(st.x)) - st.y) * st.z;
+    var y = hold4((dev4(xs[k], vec4f(st.x)) - st.y) * st.z);
     //#if HAS_W
     y *= w_quad(4u * q, n);
     //#endif
@@ -372,18 +372,18 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       let msk = quad_mask(q, K);
       let dv = select(vec4f(0.0), dev4(x, vec4f(mu)), msk);
       let gz = select(vec4f(0.0), g, msk);
-      acc += vec3f(hsum(gz), hsum(gz * (dv * rs)), hsum(dv));
+      acc += vec3f(hsum(gz), hsum(gz * hold4(dv * rs)), hsum(dv));
     }
     var r = wg_sum3(acc, t);
     var beta = 0.0;
     var kf = 0.0;
     //#if HAS_MEAN
     kf = mean_fix(r.z, Kf, mu);
-    r.y -= kf * rs * r.x;
+    r.y -= (kf * rs) * r.x;
     beta = -r.x / Kf;
     //#endif
     let gamma = -r.y / Kf;
-    let c = beta - gamma * kf * rs;
+    let c = beta - gamma * (kf * rs);
     for (var k = 0u; k < NV; k += 1u) {
       let q = t + k * WG;
       let n = quad_len(q, K);
@@ -394,10 +394,10 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       g *= w_quad(4u * q, n);
       //#endif
       let dv = dev4(xs[k], vec4f(mu));
-      dx_store(base + 4u * q, n, rs * (g + c + gamma * (dv * rs)));
+      dx_store(base + 4u * q, n, rs * (g + c + gamma * hold4(dv * rs)));
       //#if DWDB
       cdy[k] += dy;
-      cdx[k] += dy * ((dv - kf) * rs);
+      cdx[k] += dy * hold4((dv - kf) * rs);
       //#endif
     }
   }

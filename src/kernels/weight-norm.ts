@@ -67,7 +67,8 @@ export function weightNormBackward(g: Planner, a: O.WeightNormBwdArgs): Planned<
     },
     {
       entry: 'grad_elements',
-      flags: [],
+      // xhat = v / |v| (COEF = (g/|v|, 0, -dg, 1/|v|), finalize.wgsl FIN_BWD_WN).
+      flags: ['WN_XHAT'],
       binds: [tb('DY', dw), tb('X', v), f32('COEF', coef), tb('DX', dv, true)],
       p: { elements: v.size, statDiv: inner, statMod: D },
       workgroups: applyWorkgroups(v.size),
