@@ -127,8 +127,33 @@ fn activate4(y: vec4f) -> vec4f {
 //#if APPLY || ROWFUSED
 // st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
 // x - mean keeps its precision at large offsets.
+// The normalized value of x with st, held before a weight multiplies it (docs/NUMERICS.md rule 3):
+// the deviation from the pair mean held first (rule 1); without a pair (APPLY without MEAN_PAIR:
+// a plain mean, or none) one subtraction and one product, held once.
+fn normalized4(x: vec4f, st: vec3f) -> vec4f {
+  //#if APPLY
+  //#if MEAN_PAIR
+  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+  //#else
+  return hold4((x - st.x) * st.z);
+  //#endif
+  //#else
+  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+  //#endif
+}
+fn normalized1(x: f32, st: vec3f) -> f32 {
+  //#if APPLY
+  //#if MEAN_PAIR
+  return hold((dev(x, st.x) - st.y) * st.z);
+  //#else
+  return hold((x - st.x) * st.z);
+  //#endif
+  //#else
+  return hold((dev(x, st.x) - st.y) * st.z);
+  //#endif
+}
 fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
-  var y = hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+  var y = normalized4(x, st);
   //#if HAS_W
   y *= wq(e);
   //#endif
@@ -138,7 +163,7 @@ fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   return activate4(y);
 }
 fn y1(x: f32, e: u32, st: vec3f) -> f32 {
-  var y = hold((dev(x, st.x) - st.y) * st.z);
+  var y = normalized1(x, st);
   //#if HAS_W
   y *= W_ld(a_of(e));
   //#endif
@@ -257,7 +282,7 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     //#if RESIDUAL
     S_st4(e, x);
     //#endif
-    var y = hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+    var y = normalized4(x, st);
     //#if A_VEC
     //#if HAS_W
     y *= W_ld4(a0 + k);

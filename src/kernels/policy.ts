@@ -169,6 +169,9 @@ export function clChunks(g: Planner, B: number, R: number, C: number, win: boole
  */
 export const SHORT_ROW = 64;
 
+/** The longest row the forced row-fused variant takes in one invocation (see wantFused). */
+export const FUSED_MAX_ROW = 8192;
+
 /** Whether rows of K elements are short on the GPU class (see SHORT_ROW). */
 export const shortRow = (K: number): boolean => K < SHORT_ROW;
 
@@ -204,7 +207,11 @@ export function wantFused(g: Planner, P: number, inner: number, dtype: DType, wi
   // Windowed ops: row-fused kernels bind whole rows, so a row must be a small part of a binding.
   if (g.variant === 'general' || (win && inner * elementBytes(dtype) * 8 > g.bindLimit)) return false;
   const ok = dtype === 'float32' || inner % 2 === 0;
-  if (g.variant === 'fused') return ok;
+  // Forced ('fused', a testing aid): rows of up to FUSED_MAX_ROW elements, or of one chunk. One
+  // invocation sums a row in four lanes, each a sequential float32 sum: past a few thousand terms
+  // a lane's rounding grows past the bar (an rmsNorm row of 137,592 float16 values: rstd 1.4e-4
+  // off), so longer rows take the partials and their merge, as the design requires.
+  if (g.variant === 'fused') return ok && (P === 1 || inner <= FUSED_MAX_ROW);
   return ok && P === 1 && (g.ctx.isCpuAdapter || shortRow(inner));
 }
 
