@@ -30,7 +30,11 @@ export interface CreateNormsOptions {
   verify?: boolean;
   /** Testing aid: fill every new output buffer with NaN before the kernels write it. Default false. */
   poisonOutputs?: boolean;
-  /** Testing aid: force the row-fused or the general (reduce/finalize/apply) kernels. Default `'auto'`. */
+  /**
+   * Testing aid: force the row-fused or the general (reduce/finalize/apply) kernels. Default `'auto'`.
+   * `'fused'` takes rows of up to 8192 elements (longer ones keep the partials and their merge: one
+   * invocation's sequential sums would lose precision there).
+   */
   variant?: 'auto' | 'fused' | 'general';
   /**
    * Cap on the bytes of one storage binding (default and maximum: the device's
