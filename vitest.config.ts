@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 
 // Dawn (the `webgpu` package) on a machine without a GPU driver runs on two Vulkan
 // implementations, and the suites run on both: SwiftShader (Chromium's) and Mesa's lavapipe (its
@@ -21,7 +21,6 @@ const on = (which: keyof typeof ICD): Record<string, string> =>
   ownDriver ? { ...common } : { ...common, VK_ICD_FILENAMES: ICD[which], WEBGPU_NORM_TEST_ADAPTER: which };
 const env = on('swiftshader');
 const lvp = on('lavapipe');
-void existsSync;
 
 // The parity suites whose GPU instances take the adapter's own kernel class run a second time
 // with the discrete-GPU class forced (gpuNorms() reads WEBGPU_NORM_TEST_ADAPTER_CLASS); the
