@@ -60,10 +60,11 @@ export default defineConfig({
       ...(ownDriver
         ? []
         : [
-            { extends: true, test: { name: 'lavapipe', include: PARITY_SUITES, env: lvp } },
-            // Random parity draws 60 cases of a third seed here (new inputs; each GPU-class pipeline costs
+            // Random parity draws 120 cases of its own seed here (the default seed's 200 run on SwiftShader).
+            { extends: true, test: { name: 'lavapipe', include: PARITY_SUITES, env: { ...lvp, WEBGPU_NORM_FUZZ: '120', WEBGPU_NORM_SEED: '20261208' } } },
+            // Random parity draws 40 cases of a third seed here (new inputs; each GPU-class pipeline costs
             // llvmpipe seconds to compile).
-            { extends: true, test: { name: 'lavapipe-gpu-class', include: OTHER_CLASS_SUITES, env: { ...lvp, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu', WEBGPU_NORM_FUZZ: '60', WEBGPU_NORM_SEED: '20261207' } } },
+            { extends: true, test: { name: 'lavapipe-gpu-class', include: OTHER_CLASS_SUITES, env: { ...lvp, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu', WEBGPU_NORM_FUZZ: '40', WEBGPU_NORM_SEED: '20261207' } } },
           ]),
     ],
   },
