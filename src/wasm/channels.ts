@@ -157,7 +157,7 @@ export function groupNormBackward(b: WasmBackend, a: O.GroupNormBwdArgs): O.BwdO
         cf[3 * P + p] = r;
         cf[4 * P + p] = beta;
         cf[5 * P + p] = gamma;
-        dw[c] += r * (gs.sdyd[p]! - k * gs.sdy[p]!);
+        if (Cg * S > 0) dw[c] += r * (gs.sdyd[p]! - k * gs.sdy[p]!);
         db[c] += gs.sdy[p]!;
       }
     }
@@ -251,11 +251,19 @@ export function batchNormBackward(b: WasmBackend, a: O.BatchNormBwdArgs): O.BwdO
     const [k, , beta, gamma] = gradCoefs(w[c]! * sdy, w[c]! * sdyd, sd, N * S, mu[c]!, r, a.training, true);
     const row = [mu[c]!, k, r, r, beta, gamma];
     for (let i = 0; i < 6; i++) coefC[i * C + c] = row[i]!;
-    dw[c] = r * (sdyd - k * sdy);
+    dw[c] = N * S > 0 ? r * (sdyd - k * sdy) : 0;
     db[c] = sdy;
   }
-  const cf = new Float32Array(6 * P);
-  for (let i = 0; i < 6; i++) for (let p = 0; p < P; p++) cf[i * P + p] = coefC[i * C + (p % C)]!;
-  applyDx(b, a.dy, a.x, dx, cl, O, M, C, S, cf, w);
+  if (a.training) {
+    const cf = new Float32Array(6 * P);
+    for (let i = 0; i < 6; i++) for (let p = 0; p < P; p++) cf[i * P + p] = coefC[i * C + (p % C)]!;
+    applyDx(b, a.dy, a.x, dx, cl, O, M, C, S, cf, w);
+  } else {
+    // Eval: dx = dy·invstd·w, which does not depend on x (an infinite x must not turn it into NaN).
+    const tab = b.f32Temp(applyTab(P, () => 0, (p) => r64[p % C]!, (p) => w[p % C]!, () => 0));
+    if (cl) b.run('apply_cols', [a.dy._ptr, dx._ptr, M, C, tab, 1, 0], M, a.x.size);
+    else b.run('apply_planes', [a.dy._ptr, dx._ptr, S, tab, P, 0], P, a.x.size);
+    b.roundHalf(dx);
+  }
   return { dx, dweight: a.weight ? perChannel(b, dw, a.weight) : null, dbias: a.bias ? perChannel(b, db, a.bias) : null };
 }

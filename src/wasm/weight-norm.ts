@@ -16,7 +16,7 @@ const byColumns = (a: SliceGeom): boolean => a.inner === 1 && a.outer > 1;
 export function weightNorm(b: WasmBackend, a: O.WeightNormArgs): O.WeightNormOut {
   const { outer, D, inner } = a;
   const w = b.out(a.v.shape, a.v.dtype);
-  const norms = b.out(a.gShape, 'float32');
+  const norms = b.out(a.g.shape, 'float32');
   const cols = byColumns(a);
   const sq = new Float64Array(D);
   if (cols) {

@@ -81,6 +81,18 @@ export async function wasmNorms(opts: CreateNormsOptions = {}, build = TEST_WASM
   return norms;
 }
 
+/** Whether this run's suites are on the wasm backend. */
+export const ON_WASM = TEST_BACKEND === 'wasm';
+
+/**
+ * Another instance on `base`'s device with these options (webgpu), or another wasm instance of
+ * this run's build (the GPU-only options dropped), for suites that make variants of an instance.
+ */
+export async function sameDevice(base: Norms, opts: CreateNormsOptions = {}): Promise<Norms> {
+  if (ON_WASM) return wasmNorms(opts);
+  return createNorms({ backend: 'webgpu', device: base.device!, ...opts });
+}
+
 export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
   if (TEST_BACKEND === 'wasm') return wasmNorms(opts);
   const gpu = create([]);
