@@ -63,7 +63,7 @@ export default defineConfig({
     pool: 'forks',
     projects: [
       { extends: true, test: { name: 'adapter-class', include: ['test/**/*.test.ts'], exclude: ['test/wasm.test.ts'], env } },
-      { extends: true, test: { name: 'wasm', include: WASM_SUITES, env: { ...common, WEBGPU_NORM_TEST_BACKEND: 'wasm', WEBGPU_NORM_FUZZ: '120', WEBGPU_NORM_SEED: '20261210' } } },
+      { extends: true, test: { name: 'wasm', include: WASM_SUITES, env: { ...env, WEBGPU_NORM_TEST_BACKEND: 'wasm', WEBGPU_NORM_FUZZ: '120', WEBGPU_NORM_SEED: '20261210' } } },
       { extends: true, test: { name: 'gpu-class', include: BOTH_CLASSES, env: { ...env, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu' } } },
       // The discrete-GPU class once more with subgroup operations unused: the workgroup-tree
       // sums of the one-workgroup-per-row kernels (devices without 'subgroups'); the random parity
