@@ -116,15 +116,26 @@ export function blockMoments(x: usize, n: i32): void {
   if (ASC_FEATURE_SIMD) {
     const vs = f32x4.splat(sh);
     let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
-    for (; i + 8 <= n; i += 8) {
+    let d2 = f32x4.splat(0), d3 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
+    for (; i + 16 <= n; i += 16) {
       const q = at(x, i);
       const e0 = f32x4.sub(v128.load(q), vs);
       const e1 = f32x4.sub(v128.load(q, 16), vs);
+      const e2 = f32x4.sub(v128.load(q, 32), vs);
+      const e3 = f32x4.sub(v128.load(q, 48), vs);
       d0 = f32x4.add(d0, e0);
       d1 = f32x4.add(d1, e1);
+      d2 = f32x4.add(d2, e2);
+      d3 = f32x4.add(d3, e3);
       q0 = f32x4.add(q0, f32x4.mul(e0, e0));
       q1 = f32x4.add(q1, f32x4.mul(e1, e1));
+      q2 = f32x4.add(q2, f32x4.mul(e2, e2));
+      q3 = f32x4.add(q3, f32x4.mul(e3, e3));
     }
+    d0 = f32x4.add(d0, d2);
+    d1 = f32x4.add(d1, d3);
+    q0 = f32x4.add(q0, q2);
+    q1 = f32x4.add(q1, q3);
     for (; i + 4 <= n; i += 4) {
       const e0 = f32x4.sub(v128.load(at(x, i)), vs);
       d0 = f32x4.add(d0, e0);

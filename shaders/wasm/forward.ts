@@ -12,11 +12,33 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
     const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
     if (wStep == 0) {
       const vw = f32x4.splat(ld(w, 0)), vb = f32x4.splat(ld(b, 0));
+      for (; i + 16 <= n; i += 16) {
+        const px = at(x, i), py = at(y, i);
+        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
+        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
+        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
+        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
+        v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
+        v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
+        v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
+        v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
+      }
       for (; i + 4 <= n; i += 4) {
         const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
         v128.store(at(y, i), f32x4.add(f32x4.mul(t, vw), vb));
       }
     } else {
+      for (; i + 16 <= n; i += 16) {
+        const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
+        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
+        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
+        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
+        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
+        v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
+        v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
+        v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
+        v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
+      }
       for (; i + 4 <= n; i += 4) {
         const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
         v128.store(at(y, i), f32x4.add(f32x4.mul(t, v128.load(at(w, i))), v128.load(at(b, i))));
