@@ -332,7 +332,7 @@ export class Norms {
    */
   layerNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: LayerNormBackwardOptions): BackwardResult {
     this.alive();
-    return this.ops.exec('layerNormBackward', layerNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => b.layerNormBackward(v));
+    return this.ops.exec('layerNormBackward', layerNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => withGrads(b.layerNormBackward(v)));
   }
 
   /**
@@ -344,7 +344,7 @@ export class Norms {
    */
   rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: RmsNormBackwardOptions): RmsNormBackwardResult {
     this.alive();
-    return this.ops.exec('rmsNormBackward', rmsNormBackwardArgs(this, dy, x, rstd, options), (b, v) => b.rmsNormBackward(v));
+    return this.ops.exec('rmsNormBackward', rmsNormBackwardArgs(this, dy, x, rstd, options), (b, v) => withGrads(b.rmsNormBackward(v)));
   }
 
   /**
@@ -379,7 +379,7 @@ export class Norms {
    */
   groupNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: GroupNormBackwardOptions): BackwardResult {
     this.alive();
-    return this.ops.exec('groupNormBackward', groupNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => b.groupNormBackward(v));
+    return this.ops.exec('groupNormBackward', groupNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => withGrads(b.groupNormBackward(v)));
   }
 
   /**
@@ -441,6 +441,17 @@ export class Norms {
     this.alive();
     return this.ops.exec('weightNormBackward', weightNormBackwardArgs(this, dw, v, g, norms, options), (b, a) => b.weightNormBackward(a));
   }
+}
+
+/** A backward's result with the modulation's gradients only where their tensors were given. */
+function withGrads<T extends { dscale: Tensor | null; dshift: Tensor | null; dgate: Tensor | null; dresidual: Tensor | null }>(r: T) {
+  const { dscale, dshift, dgate, dresidual, ...rest } = r;
+  const extra: { dscale?: Tensor; dshift?: Tensor; dgate?: Tensor; dresidual?: Tensor } = {};
+  if (dscale) extra.dscale = dscale;
+  if (dshift) extra.dshift = dshift;
+  if (dgate) extra.dgate = dgate;
+  if (dresidual) extra.dresidual = dresidual;
+  return { ...rest, ...extra };
 }
 
 function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor } {
