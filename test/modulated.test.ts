@@ -367,3 +367,60 @@ describe('modulation arguments', () => {
     expect(() => n.groupNorm(g, { numGroups: 2, scale: n.tensor(new Float32Array(8), [4, 2]) })).toThrow(/scale: expected shape \[2, 4\]/);
   });
 });
+
+describe('modulated ops with verify, profile and encode', () => {
+  const shape = [2, 8, 16];
+  const m = [2, 1, 16];
+  const h = { x: randn(950, shape), r: randn(951, shape), s: randn(952, m, 0, 0.3), b: randn(953, m, 0, 0.3), g: randn(954, m, 0, 0.5), dy: randn(955, shape) };
+  const call = (n: Norms) => {
+    const t = (v: HostIn) => n.tensor(v.data, v.shape);
+    const x = t(h.x);
+    const o = { normalizedShape: [16], residual: t(h.r), gate: t(h.g), scale: t(h.s), shift: t(h.b) };
+    const f = n.layerNorm(x, o);
+    return { f, b: n.layerNormBackward(t(h.dy), x, f.mean, f.rstd, o) };
+  };
+
+  it('verify: true checks every output of the modulated forward and backward against the reference', async () => {
+    const { createNorms } = await import('../src/index.ts');
+    const v = await createNorms({ backend: 'webgpu', device: B.gpu.device!, verify: true });
+    try {
+      const { f, b } = call(v);
+      await f;
+      await b;
+      expect(Object.keys(b).sort()).toEqual(['dgate', 'dresidual', 'dscale', 'dshift', 'dweight', 'dbias', 'dx'].filter((k) => k in b).sort());
+      expect(b.dgate && b.dscale && b.dshift && b.dresidual).toBeTruthy();
+    } finally {
+      v.destroy();
+    }
+  });
+
+  it('profile records the modulated kernels with their bytes; encode records them into the caller\'s encoder', async () => {
+    const { createNorms } = await import('../src/index.ts');
+    const p = await createNorms({ backend: 'webgpu', device: B.gpu.device!, profile: true });
+    try {
+      call(p);
+      const rec = await p.profile();
+      const fwd = rec.find((r) => r.op === 'layerNorm')!;
+      const bwd = rec.find((r) => r.op === 'layerNormBackward')!;
+      expect(fwd.kernels.every((k) => k.bytesRead > 0)).toBe(true);
+      expect(bwd.kernels.some((k) => k.name.startsWith('modulation_grad_partials'))).toBe(true);
+      const enc = p.device!.createCommandEncoder();
+      const t = (v: HostIn) => p.tensor(v.data, v.shape);
+      const x = t(h.x);
+      const sc = t(h.s);
+      const y = p.encode(enc, () => p.layerNorm(x, { normalizedShape: [16], scale: sc }).y);
+      p.device!.queue.submit([enc.finish()]);
+      const want = B.cpu.layerNorm(B.cpu.tensor(h.x.data, shape), { normalizedShape: [16], scale: B.cpu.tensor(h.s.data, m) }).y;
+      expect(relL2(await p.read(y), await B.cpu.read(want))).toBeLessThan(1e-4);
+    } finally {
+      p.destroy();
+    }
+  });
+});
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  let n = 0;
+  let d = 0;
+  for (let i = 0; i < b.length; i++) (n += (a[i]! - b[i]!) ** 2), (d += b[i]! ** 2);
+  return Math.sqrt(n / d);
+}
