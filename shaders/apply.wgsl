@@ -42,6 +42,8 @@
 //#entry fused_rows_sumsq ROWFUSED SUMSQ
 //#entry grad_elements BWD_APPLY
 //#entry fused_rows_grad BWD_ROWFUSED BWD
+//#entry modulation_grad_partials MOD_GRAD
+//#entry silu_grad_elements SILU_GRAD
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
@@ -51,6 +53,10 @@
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
 //#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
+//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
+//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
+//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
 fn a_of(e: u32) -> u32 { return (e / P.weightDiv) % P.weightMod; }
@@ -124,7 +130,7 @@ fn activate4(y: vec4f) -> vec4f {
   //#endif
 }
 
-//#if APPLY || ROWFUSED
+//#if APPLY || ROWFUSED || MOD_GRAD || SILU_GRAD
 // st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
 // x - mean keeps its precision at large offsets.
 // The normalized value of x with st, held before a weight multiplies it (docs/NUMERICS.md rule 3):
@@ -174,7 +180,7 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 }
 //#endif
 
-//#if APPLY
+//#if APPLY || MOD_GRAD || SILU_GRAD
 fn stats(s: u32) -> vec3f {
   //#if MEAN_PAIR
   // The mean as the pair (s, m) from finalize.wgsl.
@@ -193,7 +199,9 @@ fn stats(s: u32) -> vec3f {
   //#endif
   //#endif
 }
+//#endif
 
+//#if APPLY
 //#if CLAST
 // The statistics of each lane of the aligned quad at e (S_LANES: the lanes' own groups; else the
 // quad's one group), and y of a quad x with them and the quad's weights wv and biases bv.
@@ -665,3 +673,73 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
 //#endif
 //#endif
 
+
+//#if MOD_GRAD
+// The modulation's gradients (modulate.wgsl): for modulation element m < groups (= its number
+// of elements) and chunk c < chunks of the runLength elements of x that use it (chunkLength each),
+// the partial (count, sum dy, sum dy * n, sum dresidual * x), n = the norm's output before the
+// modulation (recomputed from x and the saved statistics, weight and bias); dy here is the
+// gradient of the modulated output (after SiLU's, group norm). Invocation t: c = t / groups,
+// m = t % groups (neighbouring invocations read neighbouring elements where modInner > 1).
+// MG_DIRECT (one chunk): dscale, dshift, dgate written at m; else partials
+// PART[4*(m*chunks + c)] for weight_bias_grads.
+//#if modulation_grad_partials
+@compute @workgroup_size(WG)
+fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups * P.chunks) { return; }
+  let c = t / P.groups;
+  let m = t - c * P.groups;
+  let mr = m / P.modInner;
+  let col = m - mr * P.modInner;
+  let u0 = c * P.chunkLength;
+  let u1 = min(u0 + P.chunkLength, P.runLength);
+  var acc = vec4f(f32(u1 - u0), 0.0, 0.0, 0.0);
+  for (var u = u0; u < u1; u += 1u) {
+    let a = u / P.modDiv;
+    let i = u - a * P.modDiv;
+    let e = ((a * P.modMod + mr) * P.modDiv + i) * P.modInner + col;
+    let dy = DY_ld(e);
+    acc.y += dy;
+    //#if MG_SC
+    acc.z += dy * y1(X_ld(e), e, stats(s_of(e)));
+    //#endif
+    //#if MG_GT
+    acc.w += DRT_ld(e) * XG_ld(e);
+    //#endif
+  }
+  //#if MG_DIRECT
+  //#if MG_SC
+  DSC_st(m, acc.z);
+  //#endif
+  //#if MG_SH
+  DSH_st(m, acc.y);
+  //#endif
+  //#if MG_GT
+  DGT_st(m, acc.w);
+  //#endif
+  //#else
+  PART_st4(4u * (m * P.chunks + c), acc);
+  //#endif
+}
+//#endif
+
+//#if SILU_GRAD
+// Group norm with SiLU (and modulation): dz = dy * silu'(z), z the modulated affine output
+// before the activation (recomputed from x and the saved statistics), into the f32 DZ that the
+// rest of the backward takes as its dy. One invocation per quad of elements, each on its own.
+//#if silu_grad_elements
+@compute @workgroup_size(WG)
+fn silu_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  let e = 4u * t;
+  if (e >= P.elements) { return; }
+  for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
+    let z = mod_affine1(k, y1(X_ld(k), k, stats(s_of(k))));
+    let sg = 1.0 / (1.0 + exp(-z));
+    DZ_st(k, DY_ld(k) * (sg * (1.0 + z * (1.0 - sg))));
+  }
+}
+//#endif

@@ -40,6 +40,7 @@
 //#flag W_BY_J       the weight of group j multiplies the coefficients (W)
 //#flag DW           dweight is written (DW)
 //#flag DB           dbias is written (DB)
+//#flag GATE_SUMS    weight_bias_grads writes the fourth sum (dgate: sum dresidual * x) as DW
 //#flag ACCUM        add to the values already stored (blocks of one reduction)
 //#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
@@ -250,7 +251,11 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   //#endif
   //#endif
   //#if DW
+  //#if GATE_SUMS
+  DW_st(j, r.w);
+  //#else
   DW_st(j, r.z);
+  //#endif
   //#endif
   //#if DB
   DB_st(j, r.y);

@@ -315,10 +315,13 @@ export class Norms {
   /**
    * Layer normalization over the trailing `normalizedShape` dims of x, as PyTorch's
    * `torch.nn.functional.layer_norm` (and `torch.native_layer_norm` for mean/rstd):
-   * y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance.
+   * y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance. With modulation (adaLN of
+   * DiT / SD3 / Flux): y = n ⊙ (scaleOffset + scale) + shift, n the above; with a gate (adaLN-Zero's
+   * gated residual) the input is sum = residual + gate ⊙ x (see {@link LayerNormOptions}).
    * @param x float32 or float16, shape `[...leading, ...normalizedShape]`.
-   * @throws ShapeError (x does not end with normalizedShape, weight/bias/residual shapes),
-   *   DTypeError (residual's dtype), ValueError (eps, unknown option), TensorError.
+   * @throws ShapeError (x does not end with normalizedShape, weight/bias/residual/scale/shift/gate shapes),
+   *   DTypeError (residual's dtype), ValueError (eps, scaleOffset, a gate without residual, unknown option),
+   *   LimitError (a modulated tensor past one storage binding), TensorError.
    */
   layerNorm(x: Tensor, options: LayerNormOptions): LayerNormResult {
     this.alive();
@@ -345,7 +348,10 @@ export class Norms {
   /**
    * Gradients of {@link Norms.layerNorm}, as PyTorch's `native_layer_norm_backward`: x̂ is
    * recomputed from the saved mean/rstd. For the fused residual form pass the forward's `sum` as
-   * x; the returned dx is then the gradient of both x and residual.
+   * x (the returned dx is then the gradient of both x and residual), or pass the forward's x with
+   * its options (`residual`, `gate`, `scale`, `shift`): dx is then the gradient of x, and
+   * `dresidual`, `dgate`, `dscale`, `dshift` come back too; `dsum` adds the gradient that reaches
+   * the forward's sum from later layers (see {@link LayerNormBackwardOptions}).
    * @param dy gradient of y: shape and dtype of x.
    * @param x the forward's input.
    * @param mean the forward's mean (float32, leading dims of x).
@@ -354,7 +360,7 @@ export class Norms {
    */
   layerNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: LayerNormBackwardOptions): BackwardResult {
     this.alive();
-    return this.ops.exec('layerNormBackward', layerNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => b.layerNormBackward(v));
+    return this.ops.exec('layerNormBackward', layerNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => withGrads(b.layerNormBackward(v)));
   }
 
   /**
@@ -366,12 +372,14 @@ export class Norms {
    */
   rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: RmsNormBackwardOptions): RmsNormBackwardResult {
     this.alive();
-    return this.ops.exec('rmsNormBackward', rmsNormBackwardArgs(this, dy, x, rstd, options), (b, v) => b.rmsNormBackward(v));
+    return this.ops.exec('rmsNormBackward', rmsNormBackwardArgs(this, dy, x, rstd, options), (b, v) => withGrads(b.rmsNormBackward(v)));
   }
 
   /**
    * Group normalization, as PyTorch's `torch.nn.functional.group_norm` (`native_group_norm` for
    * mean/rstd): statistics per (sample, group of C/G channels) over those channels' spatial elements.
+   * Optional modulation per (sample, channel) (ADM's scale-shift norm, diffusers' AdaGroupNorm) and
+   * SiLU, applied last: y = act(n ⊙ (scaleOffset + scale) + shift).
    * @param x float32 or float16, `[N, C, *spatial]` (`[N, *spatial, C]` with channelsLast).
    * @throws ShapeError (rank < 2, weight/bias not `[C]`), ValueError (numGroups not a positive
    *   divisor of C, one value per group in the whole batch, eps, activation, unknown option), TensorError.
@@ -393,7 +401,8 @@ export class Norms {
   }
 
   /**
-   * Gradients of {@link Norms.groupNorm} (without activation), as PyTorch's `native_group_norm_backward`.
+   * Gradients of {@link Norms.groupNorm}, as PyTorch's `native_group_norm_backward`, with the
+   * forward's activation ('silu') and modulation taken into account when given (dscale, dshift).
    * @param dy gradient of y: shape and dtype of x.
    * @param mean the forward's mean, float32 `[N, G]`.
    * @param rstd the forward's rstd, float32 `[N, G]`.
@@ -401,7 +410,7 @@ export class Norms {
    */
   groupNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: GroupNormBackwardOptions): BackwardResult {
     this.alive();
-    return this.ops.exec('groupNormBackward', groupNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => b.groupNormBackward(v));
+    return this.ops.exec('groupNormBackward', groupNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => withGrads(b.groupNormBackward(v)));
   }
 
   /**
@@ -463,6 +472,17 @@ export class Norms {
     this.alive();
     return this.ops.exec('weightNormBackward', weightNormBackwardArgs(this, dw, v, g, norms, options), (b, a) => b.weightNormBackward(a));
   }
+}
+
+/** A backward's result with the modulation's gradients only where their tensors were given. */
+function withGrads<T extends { dscale: Tensor | null; dshift: Tensor | null; dgate: Tensor | null; dresidual: Tensor | null }>(r: T) {
+  const { dscale, dshift, dgate, dresidual, ...rest } = r;
+  const extra: { dscale?: Tensor; dshift?: Tensor; dgate?: Tensor; dresidual?: Tensor } = {};
+  if (dscale) extra.dscale = dscale;
+  if (dshift) extra.dshift = dshift;
+  if (dgate) extra.dgate = dgate;
+  if (dresidual) extra.dresidual = dresidual;
+  return { ...rest, ...extra };
 }
 
 function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor } {

@@ -9,7 +9,50 @@ import type { ChannelGeom, RowGeom, SliceGeom } from './validate.ts';
  */
 export type Statistic = 'meanVar' | 'rms' | 'sumsq';
 
-export interface RmsNormArgs extends RowGeom {
+/**
+ * Where the modulation tensors broadcast from: element e of x uses element
+ * ((e / inner / div) % mod) * inner + e % inner of scale, shift and gate (all three share it).
+ */
+export interface ModGeom {
+  inner: number;
+  div: number;
+  mod: number;
+}
+
+/**
+ * Modulation (adaLN / AdaGN): y = act(n ⊙ (scaleOffset + scale) + shift), n the norm's output
+ * after weight and bias; gate (layer/RMS norm with residual): sum = residual + gate ⊙ x.
+ * modGeom is null when none of them is given.
+ */
+export interface Modulation {
+  scale: Tensor | null;
+  shift: Tensor | null;
+  gate: Tensor | null;
+  scaleOffset: number;
+  modGeom: ModGeom | null;
+}
+
+/** No modulation (instance norm and batch norm have none). */
+export const NO_MOD: Modulation = { scale: null, shift: null, gate: null, scaleOffset: 1, modGeom: null };
+
+/**
+ * A modulated backward's extra inputs: the forward's residual (x is then the forward's x, and
+ * the sum is recomputed), and dsum, the gradient reaching the forward's sum from later layers.
+ */
+export interface ModBackward {
+  residual: Tensor | null;
+  dsum: Tensor | null;
+}
+
+/** The modulation's gradients, each null where its tensor was not given. */
+export interface ModGradsOut {
+  dscale: Tensor | null;
+  dshift: Tensor | null;
+  dgate: Tensor | null;
+  dresidual: Tensor | null;
+}
+
+export interface RmsNormArgs extends RowGeom, Modulation {
   x: Tensor;
   residual: Tensor | null;
   weight: Tensor | null;
@@ -21,7 +64,7 @@ export interface LayerNormArgs extends RmsNormArgs {
 export interface LayerNormOut { y: Tensor; mean: Tensor; rstd: Tensor; sum: Tensor | null }
 export interface RmsNormOut { y: Tensor; rstd: Tensor; sum: Tensor | null }
 
-export interface RmsNormBwdArgs extends RowGeom {
+export interface RmsNormBwdArgs extends RowGeom, Modulation, ModBackward {
   dy: Tensor;
   x: Tensor;
   rstd: Tensor;
@@ -33,8 +76,10 @@ export interface LayerNormBwdArgs extends RmsNormBwdArgs {
 }
 export interface BwdOut { dx: Tensor; dweight: Tensor | null; dbias: Tensor | null }
 export interface RmsNormBwdOut { dx: Tensor; dweight: Tensor | null }
+/** A layer/RMS/group-norm backward with the modulation's gradients. */
+export type ModBwdOut = BwdOut & ModGradsOut;
 
-export interface GroupNormArgs extends ChannelGeom {
+export interface GroupNormArgs extends ChannelGeom, Modulation {
   x: Tensor;
   G: number;
   weight: Tensor | null;
@@ -52,7 +97,7 @@ export interface InstanceNormArgs extends ChannelGeom {
   eps: number;
 }
 
-export interface GroupNormBwdArgs extends ChannelGeom {
+export interface GroupNormBwdArgs extends ChannelGeom, Modulation {
   dy: Tensor;
   x: Tensor;
   mean: Tensor;
@@ -60,6 +105,8 @@ export interface GroupNormBwdArgs extends ChannelGeom {
   G: number;
   weight: Tensor | null;
   bias: Tensor | null;
+  /** The forward's activation was SiLU: its gradient is taken out of dy first. */
+  silu: boolean;
 }
 
 export interface InstanceNormBwdArgs extends ChannelGeom {
@@ -117,11 +164,11 @@ export interface Backend {
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   layerNorm(a: LayerNormArgs): LayerNormOut;
-  layerNormBackward(a: LayerNormBwdArgs): BwdOut;
+  layerNormBackward(a: LayerNormBwdArgs): ModBwdOut;
   rmsNorm(a: RmsNormArgs): RmsNormOut;
-  rmsNormBackward(a: RmsNormBwdArgs): RmsNormBwdOut;
+  rmsNormBackward(a: RmsNormBwdArgs): RmsNormBwdOut & ModGradsOut;
   groupNorm(a: GroupNormArgs): GroupNormOut;
-  groupNormBackward(a: GroupNormBwdArgs): BwdOut;
+  groupNormBackward(a: GroupNormBwdArgs): ModBwdOut;
   instanceNorm(a: InstanceNormArgs): GroupNormOut;
   instanceNormBackward(a: InstanceNormBwdArgs): BwdOut;
   batchNorm(a: BatchNormArgs): BatchNormOut;

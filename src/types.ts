@@ -104,6 +104,24 @@ export interface LayerNormOptions {
    * `sum`. Not in PyTorch's op; equal to `layer_norm(x + residual)`.
    */
   residual?: Tensor | null;
+  /**
+   * Modulation (adaLN of DiT / SD3 / Flux / PixArt; adaRMS): y = n ⊙ (scaleOffset + scale) + shift,
+   * n the normalized output after weight and bias, in the same pass over x. Shape: x's rank (or
+   * fewer dims, 1s assumed in front), trailing dims `normalizedShape`, each leading dim 1 or x's
+   * (x `[B, T, D]`: `[B, 1, D]` per sample, `[B, T, D]` per token, `[1, 1, D]` shared); the
+   * leading dims it keeps must be consecutive. float32 or float16 whatever x's dtype. scale, shift
+   * and gate given together must have one shape (`ShapeError`). Default: none.
+   */
+  scale?: Tensor | null;
+  /** Added after the scale, as {@link LayerNormOptions.scale} (shape, dtype). Default: none. */
+  shift?: Tensor | null;
+  /** The 1 of `(1 + scale)`: y = n ⊙ (scaleOffset + scale) + shift. Default 1 (0: a plain scale, as Lumina's). A finite number (`ValueError`). */
+  scaleOffset?: number;
+  /**
+   * Gated residual (adaLN-Zero's gate; needs `residual`, else `ValueError`): the norm's input is
+   * sum = residual + gate ⊙ x, returned as `sum`. Shape as scale. Default: none (gate 1).
+   */
+  gate?: Tensor | null;
 }
 
 /** Options of {@link Norms.rmsNorm} (PyTorch `torch.nn.functional.rms_norm`; there is no bias). */
@@ -118,9 +136,17 @@ export interface RmsNormOptions {
   residual?: Tensor | null;
   /** Not accepted: rmsNorm has no bias (a given bias throws `ValueError`). */
   bias?: null;
+  /** Modulation, as {@link LayerNormOptions.scale} (adaRMS: LTX-2's scale and shift, Lumina's scale with scaleOffset 0). */
+  scale?: Tensor | null;
+  /** As {@link LayerNormOptions.shift}. */
+  shift?: Tensor | null;
+  /** As {@link LayerNormOptions.scaleOffset}. Default 1. */
+  scaleOffset?: number;
+  /** As {@link LayerNormOptions.gate}. */
+  gate?: Tensor | null;
 }
 
-/** Options of {@link Norms.layerNormBackward}: the forward's, without eps and residual. */
+/** Options of {@link Norms.layerNormBackward}: the forward's, without eps (and with dsum). */
 export interface LayerNormBackwardOptions {
   /** As given to the forward. */
   normalizedShape: readonly number[];
@@ -128,6 +154,27 @@ export interface LayerNormBackwardOptions {
   weight?: Tensor | null;
   /** The forward's bias; when given, `dbias` is returned. */
   bias?: Tensor | null;
+  /** The forward's scale: dy is scaled by (scaleOffset + scale), and `dscale` (shape and dtype of scale) is returned. */
+  scale?: Tensor | null;
+  /** The forward's shift: `dshift` (its shape and dtype) is returned. */
+  shift?: Tensor | null;
+  /** As given to the forward. Default 1. */
+  scaleOffset?: number;
+  /** The forward's gate (with residual): `dgate` (its shape and dtype) is returned, and dx is gate ⊙ d(sum). */
+  gate?: Tensor | null;
+  /**
+   * The forward's residual: then x is the forward's x (not its sum; the sum is recomputed from x,
+   * residual and gate), dx is the gradient of x, and `dresidual`, the gradient of the residual
+   * stream (d(sum), shape and dtype of x), is returned as well. Without it, x is the norm's input
+   * and dx its gradient, as before.
+   */
+  residual?: Tensor | null;
+  /**
+   * The gradient that reaches the forward's `sum` (or, without residual, the norm's input) from
+   * elsewhere, e.g. the next block through the residual stream: added to d(sum) before the gate.
+   * Shape of x, float32 or x's dtype. Default: none.
+   */
+  dsum?: Tensor | null;
 }
 
 /** Options of {@link Norms.rmsNormBackward}. */
@@ -136,6 +183,27 @@ export interface RmsNormBackwardOptions {
   normalizedShape: readonly number[];
   /** The forward's weight; when given, `dweight` is returned. */
   weight?: Tensor | null;
+  /** The forward's scale: dy is scaled by (scaleOffset + scale), and `dscale` (shape and dtype of scale) is returned. */
+  scale?: Tensor | null;
+  /** The forward's shift: `dshift` (its shape and dtype) is returned. */
+  shift?: Tensor | null;
+  /** As given to the forward. Default 1. */
+  scaleOffset?: number;
+  /** The forward's gate (with residual): `dgate` (its shape and dtype) is returned, and dx is gate ⊙ d(sum). */
+  gate?: Tensor | null;
+  /**
+   * The forward's residual: then x is the forward's x (not its sum; the sum is recomputed from x,
+   * residual and gate), dx is the gradient of x, and `dresidual`, the gradient of the residual
+   * stream (d(sum), shape and dtype of x), is returned as well. Without it, x is the norm's input
+   * and dx its gradient, as before.
+   */
+  residual?: Tensor | null;
+  /**
+   * The gradient that reaches the forward's `sum` (or, without residual, the norm's input) from
+   * elsewhere, e.g. the next block through the residual stream: added to d(sum) before the gate.
+   * Shape of x, float32 or x's dtype. Default: none.
+   */
+  dsum?: Tensor | null;
 }
 
 /**
@@ -202,8 +270,18 @@ export interface GroupNormOptions {
   bias?: Tensor | null;
   /** Added to the variance. Default 1e-5. */
   eps?: number;
-  /** Fused activation applied after the affine map: `'silu'` gives y·sigmoid(y). Forward only (no backward through it). Default none. */
+  /** Fused activation applied last (after the affine map and the modulation): `'silu'` gives y·sigmoid(y); its backward is groupNormBackward with the same option. Default none. */
   activation?: 'silu' | null;
+  /**
+   * Modulation (ADM's scale-shift norm, diffusers' AdaGroupNorm): y = act(n ⊙ (scaleOffset + scale) + shift)
+   * per (sample, channel). Shape `[N, C]` or `[N, C, 1, ...]` (channelsLast: also `[N, 1, ..., 1, C]`);
+   * N may be 1 (one value per channel for the whole batch). float32 or float16 whatever x's dtype. Default: none.
+   */
+  scale?: Tensor | null;
+  /** As scale's shape and dtype: added after the scale. Default: none. */
+  shift?: Tensor | null;
+  /** y = n ⊙ (scaleOffset + scale) + shift. Default 1. */
+  scaleOffset?: number;
   /**
    * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
    * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
@@ -216,6 +294,14 @@ export interface GroupNormOptions {
 export interface GroupNormBackwardOptions {
   /** As given to the forward. */
   numGroups: number;
+  /** The forward's activation: `'silu'` takes its gradient out of dy first (x and the saved statistics recompute the activation's input). Default none. */
+  activation?: 'silu' | null;
+  /** The forward's scale: `dscale` (shape and dtype of scale) is returned. */
+  scale?: Tensor | null;
+  /** The forward's shift: `dshift` is returned. */
+  shift?: Tensor | null;
+  /** As given to the forward. Default 1. */
+  scaleOffset?: number;
   /** The forward's weight; when given, `dweight` is returned. */
   weight?: Tensor | null;
   /** The forward's bias; when given, `dbias` is returned. */
@@ -309,6 +395,14 @@ export type BackwardResult = {
   dweight: Tensor | null;
   /** Gradient with respect to bias (shape and dtype of bias), or null when no bias was given (always null for rmsNorm). */
   dbias: Tensor | null;
+  /** With `scale` only: the gradient of scale (its shape and dtype), summed over the dims it broadcasts over. */
+  dscale?: Tensor;
+  /** With `shift` only: the gradient of shift, summed over the dims it broadcasts over. */
+  dshift?: Tensor;
+  /** With `gate` only: the gradient of gate, summed over the dims it broadcasts over. */
+  dgate?: Tensor;
+  /** With `residual` only: the gradient of the residual stream, d(sum) (+ dsum), shape and dtype of x. */
+  dresidual?: Tensor;
 };
 
 /** What {@link Norms.rmsNormBackward} returns. */
@@ -317,6 +411,14 @@ export type RmsNormBackwardResult = {
   dx: Tensor;
   /** Gradient with respect to weight, or null when no weight was given. */
   dweight: Tensor | null;
+  /** As in {@link BackwardResult}. */
+  dscale?: Tensor;
+  /** As in {@link BackwardResult}. */
+  dshift?: Tensor;
+  /** As in {@link BackwardResult}. */
+  dgate?: Tensor;
+  /** As in {@link BackwardResult}. */
+  dresidual?: Tensor;
 };
 
 /** What {@link Norms.weightNorm} returns. */

@@ -77,7 +77,7 @@ for (const [op, key, near] of TYPOS) {
   add(`${op}: unknown option ${key}`, OPS[op]!({ [key]: 1 }), ValueError, key, new RegExp(`^${key}: unknown option of ${op}; did you mean ${near}\\?`));
 }
 add('layerNorm: the issue\'s example, exactly', OPS.layerNorm!({ wieght: 1 }), ValueError, 'wieght', 'wieght: unknown option of layerNorm; did you mean weight?');
-add('layerNorm: a key far from every option lists them', OPS.layerNorm!({ channelsLast: true }), ValueError, 'channelsLast', /^channelsLast: unknown option of layerNorm; did you mean .*\? \(options of layerNorm: normalizedShape, weight, bias, eps, residual\)$/);
+add('layerNorm: a key far from every option lists them', OPS.layerNorm!({ channelsLast: true }), ValueError, 'channelsLast', /^channelsLast: unknown option of layerNorm; did you mean .*\? \(options of layerNorm: normalizedShape, weight, bias, eps, residual, scale, shift, scaleOffset, gate\)$/);
 add('layerNorm: an unknown key set to undefined is still unknown', OPS.layerNorm!({ wieght: undefined }), ValueError, 'wieght', /did you mean weight\?/);
 add('groupNorm: options given as an array', (n, t) => n.groupNorm(t.xc!, [2] as any), ValueError, 'options', 'groupNorm: options must be an object, got an array');
 add('weightNorm: options given as a number', (n, t) => n.weightNorm(t.v!, t.g!, 0 as any), ValueError, 'options', 'weightNorm: options must be an object, got number 0');

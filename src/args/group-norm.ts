@@ -18,11 +18,12 @@ import {
   optTensor,
   type ChannelGeom,
 } from '../validate.ts';
+import { MOD_KEYS, groupModulation } from './modulation.ts';
 
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
-  groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation', 'channelsLast'],
-  groupNormBackward: ['numGroups', 'weight', 'bias', 'channelsLast'],
+  groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation', 'channelsLast', ...MOD_KEYS],
+  groupNormBackward: ['numGroups', 'weight', 'bias', 'activation', 'channelsLast', ...MOD_KEYS],
   instanceNorm: ['weight', 'bias', 'eps', 'channelsLast'],
   instanceNormBackward: ['weight', 'bias', 'channelsLast'],
 } as const satisfies Record<string, readonly string[]>;
@@ -48,7 +49,7 @@ export function instanceNormArgs(owner: object, x: unknown, options: unknown): O
   const geom = channelGeom(xt, 'x', 'instanceNorm', Infinity, checkChannelsLast(o.channelsLast));
   // As PyTorch's instance_norm: one spatial element is an error whatever N is.
   if (geom.S === 1) throw new ValueError(`x: instanceNorm expects more than 1 spatial element per channel when training, got input of shape ${fmtShape(xt.shape)}`, 'x');
-  const { G: _g, silu: _silu, ...a } = gnArgs(owner, xt, geom, geom.C, o);
+  const { G: _g, silu: _silu, scale: _s, shift: _h, gate: _t, scaleOffset: _o, modGeom: _m, ...a } = gnArgs(owner, xt, geom, geom.C, o);
   return a;
 }
 
@@ -63,9 +64,15 @@ function gnArgs(owner: object, x: Tensor, geom: ChannelGeom, G: number, o: Opts)
   const bias = optTensor(o.bias, 'bias', owner);
   expectShape(weight, 'weight', [geom.C], 'one per channel');
   expectShape(bias, 'bias', [geom.C], 'one per channel');
-  const act = o.activation ?? null;
+  const silu = activation(o.activation);
+  const mod = groupModulation(owner, o, x, geom);
+  return { ...geom, x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu, ...mod };
+}
+
+function activation(v: unknown): boolean {
+  const act = v ?? null;
   if (act !== null && act !== 'silu') throw new ValueError(`activation: expected 'silu' or null, got ${describeValue(act)}`, 'activation');
-  return { ...geom, x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu: act === 'silu' };
+  return act === 'silu';
 }
 
 /** groupNormBackward(dy, x, mean, rstd, options). */
@@ -82,7 +89,7 @@ export function instanceNormBackwardArgs(owner: object, dy: unknown, x: unknown,
   const o = checkOptions(options, 'instanceNormBackward', KEYS.instanceNormBackward);
   const xt = checkTensor(x, 'x', owner);
   const geom = channelGeom(xt, 'x', 'instanceNormBackward', Infinity, checkChannelsLast(o.channelsLast));
-  const { G: _g, ...a } = gnBwdArgs(owner, dy, xt, mean, rstd, geom, geom.C, o);
+  const { G: _g, silu: _silu, scale: _s, shift: _h, gate: _t, scaleOffset: _o, modGeom: _m, ...a } = gnBwdArgs(owner, dy, xt, mean, rstd, geom, geom.C, o);
   return a;
 }
 
@@ -101,5 +108,6 @@ function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, r
   expectFloat32(rstd, 'rstd');
   expectShape(weight, 'weight', [geom.C], 'one per channel');
   expectShape(bias, 'bias', [geom.C], 'one per channel');
-  return { ...geom, dy, x, mean, rstd, G, weight, bias };
+  const mod = groupModulation(owner, o, x, geom);
+  return { ...geom, dy, x, mean, rstd, G, weight, bias, silu: activation(o.activation), ...mod };
 }

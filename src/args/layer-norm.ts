@@ -6,14 +6,15 @@ import { ValueError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import { checkEps, checkOptions, checkTensor, expectDtype, expectFloat32, expectShape, optTensor, rowGeom } from '../validate.ts';
+import { GATE_KEYS, MOD_BWD_KEYS, MOD_KEYS, modBackward, rowModulation } from './modulation.ts';
 
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
-  layerNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
+  layerNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual', ...MOD_KEYS, ...GATE_KEYS],
   // 'bias' is listed so that it gets its own message ("rmsNorm has no bias").
-  rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual'],
-  layerNormBackward: ['normalizedShape', 'weight', 'bias'],
-  rmsNormBackward: ['normalizedShape', 'weight'],
+  rmsNorm: ['normalizedShape', 'weight', 'bias', 'eps', 'residual', ...MOD_KEYS, ...GATE_KEYS],
+  layerNormBackward: ['normalizedShape', 'weight', 'bias', ...MOD_KEYS, ...GATE_KEYS, ...MOD_BWD_KEYS],
+  rmsNormBackward: ['normalizedShape', 'weight', ...MOD_KEYS, ...GATE_KEYS, ...MOD_BWD_KEYS],
 } as const satisfies Record<string, readonly string[]>;
 
 /** layerNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
@@ -42,7 +43,8 @@ function rowArgs(owner: object, xArg: unknown, options: unknown, rms: boolean): 
   expectShape(residual, 'residual', x.shape, 'the shape of x');
   expectDtype(residual, 'residual', x.dtype, 'x');
   const eps = checkEps(o.eps ?? (rms ? 1.1920928955078125e-7 : 1e-5));
-  return { ...geom, x, residual, weight, bias, eps };
+  const mod = rowModulation(owner, o, x, geom.normalizedShape, residual);
+  return { ...geom, x, residual, weight, bias, eps, ...mod };
 }
 
 /** layerNormBackward(dy, x, mean, rstd, options). */
@@ -83,5 +85,7 @@ function rowBwdArgs(
   expectFloat32(rstd, 'rstd');
   expectShape(weight, 'weight', geom.normalizedShape, 'normalizedShape');
   expectShape(bias, 'bias', geom.normalizedShape, 'normalizedShape');
-  return { ...geom, dy, x, mean, rstd, weight, bias };
+  const mb = modBackward(owner, o, x);
+  const mod = rowModulation(owner, o, x, geom.normalizedShape, mb.residual);
+  return { ...geom, dy, x, mean, rstd, weight, bias, ...mb, ...mod };
 }

@@ -17,8 +17,33 @@ import * as layer from './layer-norm.ts';
 import * as group from './group-norm.ts';
 import * as batch from './batch-norm.ts';
 import * as weight from './weight-norm.ts';
+import { modulateBackward, modulateForward, modulated } from './modulate.ts';
+import { channelsLast, clMaps } from './steps.ts';
+import { tb, type Bind } from './plan.ts';
 
 export { chunking, rowsBwdBlocks, rowsPlan } from './policy.ts';
+
+const NO_GRADS: O.ModGradsOut = { dscale: null, dshift: null, dgate: null, dresidual: null };
+
+/** Whether a layer/RMS-norm backward needs the modulated path. */
+const bwdModulated = (a: O.Modulation & O.ModBackward): boolean => modulated(a) || !!a.residual || !!a.dsum;
+
+/** The saved statistics, weight and bias of a row norm, and their index maps, for the modulation's gradients. */
+function rowStats(a: O.RmsNormBwdArgs, mean: O.LayerNormBwdArgs['mean'] | null, bias: O.LayerNormBwdArgs['bias'] | null) {
+  const binds: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(bias ? [tb('B', bias)] : [])];
+  const flags = [...(mean ? ['HAS_MEAN'] : []), ...(a.weight ? ['HAS_W'] : []), ...(bias ? ['HAS_B'] : [])];
+  return { binds, flags, p: { statDiv: Math.max(a.K, 1), statMod: Math.max(a.rows, 1), weightDiv: 1, weightMod: Math.max(a.K, 1) } };
+}
+
+/** The same for group norm: statistics per (n, g), weight and bias per channel (channels first or last). */
+function groupStats(a: O.GroupNormBwdArgs) {
+  const { N, C, S, G } = a;
+  const binds: Bind[] = [tb('MEAN', a.mean), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(a.bias ? [tb('B', a.bias)] : [])];
+  const cl = channelsLast(a);
+  const flags = ['HAS_MEAN', ...(a.weight ? ['HAS_W'] : []), ...(a.bias ? ['HAS_B'] : []), ...(cl ? ['CLAST'] : [])];
+  const p: Record<string, number> = cl ? clMaps(a.x.size, S * C, C, G) : { statDiv: Math.max((C / G) * S, 1), statMod: Math.max(N * G, 1), weightDiv: Math.max(S, 1), weightMod: C };
+  return { binds, flags, p };
+}
 
 export class GpuBackend implements O.Backend, Planner {
   readonly kind = 'webgpu' as const;
@@ -51,22 +76,30 @@ export class GpuBackend implements O.Backend, Planner {
   // ---- ops: build the plan, settle it, encode it ----
 
   layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
-    return this.exec(layer.layerNorm(this, a));
+    return this.exec(modulateForward(this, 'layerNorm', layer.layerNorm(this, a), a));
   }
-  layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
-    return this.exec(layer.layerNormBackward(this, a));
+  layerNormBackward(a: O.LayerNormBwdArgs): O.ModBwdOut {
+    if (!bwdModulated(a)) return { ...this.exec(layer.layerNormBackward(this, a)), ...NO_GRADS };
+    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy) => layer.layerNormBackward(this, { ...a, dy }), rowStats(a, a.mean, a.bias), false));
   }
   rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
-    return this.exec(layer.rmsNorm(this, a));
+    return this.exec(modulateForward(this, 'rmsNorm', layer.rmsNorm(this, a), a));
   }
-  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut {
-    return this.exec(layer.rmsNormBackward(this, a));
+  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
+    if (!bwdModulated(a)) return { ...this.exec(layer.rmsNormBackward(this, a)), ...NO_GRADS };
+    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy) => {
+      const p = layer.rmsNormBackward(this, { ...a, dy });
+      return { out: { ...p.out, dbias: null }, plan: p.plan };
+    }, rowStats(a, null, null), false));
+    return r;
   }
   groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
-    return this.exec(group.groupNorm(this, a));
+    return this.exec(modulateForward(this, 'groupNorm', group.groupNorm(this, a), a));
   }
-  groupNormBackward(a: O.GroupNormBwdArgs): O.BwdOut {
-    return this.exec(group.groupNormBackward(this, a));
+  groupNormBackward(a: O.GroupNormBwdArgs): O.ModBwdOut {
+    if (!modulated(a) && !a.silu) return { ...this.exec(group.groupNormBackward(this, a)), ...NO_GRADS };
+    const m = { ...a, residual: null, dsum: null };
+    return this.exec(modulateBackward(this, 'groupNormBackward', m, (dy) => group.groupNormBackward(this, { ...a, dy }), groupStats(a), a.silu));
   }
   instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
     return this.exec(group.instanceNorm(this, a));

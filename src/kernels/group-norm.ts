@@ -10,18 +10,18 @@
  * coefficients (group_grad_coefficients), grad_elements; dweight/dbias sum the per-(n, c) sums
  * over n (weight_bias_grads).
  */
-import type * as O from '../ops.ts';
+import * as O from '../ops.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, clChunks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
 import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, dwdbStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
 export function instanceNorm(g: Planner, a: O.InstanceNormArgs): Planned<O.GroupNormOut> {
-  return named('instanceNorm', groupNorm(g, { ...a, G: a.C, silu: false }));
+  return named('instanceNorm', groupNorm(g, { ...a, G: a.C, silu: false, ...O.NO_MOD }));
 }
 
 export function instanceNormBackward(g: Planner, a: O.InstanceNormBwdArgs): Planned<O.BwdOut> {
-  return named('instanceNormBackward', groupNormBackward(g, { ...a, G: a.C }));
+  return named('instanceNormBackward', groupNormBackward(g, { ...a, G: a.C, silu: false, ...O.NO_MOD }));
 }
 
 const named = <R>(op: string, r: Planned<R>): Planned<R> => ({ out: r.out, plan: r.plan && { ...r.plan, op } });

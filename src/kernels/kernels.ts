@@ -278,6 +278,9 @@ const groupCoefficients: KernelMemory = {
 
 /** workgroup_rows_* (GPU class, never windowed): not modelled; a dispatch touches its bindings whole. */
 const workgroupRows: KernelMemory = { invocations: (q) => q.groups!, touched() {}, rest: 'whole', modelled: false };
+/** The modulation's gradient sums and SiLU's dy (modulated ops are never windowed): not modelled. */
+const modulation: KernelMemory = { invocations: (q) => q.groups! * q.chunks!, touched() {}, rest: 'whole', modelled: false };
+const siluGrad: KernelMemory = { invocations: (q) => Math.ceil(q.elements! / 4), touched() {}, rest: 'whole', modelled: false };
 const copy: KernelMemory = { invocations: (q) => q.elements!, touched() {}, rest: 'whole', modelled: false };
 
 const KERNELS: Record<string, KernelMemory> = {
@@ -307,6 +310,8 @@ const KERNELS: Record<string, KernelMemory> = {
   workgroup_rows_welford: workgroupRows,
   workgroup_rows_sumsq: workgroupRows,
   workgroup_rows_grad: workgroupRows,
+  modulation_grad_partials: modulation,
+  silu_grad_elements: siluGrad,
   copy,
 };
 

@@ -9,6 +9,7 @@ import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
 import applyWGSL from '../../shaders/apply.wgsl?raw';
 import copyWGSL from '../../shaders/copy.wgsl?raw';
 import rowsWGSL from '../../shaders/rows.wgsl?raw';
+import modulateWGSL from '../../shaders/modulate.wgsl?raw';
 import type { GpuContext, Kernel } from '../device/context.ts';
 import { UniformLayout, hasHalves, type BindingDecl } from '../device/wgsl.ts';
 
@@ -116,6 +117,18 @@ const GROUP_FIELDS = {
   eps: 'f32',
 } as const;
 
+/**
+ * Modulation (modulate.wgsl): element e of x uses element
+ * ((e / modInner / modDiv) % modMod) * modInner + e % modInner of scale, shift and gate;
+ * y = n * (scaleOffset + scale) + shift.
+ */
+const MOD_FIELDS = {
+  modInner: 'u32',
+  modDiv: 'u32',
+  modMod: 'u32',
+  scaleOffset: 'f32',
+} as const;
+
 /** Channels (channels-last kernels, the channel-indexed statistics of apply, group norm's coefficients). */
 const CHANNEL_FIELDS = {
   channels: 'u32',
@@ -134,6 +147,7 @@ export const LAYOUTS = {
     // channels_last_*_partials: `samples` of rowsPerSample rows of `channels`.
     samples: 'u32',
     rowsPerSample: 'u32',
+    ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,
   }),
@@ -177,6 +191,7 @@ export const LAYOUTS = {
     ...GROUP_FIELDS,
     rowsPerBlock: 'u32',
     blocks: 'u32',
+    ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,
   }),
@@ -187,6 +202,7 @@ export const LAYOUTS = {
     weightMod: 'u32',
     rowsPerBlock: 'u32',
     blocks: 'u32',
+    ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,
   }),
@@ -218,13 +234,13 @@ export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 /** Each family's own file, and the files compiled in front of it. */
 const OWN: Record<Family, string> = { reduce: reduceWGSL, finalize: finalizeWGSL, apply: applyWGSL, copy: copyWGSL, rows: rowsWGSL };
 export const FILES: Record<Family, string> = {
-  reduce: commonWGSL + accumulateWGSL + reduceWGSL,
+  reduce: commonWGSL + modulateWGSL + accumulateWGSL + reduceWGSL,
   finalize: commonWGSL + finalizeWGSL,
   // The row-fused entry points use the accumulators too.
-  apply: commonWGSL + accumulateWGSL + applyWGSL,
+  apply: commonWGSL + modulateWGSL + accumulateWGSL + applyWGSL,
   copy: copyWGSL,
   // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
-  rows: commonWGSL + accumulateWGSL + rowsWGSL,
+  rows: commonWGSL + modulateWGSL + accumulateWGSL + rowsWGSL,
 };
 
 /** Every entry point: its family (the file that declares it) and the sections it compiles in. */

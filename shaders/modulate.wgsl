@@ -1,0 +1,171 @@
+// modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
+// UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
+// binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
+// a change of its own:
+//
+//   forward   sum = R + gate ⊙ x  (GATE_X: X_ld* return gate ⊙ XG; the kernel adds R with RESIDUAL)
+//             y   = act(n ⊙ (scaleOffset + scale) + shift)  (MOD_OUT: Y_st* store that into YM,
+//                   n being what the kernel computed: the normalized value after weight and bias)
+//   backward  x   = R + gate ⊙ XG  (SUM_X: the forward's sum, recomputed from its inputs; HALF_SUM
+//                   rounds it to half as the forward's stored sum)
+//             g   = dy ⊙ (scaleOffset + scale)  (MOD_DY: DY_ld* read DYM)
+//             DX_st* (DX_OUT): t = v + dsum (HAS_DS), DR = t (HAS_DR: the residual stream's
+//                   gradient), DXM = gate ⊙ t (MOD_GT) or t
+//
+// The modulation tensors (scale SC, shift SH, gate GT) broadcast to x: element e uses index
+//   m(e) = ((e / modInner / modDiv) % modMod) * modInner + e % modInner
+// (layer/RMS norm x [B, T, D], scale [B, 1, D]: modInner = D, modDiv = T, modMod = B; group norm
+// [N, C] channels first: modInner = 1, modDiv = spatial, modMod = N*C; channels last: modInner = C,
+// modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
+// consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
+//
+//#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
+//#flag MOD_SC       scale is bound (SC)
+//#flag MOD_SH       shift is bound (SH)
+//#flag MOD_GT       gate is bound (GT)
+//#flag MOD_SILU     SiLU after the modulation (groupNorm activation 'silu')
+//#flag GATE_X       X_ld*: gate ⊙ XG (forward)
+//#flag SUM_X        X_ld*: R + (gate ⊙) XG (backward: the forward's sum)
+//#flag MOD_DY       DY_ld*: DYM ⊙ (scaleOffset + scale)
+//#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
+//#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
+//#flag HAS_DR       the residual stream's gradient is written (DR)
+
+//#if MOD_SC || MOD_SH || MOD_GT
+fn mod_index(e: u32) -> u32 {
+  let row = e / P.modInner;
+  return ((row / P.modDiv) % P.modMod) * P.modInner + (e - row * P.modInner);
+}
+// How the quad at e maps: 0 one vec4 load at m(e), 1 one value for the quad, 2 four loads.
+fn mod_quad(e: u32) -> u32 {
+  if (P.modInner % 4u == 0u && e % 4u == 0u) { return 0u; }
+  if (P.modInner == 1u && e / P.modDiv == (e + 3u) / P.modDiv) { return 1u; }
+  return 2u;
+}
+//#endif
+
+//#if MOD_SC
+fn sc1(e: u32) -> f32 { return SC_ld(mod_index(e)); }
+fn sc4(e: u32) -> vec4f {
+  let k = mod_quad(e);
+  if (k == 0u) { return SC_ld4(mod_index(e)); }
+  if (k == 1u) { return vec4f(sc1(e)); }
+  return vec4f(sc1(e), sc1(e + 1u), sc1(e + 2u), sc1(e + 3u));
+}
+//#endif
+//#if MOD_SH
+fn sh1(e: u32) -> f32 { return SH_ld(mod_index(e)); }
+fn sh4(e: u32) -> vec4f {
+  let k = mod_quad(e);
+  if (k == 0u) { return SH_ld4(mod_index(e)); }
+  if (k == 1u) { return vec4f(sh1(e)); }
+  return vec4f(sh1(e), sh1(e + 1u), sh1(e + 2u), sh1(e + 3u));
+}
+//#endif
+//#if MOD_GT
+fn gt1(e: u32) -> f32 { return GT_ld(mod_index(e)); }
+fn gt4(e: u32) -> vec4f {
+  let k = mod_quad(e);
+  if (k == 0u) { return GT_ld4(mod_index(e)); }
+  if (k == 1u) { return vec4f(gt1(e)); }
+  return vec4f(gt1(e), gt1(e + 1u), gt1(e + 2u), gt1(e + 3u));
+}
+//#endif
+
+// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
+fn mod_affine4(e: u32, n: vec4f) -> vec4f {
+  var v = n;
+  //#if MOD_SC
+  v = v * (P.scaleOffset + sc4(e));
+  //#endif
+  //#if MOD_SH
+  v = v + sh4(e);
+  //#endif
+  return v;
+}
+fn mod_affine1(e: u32, n: f32) -> f32 {
+  var v = n;
+  //#if MOD_SC
+  v = v * (P.scaleOffset + sc1(e));
+  //#endif
+  //#if MOD_SH
+  v = v + sh1(e);
+  //#endif
+  return v;
+}
+
+//#if MOD_OUT
+fn mod_act4(v: vec4f) -> vec4f {
+  //#if MOD_SILU
+  return v / (1.0 + exp(-v));
+  //#else
+  return v;
+  //#endif
+}
+fn Y_st4(e: u32, v: vec4f) { YM_st4(e, mod_act4(mod_affine4(e, v))); }
+fn Y_st(e: u32, v: f32) { YM_st(e, mod_act4(vec4f(mod_affine1(e, v))).x); }
+//#endif
+
+//#if GATE_X
+fn X_ld4(e: u32) -> vec4f { return gt4(e) * XG_ld4(e); }
+fn X_ld(e: u32) -> f32 { return gt1(e) * XG_ld(e); }
+//#endif
+
+//#if SUM_X
+// The forward's sum R + gate ⊙ x (float16: rounded to half, as the stored sum).
+fn sum_round4(s: vec4f) -> vec4f {
+  //#if HALF_SUM
+  return vec4f(unpack2x16float(pack_half2(s.xy)), unpack2x16float(pack_half2(s.zw)));
+  //#else
+  return s;
+  //#endif
+}
+fn X_ld4(e: u32) -> vec4f {
+  var x = XG_ld4(e);
+  //#if MOD_GT
+  x = gt4(e) * x;
+  //#endif
+  return sum_round4(R_ld4(e) + x);
+}
+fn X_ld(e: u32) -> f32 {
+  var x = XG_ld(e);
+  //#if MOD_GT
+  x = gt1(e) * x;
+  //#endif
+  return sum_round4(vec4f(R_ld(e) + x)).x;
+}
+//#endif
+
+//#if MOD_DY
+fn DY_ld4(e: u32) -> vec4f { return DYM_ld4(e) * (P.scaleOffset + sc4(e)); }
+fn DY_ld(e: u32) -> f32 { return DYM_ld(e) * (P.scaleOffset + sc1(e)); }
+//#endif
+
+//#if DX_OUT
+fn DX_st4(e: u32, v: vec4f) {
+  var t = v;
+  //#if HAS_DS
+  t += DS_ld4(e);
+  //#endif
+  //#if HAS_DR
+  DR_st4(e, t);
+  //#endif
+  //#if MOD_GT
+  t *= gt4(e);
+  //#endif
+  DXM_st4(e, t);
+}
+fn DX_st(e: u32, v: f32) {
+  var t = v;
+  //#if HAS_DS
+  t += DS_ld(e);
+  //#endif
+  //#if HAS_DR
+  DR_st(e, t);
+  //#endif
+  //#if MOD_GT
+  t *= gt1(e);
+  //#endif
+  DXM_st(e, t);
+}
+//#endif

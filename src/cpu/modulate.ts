@@ -1,0 +1,105 @@
+/**
+ * Float64 reference of the modulation (adaLN / AdaGN) and the gated residual, composed around
+ * the norms' own float64 references (layer-norm.ts, group-norm.ts):
+ *   forward   sum = residual + gate ⊙ x;  y = act(n ⊙ (scaleOffset + scale) + shift)
+ *   backward  dz = dy ⊙ act'(z) (z the value before the activation), dn = dz ⊙ (scaleOffset + scale),
+ *             the norm's backward with dn, t = dx_norm + dsum, dresidual = t, dx = gate ⊙ t,
+ *             dscale = Σ dz ⊙ n, dshift = Σ dz, dgate = Σ t ⊙ x over the broadcast dims.
+ * Element e of x uses modulation element m(e) = ((e / inner / div) % mod) * inner + e % inner.
+ */
+import type { Arr } from './common.ts';
+import type { ModGeom } from '../ops.ts';
+
+/** The modulation index of every element of x (n elements). */
+export function modIndex(n: number, g: ModGeom): Int32Array {
+  const out = new Int32Array(n);
+  for (let e = 0; e < n; e++) {
+    const row = Math.floor(e / g.inner);
+    out[e] = (Math.floor(row / g.div) % g.mod) * g.inner + (e - row * g.inner);
+  }
+  return out;
+}
+
+export interface ModInputs {
+  scale: Arr | null;
+  shift: Arr | null;
+  scaleOffset: number;
+  silu: boolean;
+}
+
+/** y = act(n ⊙ (scaleOffset + scale) + shift), in place on n. */
+export function modulate(n: Float64Array, idx: Int32Array | null, m: ModInputs): Float64Array {
+  for (let e = 0; e < n.length; e++) {
+    let v = n[e]!;
+    if (idx && m.scale) v *= m.scaleOffset + m.scale[idx[e]!]!;
+    if (idx && m.shift) v += m.shift[idx[e]!]!;
+    if (m.silu) v = v / (1 + Math.exp(-v));
+    n[e] = v;
+  }
+  return n;
+}
+
+/** residual + gate ⊙ x (gate null: 1). */
+export function gatedSum(x: Arr, residual: Arr, gate: Arr | null, idx: Int32Array | null): Float64Array {
+  const s = new Float64Array(x.length);
+  for (let e = 0; e < x.length; e++) s[e] = residual[e]! + (gate && idx ? gate[idx[e]!]! : 1) * x[e]!;
+  return s;
+}
+
+/**
+ * The backward's start: dz (dy through the activation, given n, the norm's output before the
+ * modulation) and dn = dz ⊙ (scaleOffset + scale), the gradient the norm's own backward takes;
+ * with dshift = Σ dz and dscale = Σ dz ⊙ n per modulation element (M of them).
+ */
+export function modulationGrads(dy: Arr, n: Float64Array, idx: Int32Array | null, M: number, m: ModInputs): { dn: Float64Array; dscale: Float64Array; dshift: Float64Array } {
+  const dn = new Float64Array(dy.length);
+  const dscale = new Float64Array(M);
+  const dshift = new Float64Array(M);
+  for (let e = 0; e < dy.length; e++) {
+    const k = idx ? idx[e]! : 0;
+    let dz = dy[e]!;
+    if (m.silu) {
+      let z = n[e]!;
+      if (idx && m.scale) z *= m.scaleOffset + m.scale[k]!;
+      if (idx && m.shift) z += m.shift[k]!;
+      const s = 1 / (1 + Math.exp(-z));
+      dz *= s * (1 + z * (1 - s));
+    }
+    dshift[k] += dz;
+    dscale[k] += dz * n[e]!;
+    dn[e] = idx && m.scale ? dz * (m.scaleOffset + m.scale[k]!) : dz;
+  }
+  return { dn, dscale, dshift };
+}
+
+/** The end of the backward: t = dx_norm + dsum; dresidual = t; dx = gate ⊙ t; dgate = Σ t ⊙ x. */
+export function residualGrads(dxNorm: Float64Array, dsum: Arr | null, x: Arr, gate: Arr | null, idx: Int32Array | null, M: number) {
+  const t = new Float64Array(dxNorm.length);
+  const dx = new Float64Array(dxNorm.length);
+  const dgate = new Float64Array(M);
+  for (let e = 0; e < t.length; e++) {
+    const v = dxNorm[e]! + (dsum ? dsum[e]! : 0);
+    t[e] = v;
+    if (gate && idx) {
+      dx[e] = gate[idx[e]!]! * v;
+      dgate[idx[e]!] += v * x[e]!;
+    } else dx[e] = v;
+  }
+  return { dresidual: t, dx, dgate };
+}
+
+/**
+ * n = (x − mean[s]) · rstd[s] · w[a] + b[a] with the saved statistics: s = stat(e), a = aff(e).
+ */
+export function normalizedWith(x: Arr, mean: Arr | null, rstd: Arr, stat: (e: number) => number, aff: (e: number) => number, w: Arr | null, b: Arr | null): Float64Array {
+  const n = new Float64Array(x.length);
+  for (let e = 0; e < x.length; e++) {
+    const s = stat(e);
+    const a = aff(e);
+    let v = (x[e]! - (mean ? mean[s]! : 0)) * rstd[s]!;
+    if (w) v *= w[a]!;
+    if (b) v += b[a]!;
+    n[e] = v;
+  }
+  return n;
+}

@@ -1,0 +1,224 @@
+/**
+ * Modulated norms on the GPU (adaLN of DiT/SD3/Flux, adaRMS, AdaGN of diffusion UNets): a norm's
+ * plan, built by its own planner (layer-norm.ts, group-norm.ts), with its bindings rerouted
+ * through the accessor wrappers of shaders/modulate.wgsl, so every kernel variant of the norm
+ * (row kernels, row-fused, partials + apply, channels last) takes the modulation in the same
+ * pass over x:
+ * - forward: Y → YM with scale (SC) and shift (SH) applied on store (then SiLU, MOD_SILU); with a
+ *   gate, X → XG read as gate ⊙ x (the kernels add the residual themselves);
+ * - backward: DY → DYM read as dy ⊙ (scaleOffset + scale); with a residual, X → XG read as the
+ *   forward's sum (residual + gate ⊙ x, recomputed); DX → DXM written as gate ⊙ (dx + dsum),
+ *   and dx + dsum also as the residual's gradient (DR);
+ * then dscale, dshift and dgate are sums over the broadcast dims (modulation_grad_partials and
+ * weight_bias_grads: deterministic, no atomics), and a SiLU before it (group norm) is taken out
+ * of dy first by silu_grad_elements.
+ */
+import { Tensor } from '../tensor.ts';
+import type * as O from '../ops.ts';
+import { LimitError } from '../errors.ts';
+import { WG } from './source.ts';
+import { f32, tb, type Bind, type Plan, type Planned, type Planner, type Step } from './plan.ts';
+import { applyWorkgroups, windowed } from './policy.ts';
+import { dwdbStep, groupOut } from './steps.ts';
+
+/** Whether an op's arguments carry any modulation or gate. */
+export const modulated = (a: O.Modulation): boolean => !!(a.scale || a.shift || a.gate);
+
+/** The uniform fields of modulate.wgsl. */
+function modParams(a: O.Modulation): Record<string, number> {
+  const m = a.modGeom ?? { inner: 1, div: 1, mod: 1 };
+  return { modInner: Math.max(m.inner, 1), modDiv: Math.max(m.div, 1), modMod: Math.max(m.mod, 1), scaleOffset: a.scaleOffset };
+}
+
+function rename(s: Step, from: string, to: string): boolean {
+  const b = s.binds.find((x) => x.name === from);
+  if (!b) return false;
+  b.name = to;
+  return true;
+}
+
+function checkPlan(g: Planner, op: string, plan: Plan, tensors: (Tensor | null)[]): void {
+  for (const t of tensors) {
+    if (t && windowed(g, t)) {
+      throw new LimitError(`${op}: modulated or gated tensors larger than one storage binding (${t.size} elements of ${t.dtype}, limit ${g.bindLimit} bytes) are not supported; split the batch`, 'x');
+    }
+  }
+  const max = g.ctx.device.limits.maxStorageBuffersPerShaderStage;
+  for (const s of plan.steps) {
+    if (s.binds.length > max) {
+      throw new LimitError(`${op}: the ${s.entry} kernel needs ${s.binds.length} storage bindings with this modulation, the device allows ${max} (maxStorageBuffersPerShaderStage)`, 'x');
+    }
+  }
+}
+
+/** A forward plan of layerNorm / rmsNorm / groupNorm with scale, shift and gate applied on its reads of x and stores of y. */
+export function modulateForward<R>(g: Planner, op: string, r: Planned<R>, a: O.Modulation & { x: Tensor; residual?: Tensor | null }): Planned<R> {
+  if (!r.plan || !modulated(a)) return r;
+  const mp = modParams(a);
+  for (const s of r.plan.steps) {
+    let touched = false;
+    if (a.gate && rename(s, 'X', 'XG')) {
+      s.binds.push(tb('GT', a.gate));
+      s.flags.push('GATE_X', 'MOD_GT');
+      touched = true;
+    }
+    const y = s.binds.find((b) => b.name === 'Y' && b.rw);
+    if (y && (a.scale || a.shift)) {
+      y.name = 'YM';
+      s.flags.push('MOD_OUT');
+      if (a.scale) s.binds.push(tb('SC', a.scale)), s.flags.push('MOD_SC');
+      if (a.shift) s.binds.push(tb('SH', a.shift)), s.flags.push('MOD_SH');
+      const k = s.flags.indexOf('SILU');
+      if (k >= 0) s.flags.splice(k, 1, 'MOD_SILU');
+      touched = true;
+    }
+    if (touched) s.p = { ...s.p, ...mp };
+  }
+  checkPlan(g, op, r.plan, [a.x, a.residual ?? null, a.scale, a.shift, a.gate]);
+  return r;
+}
+
+/** The gradients of the modulation a modulated backward returns beside dx, dweight and dbias. */
+export interface ModGrads {
+  dscale: Tensor | null;
+  dshift: Tensor | null;
+  dgate: Tensor | null;
+  dresidual: Tensor | null;
+}
+
+/** What a modulated backward needs beside the norm's own backward arguments. */
+export type ModBwdArgs = O.Modulation & O.ModBackward & { x: Tensor; dy: Tensor };
+
+/**
+ * A backward plan of layerNorm / rmsNorm / groupNorm with the modulation's gradients: `run`
+ * plans the norm's own backward for the given dy (the SiLU-free gradient, with group norm's
+ * activation) and its plan is rerouted through modulate.wgsl; `normStats` are the bindings and
+ * index maps (statistics, weight, bias) that modulation_grad_partials recomputes n with.
+ */
+export function modulateBackward<R extends object>(
+  g: Planner,
+  op: string,
+  a: ModBwdArgs,
+  run: (dy: Tensor) => Planned<R>,
+  norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
+  silu: boolean,
+): Planned<R & ModGrads> {
+  const { x, dy } = a;
+  const zeros = (t: Tensor | null, label: string) => (t ? g.filled(t.shape, label, 0, t.dtype) : null);
+  if (x.size === 0) {
+    const r = run(dy);
+    return {
+      out: { ...r.out, dscale: zeros(a.scale, 'dscale'), dshift: zeros(a.shift, 'dshift'), dgate: zeros(a.gate, 'dgate'), dresidual: a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null },
+      plan: r.plan,
+    };
+  }
+  const mp = modParams(a);
+  const pre: Step[] = [];
+  const temps: GPUBuffer[] = [];
+  // The sum the norm normalized (with a residual): its reads recomputed from x, residual and gate.
+  const sumBinds: Bind[] = a.residual ? [tb('R', a.residual), ...(a.gate ? [tb('GT', a.gate)] : [])] : [];
+  const sumFlags = a.residual ? ['SUM_X', ...(a.gate ? ['MOD_GT'] : []), ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
+  const xBind = (): Bind => (a.residual ? tb('XG', x) : tb('X', x));
+  let gdy = dy;
+  if (silu) {
+    // dz = dy ⊙ silu'(z), z the modulated affine output before the activation, into an f32 temp.
+    const buf = g.temp(Math.max(x.size, 1) * 4, 'dz');
+    temps.push(buf);
+    gdy = new Tensor({}, x.shape, 'float32', { buffer: buf }, false);
+    pre.push({
+      entry: 'silu_grad_elements',
+      flags: [...norm.flags, ...(a.scale ? ['MOD_SC'] : []), ...(a.shift ? ['MOD_SH'] : [])],
+      binds: [tb('X', x), tb('DY', dy), ...norm.binds, ...(a.scale ? [tb('SC', a.scale)] : []), ...(a.shift ? [tb('SH', a.shift)] : []), f32('DZ', buf, true)],
+      p: { ...norm.p, ...mp, elements: x.size },
+      workgroups: applyWorkgroups(x.size),
+    });
+  }
+  const r = run(gdy);
+  if (!r.plan) throw new Error(`${op}: no plan`);
+  const dresidual = a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null;
+  for (const s of r.plan.steps) {
+    let touched = false;
+    if (a.scale && rename(s, 'DY', 'DYM')) {
+      s.binds.push(tb('SC', a.scale));
+      s.flags.push('MOD_DY', 'MOD_SC');
+      touched = true;
+    }
+    if (a.residual && rename(s, 'X', 'XG')) {
+      s.binds.push(...sumBinds.filter((b) => !s.binds.some((c) => c.name === b.name)));
+      s.flags.push(...sumFlags.filter((f) => !s.flags.includes(f)));
+      touched = true;
+    }
+    const dx = s.binds.find((b) => b.name === 'DX' && b.rw);
+    if (dx && (a.residual || a.dsum)) {
+      dx.name = 'DXM';
+      s.flags.push('DX_OUT');
+      if (a.dsum) s.binds.push(tb('DS', a.dsum)), s.flags.push('HAS_DS');
+      if (dresidual) s.binds.push(tb('DR', dresidual, true)), s.flags.push('HAS_DR');
+      if (a.gate && !s.binds.some((b) => b.name === 'GT')) s.binds.push(tb('GT', a.gate));
+      if (a.gate && !s.flags.includes('MOD_GT')) s.flags.push('MOD_GT');
+      touched = true;
+    }
+    if (touched) s.p = { ...s.p, ...mp };
+  }
+  // dscale = Σ dy ⊙ n, dshift = Σ dy, dgate = Σ dresidual ⊙ x over the broadcast dims.
+  const dscale = a.scale ? g.alloc(a.scale.shape, a.scale.dtype, 'dscale') : null;
+  const dshift = a.shift ? g.alloc(a.shift.shape, a.shift.dtype, 'dshift') : null;
+  const dgate = a.gate ? g.alloc(a.gate.shape, a.gate.dtype, 'dgate') : null;
+  const post: Step[] = [];
+  if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xBind(), sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, dresidual, temps));
+  const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...post], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
+  checkPlan(g, op, plan, [x, dy, a.residual, a.dsum, a.scale, a.shift, a.gate]);
+  return { out: { ...r.out, dscale, dshift, dgate, dresidual }, plan };
+}
+
+/** Rows of the broadcast dims one modulation_grad_partials invocation sums. */
+const MOD_CHUNK = 256;
+
+function modGradSteps(
+  g: Planner,
+  a: ModBwdArgs,
+  dy: Tensor,
+  xb: Bind,
+  sumBinds: Bind[],
+  sumFlags: string[],
+  norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
+  mp: Record<string, number>,
+  outs: { dscale: Tensor | null; dshift: Tensor | null; dgate: Tensor | null },
+  dresidual: Tensor | null,
+  temps: GPUBuffer[],
+): Step[] {
+  const t = (a.scale ?? a.shift ?? a.gate)!;
+  const M = t.size;
+  const U = Math.max(1, Math.round(a.x.size / Math.max(M, 1)));
+  const L = Math.min(U, MOD_CHUNK);
+  const Pc = Math.ceil(U / L);
+  const direct = Pc === 1;
+  const flags = [...norm.flags, ...sumFlags, ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
+  const binds: Bind[] = [tb('DY', dy), xb, ...sumBinds, ...norm.binds];
+  if (outs.dgate && dresidual) binds.push(tb('DRT', dresidual));
+  const steps: Step[] = [];
+  const p = { ...norm.p, ...mp, groups: M, chunks: Pc, chunkLength: L, runLength: U };
+  const post: Step[] = [];
+  if (direct) {
+    if (outs.dscale) binds.push(groupOut(g, 'DSC', outs.dscale, temps, post));
+    if (outs.dshift) binds.push(groupOut(g, 'DSH', outs.dshift, temps, post)), flags.push('MG_SH');
+    if (outs.dgate) binds.push(groupOut(g, 'DGT', outs.dgate, temps, post));
+    steps.push({ entry: 'modulation_grad_partials', flags, binds, p, workgroups: Math.ceil(M / WG) });
+    return [...steps, ...post];
+  }
+  const part = g.temp(M * Pc * 16, 'modpartials');
+  temps.push(part);
+  binds.push(f32('PART', part, true));
+  steps.push({ entry: 'modulation_grad_partials', flags, binds, p, workgroups: Math.ceil((M * Pc) / WG) });
+  // (count, Σ dy, Σ dy ⊙ n, Σ dresidual ⊙ x) per partial: dshift and dscale as dbias and dweight.
+  const dw = outs.dscale && groupOut(g, 'DW', outs.dscale, temps, post);
+  const db = outs.dshift && groupOut(g, 'DB', outs.dshift, temps, post);
+  if (dw || db) steps.push(dwdbStep(part, M, Pc, Pc, 1, dw, db));
+  if (outs.dgate) {
+    const dg = groupOut(g, 'DW', outs.dgate, temps, post);
+    const st = dwdbStep(part, M, Pc, Pc, 1, dg, null);
+    st.flags.push('GATE_SUMS');
+    steps.push(st);
+  }
+  return [...steps, ...post];
+}
