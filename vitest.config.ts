@@ -52,7 +52,7 @@ const OTHER_CLASS_SUITES = BOTH_CLASSES;
 // The random parity test draws 120 cases of its own seed here.
 const WASM_SUITES = [
   'wasm', 'layer-norm', 'rms-norm', 'batch-norm', 'instance-norm', 'group-norm', 'weight-norm', 'numerics', 'random-parity',
-  'float16', 'fused', 'nan-inf', 'channels-last', 'degenerate', 'verify', 'bad-input', 'strict-input', 'memory',
+  'float16', 'fused', 'nan-inf', 'channels-last', 'degenerate', 'verify', 'bad-input', 'strict-input', 'memory', 'modulated', 'dit-block',
 ].map((f) => `test/${f}.test.ts`);
 
 export default defineConfig({

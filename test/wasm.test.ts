@@ -64,6 +64,17 @@ const CASES: Case[] = [
     const f = n.batchNorm(x, { training: true, weight: w, channelsLast: true });
     return { ...f, ...n.batchNormBackward(t(26, [8, 24, 24, 36]), x, { training: true, weight: w, saveMean: f.saveMean, saveInvstd: f.saveInvstd, channelsLast: true }) };
   }],
+  ['modulated layerNorm (residual, gate, scale, shift) + backward [4, 128, 512], mod [4, 1, 512]', (n, t) => {
+    const x = t(40, [4, 128, 512]), w = t(41, [512], 1, 0.5);
+    const o = { normalizedShape: [512], weight: w, residual: t(42, [4, 128, 512]), gate: t(43, [4, 1, 512]), scale: t(44, [4, 1, 512], 0, 0.3), shift: t(45, [4, 1, 512]) };
+    const f = n.layerNorm(x, o);
+    return { ...f, ...n.layerNormBackward(t(46, [4, 128, 512]), x, f.mean, f.rstd, { ...o, dsum: t(47, [4, 128, 512]) }) };
+  }],
+  ['modulated groupNorm silu (scale, shift [N, C]) + backward [2, 64, 24, 24] G 16', (n, t) => {
+    const x = t(48, [2, 64, 24, 24]), o = { numGroups: 16, scale: t(49, [2, 64], 0, 0.3), shift: t(50, [2, 64]), activation: 'silu' as const };
+    const f = n.groupNorm(x, o);
+    return { ...f, ...n.groupNormBackward(t(51, [2, 64, 24, 24]), x, f.mean, f.rstd, o) };
+  }],
   ['weightNorm dims 0, 1, last + backward [40, 30, 50]', (n, t) => {
     const v = t(27, [40, 30, 50]);
     const out: Record<string, Tensor> = {};

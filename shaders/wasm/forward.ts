@@ -245,3 +245,15 @@ export function apply_cols(p: usize, begin: i32, end: i32): void {
     if (silu) siluRun(yr, C);
   }
 }
+
+/**
+ * Normalize rows of K with per-row statistics and a per-element affine (the norm's output again
+ * in a modulated backward). p: 0 x, 1 y, 2 K, 3 tab (float32 arrays s, m, r, each of R), 4 R, 5 w, 6 b.
+ */
+export function apply_rows(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), tab = pp(p, 3), R = pi(p, 4), w = pp(p, 5), b = pp(p, 6);
+  for (let r = begin; r < end; r++) {
+    const off = <usize>r * <usize>K * 4;
+    applyRun(x + off, y + off, K, ld(tab, r), ld(tab, R + r), ld(tab, 2 * R + r), w, b, 1);
+  }
+}

@@ -10,6 +10,7 @@
  */
 import { Tensor, type DType } from '../tensor.ts';
 import type * as O from '../ops.ts';
+import { NO_MOD } from '../ops.ts';
 import { WasmModule, CHUNK, type Kernel, type WasmModuleOptions } from './module.ts';
 import * as rows from './rows.ts';
 import * as channels from './channels.ts';
@@ -91,6 +92,12 @@ export class WasmBackend implements O.Backend {
     return t;
   }
 
+  /** A float32 tensor in temporary memory (an intermediate: not counted in stats(), freed with the op's temporaries). */
+  scratch(shape: readonly number[]): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return new Tensor(this.owner, shape, 'float32', { ptr: this.temp(n * 4) }, false);
+  }
+
   /** A temporary of `bytes` bytes, freed when the op's transaction ends. */
   temp(bytes: number): number {
     const p = this.m.heap.alloc(bytes);
@@ -141,23 +148,24 @@ export class WasmBackend implements O.Backend {
   rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
     return rows.rmsNorm(this, a);
   }
-  layerNormBackward(a: O.LayerNormBwdArgs): O.BwdOut {
+  layerNormBackward(a: O.LayerNormBwdArgs): O.ModBwdOut {
     return rows.layerNormBackward(this, a);
   }
-  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut {
+  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
     return rows.rmsNormBackward(this, a);
   }
   groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
     return channels.groupNorm(this, a);
   }
-  groupNormBackward(a: O.GroupNormBwdArgs): O.BwdOut {
+  groupNormBackward(a: O.GroupNormBwdArgs): O.ModBwdOut {
     return channels.groupNormBackward(this, a);
   }
   instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
-    return channels.groupNorm(this, { ...a, G: a.C, silu: false });
+    return channels.groupNorm(this, { ...a, G: a.C, silu: false, ...NO_MOD });
   }
   instanceNormBackward(a: O.InstanceNormBwdArgs): O.BwdOut {
-    return channels.groupNormBackward(this, { ...a, G: a.C });
+    const { dx, dweight, dbias } = channels.groupNormBackward(this, { ...a, G: a.C, silu: false, ...NO_MOD });
+    return { dx, dweight, dbias };
   }
   batchNorm(a: O.BatchNormArgs): O.BatchNormOut {
     return channels.batchNorm(this, a);

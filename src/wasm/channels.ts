@@ -14,6 +14,7 @@
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import { gradCoefs, type WasmBackend } from './backend.ts';
+import { hasMod, modulatedBackward, modulateInPlace } from './modulate.ts';
 import type { ChannelGeom } from '../validate.ts';
 
 /** Per-group moments from per-part triples: count, Σx, M2 (exact two-level merge in float64). */
@@ -70,13 +71,16 @@ const vals = (b: WasmBackend, t: Tensor | null, n: number, dflt: number): Float3
 export function groupNorm(b: WasmBackend, a: O.GroupNormArgs): O.GroupNormOut {
   const { N, C, S, G } = a;
   const Cg = C / G;
+  // With a modulation the activation comes after it (modulate), not in the norm's kernels.
+  const mod = hasMod(a);
+  const silu = a.silu && !mod;
   const y = b.out(a.x.shape, a.x.dtype);
   const mean = b.out([N, G], 'float32');
   const rstd = b.out([N, G], 'float32');
   if (!a.channelsLast) {
     const w = a.weight ? a.weight._ptr : b.fill(C, 1);
     const bias = a.bias ? a.bias._ptr : b.fill(C, 0);
-    b.run('rows_fwd', [a.x._ptr, y._ptr, Cg * S, 0, a.eps, w, bias, S, G, Cg, a.silu ? 1 : 0, mean._ptr, rstd._ptr], N * G, a.x.size);
+    b.run('rows_fwd', [a.x._ptr, y._ptr, Cg * S, 0, a.eps, w, bias, S, G, Cg, silu ? 1 : 0, mean._ptr, rstd._ptr], N * G, a.x.size);
   } else {
     const st = colStats(b, a.x, N, S, C, 0);
     const mu = new Float64Array(N * G), rs = new Float64Array(N * G);
@@ -93,8 +97,9 @@ export function groupNorm(b: WasmBackend, a: O.GroupNormArgs): O.GroupNormOut {
     const wv = vals(b, a.weight, C, 1), bv = vals(b, a.bias, C, 0);
     const grp = (i: number) => Math.floor(i / C) * G + Math.floor((i % C) / Cg);
     const tab = b.f32Temp(applyTab(N * C, (i) => mu[grp(i)]!, (i) => rs[grp(i)]!, (i) => wv[i % C]!, (i) => bv[i % C]!));
-    b.run('apply_cols', [a.x._ptr, y._ptr, S, C, tab, N, a.silu ? 1 : 0], N * S, a.x.size);
+    b.run('apply_cols', [a.x._ptr, y._ptr, S, C, tab, N, silu ? 1 : 0], N * S, a.x.size);
   }
+  if (mod) modulateInPlace(b, y, a, a.silu);
   b.roundHalf(y);
   return { y, mean, rstd };
 }
@@ -127,11 +132,32 @@ function gradSums(b: WasmBackend, dy: Tensor, x: Tensor, cl: boolean, O: number,
   return { sdy: pick(0), sdyd: pick(1), sd: pick(2) };
 }
 
-export function groupNormBackward(b: WasmBackend, a: O.GroupNormBwdArgs): O.BwdOut {
+/** Group norm's output again from x and the saved statistics (float32 intermediate of a modulated backward). */
+function normalizedGroups(b: WasmBackend, a: O.GroupNormBwdArgs): Tensor {
+  const { N, C, S, G } = a;
+  const Cg = C / G;
+  const n = b.scratch(a.x.shape);
+  const mv = b.values(a.mean).slice(), rv = b.values(a.rstd).slice();
+  const wv = vals(b, a.weight, C, 1), bv = vals(b, a.bias, C, 0);
+  const grp = (i: number) => Math.floor(i / C) * G + Math.floor((i % C) / Cg);
+  const tab = b.f32Temp(applyTab(N * C, (i) => mv[grp(i)]!, (i) => rv[grp(i)]!, (i) => wv[i % C]!, (i) => bv[i % C]!));
+  if (a.channelsLast) b.run('apply_cols', [a.x._ptr, n._ptr, S, C, tab, N, 0], N * S, a.x.size);
+  else b.run('apply_planes', [a.x._ptr, n._ptr, S, tab, N * C, 0], N * C, a.x.size);
+  return n;
+}
+
+export function groupNormBackward(b: WasmBackend, a: O.GroupNormBwdArgs): O.ModBwdOut {
+  const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
+  if (!hasMod(a) && !a.silu) return { ...groupBackward(b, a), ...none };
+  return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
+}
+
+/** The norm's backward (dy as given); f32: dx left float32. */
+function groupBackward(b: WasmBackend, a: O.GroupNormBwdArgs, f32 = false): O.BwdOut {
   const { N, C, S, G, channelsLast: cl } = a;
   const Cg = C / G;
   const P = N * C;
-  const dx = b.out(a.x.shape, a.x.dtype);
+  const dx = b.out(a.x.shape, f32 ? 'float32' : a.x.dtype);
   const mv = b.values(a.mean).slice(), rv = b.values(a.rstd).slice();
   const w = vals(b, a.weight, C, 1);
   const grp = (p: number) => Math.floor(p / C) * G + Math.floor((p % C) / Cg);

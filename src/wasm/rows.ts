@@ -5,19 +5,16 @@
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
-import { CHUNK } from './module.ts';
 import { gradCoefs, type WasmBackend } from './backend.ts';
+import { hasMod, modulatedBackward, modulateInPlace, residualSum } from './modulate.ts';
 
 /** Rows per dweight/dbias partial (the unit of work a thread takes in the backward). */
 export const ROWS_PER_PARTIAL = 32;
 
-/** x, or the fused sum x + residual (rounded to x's dtype), which is also returned. */
+/** x, or the fused sum residual + gate ⊙ x (rounded to x's dtype), which is also returned. */
 function rowInput(b: WasmBackend, a: O.RmsNormArgs): { x: Tensor; sum: Tensor | null } {
   if (!a.residual) return { x: a.x, sum: null };
-  const sum = b.out(a.x.shape, a.x.dtype);
-  const n = a.x.size;
-  b.run('add', [a.x._ptr, a.residual._ptr, sum._ptr, n], Math.ceil(n / CHUNK), 2 * n);
-  b.roundHalf(sum);
+  const sum = residualSum(b, a.x, a.residual, a);
   return { x: sum, sum };
 }
 
@@ -30,6 +27,7 @@ function rowsForward(b: WasmBackend, a: O.RmsNormArgs, bias: Tensor | null, rms:
   const w = a.weight ? a.weight._ptr : b.fill(K, 1);
   const bb = bias ? bias._ptr : b.fill(K, 0);
   b.run('rows_fwd', [x._ptr, y._ptr, K, rms ? 1 : 0, a.eps, w, bb, 0, 1, 1, 0, mean ? mean._ptr : 0, rstd._ptr], R, R * K);
+  if (hasMod(a)) modulateInPlace(b, y, a, false);
   b.roundHalf(y);
   return { y, mean, rstd, sum };
 }
@@ -44,9 +42,11 @@ export function rmsNorm(b: WasmBackend, a: O.RmsNormArgs): O.RmsNormOut {
   return { y: r.y, rstd: r.rstd, sum: r.sum };
 }
 
-function rowsBackward(b: WasmBackend, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.BwdOut {
+/** The norm's backward; `dy` / `x` replace a's (a modulated backward's dn and the recomputed sum); f32: dx left float32. */
+function rowsBackward(b: WasmBackend, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, o: { dy?: Tensor; x?: Tensor; f32?: boolean } = {}): O.BwdOut {
   const { rows: R, K } = a;
-  const dx = b.out(a.x.shape, a.x.dtype);
+  a = { ...a, dy: o.dy ?? a.dy, x: o.x ?? a.x };
+  const dx = b.out(a.x.shape, o.f32 ? 'float32' : a.x.dtype);
   const w = a.weight ? a.weight._ptr : b.fill(K, 1);
   const mu = mean ? mean._ptr : b.fill(R, 0);
   const sums = b.temp(R * 24);
@@ -81,11 +81,31 @@ function rowsBackward(b: WasmBackend, a: O.RmsNormBwdArgs, mean: Tensor | null, 
   return { dx, dweight: a.weight ? colSums(dwp, a.weight) : null, dbias: bias ? colSums(dbp, bias) : null };
 }
 
-export function layerNormBackward(b: WasmBackend, a: O.LayerNormBwdArgs): O.BwdOut {
-  return rowsBackward(b, a, a.mean, a.bias);
+const NO_GRADS = { dscale: null, dshift: null, dgate: null, dresidual: null };
+
+function anyMod(a: O.RmsNormBwdArgs): boolean {
+  return hasMod(a) || !!a.residual || !!a.dsum || !!a.gate;
 }
 
-export function rmsNormBackward(b: WasmBackend, a: O.RmsNormBwdArgs): O.RmsNormBwdOut {
-  const r = rowsBackward(b, a, null, null);
-  return { dx: r.dx, dweight: r.dweight };
+/** The norm's output again from its input and the saved statistics (float32 intermediate). */
+function normalizedRows(b: WasmBackend, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, xin: Tensor): Tensor {
+  const { rows: R, K } = a;
+  const n = b.scratch(a.x.shape);
+  const tab = b.f32Temp(mean ? b.values(mean) : new Float32Array(R), new Float32Array(R), b.values(a.rstd));
+  b.run('apply_rows', [xin._ptr, n._ptr, K, tab, R, a.weight ? a.weight._ptr : b.fill(K, 1), bias ? bias._ptr : b.fill(K, 0)], R, R * K);
+  return n;
+}
+
+function rowsModBackward(b: WasmBackend, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.ModBwdOut {
+  if (!anyMod(a)) return { ...rowsBackward(b, a, mean, bias), ...NO_GRADS };
+  return modulatedBackward(b, a, false, (xin) => normalizedRows(b, a, mean, bias, xin), (dn, xin, f32) => rowsBackward(b, a, mean, bias, { dy: dn, x: xin, f32 }));
+}
+
+export function layerNormBackward(b: WasmBackend, a: O.LayerNormBwdArgs): O.ModBwdOut {
+  return rowsModBackward(b, a, a.mean, a.bias);
+}
+
+export function rmsNormBackward(b: WasmBackend, a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
+  const { dbias: _none, ...rest } = rowsModBackward(b, a, null, null);
+  return rest;
 }
