@@ -221,3 +221,32 @@ describe('options', () => {
     n.destroy();
   });
 });
+
+describe('block statistics: the one-pass shift is kept only when it is safe', () => {
+  // The one-pass sums are shifted by a block's first element; an outlier there, a row of equal
+  // values but one, or a large offset with a tiny spread must all take the two-pass path.
+  const K = 2048 + 300;
+  const rows: [string, (r: ReturnType<typeof makeRng>) => Float32Array][] = [
+    ['outlier first (1e4 in N(0, 1))', (r) => { const d = r.fill(K, 0, 1); d[0] = 1e4; d[2048] = -1e4; return d; }],
+    ['equal values but one', () => { const d = new Float32Array(K).fill(3.25); d[K - 1] = 3.5; return d; }],
+    ['offset 1e5, spread 1e-2', (r) => r.fill(K, 1e5, 1e-2)],
+    ['1e30-sized values', (r) => r.fill(K, 0, 1e30)],
+    ['1e-30-sized values, eps 0', (r) => r.fill(K, 1e-30, 1e-31)],
+  ];
+  for (const [name, make] of rows) {
+    it(name, async () => {
+      const cpu = await createNorms({ backend: 'cpu' });
+      const data = make(makeRng(91));
+      const eps = name.includes('eps 0') ? 0 : 1e-5;
+      for (const n of [one, scalar, cpu]) expect(n.backend).not.toBe('webgpu');
+      const ref = cpu.layerNorm(cpu.tensor(data, [1, K]), { normalizedShape: [K], eps });
+      for (const n of [one, scalar]) {
+        const o = n.layerNorm(n.tensor(data, [1, K]), { normalizedShape: [K], eps });
+        for (const k of ['y', 'mean', 'rstd'] as const) {
+          expect(relativeL2(await n.read(o[k]), await cpu.read(ref[k])), `${name}: ${k} (${n._wasm!.m.build})`).toBeLessThanOrEqual(1e-4);
+        }
+      }
+      cpu.destroy();
+    });
+  }
+});

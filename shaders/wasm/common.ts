@@ -103,8 +103,54 @@ export function moments64(x: usize, n: i32, stride: i32): void {
   rM2 = q;
 }
 
-/** Moments of one block of n ≤ BLOCK contiguous float32 (two-pass, shift = the block mean in float32). */
+/**
+ * Moments of one block of n ≤ BLOCK contiguous float32. First one pass shifted by the block's
+ * first element x0: Σd, Σd² with d = x − x0. It is kept only when the shift is within two
+ * standard deviations of the block mean ((Σd)²/n ≤ 4·M2: at most 2 bits lost to cancellation);
+ * otherwise (an outlier first, a constant-ish block, sums past float32) the two-pass below.
+ */
 export function blockMoments(x: usize, n: i32): void {
+  if (ASC_FEATURE_SIMD && n >= 64) {
+    const x0 = ld(x, 0);
+    const vs = f32x4.splat(x0);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
+    let d2 = f32x4.splat(0), d3 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
+    let i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const q = at(x, i);
+      const e0 = f32x4.sub(v128.load(q), vs);
+      const e1 = f32x4.sub(v128.load(q, 16), vs);
+      const e2 = f32x4.sub(v128.load(q, 32), vs);
+      const e3 = f32x4.sub(v128.load(q, 48), vs);
+      d0 = f32x4.add(d0, e0);
+      d1 = f32x4.add(d1, e1);
+      d2 = f32x4.add(d2, e2);
+      d3 = f32x4.add(d3, e3);
+      q0 = f32x4.add(q0, f32x4.mul(e0, e0));
+      q1 = f32x4.add(q1, f32x4.mul(e1, e1));
+      q2 = f32x4.add(q2, f32x4.mul(e2, e2));
+      q3 = f32x4.add(q3, f32x4.mul(e3, e3));
+    }
+    let sd = (hsum(d0) + hsum(d1)) + (hsum(d2) + hsum(d3));
+    let sq = (hsum(q0) + hsum(q1)) + (hsum(q2) + hsum(q3));
+    for (; i < n; i++) {
+      const e = ld(x, i) - x0;
+      sd += <f64>e;
+      sq += <f64>e * <f64>e;
+    }
+    const c = (sd * sd) / <f64>n;
+    const m2 = sq - c;
+    if (Math.abs(sd) < Infinity && !redo(sq) && c <= 4 * m2) {
+      rSum = <f64>n * <f64>x0 + sd;
+      rM2 = m2;
+      return;
+    }
+  }
+  twoPassMoments(x, n);
+}
+
+/** Two-pass moments of one block (shift = the block mean in float32); float64 again past float32 or below 2^-100. */
+function twoPassMoments(x: usize, n: i32): void {
   const s = sumRun(x, n);
   if (!(Math.abs(s) < Infinity)) {
     moments64(x, n, 1);

@@ -33,7 +33,25 @@ export function add(p: usize, begin: i32, end: i32): void {
 export function round_half(p: usize, begin: i32, end: i32): void {
   const x = pp(p, 0), n = pi(p, 1);
   const i1 = min(n, end * CHUNK);
-  for (let i = begin * CHUNK; i < i1; i++) st(x, i, toHalf(ld(x, i)));
+  let i = begin * CHUNK;
+  if (ASC_FEATURE_SIMD) {
+    // toHalf on four lanes: the normal rounding on the bits, the subnormal one as nearest(a·2^24)/2^24,
+    // then ±Inf past 65520 and Inf/NaN kept, chosen by masks.
+    const mAbs = i32x4.splat(0x7fffffff), mSign = i32x4.splat(0x80000000);
+    const k12 = i32x4.splat(0xfff), k1 = i32x4.splat(1), kMask = i32x4.splat(0xffffe000);
+    const kSub = i32x4.splat(0x38800000), kOver = i32x4.splat(0x477ff000), kInf = i32x4.splat(0x7f800000);
+    const s24 = f32x4.splat(16777216.0), i24 = f32x4.splat(<f32>1 / <f32>16777216.0);
+    for (; i + 4 <= i1; i += 4) {
+      const b = v128.load(at(x, i));
+      const abs = v128.and(b, mAbs);
+      let r = v128.and(i32x4.add(i32x4.add(abs, k12), v128.and(i32x4.shr_u(abs, 13), k1)), kMask);
+      r = v128.bitselect(f32x4.mul(f32x4.nearest(f32x4.mul(abs, s24)), i24), r, i32x4.lt_u(abs, kSub));
+      r = v128.bitselect(kInf, r, i32x4.ge_u(abs, kOver));
+      r = v128.bitselect(abs, r, i32x4.ge_u(abs, kInf));
+      v128.store(at(x, i), v128.or(r, v128.and(b, mSign)));
+    }
+  }
+  for (; i < i1; i++) st(x, i, toHalf(ld(x, i)));
 }
 
 /** dst = src, 16 bytes at a time (the benchmark's yardstick). p: 0 src, 1 dst, 2 n. */
