@@ -21,6 +21,18 @@ function gradSums(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): v
         c = f32x4.add(c, d);
       }
     } else {
+      let a1 = f32x4.splat(0), b1 = f32x4.splat(0), c1 = f32x4.splat(0);
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i), pw = at(w, i);
+        const g0 = f32x4.mul(v128.load(pd), v128.load(pw)), g1 = f32x4.mul(v128.load(pd, 16), v128.load(pw, 16));
+        const d0 = f32x4.sub(v128.load(px), vm), d1 = f32x4.sub(v128.load(px, 16), vm);
+        a = f32x4.add(a, g0);
+        a1 = f32x4.add(a1, g1);
+        b = f32x4.add(b, f32x4.mul(g0, d0));
+        b1 = f32x4.add(b1, f32x4.mul(g1, d1));
+        c = f32x4.add(c, d0);
+        c1 = f32x4.add(c1, d1);
+      }
       for (; i + 4 <= n; i += 4) {
         const g = f32x4.mul(v128.load(at(dy, i)), v128.load(at(w, i)));
         const d = f32x4.sub(v128.load(at(x, i)), vm);
@@ -28,6 +40,9 @@ function gradSums(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): v
         b = f32x4.add(b, f32x4.mul(g, d));
         c = f32x4.add(c, d);
       }
+      a = f32x4.add(a, a1);
+      b = f32x4.add(b, b1);
+      c = f32x4.add(c, c1);
     }
     sa = hsum(a);
     sb = hsum(b);
@@ -141,6 +156,32 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
   if (ASC_FEATURE_SIMD) {
     const vmu = f32x4.splat(mu), vk = f32x4.splat(k), vr = f32x4.splat(r), vo = f32x4.splat(outer), vbe = f32x4.splat(beta), vga = f32x4.splat(gamma);
     const vw = f32x4.splat(ld(w, 0));
+    if (wStep && dwp) {
+      // Layer norm: w per element, dweight/dbias partials of the row block.
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i), pb = at(dbp, i);
+        const d0 = v128.load(pd), d1 = v128.load(pd, 16);
+        const h0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vmu), vk), vr);
+        const h1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vmu), vk), vr);
+        const g0 = f32x4.mul(d0, v128.load(pw)), g1 = f32x4.mul(d1, v128.load(pw, 16));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+        v128.store(pa, f32x4.add(v128.load(pa), f32x4.mul(d0, h0)));
+        v128.store(pa, f32x4.add(v128.load(pa, 16), f32x4.mul(d1, h1)), 16);
+        v128.store(pb, f32x4.add(v128.load(pb), d0));
+        v128.store(pb, f32x4.add(v128.load(pb, 16), d1), 16);
+      }
+    } else if (!wStep && !dwp) {
+      // One weight for the run, no partials (planes, weight-norm slices).
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i);
+        const h0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vmu), vk), vr);
+        const h1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vmu), vk), vr);
+        const g0 = f32x4.mul(v128.load(pd), vw), g1 = f32x4.mul(v128.load(pd, 16), vw);
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+      }
+    }
     for (; i + 4 <= n; i += 4) {
       const d = v128.load(at(dy, i));
       const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vmu), vk), vr);
