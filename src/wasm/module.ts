@@ -66,6 +66,8 @@ export class WasmModule {
   readonly threads: number;
   threadMin: number;
   private readonly fns: Record<Kernel, KernelFn>;
+  /** The compiled module (workers instantiate it on the same memory). */
+  private readonly module: WebAssembly.Module;
   private readonly params: number;
   private pool: ThreadPool | null = null;
   private poolStarting = false;
@@ -87,7 +89,6 @@ export class WasmModule {
     this.threadMin = o.threadMin;
     this.module = mod;
   }
-  private readonly module: WebAssembly.Module;
 
   /** Float32 view of n elements at ptr (made anew: the memory may have grown). */
   f32(ptr: number, n: number): Float32Array {
