@@ -55,7 +55,7 @@ export interface WasmModuleOptions {
   threads: number;
   /** Force the scalar build (tests; engines without SIMD get it anyway). */
   scalar?: boolean;
-  /** Smallest work (elements read) that is split over threads. */
+  /** Smallest work (bytes read) that is split over threads. */
   threadMin: number;
 }
 
@@ -100,14 +100,14 @@ export class WasmModule {
 
   /**
    * Runs `kernel` over tasks [0, tasks) with `params` (numbers; pointers as numbers). `work`: the
-   * elements it reads, which decides whether the tasks are split over the thread pool. Results do
+   * float32 elements it reads (× 4 bytes against threadMin), which decides whether the tasks are split over the thread pool. Results do
    * not depend on the split.
    */
   run(kernel: Kernel, params: number[], tasks: number, work: number): void {
     if (tasks <= 0) return;
     const slots = this.f64(this.params, PARAM_SLOTS);
     for (let i = 0; i < params.length; i++) slots[i] = params[i]!;
-    if (this.threads > 1 && work >= this.threadMin && tasks > 1) {
+    if (this.threads > 1 && work * 4 >= this.threadMin && tasks > 1) {
       const pool = this.readyPool();
       if (pool) {
         pool.run(KERNELS.indexOf(kernel), this.params, tasks, (b, e) => this.fns[kernel](this.params, b, e));
