@@ -44,6 +44,8 @@
 //#entry fused_rows_grad BWD_ROWFUSED BWD
 //#entry modulation_grad_partials MOD_GRAD
 //#entry silu_grad_elements SILU_GRAD
+//#entry gated_sum_elements GATED_SUM
+//#entry residual_grad_elements RESIDUAL_GRAD
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
@@ -56,6 +58,7 @@
 //#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
@@ -180,7 +183,7 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 }
 //#endif
 
-//#if APPLY || MOD_GRAD || SILU_GRAD
+//#if APPLY || MG_SC || SILU_GRAD
 fn stats(s: u32) -> vec3f {
   //#if MEAN_PAIR
   // The mean as the pair (s, m) from finalize.wgsl.
@@ -700,10 +703,13 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
     let a = u / P.modDiv;
     let i = u - a * P.modDiv;
     let e = ((a * P.modMod + mr) * P.modDiv + i) * P.modInner + col;
+    //#if MG_NO_DY
+    //#else
     let dy = DY_ld(e);
     acc.y += dy;
     //#if MG_SC
     acc.z += dy * y1(X_ld(e), e, stats(s_of(e)));
+    //#endif
     //#endif
     //#if MG_GT
     acc.w += DRT_ld(e) * XG_ld(e);
@@ -740,6 +746,53 @@ fn silu_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     let z = mod_affine1(k, y1(X_ld(k), k, stats(s_of(k))));
     let sg = 1.0 / (1.0 + exp(-z));
     DZ_st(k, DY_ld(k) * (sg * (1.0 + z * (1.0 - sg))));
+  }
+}
+//#endif
+
+//#if GATED_SUM
+// The gated residual's sum on its own (devices with few storage bindings; see kernels/modulate.ts):
+// S = R + gate ⊙ X, one quad of elements per invocation (float16: whole words), each on its own.
+//#if gated_sum_elements
+@compute @workgroup_size(WG)
+fn gated_sum_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  let e = 4u * t;
+  if (e >= P.elements) { return; }
+  for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
+    var x = X_ld(k);
+    //#if MOD_GT
+    x = gt1(k) * x;
+    //#endif
+    S_st(k, R_ld(k) + x);
+  }
+}
+//#endif
+
+//#if RESIDUAL_GRAD
+// The residual's gradients on their own (devices with few storage bindings): t = DXN + DS,
+// DR = t, DXN = gate ⊙ t (in place), one quad per invocation. (X, the forward's x, is bound for
+// the accessors every apply kernel compiles; it is not read.)
+//#if residual_grad_elements
+@compute @workgroup_size(WG)
+fn residual_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  let e = 4u * t;
+  if (e >= P.elements) { return; }
+  for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
+    var v = DXN_ld(k);
+    //#if HAS_DS
+    v += DS_ld(k);
+    //#endif
+    //#if HAS_DR
+    DR_st(k, v);
+    //#endif
+    //#if MOD_GT
+    v *= gt1(k);
+    //#endif
+    DXN_st(k, v);
   }
 }
 //#endif

@@ -59,6 +59,8 @@ export class GpuBackend implements O.Backend, Planner {
   rowsKernel: 'auto' | 'off' = 'auto';
   /** Tests: subgroup sums in those kernels where the device has 'subgroups' (false: the workgroup tree). */
   useSubgroups = true;
+  /** Tests: fewer storage bindings per kernel than the device allows (modulated plans split as on a device with WebGPU's default 8). */
+  maxStorageBindings: number | undefined = undefined;
 
   /** Submit the batched ops now (tensor.buffer handed out). */
   private readonly flush = (): void => this.ctx.flush();
@@ -76,30 +78,30 @@ export class GpuBackend implements O.Backend, Planner {
   // ---- ops: build the plan, settle it, encode it ----
 
   layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
-    return this.exec(modulateForward(this, 'layerNorm', layer.layerNorm(this, a), a));
+    return this.exec(modulateForward(this, 'layerNorm', (b) => layer.layerNorm(this, { ...a, ...b }), a));
   }
   layerNormBackward(a: O.LayerNormBwdArgs): O.ModBwdOut {
     if (!bwdModulated(a)) return { ...this.exec(layer.layerNormBackward(this, a)), ...NO_GRADS };
-    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy) => layer.layerNormBackward(this, { ...a, dy }), rowStats(a, a.mean, a.bias), false));
+    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy, x) => layer.layerNormBackward(this, { ...a, dy, x }), rowStats(a, a.mean, a.bias), false));
   }
   rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
-    return this.exec(modulateForward(this, 'rmsNorm', layer.rmsNorm(this, a), a));
+    return this.exec(modulateForward(this, 'rmsNorm', (b) => layer.rmsNorm(this, { ...a, ...b }), a));
   }
   rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
     if (!bwdModulated(a)) return { ...this.exec(layer.rmsNormBackward(this, a)), ...NO_GRADS };
-    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy) => {
-      const p = layer.rmsNormBackward(this, { ...a, dy });
+    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy, x) => {
+      const p = layer.rmsNormBackward(this, { ...a, dy, x });
       return { out: { ...p.out, dbias: null }, plan: p.plan };
     }, rowStats(a, null, null), false));
     return r;
   }
   groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
-    return this.exec(modulateForward(this, 'groupNorm', group.groupNorm(this, a), a));
+    return this.exec(modulateForward(this, 'groupNorm', (b) => group.groupNorm(this, { ...a, ...b }), { ...a, residual: null }));
   }
   groupNormBackward(a: O.GroupNormBwdArgs): O.ModBwdOut {
     if (!modulated(a) && !a.silu) return { ...this.exec(group.groupNormBackward(this, a)), ...NO_GRADS };
     const m = { ...a, residual: null, dsum: null };
-    return this.exec(modulateBackward(this, 'groupNormBackward', m, (dy) => group.groupNormBackward(this, { ...a, dy }), groupStats(a), a.silu));
+    return this.exec(modulateBackward(this, 'groupNormBackward', m, (dy, x) => group.groupNormBackward(this, { ...a, dy, x }), groupStats(a), a.silu));
   }
   instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
     return this.exec(group.instanceNorm(this, a));
