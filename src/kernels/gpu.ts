@@ -17,6 +17,7 @@ import * as layer from './layer-norm.ts';
 import * as group from './group-norm.ts';
 import * as batch from './batch-norm.ts';
 import * as weight from './weight-norm.ts';
+import * as lp from './l2-normalize.ts';
 import { modulateBackward, modulateForward, modulated } from './modulate.ts';
 import { channelsLast, clMaps } from './steps.ts';
 import { tb, type Bind } from './plan.ts';
@@ -120,6 +121,12 @@ export class GpuBackend implements O.Backend, Planner {
   }
   weightNormBackward(a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
     return this.exec(weight.weightNormBackward(this, a));
+  }
+  l2Normalize(a: O.LpNormalizeArgs): O.LpNormalizeOut {
+    return this.exec(lp.l2Normalize(this, a));
+  }
+  l2NormalizeBackward(a: O.LpNormalizeBwdArgs): { dx: Tensor } {
+    return this.exec(lp.l2NormalizeBackward(this, a));
   }
 
   /** Plans recorded instead of encoded (planOnly). */

@@ -191,6 +191,8 @@ export const LAYOUTS = {
     ...GROUP_FIELDS,
     rowsPerBlock: 'u32',
     blocks: 'u32',
+    // lp_normalize_*: the p of the norm.
+    power: 'f32',
     ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,
