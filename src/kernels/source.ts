@@ -257,6 +257,16 @@ for (const family of Object.keys(FILES) as Family[]) {
   FLAGS.set(family, { flags: d.flags, known });
 }
 
+/** Every entry point with its family and sections, and each family's flags (the `wgsl` command's index). */
+export function entryList(): string {
+  const out: string[] = [];
+  for (const family of Object.keys(FILES) as Family[]) {
+    out.push(`${family}: flags ${[...FLAGS.get(family)!.flags].sort().join(' ')}`);
+    for (const [name, e] of ENTRIES) if (e.family === family) out.push(`  ${name} (${e.roles.join(' ')})`);
+  }
+  return out.join('\n');
+}
+
 /** An entry point's declaration; throws on a name no shader declares. */
 export function entryPoint(name: string): { family: Family; roles: readonly string[] } {
   const e = ENTRIES.get(name);
