@@ -2,7 +2,7 @@
 import { Tensor, type DType } from '../tensor.ts';
 import * as O from '../ops.ts';
 import * as ref from './reference.ts';
-import { roundToHalf } from './half.ts';
+import { roundToHalf } from '../half.ts';
 import type { HostTensor } from './host.ts';
 import type { F64Tensor } from './common.ts';
 import { l2Normalize64, l2NormalizeBackward64 } from './l2-normalize.ts';

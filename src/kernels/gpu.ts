@@ -8,7 +8,7 @@ import type * as O from '../ops.ts';
 import type { GpuContext } from '../device/context.ts';
 import { kernel, params, WG } from './source.ts';
 import { LimitError, ValueError } from '../errors.ts';
-import { packHalves, unpackHalves } from '../cpu/half.ts';
+import { packHalves, unpackHalves } from '../half.ts';
 import { profileName } from './traffic.ts';
 import type { Plan, Planned, Planner } from './plan.ts';
 import { settle } from './policy.ts';
