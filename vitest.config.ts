@@ -39,7 +39,7 @@ const BOTH_CLASSES = ['float16', 'float16-paths', 'fused', 'nan-inf', 'weight-no
 // kernels on lavapipe through the per-op, fused, float16 and random parity suites.
 const PARITY_SUITES = [
   'adapter', 'adapter-class', 'layer-norm', 'rms-norm', 'batch-norm', 'instance-norm', 'group-norm', 'weight-norm', 'numerics', 'random-parity',
-  'float16', 'float16-paths', 'half-fast', 'fused', 'nan-inf', 'channels-last', 'windowed', 'large', 'short-rows', 'degenerate', 'verify', 'modulated', 'dit-block',
+  'float16', 'float16-paths', 'half-fast', 'fused', 'nan-inf', 'channels-last', 'windowed', 'large', 'short-rows', 'degenerate', 'verify', 'modulated', 'dit-block', 'l2-normalize',
 ].map((f) => `test/${f}.test.ts`);
 // (numerics, channels-last, windowed and the per-op suites make instances of both classes
 // themselves, so the lavapipe project covers them on both.)
@@ -52,7 +52,7 @@ const OTHER_CLASS_SUITES = BOTH_CLASSES;
 // The random parity test draws 120 cases of its own seed here.
 const WASM_SUITES = [
   'wasm', 'layer-norm', 'rms-norm', 'batch-norm', 'instance-norm', 'group-norm', 'weight-norm', 'numerics', 'random-parity',
-  'float16', 'fused', 'nan-inf', 'channels-last', 'degenerate', 'verify', 'bad-input', 'strict-input', 'memory', 'modulated', 'dit-block',
+  'float16', 'fused', 'nan-inf', 'channels-last', 'degenerate', 'verify', 'bad-input', 'strict-input', 'memory', 'modulated', 'dit-block', 'l2-normalize',
 ].map((f) => `test/${f}.test.ts`);
 
 export default defineConfig({

@@ -18,7 +18,7 @@ import { createServer } from 'vite';
 import { chromium } from 'playwright-core';
 import { parseFlags } from './cases.mjs';
 import { adapterTag } from './core.mjs';
-import { textTable, markdownTable, notes } from './format.mjs';
+import { textTable, markdownTable, notes, variantText, variantMarkdown } from './format.mjs';
 import { wasmTable } from './wasm.mjs';
 import { renderHtml } from './report.mjs';
 
@@ -190,12 +190,15 @@ async function main() {
   }
 
   const rows = result.rows;
+  const peerNames = result.flags.peers ? ['ort', 'tfjs'] : [];
+  const vt = variantText(rows, peerNames.filter((p) => p === 'ort'));
+  if (vt) console.log(`\nFused vs the unfused composition, the plain layer norm and ORT-web (same device; speed-up = composition time / fused time):\n${vt}`);
   const n = notes(rows);
   if (n.length) console.log(`\n${n.join('\n')}`);
   const tag = adapterTag(result.environment.adapter);
   const stamp = result.date.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
   const stem = join(outDir, `${tag}-${stamp}`);
-  const peerNames = result.flags.peers ? ['ort', 'tfjs'] : [];
+  const vmd = variantMarkdown(rows, peerNames.filter((p) => p === 'ort'));
   writeFileSync(`${stem}.json`, `${JSON.stringify(result, null, 1)}\n`);
   writeFileSync(`${stem}.html`, renderHtml(result));
   const md = [
@@ -206,6 +209,7 @@ async function main() {
     '',
     markdownTable(rows, peerNames),
     '',
+    ...(vmd ? ['Fused vs the unfused composition (our layerNorm + WGSL passes) and the plain layer norm, same device, timed round-robin; speed-up = composition time / fused time; traffic = bytes moved / the row\'s minimal bytes (GPU cl.: the GPU kernel class, counted without running it):', '', vmd, ''] : []),
     ...(result.wasmRows?.length
       ? [
           '## wasm backend',

@@ -14,13 +14,48 @@
 //   bindingBytes  (optional) run on an instance whose storage bindings are capped at this many
 //          bytes (createNorms maxBindingBytes): the tensors are processed in bound ranges, to
 //          compare with the same case bound whole.
+//   variants  (optional) other ways to compute the same case on the same device, in both runners
+//          (bench/variants.mjs): 'compose' (the unfused composition of our ops and small WGSL
+//          passes), 'plain' / 'plain+res' (our plain layer norm on the same x); timed round-robin
+//          with ours and the copy kernel.
+//   gpuClassTraffic  (optional) on a CPU-class adapter, also count the traffic of the GPU kernel
+//          class (the op recorded, never run, on an adapterClass 'gpu' profiling instance).
+//
+// Modulated rows (DiT / SD3 / Flux adaLN: opts.modulate, opts.gate, opts.dsum) count more in
+// their minimal bytes, see modulatedBytes.
 
 export const BYTES_PER_ELEMENT = { float32: 4, float16: 2 };
 
 export const numel = (shape) => shape.reduce((a, b) => a * b, 1);
 
+/**
+ * Minimal bytes of a modulated row case (scale / shift of shape M, gate of shape M; no weight or
+ * bias in these cases, float32 statistics):
+ *   forward   reads x, residual, scale, shift, gate; writes y, sum, mean and rstd
+ *             = 4·numel·bpe + 3·M·bpe + 2·rows·4
+ *   backward  reads dy, x, residual, dsum, mean, rstd, scale, gate; writes dx, dresidual, dscale,
+ *             dshift, dgate = 6·numel·bpe + 2·rows·4 + 5·M·bpe
+ * (the terms of absent options dropped: no residual, no gate, no dsum, rmsNorm's one statistic).
+ */
+export function modulatedBytes(c) {
+  const o = c.opts ?? {};
+  const bpe = BYTES_PER_ELEMENT[c.dtype];
+  const mbpe = BYTES_PER_ELEMENT[o.modDtype ?? c.dtype];
+  const n = numel(c.shape);
+  const D = numel(o.normalizedShape ?? [c.shape[c.shape.length - 1]]);
+  const rows = n / D;
+  const M = o.modulate === 'token' ? n : o.modulate === 'shared' ? D : c.shape[0] * D;
+  const stats = (c.op === 'rmsNorm' ? 1 : 2) * rows * 4;
+  const mods = o.modulate ? 2 : 0;
+  const gate = o.gate && o.residual ? 1 : 0;
+  const res = o.residual ? 2 : 0;
+  if (c.dir === 'bwd') return (3 + res + (o.dsum ? 1 : 0)) * n * bpe + stats + ((o.modulate ? 1 : 0) + gate) * M * mbpe + (mods + gate) * M * mbpe;
+  return (2 + res) * n * bpe + stats + (mods + gate) * M * mbpe;
+}
+
 /** Minimal bytes moved by a case (see the header). */
 export function minimalBytes(c) {
+  if (c.opts?.modulate || c.opts?.gate) return modulatedBytes(c);
   const n = numel(c.shape) * BYTES_PER_ELEMENT[c.dtype];
   if (c.dir === 'bwd') return 3 * n;
   if (c.opts?.residual) return 4 * n;
@@ -29,17 +64,34 @@ export function minimalBytes(c) {
 
 const fmt = (shape) => `[${shape.join(', ')}]`;
 
-function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = '', bindingBytes = 0 } = {}) {
+function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = '', bindingBytes = 0, variants = [], gpuClassTraffic = false } = {}) {
   const bits = [op, dir, fmt(shape), dtype === 'float16' ? 'f16' : 'f32'];
   if (opts.numGroups && op === 'groupNorm') bits.push(`G=${opts.numGroups}`);
   if (op === 'batchNorm') bits.push(opts.training ? 'train' : 'eval');
-  if (opts.residual) bits.push('+residual');
+  if (opts.modulate || opts.gate) bits.push(`adaLN${opts.gate ? '+gate' : ''}${opts.dsum ? '+dsum' : ''}`);
+  else if (opts.residual) bits.push('+residual');
   if (opts.channelsLast) bits.push('NHWC');
   if (op === 'weightNorm') bits.push(`dim=${opts.dim}`);
   if (bindingBytes) bits.push(`bindings≤${bindingBytes >= 1 << 20 ? `${bindingBytes / (1 << 20)}MiB` : `${bindingBytes / 1024}KiB`}`);
-  const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag, ...(bindingBytes ? { bindingBytes } : {}) };
+  const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag, ...(bindingBytes ? { bindingBytes } : {}), ...(variants.length ? { variants } : {}), ...(gpuClassTraffic ? { gpuClassTraffic } : {}) };
   c.bytes = minimalBytes(c);
   return c;
+}
+
+/**
+ * One diffusion-transformer block's norm (DiT / SD3 / Flux adaLN-Zero): layer norm without affine,
+ * eps 1e-6, per-sample scale and shift [B, 1, D], the gated residual sum = residual + gate ⊙ x
+ * (gate [B, 1, D]) normalized; the backward with the gradient reaching sum from later layers.
+ * Forward against the unfused composition and our plain layer norm (and ORT-web in the browser),
+ * backward against the composition.
+ */
+function adaLN(shape, tag) {
+  const D = shape[shape.length - 1];
+  const opts = { normalizedShape: [D], weight: false, bias: false, eps: 1e-6, residual: true, modulate: 'sample', gate: true };
+  return [
+    make('layerNorm', 'fwd', shape, { opts, peers: ['ort'], tag, variants: ['compose', 'plain', 'plain+res'], gpuClassTraffic: true }),
+    make('layerNorm', 'bwd', shape, { opts: { ...opts, dsum: true }, tag, variants: ['compose'], gpuClassTraffic: true }),
+  ];
 }
 
 /**
@@ -96,6 +148,8 @@ export function fullCases() {
   cs.push(make('instanceNorm', 'bwd', [2, 64, 64, 64], { tag: 'style' }));
   cs.push(make('weightNorm', 'fwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
   cs.push(make('weightNorm', 'bwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
+  // Diffusion transformers: DiT-XL/2 at 256² (256 tokens of 1152), SD3 (4096 of 1536), Flux (4096 of 3072).
+  cs.push(...adaLN([2, 256, 1152], 'dit'), ...adaLN([2, 4096, 1536], 'dit'), ...adaLN([1, 4096, 3072], 'dit'));
   // The same ops with tensors past the storage binding (capped), processed in bound ranges.
   const MiB = 1 << 20;
   cs.push(make('layerNorm', 'fwd', [4096, 768], { opts: { normalizedShape: [768] }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
@@ -131,6 +185,7 @@ export function quickCases() {
   cs.push(make('weightNorm', 'bwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
   cs.push(make('layerNorm', 'fwd', [16, 256], { opts: { normalizedShape: [256] }, bindingBytes: 4096 }));
   cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true }, bindingBytes: 1024 }));
+  cs.push(...adaLN([2, 8, 64], ''));
   return cs;
 }
 

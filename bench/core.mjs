@@ -22,6 +22,7 @@
 // updates) and the tolerances come from test/catalog.js, shared with the tests, the e2e pages
 // and the demo.
 import { DATA, draw, hashSeed, makeRng, numel as numelOf, spec, tolerance } from '../test/catalog.js';
+import { VARIANTS } from './variants.mjs';
 
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
 
@@ -314,49 +315,115 @@ async function runCase(c, ctx, timer) {
     // Traffic: what the op's kernels read and write (norms.profile() of one call on an instance
     // sharing the device and wrapping the same buffers) over the minimal bytes, and dispatches.
     Object.assign(row, await profileCase(c, ctx, s, Tg));
+    if (c.gpuClassTraffic && norms._gpu?.ctx.isCpuAdapter) Object.assign(row, await profileGpuClass(c, ctx, s, Tg));
     phase('profile');
 
-    // Time ours against the copy kernel over the same bytes (numel·bpe copied: read + write).
+    // Variants (bench/variants.mjs: the unfused composition, the plain op): prepared and checked
+    // now, timed below in the same round-robin as ours and the copy kernel.
     const bpe = c.dtype === 'float16' ? 2 : 4;
-    const copyBytes = Math.ceil((row.numel * bpe) / 16) * 16;
-    const n4 = copyBytes / 16;
-    const src = norms.device.createBuffer({ size: copyBytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'bench.copy.src' });
-    const dst = norms.device.createBuffer({ size: copyBytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'bench.copy.dst' });
+    const jobs = [];
+    row.variants = {};
     try {
-      const ours = {
-        warmed: true,
-        run: () => {
-          const out = s.call(norms, Tg);
-          let p = null;
-          for (const [, t] of tensorsOf(out)) {
-            if (!p && t._pending) p = t._pending;
-            t.destroy();
+      for (const name of c.variants ?? []) {
+        const v = VARIANTS[name];
+        const res = { status: 'n/a', label: v?.label ?? name };
+        row.variants[name] = res;
+        const why = !v ? `unknown variant ${name}` : v.unsupported?.(c);
+        if (why) {
+          res.reason = why;
+          continue;
+        }
+        try {
+          const job = await v.prepare(c, { norms, cpu, host, Tg, Tc, refHost, numel: row.numel, bpe, caseBytes: c.bytes });
+          jobs.push([name, job]);
+          res.what = job.what;
+          const outs = await job.outputs();
+          const refs = job.refs ?? refHost;
+          res.errs = {};
+          for (const [k, ref] of Object.entries(refs)) {
+            if (!outs[k]) continue;
+            res.errs[k] = lib.relativeL2(outs[k], ref);
           }
-          return p;
-        },
-      };
-      // Our ops are batched into one command buffer until a flush: submitted before the batch's end mark.
-      ours.flush = () => norms.flush?.();
-      const copy = { run: () => norms._gpu.copyKernel(src, dst, n4), flush: () => norms.flush?.() };
-      const [mo, mc] = await measure(norms.device, timer, [ours, copy], { budgetMs, minBatches: 3 });
-      row.ms = mo.ms;
-      row.wallMs = mo.wallMs;
-      row.gpuMs = mo.gpuMs;
-      row.timing = mo.timing;
-      row.k = mo.k;
-      row.batches = mo.batches;
-      row.iters = mo.iters;
-      row.minMs = mo.minMs;
-      row.maxMs = mo.maxMs;
-      row.gbps = gbps(c.bytes, mo.ms);
-      row.copy = { bytes: 2 * copyBytes, ms: mc.ms, wallMs: mc.wallMs, gpuMs: mc.gpuMs, timing: mc.timing, gbps: gbps(2 * copyBytes, mc.ms), iters: mc.iters, batches: mc.batches };
-      row.copyGbps = row.copy.gbps;
-      row.ratio = row.gbps / row.copyGbps;
-      row.status = 'ok';
-      phase('timing');
+          const missing = Object.keys(refs).filter((k) => !(k in res.errs));
+          res.err = Math.max(...Object.values(res.errs).map((e) => (Number.isNaN(e) ? Infinity : e)));
+          if (missing.length || !(res.err <= tol)) {
+            res.status = 'FAIL';
+            res.reason = missing.length ? `outputs missing: ${missing.join(', ')}` : `relative L2 error ${fmtE(res.err)} > ${tol} (not timed)`;
+            continue;
+          }
+          res.bytes = job.bytes;
+          if (job.traffic) Object.assign(res, await profileVariant(c, ctx, job));
+          res.status = 'checked';
+        } catch (e) {
+          res.status = 'error';
+          res.reason = String(e?.message || e).slice(0, 500);
+        }
+      }
+      phase('variants');
+
+      // Time ours against the copy kernel over the same bytes (numel·bpe copied: read + write).
+      const copyBytes = Math.ceil((row.numel * bpe) / 16) * 16;
+      const n4 = copyBytes / 16;
+      const src = norms.device.createBuffer({ size: copyBytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'bench.copy.src' });
+      const dst = norms.device.createBuffer({ size: copyBytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'bench.copy.dst' });
+      try {
+        const ours = {
+          warmed: true,
+          run: () => {
+            const out = s.call(norms, Tg);
+            let p = null;
+            for (const [, t] of tensorsOf(out)) {
+              if (!p && t._pending) p = t._pending;
+              t.destroy();
+            }
+            return p;
+          },
+        };
+        // Our ops are batched into one command buffer until a flush: submitted before the batch's end mark.
+        ours.flush = () => norms.flush?.();
+        const copy = { run: () => norms._gpu.copyKernel(src, dst, n4), flush: () => norms.flush?.() };
+        const timed = jobs.filter(([name]) => row.variants[name].status === 'checked');
+        const subjects = [ours, copy, ...timed.map(([, j]) => ({ run: j.run, flush: j.flush, warmed: true }))];
+        const [mo, mc, ...mv] = await measure(norms.device, timer, subjects, { budgetMs: budgetMs * (subjects.length / 2), minBatches: 3 });
+        row.ms = mo.ms;
+        row.wallMs = mo.wallMs;
+        row.gpuMs = mo.gpuMs;
+        row.timing = mo.timing;
+        row.k = mo.k;
+        row.batches = mo.batches;
+        row.iters = mo.iters;
+        row.minMs = mo.minMs;
+        row.maxMs = mo.maxMs;
+        row.gbps = gbps(c.bytes, mo.ms);
+        row.copy = { bytes: 2 * copyBytes, ms: mc.ms, wallMs: mc.wallMs, gpuMs: mc.gpuMs, timing: mc.timing, gbps: gbps(2 * copyBytes, mc.ms), iters: mc.iters, batches: mc.batches };
+        row.copyGbps = row.copy.gbps;
+        row.ratio = row.gbps / row.copyGbps;
+        row.status = 'ok';
+        timed.forEach(([name], i) => {
+          const m = mv[i];
+          const res = row.variants[name];
+          Object.assign(res, {
+            status: 'ok',
+            ms: m.ms,
+            wallMs: m.wallMs,
+            gpuMs: m.gpuMs,
+            timing: m.timing,
+            iters: m.iters,
+            batches: m.batches,
+            gbps: gbps(res.bytes, m.ms),
+            ratio: gbps(res.bytes, m.ms) / row.copyGbps,
+            // Its time over ours: the fused op's speed-up over it.
+            vsOurs: m.ms / mo.ms,
+          });
+        });
+        if (!Object.keys(row.variants).length) delete row.variants;
+        phase('timing');
+      } finally {
+        src.destroy();
+        dst.destroy();
+      }
     } finally {
-      src.destroy();
-      dst.destroy();
+      for (const [, j] of jobs) j.destroy?.();
     }
 
     // Peers on the same device, same inputs, same reference, same protocol.
@@ -394,7 +461,70 @@ export async function profileCase(c, ctx, s, Tg) {
     destroyAll(out);
     const kernels = recs.flatMap((r) => r.kernels);
     const moved = kernels.reduce((a, k) => a + k.bytesRead + k.bytesWritten, 0);
-    return { traffic: moved / c.bytes, dispatches: kernels.length / Math.max(recs.length, 1), trafficBytes: moved };
+    return { traffic: moved / c.bytes, dispatches: kernels.length / Math.max(recs.length, 1), trafficBytes: moved, kernels: kernels.map((k) => (k.gpuMs !== undefined ? `${k.name} ${k.gpuMs.toPrecision(3)} ms` : k.name)) };
+  } finally {
+    for (const t of Object.values(T)) t.destroy();
+  }
+}
+
+/** The profiling instance for a case's binding cap and kernel class (shared across cases). */
+async function profiler(c, ctx, adapterClass = ctx.adapterClass) {
+  const key = `profile:${c.bindingBytes ?? 0}:${adapterClass ?? ''}`;
+  ctx.capped ??= new Map();
+  let p = ctx.capped.get(key);
+  if (!p) {
+    p = await ctx.lib.createNorms({ device: ctx.norms.device, backend: 'webgpu', profile: true, ...(c.bindingBytes ? { maxBindingBytes: c.bindingBytes } : {}), ...(adapterClass ? { adapterClass } : {}) });
+    ctx.capped.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * A variant's { traffic, trafficBytes, dispatches }: its library calls profiled on the profiling
+ * instance, plus the bytes of its own passes, over its minimal bytes.
+ */
+async function profileVariant(c, ctx, job) {
+  if (typeof ctx.norms.profile !== 'function') return {};
+  const p = await profiler(c, ctx);
+  const wrapped = [];
+  const wrap = (t) => {
+    const w = p.wrap(t.buffer, t.shape, t.dtype);
+    wrapped.push(w);
+    return w;
+  };
+  try {
+    await p.profile();
+    const { out, extraBytes } = await job.traffic(p, wrap);
+    const recs = await p.profile();
+    destroyAll(out);
+    const kernels = recs.flatMap((r) => r.kernels);
+    const moved = kernels.reduce((a, k) => a + k.bytesRead + k.bytesWritten, 0) + extraBytes;
+    return { traffic: moved / job.bytes, trafficBytes: moved, libDispatches: kernels.length, kernels: kernels.map((k) => (k.gpuMs !== undefined ? `${k.name} ${k.gpuMs.toPrecision(3)} ms` : k.name)) };
+  } finally {
+    for (const w of wrapped) w.destroy();
+  }
+}
+
+/**
+ * The GPU kernel class's traffic for a case run on a CPU-class adapter: the op recorded into a
+ * command encoder that is never submitted (norms.encode), on a profiling instance with
+ * adapterClass 'gpu', so the kernels the GPU class would dispatch are counted without running
+ * them. { trafficGpuClass, dispatchesGpuClass } or {}.
+ */
+export async function profileGpuClass(c, ctx, s, Tg) {
+  if (typeof ctx.norms.profile !== 'function' || typeof ctx.norms.encode !== 'function') return {};
+  const p = await profiler(c, ctx, 'gpu');
+  const T = {};
+  for (const [k, t] of Object.entries(Tg)) T[k] = p.wrap(t.buffer, t.shape, t.dtype);
+  try {
+    await p.profile();
+    const enc = ctx.norms.device.createCommandEncoder({ label: 'bench.gpu-class.never-submitted' });
+    const out = p.encode(enc, () => s.call(p, T));
+    const recs = await p.profile();
+    destroyAll(out);
+    const kernels = recs.flatMap((r) => r.kernels);
+    const moved = kernels.reduce((a, k) => a + k.bytesRead + k.bytesWritten, 0);
+    return { trafficGpuClass: moved / c.bytes, dispatchesGpuClass: kernels.length / Math.max(recs.length, 1), kernelsGpuClass: kernels.map((k) => k.name) };
   } finally {
     for (const t of Object.values(T)) t.destroy();
   }

@@ -11,7 +11,8 @@ const fmtX = (x) => (x === undefined || x === null || !Number.isFinite(x) ? '' :
 export function caseName(r) {
   let n = `${r.op} ${r.dir}`;
   if (r.op === 'batchNorm') n += r.opts?.training ? ' train' : ' eval';
-  if (r.opts?.residual) n += ' +res';
+  if (r.opts?.modulate || r.opts?.gate) n += ` adaLN${r.opts.gate ? '+gate' : ''}`;
+  else if (r.opts?.residual) n += ' +res';
   if (r.op === 'groupNorm') n += ` G=${r.opts.numGroups}`;
   if (r.op === 'weightNorm') n += ` dim=${r.opts.dim}`;
   if (r.bindingBytes) n += ` ≤${r.bindingBytes >= 1 << 20 ? `${r.bindingBytes / (1 << 20)}MiB` : `${r.bindingBytes / 1024}KiB`}`;
@@ -59,8 +60,7 @@ export function textTable(peerNames) {
   };
 }
 
-export function markdownTable(rows, peerNames) {
-  const cols = columns(peerNames);
+export function markdownTable(rows, peerNames, cols = columns(peerNames)) {
   const esc = (s) => String(s).replace(/\|/g, '\\|');
   const out = [`| ${cols.map(([h]) => esc(h)).join(' | ')} |`, `|${cols.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) out.push(`| ${cols.map(([, f]) => esc(f(r))).join(' | ')} |`);
@@ -72,6 +72,9 @@ export function notes(rows) {
   const out = [];
   for (const r of rows) {
     if (r.status !== 'ok') out.push(`${r.id}: ${r.status}: ${String(r.error ?? '').split('\n')[0]}`);
+    for (const [k, v] of Object.entries(r.variants ?? {})) {
+      if (v.status !== 'ok') out.push(`${r.id}: ${v.label ?? k} ${v.status}: ${v.reason ?? ''}`);
+    }
     for (const [p, v] of Object.entries(r.peers ?? {})) {
       if (v.status !== 'ok') out.push(`${r.id}: ${PEER_LABEL[p] ?? p} ${v.status === 'n/a' ? '—' : v.status}: ${v.reason ?? ''}`);
     }
@@ -80,3 +83,57 @@ export function notes(rows) {
 }
 
 export { fmtMs, fmtG, fmtE, fmtX };
+
+// ---------------------------------------------------------------- variants (fused vs composition)
+
+/**
+ * Columns of the variants table (rows with `variants`: the modulated rows): the fused op, the
+ * unfused composition, the plain layer norm, traffic on the class that ran and (on a CPU-class
+ * adapter) the GPU class's, and the targets' ratios.
+ */
+export function variantColumns(peerNames = []) {
+  const v = (r, k) => r.variants?.[k];
+  const vms = (r, k) => {
+    const x = v(r, k);
+    if (!x) return '';
+    return x.status === 'ok' ? fmtMs(x.ms) : x.status === 'n/a' ? '—' : x.status;
+  };
+  const cols = [
+    ['case', (r) => caseName(r)],
+    ['shape', (r) => `[${r.shape.join(',')}]`],
+    ['fused ms', (r) => fmtMs(r.ms)],
+    ['GB/s', (r) => fmtG(r.gbps)],
+    ['vs copy', (r) => (Number.isFinite(r.ratio) ? `${(r.ratio * 100).toFixed(0)}%` : '')],
+    ['traffic', (r) => fmtX(r.traffic)],
+    ['traffic GPU cl.', (r) => fmtX(r.trafficGpuClass)],
+    ['compose ms', (r) => vms(r, 'compose')],
+    ['compose vs copy', (r) => (v(r, 'compose')?.status === 'ok' ? `${(v(r, 'compose').ratio * 100).toFixed(0)}%` : '')],
+    ['compose traffic', (r) => fmtX(v(r, 'compose')?.traffic)],
+    // compose time / fused time: the fused op's speed-up over the composition.
+    ['speed-up', (r) => (v(r, 'compose')?.status === 'ok' ? fmtX(v(r, 'compose').vsOurs) : '')],
+    ['plain ms', (r) => vms(r, 'plain')],
+    ['plain+res ms', (r) => vms(r, 'plain+res')],
+    // fused time / plain+res time (same bulk bytes); fused GB/s / plain GB/s (each over its minimal bytes).
+    ['fused/plain+res time', (r) => (v(r, 'plain+res')?.status === 'ok' ? fmtX(r.ms / v(r, 'plain+res').ms) : '')],
+    ['fused/plain GB/s', (r) => (v(r, 'plain')?.status === 'ok' ? fmtX(r.gbps / v(r, 'plain').gbps) : '')],
+  ];
+  for (const p of peerNames) cols.push([`${PEER_LABEL[p] ?? p} ms (×ours)`, (r) => peerCell(r.peers?.[p])]);
+  return cols;
+}
+
+/** The variants table as fixed-width text lines (rows without variants left out). */
+export function variantText(rows, peerNames = []) {
+  const rs = rows.filter((r) => r.variants && r.status === 'ok');
+  if (!rs.length) return '';
+  const cols = variantColumns(peerNames);
+  const cells = [cols.map(([h]) => h), ...rs.map((r) => cols.map(([, f]) => String(f(r))))];
+  const width = cols.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
+  const line = (row) => row.map((s, i) => (i < 2 ? s.padEnd(width[i]) : s.padStart(width[i]))).join('  ');
+  return [line(cells[0]), '-'.repeat(line(cells[0]).length), ...cells.slice(1).map(line)].join('\n');
+}
+
+export function variantMarkdown(rows, peerNames = []) {
+  const rs = rows.filter((r) => r.variants && r.status === 'ok');
+  if (!rs.length) return '';
+  return markdownTable(rs, peerNames, variantColumns(peerNames));
+}

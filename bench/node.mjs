@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import os from 'node:os';
 import { parseFlags, selectCases } from './cases.mjs';
 import { runCases, describeDevice, adapterTag } from './core.mjs';
-import { textTable, notes } from './format.mjs';
+import { textTable, notes, variantText } from './format.mjs';
 import { nodeGpuEnv } from './node-env.mjs';
 import { runWasmCases, wasmTable } from './wasm.mjs';
 import { createOrtWasmPeer, createTfjsCpuPeer, createJsLoopPeer } from './peers/cpu.mjs';
@@ -107,6 +107,8 @@ async function main() {
   rows.push(...wasmRows);
   const seconds = (Date.now() - t0) / 1000;
   const bad = rows.filter((r) => r.status !== 'ok');
+  const vt = variantText(rows);
+  if (vt) console.log(`\nFused vs the unfused composition and the plain layer norm (same device, timed round-robin; speed-up = composition time / fused time):\n${vt}`);
   const n = notes(rows);
   if (n.length) console.log(`\n${n.join('\n')}`);
   const timings = [...new Set(rows.map((r) => r.timing).filter(Boolean))];

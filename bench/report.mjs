@@ -1,6 +1,6 @@
 // The HTML report of a browser run: one self-contained file (inline CSS and SVG, no scripts, no
 // external resources) that opens in any browser and screenshots well.
-import { caseName, columns, notes, PEER_LABEL, fmtG } from './format.mjs';
+import { caseName, columns, notes, PEER_LABEL, fmtG, variantColumns } from './format.mjs';
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -127,6 +127,15 @@ export function renderHtml(result) {
   const table = `<table><thead><tr>${cols.map(([h]) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>
 ${rows.map((r) => `<tr class="${r.status === 'ok' ? '' : 'bad'}">${cols.map(([, f], i) => `<td${i > 2 ? ' class="num"' : ''}>${esc(f(r))}</td>`).join('')}</tr>`).join('\n')}
 </tbody></table>`;
+  const vrows = rows.filter((r) => r.variants && r.status === 'ok');
+  const vcols = variantColumns(peerNames.filter((p) => p === 'ort'));
+  const vtable = vrows.length
+    ? `<h2 style="font-size:16px;margin-top:22px">Fused vs the unfused composition and the plain layer norm</h2>
+<p class="small">Same device, timed round-robin with the fused op and the copy kernel. speed-up = composition time / fused time; traffic = bytes the kernels move / the row's minimal bytes (GPU cl.: the GPU kernel class's, counted without running it).</p>
+<table><thead><tr>${vcols.map(([h]) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>
+${vrows.map((r) => `<tr>${vcols.map(([, f], i) => `<td${i > 1 ? ' class="num"' : ''}>${esc(f(r))}</td>`).join('')}</tr>`).join('\n')}
+</tbody></table>`
+    : '';
   const n = notes(rows);
   const peers = Object.entries(result.peers ?? {})
     .map(([k, p]) => `${esc(p.label)} ${esc(p.version ?? '')}${p.status !== 'ok' ? ` (${esc(p.status)}: ${esc(p.reason ?? '')})` : ''}`)
@@ -166,6 +175,7 @@ tr.bad td { background: #fdecea; }
 ${charts.join('\n')}
 <h2 style="font-size:16px;margin-top:22px">All figures</h2>
 ${table}
+${vtable}
 ${n.length ? `<h2 style="font-size:16px;margin-top:18px">Notes</h2><ul class="notes">${n.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>` : ''}
 </body></html>
 `;

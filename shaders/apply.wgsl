@@ -44,6 +44,10 @@
 //#entry fused_rows_grad BWD_ROWFUSED BWD
 //#entry modulation_grad_partials MOD_GRAD
 //#entry silu_grad_elements SILU_GRAD
+//#entry gated_sum_elements GATED_SUM
+//#entry lp_normalize_lanes LP_FWD
+//#entry lp_normalize_grad_lanes LP_BWD
+//#entry residual_grad_elements RESIDUAL_GRAD
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
@@ -56,6 +60,7 @@
 //#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
@@ -180,7 +185,7 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 }
 //#endif
 
-//#if APPLY || MOD_GRAD || SILU_GRAD
+//#if APPLY || MG_SC || SILU_GRAD
 fn stats(s: u32) -> vec3f {
   //#if MEAN_PAIR
   // The mean as the pair (s, m) from finalize.wgsl.
@@ -700,10 +705,13 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
     let a = u / P.modDiv;
     let i = u - a * P.modDiv;
     let e = ((a * P.modMod + mr) * P.modDiv + i) * P.modInner + col;
+    //#if MG_NO_DY
+    //#else
     let dy = DY_ld(e);
     acc.y += dy;
     //#if MG_SC
     acc.z += dy * y1(X_ld(e), e, stats(s_of(e)));
+    //#endif
     //#endif
     //#if MG_GT
     acc.w += DRT_ld(e) * XG_ld(e);
@@ -740,6 +748,159 @@ fn silu_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     let z = mod_affine1(k, y1(X_ld(k), k, stats(s_of(k))));
     let sg = 1.0 / (1.0 + exp(-z));
     DZ_st(k, DY_ld(k) * (sg * (1.0 + z * (1.0 - sg))));
+  }
+}
+//#endif
+
+//#if GATED_SUM
+// The gated residual's sum on its own (devices with few storage bindings; see kernels/modulate.ts):
+// S = R + gate ⊙ X, one quad of elements per invocation (float16: whole words), each on its own.
+//#if gated_sum_elements
+@compute @workgroup_size(WG)
+fn gated_sum_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  let e = 4u * t;
+  if (e >= P.elements) { return; }
+  for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
+    var x = X_ld(k);
+    //#if MOD_GT
+    x = gt1(k) * x;
+    //#endif
+    S_st(k, R_ld(k) + x);
+  }
+}
+//#endif
+
+//#if RESIDUAL_GRAD
+// The residual's gradients on their own (devices with few storage bindings): t = DXN + DS,
+// DR = t, DXN = gate ⊙ t (in place), one quad per invocation. (X, the forward's x, is bound for
+// the accessors every apply kernel compiles; it is not read.)
+//#if residual_grad_elements
+@compute @workgroup_size(WG)
+fn residual_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  let e = 4u * t;
+  if (e >= P.elements) { return; }
+  for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
+    var v = DXN_ld(k);
+    //#if HAS_DS
+    v += DS_ld(k);
+    //#endif
+    //#if HAS_DR
+    DR_st(k, v);
+    //#endif
+    //#if MOD_GT
+    v *= gt1(k);
+    //#endif
+    DXN_st(k, v);
+  }
+}
+//#endif
+
+//#if LP_FWD || LP_BWD
+// Lp normalization along a dim (PyTorch F.normalize): lane t < groups of runLength elements at
+// (o * runLength + d) * channels + i, t = o * channels + i (a middle dim: neighbouring invocations
+// read neighbouring elements; the last dim: one lane per row). One invocation per lane.
+fn lane_e(t: u32, d: u32) -> u32 {
+  let o = t / P.channels;
+  return (o * P.runLength + d) * P.channels + (t - o * P.channels);
+}
+// |a|^(p - 1) * sign(a): d|a|^p / da / p.
+fn lp_dpow(a: f32) -> f32 {
+  if (P.power == 2.0) { return a; }
+  if (P.power == 1.0) { return sign(a); }
+  if (a == 0.0) { return 0.0; }
+  return sign(a) * pow(abs(a), P.power - 1.0);
+}
+//#endif
+
+//#if LP_FWD
+// ‖lane t‖_p: the lane's largest |x| first (NaN anywhere: NaN; an Inf: Inf), then the sum of
+// (|x| * 2^-k)^p with 2^k near that largest value (scaling by a power of two is exact, and no
+// |x|^p overflows or underflows), in blocks of 256 (a short sequential sum per block), the root
+// scaled back by 2^k.
+fn lane_norm(t: u32) -> f32 {
+  var m = 0.0;
+  var nan = false;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let a = abs(X_ld(lane_e(t, d)));
+    nan = nan || (bitcast<u32>(a) > 0x7f800000u);
+    m = max(m, a);
+  }
+  // (NaN from a uniform: a constant NaN is a shader-creation error.)
+  if (nan) { return bitcast<f32>(0x7fc00000u | P.opaqueZero); }
+  if (!finite(m)) { return m; }
+  if (m == 0.0) { return 0.0; }
+  let k = frexp(m).exp;
+  var blk = 0.0;
+  var tot = 0.0;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
+    var v = a;
+    if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
+    blk += v;
+    if ((d & 255u) == 255u) {
+      tot += blk;
+      blk = 0.0;
+    }
+  }
+  tot += blk;
+  var r = tot;
+  if (P.power == 2.0) { r = sqrt(tot); } else if (P.power != 1.0) { r = pow(tot, 1.0 / P.power); }
+  return ldexp(r, k);
+}
+
+//#if lp_normalize_lanes
+@compute @workgroup_size(WG)
+fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups) { return; }
+  let n = lane_norm(t);
+  NORM_st(t, n);
+  // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
+  let den = select(max(n, P.eps), n, (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u);
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    Y_st(e, X_ld(e) / den);
+  }
+}
+//#endif
+
+//#if LP_BWD
+// dx = (dy - s * |y|^(p-1) sign(y)) / n with y = x / n and s = sum dy * y over the lane, where the
+// norm n >= eps (a NaN norm too: NaN follows); else (the clamp max(n, eps) took eps, whose
+// gradient is zero) dx = dy / eps.
+//#if lp_normalize_grad_lanes
+@compute @workgroup_size(WG)
+fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups) { return; }
+  let n = NORM_ld(t);
+  if (n < P.eps) {
+    for (var d = 0u; d < P.runLength; d += 1u) {
+      let e = lane_e(t, d);
+      DX_st(e, DY_ld(e) / P.eps);
+    }
+    return;
+  }
+  var blk = 0.0;
+  var s = 0.0;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    blk += DY_ld(e) * (X_ld(e) / n);
+    if ((d & 255u) == 255u) {
+      s += blk;
+      blk = 0.0;
+    }
+  }
+  s += blk;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    DX_st(e, (DY_ld(e) - s * lp_dpow(X_ld(e) / n)) / n);
   }
 }
 //#endif

@@ -16,6 +16,7 @@ import { checkData, checkShapeArray, checkTensor, describeValue } from './valida
 import { OpRunner } from './verify.ts';
 import { createNormsArgs } from './args/create-norms.ts';
 import { layerNormArgs, layerNormBackwardArgs, rmsNormArgs, rmsNormBackwardArgs } from './args/layer-norm.ts';
+import { l2NormalizeArgs, l2NormalizeBackwardArgs } from './args/l2-normalize.ts';
 import { groupNormArgs, groupNormBackwardArgs, instanceNormArgs, instanceNormBackwardArgs } from './args/group-norm.ts';
 import { batchNormArgs, batchNormBackwardArgs } from './args/batch-norm.ts';
 import { weightNormArgs, weightNormBackwardArgs } from './args/weight-norm.ts';
@@ -46,6 +47,8 @@ export type {
   RmsNormBackwardResult,
   WeightNormResult,
   WeightNormBackwardResult,
+  L2NormalizeOptions,
+  L2NormalizeResult,
   NormsStats,
   PoolStats,
 } from './types.ts';
@@ -53,6 +56,7 @@ import type {
   CreateNormsOptions, LayerNormOptions, RmsNormOptions, LayerNormBackwardOptions, RmsNormBackwardOptions, BatchNormOptions, BatchNormBackwardOptions,
   GroupNormOptions, GroupNormBackwardOptions, InstanceNormOptions, InstanceNormBackwardOptions, WeightNormOptions, LayerNormResult, RmsNormResult,
   GroupNormResult, BatchNormResult, BackwardResult, RmsNormBackwardResult, WeightNormResult, WeightNormBackwardResult, NormsStats, PoolStats,
+  L2NormalizeOptions, L2NormalizeResult,
 } from './types.ts';
 
 export type { KernelProfile, OpProfile } from './device/context.ts';
@@ -471,6 +475,34 @@ export class Norms {
   weightNormBackward(dw: Tensor, v: Tensor, g: Tensor, norms: Tensor, options: WeightNormOptions = {}): WeightNormBackwardResult {
     this.alive();
     return this.ops.exec('weightNormBackward', weightNormBackwardArgs(this, dw, v, g, norms, options), (b, a) => b.weightNormBackward(a));
+  }
+
+  /**
+   * Lp normalization along a dim, as PyTorch's `torch.nn.functional.normalize` (ONNX
+   * `LpNormalization`): y = x / max(‖x‖_p over dim, eps), for embeddings (CLIP, sentence
+   * encoders) and L2 QK-norm. The norm is computed without overflow or underflow of |x|^p (each
+   * lane scaled by a power of two near its largest element); NaN in a lane gives NaN for it.
+   * @param x float32 or float16, any rank >= 1.
+   * @returns y (shape and dtype of x) and norms (float32, x's shape with 1 on dim: ‖x‖_p, before the clamp).
+   * @throws ValueError (dim out of range, p not a finite number > 0, eps negative or not finite,
+   *   unknown option), ShapeError (rank 0), LimitError (webgpu: x past one storage binding), TensorError.
+   */
+  l2Normalize(x: Tensor, options: L2NormalizeOptions = {}): L2NormalizeResult {
+    this.alive();
+    return this.ops.exec('l2Normalize', l2NormalizeArgs(this, x, options), (b, a) => b.l2Normalize(a));
+  }
+
+  /**
+   * Gradient of {@link Norms.l2Normalize} (PyTorch autograd of `F.normalize`): where the norm
+   * n >= eps, dx = (dy − s·sign(y)|y|^(p−1)) / n with y = x/n and s = Σ dy·y over the lane; where
+   * eps was taken (the clamp's gradient is zero), dx = dy / eps.
+   * @param dy gradient of y: shape and dtype of x.
+   * @param norms the forward's norms (float32, x's shape with 1 on dim).
+   * @throws ShapeError, DTypeError, ValueError, LimitError, TensorError.
+   */
+  l2NormalizeBackward(dy: Tensor, x: Tensor, norms: Tensor, options: L2NormalizeOptions = {}): { dx: Tensor } {
+    this.alive();
+    return this.ops.exec('l2NormalizeBackward', l2NormalizeBackwardArgs(this, dy, x, norms, options), (b, a) => b.l2NormalizeBackward(a));
   }
 }
 

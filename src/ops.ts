@@ -158,6 +158,30 @@ export interface WeightNormBwdArgs extends SliceGeom {
 }
 export interface WeightNormBwdOut { dv: Tensor; dg: Tensor }
 
+/**
+ * Lp normalization along `dim` (PyTorch `F.normalize`): lanes (o, i) of D elements at
+ * (o*D + d)*inner + i; y = x / max(‖lane‖_p, eps).
+ */
+export interface LpGeom {
+  dim: number;
+  outer: number;
+  D: number;
+  inner: number;
+  /** The norms' shape: x's with 1 on dim. */
+  normShape: number[];
+  p: number;
+  eps: number;
+}
+export interface LpNormalizeArgs extends LpGeom {
+  x: Tensor;
+}
+export interface LpNormalizeOut { y: Tensor; norms: Tensor }
+export interface LpNormalizeBwdArgs extends LpGeom {
+  dy: Tensor;
+  x: Tensor;
+  norms: Tensor;
+}
+
 /** What a backend implements; the public API validates and then calls exactly one of these. */
 export interface Backend {
   readonly kind: 'webgpu' | 'wasm' | 'cpu';
@@ -175,5 +199,7 @@ export interface Backend {
   batchNormBackward(a: BatchNormBwdArgs): BwdOut;
   weightNorm(a: WeightNormArgs): WeightNormOut;
   weightNormBackward(a: WeightNormBwdArgs): WeightNormBwdOut;
+  l2Normalize(a: LpNormalizeArgs): LpNormalizeOut;
+  l2NormalizeBackward(a: LpNormalizeBwdArgs): { dx: Tensor };
   destroy(): void;
 }

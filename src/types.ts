@@ -452,3 +452,21 @@ export interface PoolStats {
   /** Their bytes (at most 256 MiB). */
   pooledBytes: number;
 }
+
+/** Options of {@link Norms.l2Normalize} and {@link Norms.l2NormalizeBackward} (PyTorch `F.normalize`). */
+export interface L2NormalizeOptions {
+  /** The dim to normalize over; negative counts from the end. Default 1 (as PyTorch). */
+  dim?: number;
+  /** The exponent of the norm: any finite number > 0 (2: Euclidean, 1: sum of absolute values). Default 2. */
+  p?: number;
+  /** Lower bound of the divisor: y = x / max(‖x‖_p, eps). A finite number >= 0. Default 1e-12. */
+  eps?: number;
+}
+
+/** What {@link Norms.l2Normalize} returns. */
+export type L2NormalizeResult = {
+  /** x / max(‖x‖_p, eps): shape and dtype of x. */
+  y: Tensor;
+  /** ‖x‖_p over dim, float32, x's shape with 1 on dim (before the clamp). */
+  norms: Tensor;
+};

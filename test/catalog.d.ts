@@ -57,6 +57,16 @@ export interface CaseOptions {
   dim?: number | null;
   weight?: boolean;
   bias?: boolean;
+  /** Row ops: scale and shift per sample ([B, 1, D]), per token (x's shape) or shared ([1, 1, D]). */
+  modulate?: 'sample' | 'token' | 'shared';
+  /** Row ops with residual: a gate of scale's shape (sum = residual + gate ⊙ x). */
+  gate?: boolean;
+  /** Row ops: the modulation's scaleOffset (default 1). */
+  scaleOffset?: number;
+  /** Row ops: dtype of scale, shift and gate (default x's). */
+  modDtype?: DType;
+  /** Row ops' backward: pass a dsum (the gradient reaching sum from later layers). */
+  dsum?: boolean;
 }
 
 export interface Case {

@@ -133,6 +133,12 @@ export const DATA = {
   v: { mean: 0.5, std: 1 },
   g: { mean: 1, std: 0.1 },
   dw: { mean: 0.1, std: 1 },
+  // Modulation (adaLN): per-sample scale and shift around 0, a gate around 0.5, the gradient
+  // reaching the residual stream from later layers.
+  scale: { mean: 0, std: 0.5 },
+  shift: { mean: 0, std: 0.5 },
+  gate: { mean: 0.5, std: 0.5 },
+  dsum: { mean: 0, std: 1 },
 };
 
 const opt = (c) => c.opts ?? {};
@@ -153,22 +159,63 @@ const main = (c, dir) => [inp('x', c.shape, dtypeOf(c)), ...(dir === 'bwd' ? [in
 const w = (T) => T.weight ?? null;
 const b = (T) => T.bias ?? null;
 
+/**
+ * The shape of scale / shift / gate for opts.modulate: 'sample' [B, 1, ..., D...] (per sample:
+ * x's first dim kept, the other leading dims 1), 'token' (x's shape), 'shared' (normalizedShape
+ * with 1s in front).
+ */
+function modShape(c) {
+  const m = opt(c).modulate;
+  const ns = rowShape(c);
+  const nLead = c.shape.length - ns.length;
+  if (m === 'token') return [...c.shape];
+  if (m === 'shared') return [...new Array(nLead).fill(1), ...ns];
+  return [c.shape[0], ...new Array(nLead - 1).fill(1), ...ns];
+}
+
+/** scale and shift with opts.modulate, gate with opts.gate (and residual), dsum with opts.dsum (backward). */
+function modInputs(c, dir) {
+  const o = opt(c);
+  const ms = modShape(c);
+  const dt = o.modDtype ?? dtypeOf(c);
+  return [
+    ...(o.modulate ? [inp('scale', ms, dt), inp('shift', ms, dt)] : []),
+    ...(o.gate && o.residual ? [inp('gate', ms, dt)] : []),
+    ...(dir === 'bwd' && o.dsum ? [inp('dsum', c.shape, dtypeOf(c))] : []),
+  ];
+}
+
+/** The modulation options of a call: the tensors present, scaleOffset when given. */
+function modOpts(c, T, dir) {
+  return {
+    ...(T.scale ? { scale: T.scale } : {}),
+    ...(T.shift ? { shift: T.shift } : {}),
+    ...(T.gate ? { gate: T.gate } : {}),
+    ...(dir === 'bwd' && T.dsum ? { dsum: T.dsum } : {}),
+    ...pick(opt(c), ['scaleOffset']),
+  };
+}
+
 function rowOp(rms) {
   return {
     inputs(c, dir) {
       const ns = rowShape(c);
-      return [...main(c, dir), ...affine(c, ns, !rms), ...(dir === 'fwd' && opt(c).residual ? [inp('residual', c.shape, dtypeOf(c))] : [])];
+      // The backward takes the residual only with modulation (the gated residual's backward:
+      // x is then the forward's x and the sum is recomputed).
+      const res = opt(c).residual && (dir === 'fwd' || opt(c).modulate || opt(c).gate);
+      return [...main(c, dir), ...affine(c, ns, !rms), ...(res ? [inp('residual', c.shape, dtypeOf(c))] : []), ...modInputs(c, dir)];
     },
     forward(N, T, c) {
-      const o = { normalizedShape: rowShape(c), weight: w(T), ...(rms ? {} : { bias: b(T) }), ...(T.residual ? { residual: T.residual } : {}), ...pick(opt(c), ['eps']) };
+      const o = { normalizedShape: rowShape(c), weight: w(T), ...(rms ? {} : { bias: b(T) }), ...(T.residual ? { residual: T.residual } : {}), ...pick(opt(c), ['eps']), ...modOpts(c, T, 'fwd') };
       return rms ? N.rmsNorm(T.x, o) : N.layerNorm(T.x, o);
     },
     saved: rms ? ['rstd'] : ['mean', 'rstd'],
     backward(N, T, S, c) {
       const ns = rowShape(c);
+      const mod = opt(c).modulate || opt(c).gate ? { ...(T.residual ? { residual: T.residual } : {}), ...modOpts(c, T, 'bwd') } : {};
       return rms
-        ? N.rmsNormBackward(T.dy, T.x, S.rstd, { normalizedShape: ns, weight: w(T) })
-        : N.layerNormBackward(T.dy, T.x, S.mean, S.rstd, { normalizedShape: ns, weight: w(T), bias: b(T) });
+        ? N.rmsNormBackward(T.dy, T.x, S.rstd, { normalizedShape: ns, weight: w(T), ...mod })
+        : N.layerNormBackward(T.dy, T.x, S.mean, S.rstd, { normalizedShape: ns, weight: w(T), bias: b(T), ...mod });
     },
     main: { fwd: 'y', bwd: 'dx' },
     mutated: () => [],
@@ -238,7 +285,10 @@ const weightNorm = {
  * { op, shape, dtype?, opts? }; opts (all optional): normalizedShape (row ops; default the last
  * dim), numGroups (groupNorm), training (batchNorm; default true), running (batchNorm: running
  * statistics, default true), residual (row ops, forward), channelsLast, activation, eps, momentum,
- * numBatchesTracked, dim (weightNorm; default 0, null for one norm), weight / bias (false: none).
+ * numBatchesTracked, dim (weightNorm; default 0, null for one norm), weight / bias (false: none);
+ * row ops' modulation: modulate ('sample' | 'token' | 'shared': scale and shift of that shape),
+ * gate (with residual: sum = residual + gate ⊙ x), scaleOffset, modDtype (the dtype of scale,
+ * shift and gate; default x's), dsum (backward: the gradient reaching sum from later layers).
  */
 export const CATALOG = {
   layerNorm: rowOp(false),

@@ -10,7 +10,7 @@ import {
   rmsNorm,
   weightNorm,
 } from '../src/cpu/reference';
-import { f16BitsToF32, f32ToF16Bits, packHalves, roundToHalf, unpackHalves } from '../src/cpu/half';
+import { f16BitsToF32, f32ToF16Bits, packHalves, roundToHalf, unpackHalves } from '../src/half.ts';
 import { makeRng } from './util/rng';
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, ValueError, type Norms, type Tensor } from '../src/index.ts';
 import { __f64 } from '../src/cpu/reference.ts';
-import { f16BitsToF32, f32ToF16Bits, roundToHalf } from '../src/cpu/half.ts';
+import { f16BitsToF32, f32ToF16Bits, roundToHalf } from '../src/half.ts';
 import { bindingsWGSL, type BindingDecl } from '../src/device/wgsl.ts';
 import { gpuNorms, float16Paths } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';

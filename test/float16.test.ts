@@ -23,7 +23,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '../src/index.ts';
 import { __f64 } from '../src/cpu/reference.ts';
-import { roundToHalf, f32ToF16Bits, f16BitsToF32 } from '../src/cpu/half.ts';
+import { roundToHalf, f32ToF16Bits, f16BitsToF32 } from '../src/half.ts';
 import { float16Paths, gpuNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 import { TOLERANCE, TOLERANCE_HALF_VS_CPU } from './catalog.js';

@@ -13,7 +13,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createNorms, relativeL2, type Norms, type Tensor, type DType } from '../src/index.ts';
-import { roundToHalf } from '../src/cpu/half.ts';
+import { roundToHalf } from '../src/half.ts';
 import { gpuNorms, ON_WASM, TEST_SUBGROUPS } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 import { TOLERANCE, TOLERANCE_HALF_VS_CPU } from './catalog.js';

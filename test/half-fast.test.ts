@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { f32ToF16Bits, __bitsToF16 } from '../src/cpu/half.ts';
+import { f32ToF16Bits, __bitsToF16 } from '../src/half.ts';
 
 // The bulk conversions use an integer-only float32 → half path; it must agree with the
 // reference conversion bit for bit, on every float32 exponent and on the rounding ties.

@@ -424,3 +424,39 @@ function relL2(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < b.length; i++) (n += (a[i]! - b[i]!) ** 2), (d += b[i]! ** 2);
   return Math.sqrt(n / d);
 }
+
+describe.skipIf(ON_WASM)('modulated plans on a device with WebGPU\'s default 8 storage bindings per kernel (the sum and the residual\'s gradients as passes of their own)', () => {
+  const narrow: [string, Norms][] = [];
+  beforeAll(async () => {
+    const { createNorms } = await import('../src/index.ts');
+    for (const adapterClass of ['auto', 'gpu'] as const) {
+      const n = await createNorms({ backend: 'webgpu', device: B.gpu.device!, poisonOutputs: true, adapterClass });
+      n._gpu!.maxStorageBindings = 8;
+      narrow.push([`8 bindings, ${adapterClass} class`, n]);
+    }
+  });
+  afterAll(() => {
+    for (const [, n] of narrow) n.destroy();
+  });
+  const cases = ROW_CASES.filter((c) => c.gate || c.dsum).concat([{ x: [2, 300, 64], normalizedShape: [64], mod: [2, 1, 64], gate: true, dsum: true, weight: true, bias: true, dtype: 'float16', modDtype: 'float32', seed: 30 }]);
+  for (const c of cases) {
+    it(describeRow(c), async () => {
+      for (const [name, n] of narrow) await rowParity(n, `${describeRow(c)} [${name}]`, c);
+    });
+  }
+  it('the plans fit 8 bindings', () => {
+    const [, n] = narrow[0]!;
+    const t = (shape: number[]) => n.tensor(new Float32Array(numel(shape)), shape);
+    const x = t([2, 6, 24]);
+    const m = [2, 1, 24];
+    const o = { normalizedShape: [24], weight: t([24]), bias: t([24]), residual: t([2, 6, 24]), gate: t(m), scale: t(m), shift: t(m) };
+    const plans = n._gpu!.planOnly(() => {
+      const f = n.layerNorm(x, o);
+      n.layerNormBackward(t([2, 6, 24]), x, f.mean, f.rstd, { ...o, dsum: t([2, 6, 24]) });
+    });
+    const entries = plans.flatMap((p) => p.steps.map((s) => s.entry));
+    expect(entries).toContain('gated_sum_elements');
+    expect(entries).toContain('residual_grad_elements');
+    for (const p of plans) for (const s of p.steps) expect(s.binds.length, `${p.op} ${s.entry}`).toBeLessThanOrEqual(8);
+  });
+});

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from 'webgpu';
 import { createNorms, relativeL2, ValueError, type Norms, type Tensor } from '../src/index.ts';
-import { roundToHalf } from '../src/cpu/half.ts';
+import { roundToHalf } from '../src/half.ts';
 import { wasmNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 
@@ -74,6 +74,16 @@ const CASES: Case[] = [
     const x = t(48, [2, 64, 24, 24]), o = { numGroups: 16, scale: t(49, [2, 64], 0, 0.3), shift: t(50, [2, 64]), activation: 'silu' as const };
     const f = n.groupNorm(x, o);
     return { ...f, ...n.groupNormBackward(t(51, [2, 64, 24, 24]), x, f.mean, f.rstd, o) };
+  }],
+  ['l2Normalize dims 1 and -1 + backward [16, 96, 130]', (n, t) => {
+    const x = t(60, [16, 96, 130]);
+    const out: Record<string, Tensor> = {};
+    for (const dim of [1, -1]) {
+      const f = n.l2Normalize(x, { dim });
+      const g = n.l2NormalizeBackward(t(61, [16, 96, 130]), x, f.norms, { dim });
+      Object.assign(out, { [`y${dim}`]: f.y, [`norms${dim}`]: f.norms, [`dx${dim}`]: g.dx });
+    }
+    return out;
   }],
   ['weightNorm dims 0, 1, last + backward [40, 30, 50]', (n, t) => {
     const v = t(27, [40, 30, 50]);
@@ -244,6 +254,12 @@ describe('block statistics: the one-pass shift is kept only when it is safe', ()
         const o = n.layerNorm(n.tensor(data, [1, K]), { normalizedShape: [K], eps });
         for (const k of ['y', 'mean', 'rstd'] as const) {
           expect(relativeL2(await n.read(o[k]), await cpu.read(ref[k])), `${name}: ${k} (${n._wasm!.m.build})`).toBeLessThanOrEqual(1e-4);
+        }
+        // RMS norm's sum of squares on the same row (flushed or overflowing squares summed again in float64).
+        const rr = cpu.rmsNorm(cpu.tensor(data, [1, K]), { normalizedShape: [K], eps });
+        const ro = n.rmsNorm(n.tensor(data, [1, K]), { normalizedShape: [K], eps });
+        for (const k of ['y', 'rstd'] as const) {
+          expect(relativeL2(await n.read(ro[k]), await cpu.read(rr[k])), `${name}: rmsNorm ${k} (${n._wasm!.m.build})`).toBeLessThanOrEqual(1e-4);
         }
       }
       cpu.destroy();

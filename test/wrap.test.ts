@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createNorms, ShapeError, TensorError, type Norms, type Tensor } from '../src/index.ts';
-import { packHalves, roundToHalf } from '../src/cpu/half.ts';
+import { packHalves, roundToHalf } from '../src/half.ts';
 import { gpuNorms, expectClose } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 

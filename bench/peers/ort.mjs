@@ -16,6 +16,37 @@ export function modelFor(c, host) {
   const init = (name, dims, data, dtype = dt) => ({ name, dims, dtype, data });
   if (c.dir !== 'fwd') return { reason: 'ORT-web is inference only: no backward kernels' };
   const D = c.shape[c.shape.length - 1];
+  if (c.op === 'layerNorm' && (c.opts.modulate || c.opts.gate)) {
+    // The adaLN-Zero block as an exporter writes it: sum = residual + gate ⊙ x, LayerNormalization
+    // without affine (unit scale, zero bias), y = n ⊙ (1 + scale) + shift.
+    if (c.opts.modulate !== 'sample' || !c.opts.gate || !c.opts.residual || c.shape.length !== 3) return { reason: 'the ORT graph is written for x [B, T, D] with per-sample scale, shift and gate' };
+    const M = [c.shape[0], 1, D];
+    const io = (name, dims) => ({ name, dims, dtype: dt });
+    return {
+      what: 'Mul + Add -> LayerNormalization (opset 17, no affine) -> Add(1) + Mul + Add, one graph',
+      model: buildModel({
+        nodes: [
+          { op: 'Mul', inputs: ['G', 'X'], outputs: ['GX'] },
+          { op: 'Add', inputs: ['R', 'GX'], outputs: ['S'] },
+          { op: 'LayerNormalization', inputs: ['S', 'ones', 'zeros'], outputs: ['N'], attrs: { axis: { int: -1 }, epsilon: { float: c.opts.eps ?? EPS_LN } } },
+          { op: 'Add', inputs: ['SC', 'offset'], outputs: ['SC1'] },
+          { op: 'Mul', inputs: ['N', 'SC1'], outputs: ['NS'] },
+          { op: 'Add', inputs: ['NS', 'SH'], outputs: ['Y'] },
+        ],
+        inputs: [X, io('R', c.shape), io('G', M), io('SC', M), io('SH', M)],
+        outputs: [Y, io('S', c.shape)],
+        initializers: [init('ones', [D], new Array(D).fill(1)), init('zeros', [D], new Array(D).fill(0)), init('offset', [1], [c.opts.scaleOffset ?? 1])],
+      }),
+      feeds: [
+        ['X', 'x', c.shape],
+        ['R', 'residual', c.shape],
+        ['G', 'gate', M],
+        ['SC', 'scale', M],
+        ['SH', 'shift', M],
+      ],
+      outputs: ['Y', 'S'],
+    };
+  }
   if (c.op === 'layerNorm' && c.opts.residual) {
     // ORT's fused residual layer norm: com.microsoft SkipLayerNormalization, with the sum output.
     const d3 = [1, c.shape[0], D];

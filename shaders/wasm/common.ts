@@ -245,7 +245,7 @@ export function blockSumsq(x: usize, n: i32): void {
     const v = <f64>ld(x, i);
     t += v * v;
   }
-  if (redo(t) && t != 0) {
+  if (redo(t)) {
     t = 0;
     for (let j = 0; j < n; j++) {
       const v = <f64>ld(x, j);

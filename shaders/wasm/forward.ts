@@ -165,7 +165,7 @@ function colBlock4(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
       if (l == 1) q = <f64>f32x4.extract_lane(a, 1);
       if (l == 2) q = <f64>f32x4.extract_lane(a, 2);
       if (l == 3) q = <f64>f32x4.extract_lane(a, 3);
-      if (redo(q) && q != 0) {
+      if (redo(q)) {
         q = 0;
         for (let i = 0; i < n; i++) {
           const v = <f64>ld(at(x, l), i * C);

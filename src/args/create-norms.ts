@@ -1,6 +1,6 @@
 /** Option checks of createNorms (maxBindingBytes is checked against the device's limits when it is applied). */
 import { ValueError } from '../errors.ts';
-import type { CreateNormsOptions } from '../index.ts';
+import type { CreateNormsOptions } from '../types.ts';
 import { checkOptions, describeValue } from '../validate.ts';
 
 /** The options createNorms accepts (any other key is a ValueError naming the nearest of these). */

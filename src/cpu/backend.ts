@@ -2,9 +2,10 @@
 import { Tensor, type DType } from '../tensor.ts';
 import * as O from '../ops.ts';
 import * as ref from './reference.ts';
-import { roundToHalf } from './half.ts';
+import { roundToHalf } from '../half.ts';
 import type { HostTensor } from './host.ts';
 import type { F64Tensor } from './common.ts';
+import { l2Normalize64, l2NormalizeBackward64 } from './l2-normalize.ts';
 import { gatedSum, modIndex, modulate, modulationGrads, normalizedWith, residualGrads } from './modulate.ts';
 
 export class CpuBackend implements O.Backend {
@@ -192,6 +193,15 @@ export class CpuBackend implements O.Backend {
   weightNormBackward(a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
     const r = ref.weightNormBackward(this.h(a.dw), this.h(a.v), this.h(a.g), this.h(a.norms), { dim: a.dim });
     return { dv: this.out(r.dv, a.v.dtype), dg: this.out(r.dg, a.g.dtype) };
+  }
+
+  l2Normalize(a: O.LpNormalizeArgs): O.LpNormalizeOut {
+    const r = l2Normalize64(a.x._data!, a);
+    return { y: this.out64(r.y, a.x.shape, a.x.dtype), norms: this.out64(r.norms, a.normShape, 'float32') };
+  }
+
+  l2NormalizeBackward(a: O.LpNormalizeBwdArgs): { dx: Tensor } {
+    return { dx: this.out64(l2NormalizeBackward64(a.dy._data!, a.x._data!, a.norms._data!, a), a.x.shape, a.x.dtype) };
   }
 
   destroy(): void {}

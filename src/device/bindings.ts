@@ -1,7 +1,6 @@
 /** Dispatches and what they bind: uniform buffers (packed params) and bind groups, both cached. */
 import { BufferUsage } from './buffers.ts';
 import type { Kernel } from './pipelines.ts';
-import type { EncodeSession } from './sessions.ts';
 
 /** A bound range of a buffer (offset a multiple of minStorageBufferOffsetAlignment). */
 export interface BoundRange {
@@ -70,7 +69,7 @@ export class BindingCache {
     return id;
   }
 
-  bindGroup(x: Dispatch, rec?: EncodeSession, errs?: Promise<GPUError | null>[]): GPUBindGroup {
+  bindGroup(x: Dispatch, rec?: { used: Set<GPUBuffer> }, errs?: Promise<GPUError | null>[]): GPUBindGroup {
     const d = this.device;
     // Cache misses create objects whose validation errors (a buffer without STORAGE usage, of
     // another device) belong to this op: caught by a scope of their own (hits create nothing).

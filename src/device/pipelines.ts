@@ -36,6 +36,11 @@ export interface KernelSource {
   half?: HalfStorage;
 }
 
+/** The whole WGSL of a kernel as it is compiled: enables, uniforms, binding declarations and accessors, body. */
+export function kernelCode(src: Pick<KernelSource, 'enables' | 'uniforms' | 'bindings' | 'aligned' | 'window' | 'half' | 'body'>): string {
+  return `${(src.enables ?? []).map((e) => `enable ${e};\n`).join('')}${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window, src.half)}\noverride WG: u32 = 64u;\n${src.body()}`;
+}
+
 export class PipelineCache {
   private readonly pipelines = new Map<string, Kernel>();
   /** WGSL compile errors by cache key, thrown by the submissions that use the pipeline. */
@@ -46,7 +51,7 @@ export class PipelineCache {
   kernel(src: KernelSource): Kernel {
     const hit = this.pipelines.get(src.key);
     if (hit) return hit;
-    const code = `${(src.enables ?? []).map((e) => `enable ${e};\n`).join('')}${src.uniforms.wgsl()}\n${bindingsWGSL(src.bindings, src.aligned, src.window, src.half)}\noverride WG: u32 = 64u;\n${src.body()}`;
+    const code = kernelCode(src);
     const d = this.device;
     d.pushErrorScope('validation');
     const module = d.createShaderModule({ code, label: src.label });

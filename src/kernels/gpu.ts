@@ -8,7 +8,7 @@ import type * as O from '../ops.ts';
 import type { GpuContext } from '../device/context.ts';
 import { kernel, params, WG } from './source.ts';
 import { LimitError, ValueError } from '../errors.ts';
-import { packHalves, unpackHalves } from '../cpu/half.ts';
+import { packHalves, unpackHalves } from '../half.ts';
 import { profileName } from './traffic.ts';
 import type { Plan, Planned, Planner } from './plan.ts';
 import { settle } from './policy.ts';
@@ -17,6 +17,7 @@ import * as layer from './layer-norm.ts';
 import * as group from './group-norm.ts';
 import * as batch from './batch-norm.ts';
 import * as weight from './weight-norm.ts';
+import * as lp from './l2-normalize.ts';
 import { modulateBackward, modulateForward, modulated } from './modulate.ts';
 import { channelsLast, clMaps } from './steps.ts';
 import { tb, type Bind } from './plan.ts';
@@ -59,6 +60,8 @@ export class GpuBackend implements O.Backend, Planner {
   rowsKernel: 'auto' | 'off' = 'auto';
   /** Tests: subgroup sums in those kernels where the device has 'subgroups' (false: the workgroup tree). */
   useSubgroups = true;
+  /** Tests: fewer storage bindings per kernel than the device allows (modulated plans split as on a device with WebGPU's default 8). */
+  maxStorageBindings: number | undefined = undefined;
 
   /** Submit the batched ops now (tensor.buffer handed out). */
   private readonly flush = (): void => this.ctx.flush();
@@ -76,30 +79,30 @@ export class GpuBackend implements O.Backend, Planner {
   // ---- ops: build the plan, settle it, encode it ----
 
   layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
-    return this.exec(modulateForward(this, 'layerNorm', layer.layerNorm(this, a), a));
+    return this.exec(modulateForward(this, 'layerNorm', (b) => layer.layerNorm(this, { ...a, ...b }), a));
   }
   layerNormBackward(a: O.LayerNormBwdArgs): O.ModBwdOut {
     if (!bwdModulated(a)) return { ...this.exec(layer.layerNormBackward(this, a)), ...NO_GRADS };
-    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy) => layer.layerNormBackward(this, { ...a, dy }), rowStats(a, a.mean, a.bias), false));
+    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy, x) => layer.layerNormBackward(this, { ...a, dy, x }), rowStats(a, a.mean, a.bias), false));
   }
   rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
-    return this.exec(modulateForward(this, 'rmsNorm', layer.rmsNorm(this, a), a));
+    return this.exec(modulateForward(this, 'rmsNorm', (b) => layer.rmsNorm(this, { ...a, ...b }), a));
   }
   rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
     if (!bwdModulated(a)) return { ...this.exec(layer.rmsNormBackward(this, a)), ...NO_GRADS };
-    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy) => {
-      const p = layer.rmsNormBackward(this, { ...a, dy });
+    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy, x) => {
+      const p = layer.rmsNormBackward(this, { ...a, dy, x });
       return { out: { ...p.out, dbias: null }, plan: p.plan };
     }, rowStats(a, null, null), false));
     return r;
   }
   groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
-    return this.exec(modulateForward(this, 'groupNorm', group.groupNorm(this, a), a));
+    return this.exec(modulateForward(this, 'groupNorm', (b) => group.groupNorm(this, { ...a, ...b }), { ...a, residual: null }));
   }
   groupNormBackward(a: O.GroupNormBwdArgs): O.ModBwdOut {
     if (!modulated(a) && !a.silu) return { ...this.exec(group.groupNormBackward(this, a)), ...NO_GRADS };
     const m = { ...a, residual: null, dsum: null };
-    return this.exec(modulateBackward(this, 'groupNormBackward', m, (dy) => group.groupNormBackward(this, { ...a, dy }), groupStats(a), a.silu));
+    return this.exec(modulateBackward(this, 'groupNormBackward', m, (dy, x) => group.groupNormBackward(this, { ...a, dy, x }), groupStats(a), a.silu));
   }
   instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
     return this.exec(group.instanceNorm(this, a));
@@ -118,6 +121,12 @@ export class GpuBackend implements O.Backend, Planner {
   }
   weightNormBackward(a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
     return this.exec(weight.weightNormBackward(this, a));
+  }
+  l2Normalize(a: O.LpNormalizeArgs): O.LpNormalizeOut {
+    return this.exec(lp.l2Normalize(this, a));
+  }
+  l2NormalizeBackward(a: O.LpNormalizeBwdArgs): { dx: Tensor } {
+    return this.exec(lp.l2NormalizeBackward(this, a));
   }
 
   /** Plans recorded instead of encoded (planOnly). */

@@ -43,7 +43,7 @@ function checkPlan(g: Planner, op: string, plan: Plan, tensors: (Tensor | null)[
       throw new LimitError(`${op}: modulated or gated tensors larger than one storage binding (${t.size} elements of ${t.dtype}, limit ${g.bindLimit} bytes) are not supported; split the batch`, 'x');
     }
   }
-  const max = g.ctx.device.limits.maxStorageBuffersPerShaderStage;
+  const max = bindingLimit(g);
   for (const s of plan.steps) {
     if (s.binds.length > max) {
       throw new LimitError(`${op}: the ${s.entry} kernel needs ${s.binds.length} storage bindings with this modulation, the device allows ${max} (maxStorageBuffersPerShaderStage)`, 'x');
@@ -51,13 +51,49 @@ function checkPlan(g: Planner, op: string, plan: Plan, tensors: (Tensor | null)[
   }
 }
 
-/** A forward plan of layerNorm / rmsNorm / groupNorm with scale, shift and gate applied on its reads of x and stores of y. */
-export function modulateForward<R>(g: Planner, op: string, r: Planned<R>, a: O.Modulation & { x: Tensor; residual?: Tensor | null }): Planned<R> {
-  if (!r.plan || !modulated(a)) return r;
+/**
+ * The storage bindings a device allows per kernel (tests may lower it: GpuBackend.maxStorageBindings).
+ * Modulated kernels bind up to 12; where that is too many (WebGPU's default is 8), the gated sum and
+ * the residual's gradients run as passes of their own ("narrow" plans).
+ */
+function bindingLimit(g: Planner): number {
+  return Math.min(g.ctx.device.limits.maxStorageBuffersPerShaderStage, g.maxStorageBindings ?? Infinity);
+}
+
+/** S = residual + gate ⊙ x as a pass of its own. */
+function gatedSumStep(a: O.Modulation & { x: Tensor; residual: Tensor }, sum: Tensor): Step {
+  return {
+    entry: 'gated_sum_elements',
+    flags: a.gate ? ['MOD_GT'] : [],
+    binds: [tb('X', a.x), tb('R', a.residual), ...(a.gate ? [tb('GT', a.gate)] : []), tb('S', sum, true)],
+    p: { ...modParams(a), elements: a.x.size },
+    workgroups: applyWorkgroups(a.x.size),
+  };
+}
+
+/**
+ * A forward plan of layerNorm / rmsNorm / groupNorm with scale, shift and gate applied on its
+ * reads of x and stores of y. `plan` is the norm's own planner (called once).
+ */
+export function modulateForward<R extends object>(g: Planner, op: string, plan: (a: O.Modulation & { x: Tensor; residual: Tensor | null }) => Planned<R>, a: O.Modulation & { x: Tensor; residual: Tensor | null }): Planned<R> {
+  if (!modulated(a)) return plan(a);
+  // Worst case of the norm's own kernels: X, R, W, B, Y, S, MEAN (or LO), RSTD; then GT, SC, SH.
+  const wide = 8 + (a.gate ? 1 : 0) + (a.scale ? 1 : 0) + (a.shift ? 1 : 0);
+  let pre: Step | null = null;
+  let sum: Tensor | null = null;
+  let r: Planned<R>;
+  if (a.gate && a.residual && a.x.size > 0 && wide > bindingLimit(g)) {
+    // Narrow: the gated sum first (into the `sum` output), then the norm of it.
+    sum = g.alloc(a.x.shape, a.x.dtype, 'sum');
+    pre = gatedSumStep({ ...a, residual: a.residual }, sum);
+    r = plan({ ...a, x: sum, residual: null, gate: null });
+    r = { out: { ...r.out, sum }, plan: r.plan };
+  } else r = plan(a);
+  if (!r.plan) return r;
   const mp = modParams(a);
   for (const s of r.plan.steps) {
     let touched = false;
-    if (a.gate && rename(s, 'X', 'XG')) {
+    if (a.gate && !pre && rename(s, 'X', 'XG')) {
       s.binds.push(tb('GT', a.gate));
       s.flags.push('GATE_X', 'MOD_GT');
       touched = true;
@@ -74,6 +110,8 @@ export function modulateForward<R>(g: Planner, op: string, r: Planned<R>, a: O.M
     }
     if (touched) s.p = { ...s.p, ...mp };
   }
+  if (pre) r.plan.steps.unshift(pre);
+  if (sum) r.plan.outputs.push(sum);
   checkPlan(g, op, r.plan, [a.x, a.residual ?? null, a.scale, a.shift, a.gate]);
   return r;
 }
@@ -92,21 +130,22 @@ export type ModBwdArgs = O.Modulation & O.ModBackward & { x: Tensor; dy: Tensor 
 /**
  * A backward plan of layerNorm / rmsNorm / groupNorm with the modulation's gradients: `run`
  * plans the norm's own backward for the given dy (the SiLU-free gradient, with group norm's
- * activation) and its plan is rerouted through modulate.wgsl; `normStats` are the bindings and
- * index maps (statistics, weight, bias) that modulation_grad_partials recomputes n with.
+ * activation) and x (the norm's input, when narrow plans compute it first), and its plan is
+ * rerouted through modulate.wgsl; `norm` are the bindings and index maps (statistics, weight,
+ * bias) that modulation_grad_partials recomputes n with.
  */
-export function modulateBackward<R extends object>(
+export function modulateBackward<R extends { dx: Tensor }>(
   g: Planner,
   op: string,
   a: ModBwdArgs,
-  run: (dy: Tensor) => Planned<R>,
+  run: (dy: Tensor, x: Tensor) => Planned<R>,
   norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
   silu: boolean,
 ): Planned<R & ModGrads> {
   const { x, dy } = a;
   const zeros = (t: Tensor | null, label: string) => (t ? g.filled(t.shape, label, 0, t.dtype) : null);
   if (x.size === 0) {
-    const r = run(dy);
+    const r = run(dy, x);
     return {
       out: { ...r.out, dscale: zeros(a.scale, 'dscale'), dshift: zeros(a.shift, 'dshift'), dgate: zeros(a.gate, 'dgate'), dresidual: a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null },
       plan: r.plan,
@@ -115,10 +154,23 @@ export function modulateBackward<R extends object>(
   const mp = modParams(a);
   const pre: Step[] = [];
   const temps: GPUBuffer[] = [];
-  // The sum the norm normalized (with a residual): its reads recomputed from x, residual and gate.
-  const sumBinds: Bind[] = a.residual ? [tb('R', a.residual), ...(a.gate ? [tb('GT', a.gate)] : [])] : [];
-  const sumFlags = a.residual ? ['SUM_X', ...(a.gate ? ['MOD_GT'] : []), ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
-  const xBind = (): Bind => (a.residual ? tb('XG', x) : tb('X', x));
+  const limit = bindingLimit(g);
+  // Worst case of the norm's own kernels: DY, X, W, MEAN, RSTD, DX, PART (or CORR); then SC, R,
+  // GT, DS, DR. Narrow: the sum and the residual's gradients as passes of their own.
+  const wide = 7 + (a.scale ? 1 : 0) + (a.residual ? 2 : 0) + (a.gate ? 1 : 0) + (a.dsum ? 1 : 0);
+  const mgWide = 2 + (a.residual ? 1 + (a.gate ? 2 : 0) : 0) + norm.binds.length + (a.scale ? 1 : 0) + (a.shift ? 1 : 0) + (a.gate ? 1 : 0);
+  const narrow = wide > limit || mgWide > limit;
+  let xin = x;
+  if (narrow && a.residual) {
+    const buf = g.temp(Math.ceil((x.size * (x.dtype === 'float16' ? 2 : 4)) / 4) * 4 + 4, 'sum');
+    temps.push(buf);
+    xin = new Tensor({}, x.shape, x.dtype, { buffer: buf }, false);
+    pre.push(gatedSumStep({ ...a, residual: a.residual }, xin));
+  }
+  const wideSum = !narrow && !!a.residual;
+  // The sum the norm normalized (with a residual, wide): its reads recomputed from x, residual and gate.
+  const sumBinds: Bind[] = wideSum ? [tb('R', a.residual!), ...(a.gate ? [tb('GT', a.gate)] : [])] : [];
+  const sumFlags = wideSum ? ['SUM_X', ...(a.gate ? ['MOD_GT'] : []), ...(x.dtype === 'float16' ? ['HALF_SUM'] : [])] : [];
   let gdy = dy;
   if (silu) {
     // dz = dy ⊙ silu'(z), z the modulated affine output before the activation, into an f32 temp.
@@ -133,9 +185,10 @@ export function modulateBackward<R extends object>(
       workgroups: applyWorkgroups(x.size),
     });
   }
-  const r = run(gdy);
+  const r = run(gdy, xin);
   if (!r.plan) throw new Error(`${op}: no plan`);
   const dresidual = a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null;
+  const mid: Step[] = [];
   for (const s of r.plan.steps) {
     let touched = false;
     if (a.scale && rename(s, 'DY', 'DYM')) {
@@ -143,13 +196,13 @@ export function modulateBackward<R extends object>(
       s.flags.push('MOD_DY', 'MOD_SC');
       touched = true;
     }
-    if (a.residual && rename(s, 'X', 'XG')) {
+    if (wideSum && rename(s, 'X', 'XG')) {
       s.binds.push(...sumBinds.filter((b) => !s.binds.some((c) => c.name === b.name)));
       s.flags.push(...sumFlags.filter((f) => !s.flags.includes(f)));
       touched = true;
     }
     const dx = s.binds.find((b) => b.name === 'DX' && b.rw);
-    if (dx && (a.residual || a.dsum)) {
+    if (dx && !narrow && (a.residual || a.dsum)) {
       dx.name = 'DXM';
       s.flags.push('DX_OUT');
       if (a.dsum) s.binds.push(tb('DS', a.dsum)), s.flags.push('HAS_DS');
@@ -160,13 +213,27 @@ export function modulateBackward<R extends object>(
     }
     if (touched) s.p = { ...s.p, ...mp };
   }
+  if (narrow && (a.residual || a.dsum)) {
+    // dx + dsum, the residual's gradient, and dx times the gate, in place on dx.
+    mid.push({
+      entry: 'residual_grad_elements',
+      flags: [...(a.dsum ? ['HAS_DS'] : []), ...(dresidual ? ['HAS_DR'] : []), ...(a.gate ? ['MOD_GT'] : [])],
+      binds: [tb('X', x), tb('DXN', r.out.dx, true), ...(a.dsum ? [tb('DS', a.dsum)] : []), ...(dresidual ? [tb('DR', dresidual, true)] : []), ...(a.gate ? [tb('GT', a.gate)] : [])],
+      p: { ...mp, elements: x.size },
+      workgroups: applyWorkgroups(x.size),
+    });
+  }
   // dscale = Σ dy ⊙ n, dshift = Σ dy, dgate = Σ dresidual ⊙ x over the broadcast dims.
   const dscale = a.scale ? g.alloc(a.scale.shape, a.scale.dtype, 'dscale') : null;
   const dshift = a.shift ? g.alloc(a.shift.shape, a.shift.dtype, 'dshift') : null;
   const dgate = a.gate ? g.alloc(a.gate.shape, a.gate.dtype, 'dgate') : null;
   const post: Step[] = [];
-  if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xBind(), sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, dresidual, temps));
-  const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...post], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
+  const xb = wideSum ? tb('XG', x) : tb('X', xin);
+  if (narrow) {
+    if (dscale || dshift) post.push(...modGradSteps(g, a, gdy, xb, [], [], norm, mp, { dscale, dshift, dgate: null }, null, temps));
+    if (dgate) post.push(...modGradSteps(g, a, gdy, tb('XG', x), [tb('X', x)], ['MG_NO_DY'], { binds: [], flags: [], p: {} }, mp, { dscale: null, dshift: null, dgate }, dresidual, temps));
+  } else if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xb, sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, dresidual, temps));
+  const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...mid, ...post], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
   checkPlan(g, op, plan, [x, dy, a.residual, a.dsum, a.scale, a.shift, a.gate]);
   return { out: { ...r.out, dscale, dshift, dgate, dresidual }, plan };
 }
@@ -193,8 +260,9 @@ function modGradSteps(
   const L = Math.min(U, MOD_CHUNK);
   const Pc = Math.ceil(U / L);
   const direct = Pc === 1;
+  const noDy = sumFlags.includes('MG_NO_DY');
   const flags = [...norm.flags, ...sumFlags, ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
-  const binds: Bind[] = [tb('DY', dy), xb, ...sumBinds, ...norm.binds];
+  const binds: Bind[] = [...(noDy ? [] : [tb('DY', dy)]), xb, ...sumBinds, ...norm.binds];
   if (outs.dgate && dresidual) binds.push(tb('DRT', dresidual));
   const steps: Step[] = [];
   const p = { ...norm.p, ...mp, groups: M, chunks: Pc, chunkLength: L, runLength: U };

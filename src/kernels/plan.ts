@@ -63,6 +63,8 @@ export interface Planner {
   readonly rowsKernel: 'auto' | 'off';
   /** Tests: false makes the rows kernels use the workgroup tree instead of subgroup sums. */
   readonly useSubgroups: boolean;
+  /** Tests: fewer storage bindings per kernel than the device allows (modulated plans then split). */
+  readonly maxStorageBindings?: number;
   /** A new output tensor (poisoned with NaN when the backend poisons). */
   alloc(shape: readonly number[], dtype: DType, label: string): Tensor;
   /** A new tensor holding `value` everywhere. */

@@ -191,6 +191,8 @@ export const LAYOUTS = {
     ...GROUP_FIELDS,
     rowsPerBlock: 'u32',
     blocks: 'u32',
+    // lp_normalize_*: the p of the norm.
+    power: 'f32',
     ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,
@@ -253,6 +255,16 @@ for (const family of Object.keys(FILES) as Family[]) {
   const known = new Set([...d.flags, ...d.sections]);
   for (const [name, roles] of d.entries) [name, ...roles].forEach((r) => known.add(r));
   FLAGS.set(family, { flags: d.flags, known });
+}
+
+/** Every entry point with its family and sections, and each family's flags (the `wgsl` command's index). */
+export function entryList(): string {
+  const out: string[] = [];
+  for (const family of Object.keys(FILES) as Family[]) {
+    out.push(`${family}: flags ${[...FLAGS.get(family)!.flags].sort().join(' ')}`);
+    for (const [name, e] of ENTRIES) if (e.family === family) out.push(`  ${name} (${e.roles.join(' ')})`);
+  }
+  return out.join('\n');
 }
 
 /** An entry point's declaration; throws on a name no shader declares. */

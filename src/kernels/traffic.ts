@@ -9,7 +9,7 @@
  */
 import { elementBytes, type DType } from '../tensor.ts';
 import type { KernelProfile } from '../device/context.ts';
-import { invocations, kernelMemory, touched } from './kernels.ts';
+import { invocations, kernelMemory, touched } from './memory.ts';
 import type { Step } from './plan.ts';
 
 type TrafficStep = Pick<Step, 'entry' | 'flags' | 'binds' | 'p'>;

@@ -14,7 +14,7 @@
 import type { DType } from '../tensor.ts';
 import type { BoundRange } from '../device/context.ts';
 import { LimitError } from '../errors.ts';
-import { EMPTY, invocations, perElement, touched, type Span } from './kernels.ts';
+import { EMPTY, invocations, perElement, touched, type Span } from './memory.ts';
 import type { Step, WindowDispatch } from './plan.ts';
 
 /** u32 words [lo, hi) of a binding's elements [lo, hi) (float16: two per word, plus the word after a quad). */

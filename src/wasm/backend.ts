@@ -15,6 +15,7 @@ import { WasmModule, CHUNK, type Kernel, type WasmModuleOptions } from './module
 import * as rows from './rows.ts';
 import * as channels from './channels.ts';
 import * as wn from './weight-norm.ts';
+import * as l2 from './l2-normalize.ts';
 
 export class WasmBackend implements O.Backend {
   readonly kind = 'wasm' as const;
@@ -178,6 +179,13 @@ export class WasmBackend implements O.Backend {
   }
   weightNormBackward(a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
     return wn.weightNormBackward(this, a);
+  }
+
+  l2Normalize(a: O.LpNormalizeArgs): O.LpNormalizeOut {
+    return l2.l2Normalize(this, a);
+  }
+  l2NormalizeBackward(a: O.LpNormalizeBwdArgs): { dx: Tensor } {
+    return l2.l2NormalizeBackward(this, a);
   }
 
   destroy(): void {

@@ -281,6 +281,8 @@ const workgroupRows: KernelMemory = { invocations: (q) => q.groups!, touched() {
 /** The modulation's gradient sums and SiLU's dy (modulated ops are never windowed): not modelled. */
 const modulation: KernelMemory = { invocations: (q) => q.groups! * q.chunks!, touched() {}, rest: 'whole', modelled: false };
 const siluGrad: KernelMemory = { invocations: (q) => Math.ceil(q.elements! / 4), touched() {}, rest: 'whole', modelled: false };
+/** Lp normalization, one invocation per lane (never windowed): not modelled. */
+const lpLanes: KernelMemory = { invocations: (q) => q.groups!, touched() {}, rest: 'whole', modelled: false };
 const copy: KernelMemory = { invocations: (q) => q.elements!, touched() {}, rest: 'whole', modelled: false };
 
 const KERNELS: Record<string, KernelMemory> = {
@@ -312,6 +314,10 @@ const KERNELS: Record<string, KernelMemory> = {
   workgroup_rows_grad: workgroupRows,
   modulation_grad_partials: modulation,
   silu_grad_elements: siluGrad,
+  gated_sum_elements: siluGrad,
+  residual_grad_elements: siluGrad,
+  lp_normalize_lanes: lpLanes,
+  lp_normalize_grad_lanes: lpLanes,
   copy,
 };
 

@@ -1,0 +1,61 @@
+/**
+ * Argument checks of l2Normalize and l2NormalizeBackward (PyTorch `F.normalize`): dim, p, eps,
+ * resolved into the lanes along dim both backends take.
+ */
+import { ShapeError, ValueError, fmtShape } from '../errors.ts';
+import type * as O from '../ops.ts';
+import { numel, type Tensor } from '../tensor.ts';
+import { checkOptions, checkTensor, describeValue, expectDtype, expectFloat32, expectShape } from '../validate.ts';
+
+/** The options each op accepts (any other key is a ValueError naming the nearest of these). */
+const KEYS = {
+  l2Normalize: ['dim', 'p', 'eps'],
+  l2NormalizeBackward: ['dim', 'p', 'eps'],
+} as const satisfies Record<string, readonly string[]>;
+
+type Opts = Record<string, unknown>;
+
+/** Lanes along `dim`: element (o, d, i) at (o*D + d)*inner + i; the norms' shape is x's with 1 on dim. */
+function lanes(x: Tensor, o: Opts, op: string): O.LpGeom {
+  const rank = x.shape.length;
+  if (rank < 1) throw new ShapeError(`x: ${op} expects rank >= 1, got ${fmtShape(x.shape)}`, 'x');
+  const dimArg = o.dim === undefined ? 1 : o.dim;
+  if (typeof dimArg !== 'number' || !Number.isInteger(dimArg) || dimArg < -rank || dimArg >= rank) {
+    throw new ValueError(`dim: expected an integer in [${-rank}, ${rank - 1}] for x of shape ${fmtShape(x.shape)}, got ${describeValue(dimArg)}`, 'dim');
+  }
+  const dim = dimArg < 0 ? dimArg + rank : dimArg;
+  const p = o.p === undefined ? 2 : o.p;
+  if (typeof p !== 'number' || !Number.isFinite(p) || p <= 0) throw new ValueError(`p: expected a finite number > 0, got ${describeValue(p)}`, 'p');
+  const eps = o.eps === undefined ? 1e-12 : o.eps;
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError(`eps: expected a finite number >= 0, got ${describeValue(eps)}`, 'eps');
+  return {
+    dim,
+    outer: numel(x.shape.slice(0, dim)),
+    D: x.shape[dim]!,
+    inner: numel(x.shape.slice(dim + 1)),
+    normShape: x.shape.map((d, i) => (i === dim ? 1 : d)),
+    p,
+    eps,
+  };
+}
+
+/** l2Normalize(x, options). `owner`: the Norms instance the tensors must belong to. */
+export function l2NormalizeArgs(owner: object, x: unknown, options: unknown = {}): O.LpNormalizeArgs {
+  const o = checkOptions(options, 'l2Normalize', KEYS.l2Normalize);
+  const xt = checkTensor(x, 'x', owner);
+  return { ...lanes(xt, o, 'l2Normalize'), x: xt };
+}
+
+/** l2NormalizeBackward(dy, x, norms, options). */
+export function l2NormalizeBackwardArgs(owner: object, dy: unknown, x: unknown, norms: unknown, options: unknown = {}): O.LpNormalizeBwdArgs {
+  const o = checkOptions(options, 'l2NormalizeBackward', KEYS.l2NormalizeBackward);
+  const dyt = checkTensor(dy, 'dy', owner);
+  const xt = checkTensor(x, 'x', owner);
+  const nt = checkTensor(norms, 'norms', owner);
+  const geom = lanes(xt, o, 'l2NormalizeBackward');
+  expectShape(dyt, 'dy', xt.shape, 'the shape of x');
+  expectDtype(dyt, 'dy', xt.dtype, 'x');
+  expectShape(nt, 'norms', geom.normShape, 'the shape of x with 1 on dim');
+  expectFloat32(nt, 'norms');
+  return { ...geom, dy: dyt, x: xt, norms: nt };
+}

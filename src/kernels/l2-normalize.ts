@@ -1,0 +1,67 @@
+/**
+ * Lp normalization along a dim on the GPU (PyTorch `F.normalize`, ONNX `LpNormalization`): one
+ * invocation per lane (lp_normalize_lanes / lp_normalize_grad_lanes in apply.wgsl), the lanes of
+ * a middle dim side by side in memory. float16 outputs are written as float32 and packed by a
+ * cast_half step, because two lanes (or two rows) may share a u32 word of halves.
+ */
+import type * as O from '../ops.ts';
+import type { Tensor } from '../tensor.ts';
+import { LimitError } from '../errors.ts';
+import { WG } from './source.ts';
+import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
+import { windowed } from './policy.ts';
+
+const lanes = (a: O.LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
+
+/** A per-element output written in f32 (a float16 tensor through a temp and cast_half). */
+function elementOut(g: Planner, name: string, t: Tensor, temps: GPUBuffer[], post: Step[]): Bind {
+  if (t.dtype === 'float32') return tb(name, t, true);
+  const tmp = g.temp(Math.max(t.size, 1) * 4, `${name}.f32`);
+  temps.push(tmp);
+  const words = Math.ceil(t.size / 2);
+  post.push({
+    entry: 'cast_half',
+    flags: [],
+    binds: [f32('SRC', tmp), { name: 'OUT', t: t._buffer!, dtype: 'float16', rw: true }],
+    p: { outputs: words, elements: t.size },
+    workgroups: Math.ceil(words / WG),
+  });
+  return f32(name, tmp, true);
+}
+
+function checkWindow(g: Planner, op: string, ts: Tensor[]): void {
+  for (const t of ts) {
+    if (windowed(g, t)) throw new LimitError(`${op}: tensors larger than one storage binding (${t.size} elements of ${t.dtype}, limit ${g.bindLimit} bytes) are not supported yet`, 'x');
+  }
+}
+
+export function l2Normalize(g: Planner, a: O.LpNormalizeArgs): Planned<O.LpNormalizeOut> {
+  const y = g.alloc(a.x.shape, a.x.dtype, 'y');
+  const norms = g.alloc(a.normShape, 'float32', 'norms');
+  if (a.x.size === 0) return { out: { y, norms }, plan: null };
+  checkWindow(g, 'l2Normalize', [a.x]);
+  const temps: GPUBuffer[] = [];
+  const post: Step[] = [];
+  const yb = elementOut(g, 'Y', y, temps, post);
+  const n = a.outer * a.inner;
+  const steps: Step[] = [
+    { entry: 'lp_normalize_lanes', flags: [], binds: [tb('X', a.x), yb, tb('NORM', norms, true)], p: lanes(a), workgroups: Math.ceil(n / WG) },
+    ...post,
+  ];
+  return { out: { y, norms }, plan: { op: 'l2Normalize', steps, temps, outputs: [y, norms] } };
+}
+
+export function l2NormalizeBackward(g: Planner, a: O.LpNormalizeBwdArgs): Planned<{ dx: Tensor }> {
+  const dx = g.alloc(a.x.shape, a.x.dtype, 'dx');
+  if (a.x.size === 0) return { out: { dx }, plan: null };
+  checkWindow(g, 'l2NormalizeBackward', [a.x, a.dy]);
+  const temps: GPUBuffer[] = [];
+  const post: Step[] = [];
+  const db = elementOut(g, 'DX', dx, temps, post);
+  const n = a.outer * a.inner;
+  const steps: Step[] = [
+    { entry: 'lp_normalize_grad_lanes', flags: [], binds: [tb('DY', a.dy), tb('X', a.x), tb('NORM', a.norms), db], p: lanes(a), workgroups: Math.ceil(n / WG) },
+    ...post,
+  ];
+  return { out: { dx }, plan: { op: 'l2NormalizeBackward', steps, temps, outputs: [dx] } };
+}

@@ -1,0 +1,272 @@
+struct Params {
+  outputs: u32,
+  partials: u32,
+  partialBegin: u32,
+  groupStride: u32,
+  partialStride: u32,
+  partialsPerBlock: u32,
+  blocksPerGroup: u32,
+  eps: f32,
+  momentum: f32,
+  elements: u32,
+  channels: u32,
+  numGroups: u32,
+  channelsPerGroup: u32,
+  channelBegin: u32,
+  channelsPerBlock: u32,
+  spatial: u32,
+  invocationBegin: u32,
+  invocationEnd: u32,
+  elementBegin: u32,
+  elementEnd: u32,
+  wordOffset1: u32,
+  wordOffset2: u32,
+  wordOffset3: u32,
+  wordOffset4: u32,
+  wordOffset5: u32,
+  wordOffset6: u32,
+  wordOffset7: u32,
+  wordOffset8: u32,
+  opaqueZero: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> PART: array<f32>;
+fn PART_w(w: u32) -> u32 { return w; }
+fn PART_ld(i: u32) -> f32 { return PART[i]; }
+fn PART_ld4(i: u32) -> vec4f { return vec4f(PART[i], PART[i + 1u], PART[i + 2u], PART[i + 3u]); }
+@group(0) @binding(2) var<storage, read_write> MEAN: array<f32>;
+fn MEAN_w(w: u32) -> u32 { return w; }
+fn MEAN_ld(i: u32) -> f32 { return MEAN[i]; }
+fn MEAN_ld4(i: u32) -> vec4f { return vec4f(MEAN[i], MEAN[i + 1u], MEAN[i + 2u], MEAN[i + 3u]); }
+fn MEAN_st(i: u32, v: f32) { MEAN[i] = v; }
+fn MEAN_st2(i: u32, v: vec2f) { MEAN[i] = v.x; MEAN[i + 1u] = v.y; }
+fn MEAN_st4(i: u32, v: vec4f) { MEAN[i] = v.x; MEAN[i + 1u] = v.y; MEAN[i + 2u] = v.z; MEAN[i + 3u] = v.w; }
+@group(0) @binding(3) var<storage, read_write> RSTD: array<f32>;
+fn RSTD_w(w: u32) -> u32 { return w; }
+fn RSTD_ld(i: u32) -> f32 { return RSTD[i]; }
+fn RSTD_ld4(i: u32) -> vec4f { return vec4f(RSTD[i], RSTD[i + 1u], RSTD[i + 2u], RSTD[i + 3u]); }
+fn RSTD_st(i: u32, v: f32) { RSTD[i] = v; }
+fn RSTD_st2(i: u32, v: vec2f) { RSTD[i] = v.x; RSTD[i + 1u] = v.y; }
+fn RSTD_st4(i: u32, v: vec4f) { RSTD[i] = v.x; RSTD[i + 1u] = v.y; RSTD[i + 2u] = v.z; RSTD[i + 3u] = v.w; }
+@group(0) @binding(4) var<storage, read_write> LO: array<f32>;
+fn LO_w(w: u32) -> u32 { return w; }
+fn LO_ld(i: u32) -> f32 { return LO[i]; }
+fn LO_ld4(i: u32) -> vec4f { return vec4f(LO[i], LO[i + 1u], LO[i + 2u], LO[i + 3u]); }
+fn LO_st(i: u32, v: f32) { LO[i] = v; }
+fn LO_st2(i: u32, v: vec2f) { LO[i] = v.x; LO[i + 1u] = v.y; }
+fn LO_st4(i: u32, v: vec4f) { LO[i] = v.x; LO[i + 1u] = v.y; LO[i + 2u] = v.z; LO[i + 3u] = v.w; }
+override WG: u32 = 64u;
+// common.wgsl: helpers shared by every kernel family.
+//
+// Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
+//#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
+//#flag HAS_W     weight is bound (W)
+//#flag HAS_B     bias is bound (B)
+//#flag SILU      y * sigmoid(y) after the affine step
+//#flag HAS_MEAN  the saved mean is bound (MEAN; RM with EVAL_STATS)
+//#flag EVAL_STATS batch-norm eval: statistics from the running ones, rstd = 1/sqrt(RV + eps)
+//#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
+//#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
+
+// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
+// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
+// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
+
+// Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
+fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
+fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
+
+// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
+// through: a + b).
+fn hyp2(a: f32, b: f32) -> f32 {
+  let m = max(a, b);
+  if (!(m > 0.0) || !finite(m)) { return a + b; }
+  let x = a / m;
+  let y = b / m;
+  return m * sqrt(x * x + y * y);
+}
+
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
+fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
+fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
+fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
+// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
+// of which b is the small rest).
+fn split_sum(a: f32, b: f32) -> vec2f {
+  let s = hold(a + b);
+  return vec2f(s, b - hold(s - a));
+}
+fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  let s = hold4(a + b);
+  return array<vec4f, 2>(s, b - hold4(s - a));
+}
+
+// Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
+// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
+// exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
+// plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
+fn chan(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
+}
+// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
+// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
+// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
+// precision for ordinary data; S = 0 is stored as q = +0.)
+fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
+// S of an encoded q over n elements.
+fn q_root(n: f32, q: f32) -> f32 {
+  if (q_is_root(q)) { return -q; }
+  return sqrt(q / n);
+}
+// q in root form from S (S = 0 as the plain +0).
+fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
+// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
+// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
+fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
+  if (q_is_root(q)) { return rstd_of(-q, eps); }
+  return 1.0 / sqrt(q / n + eps);
+}
+// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
+// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
+fn chan_root(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  let fa = a.x / n;
+  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
+}
+// Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
+// squares may have underflowed.
+fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
+
+// rstd = 1/sqrt(var + eps) from the standard deviation, without overflow or underflow of var:
+// past 2^+-60 the sum is taken in a scale where std is about 1 (eps may be of either sign; var +
+// eps <= 0 gives Inf or NaN, as in PyTorch).
+fn rstd_of(sd: f32, eps: f32) -> f32 {
+  if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
+  let fe = frexp(sd);
+  let e2 = ldexp(eps, -2 * fe.exp);
+  if (!finite(e2)) { return 1.0 / sqrt(eps); }
+  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
+// must make its statistics NaN, as in PyTorch.
+fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
+
+// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
+// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
+// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
+fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
+  let k = sum_dev / n;
+  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
+}
+// finalize.wgsl: per-group merges of the partials written by reduce.wgsl, and the small
+// per-group (or per-channel) computations that follow them.
+//
+// One invocation handles one group j < outputs and merges its partials, found at
+// PART[4*(j*groupStride + c*partialStride)] for partialBegin <= c < partials (partialBegin = 0
+// but for blocks of weight_bias_grads ACCUM):
+// Chan's merge for WELFORD, roots of sums of squares for SUMSQ, plain sums otherwise.
+// `partials` is at most a few hundred, so the sequential merge is short; the long reductions were split
+// by reduce.wgsl. Modes (one compiled in):
+//   FIN_STATS   mean = s + m, rstd = 1/sqrt(M2/n + eps), and LO = (s, m) pairs for the apply
+//               step (see reduce.wgsl); RUNNING: batch-norm running update
+//   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
+//               (per-group results are computed in f32 and packed here, so that no two
+//               invocations share a word)
+//   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
+//   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
+//   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
+//               optionally dweight/dbias per group (batch norm)
+//   FIN_BWD_WN  weight-norm backward coefficients and dg
+//   FIN_SUMS    merged sums written out (group norm per (n, c))
+//   FIN_MERGE   blocks of partialsPerBlock partials merged into one (blocksPerGroup per group)
+//   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
+//               ACCUM: added to the values already stored
+//   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry finalize_mean_rstd FIN_STATS WELFORD
+//#entry finalize_rms FIN_RMS SUMSQ
+//#entry finalize_weight_norm FIN_WN SUMSQ
+//#entry grad_coefficients FIN_BWD
+//#entry weight_norm_grad_coefficients FIN_BWD_WN
+//#entry grad_sums FIN_SUMS
+//#entry group_grad_coefficients FIN_GN
+//#entry weight_bias_grads FIN_DWDB
+//#entry merge_welford FIN_MERGE WELFORD
+//#entry merge_sumsq FIN_MERGE SUMSQ
+//#entry merge_sums FIN_MERGE
+//#entry cast_half FIN_CAST
+//#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
+//#flag W_BY_J       the weight of group j multiplies the coefficients (W)
+//#flag DW           dweight is written (DW)
+//#flag DB           dbias is written (DB)
+//#flag GATE_SUMS    weight_bias_grads writes the fourth sum (dgate: sum dresidual * x) as DW
+//#flag ACCUM        add to the values already stored (blocks of one reduction)
+//#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
+
+// Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
+// squares q encoded (plain, or minus a root mean square for rescanned chunks: q_root in
+// common.wgsl) and so does the merge: plain sums when every partial is plain and the sum is
+// not suspect (full precision), else again with hypot steps on the roots (no overflow or
+// underflow).
+fn part_at(j: u32, c: u32) -> vec4f { return PART_ld4(4u * (j * P.groupStride + c * P.partialStride)); }
+fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
+  var r = vec4f(0.0);
+  var root = false;
+  for (var c = ca; c < cb; c += 1u) {
+    let p = part_at(j, c);
+    root = root || q_is_root(p.w);
+    r = chan(r, p);
+  }
+  if (r.x > 0.0 && (root || m2_suspect(r.w))) {
+    r = vec4f(0.0);
+    for (var c = ca; c < cb; c += 1u) {
+      let p = part_at(j, c);
+      r = chan_root(r, vec4f(p.xyz, q_root(p.x, p.w)));
+    }
+    return vec4f(r.xyz, q_from_root(r.w));
+  }
+  return r;
+}
+fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
+
+@compute @workgroup_size(WG)
+fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = inv_index(lid, wid, nwg);
+  if (j >= P.outputs) { return; }
+  let r = merged(j);
+  // (n, s, m, R): the mean is s + m; the apply step gets the pair (x - mean keeps its precision).
+  let mean = r.y + r.z;
+  MEAN_st(j, mean);
+  RSTD_st(j, q_rstd(r.x, r.w, P.eps));
+  LO_st(2u * j, r.y);
+  LO_st(2u * j + 1u, r.z);
+}

@@ -1,0 +1,589 @@
+struct Params {
+  elements: u32,
+  statDiv: u32,
+  statMod: u32,
+  weightDiv: u32,
+  weightMod: u32,
+  blockLength: u32,
+  channels: u32,
+  numGroups: u32,
+  channelsPerGroup: u32,
+  groups: u32,
+  runs: u32,
+  runLength: u32,
+  chunks: u32,
+  chunkLength: u32,
+  chunksPerRun: u32,
+  groupsPerStat: u32,
+  eps: f32,
+  rowsPerBlock: u32,
+  blocks: u32,
+  power: f32,
+  modInner: u32,
+  modDiv: u32,
+  modMod: u32,
+  scaleOffset: f32,
+  invocationBegin: u32,
+  invocationEnd: u32,
+  elementBegin: u32,
+  elementEnd: u32,
+  wordOffset1: u32,
+  wordOffset2: u32,
+  wordOffset3: u32,
+  wordOffset4: u32,
+  wordOffset5: u32,
+  wordOffset6: u32,
+  wordOffset7: u32,
+  wordOffset8: u32,
+  opaqueZero: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+fn X_w(w: u32) -> u32 { return w; }
+fn X_ld(i: u32) -> f32 { return X[i]; }
+fn X_ld4(i: u32) -> vec4f { return vec4f(X[i], X[i + 1u], X[i + 2u], X[i + 3u]); }
+@group(0) @binding(2) var<storage, read> R: array<f32>;
+fn R_w(w: u32) -> u32 { return w; }
+fn R_ld(i: u32) -> f32 { return R[i]; }
+fn R_ld4(i: u32) -> vec4f { return vec4f(R[i], R[i + 1u], R[i + 2u], R[i + 3u]); }
+@group(0) @binding(3) var<storage, read> W: array<f32>;
+fn W_w(w: u32) -> u32 { return w; }
+fn W_ld(i: u32) -> f32 { return W[i]; }
+fn W_ld4(i: u32) -> vec4f { return vec4f(W[i], W[i + 1u], W[i + 2u], W[i + 3u]); }
+@group(0) @binding(4) var<storage, read> B: array<f32>;
+fn B_w(w: u32) -> u32 { return w; }
+fn B_ld(i: u32) -> f32 { return B[i]; }
+fn B_ld4(i: u32) -> vec4f { return vec4f(B[i], B[i + 1u], B[i + 2u], B[i + 3u]); }
+@group(0) @binding(5) var<storage, read_write> MEAN: array<f32>;
+fn MEAN_w(w: u32) -> u32 { return w; }
+fn MEAN_ld(i: u32) -> f32 { return MEAN[i]; }
+fn MEAN_ld4(i: u32) -> vec4f { return vec4f(MEAN[i], MEAN[i + 1u], MEAN[i + 2u], MEAN[i + 3u]); }
+fn MEAN_st(i: u32, v: f32) { MEAN[i] = v; }
+fn MEAN_st2(i: u32, v: vec2f) { MEAN[i] = v.x; MEAN[i + 1u] = v.y; }
+fn MEAN_st4(i: u32, v: vec4f) { MEAN[i] = v.x; MEAN[i + 1u] = v.y; MEAN[i + 2u] = v.z; MEAN[i + 3u] = v.w; }
+@group(0) @binding(6) var<storage, read_write> RSTD: array<f32>;
+fn RSTD_w(w: u32) -> u32 { return w; }
+fn RSTD_ld(i: u32) -> f32 { return RSTD[i]; }
+fn RSTD_ld4(i: u32) -> vec4f { return vec4f(RSTD[i], RSTD[i + 1u], RSTD[i + 2u], RSTD[i + 3u]); }
+fn RSTD_st(i: u32, v: f32) { RSTD[i] = v; }
+fn RSTD_st2(i: u32, v: vec2f) { RSTD[i] = v.x; RSTD[i + 1u] = v.y; }
+fn RSTD_st4(i: u32, v: vec4f) { RSTD[i] = v.x; RSTD[i + 1u] = v.y; RSTD[i + 2u] = v.z; RSTD[i + 3u] = v.w; }
+@group(0) @binding(7) var<storage, read_write> S: array<f32>;
+fn S_w(w: u32) -> u32 { return w; }
+fn S_ld(i: u32) -> f32 { return S[i]; }
+fn S_ld4(i: u32) -> vec4f { return vec4f(S[i], S[i + 1u], S[i + 2u], S[i + 3u]); }
+fn S_st(i: u32, v: f32) { S[i] = v; }
+fn S_st2(i: u32, v: vec2f) { S[i] = v.x; S[i + 1u] = v.y; }
+fn S_st4(i: u32, v: vec4f) { S[i] = v.x; S[i + 1u] = v.y; S[i + 2u] = v.z; S[i + 3u] = v.w; }
+@group(0) @binding(8) var<storage, read_write> Y: array<f32>;
+fn Y_w(w: u32) -> u32 { return w; }
+fn Y_ld(i: u32) -> f32 { return Y[i]; }
+fn Y_ld4(i: u32) -> vec4f { return vec4f(Y[i], Y[i + 1u], Y[i + 2u], Y[i + 3u]); }
+fn Y_st(i: u32, v: f32) { Y[i] = v; }
+fn Y_st2(i: u32, v: vec2f) { Y[i] = v.x; Y[i + 1u] = v.y; }
+fn Y_st4(i: u32, v: vec4f) { Y[i] = v.x; Y[i + 1u] = v.y; Y[i + 2u] = v.z; Y[i + 3u] = v.w; }
+override WG: u32 = 64u;
+// common.wgsl: helpers shared by every kernel family.
+//
+// Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
+//#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
+//#flag HAS_W     weight is bound (W)
+//#flag HAS_B     bias is bound (B)
+//#flag SILU      y * sigmoid(y) after the affine step
+//#flag HAS_MEAN  the saved mean is bound (MEAN; RM with EVAL_STATS)
+//#flag EVAL_STATS batch-norm eval: statistics from the running ones, rstd = 1/sqrt(RV + eps)
+//#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
+//#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
+
+// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
+// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
+// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
+
+// Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
+fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
+fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
+
+// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
+// through: a + b).
+fn hyp2(a: f32, b: f32) -> f32 {
+  let m = max(a, b);
+  if (!(m > 0.0) || !finite(m)) { return a + b; }
+  let x = a / m;
+  let y = b / m;
+  return m * sqrt(x * x + y * y);
+}
+
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
+fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
+fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
+fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
+// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
+// of which b is the small rest).
+fn split_sum(a: f32, b: f32) -> vec2f {
+  let s = hold(a + b);
+  return vec2f(s, b - hold(s - a));
+}
+fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  let s = hold4(a + b);
+  return array<vec4f, 2>(s, b - hold4(s - a));
+}
+
+// Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
+// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
+// exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
+// plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
+fn chan(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
+}
+// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
+// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
+// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
+// precision for ordinary data; S = 0 is stored as q = +0.)
+fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
+// S of an encoded q over n elements.
+fn q_root(n: f32, q: f32) -> f32 {
+  if (q_is_root(q)) { return -q; }
+  return sqrt(q / n);
+}
+// q in root form from S (S = 0 as the plain +0).
+fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
+// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
+// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
+fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
+  if (q_is_root(q)) { return rstd_of(-q, eps); }
+  return 1.0 / sqrt(q / n + eps);
+}
+// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
+// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
+fn chan_root(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  let fa = a.x / n;
+  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
+}
+// Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
+// squares may have underflowed.
+fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
+
+// rstd = 1/sqrt(var + eps) from the standard deviation, without overflow or underflow of var:
+// past 2^+-60 the sum is taken in a scale where std is about 1 (eps may be of either sign; var +
+// eps <= 0 gives Inf or NaN, as in PyTorch).
+fn rstd_of(sd: f32, eps: f32) -> f32 {
+  if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
+  let fe = frexp(sd);
+  let e2 = ldexp(eps, -2 * fe.exp);
+  if (!finite(e2)) { return 1.0 / sqrt(eps); }
+  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
+// must make its statistics NaN, as in PyTorch.
+fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
+
+// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
+// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
+// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
+fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
+  let k = sum_dev / n;
+  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
+}
+// modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
+// UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
+// binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
+// a change of its own:
+//
+//   forward   sum = R + gate ⊙ x  (GATE_X: X_ld* return gate ⊙ XG; the kernel adds R with RESIDUAL)
+//             y   = act(n ⊙ (scaleOffset + scale) + shift)  (MOD_OUT: Y_st* store that into YM,
+//                   n being what the kernel computed: the normalized value after weight and bias)
+//   backward  x   = R + gate ⊙ XG  (SUM_X: the forward's sum, recomputed from its inputs; HALF_SUM
+//                   rounds it to half as the forward's stored sum)
+//             g   = dy ⊙ (scaleOffset + scale)  (MOD_DY: DY_ld* read DYM)
+//             DX_st* (DX_OUT): t = v + dsum (HAS_DS), DR = t (HAS_DR: the residual stream's
+//                   gradient), DXM = gate ⊙ t (MOD_GT) or t
+//
+// The modulation tensors (scale SC, shift SH, gate GT) broadcast to x: element e uses index
+//   m(e) = ((e / modInner / modDiv) % modMod) * modInner + e % modInner
+// (layer/RMS norm x [B, T, D], scale [B, 1, D]: modInner = D, modDiv = T, modMod = B; group norm
+// [N, C] channels first: modInner = 1, modDiv = spatial, modMod = N*C; channels last: modInner = C,
+// modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
+// consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
+//
+//#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
+//#flag MOD_SC       scale is bound (SC)
+//#flag MOD_SH       shift is bound (SH)
+//#flag MOD_GT       gate is bound (GT)
+//#flag MOD_SILU     SiLU after the modulation (groupNorm activation 'silu')
+//#flag GATE_X       X_ld*: gate ⊙ XG (forward)
+//#flag SUM_X        X_ld*: R + (gate ⊙) XG (backward: the forward's sum)
+//#flag MOD_DY       DY_ld*: DYM ⊙ (scaleOffset + scale)
+//#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
+//#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
+//#flag HAS_DR       the residual stream's gradient is written (DR)
+
+// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
+fn mod_affine4(e: u32, n: vec4f) -> vec4f {
+  var v = n;
+  return v;
+}
+fn mod_affine1(e: u32, n: f32) -> f32 {
+  var v = n;
+  return v;
+}
+
+// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
+// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
+// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
+// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
+//
+// Accumulators (one is compiled in):
+//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
+//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
+//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
+//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
+//            xhat = (x - mean[s]) * rstd[s].
+// q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
+// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
+// root of a mean square is finite for any finite data). The rescan works in a power-of-two
+// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
+// wherever float32 can hold them.
+//
+// Sections (chosen by entry points) and the flags the host may set:
+//#section WELFORD SUMSQ BWD
+//#flag RESIDUAL     x = X + R (the fused residual add)
+//#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
+//#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
+//#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// The normalized input: x, or x + residual when fused with a residual add.
+fn xv4(e: u32) -> vec4f {
+  return X_ld4(e) + R_ld4(e);
+}
+fn xv1(e: u32) -> f32 {
+  return X_ld(e) + R_ld(e);
+}
+
+// Per vec4 lane (and one scalar lane for the tail elements): count (shared), shift s, mean m of
+// x - s, and M2. Every 4 quads (every element in the scalar lane) the shift moves to the running
+// mean (s + m rounded) and m keeps the rounding error (split_sum, common.wgsl), so x - s is the deviation from
+// a recent running mean: exact (Sterbenz) for elements near the mean whatever the offset, and
+// never computed against a far element for long (an outlier first in a group does not spoil the
+// rest; the few elements before a recentre carry a rounding that is damped like any early
+// Welford step). The mean stays the unevaluated sum s + m, so x - mean keeps its precision at
+// large offsets.
+var<private> wn: f32;
+var<private> ws: vec4f;
+var<private> wm: vec4f;
+var<private> wmq: vec4f;
+var<private> sn: f32;
+var<private> ss: f32;
+var<private> sm: f32;
+var<private> sq: f32;
+fn acc_reset() { wn = 0.0; ws = vec4f(0.0); wm = vec4f(0.0); wmq = vec4f(0.0); sn = 0.0; ss = 0.0; sm = 0.0; sq = 0.0; }
+fn acc_group(j: u32) {}
+fn seg_begin(o: u32, j: u32) {}
+fn acc4(e: u32, i: u32) { acc_v4(xv4(e)); }
+// One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
+fn acc_v4(x: vec4f) {
+  let v = dev4(x, ws);
+  wn += 1.0;
+  let d = v - wm;
+  wm += d * (1.0 / wn);
+  wmq += d * (v - wm);
+}
+// The lanes' shifts moved to their running means (every 4 quads: an element is never more than
+// a few steps behind, and the rounding of x - s of those few is damped like any early step).
+fn acc_recenter() {
+  let r = split_sum4(ws, wm);
+  ws = r[0];
+  wm = r[1];
+}
+fn acc_scalar(x: f32) {
+  let v = dev(x, ss);
+  sn += 1.0;
+  let d = v - sm;
+  let m = sm + d / sn;
+  sq += d * (v - m);
+  let r = split_sum(ss, m);
+  ss = r.x;
+  sm = r.y;
+}
+fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
+// The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
+fn acc_result() -> vec4f {
+  var r = vec4f(sn, ss, sm, sq);
+  r = chan(r, vec4f(wn, ws.x, wm.x, wmq.x));
+  r = chan(r, vec4f(wn, ws.y, wm.y, wmq.y));
+  r = chan(r, vec4f(wn, ws.z, wm.z, wmq.z));
+  r = chan(r, vec4f(wn, ws.w, wm.w, wmq.w));
+  return vec4f(r.xyz, clamp0(r.w));
+}
+// The spread needs the careful rescan (see rescan_begin): non-finite statistics (an Inf or NaN in
+// the data, or squares past f32) or an M2 so small that squares may have underflowed.
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || m2_suspect(r.w)); }
+// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), M2 NaN.
+fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
+fn bad_term(x: f32) -> f32 { return x; }
+// A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
+
+// The careful rescan of a chunk (or row) whose fast statistics are suspect (acc_suspect): pass 0
+// finds the largest finite |x| and sums the non-finite elements; pass 1 accumulates x * 2^-e (e
+// the exponent of that maximum, an exact scaling) so no square over- or underflows, and the
+// result is scaled back. Only data with Inf/NaN, huge or tiny magnitudes (or a constant chunk)
+// pays for it. Used as: rescan_begin(); walk; if (rescan_mid()) { walk }; rescan_end(n).
+var<private> rs_pass: u32;
+var<private> rs_amax: f32;
+var<private> rs_bad: f32;
+var<private> rs_nbad: f32;
+var<private> rs_exp: i32;
+fn rescan_begin() { rs_pass = 0u; rs_amax = 0.0; rs_bad = 0.0; rs_nbad = 0.0; }
+fn rescan_elem(x: f32) {
+  if (rs_pass == 0u) {
+    if (finite(x)) { rs_amax = max(rs_amax, abs(x)); } else { rs_bad += bad_term(x); rs_nbad += 1.0; }
+  } else {
+    // ldexp, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
+    acc_scalar(ldexp(x, -rs_exp));
+  }
+}
+fn rescan_mid() -> bool {
+  if (rs_nbad > 0.0 || rs_amax == 0.0) { return false; }
+  rs_exp = frexp(rs_amax).exp;
+  acc_reset();
+  rs_pass = 1u;
+  return true;
+}
+fn rescan_end(n: f32) -> vec4f {
+  if (rs_nbad > 0.0) { return nonfinite_result(n, rs_bad); }
+  if (rs_pass == 0u) { return vec4f(n, 0.0, 0.0, 0.0); }
+  return unscale(acc_result(), rs_exp);
+}
+// Elements of group j with logical index k in [k0, k1) (the order of reduce_range), one by one.
+fn rescan_walk(j: u32, k0: u32, k1: u32) {
+  for (var k = k0; k < k1; k += 1u) {
+    let o = k / P.runLength;
+    rescan_elem(xv1((o * P.groups + j) * P.runLength + k - o * P.runLength));
+  }
+}
+// The statistics of group j's elements [k0, k1), rescanned when the fast ones are suspect.
+fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f {
+  let r = acc_result();
+  if (!acc_suspect(r)) { return r; }
+  rescan_begin();
+  rescan_walk(j, k0, k1);
+  if (rescan_mid()) { rescan_walk(j, k0, k1); }
+  return rescan_end(r.x);
+}
+
+// Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
+// time within each contiguous segment.
+fn reduce_range(j: u32, k0: u32, k1: u32) {
+  let inner = P.runLength;
+  var o = k0 / inner;
+  var i = k0 - o * inner;
+  var left = k1 - k0;
+  acc_group(j);
+  loop {
+    if (left == 0u) { break; }
+    let len = min(inner - i, left);
+    let base = (o * P.groups + j) * inner;
+    seg_begin(o, j);
+    var p = i;
+    let end = i + len;
+    // The shifts start at the first quad; then blocks of 4 quads, the shifts moved to the
+    // running means after each (acc_recenter).
+    if (wn == 0.0 && p + 4u <= end) {
+      acc4(base + p, p);
+      acc_recenter();
+      p += 4u;
+    }
+    for (; p + 16u <= end; p += 16u) {
+      acc4(base + p, p);
+      acc4(base + p + 4u, p + 4u);
+      acc4(base + p + 8u, p + 8u);
+      acc4(base + p + 12u, p + 12u);
+      acc_recenter();
+    }
+    for (; p + 4u <= end; p += 4u) { acc4(base + p, p); }
+    acc_recenter();
+    for (; p < end; p += 1u) { acc1(base + p, p); }
+    left -= len;
+    o += 1u;
+    i = 0u;
+  }
+}
+
+// apply.wgsl: the normalize step, forward and backward, elementwise or fused with the row
+// statistics (accumulate.wgsl is compiled in front of this file).
+//
+// Index maps (uniforms): element e < elements uses the statistics (or backward coefficients) of
+// group s = (e / statDiv) % statMod and the weight/bias at a = (e / weightDiv) % weightMod.
+// Layer norm: s = row,
+// a = position in the row; group norm: s = (n, g), a = channel; batch norm: s = a = channel;
+// weight norm: s = slice along dim.
+//
+// ALIGNED (chosen on the host): statDiv is a multiple of 4, and the weights of a quad are either
+// consecutive (weightDiv = 1, weightMod a multiple of 4: A_VEC) or one value (weightDiv a multiple
+// of 4). Then a
+// quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
+// is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
+// SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
+// element is mapped on its own. BLOCK (also chosen on the host): the same holds for blocks of
+// blockLength elements (16 on GPU-class adapters; on CPU adapters up to 256, the largest power of
+// two the group and weight runs allow), and one invocation handles a block: its group statistics
+// (or coefficients) and a broadcast weight are loaded, and its indices divided out, once per block
+// (measured on SwiftShader: 16 elements ~1.6x faster than one quad per invocation; 64 and 256
+// elements another ~1.25x and ~1.4x on group and batch norm).
+//
+// Kernels (their entry points are declared below):
+//   APPLY         normalize_elements: y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
+//                 RESIDUAL: x = X + R, also written to S; EVAL_STATS: batch-norm eval, mean and
+//                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
+//                 dispatch on both adapter classes). One invocation handles the 4
+//                 elements 4t..4t+3 (BLOCK: the blockLength elements from blockLength*t), so
+//                 with float16 storage every u32 word has one writer.
+//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (one run): its statistics through
+//                 reduce_range, then the row normalized from cache. Chosen where invocations are
+//                 cheap loops and barriers are not (CPU adapters), and rows are many.
+//   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
+//                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
+//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
+//                 overflow or underflow); quads as APPLY.
+//   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx.
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry normalize_elements APPLY
+//#entry fused_rows_welford ROWFUSED WELFORD
+//#entry fused_rows_sumsq ROWFUSED SUMSQ
+//#entry grad_elements BWD_APPLY
+//#entry fused_rows_grad BWD_ROWFUSED BWD
+//#entry modulation_grad_partials MOD_GRAD
+//#entry silu_grad_elements SILU_GRAD
+//#entry gated_sum_elements GATED_SUM
+//#entry lp_normalize_lanes LP_FWD
+//#entry lp_normalize_grad_lanes LP_BWD
+//#entry residual_grad_elements RESIDUAL_GRAD
+//#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
+//#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
+//#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
+//#flag S_LANES      channels-last quads whose lanes have their own statistics
+//#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
+//#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
+//#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
+//#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
+//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
+//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
+//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
+//#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
+
+fn a_of(e: u32) -> u32 { return (e / P.weightDiv) % P.weightMod; }
+
+// The elements of the quad at e that this dispatch handles, one at a time (quads that may cross
+// a group or weight boundary). A windowed dispatch handles elements [e0, e1) only: its ranges
+// may cut a quad, so that no range needs the weights at both ends of a row (see window.ts).
+fn elem_lo(e: u32) -> u32 {
+  return e;
+}
+fn elem_hi(e: u32) -> u32 {
+  return min(e + 4u, P.elements);
+}
+fn s_of(e: u32) -> u32 {
+  return (e / P.statDiv) % P.statMod;
+}
+
+// Weights and biases of the aligned quad at e, and of one element.
+fn wq(e: u32) -> vec4f {
+  return vec4f(W_ld(a_of(e)));
+}
+fn bq(e: u32) -> vec4f {
+  return vec4f(B_ld(a_of(e)));
+}
+
+fn activate4(y: vec4f) -> vec4f {
+  return y;
+}
+
+// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
+// x - mean keeps its precision at large offsets.
+// The normalized value of x with st, held before a weight multiplies it (docs/NUMERICS.md rule 3):
+// the deviation from the pair mean held first (rule 1); without a pair (APPLY without MEAN_PAIR:
+// a plain mean, or none) one subtraction and one product, held once.
+fn normalized4(x: vec4f, st: vec3f) -> vec4f {
+  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+}
+fn normalized1(x: f32, st: vec3f) -> f32 {
+  return hold((dev(x, st.x) - st.y) * st.z);
+}
+fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
+  var y = normalized4(x, st);
+  y *= wq(e);
+  y += bq(e);
+  return activate4(y);
+}
+fn y1(x: f32, e: u32, st: vec3f) -> f32 {
+  var y = normalized1(x, st);
+  y *= W_ld(a_of(e));
+  y += B_ld(a_of(e));
+  return activate4(vec4f(y)).x;
+}
+
+// The accumulator's result over the whole of row j (accumulate.wgsl).
+fn row_result(j: u32) -> vec4f {
+  acc_reset();
+  reduce_range(j, 0u, P.runLength);
+  return checked_range(j, 0u, P.runLength);
+}
+
+// Row j's statistics (s, m, rstd) for y4/y1, its mean and rstd stored.
+fn row_stats(j: u32) -> vec3f {
+  let r = row_result(j);
+  let st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
+  MEAN_st(j, st.x + st.y);
+  RSTD_st(j, st.z);
+  return st;
+}
+@compute @workgroup_size(WG)
+fn fused_rows_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = inv_index(lid, wid, nwg);
+  let K = P.runLength;
+  if (j >= P.groups) { return; }
+  let st = row_stats(j);
+  let base = j * K;
+  for (var p = 0u; p < K; p += 4u) {
+    let x = xv4(base + p);
+    S_st4(base + p, x);
+    Y_st4(base + p, y4(x, base + p, st));
+  }
+}

@@ -1,0 +1,391 @@
+struct Params {
+  groups: u32,
+  runs: u32,
+  runLength: u32,
+  chunks: u32,
+  chunkLength: u32,
+  chunksPerRun: u32,
+  groupsPerStat: u32,
+  eps: f32,
+  channels: u32,
+  numGroups: u32,
+  channelsPerGroup: u32,
+  columns: u32,
+  rowBegin: u32,
+  rowEnd: u32,
+  samples: u32,
+  rowsPerSample: u32,
+  modInner: u32,
+  modDiv: u32,
+  modMod: u32,
+  scaleOffset: f32,
+  invocationBegin: u32,
+  invocationEnd: u32,
+  elementBegin: u32,
+  elementEnd: u32,
+  wordOffset1: u32,
+  wordOffset2: u32,
+  wordOffset3: u32,
+  wordOffset4: u32,
+  wordOffset5: u32,
+  wordOffset6: u32,
+  wordOffset7: u32,
+  wordOffset8: u32,
+  opaqueZero: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+fn X_w(w: u32) -> u32 { return w; }
+fn X_ld(i: u32) -> f32 { return X[i]; }
+fn X_ld4(i: u32) -> vec4f { return vec4f(X[i], X[i + 1u], X[i + 2u], X[i + 3u]); }
+@group(0) @binding(2) var<storage, read> MEAN: array<f32>;
+fn MEAN_w(w: u32) -> u32 { return w; }
+fn MEAN_ld(i: u32) -> f32 { return MEAN[i]; }
+fn MEAN_ld4(i: u32) -> vec4f { return vec4f(MEAN[i], MEAN[i + 1u], MEAN[i + 2u], MEAN[i + 3u]); }
+@group(0) @binding(3) var<storage, read> RSTD: array<f32>;
+fn RSTD_w(w: u32) -> u32 { return w; }
+fn RSTD_ld(i: u32) -> f32 { return RSTD[i]; }
+fn RSTD_ld4(i: u32) -> vec4f { return vec4f(RSTD[i], RSTD[i + 1u], RSTD[i + 2u], RSTD[i + 3u]); }
+@group(0) @binding(4) var<storage, read> DY: array<f32>;
+fn DY_w(w: u32) -> u32 { return w; }
+fn DY_ld(i: u32) -> f32 { return DY[i]; }
+fn DY_ld4(i: u32) -> vec4f { return vec4f(DY[i], DY[i + 1u], DY[i + 2u], DY[i + 3u]); }
+@group(0) @binding(5) var<storage, read> W: array<f32>;
+fn W_w(w: u32) -> u32 { return w; }
+fn W_ld(i: u32) -> f32 { return W[i]; }
+fn W_ld4(i: u32) -> vec4f { return vec4f(W[i], W[i + 1u], W[i + 2u], W[i + 3u]); }
+@group(0) @binding(6) var<storage, read_write> PART: array<f32>;
+fn PART_w(w: u32) -> u32 { return w; }
+fn PART_ld(i: u32) -> f32 { return PART[i]; }
+fn PART_ld4(i: u32) -> vec4f { return vec4f(PART[i], PART[i + 1u], PART[i + 2u], PART[i + 3u]); }
+fn PART_st(i: u32, v: f32) { PART[i] = v; }
+fn PART_st2(i: u32, v: vec2f) { PART[i] = v.x; PART[i + 1u] = v.y; }
+fn PART_st4(i: u32, v: vec4f) { PART[i] = v.x; PART[i + 1u] = v.y; PART[i + 2u] = v.z; PART[i + 3u] = v.w; }
+override WG: u32 = 64u;
+// common.wgsl: helpers shared by every kernel family.
+//
+// Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
+//#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
+//#flag HAS_W     weight is bound (W)
+//#flag HAS_B     bias is bound (B)
+//#flag SILU      y * sigmoid(y) after the affine step
+//#flag HAS_MEAN  the saved mean is bound (MEAN; RM with EVAL_STATS)
+//#flag EVAL_STATS batch-norm eval: statistics from the running ones, rstd = 1/sqrt(RV + eps)
+//#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
+//#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
+
+// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
+// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
+// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
+
+// Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
+fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
+fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
+
+// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
+// through: a + b).
+fn hyp2(a: f32, b: f32) -> f32 {
+  let m = max(a, b);
+  if (!(m > 0.0) || !finite(m)) { return a + b; }
+  let x = a / m;
+  let y = b / m;
+  return m * sqrt(x * x + y * y);
+}
+
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
+fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
+fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
+fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
+// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
+// of which b is the small rest).
+fn split_sum(a: f32, b: f32) -> vec2f {
+  let s = hold(a + b);
+  return vec2f(s, b - hold(s - a));
+}
+fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  let s = hold4(a + b);
+  return array<vec4f, 2>(s, b - hold4(s - a));
+}
+
+// Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
+// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
+// exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
+// plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
+fn chan(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
+}
+// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
+// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
+// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
+// precision for ordinary data; S = 0 is stored as q = +0.)
+fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
+// S of an encoded q over n elements.
+fn q_root(n: f32, q: f32) -> f32 {
+  if (q_is_root(q)) { return -q; }
+  return sqrt(q / n);
+}
+// q in root form from S (S = 0 as the plain +0).
+fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
+// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
+// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
+fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
+  if (q_is_root(q)) { return rstd_of(-q, eps); }
+  return 1.0 / sqrt(q / n + eps);
+}
+// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
+// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
+fn chan_root(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  let fa = a.x / n;
+  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
+}
+// Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
+// squares may have underflowed.
+fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
+
+// rstd = 1/sqrt(var + eps) from the standard deviation, without overflow or underflow of var:
+// past 2^+-60 the sum is taken in a scale where std is about 1 (eps may be of either sign; var +
+// eps <= 0 gives Inf or NaN, as in PyTorch).
+fn rstd_of(sd: f32, eps: f32) -> f32 {
+  if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
+  let fe = frexp(sd);
+  let e2 = ldexp(eps, -2 * fe.exp);
+  if (!finite(e2)) { return 1.0 / sqrt(eps); }
+  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
+// must make its statistics NaN, as in PyTorch.
+fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
+
+// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
+// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
+// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
+fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
+  let k = sum_dev / n;
+  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
+}
+// modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
+// UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
+// binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
+// a change of its own:
+//
+//   forward   sum = R + gate ⊙ x  (GATE_X: X_ld* return gate ⊙ XG; the kernel adds R with RESIDUAL)
+//             y   = act(n ⊙ (scaleOffset + scale) + shift)  (MOD_OUT: Y_st* store that into YM,
+//                   n being what the kernel computed: the normalized value after weight and bias)
+//   backward  x   = R + gate ⊙ XG  (SUM_X: the forward's sum, recomputed from its inputs; HALF_SUM
+//                   rounds it to half as the forward's stored sum)
+//             g   = dy ⊙ (scaleOffset + scale)  (MOD_DY: DY_ld* read DYM)
+//             DX_st* (DX_OUT): t = v + dsum (HAS_DS), DR = t (HAS_DR: the residual stream's
+//                   gradient), DXM = gate ⊙ t (MOD_GT) or t
+//
+// The modulation tensors (scale SC, shift SH, gate GT) broadcast to x: element e uses index
+//   m(e) = ((e / modInner / modDiv) % modMod) * modInner + e % modInner
+// (layer/RMS norm x [B, T, D], scale [B, 1, D]: modInner = D, modDiv = T, modMod = B; group norm
+// [N, C] channels first: modInner = 1, modDiv = spatial, modMod = N*C; channels last: modInner = C,
+// modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
+// consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
+//
+//#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
+//#flag MOD_SC       scale is bound (SC)
+//#flag MOD_SH       shift is bound (SH)
+//#flag MOD_GT       gate is bound (GT)
+//#flag MOD_SILU     SiLU after the modulation (groupNorm activation 'silu')
+//#flag GATE_X       X_ld*: gate ⊙ XG (forward)
+//#flag SUM_X        X_ld*: R + (gate ⊙) XG (backward: the forward's sum)
+//#flag MOD_DY       DY_ld*: DYM ⊙ (scaleOffset + scale)
+//#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
+//#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
+//#flag HAS_DR       the residual stream's gradient is written (DR)
+
+// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
+fn mod_affine4(e: u32, n: vec4f) -> vec4f {
+  var v = n;
+  return v;
+}
+fn mod_affine1(e: u32, n: f32) -> f32 {
+  var v = n;
+  return v;
+}
+
+// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
+// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
+// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
+// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
+//
+// Accumulators (one is compiled in):
+//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
+//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
+//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
+//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
+//            xhat = (x - mean[s]) * rstd[s].
+// q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
+// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
+// root of a mean square is finite for any finite data). The rescan works in a power-of-two
+// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
+// wherever float32 can hold them.
+//
+// Sections (chosen by entry points) and the flags the host may set:
+//#section WELFORD SUMSQ BWD
+//#flag RESIDUAL     x = X + R (the fused residual add)
+//#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
+//#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
+//#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// The normalized input: x, or x + residual when fused with a residual add.
+fn xv4(e: u32) -> vec4f {
+  return X_ld4(e);
+}
+fn xv1(e: u32) -> f32 {
+  return X_ld(e);
+}
+
+// s: index of the saved statistics, fixed per segment; W_BY_I: g = dy * w[i] (weight per
+// position in a layer-norm row; other norms apply their weight per group in finalize.wgsl). The fourth sum, of x - mean[s], tells
+// the finalize step how far the saved (float32-rounded) mean is from x's own mean.
+var<private> s_idx: u32;
+var<private> g4: vec4f;
+var<private> gx4: vec4f;
+var<private> c4: vec4f;
+var<private> g1: f32;
+var<private> gx1: f32;
+var<private> c1: f32;
+var<private> bn: f32;
+var<private> st_mean: f32;
+var<private> st_rstd: f32;
+fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); c4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; c1 = 0.0; bn = 0.0; }
+fn acc_group(j: u32) {}
+fn acc_recenter() {}
+fn seg_begin(o: u32, j: u32) {
+  s_idx = j / P.groupsPerStat;
+  st_mean = 0.0;
+  st_rstd = 1.0;
+  st_mean = mean_at(s_idx);
+  st_rstd = rstd_at(s_idx);
+}
+// The saved statistics of group s; EVAL_STATS (batch-norm eval backward): the running
+// statistics read directly, rstd = 1/sqrt(runningVar + eps) (no FIN_EVAL step).
+fn mean_at(s: u32) -> f32 {
+  return MEAN_ld(s);
+}
+fn rstd_at(s: u32) -> f32 {
+  return RSTD_ld(s);
+}
+fn acc4(e: u32, i: u32) {
+  var g = DY_ld4(e);
+  g *= W_ld4(i);
+  let dv = dev4(xv4(e), vec4f(st_mean));
+  g4 += g;
+  gx4 += g * hold4(dv * st_rstd);
+  c4 += dv;
+  bn += 4.0;
+}
+fn acc1(e: u32, i: u32) {
+  var g = DY_ld(e);
+  g *= W_ld(i);
+  let dv = dev(xv1(e), st_mean);
+  g1 += g;
+  gx1 += g * hold(dv * st_rstd);
+  c1 += dv;
+  bn += 1.0;
+}
+// (n, sum g, sum g*xhat, sum (x - mean)).
+fn acc_result() -> vec4f {
+  return vec4f(bn, (g4.x + g4.y) + (g4.z + g4.w) + g1, (gx4.x + gx4.y) + (gx4.z + gx4.w) + gx1, (c4.x + c4.y) + (c4.z + c4.w) + c1);
+}
+fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f { return acc_result(); }
+
+// Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
+// time within each contiguous segment.
+fn reduce_range(j: u32, k0: u32, k1: u32) {
+  let inner = P.runLength;
+  var o = k0 / inner;
+  var i = k0 - o * inner;
+  var left = k1 - k0;
+  acc_group(j);
+  loop {
+    if (left == 0u) { break; }
+    let len = min(inner - i, left);
+    let base = (o * P.groups + j) * inner;
+    seg_begin(o, j);
+    var p = i;
+    let end = i + len;
+    for (; p + 4u <= end; p += 4u) { acc4(base + p, p); }
+    acc_recenter();
+    for (; p < end; p += 1u) { acc1(base + p, p); }
+    left -= len;
+    o += 1u;
+    i = 0u;
+  }
+}
+
+// reduce.wgsl: grouped partial reductions, the one statistics mechanism under every norm.
+//
+// Group j (0 <= j < groups) is the index set e = (o*groups + j)*runLength + i for o < runs,
+// i < runLength, in the logical order k = o*runLength + i. Layer/RMS-norm rows and
+// group/instance-norm groups are groups of one run; batch-norm channels have runs = N,
+// runLength = spatial; weight-norm slices along `dim` have runs = prod(dims before).
+//
+// One invocation reduces one chunk k in [c*L, min((c+1)*L, runs*runLength)) (L = chunkLength)
+// of one group, t = j*chunks + c, and writes one partial (a vec4) to PART[4t..4t+3]. No
+// barriers, no atomics: the partials are merged by finalize.wgsl, so a reduction of any length
+// is split over many invocations and never summed sequentially end to end.
+//
+// The accumulators are in accumulate.wgsl (compiled in front of this file).
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry welford_partials PARTIALS WELFORD
+//#entry sumsq_partials PARTIALS SUMSQ
+//#entry grad_partials PARTIALS BWD
+//#entry column_grad_partials COLS
+//#entry channels_last_welford_partials CL_PARTIALS WELFORD
+//#entry channels_last_grad_partials CL_PARTIALS BWD
+//#flag CMAJOR       windowed chunks in chunk-major order (c*groups + j), so a dispatch reads a compact range
+//#flag RUNS         chunks within contiguous runs of runLength elements (chunksPerRun per run)
+//#flag COLS16       column_grad_partials: 16 columns per invocation (else 4)
+//#flag CL4          channels-last: a quad of channels per invocation (else one)
+
+@compute @workgroup_size(WG)
+fn grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups * P.chunks) { return; }
+  let j = t / P.chunks;
+  let c = t - j * P.chunks;
+  acc_reset();
+  let k0 = c * P.chunkLength;
+  let k1 = min(k0 + P.chunkLength, P.runs * P.runLength);
+  if (k0 < k1) { reduce_range(j, k0, k1); }
+  let r = checked_range(j, k0, max(k0, k1));
+  PART_st4(4u * (j * P.chunks + c), r);
+}

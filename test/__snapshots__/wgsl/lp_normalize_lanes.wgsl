@@ -1,0 +1,418 @@
+struct Params {
+  elements: u32,
+  statDiv: u32,
+  statMod: u32,
+  weightDiv: u32,
+  weightMod: u32,
+  blockLength: u32,
+  channels: u32,
+  numGroups: u32,
+  channelsPerGroup: u32,
+  groups: u32,
+  runs: u32,
+  runLength: u32,
+  chunks: u32,
+  chunkLength: u32,
+  chunksPerRun: u32,
+  groupsPerStat: u32,
+  eps: f32,
+  rowsPerBlock: u32,
+  blocks: u32,
+  power: f32,
+  modInner: u32,
+  modDiv: u32,
+  modMod: u32,
+  scaleOffset: f32,
+  invocationBegin: u32,
+  invocationEnd: u32,
+  elementBegin: u32,
+  elementEnd: u32,
+  wordOffset1: u32,
+  wordOffset2: u32,
+  wordOffset3: u32,
+  wordOffset4: u32,
+  wordOffset5: u32,
+  wordOffset6: u32,
+  wordOffset7: u32,
+  wordOffset8: u32,
+  opaqueZero: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+fn X_w(w: u32) -> u32 { return w; }
+fn X_ld(i: u32) -> f32 { return X[i]; }
+fn X_ld4(i: u32) -> vec4f { return vec4f(X[i], X[i + 1u], X[i + 2u], X[i + 3u]); }
+@group(0) @binding(2) var<storage, read_write> NORM: array<f32>;
+fn NORM_w(w: u32) -> u32 { return w; }
+fn NORM_ld(i: u32) -> f32 { return NORM[i]; }
+fn NORM_ld4(i: u32) -> vec4f { return vec4f(NORM[i], NORM[i + 1u], NORM[i + 2u], NORM[i + 3u]); }
+fn NORM_st(i: u32, v: f32) { NORM[i] = v; }
+fn NORM_st2(i: u32, v: vec2f) { NORM[i] = v.x; NORM[i + 1u] = v.y; }
+fn NORM_st4(i: u32, v: vec4f) { NORM[i] = v.x; NORM[i + 1u] = v.y; NORM[i + 2u] = v.z; NORM[i + 3u] = v.w; }
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+fn Y_w(w: u32) -> u32 { return w; }
+fn Y_ld(i: u32) -> f32 { return Y[i]; }
+fn Y_ld4(i: u32) -> vec4f { return vec4f(Y[i], Y[i + 1u], Y[i + 2u], Y[i + 3u]); }
+fn Y_st(i: u32, v: f32) { Y[i] = v; }
+fn Y_st2(i: u32, v: vec2f) { Y[i] = v.x; Y[i + 1u] = v.y; }
+fn Y_st4(i: u32, v: vec4f) { Y[i] = v.x; Y[i + 1u] = v.y; Y[i + 2u] = v.z; Y[i + 3u] = v.w; }
+override WG: u32 = 64u;
+// common.wgsl: helpers shared by every kernel family.
+//
+// Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
+//#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
+//#flag HAS_W     weight is bound (W)
+//#flag HAS_B     bias is bound (B)
+//#flag SILU      y * sigmoid(y) after the affine step
+//#flag HAS_MEAN  the saved mean is bound (MEAN; RM with EVAL_STATS)
+//#flag EVAL_STATS batch-norm eval: statistics from the running ones, rstd = 1/sqrt(RV + eps)
+//#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
+//#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
+
+// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
+// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
+// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
+
+// Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
+fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
+fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
+
+// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
+// through: a + b).
+fn hyp2(a: f32, b: f32) -> f32 {
+  let m = max(a, b);
+  if (!(m > 0.0) || !finite(m)) { return a + b; }
+  let x = a / m;
+  let y = b / m;
+  return m * sqrt(x * x + y * y);
+}
+
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
+fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
+fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
+fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
+// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
+// of which b is the small rest).
+fn split_sum(a: f32, b: f32) -> vec2f {
+  let s = hold(a + b);
+  return vec2f(s, b - hold(s - a));
+}
+fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  let s = hold4(a + b);
+  return array<vec4f, 2>(s, b - hold4(s - a));
+}
+
+// Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
+// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
+// exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
+// plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
+fn chan(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
+}
+// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
+// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
+// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
+// precision for ordinary data; S = 0 is stored as q = +0.)
+fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
+// S of an encoded q over n elements.
+fn q_root(n: f32, q: f32) -> f32 {
+  if (q_is_root(q)) { return -q; }
+  return sqrt(q / n);
+}
+// q in root form from S (S = 0 as the plain +0).
+fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
+// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
+// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
+fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
+  if (q_is_root(q)) { return rstd_of(-q, eps); }
+  return 1.0 / sqrt(q / n + eps);
+}
+// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
+// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
+fn chan_root(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  let fa = a.x / n;
+  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
+}
+// Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
+// squares may have underflowed.
+fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
+
+// rstd = 1/sqrt(var + eps) from the standard deviation, without overflow or underflow of var:
+// past 2^+-60 the sum is taken in a scale where std is about 1 (eps may be of either sign; var +
+// eps <= 0 gives Inf or NaN, as in PyTorch).
+fn rstd_of(sd: f32, eps: f32) -> f32 {
+  if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
+  let fe = frexp(sd);
+  let e2 = ldexp(eps, -2 * fe.exp);
+  if (!finite(e2)) { return 1.0 / sqrt(eps); }
+  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
+// must make its statistics NaN, as in PyTorch.
+fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
+
+// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
+// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
+// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
+fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
+  let k = sum_dev / n;
+  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
+}
+// modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
+// UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
+// binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
+// a change of its own:
+//
+//   forward   sum = R + gate ⊙ x  (GATE_X: X_ld* return gate ⊙ XG; the kernel adds R with RESIDUAL)
+//             y   = act(n ⊙ (scaleOffset + scale) + shift)  (MOD_OUT: Y_st* store that into YM,
+//                   n being what the kernel computed: the normalized value after weight and bias)
+//   backward  x   = R + gate ⊙ XG  (SUM_X: the forward's sum, recomputed from its inputs; HALF_SUM
+//                   rounds it to half as the forward's stored sum)
+//             g   = dy ⊙ (scaleOffset + scale)  (MOD_DY: DY_ld* read DYM)
+//             DX_st* (DX_OUT): t = v + dsum (HAS_DS), DR = t (HAS_DR: the residual stream's
+//                   gradient), DXM = gate ⊙ t (MOD_GT) or t
+//
+// The modulation tensors (scale SC, shift SH, gate GT) broadcast to x: element e uses index
+//   m(e) = ((e / modInner / modDiv) % modMod) * modInner + e % modInner
+// (layer/RMS norm x [B, T, D], scale [B, 1, D]: modInner = D, modDiv = T, modMod = B; group norm
+// [N, C] channels first: modInner = 1, modDiv = spatial, modMod = N*C; channels last: modInner = C,
+// modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
+// consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
+//
+//#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
+//#flag MOD_SC       scale is bound (SC)
+//#flag MOD_SH       shift is bound (SH)
+//#flag MOD_GT       gate is bound (GT)
+//#flag MOD_SILU     SiLU after the modulation (groupNorm activation 'silu')
+//#flag GATE_X       X_ld*: gate ⊙ XG (forward)
+//#flag SUM_X        X_ld*: R + (gate ⊙) XG (backward: the forward's sum)
+//#flag MOD_DY       DY_ld*: DYM ⊙ (scaleOffset + scale)
+//#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
+//#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
+//#flag HAS_DR       the residual stream's gradient is written (DR)
+
+// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
+fn mod_affine4(e: u32, n: vec4f) -> vec4f {
+  var v = n;
+  return v;
+}
+fn mod_affine1(e: u32, n: f32) -> f32 {
+  var v = n;
+  return v;
+}
+
+// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
+// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
+// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
+// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
+//
+// Accumulators (one is compiled in):
+//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
+//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
+//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
+//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
+//            xhat = (x - mean[s]) * rstd[s].
+// q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
+// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
+// root of a mean square is finite for any finite data). The rescan works in a power-of-two
+// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
+// wherever float32 can hold them.
+//
+// Sections (chosen by entry points) and the flags the host may set:
+//#section WELFORD SUMSQ BWD
+//#flag RESIDUAL     x = X + R (the fused residual add)
+//#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
+//#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
+//#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// The normalized input: x, or x + residual when fused with a residual add.
+fn xv4(e: u32) -> vec4f {
+  return X_ld4(e);
+}
+fn xv1(e: u32) -> f32 {
+  return X_ld(e);
+}
+
+// apply.wgsl: the normalize step, forward and backward, elementwise or fused with the row
+// statistics (accumulate.wgsl is compiled in front of this file).
+//
+// Index maps (uniforms): element e < elements uses the statistics (or backward coefficients) of
+// group s = (e / statDiv) % statMod and the weight/bias at a = (e / weightDiv) % weightMod.
+// Layer norm: s = row,
+// a = position in the row; group norm: s = (n, g), a = channel; batch norm: s = a = channel;
+// weight norm: s = slice along dim.
+//
+// ALIGNED (chosen on the host): statDiv is a multiple of 4, and the weights of a quad are either
+// consecutive (weightDiv = 1, weightMod a multiple of 4: A_VEC) or one value (weightDiv a multiple
+// of 4). Then a
+// quad of 4 elements starting at a multiple of 4 never crosses a group or weight boundary and
+// is handled with straight-line vector code: on CPU adapters (SwiftShader runs invocations as
+// SIMD lanes) data-dependent branches cost about as much as the arithmetic. Otherwise each
+// element is mapped on its own. BLOCK (also chosen on the host): the same holds for blocks of
+// blockLength elements (16 on GPU-class adapters; on CPU adapters up to 256, the largest power of
+// two the group and weight runs allow), and one invocation handles a block: its group statistics
+// (or coefficients) and a broadcast weight are loaded, and its indices divided out, once per block
+// (measured on SwiftShader: 16 elements ~1.6x faster than one quad per invocation; 64 and 256
+// elements another ~1.25x and ~1.4x on group and batch norm).
+//
+// Kernels (their entry points are declared below):
+//   APPLY         normalize_elements: y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
+//                 RESIDUAL: x = X + R, also written to S; EVAL_STATS: batch-norm eval, mean and
+//                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
+//                 dispatch on both adapter classes). One invocation handles the 4
+//                 elements 4t..4t+3 (BLOCK: the blockLength elements from blockLength*t), so
+//                 with float16 storage every u32 word has one writer.
+//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (one run): its statistics through
+//                 reduce_range, then the row normalized from cache. Chosen where invocations are
+//                 cheap loops and barriers are not (CPU adapters), and rows are many.
+//   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
+//                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
+//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
+//                 overflow or underflow); quads as APPLY.
+//   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx.
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry normalize_elements APPLY
+//#entry fused_rows_welford ROWFUSED WELFORD
+//#entry fused_rows_sumsq ROWFUSED SUMSQ
+//#entry grad_elements BWD_APPLY
+//#entry fused_rows_grad BWD_ROWFUSED BWD
+//#entry modulation_grad_partials MOD_GRAD
+//#entry silu_grad_elements SILU_GRAD
+//#entry gated_sum_elements GATED_SUM
+//#entry lp_normalize_lanes LP_FWD
+//#entry lp_normalize_grad_lanes LP_BWD
+//#entry residual_grad_elements RESIDUAL_GRAD
+//#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
+//#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
+//#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
+//#flag S_LANES      channels-last quads whose lanes have their own statistics
+//#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
+//#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
+//#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
+//#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
+//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
+//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
+//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
+//#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
+
+fn a_of(e: u32) -> u32 { return (e / P.weightDiv) % P.weightMod; }
+
+// The elements of the quad at e that this dispatch handles, one at a time (quads that may cross
+// a group or weight boundary). A windowed dispatch handles elements [e0, e1) only: its ranges
+// may cut a quad, so that no range needs the weights at both ends of a row (see window.ts).
+fn elem_lo(e: u32) -> u32 {
+  return e;
+}
+fn elem_hi(e: u32) -> u32 {
+  return min(e + 4u, P.elements);
+}
+fn s_of(e: u32) -> u32 {
+  return (e / P.statDiv) % P.statMod;
+}
+
+// Weights and biases of the aligned quad at e, and of one element.
+
+fn activate4(y: vec4f) -> vec4f {
+  return y;
+}
+
+// Lp normalization along a dim (PyTorch F.normalize): lane t < groups of runLength elements at
+// (o * runLength + d) * channels + i, t = o * channels + i (a middle dim: neighbouring invocations
+// read neighbouring elements; the last dim: one lane per row). One invocation per lane.
+fn lane_e(t: u32, d: u32) -> u32 {
+  let o = t / P.channels;
+  return (o * P.runLength + d) * P.channels + (t - o * P.channels);
+}
+// |a|^(p - 1) * sign(a): d|a|^p / da / p.
+fn lp_dpow(a: f32) -> f32 {
+  if (P.power == 2.0) { return a; }
+  if (P.power == 1.0) { return sign(a); }
+  if (a == 0.0) { return 0.0; }
+  return sign(a) * pow(abs(a), P.power - 1.0);
+}
+
+// ‖lane t‖_p: the lane's largest |x| first (NaN anywhere: NaN; an Inf: Inf), then the sum of
+// (|x| * 2^-k)^p with 2^k near that largest value (scaling by a power of two is exact, and no
+// |x|^p overflows or underflows), in blocks of 256 (a short sequential sum per block), the root
+// scaled back by 2^k.
+fn lane_norm(t: u32) -> f32 {
+  var m = 0.0;
+  var nan = false;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let a = abs(X_ld(lane_e(t, d)));
+    nan = nan || (bitcast<u32>(a) > 0x7f800000u);
+    m = max(m, a);
+  }
+  // (NaN from a uniform: a constant NaN is a shader-creation error.)
+  if (nan) { return bitcast<f32>(0x7fc00000u | P.opaqueZero); }
+  if (!finite(m)) { return m; }
+  if (m == 0.0) { return 0.0; }
+  let k = frexp(m).exp;
+  var blk = 0.0;
+  var tot = 0.0;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
+    var v = a;
+    if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
+    blk += v;
+    if ((d & 255u) == 255u) {
+      tot += blk;
+      blk = 0.0;
+    }
+  }
+  tot += blk;
+  var r = tot;
+  if (P.power == 2.0) { r = sqrt(tot); } else if (P.power != 1.0) { r = pow(tot, 1.0 / P.power); }
+  return ldexp(r, k);
+}
+
+@compute @workgroup_size(WG)
+fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups) { return; }
+  let n = lane_norm(t);
+  NORM_st(t, n);
+  // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
+  let den = select(max(n, P.eps), n, (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u);
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    Y_st(e, X_ld(e) / den);
+  }
+}

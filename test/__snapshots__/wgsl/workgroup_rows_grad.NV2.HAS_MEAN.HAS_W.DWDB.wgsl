@@ -1,0 +1,484 @@
+struct Params {
+  groups: u32,
+  runs: u32,
+  runLength: u32,
+  chunks: u32,
+  chunkLength: u32,
+  chunksPerRun: u32,
+  groupsPerStat: u32,
+  eps: f32,
+  weightDiv: u32,
+  weightMod: u32,
+  rowsPerBlock: u32,
+  blocks: u32,
+  modInner: u32,
+  modDiv: u32,
+  modMod: u32,
+  scaleOffset: f32,
+  invocationBegin: u32,
+  invocationEnd: u32,
+  elementBegin: u32,
+  elementEnd: u32,
+  wordOffset1: u32,
+  wordOffset2: u32,
+  wordOffset3: u32,
+  wordOffset4: u32,
+  wordOffset5: u32,
+  wordOffset6: u32,
+  wordOffset7: u32,
+  wordOffset8: u32,
+  opaqueZero: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+fn X_w(w: u32) -> u32 { return w; }
+fn X_ld(i: u32) -> f32 { return X[i]; }
+fn X_ld4(i: u32) -> vec4f { return vec4f(X[i], X[i + 1u], X[i + 2u], X[i + 3u]); }
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+fn W_w(w: u32) -> u32 { return w; }
+fn W_ld(i: u32) -> f32 { return W[i]; }
+fn W_ld4(i: u32) -> vec4f { return vec4f(W[i], W[i + 1u], W[i + 2u], W[i + 3u]); }
+@group(0) @binding(3) var<storage, read> DY: array<f32>;
+fn DY_w(w: u32) -> u32 { return w; }
+fn DY_ld(i: u32) -> f32 { return DY[i]; }
+fn DY_ld4(i: u32) -> vec4f { return vec4f(DY[i], DY[i + 1u], DY[i + 2u], DY[i + 3u]); }
+@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
+fn DX_w(w: u32) -> u32 { return w; }
+fn DX_ld(i: u32) -> f32 { return DX[i]; }
+fn DX_ld4(i: u32) -> vec4f { return vec4f(DX[i], DX[i + 1u], DX[i + 2u], DX[i + 3u]); }
+fn DX_st(i: u32, v: f32) { DX[i] = v; }
+fn DX_st2(i: u32, v: vec2f) { DX[i] = v.x; DX[i + 1u] = v.y; }
+fn DX_st4(i: u32, v: vec4f) { DX[i] = v.x; DX[i + 1u] = v.y; DX[i + 2u] = v.z; DX[i + 3u] = v.w; }
+@group(0) @binding(5) var<storage, read> MEAN: array<f32>;
+fn MEAN_w(w: u32) -> u32 { return w; }
+fn MEAN_ld(i: u32) -> f32 { return MEAN[i]; }
+fn MEAN_ld4(i: u32) -> vec4f { return vec4f(MEAN[i], MEAN[i + 1u], MEAN[i + 2u], MEAN[i + 3u]); }
+@group(0) @binding(6) var<storage, read> RSTD: array<f32>;
+fn RSTD_w(w: u32) -> u32 { return w; }
+fn RSTD_ld(i: u32) -> f32 { return RSTD[i]; }
+fn RSTD_ld4(i: u32) -> vec4f { return vec4f(RSTD[i], RSTD[i + 1u], RSTD[i + 2u], RSTD[i + 3u]); }
+@group(0) @binding(7) var<storage, read_write> PART: array<f32>;
+fn PART_w(w: u32) -> u32 { return w; }
+fn PART_ld(i: u32) -> f32 { return PART[i]; }
+fn PART_ld4(i: u32) -> vec4f { return vec4f(PART[i], PART[i + 1u], PART[i + 2u], PART[i + 3u]); }
+fn PART_st(i: u32, v: f32) { PART[i] = v; }
+fn PART_st2(i: u32, v: vec2f) { PART[i] = v.x; PART[i + 1u] = v.y; }
+fn PART_st4(i: u32, v: vec4f) { PART[i] = v.x; PART[i + 1u] = v.y; PART[i + 2u] = v.z; PART[i + 3u] = v.w; }
+override WG: u32 = 64u;
+// common.wgsl: helpers shared by every kernel family.
+//
+// Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
+//#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
+//#flag HAS_W     weight is bound (W)
+//#flag HAS_B     bias is bound (B)
+//#flag SILU      y * sigmoid(y) after the affine step
+//#flag HAS_MEAN  the saved mean is bound (MEAN; RM with EVAL_STATS)
+//#flag EVAL_STATS batch-norm eval: statistics from the running ones, rstd = 1/sqrt(RV + eps)
+//#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
+//#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
+
+// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
+// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
+// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
+fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
+
+// Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
+fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
+fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
+
+// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
+// through: a + b).
+fn hyp2(a: f32, b: f32) -> f32 {
+  let m = max(a, b);
+  if (!(m > 0.0) || !finite(m)) { return a + b; }
+  let x = a / m;
+  let y = b / m;
+  return m * sqrt(x * x + y * y);
+}
+
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
+fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
+fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
+fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
+// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
+// of which b is the small rest).
+fn split_sum(a: f32, b: f32) -> vec2f {
+  let s = hold(a + b);
+  return vec2f(s, b - hold(s - a));
+}
+fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
+  let s = hold4(a + b);
+  return array<vec4f, 2>(s, b - hold4(s - a));
+}
+
+// Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
+// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
+// exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
+// plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
+fn chan(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
+}
+// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
+// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
+// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
+// precision for ordinary data; S = 0 is stored as q = +0.)
+fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
+// S of an encoded q over n elements.
+fn q_root(n: f32, q: f32) -> f32 {
+  if (q_is_root(q)) { return -q; }
+  return sqrt(q / n);
+}
+// q in root form from S (S = 0 as the plain +0).
+fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
+// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
+// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
+fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
+  if (q_is_root(q)) { return rstd_of(-q, eps); }
+  return 1.0 / sqrt(q / n + eps);
+}
+// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
+// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
+fn chan_root(a: vec4f, b: vec4f) -> vec4f {
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let n = a.x + b.x;
+  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
+  let f = b.x / n;
+  let d = dev(b.y, a.y) + (b.z - a.z);
+  let sm = split_sum(a.y, a.z + d * f);
+  let fa = a.x / n;
+  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
+}
+// Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
+// squares may have underflowed.
+fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
+
+// rstd = 1/sqrt(var + eps) from the standard deviation, without overflow or underflow of var:
+// past 2^+-60 the sum is taken in a scale where std is about 1 (eps may be of either sign; var +
+// eps <= 0 gives Inf or NaN, as in PyTorch).
+fn rstd_of(sd: f32, eps: f32) -> f32 {
+  if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
+  let fe = frexp(sd);
+  let e2 = ldexp(eps, -2 * fe.exp);
+  if (!finite(e2)) { return 1.0 / sqrt(eps); }
+  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
+// must make its statistics NaN, as in PyTorch.
+fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
+
+// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
+// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
+// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
+fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
+  let k = sum_dev / n;
+  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
+}
+// modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
+// UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
+// binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
+// a change of its own:
+//
+//   forward   sum = R + gate ⊙ x  (GATE_X: X_ld* return gate ⊙ XG; the kernel adds R with RESIDUAL)
+//             y   = act(n ⊙ (scaleOffset + scale) + shift)  (MOD_OUT: Y_st* store that into YM,
+//                   n being what the kernel computed: the normalized value after weight and bias)
+//   backward  x   = R + gate ⊙ XG  (SUM_X: the forward's sum, recomputed from its inputs; HALF_SUM
+//                   rounds it to half as the forward's stored sum)
+//             g   = dy ⊙ (scaleOffset + scale)  (MOD_DY: DY_ld* read DYM)
+//             DX_st* (DX_OUT): t = v + dsum (HAS_DS), DR = t (HAS_DR: the residual stream's
+//                   gradient), DXM = gate ⊙ t (MOD_GT) or t
+//
+// The modulation tensors (scale SC, shift SH, gate GT) broadcast to x: element e uses index
+//   m(e) = ((e / modInner / modDiv) % modMod) * modInner + e % modInner
+// (layer/RMS norm x [B, T, D], scale [B, 1, D]: modInner = D, modDiv = T, modMod = B; group norm
+// [N, C] channels first: modInner = 1, modDiv = spatial, modMod = N*C; channels last: modInner = C,
+// modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
+// consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
+//
+//#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
+//#flag MOD_SC       scale is bound (SC)
+//#flag MOD_SH       shift is bound (SH)
+//#flag MOD_GT       gate is bound (GT)
+//#flag MOD_SILU     SiLU after the modulation (groupNorm activation 'silu')
+//#flag GATE_X       X_ld*: gate ⊙ XG (forward)
+//#flag SUM_X        X_ld*: R + (gate ⊙) XG (backward: the forward's sum)
+//#flag MOD_DY       DY_ld*: DYM ⊙ (scaleOffset + scale)
+//#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
+//#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
+//#flag HAS_DR       the residual stream's gradient is written (DR)
+
+// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
+fn mod_affine4(e: u32, n: vec4f) -> vec4f {
+  var v = n;
+  return v;
+}
+fn mod_affine1(e: u32, n: f32) -> f32 {
+  var v = n;
+  return v;
+}
+
+// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
+// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
+// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
+// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
+//
+// Accumulators (one is compiled in):
+//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
+//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
+//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
+//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
+//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
+//            xhat = (x - mean[s]) * rstd[s].
+// q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
+// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
+// root of a mean square is finite for any finite data). The rescan works in a power-of-two
+// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
+// wherever float32 can hold them.
+//
+// Sections (chosen by entry points) and the flags the host may set:
+//#section WELFORD SUMSQ BWD
+//#flag RESIDUAL     x = X + R (the fused residual add)
+//#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
+//#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
+//#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// The normalized input: x, or x + residual when fused with a residual add.
+fn xv4(e: u32) -> vec4f {
+  return X_ld4(e);
+}
+fn xv1(e: u32) -> f32 {
+  return X_ld(e);
+}
+
+// rows.wgsl: layer/RMS-norm forward and backward and group/instance-norm forward on GPU-class
+// adapters, one workgroup per row (or group), the row held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
+//
+// One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
+// K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
+// One invocation (t = local index < WG) holds the quads q = t + k*WG, k < NV, of its row in NV
+// vec4 registers (elements 4q .. 4q+3, zeros past K): x is read once, y written once, and
+// neighbouring invocations touch neighbouring quads. Bounds: K <= 4 * NV * WG, NV in
+// {1, 2, 4, 8, 16}; float16 rows have K even (each u32 word of halves has one writer). The host
+// picks WG and NV (policy.ts rowsPlan: WG from maxComputeInvocationsPerWorkgroup, at most 256;
+// rows past the register capacity keep to the reduce/finalize/apply kernels).
+//
+// Statistics, exact two-pass from the registers (WELFORD: layer norm):
+//   s  = (sum x) / K                 the f32-rounded mean from a first workgroup sum;
+//   m  = (sum (x - s)) / K           the rest, so that the mean is the unevaluated pair s + m
+//                                    (x - mean keeps f32 precision at offsets like 1e4 + N(0, 1));
+//   M2 = sum ((x - s) - m)^2          the spread about that mean.
+// SUMSQ (RMS norm): one sum of x^2. Workgroup sums (wg_sum) use subgroupAdd and one partial per
+// subgroup in workgroup memory with SUBGROUPS (the device's 'subgroups' feature; subgroups taken
+// as consecutive runs of local indices, as Vulkan/Metal/D3D lay them out for 1-D workgroups), else
+// a tree in workgroup memory.
+// Suspect fast statistics (non-finite: an Inf or NaN in the row, or squares past f32; or a sum of
+// squares below 2^-100, where squares may have underflowed) are recomputed by invocation 0 with the
+// careful per-row path of accumulate.wgsl (Welford with a following shift, then the scaled rescan;
+// Inf/NaN summed as PyTorch's sums), the same results the row-fused kernel gives.
+// PER_CH (group/instance norm, channels-first): a row is one (n, g) group of Cg = C/G channels of
+// S = P.weightDiv contiguous elements each (K = Cg * S, the row starting at a channel boundary), and
+// the weight/bias of element e (index in X) are those of channel (e / P.weightDiv) % P.weightMod
+// (weightMod = C). SILU: y * sigmoid(y) after the affine step, as normalize_elements has it.
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry workgroup_rows_welford ROWS_FWD WELFORD
+//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
+//#entry workgroup_rows_grad ROWS_BWD
+//#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
+//#flag NV2
+//#flag NV4
+//#flag NV8
+//#flag NV16
+//#flag SUBGROUPS    workgroup sums by subgroupAdd (the device has 'subgroups')
+//#flag PER_CH       group norm: a row is an (n, g) group, weights per channel
+//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
+
+const NV = 2u;
+
+const NSUMS = 1u;
+// One slot of WG floats per workgroup sum (each written once: no barrier between the sums).
+var<workgroup> red: array<f32, NSUMS * WG>;
+// The careful path's statistics, from invocation 0 to the workgroup.
+var<workgroup> careful: vec4f;
+
+var<private> sg_lane: u32;
+var<private> sg_size: u32;
+
+// The builtins of the entry points here: the workgroup's (uniform: the barriers depend on them)
+// and the invocation's (with SUBGROUPS its lane and the subgroup size too).
+struct WorkgroupIds {
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+}
+struct LaneIds {
+  @builtin(local_invocation_index) t: u32,
+}
+// An entry point's start: the subgroup lane and size kept for the sums; returns the workgroup's
+// linear index (uniform across the workgroup).
+fn enter(w: WorkgroupIds, l: LaneIds) -> u32 {
+  return w.wid.y * w.nwg.x + w.wid.x;
+}
+
+// The sum of v over the workgroup, in every invocation (the same value in each), through slot.
+fn wg_sum(v: f32, t: u32, slot: u32) -> f32 {
+  let o = slot * WG;
+  red[o + t] = v;
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    workgroupBarrier();
+    if (t < h) { red[o + t] += red[o + t + h]; }
+  }
+  workgroupBarrier();
+  return red[o];
+}
+
+// Valid elements of the row's quad q: 0..4.
+fn quad_len(q: u32, K: u32) -> u32 { return min(K - min(4u * q, K), 4u); }
+// The lanes of quad q inside the row.
+fn quad_mask(q: u32, K: u32) -> vec4<bool> { return vec4u(4u * q) + vec4u(0u, 1u, 2u, 3u) < vec4u(K); }
+
+fn load_quad(e: u32, n: u32) -> vec4f {
+  if (n == 4u) { return xv4(e); }
+  var v = vec4f(0.0);
+  for (var i = 0u; i < n; i += 1u) { v[i] = xv1(e + i); }
+  return v;
+}
+
+fn w_quad(a: u32, n: u32) -> vec4f {
+  if (n == 4u) { return W_ld4(a); }
+  var v = vec4f(1.0);
+  for (var i = 0u; i < n; i += 1u) { v[i] = W_ld(a + i); }
+  return v;
+}
+
+fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
+// Layer-norm and RMS-norm backward on GPU-class adapters (entry point workgroup_rows_grad): one
+// workgroup handles the block of rows [b*L, min((b+1)*L, rows)) (b: the workgroup's linear index,
+// L = P.rowsPerBlock rows per block, P.blocks of them), one row after the other. Per row, as the
+// forward: invocation t holds the quads q = t + k*WG, k < NV, of x and dy in registers (each
+// read once), then three workgroup sums (wg_sum3, subgroups or the tree as wg_sum)
+//   sum g, sum g*xhat, sum (x - mu)      with g = dy * w, xhat = (x - mu) * rstd
+// (mu, rstd: the saved statistics, mu = 0 without HAS_MEAN), and dx from the same registers
+// with FIN_BWD's coefficients: the saved mean's float32 rounding k = mean_fix(sum (x - mu), K, mu)
+// (k = 0 when mu is not within two ulps of x's mean: a caller's mean is taken as given),
+//   sum g*xhat -= k * rstd * sum g,  beta = -sum g / K,  gamma = -sum g*xhat / K,
+//   dx = rstd * (g + (beta - gamma * k * rstd) + gamma * ((x - mu) * rstd))  (rstd last: no
+//   intermediate below float32's normal range when dx is inside it)
+// (gamma multiplies xhat: no rstd^2 that could overflow or underflow). With DWDB each invocation
+// also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
+// writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
+// sum dy*xhat, 0), which finalize.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
+// are read once in all.
+var<workgroup> red3: array<vec3f, WG>;
+
+// The sum of v over the workgroup, in every invocation (the same value in each). Begins with a
+// barrier, so that a block's rows may reuse red3 one after the other.
+fn wg_sum3(v: vec3f, t: u32) -> vec3f {
+  workgroupBarrier();
+  red3[t] = v;
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    workgroupBarrier();
+    if (t < h) { red3[t] += red3[t + h]; }
+  }
+  workgroupBarrier();
+  return red3[0];
+}
+
+fn dy_quad(e: u32, n: u32) -> vec4f {
+  if (n == 4u) { return DY_ld4(e); }
+  var v = vec4f(0.0);
+  for (var i = 0u; i < n; i += 1u) { v[i] = DY_ld(e + i); }
+  return v;
+}
+fn dx_store(e: u32, n: u32, v: vec4f) {
+  if (n == 4u) { DX_st4(e, v); return; }
+  for (var i = 0u; i < n; i += 1u) { DX_st(e + i, v[i]); }
+}
+
+@compute @workgroup_size(WG)
+fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
+  let t = l.t;
+  // (Uniform across the workgroup.)
+  let b = enter(w, l);
+  let r0 = b * P.rowsPerBlock;
+  if (r0 >= P.groups) { return; }
+  let r1 = min(r0 + P.rowsPerBlock, P.groups);
+  let K = P.runLength;
+  let Kf = f32(K);
+  var xs: array<vec4f, NV>;
+  var gs: array<vec4f, NV>;
+  var cdy: array<vec4f, NV>;
+  var cdx: array<vec4f, NV>;
+  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); }
+  for (var j = r0; j < r1; j += 1u) {
+    let base = j * K;
+    var mu = 0.0;
+    mu = MEAN_ld(j);
+    let rs = RSTD_ld(j);
+    var acc = vec3f(0.0);
+    for (var k = 0u; k < NV; k += 1u) {
+      let q = t + k * WG;
+      let n = quad_len(q, K);
+      let x = load_quad(base + 4u * q, n);
+      let dy = dy_quad(base + 4u * q, n);
+      xs[k] = x;
+      gs[k] = dy;
+      var g = dy;
+      if (n > 0u) { g *= w_quad(4u * q, n); }
+      let msk = quad_mask(q, K);
+      let dv = select(vec4f(0.0), dev4(x, vec4f(mu)), msk);
+      let gz = select(vec4f(0.0), g, msk);
+      acc += vec3f(hsum(gz), hsum(gz * hold4(dv * rs)), hsum(dv));
+    }
+    var r = wg_sum3(acc, t);
+    var beta = 0.0;
+    var kf = 0.0;
+    kf = mean_fix(r.z, Kf, mu);
+    r.y -= (kf * rs) * r.x;
+    beta = -r.x / Kf;
+    let gamma = -r.y / Kf;
+    let c = beta - gamma * (kf * rs);
+    for (var k = 0u; k < NV; k += 1u) {
+      let q = t + k * WG;
+      let n = quad_len(q, K);
+      if (n == 0u) { continue; }
+      let dy = gs[k];
+      var g = dy;
+      g *= w_quad(4u * q, n);
+      let dv = dev4(xs[k], vec4f(mu));
+      dx_store(base + 4u * q, n, rs * (g + c + gamma * hold4(dv * rs)));
+      cdy[k] += dy;
+      cdx[k] += dy * hold4((dv - kf) * rs);
+    }
+  }
+  let nr = f32(r1 - r0);
+  for (var k = 0u; k < NV; k += 1u) {
+    let q = t + k * WG;
+    let n = quad_len(q, K);
+    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], 0.0)); }
+  }
+}
