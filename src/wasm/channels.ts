@@ -13,7 +13,7 @@
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
-import { gradCoefs, type WasmBackend } from './backend.ts';
+import { gradCoefs, type WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace } from './modulate.ts';
 import type { ChannelGeom } from '../validate.ts';
 
@@ -35,7 +35,7 @@ function mergeMoments(cnt: ArrayLike<number>, sum: ArrayLike<number>, m2: ArrayL
 }
 
 /** Column triples (count, Σ, M2 or Σx²) of x as [O, M, C] (float64 arrays of O·C). */
-function colStats(b: WasmBackend, x: Tensor, O: number, M: number, C: number, mode: 0 | 1) {
+function colStats(b: WasmContext, x: Tensor, O: number, M: number, C: number, mode: 0 | 1) {
   const out = b.temp(O * C * 24);
   b.run('cols_stats', [x._ptr, O, M, C, mode, out], O * Math.ceil(C / 16), O * M * C);
   const v = b.m.f64(out, 3 * O * C);
@@ -44,7 +44,7 @@ function colStats(b: WasmBackend, x: Tensor, O: number, M: number, C: number, mo
 }
 
 /** Row pairs (Σ, M2 or Σx²) of P rows of S elements. */
-export function rowStats(b: WasmBackend, x: Tensor, P: number, S: number, mode: 0 | 1) {
+export function rowStats(b: WasmContext, x: Tensor, P: number, S: number, mode: 0 | 1) {
   const out = b.temp(P * 16);
   b.run('rows_stats', [x._ptr, S, mode, out], P, P * S);
   const v = b.m.f64(out, 2 * P);
@@ -66,9 +66,9 @@ function applyTab(P: number, mean: (i: number) => number, rstd: (i: number) => n
   return t;
 }
 
-const vals = (b: WasmBackend, t: Tensor | null, n: number, dflt: number): Float32Array => (t ? b.values(t).slice() : new Float32Array(n).fill(dflt));
+const vals = (b: WasmContext, t: Tensor | null, n: number, dflt: number): Float32Array => (t ? b.values(t).slice() : new Float32Array(n).fill(dflt));
 
-export function groupNorm(b: WasmBackend, a: O.GroupNormArgs): O.GroupNormOut {
+export function groupNorm(b: WasmContext, a: O.GroupNormArgs): O.GroupNormOut {
   const { N, C, S, G } = a;
   const Cg = C / G;
   // With a modulation the activation comes after it (modulate), not in the norm's kernels.
@@ -108,7 +108,7 @@ export function groupNorm(b: WasmBackend, a: O.GroupNormArgs): O.GroupNormOut {
  * dx per plane (NCHW: P = N·C planes of S) or per row of C (channels last, O outer blocks of M
  * rows), from per-(o, c) coefficient arrays of length O·C (index = plane).
  */
-function applyDx(b: WasmBackend, dy: Tensor, x: Tensor, dx: Tensor, cl: boolean, O: number, M: number, C: number, S: number, cf: Float32Array, w: Float32Array): void {
+function applyDx(b: WasmContext, dy: Tensor, x: Tensor, dx: Tensor, cl: boolean, O: number, M: number, C: number, S: number, cf: Float32Array, w: Float32Array): void {
   const coef = b.f32Temp(cf);
   if (cl) {
     b.run('cols_dx', [dy._ptr, x._ptr, dx._ptr, M, C, O, coef, b.f32Temp(w)], O * M, 2 * x.size);
@@ -121,7 +121,7 @@ function applyDx(b: WasmBackend, dy: Tensor, x: Tensor, dx: Tensor, cl: boolean,
 }
 
 /** Gradient sums Σdy, Σdy·(x − μ), Σ(x − μ) per (o, c) (float64 arrays of O·C), μ per (o, c). */
-function gradSums(b: WasmBackend, dy: Tensor, x: Tensor, cl: boolean, O: number, M: number, C: number, S: number, mu: Float32Array) {
+function gradSums(b: WasmContext, dy: Tensor, x: Tensor, cl: boolean, O: number, M: number, C: number, S: number, mu: Float32Array) {
   const P = O * C;
   const out = b.temp(P * 24);
   const mup = b.f32Temp(mu);
@@ -133,7 +133,7 @@ function gradSums(b: WasmBackend, dy: Tensor, x: Tensor, cl: boolean, O: number,
 }
 
 /** Group norm's output again from x and the saved statistics (float32 intermediate of a modulated backward). */
-function normalizedGroups(b: WasmBackend, a: O.GroupNormBwdArgs): Tensor {
+function normalizedGroups(b: WasmContext, a: O.GroupNormBwdArgs): Tensor {
   const { N, C, S, G } = a;
   const Cg = C / G;
   const n = b.scratch(a.x.shape);
@@ -146,14 +146,14 @@ function normalizedGroups(b: WasmBackend, a: O.GroupNormBwdArgs): Tensor {
   return n;
 }
 
-export function groupNormBackward(b: WasmBackend, a: O.GroupNormBwdArgs): O.ModBwdOut {
+export function groupNormBackward(b: WasmContext, a: O.GroupNormBwdArgs): O.ModBwdOut {
   const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
   if (!hasMod(a) && !a.silu) return { ...groupBackward(b, a), ...none };
   return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
 }
 
 /** The norm's backward (dy as given); f32: dx left float32. */
-function groupBackward(b: WasmBackend, a: O.GroupNormBwdArgs, f32 = false): O.BwdOut {
+function groupBackward(b: WasmContext, a: O.GroupNormBwdArgs, f32 = false): O.BwdOut {
   const { N, C, S, G, channelsLast: cl } = a;
   const Cg = C / G;
   const P = N * C;
@@ -192,7 +192,7 @@ function groupBackward(b: WasmBackend, a: O.GroupNormBwdArgs, f32 = false): O.Bw
   return { dx, dweight: a.weight ? perChannel(b, dw, a.weight) : null, dbias: a.bias ? perChannel(b, db, a.bias) : null };
 }
 
-function perChannel(b: WasmBackend, v: Float64Array, like: Tensor): Tensor {
+function perChannel(b: WasmContext, v: Float64Array, like: Tensor): Tensor {
   const t = b.out([v.length], like.dtype);
   b.values(t).set(v);
   b.roundHalf(t);
@@ -202,7 +202,7 @@ function perChannel(b: WasmBackend, v: Float64Array, like: Tensor): Tensor {
 /** Batch norm's layout: channels last, or NCHW with one spatial element (the same memory order). */
 const columnar = (a: ChannelGeom): boolean => a.channelsLast || a.S === 1;
 
-export function batchNorm(b: WasmBackend, a: O.BatchNormArgs): O.BatchNormOut {
+export function batchNorm(b: WasmContext, a: O.BatchNormArgs): O.BatchNormOut {
   const { N, C, S } = a;
   const cl = columnar(a);
   const y = b.out(a.x.shape, a.x.dtype);
@@ -254,7 +254,7 @@ export function batchNorm(b: WasmBackend, a: O.BatchNormArgs): O.BatchNormOut {
   return { y, saveMean, saveInvstd };
 }
 
-export function batchNormBackward(b: WasmBackend, a: O.BatchNormBwdArgs): O.BwdOut {
+export function batchNormBackward(b: WasmContext, a: O.BatchNormBwdArgs): O.BwdOut {
   const { N, C, S } = a;
   const cl = columnar(a);
   const dx = b.out(a.x.shape, a.x.dtype);

@@ -11,7 +11,7 @@
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import { CHUNK } from './module.ts';
-import type { WasmBackend } from './backend.ts';
+import type { WasmContext } from './context.ts';
 
 /** The broadcast geometry as rows of `inner` (modGeom; none: every element reads element 0). */
 export function geomOf(a: O.Modulation, n: number): { inner: number; div: number; mod: number; rows: number; M: number } {
@@ -23,7 +23,7 @@ export function geomOf(a: O.Modulation, n: number): { inner: number; div: number
 export const hasMod = (a: O.Modulation): boolean => !!(a.scale || a.shift);
 
 /** residual + gate ⊙ x (or residual + x), in x's dtype (the forward's `sum`; also recomputed by the backward). */
-export function residualSum(b: WasmBackend, x: Tensor, residual: Tensor, a: O.Modulation): Tensor {
+export function residualSum(b: WasmContext, x: Tensor, residual: Tensor, a: O.Modulation): Tensor {
   const sum = b.out(x.shape, x.dtype);
   const n = x.size;
   if (a.gate) {
@@ -37,13 +37,13 @@ export function residualSum(b: WasmBackend, x: Tensor, residual: Tensor, a: O.Mo
 }
 
 /** y = act(y ⊙ (scaleOffset + scale) + shift) in place (y float32 values, rounded by the caller). */
-export function modulateInPlace(b: WasmBackend, y: Tensor, a: O.Modulation, silu: boolean): void {
+export function modulateInPlace(b: WasmContext, y: Tensor, a: O.Modulation, silu: boolean): void {
   const g = geomOf(a, y.size);
   b.run('modulate', [y._ptr, g.inner, g.div, g.mod, a.scale?._ptr ?? 0, a.shift?._ptr ?? 0, a.scaleOffset, silu ? 1 : 0], g.rows, y.size);
 }
 
 /** A float32 tensor of x's shape for intermediates (freed with the op's temporaries). */
-export function f32Like(b: WasmBackend, x: Tensor): Tensor {
+export function f32Like(b: WasmContext, x: Tensor): Tensor {
   return b.scratch(x.shape);
 }
 
@@ -53,7 +53,7 @@ export function f32Like(b: WasmBackend, x: Tensor): Tensor {
  * with dy = dn, dx left float32 when f32 (the residual's gradients follow), else in x's dtype.
  */
 export function modulatedBackward(
-  b: WasmBackend,
+  b: WasmContext,
   a: O.Modulation & { dy: Tensor; x: Tensor; residual: Tensor | null; dsum: Tensor | null },
   silu: boolean,
   normalized: (xin: Tensor) => Tensor,
@@ -94,7 +94,7 @@ export function modulatedBackward(
   return { dx, dweight: r.dweight, dbias: r.dbias, dscale, dshift, dgate, dresidual };
 }
 
-function outOf(b: WasmBackend, v: Float32Array, like: Tensor): Tensor {
+function outOf(b: WasmContext, v: Float32Array, like: Tensor): Tensor {
   const t = b.out(like.shape, like.dtype);
   b.values(t).set(v);
   b.roundHalf(t);
