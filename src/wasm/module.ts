@@ -74,12 +74,18 @@ export class WasmModule {
 
   constructor(o: WasmModuleOptions) {
     const simd = !o.scalar && simdSupported();
-    const threads = simd && o.threads > 1 && threadsAvailable() ? o.threads : 1;
-    const shared = threads > 1;
+    let threads = simd && o.threads > 1 && threadsAvailable() ? o.threads : 1;
+    let memory: WebAssembly.Memory | null = null;
+    if (threads > 1) {
+      try {
+        memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+      } catch {
+        threads = 1; // a shared memory of that maximum cannot be reserved here (32-bit hosts): one thread
+      }
+    }
+    const shared = memory !== null;
     const mod = moduleOf(shared ? 'shared' : simd ? 'simd' : 'scalar');
-    this.memory = shared
-      ? new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true })
-      : new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES });
+    this.memory = memory ?? new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES });
     const inst = new WebAssembly.Instance(mod, { env: { memory: this.memory } });
     this.fns = inst.exports as unknown as Record<Kernel, KernelFn>;
     this.heap = new Heap(this.memory, MAX_PAGES);
