@@ -10,6 +10,14 @@ import { pf, pi, pp, at, ld, st } from './common';
   return v / (<f32>1 + Mathf.exp(-v));
 }
 
+/** acc[k..k+3] (float64) += the four lanes of v. */
+// @ts-ignore: decorator
+@inline function acc4(acc: usize, k: i32, v: v128): void {
+  const a = acc + (<usize>k << 3);
+  v128.store(a, f64x2.add(v128.load(a), f64x2.promote_low_f32x4(v)));
+  v128.store(a, f64x2.add(v128.load(a, 16), f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1))), 16);
+}
+
 /** out = residual + gate[m(e)]·x. p: 0 x, 1 residual, 2 out, 3 gate, 4 inner, 5 div, 6 mod. */
 export function gated_add(p: usize, begin: i32, end: i32): void {
   const x = pp(p, 0), r = pp(p, 1), out = pp(p, 2), g = pp(p, 3), inner = pi(p, 4), div = pi(p, 5), mod = pi(p, 6);
@@ -87,7 +95,20 @@ export function mod_grads(p: usize, begin: i32, end: i32): void {
   let rr = 0, qm = 0;
   for (let row = 0; row < rows; row++) {
     const mb = qm * inner;
-    for (let i = 0; i < inner; i++) {
+    let i = 0;
+    if (ASC_FEATURE_SIMD && !act) {
+      // Four elements at a time: float32 products, float64 accumulators.
+      const voff = f32x4.splat(<f32>off), one = f32x4.splat(1);
+      for (; i + 4 <= inner; i += 4) {
+        const e = row * inner + i, k = mb + i;
+        const dz = v128.load(at(dy, e));
+        const a = sc ? f32x4.add(voff, v128.load(at(sc, k))) : one;
+        acc4(acc, k, dz);
+        acc4(acc, M + k, f32x4.mul(dz, v128.load(at(nv, e))));
+        v128.store(at(dn, e), f32x4.mul(dz, a));
+      }
+    }
+    for (; i < inner; i++) {
       const e = row * inner + i, k = mb + i;
       let dz = <f64>ld(dy, e);
       const n = <f64>ld(nv, e);
@@ -122,7 +143,21 @@ export function residual_grads(p: usize, begin: i32, end: i32): void {
   let rr = 0, qm = 0;
   for (let row = 0; row < rows; row++) {
     const mb = qm * inner;
-    for (let i = 0; i < inner; i++) {
+    let i = 0;
+    if (ASC_FEATURE_SIMD) {
+      for (; i + 4 <= inner; i += 4) {
+        const e = row * inner + i;
+        const t = dsum ? f32x4.add(v128.load(at(dxn, e)), v128.load(at(dsum, e))) : v128.load(at(dxn, e));
+        if (dres) v128.store(at(dres, e), t);
+        if (g) {
+          v128.store(at(dx, e), f32x4.mul(v128.load(at(g, mb + i)), t));
+          acc4(acc, mb + i, f32x4.mul(t, v128.load(at(x, e))));
+        } else {
+          v128.store(at(dx, e), t);
+        }
+      }
+    }
+    for (; i < inner; i++) {
       const e = row * inner + i;
       const t: f32 = dsum ? ld(dxn, e) + ld(dsum, e) : ld(dxn, e);
       if (dres) st(dres, e, t);

@@ -100,6 +100,8 @@ export class WasmContext {
 
   /** A temporary holding these float32 values (arrays concatenated). */
   f32Temp(...parts: ArrayLike<number>[]): number {
+    // Views on the module's memory are copied first: the allocation may grow (and detach) it.
+    parts = parts.map((p) => (ArrayBuffer.isView(p) && p.buffer === this.m.memory.buffer ? Array.from(p) : p));
     const n = parts.reduce((a, p) => a + p.length, 0);
     const p = this.temp(n * 4);
     const v = this.m.f32(p, n);
