@@ -66,7 +66,17 @@ export function modulate(p: usize, begin: i32, end: i32): void {
     } else {
       for (let k = 0; k < run; k++) {
         const eb = e0 + k * inner;
-        for (let i = 0; i < inner; i++) {
+        let i = 0;
+        if (ASC_FEATURE_SIMD && !act) {
+          const voff = f32x4.splat(off);
+          for (; i + 4 <= inner; i += 4) {
+            let v = v128.load(at(y, eb + i));
+            if (sc) v = f32x4.mul(v, f32x4.add(voff, v128.load(at(sc, mb + i))));
+            if (sh) v = f32x4.add(v, v128.load(at(sh, mb + i)));
+            v128.store(at(y, eb + i), v);
+          }
+        }
+        for (; i < inner; i++) {
           let v = ld(y, eb + i);
           if (sc) v *= off + ld(sc, mb + i);
           if (sh) v += ld(sh, mb + i);
