@@ -126,6 +126,8 @@ fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
+//#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
+//#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
@@ -218,6 +220,7 @@ fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
@@ -262,10 +265,17 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
   let u0 = c * P.chunkLength;
   let u1 = min(u0 + P.chunkLength, P.runLength);
   var acc = vec4f(f32(u1 - u0), 0.0, 0.0, 0.0);
+  // u = a * modDiv + i, stepped without dividing (CPU adapters divide lane by lane).
+  var a = u0 / P.modDiv;
+  var i = u0 - a * P.modDiv;
   for (var u = u0; u < u1; u += 1u) {
-    let a = u / P.modDiv;
-    let i = u - a * P.modDiv;
-    let e = ((a * P.modMod + mr) * P.modDiv + i) * P.modInner + col;
+    let row = (a * P.modMod + mr) * P.modDiv + i;
+    let e = row * P.modInner + col;
+    i += 1u;
+    if (i == P.modDiv) {
+      i = 0u;
+      a += 1u;
+    }
     let dy = DY_ld(e);
     acc.y += dy;
     acc.z += dy * y1(X_ld(e), e, stats(s_of(e)));

@@ -119,6 +119,8 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
+//#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
+//#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
@@ -216,6 +218,7 @@ fn xv4(e: u32) -> vec4f {
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
