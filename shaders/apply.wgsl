@@ -711,6 +711,7 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
   for (var u = u0; u < u1; u += 1u) {
     let row = (a * P.modMod + mr) * P.modDiv + i;
     let e = row * P.modInner + col;
+    mod_row_of(row, mr);
     i += 1u;
     if (i == P.modDiv) {
       i = 0u;

@@ -278,7 +278,7 @@ function modGradSteps(
   const noDy = sumFlags.includes('MG_NO_DY');
   // Row norms (the statistics' run is the modulation's inner run): no index maps per element.
   const rowsMap = norm.p.statDiv === Math.max(a.modGeom?.inner ?? 0, 1) && norm.p.weightDiv === 1 && !norm.flags.includes('CLAST');
-  const flags = [...norm.flags, ...sumFlags, ...(rowsMap && outs.dscale ? ['MG_ROWS'] : []), ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
+  const flags = [...norm.flags, ...sumFlags, ...(rowsMap && outs.dscale ? ['MG_ROWS'] : []), ...(rowsMap && sumFlags.includes('MOD_GT') ? ['MOD_ROWS'] : []), ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
   const binds: Bind[] = [...(noDy ? [] : [tb('DY', dy)]), xb, ...sumBinds, ...norm.binds];
   if (outs.dgate && dresidual) binds.push(tb('DRT', dresidual));
   const steps: Step[] = [];

@@ -126,8 +126,11 @@ fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
+//#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
+
+fn mod_row_of(j: u32, mr: u32) {}
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
@@ -271,6 +274,7 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
   for (var u = u0; u < u1; u += 1u) {
     let row = (a * P.modMod + mr) * P.modDiv + i;
     let e = row * P.modInner + col;
+    mod_row_of(row, mr);
     i += 1u;
     if (i == P.modDiv) {
       i = 0u;

@@ -119,6 +119,7 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
+//#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
