@@ -167,7 +167,7 @@ async function main() {
     flags: opts,
     timing: timings.length === 1 ? timings[0] : timings.join('+') || 'none',
     timingNote:
-      'ms = median per-iteration time over batches of k enqueued ops closed by onSubmittedWorkDone; timing "timestamp" = GPU timestamps from two empty compute passes bracketing the batch, "wall" = performance.now() around the batch. GB/s over the minimal bytes (forward 2·numel·bpe, backward 3·numel·bpe, fused residual 4·numel·bpe); copy = vec4 copy kernel over numel·bpe bytes, counted read + write. Peers: same device, same inputs, same protocol; × = peer time / our time.',
+      'ms = median per-iteration time over batches of k enqueued ops closed by onSubmittedWorkDone; timing "timestamp" = GPU timestamps from two empty compute passes bracketing the batch, "wall" = performance.now() around the batch. GB/s over the minimal bytes (forward 2·numel·bpe, backward 3·numel·bpe, fused residual 4·numel·bpe; modulated rows: cases.mjs modulatedBytes); copy = vec4 copy kernel over numel·bpe bytes, counted read + write. Peers: same device, same inputs, same protocol; × = peer time / our time.',
     environment: { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, crossOriginIsolated: self.crossOriginIsolated, ...env },
     peers: peerInfo,
     rows,

@@ -61,6 +61,7 @@
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
@@ -343,6 +344,7 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 //#if ROWFUSED || BWD_ROWFUSED
 // The accumulator's result over the whole of row j (accumulate.wgsl).
 fn row_result(j: u32) -> vec4f {
+  mod_row(j);
   acc_reset();
   reduce_range(j, 0u, P.runLength);
   return checked_range(j, 0u, P.runLength);
@@ -401,6 +403,7 @@ fn fused_rows_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup
     bv = B_ld4(p);
     //#endif
     for (var r = r0; r < r1; r += 1u) {
+      mod_row(r);
       let e = r * K + p;
       let x = xv4(e);
       //#if RESIDUAL
@@ -636,6 +639,7 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
     var sdy = vec4f(0.0);
     var sdx = vec4f(0.0);
     for (var r = r0; r < r1; r += 1u) {
+      mod_row(r);
       let c = cf[r - r0];
       let e = r * K + p;
       let dy = DY_ld4(e);
@@ -701,16 +705,36 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
   let u0 = c * P.chunkLength;
   let u1 = min(u0 + P.chunkLength, P.runLength);
   var acc = vec4f(f32(u1 - u0), 0.0, 0.0, 0.0);
+  // u = a * modDiv + i, stepped without dividing (CPU adapters divide lane by lane).
+  var a = u0 / P.modDiv;
+  var i = u0 - a * P.modDiv;
   for (var u = u0; u < u1; u += 1u) {
-    let a = u / P.modDiv;
-    let i = u - a * P.modDiv;
-    let e = ((a * P.modMod + mr) * P.modDiv + i) * P.modInner + col;
+    let row = (a * P.modMod + mr) * P.modDiv + i;
+    let e = row * P.modInner + col;
+    mod_row_of(row, mr);
+    i += 1u;
+    if (i == P.modDiv) {
+      i = 0u;
+      a += 1u;
+    }
     //#if MG_NO_DY
     //#else
     let dy = DY_ld(e);
     acc.y += dy;
     //#if MG_SC
+    //#if MG_ROWS
+    // Layer/RMS norm: the statistics are the row's, the weight and bias the column's.
+    var n = normalized1(X_ld(e), stats(row));
+    //#if HAS_W
+    n *= W_ld(col);
+    //#endif
+    //#if HAS_B
+    n += B_ld(col);
+    //#endif
+    acc.z += dy * n;
+    //#else
     acc.z += dy * y1(X_ld(e), e, stats(s_of(e)));
+    //#endif
     //#endif
     //#endif
     //#if MG_GT

@@ -30,45 +30,94 @@
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
+//#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
+//#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
+//#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
 //#if MOD_SC || MOD_SH || MOD_GT
+//#if MOD_ROWS
+// Row kernels of layer/RMS norm (modInner = the row length): the kernel calls mod_row(j) before
+// it touches row j, and the index is e plus the row's offset. (Integer division, which CPU
+// adapters run lane by lane, measured at about two thirds of a modulated row kernel's time on
+// SwiftShader when done per load.)
+var<private> mod_off: u32;
+fn mod_row(j: u32) { mod_off = ((j / P.modDiv) % P.modMod) * P.modInner - j * P.modInner; }
+fn mod_index(e: u32) -> u32 { return e + mod_off; }
+// Row j whose modulation row the kernel knows (mr).
+fn mod_row_of(j: u32, mr: u32) { mod_off = (mr - j) * P.modInner; }
+//#else
+fn mod_row(j: u32) {}
+fn mod_row_of(j: u32, mr: u32) {}
 fn mod_index(e: u32) -> u32 {
   let row = e / P.modInner;
   return ((row / P.modDiv) % P.modMod) * P.modInner + (e - row * P.modInner);
 }
-// How the quad at e maps: 0 one vec4 load at m(e), 1 one value for the quad, 2 four loads.
+//#endif
+// How the quad at e maps (kernels without MOD_QUADS): 0 one vec4 load at m(e), 1 one value for
+// the quad, 2 four loads. (CPU adapters run every branch a lane may take: MOD_QUADS kernels,
+// whose quads are aligned, choose at compile time instead.)
+// (Chosen at compile time: CPU adapters run both sides of a branch, and divide lane by lane.)
 fn mod_quad(e: u32) -> u32 {
-  if (P.modInner % 4u == 0u && e % 4u == 0u) { return 0u; }
-  if (P.modInner == 1u && e / P.modDiv == (e + 3u) / P.modDiv) { return 1u; }
-  return 2u;
+  //#if MOD_RUNS
+  return select(2u, 1u, e / P.modDiv == (e + 3u) / P.modDiv);
+  //#else
+  return select(2u, 0u, (P.modInner & 3u) == 0u && (e & 3u) == 0u);
+  //#endif
 }
+//#else
+fn mod_row(j: u32) {}
+fn mod_row_of(j: u32, mr: u32) {}
 //#endif
 
 //#if MOD_SC
 fn sc1(e: u32) -> f32 { return SC_ld(mod_index(e)); }
 fn sc4(e: u32) -> vec4f {
+  //#if MOD_QUADS
+  //#if MOD_RUNS
+  return vec4f(sc1(e));
+  //#else
+  return SC_ld4(mod_index(e));
+  //#endif
+  //#else
   let k = mod_quad(e);
   if (k == 0u) { return SC_ld4(mod_index(e)); }
   if (k == 1u) { return vec4f(sc1(e)); }
   return vec4f(sc1(e), sc1(e + 1u), sc1(e + 2u), sc1(e + 3u));
+  //#endif
 }
 //#endif
 //#if MOD_SH
 fn sh1(e: u32) -> f32 { return SH_ld(mod_index(e)); }
 fn sh4(e: u32) -> vec4f {
+  //#if MOD_QUADS
+  //#if MOD_RUNS
+  return vec4f(sh1(e));
+  //#else
+  return SH_ld4(mod_index(e));
+  //#endif
+  //#else
   let k = mod_quad(e);
   if (k == 0u) { return SH_ld4(mod_index(e)); }
   if (k == 1u) { return vec4f(sh1(e)); }
   return vec4f(sh1(e), sh1(e + 1u), sh1(e + 2u), sh1(e + 3u));
+  //#endif
 }
 //#endif
 //#if MOD_GT
 fn gt1(e: u32) -> f32 { return GT_ld(mod_index(e)); }
 fn gt4(e: u32) -> vec4f {
+  //#if MOD_QUADS
+  //#if MOD_RUNS
+  return vec4f(gt1(e));
+  //#else
+  return GT_ld4(mod_index(e));
+  //#endif
+  //#else
   let k = mod_quad(e);
   if (k == 0u) { return GT_ld4(mod_index(e)); }
   if (k == 1u) { return vec4f(gt1(e)); }
   return vec4f(gt1(e), gt1(e + 1u), gt1(e + 2u), gt1(e + 3u));
+  //#endif
 }
 //#endif
 

@@ -460,3 +460,23 @@ describe.skipIf(ON_WASM)('modulated plans on a device with WebGPU\'s default 8 s
     for (const p of plans) for (const s of p.steps) expect(s.binds.length, `${p.op} ${s.entry}`).toBeLessThanOrEqual(8);
   });
 });
+
+describe('modulated ops past one storage binding', () => {
+  it('are a LimitError naming the limit, and leave nothing allocated', async () => {
+    const { createNorms, LimitError } = await import('../src/index.ts');
+    const n = await createNorms({ backend: 'webgpu', device: B.gpu.device!, maxBindingBytes: 4096 });
+    try {
+      const x = n.tensor(new Float32Array(2 * 64 * 16), [2, 64, 16]);
+      const s = n.tensor(new Float32Array(32), [2, 1, 16]);
+      const before = n.stats().liveBuffers;
+      expect(() => n.layerNorm(x, { normalizedShape: [16], scale: s })).toThrow(LimitError);
+      expect(() => n.layerNorm(x, { normalizedShape: [16], scale: s })).toThrow(/storage binding/);
+      expect(n.stats().liveBuffers).toBe(before);
+      // Without the modulation the same x is processed in bound ranges.
+      const y = n.layerNorm(x, { normalizedShape: [16] }).y;
+      expect((await n.read(y)).length).toBe(2 * 64 * 16);
+    } finally {
+      n.destroy();
+    }
+  });
+});

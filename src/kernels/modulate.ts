@@ -24,6 +24,15 @@ import { dwdbStep, groupOut } from './steps.ts';
 /** Whether an op's arguments carry any modulation or gate. */
 export const modulated = (a: O.Modulation): boolean => !!(a.scale || a.shift || a.gate);
 
+/**
+ * MOD_ROWS for the row-fused kernels whose rows are the modulation's inner runs (layer/RMS norm):
+ * they set each row's index offset once instead of dividing per load (modulate.wgsl).
+ */
+function rowsFlag(s: Step, a: O.Modulation): void {
+  if (s.entry.startsWith('fused_rows_') && a.modGeom && a.modGeom.inner === s.p.runLength && !s.flags.includes('MOD_ROWS')) s.flags.push('MOD_ROWS');
+  else if (a.modGeom && a.modGeom.inner <= 1 && !s.flags.includes('MOD_RUNS')) s.flags.push('MOD_RUNS');
+}
+
 /** The uniform fields of modulate.wgsl. */
 function modParams(a: O.Modulation): Record<string, number> {
   const m = a.modGeom ?? { inner: 1, div: 1, mod: 1 };
@@ -108,7 +117,10 @@ export function modulateForward<R extends object>(g: Planner, op: string, plan: 
       if (k >= 0) s.flags.splice(k, 1, 'MOD_SILU');
       touched = true;
     }
-    if (touched) s.p = { ...s.p, ...mp };
+    if (touched) {
+      s.p = { ...s.p, ...mp };
+      rowsFlag(s, a);
+    }
   }
   if (pre) r.plan.steps.unshift(pre);
   if (sum) r.plan.outputs.push(sum);
@@ -179,7 +191,7 @@ export function modulateBackward<R extends { dx: Tensor }>(
     gdy = new Tensor({}, x.shape, 'float32', { buffer: buf }, false);
     pre.push({
       entry: 'silu_grad_elements',
-      flags: [...norm.flags, ...(a.scale ? ['MOD_SC'] : []), ...(a.shift ? ['MOD_SH'] : [])],
+      flags: [...norm.flags, ...(a.scale ? ['MOD_SC'] : []), ...(a.shift ? ['MOD_SH'] : []), ...((a.modGeom?.inner ?? 2) <= 1 ? ['MOD_RUNS'] : [])],
       binds: [tb('X', x), tb('DY', dy), ...norm.binds, ...(a.scale ? [tb('SC', a.scale)] : []), ...(a.shift ? [tb('SH', a.shift)] : []), f32('DZ', buf, true)],
       p: { ...norm.p, ...mp, elements: x.size },
       workgroups: applyWorkgroups(x.size),
@@ -211,7 +223,10 @@ export function modulateBackward<R extends { dx: Tensor }>(
       if (a.gate && !s.flags.includes('MOD_GT')) s.flags.push('MOD_GT');
       touched = true;
     }
-    if (touched) s.p = { ...s.p, ...mp };
+    if (touched) {
+      s.p = { ...s.p, ...mp };
+      rowsFlag(s, a);
+    }
   }
   if (narrow && (a.residual || a.dsum)) {
     // dx + dsum, the residual's gradient, and dx times the gate, in place on dx.
@@ -261,7 +276,9 @@ function modGradSteps(
   const Pc = Math.ceil(U / L);
   const direct = Pc === 1;
   const noDy = sumFlags.includes('MG_NO_DY');
-  const flags = [...norm.flags, ...sumFlags, ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
+  // Row norms (the statistics' run is the modulation's inner run): no index maps per element.
+  const rowsMap = norm.p.statDiv === Math.max(a.modGeom?.inner ?? 0, 1) && norm.p.weightDiv === 1 && !norm.flags.includes('CLAST');
+  const flags = [...norm.flags, ...sumFlags, ...(rowsMap && outs.dscale ? ['MG_ROWS'] : []), ...(rowsMap && sumFlags.includes('MOD_GT') ? ['MOD_ROWS'] : []), ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
   const binds: Bind[] = [...(noDy ? [] : [tb('DY', dy)]), xb, ...sumBinds, ...norm.binds];
   if (outs.dgate && dresidual) binds.push(tb('DRT', dresidual));
   const steps: Step[] = [];

@@ -356,6 +356,12 @@ export function settle(g: Planner, plan: Plan): Plan {
       }
       if (s.flags.includes('CL_BLOCK')) s.workgroups = Math.ceil((Math.ceil((s.p.elements ?? 0) / (4 * s.p.channels!)) * s.p.channels!) / 4 / WG);
     }
+    // Modulated kernels whose quads are aligned (ALIGNED: a row's length, or a run of one index,
+    // is a multiple of 4): one load per quad of the modulation, chosen at compile time
+    // (modulate.wgsl). Not the group-norm rows kernel: its rows are aligned, its channels not.
+    if (s.flags.includes('ALIGNED') && ['MOD_SC', 'MOD_SH', 'MOD_GT'].some((f) => s.flags.includes(f)) && !s.flags.includes('PER_CH') && !s.flags.includes('MOD_QUADS')) {
+      s.flags = [...s.flags, 'MOD_QUADS'];
+    }
     if (win) {
       s.flags = [...s.flags, 'WINDOW'];
       s.windows = s.workgroups === 0 ? [] : planWindows(s, g.bindLimit, g.ctx.device.limits.minStorageBufferOffsetAlignment, plan.op);

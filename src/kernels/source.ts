@@ -224,10 +224,38 @@ for (const [family, layout] of Object.entries(LAYOUTS) as [Family, UniformLayout
   DEFAULTS[family] = Object.fromEntries(layout.fields.map(([k, t]) => [k, NEUTRAL[k] ?? (k in WINDOW_FIELDS ? 0 : t === 'f32' ? 0 : 1)]));
 }
 
-/** Every field of `family`'s uniforms: `p`'s values, neutral ones for the rest. */
-export function params(family: Family, p: ParamValues): Record<string, number> {
+/**
+ * Fields whose neutral value is a meaning of its own and that a step may leave unset: the window
+ * fields (set per dispatch), opaqueZero (always 0), and the starts of ranges (0: from the first).
+ */
+const MAY_DEFAULT = new Set([...Object.keys(WINDOW_FIELDS), 'opaqueZero', 'partialBegin', 'rowBegin', 'channelBegin']);
+
+/** The uniform fields the WGSL of `entry` with `flags` reads (`P.name`), cached. */
+const READS = new Map<string, ReadonlySet<string>>();
+export function fieldsRead(entry: string, flags: readonly string[]): ReadonlySet<string> {
+  const key = `${entry}|${[...flags].sort().join(',')}`;
+  let r = READS.get(key);
+  if (!r) READS.set(key, (r = new Set([...shaderSource(entry, flags).matchAll(/\bP\.([A-Za-z0-9_]+)/g)].map((m) => m[1]!))));
+  return r;
+}
+
+/**
+ * Every field of `family`'s uniforms: `p`'s values, neutral ones for the rest. Typed per family:
+ * a field `family` does not declare is an error (a misspelt or misplaced field), and with
+ * `reads` (the fields the kernel's text reads, fieldsRead) so is a read field the step left unset
+ * (but for MAY_DEFAULT): no kernel runs with a silent neutral value where it needed a real one.
+ */
+export function params(family: Family, p: ParamValues, reads?: { entry: string; flags: readonly string[] }): Record<string, number> {
   const out = { ...DEFAULTS[family] };
-  for (const [k, v] of Object.entries(p)) if (v !== undefined && k in out) out[k] = v;
+  for (const [k, v] of Object.entries(p)) {
+    if (v === undefined) continue;
+    if (!(k in out)) throw new Error(`uniforms: ${k} is not a field of the ${family} kernels${reads ? ` (step ${reads.entry})` : ''}`);
+    out[k] = v;
+  }
+  if (reads) {
+    const missing = [...fieldsRead(reads.entry, reads.flags)].filter((k) => !MAY_DEFAULT.has(k) && (p as Record<string, number | undefined>)[k] === undefined);
+    if (missing.length) throw new Error(`uniforms: step ${reads.entry} [${[...reads.flags].join(',')}] reads ${missing.join(', ')} but does not set ${missing.length > 1 ? 'them' : 'it'}`);
+  }
   return out;
 }
 
@@ -281,13 +309,68 @@ export function has(s: { entry: string; flags: readonly string[] }, name: string
 
 /**
  * The WGSL of entry point `entry` with `flags`: its family's files with the sections of the
- * entry's roles, the entry itself and the flags kept. A flag the files do not declare throws.
+ * entry's roles, the entry itself and the flags kept, and then only the functions the entry point
+ * calls (directly or not): what the kernel is, without the helpers of other kernels. A flag the
+ * files do not declare throws.
  */
 export function shaderSource(entry: string, flags: readonly string[]): string {
   const { family, roles } = entryPoint(entry);
   const f = FLAGS.get(family)!;
   for (const x of flags) if (!f.flags.has(x)) throw new Error(`kernel ${entry}: unknown flag ${x} (declared: ${[...f.flags].sort().join(', ')})`);
-  return preprocess(FILES[family], new Set([...flags, ...roles, entry]), f.known);
+  return reachable(preprocess(FILES[family], new Set([...flags, ...roles, entry]), f.known), entry);
+}
+
+/**
+ * `src` without the functions `entry` never calls. Top-level items are split by brace depth; a
+ * function's comment lines directly above it go with it. Everything that is not a function
+ * (structs, constants, module-scope variables) is kept.
+ */
+export function reachable(src: string, entry: string): string {
+  const lines = src.split('\n');
+  type Item = { name: string | null; start: number; end: number; body: string };
+  const items: Item[] = [];
+  let depth = 0;
+  let cur: Item | null = null;
+  let pending = -1; // first line of a comment block right above the next item
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i]!.trim();
+    if (depth === 0 && !cur) {
+      const m = /^(?:@[^\n]*?\s)?fn\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(/.exec(t) ?? (/^@/.test(t) ? null : null);
+      if (t.startsWith('//') && pending < 0) pending = i;
+      else if (!t.startsWith('//') && t !== '' && !t.startsWith('@')) {
+        cur = { name: m ? m[1]! : null, start: pending >= 0 ? pending : i, end: i, body: '' };
+        pending = -1;
+      } else if (t === '') pending = -1;
+    }
+    const code = lines[i]!.replace(/\/\/.*$/, '');
+    for (const ch of code) {
+      if (ch === '{') depth++;
+      else if (ch === '}') depth--;
+    }
+    if (cur) {
+      cur.body += code + '\n';
+      if (depth === 0 && (/[};]\s*$/.test(code.trim()) || code.trim() === '')) {
+        cur.end = i;
+        items.push(cur);
+        cur = null;
+      }
+    }
+  }
+  if (cur) return src;
+  // Attributes (@compute @workgroup_size) sit on the line above the entry point's fn: keep them with it.
+  const fns = new Map(items.filter((it) => it.name).map((it) => [it.name!, it]));
+  if (!fns.has(entry)) return src;
+  const keep = new Set<string>();
+  const todo = [entry];
+  while (todo.length) {
+    const n = todo.pop()!;
+    if (keep.has(n)) continue;
+    keep.add(n);
+    for (const m of fns.get(n)!.body.matchAll(/\b([A-Za-z_][A-Za-z0-9_]*)\s*\(/g)) if (fns.has(m[1]!) && !keep.has(m[1]!)) todo.push(m[1]!);
+  }
+  const drop = new Array<boolean>(lines.length).fill(false);
+  for (const it of items) if (it.name && !keep.has(it.name)) for (let i = it.start; i <= it.end; i++) drop[i] = true;
+  return lines.filter((_, i) => !drop[i]).join('\n');
 }
 
 /** Per-kernel choices besides the flags: the workgroup size (default WG) and WGSL extensions. */

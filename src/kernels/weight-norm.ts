@@ -55,7 +55,7 @@ export function weightNormBackward(g: Planner, a: O.WeightNormBwdArgs): Planned<
       entry: 'grad_partials',
       flags: ch.flags,
       binds: [tb('DY', dw), tb('X', v), f32('PART', part, true)],
-      p: { runs: outer, groups: D, runLength: inner, chunks: P, chunkLength: L, chunksPerRun: Pi },
+      p: { runs: outer, groups: D, runLength: inner, chunks: P, chunkLength: L, chunksPerRun: Pi, groupsPerStat: 1 },
       workgroups: Math.ceil((D * P) / WG),
     },
     {

@@ -101,18 +101,12 @@ fn hyp2(a: f32, b: f32) -> f32 {
 //     near the mean, then one rounding);
 //   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
 fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
-fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
 fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
-fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 // (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
 // of which b is the small rest).
 fn split_sum(a: f32, b: f32) -> vec2f {
   let s = hold(a + b);
   return vec2f(s, b - hold(s - a));
-}
-fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
-  let s = hold4(a + b);
-  return array<vec4f, 2>(s, b - hold4(s - a));
 }
 
 // Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
@@ -175,17 +169,6 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
   return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
 }
 
-// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
-// must make its statistics NaN, as in PyTorch.
-fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
-
-// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
-// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
-// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
-fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
-  let k = sum_dev / n;
-  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
-}
 // finalize.wgsl: per-group merges of the partials written by reduce.wgsl, and the small
 // per-group (or per-channel) computations that follow them.
 //

@@ -106,16 +106,6 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 // A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
 fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
 
-// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
-// through: a + b).
-fn hyp2(a: f32, b: f32) -> f32 {
-  let m = max(a, b);
-  if (!(m > 0.0) || !finite(m)) { return a + b; }
-  let x = a / m;
-  let y = b / m;
-  return m * sqrt(x * x + y * y);
-}
-
 // Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
 // floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
 // become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
@@ -161,11 +151,6 @@ fn chan(a: vec4f, b: vec4f) -> vec4f {
 // for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
 // precision for ordinary data; S = 0 is stored as q = +0.)
 fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
-// S of an encoded q over n elements.
-fn q_root(n: f32, q: f32) -> f32 {
-  if (q_is_root(q)) { return -q; }
-  return sqrt(q / n);
-}
 // q in root form from S (S = 0 as the plain +0).
 fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
 // rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
@@ -173,19 +158,6 @@ fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
 fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
   if (q_is_root(q)) { return rstd_of(-q, eps); }
   return 1.0 / sqrt(q / n + eps);
-}
-// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
-// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
-fn chan_root(a: vec4f, b: vec4f) -> vec4f {
-  if (b.x == 0.0) { return a; }
-  if (a.x == 0.0) { return b; }
-  let n = a.x + b.x;
-  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
-  let f = b.x / n;
-  let d = dev(b.y, a.y) + (b.z - a.z);
-  let sm = split_sum(a.y, a.z + d * f);
-  let fa = a.x / n;
-  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
 }
 // Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
 // squares may have underflowed.
@@ -206,13 +178,6 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 // must make its statistics NaN, as in PyTorch.
 fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 
-// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
-// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
-// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
-fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
-  let k = sum_dev / n;
-  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
-}
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
 // binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
@@ -245,16 +210,11 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
+//#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
+//#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
+//#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
-// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
-fn mod_affine4(e: u32, n: vec4f) -> vec4f {
-  var v = n;
-  return v;
-}
-fn mod_affine1(e: u32, n: f32) -> f32 {
-  var v = n;
-  return v;
-}
+fn mod_row(j: u32) {}
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
@@ -505,23 +465,11 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
 fn a_of(e: u32) -> u32 { return (e / P.weightDiv) % P.weightMod; }
-
-// The elements of the quad at e that this dispatch handles, one at a time (quads that may cross
-// a group or weight boundary). A windowed dispatch handles elements [e0, e1) only: its ranges
-// may cut a quad, so that no range needs the weights at both ends of a row (see window.ts).
-fn elem_lo(e: u32) -> u32 {
-  return e;
-}
-fn elem_hi(e: u32) -> u32 {
-  return min(e + 4u, P.elements);
-}
-fn s_of(e: u32) -> u32 {
-  return (e / P.statDiv) % P.statMod;
-}
 
 // Weights and biases of the aligned quad at e, and of one element.
 fn wq(e: u32) -> vec4f {
@@ -543,24 +491,16 @@ fn activate4(y: vec4f) -> vec4f {
 fn normalized4(x: vec4f, st: vec3f) -> vec4f {
   return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
 }
-fn normalized1(x: f32, st: vec3f) -> f32 {
-  return hold((dev(x, st.x) - st.y) * st.z);
-}
 fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   var y = normalized4(x, st);
   y *= wq(e);
   y += bq(e);
   return activate4(y);
 }
-fn y1(x: f32, e: u32, st: vec3f) -> f32 {
-  var y = normalized1(x, st);
-  y *= W_ld(a_of(e));
-  y += B_ld(a_of(e));
-  return activate4(vec4f(y)).x;
-}
 
 // The accumulator's result over the whole of row j (accumulate.wgsl).
 fn row_result(j: u32) -> vec4f {
+  mod_row(j);
   acc_reset();
   reduce_range(j, 0u, P.runLength);
   return checked_range(j, 0u, P.runLength);

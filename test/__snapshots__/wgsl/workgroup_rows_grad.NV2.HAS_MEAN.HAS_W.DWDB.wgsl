@@ -78,115 +78,8 @@ override WG: u32 = 64u;
 //#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
 //#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
 
-// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
-// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
-// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
-fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
-
-// Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
-fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
-// A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
-fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
-
-// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
-// through: a + b).
-fn hyp2(a: f32, b: f32) -> f32 {
-  let m = max(a, b);
-  if (!(m > 0.0) || !finite(m)) { return a + b; }
-  let x = a / m;
-  let y = b / m;
-  return m * sqrt(x * x + y * y);
-}
-
-// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
-// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
-// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
-// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
-// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
-// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
-// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
-//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
-//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
-//     near the mean, then one rounding);
-//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
-fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
 fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
-fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
 fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
-// (s, e) with s = a + b rounded and s + e = a + b exactly (Fast2Sum: |a| >= |b|, or a is a shift
-// of which b is the small rest).
-fn split_sum(a: f32, b: f32) -> vec2f {
-  let s = hold(a + b);
-  return vec2f(s, b - hold(s - a));
-}
-fn split_sum4(a: vec4f, b: vec4f) -> array<vec4f, 2> {
-  let s = hold4(a + b);
-  return array<vec4f, 2>(s, b - hold4(s - a));
-}
-
-// Chan's merge of two Welford partials (n, s, m, M2): the mean is the unevaluated sum s + m (s the
-// rounded mean, m the small rest). The merged mean is re-split (split_sum) so that s + m stays
-// exact to ~2^-48. A non-finite mean (an Inf or NaN in the data) is the sum of the two, as a
-// plain sum would give (+Inf with -Inf: NaN), with M2 NaN.
-fn chan(a: vec4f, b: vec4f) -> vec4f {
-  if (b.x == 0.0) { return a; }
-  if (a.x == 0.0) { return b; }
-  let n = a.x + b.x;
-  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
-  let f = b.x / n;
-  let d = dev(b.y, a.y) + (b.z - a.z);
-  let sm = split_sum(a.y, a.z + d * f);
-  return vec4f(n, sm.x, sm.y, a.w + b.w + d * d * a.x * f);
-}
-// A partial's sum of squares q (M2 of WELFORD, sum x^2 of SUMSQ) is stored plainly when the fast
-// sums were fine, and as -S, S = sqrt(q / n) (a standard deviation, a root mean square: finite
-// for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
-// precision for ordinary data; S = 0 is stored as q = +0.)
-fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
-// S of an encoded q over n elements.
-fn q_root(n: f32, q: f32) -> f32 {
-  if (q_is_root(q)) { return -q; }
-  return sqrt(q / n);
-}
-// q in root form from S (S = 0 as the plain +0).
-fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
-// rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
-// gets; a plain q is finite and not tiny), through rstd_of (no overflow or underflow) for a root.
-fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
-  if (q_is_root(q)) { return rstd_of(-q, eps); }
-  return 1.0 / sqrt(q / n + eps);
-}
-// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
-// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
-fn chan_root(a: vec4f, b: vec4f) -> vec4f {
-  if (b.x == 0.0) { return a; }
-  if (a.x == 0.0) { return b; }
-  let n = a.x + b.x;
-  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
-  let f = b.x / n;
-  let d = dev(b.y, a.y) + (b.z - a.z);
-  let sm = split_sum(a.y, a.z + d * f);
-  let fa = a.x / n;
-  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
-}
-// Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
-// squares may have underflowed.
-fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
-
-// rstd = 1/sqrt(var + eps) from the standard deviation, without overflow or underflow of var:
-// past 2^+-60 the sum is taken in a scale where std is about 1 (eps may be of either sign; var +
-// eps <= 0 gives Inf or NaN, as in PyTorch).
-fn rstd_of(sd: f32, eps: f32) -> f32 {
-  if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
-  let fe = frexp(sd);
-  let e2 = ldexp(eps, -2 * fe.exp);
-  if (!finite(e2)) { return 1.0 / sqrt(eps); }
-  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
-}
-
-// max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
-// must make its statistics NaN, as in PyTorch.
-fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 
 // The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
 // x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
@@ -227,16 +120,9 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
-
-// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
-fn mod_affine4(e: u32, n: vec4f) -> vec4f {
-  var v = n;
-  return v;
-}
-fn mod_affine1(e: u32, n: f32) -> f32 {
-  var v = n;
-  return v;
-}
+//#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
+//#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
+//#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
@@ -341,18 +227,6 @@ struct LaneIds {
 // linear index (uniform across the workgroup).
 fn enter(w: WorkgroupIds, l: LaneIds) -> u32 {
   return w.wid.y * w.nwg.x + w.wid.x;
-}
-
-// The sum of v over the workgroup, in every invocation (the same value in each), through slot.
-fn wg_sum(v: f32, t: u32, slot: u32) -> f32 {
-  let o = slot * WG;
-  red[o + t] = v;
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    workgroupBarrier();
-    if (t < h) { red[o + t] += red[o + t + h]; }
-  }
-  workgroupBarrier();
-  return red[o];
 }
 
 // Valid elements of the row's quad q: 0..4.

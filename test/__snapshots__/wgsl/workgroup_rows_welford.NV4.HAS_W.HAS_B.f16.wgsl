@@ -87,25 +87,10 @@ override WG: u32 = 64u;
 //#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
 //#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
 
-// Invocation index in the kernel's whole index space: the 2-D grid linearized (dispatches past
-// 65,535 workgroups per dimension), plus the first invocation (invocationBegin) of a windowed
-// dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
-fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
-
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
 fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
 // A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
 fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
-
-// sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
-// through: a + b).
-fn hyp2(a: f32, b: f32) -> f32 {
-  let m = max(a, b);
-  if (!(m > 0.0) || !finite(m)) { return a + b; }
-  let x = a / m;
-  let y = b / m;
-  return m * sqrt(x * x + y * y);
-}
 
 // Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
 // floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
@@ -152,11 +137,6 @@ fn chan(a: vec4f, b: vec4f) -> vec4f {
 // for any finite data), when the chunk needed the careful rescan. (The plain form keeps full
 // precision for ordinary data; S = 0 is stored as q = +0.)
 fn q_is_root(q: f32) -> bool { return (bitcast<u32>(q) >> 31u) == 1u; }
-// S of an encoded q over n elements.
-fn q_root(n: f32, q: f32) -> f32 {
-  if (q_is_root(q)) { return -q; }
-  return sqrt(q / n);
-}
 // q in root form from S (S = 0 as the plain +0).
 fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
 // rstd = 1/sqrt(q / n + eps) from an encoded q: directly for the plain form (as precise as it
@@ -164,19 +144,6 @@ fn q_from_root(s: f32) -> f32 { return select(-s, 0.0, s == 0.0); }
 fn q_rstd(n: f32, q: f32, eps: f32) -> f32 {
   if (q_is_root(q)) { return rstd_of(-q, eps); }
   return 1.0 / sqrt(q / n + eps);
-}
-// Chan's merge of Welford partials whose q is in root form (n, s, m, S), without overflow or
-// underflow of M2: the careful path of merges whose plain M2 is not finite or tiny (m2_suspect).
-fn chan_root(a: vec4f, b: vec4f) -> vec4f {
-  if (b.x == 0.0) { return a; }
-  if (a.x == 0.0) { return b; }
-  let n = a.x + b.x;
-  if (!finite(a.y) || !finite(b.y)) { return vec4f(n, a.y + b.y, 0.0, nan_f32(n)); }
-  let f = b.x / n;
-  let d = dev(b.y, a.y) + (b.z - a.z);
-  let sm = split_sum(a.y, a.z + d * f);
-  let fa = a.x / n;
-  return vec4f(n, sm.x, sm.y, hyp2(hyp2(sqrt(fa) * a.w, sqrt(f) * b.w), abs(d) * sqrt(fa * f)));
 }
 // Whether a merged M2 (or sum of squares) needs the careful merge: not finite, or so small that
 // squares may have underflowed.
@@ -197,13 +164,6 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 // must make its statistics NaN, as in PyTorch.
 fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 
-// The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
-// x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
-// rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
-fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
-  let k = sum_dev / n;
-  return select(0.0, k, abs(k) <= abs(mu) * 0x1p-22);
-}
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
 // binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
@@ -236,16 +196,9 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 //#flag DX_OUT       DX_st*: dsum added (HAS_DS), the residual's gradient (HAS_DR), times gate (MOD_GT), into DXM
 //#flag HAS_DS       the gradient reaching the forward's sum from later layers is bound (DS)
 //#flag HAS_DR       the residual stream's gradient is written (DR)
-
-// n ⊙ (scaleOffset + scale) + shift of the quad (or element) at e; the activation is the caller's.
-fn mod_affine4(e: u32, n: vec4f) -> vec4f {
-  var v = n;
-  return v;
-}
-fn mod_affine1(e: u32, n: f32) -> f32 {
-  var v = n;
-  return v;
-}
+//#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
+//#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
+//#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
