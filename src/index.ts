@@ -500,7 +500,10 @@ export class Norms {
    * @param norms the forward's norms (float32, x's shape with 1 on dim).
    * @throws ShapeError, DTypeError, ValueError, LimitError, TensorError.
    */
-  l2NormalizeBackward(dy: Tensor, x: Tensor, norms: Tensor, options: L2NormalizeOptions = {}): { dx: Tensor } {
+  l2NormalizeBackward(dy: Tensor, x: Tensor, norms: Tensor, options: L2NormalizeOptions = {}): {
+    /** Gradient with respect to x: shape and dtype of x. */
+    dx: Tensor;
+  } {
     this.alive();
     return this.ops.exec('l2NormalizeBackward', l2NormalizeBackwardArgs(this, dy, x, norms, options), (b, a) => b.l2NormalizeBackward(a));
   }
