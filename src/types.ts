@@ -454,3 +454,9 @@ export type L2NormalizeResult = {
   /** ‖x‖_p over dim, float32, x's shape with 1 on dim (before the clamp). */
   norms: Tensor;
 };
+
+/** What {@link Norms.l2NormalizeBackward} returns. */
+export type L2NormalizeBackwardResult = {
+  /** Gradient with respect to x: shape and dtype of x. */
+  dx: Tensor;
+};
