@@ -30,6 +30,7 @@ export type {
   RmsNormOptions,
   LayerNormBackwardOptions,
   RmsNormBackwardOptions,
+  ModulationBackwardOptions,
   BatchNormOptions,
   BatchNormBackwardOptions,
   GroupNormOptions,
