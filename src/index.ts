@@ -32,6 +32,7 @@ export type {
   RmsNormOptions,
   LayerNormBackwardOptions,
   RmsNormBackwardOptions,
+  ModulationBackwardOptions,
   BatchNormOptions,
   BatchNormBackwardOptions,
   GroupNormOptions,
@@ -49,6 +50,7 @@ export type {
   WeightNormBackwardResult,
   L2NormalizeOptions,
   L2NormalizeResult,
+  L2NormalizeBackwardResult,
   NormsStats,
   PoolStats,
 } from './types.ts';
@@ -56,7 +58,7 @@ import type {
   CreateNormsOptions, LayerNormOptions, RmsNormOptions, LayerNormBackwardOptions, RmsNormBackwardOptions, BatchNormOptions, BatchNormBackwardOptions,
   GroupNormOptions, GroupNormBackwardOptions, InstanceNormOptions, InstanceNormBackwardOptions, WeightNormOptions, LayerNormResult, RmsNormResult,
   GroupNormResult, BatchNormResult, BackwardResult, RmsNormBackwardResult, WeightNormResult, WeightNormBackwardResult, NormsStats, PoolStats,
-  L2NormalizeOptions, L2NormalizeResult,
+  L2NormalizeOptions, L2NormalizeResult, L2NormalizeBackwardResult,
 } from './types.ts';
 
 export type { KernelProfile, OpProfile } from './device/context.ts';
@@ -500,10 +502,7 @@ export class Norms {
    * @param norms the forward's norms (float32, x's shape with 1 on dim).
    * @throws ShapeError, DTypeError, ValueError, LimitError, TensorError.
    */
-  l2NormalizeBackward(dy: Tensor, x: Tensor, norms: Tensor, options: L2NormalizeOptions = {}): {
-    /** Gradient with respect to x: shape and dtype of x. */
-    dx: Tensor;
-  } {
+  l2NormalizeBackward(dy: Tensor, x: Tensor, norms: Tensor, options: L2NormalizeOptions = {}): L2NormalizeBackwardResult {
     this.alive();
     return this.ops.exec('l2NormalizeBackward', l2NormalizeBackwardArgs(this, dy, x, norms, options), (b, a) => b.l2NormalizeBackward(a));
   }

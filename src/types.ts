@@ -146,14 +146,11 @@ export interface RmsNormOptions {
   gate?: Tensor | null;
 }
 
-/** Options of {@link Norms.layerNormBackward}: the forward's, without eps (and with dsum). */
-export interface LayerNormBackwardOptions {
-  /** As given to the forward. */
-  normalizedShape: readonly number[];
-  /** The forward's weight; when given, `dweight` is returned. */
-  weight?: Tensor | null;
-  /** The forward's bias; when given, `dbias` is returned. */
-  bias?: Tensor | null;
+/**
+ * The modulation options of {@link Norms.layerNormBackward} and {@link Norms.rmsNormBackward}:
+ * the forward's scale, shift, scaleOffset, gate and residual, and dsum.
+ */
+export interface ModulationBackwardOptions {
   /** The forward's scale: dy is scaled by (scaleOffset + scale), and `dscale` (shape and dtype of scale) is returned. */
   scale?: Tensor | null;
   /** The forward's shift: `dshift` (its shape and dtype) is returned. */
@@ -177,33 +174,22 @@ export interface LayerNormBackwardOptions {
   dsum?: Tensor | null;
 }
 
-/** Options of {@link Norms.rmsNormBackward}. */
-export interface RmsNormBackwardOptions {
+/** Options of {@link Norms.layerNormBackward}: the forward's, without eps (and with dsum). */
+export interface LayerNormBackwardOptions extends ModulationBackwardOptions {
   /** As given to the forward. */
   normalizedShape: readonly number[];
   /** The forward's weight; when given, `dweight` is returned. */
   weight?: Tensor | null;
-  /** The forward's scale: dy is scaled by (scaleOffset + scale), and `dscale` (shape and dtype of scale) is returned. */
-  scale?: Tensor | null;
-  /** The forward's shift: `dshift` (its shape and dtype) is returned. */
-  shift?: Tensor | null;
-  /** As given to the forward. Default 1. */
-  scaleOffset?: number;
-  /** The forward's gate (with residual): `dgate` (its shape and dtype) is returned, and dx is gate ⊙ d(sum). */
-  gate?: Tensor | null;
-  /**
-   * The forward's residual: then x is the forward's x (not its sum; the sum is recomputed from x,
-   * residual and gate), dx is the gradient of x, and `dresidual`, the gradient of the residual
-   * stream (d(sum), shape and dtype of x), is returned as well. Without it, x is the norm's input
-   * and dx its gradient, as before.
-   */
-  residual?: Tensor | null;
-  /**
-   * The gradient that reaches the forward's `sum` (or, without residual, the norm's input) from
-   * elsewhere, e.g. the next block through the residual stream: added to d(sum) before the gate.
-   * Shape of x, float32 or x's dtype. Default: none.
-   */
-  dsum?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
+  bias?: Tensor | null;
+}
+
+/** Options of {@link Norms.rmsNormBackward}. */
+export interface RmsNormBackwardOptions extends ModulationBackwardOptions {
+  /** As given to the forward. */
+  normalizedShape: readonly number[];
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
 }
 
 /**
@@ -469,4 +455,10 @@ export type L2NormalizeResult = {
   y: Tensor;
   /** ‖x‖_p over dim, float32, x's shape with 1 on dim (before the clamp). */
   norms: Tensor;
+};
+
+/** What {@link Norms.l2NormalizeBackward} returns. */
+export type L2NormalizeBackwardResult = {
+  /** Gradient with respect to x: shape and dtype of x. */
+  dx: Tensor;
 };

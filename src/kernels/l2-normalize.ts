@@ -8,26 +8,17 @@ import type * as O from '../ops.ts';
 import type { Tensor } from '../tensor.ts';
 import { LimitError } from '../errors.ts';
 import { WG } from './source.ts';
-import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
+import { tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
+import { groupOut } from './steps.ts';
 import { windowed } from './policy.ts';
 
-const lanes = (a: O.LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
+/**
+ * A per-element output: float32 written directly; float16 through an f32 temp packed by cast_half
+ * (steps.ts groupOut), since two lanes may share a u32 word of halves.
+ */
+const elementOut = (g: Planner, name: string, t: Tensor, temps: GPUBuffer[], post: Step[]): Bind => groupOut(g, name, t, temps, post);
 
-/** A per-element output written in f32 (a float16 tensor through a temp and cast_half). */
-function elementOut(g: Planner, name: string, t: Tensor, temps: GPUBuffer[], post: Step[]): Bind {
-  if (t.dtype === 'float32') return tb(name, t, true);
-  const tmp = g.temp(Math.max(t.size, 1) * 4, `${name}.f32`);
-  temps.push(tmp);
-  const words = Math.ceil(t.size / 2);
-  post.push({
-    entry: 'cast_half',
-    flags: [],
-    binds: [f32('SRC', tmp), { name: 'OUT', t: t._buffer!, dtype: 'float16', rw: true }],
-    p: { outputs: words, elements: t.size },
-    workgroups: Math.ceil(words / WG),
-  });
-  return f32(name, tmp, true);
-}
+const lanes = (a: O.LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
 
 function checkWindow(g: Planner, op: string, ts: Tensor[]): void {
   for (const t of ts) {
