@@ -45,13 +45,25 @@ const PARITY_SUITES = [
 // themselves, so the lavapipe project covers them on both.)
 const OTHER_CLASS_SUITES = BOTH_CLASSES;
 
+// The wasm backend as a third backend of the shared suites: gpuNorms() and openBackends() make
+// wasm instances there (test/util/gpu.ts, WEBGPU_NORM_TEST_BACKEND). The suites listed are those
+// about results, bad input, strict options and memory; the ones about WebGPU itself (adapters,
+// pipelines, plans, bindings, encode, wrap, profile, device loss, float16 shader paths) are not.
+// The random parity test draws 120 cases of its own seed here.
+const WASM_SUITES = [
+  'wasm', 'layer-norm', 'rms-norm', 'batch-norm', 'instance-norm', 'group-norm', 'weight-norm', 'numerics', 'random-parity',
+  'float16', 'fused', 'nan-inf', 'channels-last', 'degenerate', 'verify', 'bad-input', 'strict-input', 'memory', 'modulated', 'dit-block', 'l2-normalize',
+].map((f) => `test/${f}.test.ts`);
+
 export default defineConfig({
   test: {
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 300_000,
     hookTimeout: 120_000,
     pool: 'forks',
     projects: [
-      { extends: true, test: { name: 'adapter-class', include: ['test/**/*.test.ts'], env } },
+      { extends: true, test: { name: 'adapter-class', include: ['test/**/*.test.ts'], exclude: ['test/wasm.test.ts'], env } },
+      { extends: true, test: { name: 'wasm', include: WASM_SUITES, env: { ...env, WEBGPU_NORM_TEST_BACKEND: 'wasm', WEBGPU_NORM_FUZZ: '120', WEBGPU_NORM_SEED: '20261210' } } },
       { extends: true, test: { name: 'gpu-class', include: BOTH_CLASSES, env: { ...env, WEBGPU_NORM_TEST_ADAPTER_CLASS: 'gpu' } } },
       // The discrete-GPU class once more with subgroup operations unused: the workgroup-tree
       // sums of the one-workgroup-per-row kernels (devices without 'subgroups'); the random parity

@@ -19,6 +19,7 @@ import { chromium } from 'playwright-core';
 import { parseFlags } from './cases.mjs';
 import { adapterTag } from './core.mjs';
 import { textTable, markdownTable, notes, variantText, variantMarkdown } from './format.mjs';
+import { wasmTable } from './wasm.mjs';
 import { renderHtml } from './report.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +30,9 @@ const HELP = `usage: node bench/browser.mjs [--quick] [--filter=S] [--budget=S] 
   --filter=S       only cases whose id contains S
   --budget=S       seconds of timing per case for ours + the copy kernel, and again per peer (default 2)
   --adapter=gpu    let Chromium pick the real GPU (default: --use-webgpu-adapter=swiftshader)
-  --no-peers       skip ONNX Runtime Web and TensorFlow.js
+  --no-peers       skip ONNX Runtime Web and TensorFlow.js (and the wasm rows' CPU peers)
+  --wasm-only      only the wasm backend's rows (1 and 2 threads: the page is cross-origin isolated)
+  --no-wasm        only the WebGPU rows
   --out=DIR        output folder (default bench/out, not tracked by git)
   --save           also copy latest.* to bench/results/ (the committed snapshot the README shows)`;
 
@@ -83,10 +86,11 @@ async function main() {
     cacheDir: join(ROOT, 'node_modules', '.vite-bench'),
     logLevel: 'warn',
     clearScreen: false,
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
+    // Cross-origin isolated (COOP/COEP): SharedArrayBuffer, so the wasm rows can run on 2 threads.
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null, headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } },
     optimizeDeps: {
       noDiscovery: true,
-      include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu'],
+      include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu', '@tensorflow/tfjs-backend-cpu'],
       exclude: ['onnxruntime-web'],
     },
   });
@@ -142,6 +146,13 @@ async function main() {
           console.log(table.line(ev.row));
           if (!isTTY) console.log(`  (case ${ev.index + 1} of ${ev.total} done in ${ev.row.caseSeconds.toFixed(1)} s)`);
           progress = '';
+        } else if (ev.type === 'wasmStart') {
+          clear();
+          console.log(`\nwasm backend (crossOriginIsolated ${ev.crossOriginIsolated}; peers ${ev.peers.map((p) => `${p.label} ${p.version}`).join(', ')}): ms with tensors resident, GB/s, ×copy = fraction of the WASM SIMD copy's GB/s; host = tensor() + op + read(); peers host data in → out (× = peer ms / our host 1t ms)`);
+          console.log(ev.header);
+        } else if (ev.type === 'wasmRow') {
+          clear();
+          console.log(ev.line);
         } else if (ev.type === 'status') {
           if (!table) show(`  ${ev.text}`);
         } else if (ev.type === 'log') {
@@ -156,7 +167,7 @@ async function main() {
         }
       });
     });
-    const params = new URLSearchParams({ budget: String(flags.budget), quick: flags.quick ? '1' : '0', peers: flags.peers ? '1' : '0', filter: flags.filter });
+    const params = new URLSearchParams({ budget: String(flags.budget), quick: flags.quick ? '1' : '0', peers: flags.peers ? '1' : '0', filter: flags.filter, wasm: flags.wasm });
     await page.goto(`${base}/bench/page.html?${params}`);
     // A guard so a hung page cannot hang the run: generous for the full list on 2 cores.
     const guardMs = (flags.quick ? 5 : 30) * 60_000;
@@ -199,6 +210,16 @@ async function main() {
     markdownTable(rows, peerNames),
     '',
     ...(vmd ? ['Fused vs the unfused composition (our layerNorm + WGSL passes) and the plain layer norm, same device, timed round-robin; speed-up = composition time / fused time; traffic = bytes moved / the row\'s minimal bytes (GPU cl.: the GPU kernel class, counted without running it):', '', vmd, ''] : []),
+    ...(result.wasmRows?.length
+      ? [
+          '## wasm backend',
+          '',
+          'ms per op with the tensors resident in the module\'s memory at 1 and 2 threads; GB/s over the minimal bytes; ×copy = our GB/s / the WASM SIMD copy kernel\'s GB/s over the same bytes in the same memory; host = tensor() from host data + op + read() of the main output; peers timed host data in → host data out, (×) = peer ms / our host 1-thread ms.',
+          '',
+          wasmTable([...new Set(result.wasmRows.flatMap((r) => Object.keys(r.peers ?? {})))]).markdown(result.wasmRows),
+          '',
+        ]
+      : []),
     ...(n.length ? ['Notes:', '', ...n.map((x) => `- ${x}`), ''] : []),
   ].join('\n');
   writeFileSync(join(outDir, 'latest.md'), md);
@@ -215,8 +236,9 @@ async function main() {
   for (const ext of ['json', 'html']) copyFileSync(`${stem}.${ext}`, join(outDir, `latest.${ext}`));
   for (const id of charts) copyFileSync(`${stem}-${id}.png`, join(outDir, `latest-${id}.png`));
 
-  const bad = rows.filter((r) => r.status !== 'ok');
-  console.log(`\n${rows.length} cases in ${result.seconds.toFixed(0)} s: ${rows.length - bad.length} ok, ${bad.filter((r) => r.status === 'FAIL').length} FAIL, ${bad.filter((r) => r.status === 'error').length} error`);
+  const all = [...rows, ...(result.wasmRows ?? [])];
+  const bad = all.filter((r) => r.status !== 'ok');
+  console.log(`\n${all.length} cases in ${result.seconds.toFixed(0)} s: ${all.length - bad.length} ok, ${bad.filter((r) => r.status === 'FAIL').length} FAIL, ${bad.filter((r) => r.status === 'error').length} error`);
   console.log(`wrote ${relative(process.cwd(), stem)}.{json,html} and ${charts.map((id) => `-${id}.png`).join(', ')}`);
   console.log(`wrote ${relative(process.cwd(), join(outDir, 'latest.md'))} (+ ${latest.slice(1).join(', ')})`);
   if (flags.save) {

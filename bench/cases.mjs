@@ -199,7 +199,7 @@ export function selectCases({ quick = false, filter = '' } = {}) {
 
 /** Parse the runners' shared flags from argv-style strings. */
 export function parseFlags(argv, defaults = {}) {
-  const out = { quick: false, filter: '', budget: 2, peers: true, ...defaults };
+  const out = { quick: false, filter: '', budget: 2, peers: true, wasm: 'yes', ...defaults };
   for (const a of argv) {
     if (a === '--quick') out.quick = true;
     else if (a.startsWith('--filter=')) out.filter = a.slice(9);
@@ -208,6 +208,8 @@ export function parseFlags(argv, defaults = {}) {
       if (!(b > 0)) throw new Error(`--budget: expected seconds > 0, got ${a.slice(9)}`);
       out.budget = b;
     } else if (a === '--no-peers') out.peers = false;
+    else if (a === '--wasm-only') out.wasm = 'only';
+    else if (a === '--no-wasm') out.wasm = 'no';
     else if (a.startsWith('--adapter=')) out.adapter = a.slice(10);
     else if (a === '--help' || a === '-h') out.help = true;
     else if (a.startsWith('--out=')) out.out = a.slice(6);

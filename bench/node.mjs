@@ -18,6 +18,8 @@ import { parseFlags, selectCases } from './cases.mjs';
 import { runCases, describeDevice, adapterTag } from './core.mjs';
 import { textTable, notes, variantText } from './format.mjs';
 import { nodeGpuEnv } from './node-env.mjs';
+import { runWasmCases, wasmTable } from './wasm.mjs';
+import { createOrtWasmPeer, createTfjsCpuPeer, createJsLoopPeer } from './peers/cpu.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -29,6 +31,9 @@ const HELP = `usage: node bench/node.mjs [--quick] [--filter=<substring>] [--bud
   --out=DIR      where the JSON goes (default bench/out, not tracked by git)
   --lib=FILE     the built library to load (default build/bench/index.js; npm test uses dist/index.js)
   --adapter-class=auto|cpu|gpu  the kernel family (createNorms adapterClass; default auto: detected)
+  --wasm-only    only the wasm backend's rows (1 and 2 threads, vs its copy kernel and the CPU peers)
+  --no-wasm      only the webgpu rows
+  --no-peers     the wasm rows without ONNX Runtime Web (wasm EP), TF.js (cpu) and the JS loop
 Exit status 1 when any row FAILs the CPU-reference check or errors.`;
 
 async function main() {
@@ -77,9 +82,9 @@ async function main() {
   console.log(`${cases.length} cases, ${flags.budget} s timing budget each${flags.quick ? ' (quick shapes)' : ''}; timing: ${norms.device.features.has('timestamp-query') ? 'GPU timestamps around each batch (wall time also recorded)' : 'wall time per batch (no timestamp-query)'}; kernel class: ${adapterClass === 'auto' ? `${norms._gpu?.ctx.isCpuAdapter ? 'cpu' : 'gpu'} (detected)` : adapterClass}`);
   console.log('');
   const table = textTable([]);
-  console.log(table.header());
   const t0 = Date.now();
-  const rows = await runCases(cases, {
+  if (flags.wasm !== 'only') console.log(table.header());
+  const rows = flags.wasm === 'only' ? [] : await runCases(cases, {
     lib,
     norms,
     cpu,
@@ -90,6 +95,16 @@ async function main() {
       if (ev.type === 'row') console.log(table.line(ev.row));
     },
   });
+  // The wasm backend's rows: the same cases on the CPU, with CPU peers.
+  const wasmRows = [];
+  if (flags.wasm !== 'no') {
+    const peers = flags.peers ? await cpuPeers() : [];
+    const wt = wasmTable(peers.map((p) => p.name));
+    console.log(`\nwasm backend (${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}): ms per op with tensors resident, GB/s over the minimal bytes, ×copy = fraction of the WASM SIMD copy's GB/s in the same memory; host = tensor() + op + read(); peers host data in → out, (×) = peer ms / our host 1t ms`);
+    console.log(wt.header());
+    wasmRows.push(...(await runWasmCases(cases, { lib, cpu, budgetS: flags.budget, peers, onRow: (r) => console.log(wt.line(r)) })));
+  }
+  rows.push(...wasmRows);
   const seconds = (Date.now() - t0) / 1000;
   const bad = rows.filter((r) => r.status !== 'ok');
   const vt = variantText(rows);
@@ -125,6 +140,26 @@ async function main() {
   console.log(`wrote ${relative(process.cwd(), file) || file}`);
   norms.destroy();
   return bad.length ? 1 : 0;
+}
+
+/** The CPU peers that load here (each optional: one that cannot start is left out with a note). */
+async function cpuPeers() {
+  const peers = [];
+  try {
+    const ort = await import('onnxruntime-web');
+    peers.push(createOrtWasmPeer(ort.default ?? ort, 1));
+  } catch (e) {
+    console.log(`(ORT-web wasm peer unavailable: ${e.message})`);
+  }
+  try {
+    const tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-backend-cpu');
+    peers.push(createTfjsCpuPeer(tf));
+  } catch (e) {
+    console.log(`(TF.js cpu peer unavailable: ${e.message})`);
+  }
+  peers.push(createJsLoopPeer());
+  return peers;
 }
 
 function readVersion(pkg) {

@@ -4,6 +4,8 @@
 import { runCases, describeDevice } from './core.mjs';
 import { selectCases } from './cases.mjs';
 import { textTable, notes } from './format.mjs';
+import { runWasmCases, wasmTable } from './wasm.mjs';
+import { createOrtWasmPeer, createTfjsCpuPeer, createJsLoopPeer } from './peers/cpu.mjs';
 
 const q = new URLSearchParams(location.search);
 const opts = {
@@ -11,6 +13,7 @@ const opts = {
   filter: q.get('filter') ?? '',
   budget: Number(q.get('budget') ?? 2),
   peers: q.get('peers') !== '0',
+  wasm: q.get('wasm') ?? 'yes',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -96,7 +99,7 @@ async function main() {
   $('table').textContent = `${table.header()}\n`;
   emit({ type: 'start', total: cases.length, env, peers: peerInfo, opts });
   const t0 = performance.now();
-  const rows = await runCases(cases, {
+  const rows = opts.wasm === 'only' ? [] : await runCases(cases, {
     lib,
     norms,
     cpu,
@@ -118,6 +121,44 @@ async function main() {
       else if (r.status !== 'ok') r.peers[p] = { status: 'n/a', reason: 'our row did not pass the check, so the case was not timed' };
     }
   }
+  // The wasm backend's rows (after the GPU's: its threads would compete with SwiftShader's).
+  let wasmRows = [];
+  if (opts.wasm !== 'no') {
+    const cpuPeers = [];
+    if (opts.peers) {
+      try {
+        const ort = await import(/* @vite-ignore */ '/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs');
+        ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
+        cpuPeers.push(createOrtWasmPeer(ort, 1));
+      } catch (e) {
+        log(`ORT-web wasm EP unavailable: ${e?.message || e}`);
+      }
+      try {
+        const tf = await import('@tensorflow/tfjs-core');
+        await import('@tensorflow/tfjs-backend-cpu');
+        cpuPeers.push(createTfjsCpuPeer(tf));
+      } catch (e) {
+        log(`TF.js cpu unavailable: ${e?.message || e}`);
+      }
+      cpuPeers.push(createJsLoopPeer());
+    }
+    const names = cpuPeers.map((p) => p.name);
+    const wt = wasmTable(names);
+    emit({ type: 'wasmStart', header: wt.header(), crossOriginIsolated: self.crossOriginIsolated, peers: cpuPeers.map((p) => ({ name: p.name, label: p.label, version: p.version })) });
+    $('table').textContent += `\n${wt.header()}\n`;
+    wasmRows = await runWasmCases(cases, {
+      lib,
+      cpu,
+      budgetS: opts.budget,
+      peers: cpuPeers,
+      onRow: (r) => {
+        const line = wt.line(r);
+        $('table').textContent += `${line}\n`;
+        status(`wasm: ${r.id}`);
+        emit({ type: 'wasmRow', row: r, line });
+      },
+    });
+  }
   const timings = [...new Set(rows.map((r) => r.timing).filter(Boolean))];
   const result = {
     runner: 'browser',
@@ -130,6 +171,7 @@ async function main() {
     environment: { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, crossOriginIsolated: self.crossOriginIsolated, ...env },
     peers: peerInfo,
     rows,
+    wasmRows,
   };
   const n = notes(rows);
   if (n.length) $('log').textContent += `${n.join('\n')}\n`;

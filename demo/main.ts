@@ -578,7 +578,9 @@ async function init(): Promise<void> {
   drawChart();
 
   cpu = await createNorms({ backend: 'cpu' });
-  const n = await createNorms();
+  // The demo compares WebGPU with the CPU reference: WebGPU on whatever adapter there is (CPU-emulated
+  // ones included, which 'auto' would leave for the wasm backend).
+  const n = await createNorms({ backend: 'webgpu' }).catch(() => createNorms());
   if (n.backend === 'webgpu') {
     gpu = n;
     const a = n.adapter;

@@ -186,6 +186,29 @@ function interopTest(engine, label) {
   };
 }
 
+/**
+ * e2e/wasm.html: the wasm backend (SIMD, scalar, two threads) against the CPU reference in the
+ * page and in a module worker; `isolated`: served with COOP/COEP (threads on shared memory).
+ */
+function wasmTest(isolated) {
+  const label = `wasm backend${isolated ? ', cross-origin isolated' : ''}`;
+  return {
+    name: label,
+    async run(ctx, base) {
+      const { page, problems } = await openPage(ctx);
+      await page.goto(`${base}/e2e/wasm.html${isolated ? '?coi=1' : ''}`);
+      const res = await waitFor(page, problems, () => window.__result, undefined, 'window.__result of e2e/wasm.html');
+      await page.close();
+      if (res.isolated !== isolated) fail(`crossOriginIsolated is ${res.isolated}, expected ${isolated}`);
+      const subs = res.checks.map((c) => ({ name: `${label}: ${c.name}`, ok: c.ok, detail: c.detail }));
+      if (res.error) subs.push({ name: `${label}: page`, ok: false, detail: res.error });
+      if (problems.length) subs.push({ name: `${label}: page problems`, ok: false, detail: problems.join(' | ') });
+      subs.push({ name: `${label}: done`, ok: res.ok && !res.error, detail: `${res.checks.length} checks, ${res.ms} ms` });
+      return subs;
+    },
+  };
+}
+
 // Each test: { name, run(ctx, base) } returning a detail string (or sub-results to print) or throwing.
 const TESTS = [
   {
@@ -214,7 +237,7 @@ const TESTS = [
       const r = await page.evaluate(async () => {
         const m = await import('/dist/index.js');
         const out = { exports: Object.keys(m).sort(), hasGpu: !!navigator.gpu, secure: window.isSecureContext };
-        const N = await m.createNorms();
+        const N = await m.createNorms({ backend: 'webgpu' });
         out.backend = N.backend;
         out.adapter = N.adapter;
         out.note = N.note;
@@ -276,8 +299,10 @@ const TESTS = [
         }
       }, code);
       if (!r.ok) fail(`the example threw ${r.error}`);
-      const first = logs.find((l) => /^(webgpu|cpu) /.test(l));
-      if (!first?.startsWith('webgpu ')) fail(`expected the webgpu backend, the example logged: ${logs.join(' | ')}`);
+      // backend 'auto': WebGPU on a GPU; the wasm backend on SwiftShader (a CPU-emulated adapter).
+      const first = logs.find((l) => /^(webgpu|wasm|cpu) /.test(l));
+      const want = ADAPTER === 'swiftshader' ? 'wasm ' : 'webgpu ';
+      if (!first?.startsWith(want)) fail(`expected the ${want.trim()} backend, the example logged: ${logs.join(' | ')}`);
       const last = logs.find((l) => /^49152 49152 /.test(l));
       if (!last) fail(`expected "49152 49152 …" (the lengths of y and dx, then the shapes of dweight and dbias), got: ${logs.join(' | ')}`);
       if (problems.length) fail(problems.join(' | '));
@@ -287,6 +312,8 @@ const TESTS = [
   },
   interopTest('ort', 'ONNX Runtime Web'),
   interopTest('tfjs', 'TensorFlow.js'),
+  wasmTest(false),
+  wasmTest(true),
   parityTest('auto'),
   parityTest('general'),
   parityTest('fused'),
@@ -379,6 +406,15 @@ async function main() {
           // bundle (its ES module and wasm, loaded by URL).
           name: 'webgpu-norm-e2e-static-dist',
           configureServer(s) {
+            // ?coi=1: the response carries COOP/COEP, so that page is cross-origin isolated
+            // (SharedArrayBuffer, the wasm backend's threads); e2e/wasm.js passes it on to its worker.
+            s.middlewares.use((req, res, next) => {
+              if (/[?&]coi=1(&|$)/.test(req.url ?? '')) {
+                res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+                res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+              }
+              next();
+            });
             s.middlewares.use((req, res, next) => {
               const path = decodeURIComponent((req.url ?? '').split('?')[0]);
               if (!RAW_PREFIXES.some((p) => path.startsWith(p)) || path.includes('..')) return next();

@@ -49,6 +49,7 @@ counted() { # name command...
   record "$name" "$p" "$f"
 }
 
+single build-wasm node scripts/build-wasm.mjs
 single typecheck npx tsc -p tsconfig.json --noEmit
 single build npm run -s build
 built=$?

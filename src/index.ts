@@ -6,9 +6,11 @@
  */
 import { Tensor, DTYPES, numel, storageBytes, type DType } from './tensor.ts';
 import { DeviceError, DTypeError, ShapeError, TensorError, ValueError, fmtShape } from './errors.ts';
-import { acquireDevice, GpuContext, type AdapterSummary } from './device/context.ts';
+import { acquireDevice, adapterClassOf, GpuContext, type AdapterSummary } from './device/context.ts';
 import { GpuBackend } from './kernels/gpu.ts';
 import { CpuBackend } from './cpu/backend.ts';
+import { WasmBackend } from './wasm/backend.ts';
+import { defaultThreads } from './wasm/threads.ts';
 import type * as O from './ops.ts';
 import { checkData, checkShapeArray, checkTensor, describeValue } from './validate.ts';
 import { OpRunner } from './verify.ts';
@@ -70,15 +72,20 @@ import type { OpProfile } from './device/context.ts';
  * `[N, C, *spatial]` for batch/group/instance norm; statistics are float32 whatever the data dtype.
  */
 export class Norms {
-  /** `'webgpu'` or `'cpu'` (the float64 reference, when asked for or when no adapter was found). */
-  readonly backend: 'webgpu' | 'cpu';
+  /**
+   * `'webgpu'`, `'wasm'` (WebAssembly kernels on the CPU: asked for, or `'auto'` without a
+   * hardware WebGPU adapter) or `'cpu'` (the float64 reference, only when asked for).
+   */
+  readonly backend: 'webgpu' | 'wasm' | 'cpu';
   /** The GPUDevice the ops run on (webgpu backend), or null. */
   readonly device: GPUDevice | null;
   /** Adapter description (webgpu backend), or null. */
   readonly adapter: AdapterSummary | null;
   /**
-   * Why the backend is what it is, e.g. "WebGPU on google swiftshader", or "no WebGPU adapter
-   * found; using the CPU reference" followed, in Node, by what to do about it.
+   * Why the backend is what it is, e.g. "WebGPU on nvidia ampere", "WebGPU adapter google
+   * swiftshader is CPU-emulated; using the wasm backend (...)", or "no WebGPU adapter found; using
+   * the wasm backend" followed, in Node, by what to do about it; on the wasm backend also which
+   * build runs (SIMD128 or scalar) and with how many threads.
    */
   readonly note: string;
   /**
@@ -91,12 +98,26 @@ export class Norms {
   readonly verify: boolean;
   /** @internal */ readonly _impl: O.Backend;
   /** @internal */ readonly _gpu: GpuBackend | null;
+  /** @internal */ readonly _wasm: WasmBackend | null;
   private readonly ops: OpRunner;
   private destroyed = false;
 
   /** @internal */
-  constructor(ctx: GpuContext | null, opts: CreateNormsOptions, note: string) {
-    if (ctx) {
+  constructor(ctx: GpuContext | null, opts: CreateNormsOptions, note: string, wasm = false) {
+    this._wasm = null;
+    if (wasm) {
+      const threads = opts.threads === undefined || opts.threads === 'auto' ? defaultThreads() : opts.threads;
+      const w = new WasmBackend(this, { threads, scalar: opts.simd === false, threadMin: opts.threadMinBytes ?? 4 << 20 });
+      w.poison = !!opts.poisonOutputs;
+      this._wasm = w;
+      this._gpu = null;
+      this._impl = w;
+      this.device = null;
+      this.adapter = null;
+      this.float16 = null;
+      const m = w.m;
+      note = `${note}; wasm build ${m.build}${m.threads > 1 ? `, up to ${m.threads} threads for ops reading at least ${m.threadMin} bytes` : ', one thread'}`;
+    } else if (ctx) {
       const g = new GpuBackend(ctx, this);
       g.poison = !!opts.poisonOutputs;
       g.variant = opts.variant ?? 'auto';
@@ -120,9 +141,9 @@ export class Norms {
       this.float16 = null;
     }
     this.backend = this._impl.kind;
-    this.verify = !!opts.verify && this.backend === 'webgpu';
+    this.verify = !!opts.verify && this.backend !== 'cpu';
     this.note = note;
-    this.ops = new OpRunner(this._impl, this._gpu, this.verify);
+    this.ops = new OpRunner(this._impl, this._gpu ?? this._wasm, this.verify);
   }
 
   private alive(): void {
@@ -161,7 +182,7 @@ export class Norms {
    */
   wrap(buffer: GPUBuffer, shape: readonly number[], dtype?: DType): Tensor {
     this.alive();
-    if (!this._gpu) throw new DeviceError('wrap: the cpu backend has no GPU buffers');
+    if (!this._gpu) throw new DeviceError(`wrap: the ${this.backend} backend has no GPU buffers`);
     const dims = checkShapeArray(shape, 'shape');
     const dt = this.dtypeOf(dtype);
     const need = storageBytes(numel(dims), dt);
@@ -227,7 +248,7 @@ export class Norms {
    */
   encode<T>(encoder: GPUCommandEncoder, fn: () => T): T {
     this.alive();
-    if (!this._gpu) throw new DeviceError('encode: the cpu backend has no GPU command encoder to record into (ops on it run at once on the host)');
+    if (!this._gpu) throw new DeviceError(`encode: the ${this.backend} backend has no GPU command encoder to record into (ops on it run at once on the host)`);
     if (!encoder || typeof encoder !== 'object' || typeof (encoder as Partial<GPUCommandEncoder>).beginComputePass !== 'function') {
       throw new ValueError(`encoder: expected a GPUCommandEncoder, got ${describeValue(encoder)}`, 'encoder');
     }
@@ -276,6 +297,7 @@ export class Norms {
 
   /** GPU buffers and bytes this instance currently holds. */
   stats(): NormsStats {
+    if (this._wasm) return this._wasm.stats();
     const c = this._gpu?.ctx;
     return { liveBuffers: c?.liveBuffers ?? 0, liveBytes: c?.liveBytes ?? 0 };
   }
@@ -504,8 +526,9 @@ function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor
 export { relativeL2 } from './verify.ts';
 
 /**
- * Create a norms instance. backend 'auto' (default) uses WebGPU when an adapter is found and
- * falls back to the CPU reference otherwise (see `norms.backend` and `norms.note`).
+ * Create a norms instance. backend 'auto' (default) uses WebGPU when a hardware adapter is found
+ * and the wasm backend otherwise, CPU-emulated adapters (SwiftShader, llvmpipe) included (see
+ * `norms.backend` and `norms.note`).
  * @throws (rejects) ValueError for an unknown or ill-typed option; DeviceError with
  *   `backend: 'webgpu'` when no adapter or device can be had.
  * @example
@@ -518,6 +541,7 @@ export { relativeL2 } from './verify.ts';
 export async function createNorms(options: CreateNormsOptions = {}): Promise<Norms> {
   const want = createNormsArgs(options);
   if (want === 'cpu') return new Norms(null, options, 'cpu backend requested');
+  if (want === 'wasm') return new Norms(null, options, 'wasm backend requested', true);
   let got: Awaited<ReturnType<typeof acquireDevice>> = null;
   let why = '';
   try {
@@ -529,7 +553,15 @@ export async function createNorms(options: CreateNormsOptions = {}): Promise<Nor
   if (!got) {
     const msg = why || (options.gpu || (typeof navigator !== 'undefined' && 'gpu' in navigator) ? 'no WebGPU adapter found' : 'WebGPU is not available (no navigator.gpu and no options.gpu)');
     if (want === 'webgpu') throw new DeviceError(`backend 'webgpu': ${msg}${nodeAdvice(options)}`);
-    return new Norms(null, options, `${msg}; using the CPU reference${nodeAdvice(options)}`);
+    return new Norms(null, options, `${msg}; using the wasm backend${nodeAdvice(options)}`, true);
+  }
+  // The rule of 'auto' for CPU-emulated adapters (SwiftShader, llvmpipe): the wasm kernels run the
+  // same ops several times faster on the same cores (README, "Backend selection"), so 'auto' takes
+  // wasm there, unless the caller handed in a device to share or forced a kernel class.
+  if (want === 'auto' && !options.device && !options.adapterClass && adapterClassOf(got.adapterInfo) === 'cpu') {
+    const name = `${got.adapterInfo.vendor || 'unknown vendor'} ${got.adapterInfo.architecture}`.trim();
+    if (got.owned) got.device.destroy();
+    return new Norms(null, options, `WebGPU adapter ${name} is CPU-emulated; using the wasm backend (faster on the CPU; backend: 'webgpu' forces WebGPU)`, true);
   }
   const ctx = new GpuContext(got.device, got.adapterInfo, got.owned, got.keepAlive);
   try {

@@ -184,7 +184,7 @@ export interface LpNormalizeBwdArgs extends LpGeom {
 
 /** What a backend implements; the public API validates and then calls exactly one of these. */
 export interface Backend {
-  readonly kind: 'webgpu' | 'cpu';
+  readonly kind: 'webgpu' | 'wasm' | 'cpu';
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   layerNorm(a: LayerNormArgs): LayerNormOut;

@@ -21,8 +21,9 @@ export const elementBytes = (dtype: DType): number => storageBytes(2, dtype) / 2
 
 /**
  * A tensor owned by one `createNorms` instance. On the webgpu backend it lives in a GPUBuffer
- * (float32, or float16 packed two halves per u32 word); on the cpu backend in a Float32Array
- * (float16 values stored rounded to half).
+ * (float32, or float16 packed two halves per u32 word); on the cpu backend in a Float32Array, on
+ * the wasm backend in the WebAssembly module's memory (both: float16 values stored as float32
+ * rounded to half).
  */
 export class Tensor {
   /** Dims, row-major (frozen). */
@@ -33,6 +34,8 @@ export class Tensor {
   readonly size: number;
   /** @internal */ _buffer: GPUBuffer | null;
   /** @internal */ _data: Float32Array | null;
+  /** @internal byte address in the WebAssembly backend's memory (−1 elsewhere). */
+  _ptr: number;
   /** @internal */ readonly _owner: object;
   /** @internal whether destroy() frees the storage (false for wrap()). */
   readonly _owns: boolean;
@@ -48,7 +51,7 @@ export class Tensor {
     owner: object,
     shape: readonly number[],
     dtype: DType,
-    storage: { buffer: GPUBuffer } | { data: Float32Array },
+    storage: { buffer: GPUBuffer } | { data: Float32Array } | { ptr: number },
     owns: boolean,
   ) {
     this._owner = owner;
@@ -57,6 +60,7 @@ export class Tensor {
     this.size = numel(shape);
     this._buffer = 'buffer' in storage ? storage.buffer : null;
     this._data = 'data' in storage ? storage.data : null;
+    this._ptr = 'ptr' in storage ? storage.ptr : -1;
     this._owns = owns;
   }
 
@@ -85,6 +89,7 @@ export class Tensor {
     this._onDestroy?.(this);
     this._buffer = null;
     this._data = null;
+    this._ptr = -1;
   }
 
   /** @internal */

@@ -7,11 +7,27 @@ import type { Tensor } from './tensor.ts';
 /** Options of {@link createNorms}. Every key is optional; an unknown key throws a `ValueError`. */
 export interface CreateNormsOptions {
   /**
-   * Which implementation runs the ops. `'auto'` (default): WebGPU when an adapter is found, else
-   * the float64 CPU reference (`norms.note` says why). `'webgpu'`: WebGPU or a `DeviceError`.
-   * `'cpu'`: the CPU reference only (no GPU objects at all).
+   * Which implementation runs the ops. `'auto'` (default): WebGPU when a hardware adapter is
+   * found, else `'wasm'` (also for CPU-emulated adapters such as SwiftShader or llvmpipe, where
+   * the wasm kernels are several times faster; `norms.note` says which and why). `'webgpu'`:
+   * WebGPU on whatever adapter is found (CPU-emulated ones included), or a `DeviceError`.
+   * `'wasm'`: float32 WebAssembly kernels (SIMD128 where the engine has it) on the CPU, no GPU
+   * objects. `'cpu'`: the float64 CPU reference (slow; for checking results).
    */
-  backend?: 'auto' | 'webgpu' | 'cpu';
+  backend?: 'auto' | 'webgpu' | 'wasm' | 'cpu';
+  /**
+   * wasm backend: the most threads an op may use (workers sharing the module's memory: Node's
+   * worker_threads, or Web Workers on a cross-origin isolated page). `'auto'` (default): the
+   * machine's cores, at most 4. `1`: none. Ops whose tensors are smaller than `threadMinBytes`
+   * always run on the calling thread; results are the same bits for any number of threads.
+   * Workers start at the first op large enough to use them (that op, and any op until they are
+   * up, runs on one thread).
+   */
+  threads?: number | 'auto';
+  /** wasm backend: the smallest op (bytes its kernels read) split over threads. Default 4 MiB. */
+  threadMinBytes?: number;
+  /** wasm backend: false forces the scalar build (no SIMD128), as on an engine without SIMD. Default true. */
+  simd?: boolean;
   /**
    * A `GPUDevice` to share (e.g. ONNX Runtime Web's or TensorFlow.js's), so tensors can wrap its
    * buffers without a copy. The caller keeps ownership: `norms.destroy()` does not destroy it.
@@ -407,9 +423,9 @@ export type WeightNormBackwardResult = {
   dg: Tensor;
 };
 
-/** Statistics of what this instance allocated on the GPU (0 on the cpu backend). */
+/** Statistics of what this instance allocated on the GPU (wasm backend: in its memory; 0 on the cpu backend). */
 export interface NormsStats {
-  /** GPU buffers held by live tensors and in-flight temporaries. */
+  /** GPU buffers held by live tensors and in-flight temporaries (wasm backend: live tensors). */
   liveBuffers: number;
   /** Bytes of those buffers. */
   liveBytes: number;

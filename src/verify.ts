@@ -6,20 +6,24 @@
  */
 import { Tensor, type DType } from './tensor.ts';
 import { ParityError, fmtShape } from './errors.ts';
-import type { GpuBackend } from './kernels/gpu.ts';
 import { CpuBackend } from './cpu/backend.ts';
 import type * as O from './ops.ts';
 
 /** Parity tolerance (relative L2) of an output by its dtype; in-place updated inputs use 1e-4. */
 const REL_TOL: Record<DType, number> = { float32: 1e-4, float16: 2e-3 };
 
+/** A backend whose ops run inside an allocation transaction and can be checked (webgpu, wasm). */
+export interface CheckedBackend extends O.Backend {
+  transaction<T>(fn: () => T): T;
+}
+
 export class OpRunner {
   private readonly cpuRef = new CpuBackend({});
 
-  /** `gpu`: the webgpu backend, or null on the cpu backend (then `impl` runs every op as is). */
+  /** `gpu`: the webgpu or wasm backend, or null on the cpu backend (then `impl` runs every op as is). */
   constructor(
     private readonly impl: O.Backend,
-    private readonly gpu: GpuBackend | null,
+    private readonly gpu: CheckedBackend | null,
     private readonly verify: boolean,
   ) {}
 
@@ -46,7 +50,7 @@ export class OpRunner {
     return out;
   }
 
-  private verified<A extends object, R extends object>(op: string, args: A, run: (b: O.Backend, a: A) => R, mutated: string[], gpu: GpuBackend): R {
+  private verified<A extends object, R extends object>(op: string, args: A, run: (b: O.Backend, a: A) => R, mutated: string[], gpu: CheckedBackend): R {
     // Snapshot every input on the GPU queue before the op runs (the op may update running stats).
     const snaps: [string, Tensor][] = [];
     for (const [k, v] of Object.entries(args)) if (v instanceof Tensor) snaps.push([k, v]);

@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, Tensor, type Norms } from '../src/index.ts';
-import { expectClose, gpuNorms, TEST_ADAPTER_CLASS } from './util/gpu.ts';
+import { expectClose, gpuNorms, sameDevice, TEST_ADAPTER_CLASS } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 
 interface HostIn {
@@ -56,7 +56,7 @@ beforeAll(async () => {
   cpu = await createNorms({ backend: 'cpu' });
   gpus.auto = await gpuNorms();
   for (const variant of ['fused', 'general'] as const) {
-    gpus[variant] = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, variant, adapterClass: TEST_ADAPTER_CLASS });
+    gpus[variant] = await sameDevice(gpus.auto, { poisonOutputs: true, variant, adapterClass: TEST_ADAPTER_CLASS });
   }
 });
 afterAll(() => {

@@ -15,6 +15,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, type Norms, type Tensor } from '../src/index.ts';
 import { closeBackends, openBackends, type Backends } from './util/parity.ts';
+import { ON_WASM, sameDevice } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
 
 let b: Backends;
@@ -23,7 +24,7 @@ let impls: { name: string; n: Norms }[] = [];
 
 beforeAll(async () => {
   b = await openBackends();
-  windowed = await createNorms({ backend: 'webgpu', device: b.gpu.device!, poisonOutputs: true, maxBindingBytes: 4096 });
+  windowed = await sameDevice(b.gpu, { poisonOutputs: true, maxBindingBytes: 4096 });
   impls = [
     { name: 'webgpu', n: b.gpu },
     { name: 'webgpu row-fused', n: b.fused },
@@ -637,7 +638,7 @@ describe('float16 outputs are IEEE halves for NaN, ±Inf and values past 65504 (
   });
 });
 
-describe("createNorms({ adapterClass }) picks the kernel family (the contract's option)", () => {
+describe.skipIf(ON_WASM)("createNorms({ adapterClass }) picks the kernel family (the contract's option)", () => {
   it("'gpu' on SwiftShader splits like a discrete GPU, 'cpu' like a CPU adapter; same results", async () => {
     const x = rng(26).fill(64 * 300, 3, 2);
     const f = forward64(x, rowsLayout(64, 300), 1e-5);

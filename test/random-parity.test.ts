@@ -28,7 +28,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, Tensor, type DType, type Norms } from '../src/index.ts';
-import { gpuNorms, TEST_ADAPTER_CLASS } from './util/gpu.ts';
+import { gpuNorms, sameDevice, TEST_ADAPTER_CLASS } from './util/gpu.ts';
 import { makeRng, type Rng } from './util/rng.ts';
 import { TOLERANCE } from './catalog.js';
 
@@ -266,9 +266,9 @@ beforeAll(async () => {
   cpu = await createNorms({ backend: 'cpu' });
   gpus.auto = await gpuNorms();
   const adapterClass = TEST_ADAPTER_CLASS;
-  for (const v of ['fused', 'general'] as const) gpus[v] = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, variant: v, adapterClass });
+  for (const v of ['fused', 'general'] as const) gpus[v] = await sameDevice(gpus.auto, { poisonOutputs: true, variant: v, adapterClass });
   // Storage bindings capped at WINDOW_BYTES: most cases' tensors are processed in bound ranges.
-  gpus.windowed = await createNorms({ backend: 'webgpu', device: gpus.auto.device!, poisonOutputs: true, maxBindingBytes: WINDOW_BYTES, adapterClass });
+  gpus.windowed = await sameDevice(gpus.auto, { poisonOutputs: true, maxBindingBytes: WINDOW_BYTES, adapterClass });
 });
 afterAll(() => {
   gpus.fused?.destroy();

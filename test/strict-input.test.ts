@@ -154,8 +154,8 @@ describe('strict inputs: createNorms', () => {
   const table: [name: string, options: Record<string, unknown>, argument: string, message: string | RegExp][] = [
     ['a misspelled key', { backnd: 'cpu' }, 'backnd', 'backnd: unknown option of createNorms; did you mean backend?'],
     ['another', { verfy: true, backend: 'cpu' }, 'verfy', 'verfy: unknown option of createNorms; did you mean verify?'],
-    ['a key of an op', { eps: 1e-5, backend: 'cpu' }, 'eps', /^eps: unknown option of createNorms; did you mean .*\? \(options of createNorms: backend, device, gpu, verify, poisonOutputs, variant, maxBindingBytes, adapterClass, profile, float16\)$/],
-    ['backend of the wrong type', { backend: 1 }, 'backend', "backend: expected 'auto', 'webgpu' or 'cpu', got number 1"],
+    ['a key of an op', { eps: 1e-5, backend: 'cpu' }, 'eps', /^eps: unknown option of createNorms; did you mean .*\? \(options of createNorms: backend, device, gpu, verify, poisonOutputs, variant, maxBindingBytes, adapterClass, profile, float16, threads, threadMinBytes, simd\)$/],
+    ['backend of the wrong type', { backend: 1 }, 'backend', "backend: expected 'auto', 'webgpu', 'wasm' or 'cpu', got number 1"],
     ['verify as a string', { backend: 'cpu', verify: 'yes' }, 'verify', 'verify: expected true or false, got string "yes"'],
     ['variant misspelled', { backend: 'cpu', variant: 'fast' }, 'variant', "variant: expected 'auto', 'fused' or 'general', got string \"fast\""],
     ['adapterClass misspelled', { backend: 'cpu', adapterClass: 'discrete' }, 'adapterClass', "adapterClass: expected 'auto', 'cpu' or 'gpu', got string \"discrete\""],

@@ -9,7 +9,7 @@ const EPS_LN = 1e-5;
 const EPS_RMS = 1.1920928955078125e-7;
 
 /** The model and feeds of a case, or { reason } when ORT has no such op. */
-function modelFor(c, host) {
+export function modelFor(c, host) {
   const dt = c.dtype;
   const X = { name: 'X', dims: c.shape, dtype: dt };
   const Y = { name: 'Y', dims: c.shape, dtype: dt };

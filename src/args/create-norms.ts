@@ -4,12 +4,12 @@ import type { CreateNormsOptions } from '../types.ts';
 import { checkOptions, describeValue } from '../validate.ts';
 
 /** The options createNorms accepts (any other key is a ValueError naming the nearest of these). */
-const KEYS = ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass', 'profile', 'float16'] as const;
+const KEYS = ['backend', 'device', 'gpu', 'verify', 'poisonOutputs', 'variant', 'maxBindingBytes', 'adapterClass', 'profile', 'float16', 'threads', 'threadMinBytes', 'simd'] as const;
 
 /** Checks every option's key and type; returns the backend asked for (default `'auto'`). */
-export function createNormsArgs(options: CreateNormsOptions): 'auto' | 'webgpu' | 'cpu' {
+export function createNormsArgs(options: CreateNormsOptions): 'auto' | 'webgpu' | 'wasm' | 'cpu' {
   checkOptions(options, 'createNorms', KEYS);
-  for (const k of ['verify', 'poisonOutputs', 'profile'] as const) {
+  for (const k of ['verify', 'poisonOutputs', 'profile', 'simd'] as const) {
     if (options[k] !== undefined && typeof options[k] !== 'boolean') throw new ValueError(`${k}: expected true or false, got ${describeValue(options[k])}`, k);
   }
   if (options.variant !== undefined && !['auto', 'fused', 'general'].includes(options.variant)) {
@@ -24,7 +24,15 @@ export function createNormsArgs(options: CreateNormsOptions): 'auto' | 'webgpu' 
   for (const k of ['device', 'gpu'] as const) {
     if (options[k] != null && typeof options[k] !== 'object') throw new ValueError(`${k}: expected a ${k === 'gpu' ? 'GPU (navigator.gpu, or create([]) from the webgpu package)' : 'GPUDevice'}, got ${describeValue(options[k])}`, k);
   }
+  const t = options.threads;
+  if (t !== undefined && t !== 'auto' && !(typeof t === 'number' && Number.isInteger(t) && t >= 1 && t <= 64)) {
+    throw new ValueError(`threads: expected 'auto' or an integer from 1 to 64, got ${describeValue(t)}`, 'threads');
+  }
+  const tm = options.threadMinBytes;
+  if (tm !== undefined && !(typeof tm === 'number' && tm >= 0 && Number.isFinite(tm))) {
+    throw new ValueError(`threadMinBytes: expected a number of bytes >= 0, got ${describeValue(tm)}`, 'threadMinBytes');
+  }
   const want = options.backend ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(want)) throw new ValueError(`backend: expected 'auto', 'webgpu' or 'cpu', got ${describeValue(want)}`, 'backend');
+  if (!['auto', 'webgpu', 'wasm', 'cpu'].includes(want)) throw new ValueError(`backend: expected 'auto', 'webgpu', 'wasm' or 'cpu', got ${describeValue(want)}`, 'backend');
   return want;
 }

@@ -56,7 +56,45 @@ export function adapterMatches(info: { vendor: string; architecture: string; dev
   return false;
 }
 
+/**
+ * WEBGPU_NORM_TEST_BACKEND=wasm (the 'wasm' project in vitest.config.ts): the instances that
+ * gpuNorms() and openBackends() make are on the wasm backend instead, so the parity, bad-input,
+ * strict-option and memory suites run on it as a third backend. WEBGPU_NORM_TEST_WASM picks its
+ * build: 'simd' (default), 'scalar' (no SIMD128), or 'threads' (two threads from the first byte).
+ */
+export const TEST_BACKEND = (process.env.WEBGPU_NORM_TEST_BACKEND ?? 'webgpu') as 'webgpu' | 'wasm';
+export const TEST_WASM = (process.env.WEBGPU_NORM_TEST_WASM ?? 'simd') as 'simd' | 'scalar' | 'threads';
+
+/** The options that only mean something to the webgpu backend (dropped for the wasm one). */
+const GPU_ONLY = ['gpu', 'device', 'variant', 'adapterClass', 'maxBindingBytes', 'float16', 'profile'] as const;
+
+/** A wasm-backend instance with NaN-poisoned outputs; `build` as WEBGPU_NORM_TEST_WASM (threads: started before it returns). */
+export async function wasmNorms(opts: CreateNormsOptions = {}, build = TEST_WASM): Promise<Norms> {
+  const o: CreateNormsOptions = { ...opts };
+  for (const k of GPU_ONLY) delete o[k];
+  const b = build === 'scalar' ? { simd: false, threads: 1 } : build === 'threads' ? { threads: 2, threadMinBytes: 0 } : { threads: 1 };
+  const norms = await createNorms({ poisonOutputs: true, ...o, ...b, backend: 'wasm' });
+  if (norms.backend !== 'wasm') throw new Error(`expected the wasm backend, got ${norms.backend}`);
+  const want = build === 'scalar' ? 'scalar' : build === 'threads' ? 'simd-threads' : 'simd';
+  if (norms._wasm!.m.build !== want) throw new Error(`expected the wasm build ${want}, got ${norms._wasm!.m.build} (${norms.note})`);
+  await norms._wasm!.m.startThreads();
+  return norms;
+}
+
+/** Whether this run's suites are on the wasm backend. */
+export const ON_WASM = TEST_BACKEND === 'wasm';
+
+/**
+ * Another instance on `base`'s device with these options (webgpu), or another wasm instance of
+ * this run's build (the GPU-only options dropped), for suites that make variants of an instance.
+ */
+export async function sameDevice(base: Norms, opts: CreateNormsOptions = {}): Promise<Norms> {
+  if (ON_WASM) return wasmNorms(opts);
+  return createNorms({ backend: 'webgpu', device: base.device!, ...opts });
+}
+
 export async function gpuNorms(opts: CreateNormsOptions = {}): Promise<Norms> {
+  if (TEST_BACKEND === 'wasm') return wasmNorms(opts);
   const gpu = create([]);
   const adapter = await gpu.requestAdapter();
   if (!adapter) {

@@ -5,7 +5,7 @@
  */
 import { expect } from 'vitest';
 import { createNorms, Tensor, type Norms, type DType } from '../../src/index.ts';
-import { expectClose, gpuNorms, testVariant } from './gpu.ts';
+import { expectClose, gpuNorms, testVariant, TEST_BACKEND, wasmNorms } from './gpu.ts';
 import { makeRng, TOLERANCE } from '../catalog.js';
 
 /** The contract's tolerance: relative L2 ≤ 1e-4 for every (float32) output. */
@@ -52,8 +52,13 @@ export interface Backends {
 }
 
 export async function openBackends(): Promise<Backends> {
-  const gpu = await gpuNorms();
   const cpu = await createNorms({ backend: 'cpu' });
+  if (TEST_BACKEND === 'wasm') {
+    // The wasm backend's three builds in the variants' places: SIMD128 on one thread, scalar, two threads.
+    const [gpu, fused, general, gpuSplit] = await Promise.all([wasmNorms(), wasmNorms({}, 'simd'), wasmNorms({}, 'scalar'), wasmNorms({}, 'threads')]);
+    return { gpu, cpu, fused, general, gpuSplit };
+  }
+  const gpu = await gpuNorms();
   const onDevice = (variant: 'fused' | 'general' | 'auto', adapterClass: 'auto' | 'gpu' = 'auto') =>
     createNorms({ backend: 'webgpu', device: gpu.device!, poisonOutputs: true, variant, adapterClass });
   const [fused, general, gpuSplit] = await Promise.all([onDevice('fused'), onDevice('general'), onDevice('auto', 'gpu').then(testVariant)]);

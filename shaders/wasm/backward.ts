@@ -1,0 +1,266 @@
+// AssemblyScript: backward kernels. With g = dy·w and d = x − μ (μ the saved mean, 0 for RMS
+// and weight norm), the gradient sums are Σg, Σg·d and Σd (rows_gsums, cols_gsums); the host turns
+// them into per-group coefficients and dx = outer·((g + β) + γ·x̂), x̂ = (d − k)·r, is applied by
+// rows_dx / cols_dx (k: the saved mean's rounding, recovered from x; NUMERICS.md).
+import { BLOCK, ROW_BLOCK, pi, pp, at, ld, st, hsum, rA, rB, rC } from './common';
+
+/** Σg, Σg·d, Σd over n contiguous elements, w per element (wStep 1) or one value (0); float64 again past float32. */
+function gradSums(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): void {
+  let i = 0;
+  let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vm = f32x4.splat(mu);
+    let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0);
+    if (wStep == 0) {
+      const vw = f32x4.splat(ld(w, 0));
+      for (; i + 4 <= n; i += 4) {
+        const g = f32x4.mul(v128.load(at(dy, i)), vw);
+        const d = f32x4.sub(v128.load(at(x, i)), vm);
+        a = f32x4.add(a, g);
+        b = f32x4.add(b, f32x4.mul(g, d));
+        c = f32x4.add(c, d);
+      }
+    } else {
+      let a1 = f32x4.splat(0), b1 = f32x4.splat(0), c1 = f32x4.splat(0);
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i), pw = at(w, i);
+        const g0 = f32x4.mul(v128.load(pd), v128.load(pw)), g1 = f32x4.mul(v128.load(pd, 16), v128.load(pw, 16));
+        const d0 = f32x4.sub(v128.load(px), vm), d1 = f32x4.sub(v128.load(px, 16), vm);
+        a = f32x4.add(a, g0);
+        a1 = f32x4.add(a1, g1);
+        b = f32x4.add(b, f32x4.mul(g0, d0));
+        b1 = f32x4.add(b1, f32x4.mul(g1, d1));
+        c = f32x4.add(c, d0);
+        c1 = f32x4.add(c1, d1);
+      }
+      for (; i + 4 <= n; i += 4) {
+        const g = f32x4.mul(v128.load(at(dy, i)), v128.load(at(w, i)));
+        const d = f32x4.sub(v128.load(at(x, i)), vm);
+        a = f32x4.add(a, g);
+        b = f32x4.add(b, f32x4.mul(g, d));
+        c = f32x4.add(c, d);
+      }
+      a = f32x4.add(a, a1);
+      b = f32x4.add(b, b1);
+      c = f32x4.add(c, c1);
+    }
+    sa = hsum(a);
+    sb = hsum(b);
+    sc = hsum(c);
+  }
+  for (; i < n; i++) {
+    const g = ld(dy, i) * ld(w, i * wStep);
+    const d = ld(x, i) - mu;
+    sa += <f64>g;
+    sb += <f64>(g * d);
+    sc += <f64>d;
+  }
+  if (!(Math.abs(sa) < Infinity && Math.abs(sb) < Infinity && Math.abs(sc) < Infinity)) {
+    sa = 0;
+    sb = 0;
+    sc = 0;
+    for (let j = 0; j < n; j++) {
+      const g = <f64>ld(dy, j) * <f64>ld(w, j * wStep);
+      const d = <f64>ld(x, j) - <f64>mu;
+      sa += g;
+      sb += g * d;
+      sc += d;
+    }
+  }
+  rA = sa;
+  rB = sb;
+  rC = sc;
+}
+
+/**
+ * Gradient sums of rows of K. p: 0 dy, 1 x, 2 K, 3 mu (float32 per row), 4 w (per element, or
+ * per row when 5 is 1), 5 wPerRow, 6 out (float64 triples per row).
+ */
+export function rows_gsums(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), K = pi(p, 2), mu = pp(p, 3), w = pp(p, 4), perRow = pi(p, 5), out = pp(p, 6);
+  for (let r = begin; r < end; r++) {
+    const off = <usize>r * <usize>K * 4;
+    let a: f64 = 0, b: f64 = 0, c: f64 = 0;
+    for (let k = 0; k < K; k += BLOCK) {
+      const n = min(BLOCK, K - k);
+      if (perRow) gradSums(at(dy + off, k), at(x + off, k), n, ld(mu, r), at(w, r), 0);
+      else gradSums(at(dy + off, k), at(x + off, k), n, ld(mu, r), at(w, k), 1);
+      a += rA;
+      b += rB;
+      c += rC;
+    }
+    const o = out + <usize>r * 24;
+    store<f64>(o, a);
+    store<f64>(o, b, 8);
+    store<f64>(o, c, 16);
+  }
+}
+
+/**
+ * Gradient sums of columns, x and dy as [O, M, C], g = dy (the host applies w per channel).
+ * Task t: o = t / chunks, 16 columns. p: 0 dy, 1 x, 2 O, 3 M, 4 C, 5 mu (float32 per (o, c)),
+ * 6 out (float64 triples per (o, c)).
+ */
+export function cols_gsums(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), M = pi(p, 3), C = pi(p, 4), mu = pp(p, 5), out = pp(p, 6);
+  const chunks = (C + 15) >> 4;
+  const stride = <usize>C * 4;
+  for (let t = begin; t < end; t++) {
+    const o = t / chunks;
+    const c0 = (t % chunks) << 4;
+    const c1 = min(C, c0 + 16);
+    const base = <usize>o * <usize>M * stride;
+    for (let c = c0; c < c1; c++) {
+      let a: f64 = 0, b: f64 = 0, cc: f64 = 0;
+      const m = ld(mu, o * C + c);
+      for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
+        const n = min(ROW_BLOCK, M - m0);
+        let fa: f32 = 0, fb: f32 = 0, fc: f32 = 0;
+        const q = base + <usize>m0 * stride + (<usize>c << 2);
+        for (let i = 0; i < n; i++) {
+          const g = load<f32>(dy + q + <usize>i * stride);
+          const d = load<f32>(x + q + <usize>i * stride) - m;
+          fa += g;
+          fb += g * d;
+          fc += d;
+        }
+        if (!(Math.abs(fa) < Infinity && Math.abs(fb) < Infinity && Math.abs(fc) < Infinity)) {
+          let ga: f64 = 0, gb: f64 = 0, gc: f64 = 0;
+          for (let i = 0; i < n; i++) {
+            const g = <f64>load<f32>(dy + q + <usize>i * stride);
+            const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
+            ga += g;
+            gb += g * d;
+            gc += d;
+          }
+          a += ga;
+          b += gb;
+          cc += gc;
+        } else {
+          a += <f64>fa;
+          b += <f64>fb;
+          cc += <f64>fc;
+        }
+      }
+      const e = out + <usize>(o * C + c) * 24;
+      store<f64>(e, a);
+      store<f64>(e, b, 8);
+      store<f64>(e, cc, 16);
+    }
+  }
+}
+
+/** dx over n elements: outer·((g + β) + γ·x̂), g = dy·w, x̂ = ((x − μ) − k)·r. */
+function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, outer: f32, beta: f32, gamma: f32, w: usize, wStep: i32, dwp: usize, dbp: usize): void {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vmu = f32x4.splat(mu), vk = f32x4.splat(k), vr = f32x4.splat(r), vo = f32x4.splat(outer), vbe = f32x4.splat(beta), vga = f32x4.splat(gamma);
+    const vw = f32x4.splat(ld(w, 0));
+    if (wStep && dwp) {
+      // Layer norm: w per element, dweight/dbias partials of the row block.
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i), pb = at(dbp, i);
+        const d0 = v128.load(pd), d1 = v128.load(pd, 16);
+        const h0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vmu), vk), vr);
+        const h1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vmu), vk), vr);
+        const g0 = f32x4.mul(d0, v128.load(pw)), g1 = f32x4.mul(d1, v128.load(pw, 16));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+        v128.store(pa, f32x4.add(v128.load(pa), f32x4.mul(d0, h0)));
+        v128.store(pa, f32x4.add(v128.load(pa, 16), f32x4.mul(d1, h1)), 16);
+        v128.store(pb, f32x4.add(v128.load(pb), d0));
+        v128.store(pb, f32x4.add(v128.load(pb, 16), d1), 16);
+      }
+    } else if (!wStep && !dwp) {
+      // One weight for the run, no partials (planes, weight-norm slices).
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i);
+        const h0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vmu), vk), vr);
+        const h1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vmu), vk), vr);
+        const g0 = f32x4.mul(v128.load(pd), vw), g1 = f32x4.mul(v128.load(pd, 16), vw);
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+      }
+    }
+    for (; i + 4 <= n; i += 4) {
+      const d = v128.load(at(dy, i));
+      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vmu), vk), vr);
+      const g = f32x4.mul(d, wStep ? v128.load(at(w, i)) : vw);
+      v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g, vbe), f32x4.mul(vga, xh))));
+      if (dwp) {
+        v128.store(at(dwp, i), f32x4.add(v128.load(at(dwp, i)), f32x4.mul(d, xh)));
+        v128.store(at(dbp, i), f32x4.add(v128.load(at(dbp, i)), d));
+      }
+    }
+  }
+  for (; i < n; i++) {
+    const d = ld(dy, i);
+    const xh = ((ld(x, i) - mu) - k) * r;
+    st(dx, i, outer * ((d * ld(w, i * wStep) + beta) + gamma * xh));
+    if (dwp) {
+      st(dwp, i, ld(dwp, i) + d * xh);
+      st(dbp, i, ld(dbp, i) + d);
+    }
+  }
+}
+
+/**
+ * dx of rows of K, in tasks of RB rows. p: 0 dy, 1 x, 2 dx, 3 K, 4 R, 5 RB, 6 coef (float32
+ * arrays μ, k, r, outer, β, γ, each of R), 7 w (per element, or per row when 8 is 1), 8 wPerRow,
+ * 9 dweight partials (0: none; float32 [tasks, K], task t sums its RB rows of dy·x̂), 10 dbias partials.
+ */
+export function rows_dx(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), K = pi(p, 3), R = pi(p, 4), RB = pi(p, 5), cf = pp(p, 6);
+  const w = pp(p, 7), perRow = pi(p, 8), dwp = pp(p, 9), dbp = pp(p, 10);
+  for (let t = begin; t < end; t++) {
+    const pw = dwp ? dwp + <usize>t * <usize>K * 4 : 0;
+    const pb = dbp ? dbp + <usize>t * <usize>K * 4 : 0;
+    if (pw) {
+      memory.fill(pw, 0, <usize>K * 4);
+      memory.fill(pb, 0, <usize>K * 4);
+    }
+    const r1 = min(R, (t + 1) * RB);
+    for (let r = t * RB; r < r1; r++) {
+      const off = <usize>r * <usize>K * 4;
+      dxRun(dy + off, x + off, dx + off, K, ld(cf, r), ld(cf, R + r), ld(cf, 2 * R + r), ld(cf, 3 * R + r), ld(cf, 4 * R + r), ld(cf, 5 * R + r),
+        perRow ? at(w, r) : w, perRow ? 0 : 1, pw, pb);
+    }
+  }
+}
+
+/**
+ * dx of channels-last rows of C, task = row t of O·M. p: 0 dy, 1 x, 2 dx, 3 M, 4 C, 5 O, 6 coef
+ * (float32 arrays μ, k, r, outer, β, γ, each O·C), 7 w (per channel C).
+ */
+export function cols_dx(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), M = pi(p, 3), C = pi(p, 4), O = pi(p, 5), cf = pp(p, 6), w = pp(p, 7);
+  const P = O * C;
+  for (let t = begin; t < end; t++) {
+    const off = <usize>t * <usize>C * 4;
+    const o = (t / M) * C;
+    const tm = at(cf, o), tk = at(cf, P + o), tr = at(cf, 2 * P + o), to = at(cf, 3 * P + o), tb = at(cf, 4 * P + o), tg = at(cf, 5 * P + o);
+    let c = 0;
+    if (ASC_FEATURE_SIMD) {
+      for (; c + 4 <= C; c += 4) {
+        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x + off, c)), v128.load(at(tm, c))), v128.load(at(tk, c))), v128.load(at(tr, c)));
+        const g = f32x4.mul(v128.load(at(dy + off, c)), v128.load(at(w, c)));
+        const v = f32x4.add(f32x4.add(g, v128.load(at(tb, c))), f32x4.mul(v128.load(at(tg, c)), xh));
+        v128.store(at(dx + off, c), f32x4.mul(v128.load(at(to, c)), v));
+      }
+    }
+    for (; c < C; c++) {
+      const xh = ((ld(x + off, c) - ld(tm, c)) - ld(tk, c)) * ld(tr, c);
+      st(dx + off, c, ld(to, c) * ((ld(dy + off, c) * ld(w, c) + ld(tb, c)) + ld(tg, c) * xh));
+    }
+  }
+}
+
+/** Column sums in float64 of float32 [B, K] partials into float32 [K]. Task = column. p: 0 src, 1 B, 2 K, 3 dst. */
+export function sum_partials(p: usize, begin: i32, end: i32): void {
+  const src = pp(p, 0), B = pi(p, 1), K = pi(p, 2), dst = pp(p, 3);
+  for (let i = begin; i < end; i++) {
+    let s: f64 = 0;
+    for (let b = 0; b < B; b++) s += <f64>ld(src, b * K + i);
+    st(dst, i, <f32>s);
+  }
+}

@@ -1,0 +1,309 @@
+// AssemblyScript: helpers shared by every kernel of the WebAssembly backend.
+//
+// How work is split: every exported kernel is `name(p, begin, end)`. `p` points to its
+// parameters, one float64 slot each (pointers, counts and scalars alike, written by the host in
+// src/wasm/), and [begin, end) is a range of its tasks (rows, planes, column chunks or blocks of
+// elements). A task's result never depends on which range it is run in, so any split of the
+// tasks over threads gives the same bits.
+//
+// Numerics (docs/NUMERICS.md; WebAssembly evaluates every operation as written, no fast math):
+// sums run in float32 lanes over blocks of at most BLOCK elements (ROW_BLOCK rows for columns),
+// each block's lane sums are added in float64, and blocks merge in float64 (Chan's formula for
+// moments). Moments are two-pass inside each block: the block mean s rounded to float32, then
+// sums of d = x - s and d². A block whose float32 sums overflow, or whose sum of squares falls
+// below 2^-100 (squares flushed or subnormal), is summed again in float64.
+
+export const BLOCK: i32 = 2048;
+export const ROW_BLOCK: i32 = 256;
+export const TINY: f64 = 7.888609052210118e-31; // 2^-100
+
+/** Parameter slot i of the block at p, as a float64, an int or a pointer. */
+// @ts-ignore: decorator
+@inline export function pf(p: usize, i: i32): f64 {
+  return load<f64>(p + (<usize>i << 3));
+}
+// @ts-ignore: decorator
+@inline export function pi(p: usize, i: i32): i32 {
+  return <i32>load<f64>(p + (<usize>i << 3));
+}
+// @ts-ignore: decorator
+@inline export function pp(p: usize, i: i32): usize {
+  return <usize>load<f64>(p + (<usize>i << 3));
+}
+// @ts-ignore: decorator
+@inline export function at(base: usize, i: i32): usize {
+  return base + (<usize>i << 2);
+}
+// @ts-ignore: decorator
+@inline export function ld(base: usize, i: i32): f32 {
+  return load<f32>(base + (<usize>i << 2));
+}
+// @ts-ignore: decorator
+@inline export function st(base: usize, i: i32, v: f32): void {
+  store<f32>(base + (<usize>i << 2), v);
+}
+// @ts-ignore: decorator
+@inline export function hsum(v: v128): f64 {
+  return (<f64>f32x4.extract_lane(v, 0) + <f64>f32x4.extract_lane(v, 1)) + (<f64>f32x4.extract_lane(v, 2) + <f64>f32x4.extract_lane(v, 3));
+}
+
+/** Whether a float32-lane sum of squares must be redone in float64. */
+// @ts-ignore: decorator
+@inline export function redo(sq: f64): bool {
+  return !(sq < Infinity) || sq < TINY;
+}
+
+// Results of the block helpers (each thread has its own instance, so its own globals).
+export let rSum: f64 = 0;
+export let rM2: f64 = 0;
+export let rA: f64 = 0;
+export let rB: f64 = 0;
+export let rC: f64 = 0;
+
+/** Σ x over n contiguous float32 (float32 lanes, float64 total). */
+export function sumRun(x: usize, n: i32): f64 {
+  let i = 0;
+  let t: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (; i + 16 <= n; i += 16) {
+      const q = at(x, i);
+      a0 = f32x4.add(a0, v128.load(q));
+      a1 = f32x4.add(a1, v128.load(q, 16));
+      a2 = f32x4.add(a2, v128.load(q, 32));
+      a3 = f32x4.add(a3, v128.load(q, 48));
+    }
+    for (; i + 4 <= n; i += 4) a0 = f32x4.add(a0, v128.load(at(x, i)));
+    t = (hsum(a0) + hsum(a1)) + (hsum(a2) + hsum(a3));
+  } else {
+    let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+    for (; i + 4 <= n; i += 4) {
+      a0 += ld(x, i);
+      a1 += ld(x, i + 1);
+      a2 += ld(x, i + 2);
+      a3 += ld(x, i + 3);
+    }
+    t = (<f64>a0 + <f64>a1) + (<f64>a2 + <f64>a3);
+  }
+  for (; i < n; i++) t += <f64>ld(x, i);
+  return t;
+}
+
+/** Float64 two-pass moments of n contiguous float32: rSum = Σx, rM2 = Σ(x − mean)². */
+export function moments64(x: usize, n: i32, stride: i32): void {
+  let s: f64 = 0;
+  for (let i = 0; i < n; i++) s += <f64>ld(x, i * stride);
+  const mean = s / <f64>n;
+  let q: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const d = <f64>ld(x, i * stride) - mean;
+    q += d * d;
+  }
+  rSum = s;
+  rM2 = q;
+}
+
+/**
+ * Moments of one block of n ≤ BLOCK contiguous float32. First one pass shifted by the block's
+ * first element x0: Σd, Σd² with d = x − x0. It is kept only when the shift is within two
+ * standard deviations of the block mean ((Σd)²/n ≤ 4·M2: at most 2 bits lost to cancellation);
+ * otherwise (an outlier first, a constant-ish block, sums past float32) the two-pass below.
+ */
+export function blockMoments(x: usize, n: i32): void {
+  if (ASC_FEATURE_SIMD && n >= 64) {
+    const x0 = ld(x, 0);
+    const vs = f32x4.splat(x0);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
+    let d2 = f32x4.splat(0), d3 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
+    let i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const q = at(x, i);
+      const e0 = f32x4.sub(v128.load(q), vs);
+      const e1 = f32x4.sub(v128.load(q, 16), vs);
+      const e2 = f32x4.sub(v128.load(q, 32), vs);
+      const e3 = f32x4.sub(v128.load(q, 48), vs);
+      d0 = f32x4.add(d0, e0);
+      d1 = f32x4.add(d1, e1);
+      d2 = f32x4.add(d2, e2);
+      d3 = f32x4.add(d3, e3);
+      q0 = f32x4.add(q0, f32x4.mul(e0, e0));
+      q1 = f32x4.add(q1, f32x4.mul(e1, e1));
+      q2 = f32x4.add(q2, f32x4.mul(e2, e2));
+      q3 = f32x4.add(q3, f32x4.mul(e3, e3));
+    }
+    let sd = (hsum(d0) + hsum(d1)) + (hsum(d2) + hsum(d3));
+    let sq = (hsum(q0) + hsum(q1)) + (hsum(q2) + hsum(q3));
+    for (; i < n; i++) {
+      const e = ld(x, i) - x0;
+      sd += <f64>e;
+      sq += <f64>e * <f64>e;
+    }
+    const c = (sd * sd) / <f64>n;
+    const m2 = sq - c;
+    if (Math.abs(sd) < Infinity && !redo(sq) && c <= 4 * m2) {
+      rSum = <f64>n * <f64>x0 + sd;
+      rM2 = m2;
+      return;
+    }
+  }
+  twoPassMoments(x, n);
+}
+
+/** Two-pass moments of one block (shift = the block mean in float32); float64 again past float32 or below 2^-100. */
+function twoPassMoments(x: usize, n: i32): void {
+  const s = sumRun(x, n);
+  if (!(Math.abs(s) < Infinity)) {
+    moments64(x, n, 1);
+    return;
+  }
+  const sh = <f32>(s / <f64>n);
+  let i = 0;
+  let sd: f64 = 0, sq: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vs = f32x4.splat(sh);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
+    let d2 = f32x4.splat(0), d3 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
+    for (; i + 16 <= n; i += 16) {
+      const q = at(x, i);
+      const e0 = f32x4.sub(v128.load(q), vs);
+      const e1 = f32x4.sub(v128.load(q, 16), vs);
+      const e2 = f32x4.sub(v128.load(q, 32), vs);
+      const e3 = f32x4.sub(v128.load(q, 48), vs);
+      d0 = f32x4.add(d0, e0);
+      d1 = f32x4.add(d1, e1);
+      d2 = f32x4.add(d2, e2);
+      d3 = f32x4.add(d3, e3);
+      q0 = f32x4.add(q0, f32x4.mul(e0, e0));
+      q1 = f32x4.add(q1, f32x4.mul(e1, e1));
+      q2 = f32x4.add(q2, f32x4.mul(e2, e2));
+      q3 = f32x4.add(q3, f32x4.mul(e3, e3));
+    }
+    d0 = f32x4.add(d0, d2);
+    d1 = f32x4.add(d1, d3);
+    q0 = f32x4.add(q0, q2);
+    q1 = f32x4.add(q1, q3);
+    for (; i + 4 <= n; i += 4) {
+      const e0 = f32x4.sub(v128.load(at(x, i)), vs);
+      d0 = f32x4.add(d0, e0);
+      q0 = f32x4.add(q0, f32x4.mul(e0, e0));
+    }
+    sd = hsum(d0) + hsum(d1);
+    sq = hsum(q0) + hsum(q1);
+  } else {
+    let d0: f32 = 0, d1: f32 = 0, q0: f32 = 0, q1: f32 = 0;
+    for (; i + 2 <= n; i += 2) {
+      const e0 = ld(x, i) - sh;
+      const e1 = ld(x, i + 1) - sh;
+      d0 += e0;
+      d1 += e1;
+      q0 += e0 * e0;
+      q1 += e1 * e1;
+    }
+    sd = <f64>d0 + <f64>d1;
+    sq = <f64>q0 + <f64>q1;
+  }
+  for (; i < n; i++) {
+    const e = ld(x, i) - sh;
+    sd += <f64>e;
+    sq += <f64>e * <f64>e;
+  }
+  if (redo(sq)) {
+    moments64(x, n, 1);
+    return;
+  }
+  rSum = <f64>n * <f64>sh + sd;
+  rM2 = Math.max(sq - (sd * sd) / <f64>n, 0);
+}
+
+/** Σ x² of n contiguous float32 into rSum (float32 lanes; float64 again past float32 or below 2^-100). */
+export function blockSumsq(x: usize, n: i32): void {
+  let i = 0;
+  let t: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+    for (; i + 8 <= n; i += 8) {
+      const q = at(x, i);
+      const v0 = v128.load(q), v1 = v128.load(q, 16);
+      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+      a1 = f32x4.add(a1, f32x4.mul(v1, v1));
+    }
+    for (; i + 4 <= n; i += 4) {
+      const v0 = v128.load(at(x, i));
+      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+    }
+    t = hsum(a0) + hsum(a1);
+  } else {
+    let a0: f32 = 0, a1: f32 = 0;
+    for (; i + 2 <= n; i += 2) {
+      const v0 = ld(x, i), v1 = ld(x, i + 1);
+      a0 += v0 * v0;
+      a1 += v1 * v1;
+    }
+    t = <f64>a0 + <f64>a1;
+  }
+  for (; i < n; i++) {
+    const v = <f64>ld(x, i);
+    t += v * v;
+  }
+  if (redo(t)) {
+    t = 0;
+    for (let j = 0; j < n; j++) {
+      const v = <f64>ld(x, j);
+      t += v * v;
+    }
+  }
+  rSum = t;
+}
+
+/**
+ * Row statistics over n contiguous float32, block by block. mode 0: rSum = Σx, rM2 = Σ(x − mean)²
+ * (blocks merged by Chan's formula); mode 1: rSum = Σx² (rM2 = 0).
+ */
+export function rowStats(x: usize, n: i32, mode: i32): void {
+  let cn: f64 = 0, cs: f64 = 0, cq: f64 = 0;
+  for (let b = 0; b < n; b += BLOCK) {
+    const m = min(BLOCK, n - b);
+    if (mode == 1) {
+      blockSumsq(at(x, b), m);
+      cs += rSum;
+      continue;
+    }
+    blockMoments(at(x, b), m);
+    const bn = <f64>m;
+    if (cn == 0) {
+      cs = rSum;
+      cq = rM2;
+    } else {
+      const d = rSum / bn - cs / cn;
+      cq = cq + rM2 + ((d * d) * cn * bn) / (cn + bn);
+      cs += rSum;
+    }
+    cn += bn;
+  }
+  rSum = cs;
+  rM2 = cq;
+}
+
+/** Chan's merge of (n, sum, M2) into the accumulator at acc (float64: n, sum, M2). */
+export function chanInto(acc: usize, n: f64, s: f64, q: f64): void {
+  const an = load<f64>(acc);
+  if (an == 0) {
+    store<f64>(acc, n);
+    store<f64>(acc, s, 8);
+    store<f64>(acc, q, 16);
+    return;
+  }
+  const as = load<f64>(acc, 8);
+  const d = s / n - as / an;
+  store<f64>(acc, an + n);
+  store<f64>(acc, as + s, 8);
+  store<f64>(acc, load<f64>(acc, 16) + q + ((d * d) * an * n) / (an + n), 16);
+}
+
+/** SiLU in place over n float32: y / (1 + exp(−y)). */
+export function siluRun(y: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const v = ld(y, i);
+    st(y, i, v / (<f32>1 + Mathf.exp(-v)));
+  }
+}

@@ -1,0 +1,259 @@
+// AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
+// (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
+import { BLOCK, ROW_BLOCK, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
+
+/**
+ * y = ((x − s) − m)·r · w + b over n elements, (s, m) the mean as a float32 pair, r = rstd;
+ * w and b per element (wStep 1) or one value (wStep 0).
+ */
+function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, b: usize, wStep: i32): void {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
+    if (wStep == 0) {
+      const vw = f32x4.splat(ld(w, 0)), vb = f32x4.splat(ld(b, 0));
+      for (; i + 16 <= n; i += 16) {
+        const px = at(x, i), py = at(y, i);
+        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
+        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
+        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
+        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
+        v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
+        v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
+        v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
+        v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
+      }
+      for (; i + 4 <= n; i += 4) {
+        const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
+        v128.store(at(y, i), f32x4.add(f32x4.mul(t, vw), vb));
+      }
+    } else {
+      for (; i + 16 <= n; i += 16) {
+        const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
+        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
+        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
+        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
+        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
+        v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
+        v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
+        v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
+        v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
+      }
+      for (; i + 4 <= n; i += 4) {
+        const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
+        v128.store(at(y, i), f32x4.add(f32x4.mul(t, v128.load(at(w, i))), v128.load(at(b, i))));
+      }
+    }
+  }
+  for (; i < n; i++) {
+    const t = ((ld(x, i) - s) - m) * r;
+    st(y, i, t * ld(w, i * wStep) + ld(b, i * wStep));
+  }
+}
+
+/**
+ * Fused row forward (layer, RMS, group and instance norm in NCHW): statistics of each row of K
+ * elements, then its normalized values while the row is in cache.
+ * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS), 4 eps, 5 w, 6 b (per element when 7 is 0),
+ * 7 S (> 0: w/b per channel run of S elements), 8 G, 9 Cg (row r = (n, g): its runs are channels
+ * g·Cg + j), 10 silu, 11 mean out (0: none), 12 rstd out.
+ */
+export function rows_fwd(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), mode = pi(p, 3), eps = pf(p, 4);
+  const w = pp(p, 5), b = pp(p, 6), S = pi(p, 7), G = pi(p, 8), Cg = pi(p, 9), silu = pi(p, 10);
+  const meanOut = pp(p, 11), rstdOut = pp(p, 12);
+  for (let r = begin; r < end; r++) {
+    const xr = x + <usize>r * <usize>K * 4;
+    const yr = y + <usize>r * <usize>K * 4;
+    let mean: f64 = 0, rstd: f64;
+    if (K == 0) {
+      rstd = NaN;
+    } else {
+      rowStats(xr, K, mode);
+      if (mode == 1) {
+        rstd = 1 / Math.sqrt(rSum / <f64>K + eps);
+      } else {
+        mean = rSum / <f64>K;
+        rstd = 1 / Math.sqrt(rM2 / <f64>K + eps);
+      }
+    }
+    if (meanOut) st(meanOut, r, <f32>mean);
+    st(rstdOut, r, <f32>rstd);
+    const s = <f32>mean;
+    const m = <f32>(mean - <f64>s);
+    if (S == 0) {
+      applyRun(xr, yr, K, s, m, <f32>rstd, w, b, 1);
+    } else {
+      const c0 = (r % G) * Cg;
+      for (let j = 0; j < Cg; j++) applyRun(at(xr, j * S), at(yr, j * S), S, s, m, <f32>rstd, at(w, c0 + j), at(b, c0 + j), 0);
+    }
+    if (silu) siluRun(yr, K);
+  }
+}
+
+/**
+ * Statistics of rows of K elements (batch-norm planes, weight-norm slices).
+ * p: 0 x, 1 K, 2 mode (0: Σx and Σ(x − mean)²; 1: Σx² and 0), 3 out (float64 pairs per row).
+ */
+export function rows_stats(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), K = pi(p, 1), mode = pi(p, 2), out = pp(p, 3);
+  for (let r = begin; r < end; r++) {
+    rowStats(x + <usize>r * <usize>K * 4, K, mode);
+    store<f64>(out + (<usize>r << 4), rSum);
+    store<f64>(out + (<usize>r << 4), rM2, 8);
+  }
+}
+
+/**
+ * Statistics of columns: x as [O, M, C], one result per (o, c) over the M rows, in blocks of
+ * ROW_BLOCK rows (two-pass inside a block, Chan's merge across blocks). Task t: o = t / chunks,
+ * columns 16·(t mod chunks) .. +16.
+ * p: 0 x, 1 O, 2 M, 3 C, 4 mode (0 moments, 1 Σx²), 5 out (float64 triples n, Σ, M2 per (o, c)).
+ */
+export function cols_stats(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), M = pi(p, 2), C = pi(p, 3), mode = pi(p, 4), out = pp(p, 5);
+  const chunks = (C + 15) >> 4;
+  for (let t = begin; t < end; t++) {
+    const o = t / chunks;
+    const c0 = (t % chunks) << 4;
+    const c1 = min(C, c0 + 16);
+    for (let c = c0; c < c1; c++) {
+      const a = out + (<usize>(o * C + c)) * 24;
+      store<f64>(a, 0);
+      store<f64>(a, 0, 8);
+      store<f64>(a, 0, 16);
+    }
+    const xo = x + <usize>o * <usize>M * <usize>C * 4;
+    for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
+      const n = min(ROW_BLOCK, M - m0);
+      const xb = xo + <usize>m0 * <usize>C * 4;
+      let c = c0;
+      if (ASC_FEATURE_SIMD) {
+        for (; c + 4 <= c1; c += 4) colBlock4(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
+      }
+      for (; c < c1; c++) colBlock1(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
+    }
+  }
+}
+
+function colBlock1(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
+  if (mode == 1) {
+    let q: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = <f64>ld(x, i * C);
+      q += v * v;
+    }
+    store<f64>(acc, load<f64>(acc) + <f64>n);
+    store<f64>(acc, load<f64>(acc, 8) + q, 8);
+    return;
+  }
+  moments64(x, n, C);
+  chanInto(acc, <f64>n, rSum, rM2);
+}
+
+/** Four adjacent columns of one block of n rows (row stride C elements), float32 lanes. */
+function colBlock4(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
+  const stride = <usize>C * 4;
+  if (mode == 1) {
+    let a = f32x4.splat(0);
+    for (let i = 0; i < n; i++) {
+      const v = v128.load(x + <usize>i * stride);
+      a = f32x4.add(a, f32x4.mul(v, v));
+    }
+    for (let l = 0; l < 4; l++) {
+      let q = <f64>f32x4.extract_lane(a, 0);
+      if (l == 1) q = <f64>f32x4.extract_lane(a, 1);
+      if (l == 2) q = <f64>f32x4.extract_lane(a, 2);
+      if (l == 3) q = <f64>f32x4.extract_lane(a, 3);
+      if (redo(q)) {
+        q = 0;
+        for (let i = 0; i < n; i++) {
+          const v = <f64>ld(at(x, l), i * C);
+          q += v * v;
+        }
+      }
+      const e = acc + <usize>l * 24;
+      store<f64>(e, load<f64>(e) + <f64>n);
+      store<f64>(e, load<f64>(e, 8) + q, 8);
+    }
+    return;
+  }
+  let s = f32x4.splat(0);
+  for (let i = 0; i < n; i++) s = f32x4.add(s, v128.load(x + <usize>i * stride));
+  const fn = <f32>n;
+  const sh = f32x4.div(s, f32x4.splat(fn));
+  let d = f32x4.splat(0), q = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const e = f32x4.sub(v128.load(x + <usize>i * stride), sh);
+    d = f32x4.add(d, e);
+    q = f32x4.add(q, f32x4.mul(e, e));
+  }
+  for (let l = 0; l < 4; l++) {
+    let sl: f64, shl: f64, dl: f64, ql: f64;
+    if (l == 0) { sl = f32x4.extract_lane(s, 0); shl = f32x4.extract_lane(sh, 0); dl = f32x4.extract_lane(d, 0); ql = f32x4.extract_lane(q, 0); }
+    else if (l == 1) { sl = f32x4.extract_lane(s, 1); shl = f32x4.extract_lane(sh, 1); dl = f32x4.extract_lane(d, 1); ql = f32x4.extract_lane(q, 1); }
+    else if (l == 2) { sl = f32x4.extract_lane(s, 2); shl = f32x4.extract_lane(sh, 2); dl = f32x4.extract_lane(d, 2); ql = f32x4.extract_lane(q, 2); }
+    else { sl = f32x4.extract_lane(s, 3); shl = f32x4.extract_lane(sh, 3); dl = f32x4.extract_lane(d, 3); ql = f32x4.extract_lane(q, 3); }
+    let bs: f64, bq: f64;
+    if (!(Math.abs(sl) < Infinity) || redo(ql)) {
+      moments64(at(x, l), n, C);
+      bs = rSum;
+      bq = rM2;
+    } else {
+      bs = <f64>n * shl + dl;
+      bq = Math.max(ql - (dl * dl) / <f64>n, 0);
+    }
+    chanInto(acc + <usize>l * 24, <f64>n, bs, bq);
+  }
+}
+
+/**
+ * Normalize planes (runs of S elements) with per-plane coefficients. p: 0 x, 1 y, 2 S, 3 tab
+ * (float32 arrays s, m, r, w, b, each of P), 4 P, 5 silu.
+ */
+export function apply_planes(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), y = pp(p, 1), S = pi(p, 2), tab = pp(p, 3), P = pi(p, 4), silu = pi(p, 5);
+  for (let q = begin; q < end; q++) {
+    const xq = x + <usize>q * <usize>S * 4, yq = y + <usize>q * <usize>S * 4;
+    applyRun(xq, yq, S, ld(tab, q), ld(tab, P + q), ld(tab, 2 * P + q), at(tab, 3 * P + q), at(tab, 4 * P + q), 0);
+    if (silu) siluRun(yq, S);
+  }
+}
+
+/**
+ * Normalize rows of C (channels last) with per-(o, c) coefficients. Task = row t of O·M; o = t / M.
+ * p: 0 x, 1 y, 2 M, 3 C, 4 tab (float32 arrays s, m, r, w, b, each O·C), 5 O, 6 silu.
+ */
+export function apply_cols(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), y = pp(p, 1), M = pi(p, 2), C = pi(p, 3), tab = pp(p, 4), O = pi(p, 5), silu = pi(p, 6);
+  const P = O * C;
+  for (let t = begin; t < end; t++) {
+    const xr = x + <usize>t * <usize>C * 4, yr = y + <usize>t * <usize>C * 4;
+    const o = (t / M) * C;
+    const ts = at(tab, o), tm = at(tab, P + o), tr = at(tab, 2 * P + o), tw = at(tab, 3 * P + o), tb = at(tab, 4 * P + o);
+    let c = 0;
+    if (ASC_FEATURE_SIMD) {
+      for (; c + 4 <= C; c += 4) {
+        const v = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(xr, c)), v128.load(at(ts, c))), v128.load(at(tm, c))), v128.load(at(tr, c)));
+        v128.store(at(yr, c), f32x4.add(f32x4.mul(v, v128.load(at(tw, c))), v128.load(at(tb, c))));
+      }
+    }
+    for (; c < C; c++) {
+      const v = ((ld(xr, c) - ld(ts, c)) - ld(tm, c)) * ld(tr, c);
+      st(yr, c, v * ld(tw, c) + ld(tb, c));
+    }
+    if (silu) siluRun(yr, C);
+  }
+}
+
+/**
+ * Normalize rows of K with per-row statistics and a per-element affine (the norm's output again
+ * in a modulated backward). p: 0 x, 1 y, 2 K, 3 tab (float32 arrays s, m, r, each of R), 4 R, 5 w, 6 b.
+ */
+export function apply_rows(p: usize, begin: i32, end: i32): void {
+  const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), tab = pp(p, 3), R = pi(p, 4), w = pp(p, 5), b = pp(p, 6);
+  for (let r = begin; r < end; r++) {
+    const off = <usize>r * <usize>K * 4;
+    applyRun(x + off, y + off, K, ld(tab, r), ld(tab, R + r), ld(tab, 2 * R + r), w, b, 1);
+  }
+}

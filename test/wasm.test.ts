@@ -1,0 +1,293 @@
+/**
+ * What only the wasm backend has (its parity against the float64 reference is checked by the
+ * shared suites in the 'wasm' vitest project): the same output bits for one and two threads,
+ * SIMD128 and scalar builds within float32 rounding of each other, float16 rounding identical to
+ * the host's, the heap back to where it was after every op, memory growth past the initial pages,
+ * the 'auto' selection rule, and its options' checks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create } from 'webgpu';
+import { createNorms, relativeL2, ValueError, type Norms, type Tensor } from '../src/index.ts';
+import { roundToHalf } from '../src/half.ts';
+import { wasmNorms } from './util/gpu.ts';
+import { makeRng } from './util/rng.ts';
+
+let one: Norms, two: Norms, scalar: Norms;
+beforeAll(async () => {
+  // threadMinBytes 0: every op with more than one task is split over both threads.
+  [one, two, scalar] = await Promise.all([wasmNorms({}, 'simd'), wasmNorms({}, 'threads'), wasmNorms({}, 'scalar')]);
+});
+afterAll(() => {
+  for (const n of [one, two, scalar]) n?.destroy();
+});
+
+type Case = [name: string, run: (n: Norms, t: (seed: number, shape: number[], mean?: number, std?: number) => Tensor) => Record<string, Tensor | null | undefined>];
+
+/** Every op, on shapes with many tasks (rows, planes, column chunks, row blocks) and offsets that need the careful sums. */
+const CASES: Case[] = [
+  ['layerNorm + backward [300, 1000] +w +b mean 1e4', (n, t) => {
+    const x = t(1, [300, 1000], 1e4, 1), w = t(2, [1000], 1, 0.5), b = t(3, [1000]);
+    const f = n.layerNorm(x, { normalizedShape: [1000], weight: w, bias: b });
+    return { ...f, ...n.layerNormBackward(t(4, [300, 1000]), x, f.mean, f.rstd, { normalizedShape: [1000], weight: w, bias: b }) };
+  }],
+  ['rmsNorm + residual + backward [64, 3000] +w', (n, t) => {
+    const x = t(5, [64, 3000]), w = t(6, [3000], 1, 0.5);
+    const f = n.rmsNorm(x, { normalizedShape: [3000], weight: w, residual: t(7, [64, 3000]) });
+    return { ...f, ...n.rmsNormBackward(t(8, [64, 3000]), f.sum!, f.rstd, { normalizedShape: [3000], weight: w }) };
+  }],
+  ['groupNorm silu NCHW + backward [4, 32, 20, 20] G 8', (n, t) => {
+    const x = t(9, [4, 32, 20, 20], 3, 2), w = t(10, [32], 1, 0.5), b = t(11, [32]);
+    const f = n.groupNorm(x, { numGroups: 8, weight: w, bias: b, activation: 'silu' });
+    const g = n.groupNorm(x, { numGroups: 8, weight: w, bias: b });
+    return { silu: f.y, siluMean: f.mean, siluRstd: f.rstd, ...g, ...n.groupNormBackward(t(12, [4, 32, 20, 20]), x, g.mean, g.rstd, { numGroups: 8, weight: w, bias: b }) };
+  }],
+  ['groupNorm channelsLast + backward [3, 17, 19, 40] G 10', (n, t) => {
+    const x = t(13, [3, 17, 19, 40], -2, 3), w = t(14, [40], 1, 0.5), b = t(15, [40]);
+    const f = n.groupNorm(x, { numGroups: 10, weight: w, bias: b, channelsLast: true });
+    return { ...f, ...n.groupNormBackward(t(16, [3, 17, 19, 40]), x, f.mean, f.rstd, { numGroups: 10, weight: w, bias: b, channelsLast: true }) };
+  }],
+  ['instanceNorm + backward [2, 24, 30, 30]', (n, t) => {
+    const x = t(17, [2, 24, 30, 30], 100, 1);
+    const f = n.instanceNorm(x, {});
+    return { ...f, ...n.instanceNormBackward(t(18, [2, 24, 30, 30]), x, f.mean, f.rstd, {}) };
+  }],
+  ['batchNorm train/eval NCHW + backward [8, 16, 24, 24]', (n, t) => {
+    const x = t(19, [8, 16, 24, 24], 0.5, 2), w = t(20, [16], 1, 0.5), b = t(21, [16]);
+    const rm = t(22, [16]), rv = n.tensor(new Float32Array(16).fill(1.5), [16]);
+    const f = n.batchNorm(x, { training: true, weight: w, bias: b, runningMean: rm, runningVar: rv });
+    const e = n.batchNorm(x, { training: false, weight: w, bias: b, runningMean: rm, runningVar: rv });
+    const g = n.batchNormBackward(t(23, [8, 16, 24, 24]), x, { training: true, weight: w, bias: b, saveMean: f.saveMean, saveInvstd: f.saveInvstd });
+    return { ...f, eval: e.y, evalMean: e.saveMean, evalInvstd: e.saveInvstd, rm, rv, ...g };
+  }],
+  ['batchNorm channelsLast + backward [8, 24, 24, 36]', (n, t) => {
+    const x = t(24, [8, 24, 24, 36], 1e3, 1), w = t(25, [36], 1, 0.5);
+    const f = n.batchNorm(x, { training: true, weight: w, channelsLast: true });
+    return { ...f, ...n.batchNormBackward(t(26, [8, 24, 24, 36]), x, { training: true, weight: w, saveMean: f.saveMean, saveInvstd: f.saveInvstd, channelsLast: true }) };
+  }],
+  ['modulated layerNorm (residual, gate, scale, shift) + backward [4, 128, 512], mod [4, 1, 512]', (n, t) => {
+    const x = t(40, [4, 128, 512]), w = t(41, [512], 1, 0.5);
+    const o = { normalizedShape: [512], weight: w, residual: t(42, [4, 128, 512]), gate: t(43, [4, 1, 512]), scale: t(44, [4, 1, 512], 0, 0.3), shift: t(45, [4, 1, 512]) };
+    const f = n.layerNorm(x, o);
+    return { ...f, ...n.layerNormBackward(t(46, [4, 128, 512]), x, f.mean, f.rstd, { ...o, dsum: t(47, [4, 128, 512]) }) };
+  }],
+  ['modulated groupNorm silu (scale, shift [N, C]) + backward [2, 64, 24, 24] G 16', (n, t) => {
+    const x = t(48, [2, 64, 24, 24]), o = { numGroups: 16, scale: t(49, [2, 64], 0, 0.3), shift: t(50, [2, 64]), activation: 'silu' as const };
+    const f = n.groupNorm(x, o);
+    return { ...f, ...n.groupNormBackward(t(51, [2, 64, 24, 24]), x, f.mean, f.rstd, o) };
+  }],
+  ['l2Normalize dims 1 and -1 + backward [16, 96, 130]', (n, t) => {
+    const x = t(60, [16, 96, 130]);
+    const out: Record<string, Tensor> = {};
+    for (const dim of [1, -1]) {
+      const f = n.l2Normalize(x, { dim });
+      const g = n.l2NormalizeBackward(t(61, [16, 96, 130]), x, f.norms, { dim });
+      Object.assign(out, { [`y${dim}`]: f.y, [`norms${dim}`]: f.norms, [`dx${dim}`]: g.dx });
+    }
+    return out;
+  }],
+  ['weightNorm dims 0, 1, last + backward [40, 30, 50]', (n, t) => {
+    const v = t(27, [40, 30, 50]);
+    const out: Record<string, Tensor> = {};
+    for (const [dim, gs] of [[0, [40, 1, 1]], [1, [1, 30, 1]], [2, [1, 1, 50]]] as const) {
+      const g = t(28 + dim, [...gs], 1, 0.5);
+      const f = n.weightNorm(v, g, { dim });
+      const bw = n.weightNormBackward(t(31 + dim, [40, 30, 50]), v, g, f.norms, { dim });
+      Object.assign(out, { [`w${dim}`]: f.w, [`norms${dim}`]: f.norms, [`dv${dim}`]: bw.dv, [`dg${dim}`]: bw.dg });
+    }
+    return out;
+  }],
+];
+
+async function outputs(n: Norms, run: Case[1]): Promise<Record<string, Float32Array>> {
+  const made: Tensor[] = [];
+  const t = (seed: number, shape: number[], mean = 0, std = 1): Tensor => {
+    const x = n.tensor(makeRng(seed).fill(shape.reduce((a, b) => a * b, 1), mean, std), shape);
+    made.push(x);
+    return x;
+  };
+  const o = run(n, t);
+  const r: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(o)) if (v) r[k] = await n.read(v);
+  for (const v of Object.values(o)) v?.destroy();
+  for (const x of made) x.destroy();
+  return r;
+}
+
+const bitsOf = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
+
+describe('threads: the same bits for one and two threads', () => {
+  for (const [name, run] of CASES) {
+    it(name, async () => {
+      const heap = [one, two].map((n) => n._wasm!.m.heap.usedBytes);
+      const a = await outputs(one, run);
+      const b = await outputs(two, run);
+      expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+      for (const k of Object.keys(a)) {
+        const diff = bitsOf(a[k]!).findIndex((v, i) => v !== bitsOf(b[k]!)[i]);
+        expect(diff, `${name}: ${k} first differing element (1 vs 2 threads)`).toBe(-1);
+      }
+      // Every temporary and output went back to the heap.
+      expect([one, two].map((n) => n._wasm!.m.heap.usedBytes), 'heap bytes in use after the case').toEqual(heap);
+    });
+  }
+  it('the two-thread instance really ran on two threads', () => {
+    expect(two._wasm!.m.build).toBe('simd-threads');
+    expect(two._wasm!.m.threads).toBe(2);
+    expect(two.note).toContain('up to 2 threads');
+  });
+});
+
+describe('scalar and SIMD128 builds', () => {
+  for (const [name, run] of CASES) {
+    it(`${name}: within 1e-5 of each other`, async () => {
+      const a = await outputs(one, run);
+      const b = await outputs(scalar, run);
+      for (const k of Object.keys(a)) expect(relativeL2(b[k]!, a[k]!), `${name}: ${k}`).toBeLessThanOrEqual(1e-5);
+    });
+  }
+});
+
+describe('float16 storage', () => {
+  it('rounds like the host (ties to even, subnormals, ±Inf past 65520, NaN) over 2^20 bit patterns and every half ± 1 ulp', async () => {
+    const r = makeRng(77);
+    const n = 1 << 20;
+    const bits = new Uint32Array(n + 3 * 65536);
+    for (let i = 0; i < n; i++) bits[i] = Math.floor(r.uniform() * 2 ** 32) >>> 0;
+    // Every half, and the float32 values either side of it (ties and near-ties).
+    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+    for (let h = 0; h < 65536; h++) {
+      const e = (h >>> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
+      f[0] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1024 + m) * 2 ** (e - 25);
+      bits[n + 3 * h] = u[0]! + 4096;
+      bits[n + 3 * h + 1] = u[0]! + 4095;
+      bits[n + 3 * h + 2] = u[0]! - 4096;
+    }
+    const data = new Float32Array(bits.buffer);
+    for (const N of [one, scalar]) {
+      const t = N.tensor(data, [data.length], 'float16');
+      const got = await N.read(t);
+      t.destroy();
+      const want = roundToHalf(data);
+      const bad = got.findIndex((g, i) => !(Object.is(g, want[i]) || (Number.isNaN(g) && Number.isNaN(want[i]!))));
+      expect(bad, bad >= 0 ? `bits 0x${bits[bad]!.toString(16)}: got ${got[bad]}, want ${want[bad]}` : '').toBe(-1);
+    }
+  });
+});
+
+describe('memory', () => {
+  it('grows past the initial pages for a 48 MiB tensor and reuses the space after destroy', async () => {
+    const n = await wasmNorms();
+    const rows = 12288, K = 1024;
+    const x = n.tensor(makeRng(5).fill(rows * K, 0.5, 2), [rows, K]);
+    const o = n.layerNorm(x, { normalizedShape: [K] });
+    const y = await n.read(o.y);
+    expect(y.length).toBe(rows * K);
+    expect(Number.isFinite(y[rows * K - 1]!)).toBe(true);
+    const extent = n._wasm!.m.heap.extent;
+    for (const t of [x, o.y, o.mean, o.rstd]) t.destroy();
+    expect(n.stats()).toEqual({ liveBuffers: 0, liveBytes: 0 });
+    const x2 = n.tensor(new Float32Array(rows * K), [rows, K]);
+    expect(n._wasm!.m.heap.extent, 'a tensor of the same size fits where the first ones were').toBeLessThanOrEqual(extent);
+    x2.destroy();
+    n.destroy();
+  });
+});
+
+describe('memory growth inside an op', () => {
+  it('a modulated backward whose temporaries grow the memory (views on it are taken after every allocation)', async () => {
+    const n = await wasmNorms();
+    const cpu = await createNorms({ backend: 'cpu' });
+    const shape = [2, 512, 1536], m = [2, 1, 1536];
+    const h = (seed: number, s: number[], std = 1) => makeRng(seed).fill(s.reduce((a, b) => a * b, 1), 0, std);
+    const run = (N: Norms) => {
+      const T = (seed: number, s: number[], std = 1) => N.tensor(h(seed, s, std), s);
+      const x = T(70, shape);
+      const o = { normalizedShape: [1536], weight: T(71, [1536]), residual: T(72, shape), gate: T(73, m), scale: T(74, m, 0.3), shift: T(75, m) };
+      const f = N.layerNorm(x, o);
+      return N.layerNormBackward(T(76, shape), x, f.mean, f.rstd, { ...o, dsum: T(77, shape) });
+    };
+    const before = n._wasm!.m.memory.buffer.byteLength;
+    const got = run(n);
+    expect(n._wasm!.m.memory.buffer.byteLength, 'the memory grew during the ops').toBeGreaterThan(before);
+    const want = run(cpu);
+    for (const k of ['dx', 'dweight', 'dscale', 'dshift', 'dgate', 'dresidual'] as const) {
+      expect(relativeL2(await n.read(got[k]!), await cpu.read(want[k]!)), k).toBeLessThanOrEqual(1e-4);
+    }
+    n.destroy();
+    cpu.destroy();
+  });
+});
+
+describe("backend selection ('auto')", () => {
+  it('a CPU-emulated adapter (SwiftShader) goes to wasm; a shared device, a forced kernel class or backend webgpu keep WebGPU', async () => {
+    const gpu = create([]);
+    const auto = await createNorms({ gpu });
+    expect(auto.backend).toBe('wasm');
+    expect(auto.note).toMatch(/CPU-emulated; using the wasm backend/);
+    auto.destroy();
+    const forced = await createNorms({ gpu, backend: 'webgpu' });
+    expect(forced.backend).toBe('webgpu');
+    const shared = await createNorms({ device: forced.device! });
+    expect(shared.backend).toBe('webgpu');
+    const cls = await createNorms({ gpu, adapterClass: 'cpu' });
+    expect(cls.backend).toBe('webgpu');
+    for (const n of [shared, cls, forced]) n.destroy();
+  });
+  it('no adapter goes to wasm (the float64 reference only on request)', async () => {
+    const none = await createNorms({ gpu: { requestAdapter: async () => null } as unknown as GPU });
+    expect(none.backend).toBe('wasm');
+    expect(none.note).toMatch(/^no WebGPU adapter found; using the wasm backend/);
+    none.destroy();
+    const cpu = await createNorms({ backend: 'cpu' });
+    expect(cpu.backend).toBe('cpu');
+    cpu.destroy();
+  });
+});
+
+describe('options', () => {
+  it('threads, threadMinBytes and simd are checked', async () => {
+    for (const [o, arg] of [[{ threads: 0 }, 'threads'], [{ threads: 1.5 }, 'threads'], [{ threads: 'all' }, 'threads'], [{ threadMinBytes: -1 }, 'threadMinBytes'], [{ simd: 'no' }, 'simd']] as const) {
+      const e = await createNorms({ backend: 'wasm', ...(o as object) }).then(() => null, (err: unknown) => err);
+      expect(e, JSON.stringify(o)).toBeInstanceOf(ValueError);
+      expect((e as ValueError).argument).toBe(arg);
+    }
+    const n = await createNorms({ backend: 'wasm', threads: 1 });
+    expect(n.note).toMatch(/^wasm backend requested; wasm build simd, one thread$/);
+    n.destroy();
+  });
+});
+
+describe('block statistics: the one-pass shift is kept only when it is safe', () => {
+  // The one-pass sums are shifted by a block's first element; an outlier there, a row of equal
+  // values but one, or a large offset with a tiny spread must all take the two-pass path.
+  const K = 2048 + 300;
+  const rows: [string, (r: ReturnType<typeof makeRng>) => Float32Array][] = [
+    ['outlier first in each block (1e4 and 3e3 in N(0, 1))', (r) => { const d = r.fill(K, 0, 1); d[0] = 1e4; d[2048] = 3e3; return d; }],
+    ['equal values but one', () => { const d = new Float32Array(K).fill(3.25); d[K - 1] = 3.5; return d; }],
+    ['offset 1e5, spread 1e-2', (r) => r.fill(K, 1e5, 1e-2)],
+    ['1e30-sized values', (r) => r.fill(K, 0, 1e30)],
+    ['1e-30-sized values, eps 0', (r) => r.fill(K, 1e-30, 1e-31)],
+  ];
+  for (const [name, make] of rows) {
+    it(name, async () => {
+      const cpu = await createNorms({ backend: 'cpu' });
+      const data = make(makeRng(91));
+      const eps = name.includes('eps 0') ? 0 : 1e-5;
+      for (const n of [one, scalar, cpu]) expect(n.backend).not.toBe('webgpu');
+      const ref = cpu.layerNorm(cpu.tensor(data, [1, K]), { normalizedShape: [K], eps });
+      for (const n of [one, scalar]) {
+        const o = n.layerNorm(n.tensor(data, [1, K]), { normalizedShape: [K], eps });
+        for (const k of ['y', 'mean', 'rstd'] as const) {
+          expect(relativeL2(await n.read(o[k]), await cpu.read(ref[k])), `${name}: ${k} (${n._wasm!.m.build})`).toBeLessThanOrEqual(1e-4);
+        }
+        // RMS norm's sum of squares on the same row (flushed or overflowing squares summed again in float64).
+        const rr = cpu.rmsNorm(cpu.tensor(data, [1, K]), { normalizedShape: [K], eps });
+        const ro = n.rmsNorm(n.tensor(data, [1, K]), { normalizedShape: [K], eps });
+        for (const k of ['y', 'rstd'] as const) {
+          expect(relativeL2(await n.read(ro[k]), await cpu.read(rr[k])), `${name}: rmsNorm ${k} (${n._wasm!.m.build})`).toBeLessThanOrEqual(1e-4);
+        }
+      }
+      cpu.destroy();
+    });
+  }
+});
