@@ -135,12 +135,11 @@ export class CpuBackend implements O.Backend {
   }
 
   groupNormBackward(a: O.GroupNormBwdArgs): O.ModBwdOut {
-    const { N, C, S, G } = a;
+    const { C, S, G } = a;
     const Cg = C / G;
     const cl = a.channelsLast;
     const stat = cl ? (e: number) => Math.floor(e / (S * C)) * G + Math.floor((e % C) / Cg) : (e: number) => Math.floor(e / (Cg * S));
     const aff = cl ? (e: number) => e % C : (e: number) => Math.floor(e / S) % C;
-    void N;
     return this.modBackward({ ...a, gate: null, residual: null, dsum: null }, a.mean, 0, a.bias, { stat, aff, silu: a.silu }, (dy, x) =>
       ref.__f64.groupNormBackward(dy, x, this.h(a.mean), this.h(a.rstd), { numGroups: a.G, weight: this.h(a.weight), bias: this.h(a.bias), channelsLast: a.channelsLast }),
     );

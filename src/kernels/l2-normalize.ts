@@ -2,21 +2,15 @@
  * Lp normalization along a dim on the GPU (PyTorch `F.normalize`, ONNX `LpNormalization`): one
  * invocation per lane (lp_normalize_lanes / lp_normalize_grad_lanes in apply.wgsl), the lanes of
  * a middle dim side by side in memory. float16 outputs are written as float32 and packed by a
- * cast_half step, because two lanes (or two rows) may share a u32 word of halves.
+ * cast_half step (steps.ts groupOut), because two lanes (or two rows) may share a u32 word of halves.
  */
 import type * as O from '../ops.ts';
 import type { Tensor } from '../tensor.ts';
 import { LimitError } from '../errors.ts';
 import { WG } from './source.ts';
-import { tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
+import { tb, type Planned, type Planner, type Step } from './plan.ts';
 import { groupOut } from './steps.ts';
 import { windowed } from './policy.ts';
-
-/**
- * A per-element output: float32 written directly; float16 through an f32 temp packed by cast_half
- * (steps.ts groupOut), since two lanes may share a u32 word of halves.
- */
-const elementOut = (g: Planner, name: string, t: Tensor, temps: GPUBuffer[], post: Step[]): Bind => groupOut(g, name, t, temps, post);
 
 const lanes = (a: O.LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
 
@@ -33,7 +27,7 @@ export function l2Normalize(g: Planner, a: O.LpNormalizeArgs): Planned<O.LpNorma
   checkWindow(g, 'l2Normalize', [a.x]);
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
-  const yb = elementOut(g, 'Y', y, temps, post);
+  const yb = groupOut(g, 'Y', y, temps, post);
   const n = a.outer * a.inner;
   const steps: Step[] = [
     { entry: 'lp_normalize_lanes', flags: [], binds: [tb('X', a.x), yb, tb('NORM', norms, true)], p: lanes(a), workgroups: Math.ceil(n / WG) },
@@ -48,7 +42,7 @@ export function l2NormalizeBackward(g: Planner, a: O.LpNormalizeBwdArgs): Planne
   checkWindow(g, 'l2NormalizeBackward', [a.x, a.dy]);
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
-  const db = elementOut(g, 'DX', dx, temps, post);
+  const db = groupOut(g, 'DX', dx, temps, post);
   const n = a.outer * a.inner;
   const steps: Step[] = [
     { entry: 'lp_normalize_grad_lanes', flags: [], binds: [tb('DY', a.dy), tb('X', a.x), tb('NORM', a.norms), db], p: lanes(a), workgroups: Math.ceil(n / WG) },

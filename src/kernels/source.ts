@@ -335,7 +335,7 @@ export function reachable(src: string, entry: string): string {
   for (let i = 0; i < lines.length; i++) {
     const t = lines[i]!.trim();
     if (depth === 0 && !cur) {
-      const m = /^(?:@[^\n]*?\s)?fn\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(/.exec(t) ?? (/^@/.test(t) ? null : null);
+      const m = /^(?:@[^\n]*?\s)?fn\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(/.exec(t);
       if (t.startsWith('//') && pending < 0) pending = i;
       else if (!t.startsWith('//') && t !== '' && !t.startsWith('@')) {
         cur = { name: m ? m[1]! : null, start: pending >= 0 ? pending : i, end: i, body: '' };
