@@ -614,16 +614,23 @@ fn row_coef(j: u32) -> vec4f {
 // coefficients first, then the block column quad by column quad, row by row (the block is in
 // cache by then): dx, and the block's sums of dy and dy*xhat per column, written once as
 // partials PART[4*(col*blocks + block)] for weight_bias_grads (layer-norm dweight/dbias without a second
-// pass over dy and x).
+// pass over dy and x). MOD_SUMS: blocks within one run of rows sharing a modulation row, sums of the
+// gradient as given and of dgate's terms, for modulation_grad_sums (see rows.wgsl's workgroup_rows_grad).
 const RB = 16u;
 //#if fused_rows_grad
 @compute @workgroup_size(WG)
 fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let blk = inv_index(lid, wid, nwg);
+  //#if MOD_SUMS
+  let rr = mod_block(blk);
+  let r0 = rr.x;
+  let r1 = rr.y;
+  //#else
   let r0 = blk * P.rowsPerBlock;
-  if (r0 >= P.groups) { return; }
   let r1 = min(r0 + P.rowsPerBlock, P.groups);
+  //#endif
+  if (r0 >= P.groups) { return; }
   let K = P.runLength;
   var cf: array<vec4f, RB>;
   var kf: array<f32, RB>;
@@ -638,23 +645,29 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
     //#endif
     var sdy = vec4f(0.0);
     var sdx = vec4f(0.0);
+    var sgt = vec4f(0.0);
     for (var r = r0; r < r1; r += 1u) {
       mod_row(r);
       let c = cf[r - r0];
       let e = r * K + p;
-      let dy = DY_ld4(e);
       let xh = dev4(X_ld4(e), vec4f(c.w));
+      //#if MOD_SUMS
+      let dy = dy_raw4(e);
+      sgt += dx_store_gate4(e, c.x * (dy * dy_factor4(e) * w + c.y + c.z * hold4(xh * c.x)));
+      //#else
+      let dy = DY_ld4(e);
       DX_st4(e, c.x * (dy * w + c.y + c.z * hold4(xh * c.x)));
+      //#endif
       sdy += dy;
       sdx += dy * hold4((xh - kf[r - r0]) * c.x);
     }
     let n = f32(r1 - r0);
     let o = 4u * (p * P.blocks + blk);
     let st = 4u * P.blocks;
-    PART_st4(o, vec4f(n, sdy.x, sdx.x, 0.0));
-    PART_st4(o + st, vec4f(n, sdy.y, sdx.y, 0.0));
-    PART_st4(o + 2u * st, vec4f(n, sdy.z, sdx.z, 0.0));
-    PART_st4(o + 3u * st, vec4f(n, sdy.w, sdx.w, 0.0));
+    PART_st4(o, vec4f(n, sdy.x, sdx.x, sgt.x));
+    PART_st4(o + st, vec4f(n, sdy.y, sdx.y, sgt.y));
+    PART_st4(o + 2u * st, vec4f(n, sdy.z, sdx.z, sgt.z));
+    PART_st4(o + 3u * st, vec4f(n, sdy.w, sdx.w, sgt.w));
   }
 }
 //#else

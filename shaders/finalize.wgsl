@@ -36,12 +36,17 @@
 //#entry merge_sumsq FIN_MERGE SUMSQ
 //#entry merge_sums FIN_MERGE
 //#entry cast_half FIN_CAST
+//#entry modulation_grad_sums FIN_MODS
 //#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
 //#flag W_BY_J       the weight of group j multiplies the coefficients (W)
 //#flag DW           dweight is written (DW)
 //#flag DB           dbias is written (DB)
 //#flag GATE_SUMS    weight_bias_grads writes the fourth sum (dgate: sum dresidual * x) as DW
 //#flag ACCUM        add to the values already stored (blocks of one reduction)
+//#flag MS_SCALED    modulation_grad_sums: the partials are of dy before the scale (SC): dweight/dbias terms times scaleOffset + scale
+//#flag MS_DSC       modulation_grad_sums writes dscale (DSC)
+//#flag MS_DSH       modulation_grad_sums writes dshift (DSH)
+//#flag MS_DGT       modulation_grad_sums writes dgate (DGT)
 //#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
@@ -95,6 +100,8 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
 fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
 //#endif
 
+// The kernels above share one body (each entry point compiles its own header in front of it).
+//#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_GN || FIN_DWDB || FIN_MERGE || FIN_CAST
 //#if finalize_mean_rstd
 @compute @workgroup_size(WG)
 fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -328,3 +335,62 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   //#endif
 }
 
+//#endif
+
+//#if modulation_grad_sums
+// The modulation's gradients of a modulated layer/RMS-norm backward from the column partials of its
+// row kernel (MOD_SUMS in rows.wgsl / apply.wgsl): column d < outputs (K columns) has partials
+// PART[4*(d*partials + b)] = (rows, sum dy, sum dy*xhat, sum (dx + dsum)*x) for blocks b < partials,
+// blocksPerRun blocks per run of rows, run u using modulation row u % modMod; dy is the gradient as
+// given (before the scale). Per modulation row m and column d, with S the sums over m's runs and
+// n = xhat*w + b the norm's output:
+//   dshift = S(dy),  dscale = w * S(dy*xhat) + b * S(dy),  dgate = S((dx + dsum)*x),
+// and over the rows, each run's sums times its factor f = scaleOffset + scale (MS_SCALED, else 1):
+//   dweight = sum_m f * S(dy*xhat),  dbias = sum_m f * S(dy).
+// One invocation per column; fixed order (deterministic).
+@compute @workgroup_size(WG)
+fn modulation_grad_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let d = inv_index(lid, wid, nwg);
+  if (d >= P.outputs) { return; }
+  let K = P.outputs;
+  let runs = P.partials / P.blocksPerRun;
+  var w = 1.0;
+  var bias = 0.0;
+  //#if HAS_W
+  w = W_ld(d);
+  //#endif
+  //#if HAS_B
+  bias = B_ld(d);
+  //#endif
+  var dw = 0.0;
+  var db = 0.0;
+  for (var m = 0u; m < P.modMod; m += 1u) {
+    var s = vec3f(0.0);
+    for (var u = m; u < runs; u += P.modMod) {
+      for (var b = u * P.blocksPerRun; b < (u + 1u) * P.blocksPerRun; b += 1u) { s += PART_ld4(4u * (d * P.partials + b)).yzw; }
+    }
+    let i = m * K + d;
+    var f = 1.0;
+    //#if MS_SCALED
+    f = P.scaleOffset + SC_ld(i);
+    //#endif
+    dw += f * s.y;
+    db += f * s.x;
+    //#if MS_DSC
+    DSC_st(i, w * s.y + bias * s.x);
+    //#endif
+    //#if MS_DSH
+    DSH_st(i, s.x);
+    //#endif
+    //#if MS_DGT
+    DGT_st(i, s.z);
+    //#endif
+  }
+  //#if DW
+  DW_st(d, dw);
+  //#endif
+  //#if DB
+  DB_st(d, db);
+  //#endif
+}
+//#endif

@@ -33,6 +33,7 @@
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 //#if MOD_SC || MOD_SH || MOD_GT
 //#if MOD_ROWS
@@ -191,7 +192,8 @@ fn DY_ld(e: u32) -> f32 { return DYM_ld(e) * (P.scaleOffset + sc1(e)); }
 //#endif
 
 //#if DX_OUT
-fn DX_st4(e: u32, v: vec4f) {
+// t = v (+ dsum), the residual's gradient; stores DR = t and DXM = t (⊙ gate), returns t.
+fn dx_out4(e: u32, v: vec4f) -> vec4f {
   var t = v;
   //#if HAS_DS
   t += DS_ld4(e);
@@ -200,10 +202,13 @@ fn DX_st4(e: u32, v: vec4f) {
   DR_st4(e, t);
   //#endif
   //#if MOD_GT
-  t *= gt4(e);
-  //#endif
+  DXM_st4(e, t * gt4(e));
+  //#else
   DXM_st4(e, t);
+  //#endif
+  return t;
 }
+fn DX_st4(e: u32, v: vec4f) { _ = dx_out4(e, v); }
 fn DX_st(e: u32, v: f32) {
   var t = v;
   //#if HAS_DS
@@ -216,5 +221,41 @@ fn DX_st(e: u32, v: f32) {
   t *= gt1(e);
   //#endif
   DXM_st(e, t);
+}
+//#endif
+
+//#if MOD_SUMS
+// Block b of a backward row kernel: rows [r0, r1) of run u = b / blocksPerRun of the modDiv rows
+// that share a modulation row, blocks of rowsPerBlock rows from the run's start (so that a block's
+// column partials belong to one modulation row).
+fn mod_block(b: u32) -> vec2u {
+  let u = b / P.blocksPerRun;
+  let r0 = u * P.modDiv + (b - u * P.blocksPerRun) * P.rowsPerBlock;
+  return vec2u(r0, min(r0 + P.rowsPerBlock, (u + 1u) * P.modDiv));
+}
+// The gradient as given (dy of the modulated output), and the factor scaleOffset + scale the
+// norm's own gradient is that times (1 without a scale).
+fn dy_raw4(e: u32) -> vec4f {
+  //#if MOD_DY
+  return DYM_ld4(e);
+  //#else
+  return DY_ld4(e);
+  //#endif
+}
+fn dy_factor4(e: u32) -> vec4f {
+  //#if MOD_DY
+  return P.scaleOffset + sc4(e);
+  //#else
+  return vec4f(1.0);
+  //#endif
+}
+// dx stored as DX_st4 does, and the quad's term of dgate's sum, (dx + dsum) ⊙ x (0 without a gate).
+fn dx_store_gate4(e: u32, v: vec4f) -> vec4f {
+  //#if MOD_GT
+  return dx_out4(e, v) * XG_ld4(e);
+  //#else
+  DX_st4(e, v);
+  return vec4f(0.0);
+  //#endif
 }
 //#endif

@@ -294,7 +294,10 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
 // also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
 // writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
 // sum dy*xhat, 0), which finalize.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
-// are read once in all.
+// are read once in all. MOD_SUMS (modulated layer/RMS norm, with DWDB): blocks within one run of rows
+// sharing a modulation row (mod_block), dy the gradient as given (scaled here by dy_factor4), and
+// the fourth sum dgate's, (rows, sum dy, sum dy*xhat, sum (dx + dsum)*x): modulation_grad_sums
+// (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them.
 var<workgroup> red3: array<vec3f, WG>;
 
 // The sum of v over the workgroup, in every invocation (the same value in each). Begins with a
@@ -338,19 +341,28 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
   let t = l.t;
   // (Uniform across the workgroup.)
   let b = enter(w, l);
+  //#if MOD_SUMS
+  let rr = mod_block(b);
+  let r0 = rr.x;
+  let r1 = rr.y;
+  //#else
   let r0 = b * P.rowsPerBlock;
-  if (r0 >= P.groups) { return; }
   let r1 = min(r0 + P.rowsPerBlock, P.groups);
+  //#endif
+  if (r0 >= P.groups) { return; }
   let K = P.runLength;
   let Kf = f32(K);
   var xs: array<vec4f, NV>;
+  // dy as given (MOD_SUMS: before the modulation's scale).
   var gs: array<vec4f, NV>;
   //#if DWDB
   var cdy: array<vec4f, NV>;
   var cdx: array<vec4f, NV>;
-  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); }
+  var cgt: array<vec4f, NV>;
+  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); cgt[k] = vec4f(0.0); }
   //#endif
   for (var j = r0; j < r1; j += 1u) {
+    mod_row(j);
     let base = j * K;
     var mu = 0.0;
     //#if HAS_MEAN
@@ -362,9 +374,20 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       let q = t + k * WG;
       let n = quad_len(q, K);
       let x = load_quad(base + 4u * q, n);
-      let dy = dy_quad(base + 4u * q, n);
       xs[k] = x;
+      //#if MOD_SUMS
+      // (Rows of whole quads: n is 4 or 0.)
+      var dr = vec4f(0.0);
+      var dy = vec4f(0.0);
+      if (n == 4u) {
+        dr = dy_raw4(base + 4u * q);
+        dy = dr * dy_factor4(base + 4u * q);
+      }
+      gs[k] = dr;
+      //#else
+      let dy = dy_quad(base + 4u * q, n);
       gs[k] = dy;
+      //#endif
       var g = dy;
       //#if HAS_W
       if (n > 0u) { g *= w_quad(4u * q, n); }
@@ -388,13 +411,23 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       let q = t + k * WG;
       let n = quad_len(q, K);
       if (n == 0u) { continue; }
+      let e = base + 4u * q;
       let dy = gs[k];
+      //#if MOD_SUMS
+      var g = dy * dy_factor4(e);
+      //#else
       var g = dy;
+      //#endif
       //#if HAS_W
       g *= w_quad(4u * q, n);
       //#endif
       let dv = dev4(xs[k], vec4f(mu));
-      dx_store(base + 4u * q, n, rs * (g + c + gamma * hold4(dv * rs)));
+      let dx = rs * (g + c + gamma * hold4(dv * rs));
+      //#if MOD_SUMS
+      cgt[k] += dx_store_gate4(e, dx);
+      //#else
+      dx_store(e, n, dx);
+      //#endif
       //#if DWDB
       cdy[k] += dy;
       cdx[k] += dy * hold4((dv - kf) * rs);
@@ -406,7 +439,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
     let n = quad_len(q, K);
-    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], 0.0)); }
+    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], cgt[k][i])); }
   }
   //#endif
 }

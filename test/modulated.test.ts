@@ -123,7 +123,33 @@ const ROW_CASES: RowCase[] = [
   // Longer rows: the rows kernel (GPU class), many tokens per sample (partials of dscale), rows past one chunk.
   { x: [2, 300, 64], normalizedShape: [64], mod: [2, 1, 64], gate: true, weight: true, bias: true, seed: 28 },
   { x: [1, 3, 9000], normalizedShape: [9000], mod: [1, 1, 9000], weight: true, seed: 29 },
+  // The row kernels' own sums of dscale/dshift/dgate (blocks within runs of tokens): runs that
+  // blocks do not divide, runs repeating over a leading dim ([3, 2, T, D] with [1, 2, 1, D]).
+  { x: [3, 37, 128], normalizedShape: [128], mod: [3, 1, 128], gate: true, dsum: true, weight: true, bias: true, seed: 31 },
+  { x: [2, 45, 96], normalizedShape: [96], mod: [2, 1, 96], rms: true, weight: true, shift: false, seed: 32 },
+  { x: [3, 2, 11, 64], normalizedShape: [64], mod: [1, 2, 1, 64], gate: true, weight: true, seed: 33 },
 ];
+
+describe('modulated layer/RMS norm backward plans', () => {
+  // Per-sample modulation of rows of whole quads: the row kernel sums dscale, dshift, dgate as it
+  // goes (MOD_SUMS) and one small kernel finishes them; no second pass over dy and x.
+  it('sum the modulation\'s gradients inside the row kernels on both adapter classes', () => {
+    for (const [name, n] of [['auto', B.gpu], ['gpu class', B.gpuSplit]] as const) {
+      if (!n._gpu) continue;
+      const t = (shape: number[]) => n.tensor(new Float32Array(numel(shape)), shape);
+      const x = t([2, 256, 128]);
+      const m = [2, 1, 128];
+      const o = { normalizedShape: [128], weight: t([128]), bias: t([128]), residual: t([2, 256, 128]), gate: t(m), scale: t(m), shift: t(m) };
+      const f = n.layerNorm(x, o);
+      const plans = n._gpu.planOnly(() => n.layerNormBackward(t([2, 256, 128]), x, f.mean, f.rstd, { ...o, dsum: t([2, 256, 128]) }));
+      const steps = plans.flatMap((p) => p.steps);
+      const entries = steps.map((s) => s.entry);
+      expect(entries, name).toContain('modulation_grad_sums');
+      expect(entries, name).not.toContain('modulation_grad_partials');
+      expect(steps.some((s) => s.flags.includes('MOD_SUMS')), name).toBe(true);
+    }
+  });
+});
 
 describe('modulated layer/RMS norm parity (every kernel variant)', () => {
   for (const c of ROW_CASES) {
@@ -403,7 +429,7 @@ describe('modulated ops with verify, profile and encode', () => {
       const fwd = rec.find((r) => r.op === 'layerNorm')!;
       const bwd = rec.find((r) => r.op === 'layerNormBackward')!;
       expect(fwd.kernels.every((k) => k.bytesRead > 0)).toBe(true);
-      expect(bwd.kernels.some((k) => k.name.startsWith('modulation_grad_partials'))).toBe(true);
+      expect(bwd.kernels.some((k) => k.name.startsWith('modulation_grad_'))).toBe(true);
       const enc = p.device!.createCommandEncoder();
       const t = (v: HostIn) => p.tensor(v.data, v.shape);
       const x = t(h.x);

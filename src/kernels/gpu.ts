@@ -83,16 +83,16 @@ export class GpuBackend implements O.Backend, Planner {
   }
   layerNormBackward(a: O.LayerNormBwdArgs): O.ModBwdOut {
     if (!bwdModulated(a)) return { ...this.exec(layer.layerNormBackward(this, a)), ...NO_GRADS };
-    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy, x) => layer.layerNormBackward(this, { ...a, dy, x }), rowStats(a, a.mean, a.bias), false));
+    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy, x, runs) => layer.layerNormBackward(this, { ...a, dy, x }, runs), rowStats(a, a.mean, a.bias), false));
   }
   rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
     return this.exec(modulateForward(this, 'rmsNorm', (b) => layer.rmsNorm(this, { ...a, ...b }), a));
   }
   rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
     if (!bwdModulated(a)) return { ...this.exec(layer.rmsNormBackward(this, a)), ...NO_GRADS };
-    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy, x) => {
-      const p = layer.rmsNormBackward(this, { ...a, dy, x });
-      return { out: { ...p.out, dbias: null }, plan: p.plan };
+    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy, x, runs) => {
+      const p = layer.rmsNormBackward(this, { ...a, dy, x }, runs);
+      return { out: { ...p.out, dbias: null }, plan: p.plan, sums: p.sums };
     }, rowStats(a, null, null), false));
     return r;
   }

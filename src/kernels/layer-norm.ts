@@ -30,13 +30,34 @@ export function rmsNorm(g: Planner, a: O.RmsNormArgs): Planned<O.RmsNormOut> {
   return { out: { y: out.y, rstd: out.rstd, sum: out.sum }, plan };
 }
 
-export function layerNormBackward(g: Planner, a: O.LayerNormBwdArgs): Planned<O.BwdOut> {
-  return rowNormBackward(g, a, 'meanVar');
+/**
+ * Column partials of a modulated backward's row kernel (MOD_SUMS, modulate.wgsl): PART holds
+ * (rows, sum dy, sum dy*xhat, sum (dx + dsum)*x) per column and block, `blocks` blocks in runs of
+ * `blocksPerRun` (a run: the rows sharing one modulation row); modulation_grad_sums makes dscale,
+ * dshift, dgate, dweight and dbias of them (modulate.ts).
+ */
+export interface ModSums {
+  part: GPUBuffer;
+  blocks: number;
+  blocksPerRun: number;
 }
 
-export function rmsNormBackward(g: Planner, a: O.RmsNormBwdArgs): Planned<O.RmsNormBwdOut> {
-  const { out, plan } = rowNormBackward(g, { ...a, mean: null, bias: null }, 'rms');
-  return { out: { dx: out.dx, dweight: out.dweight }, plan };
+/** A backward plan, with the modulation's column partials when it was asked for them and could. */
+export type RowBwdPlanned<R> = Planned<R> & { sums?: ModSums };
+
+/**
+ * `modRuns` (modulated backward, modulate.ts): runs of that many consecutive rows share one
+ * modulation row; where the kernel allows (rows of whole quads, the row kernels), its blocks of
+ * rows keep within runs and their column partials are the modulation's sums (`sums`), and
+ * dweight/dbias are left to modulation_grad_sums.
+ */
+export function layerNormBackward(g: Planner, a: O.LayerNormBwdArgs, modRuns = 0): RowBwdPlanned<O.BwdOut> {
+  return rowNormBackward(g, a, 'meanVar', modRuns);
+}
+
+export function rmsNormBackward(g: Planner, a: O.RmsNormBwdArgs, modRuns = 0): RowBwdPlanned<O.RmsNormBwdOut> {
+  const { out, plan, sums } = rowNormBackward(g, { ...a, mean: null, bias: null }, 'rms', modRuns);
+  return { out: { dx: out.dx, dweight: out.dweight }, plan, sums };
 }
 
 function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut> {
@@ -120,7 +141,14 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
 
 type RowBwdArgs = Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null };
 
-function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.BwdOut> {
+/** Blocks of at most `L` rows within runs of R rows: rows per block, blocks per run, blocks in all. */
+function runBlocks(rows: number, R: number, L: number): { L: number; perRun: number; blocks: number } {
+  const perRun = Math.ceil(R / Math.max(1, Math.min(L, R)));
+  const Lr = Math.ceil(R / perRun);
+  return { L: Lr, perRun, blocks: (rows / R) * perRun };
+}
+
+function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat, modRuns = 0): RowBwdPlanned<O.BwdOut> {
   const op = stat === 'rms' ? 'rmsNormBackward' : 'layerNormBackward';
   if (a.x.size === 0) return { out: emptyBackward(g, a), plan: null };
   const { dy, x, mean, rstd, weight, bias, rows, K } = a;
@@ -135,26 +163,36 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
   const sflags = [...(mean ? ['HAS_MEAN'] : []), 'HAS_RSTD'];
   const wb: Bind[] = weight ? [tb('W', weight)] : [];
   const win = windowed(g, x);
+  // Modulation sums (rows of whole quads; runs of rows a whole number of times in x).
+  const maxBlocks = Math.floor(g.bindLimit / (16 * Math.max(K, 1)));
+  const ms = modRuns > 0 && K % 4 === 0 && rows % modRuns === 0 && !win ? modRuns : 0;
   const cols = !!(dweight || dbias);
   // (The column partials within one binding: the rows kernel is not windowed.)
   const rp = wantRows(g, K, x.dtype, win);
-  const blocks = rp && rowsBwdBlocks(rows, x.dtype, cols, cols ? Math.floor(g.bindLimit / (16 * K)) : rows);
+  let blocks = rp && rowsBwdBlocks(rows, x.dtype, cols || ms > 0, cols || ms > 0 ? maxBlocks : rows);
+  let perRun = 0;
+  if (blocks && ms) {
+    const rb = runBlocks(rows, ms, blocks.L);
+    if (rb.blocks <= maxBlocks) (blocks = { L: rb.L, P: rb.blocks }), (perRun = rb.perRun);
+  }
   if (rp && blocks) {
     // One workgroup per block of rows, x and dy in registers (rows.wgsl workgroup_rows_grad);
-    // the blocks' column partials added up per column by weight_bias_grads.
+    // the blocks' column partials added up per column by weight_bias_grads (or, MOD_SUMS, by
+    // the modulated backward's modulation_grad_sums).
     const { L: RB, P: nb } = blocks;
     const rk = rowsKernel(g, rp, K);
-    const part = cols ? g.temp(K * nb * 16, 'colpartials') : null;
+    const part = cols || perRun ? g.temp(K * nb * 16, 'colpartials') : null;
     if (part) temps.push(part);
     steps.push({
       entry: 'workgroup_rows_grad',
-      flags: [...rk.flags, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(cols ? ['DWDB'] : [])],
+      flags: [...rk.flags, ...(mean ? ['HAS_MEAN'] : []), ...(weight ? ['HAS_W'] : []), ...(part ? ['DWDB'] : []), ...(perRun ? ['MOD_SUMS'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...(part ? [f32('PART', part, true)] : [])],
-      p: { runs: 1, groups: rows, runLength: K, rowsPerBlock: RB, blocks: nb, weightDiv: 1, weightMod: Math.max(K, 1) },
+      p: { runs: 1, groups: rows, runLength: K, rowsPerBlock: RB, blocks: nb, weightDiv: 1, weightMod: Math.max(K, 1), ...(perRun ? { blocksPerRun: perRun, modDiv: ms } : {}) },
       workgroups: nb,
       wg: rk.wg,
       enables: rk.enables,
     });
+    if (part && perRun) return { out, plan, sums: { part, blocks: nb, blocksPerRun: perRun } };
     if (part) {
       const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
       steps.push(dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
@@ -169,8 +207,15 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
   // CPU-class adapters (or forced): on the GPU class (short rows, SHORT_ROW) a block per 16 rows
   // leaves few invocations and rows / 16 partials per column for weight_bias_grads to add in
   // one invocation, where the column kernels keep many invocations and about a thousand.
-  const RB = Math.min(16, Math.floor(rows / 256));
-  const colsFused = fused && cols && K % 4 === 0 && RB >= 8 && !win && (g.ctx.isCpuAdapter || g.variant === 'fused');
+  let RB = Math.min(16, Math.floor(rows / 256));
+  let colsFused = fused && cols && K % 4 === 0 && RB >= 8 && !win && (g.ctx.isCpuAdapter || g.variant === 'fused');
+  // Modulation sums: blocks within runs, enough of them for a few hundred invocations.
+  let mb: ReturnType<typeof runBlocks> | null = null;
+  if (fused && ms) {
+    mb = runBlocks(rows, ms, Math.max(1, Math.min(16, Math.floor(rows / 256))));
+    if (mb.blocks <= maxBlocks) (colsFused = true), (RB = mb.L);
+    else mb = null;
+  }
   // With a separate dweight/dbias pass, the rows' mean corrections k (the saved mean's
   // rounding, recovered from the row sums: see FIN_BWD) go to it through CORR.
   const corr = mean && cols && !colsFused ? g.temp(Math.max(rows, 1) * 4, 'corr') : null;
@@ -188,13 +233,18 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat): Planned<O.Bw
     steps.push(step);
     if (colsFused) {
       // One invocation per block of RB rows, also writing its block's column partials.
-      const nb = Math.ceil(rows / RB);
+      const nb = mb ? mb.blocks : Math.ceil(rows / RB);
       const part = g.temp(K * nb * 16, 'colpartials');
       temps.push(part);
       step.flags.push('COLS_FUSED');
       step.binds.push(f32('PART', part, true));
       step.p = { ...step.p, rowsPerBlock: RB, blocks: nb };
       step.workgroups = Math.ceil(nb / WG);
+      if (mb) {
+        step.flags.push('MOD_SUMS');
+        step.p = { ...step.p, blocksPerRun: mb.perRun, modDiv: ms };
+        return { out, plan, sums: { part, blocks: nb, blocksPerRun: mb.perRun } };
+      }
       const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
       steps.push(dwdbStep(part, K, nb, nb, 1, dw, db), ...post);
     }

@@ -313,6 +313,7 @@ const KERNELS: Record<string, KernelMemory> = {
   workgroup_rows_sumsq: workgroupRows,
   workgroup_rows_grad: workgroupRows,
   modulation_grad_partials: modulation,
+  modulation_grad_sums: { invocations: (q) => q.outputs!, touched() {}, rest: 'whole', modelled: false },
   silu_grad_elements: siluGrad,
   gated_sum_elements: siluGrad,
   residual_grad_elements: siluGrad,

@@ -20,6 +20,7 @@ import { WG } from './source.ts';
 import { f32, tb, type Bind, type Plan, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, windowed } from './policy.ts';
 import { dwdbStep, groupOut } from './steps.ts';
+import type { ModSums, RowBwdPlanned } from './layer-norm.ts';
 
 /** Whether an op's arguments carry any modulation or gate. */
 export const modulated = (a: O.Modulation): boolean => !!(a.scale || a.shift || a.gate);
@@ -29,7 +30,7 @@ export const modulated = (a: O.Modulation): boolean => !!(a.scale || a.shift || 
  * they set each row's index offset once instead of dividing per load (modulate.wgsl).
  */
 function rowsFlag(s: Step, a: O.Modulation): void {
-  if (s.entry.startsWith('fused_rows_') && a.modGeom && a.modGeom.inner === s.p.runLength && !s.flags.includes('MOD_ROWS')) s.flags.push('MOD_ROWS');
+  if ((s.entry.startsWith('fused_rows_') || s.entry === 'workgroup_rows_grad') && a.modGeom && a.modGeom.inner === s.p.runLength && !s.flags.includes('MOD_ROWS')) s.flags.push('MOD_ROWS');
   else if (a.modGeom && a.modGeom.inner <= 1 && !s.flags.includes('MOD_RUNS')) s.flags.push('MOD_RUNS');
 }
 
@@ -149,15 +150,19 @@ export type ModBwdArgs = O.Modulation & O.ModBackward & { x: Tensor; dy: Tensor 
 export function modulateBackward<R extends { dx: Tensor }>(
   g: Planner,
   op: string,
-  a: ModBwdArgs,
-  run: (dy: Tensor, x: Tensor) => Planned<R>,
+  args: ModBwdArgs,
+  run: (dy: Tensor, x: Tensor, modRuns: number) => RowBwdPlanned<R>,
   norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
   silu: boolean,
 ): Planned<R & ModGrads> {
+  // One modulation row for all of x: a single run of every row (the same index map, and the
+  // row kernels' sums see one run).
+  const mg = args.modGeom;
+  const a: ModBwdArgs = mg && mg.mod === 1 && mg.inner > 0 ? { ...args, modGeom: { ...mg, div: Math.max(1, args.x.size / mg.inner) } } : args;
   const { x, dy } = a;
   const zeros = (t: Tensor | null, label: string) => (t ? g.filled(t.shape, label, 0, t.dtype) : null);
   if (x.size === 0) {
-    const r = run(dy, x);
+    const r = run(dy, x, 0);
     return {
       out: { ...r.out, dscale: zeros(a.scale, 'dscale'), dshift: zeros(a.shift, 'dshift'), dgate: zeros(a.gate, 'dgate'), dresidual: a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null },
       plan: r.plan,
@@ -197,7 +202,11 @@ export function modulateBackward<R extends { dx: Tensor }>(
       workgroups: applyWorkgroups(x.size),
     });
   }
-  const r = run(gdy, xin);
+  // Layer/RMS norm whose modulation rows are runs of whole rows (adaLN: [B, 1, D] over [B, T, D]):
+  // the row kernels sum dscale, dshift and dgate per block of rows as they go (MOD_SUMS).
+  const rowsMap = norm.p.statDiv === Math.max(a.modGeom?.inner ?? 0, 1) && norm.p.weightDiv === 1 && !norm.flags.includes('CLAST');
+  const modRuns = rowsMap && !narrow && !silu && (a.modGeom?.div ?? 0) >= MIN_RUN ? a.modGeom!.div : 0;
+  const r = run(gdy, xin, modRuns);
   if (!r.plan) throw new Error(`${op}: no plan`);
   const dresidual = a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null;
   const mid: Step[] = [];
@@ -244,13 +253,54 @@ export function modulateBackward<R extends { dx: Tensor }>(
   const dgate = a.gate ? g.alloc(a.gate.shape, a.gate.dtype, 'dgate') : null;
   const post: Step[] = [];
   const xb = wideSum ? tb('XG', x) : tb('X', xin);
-  if (narrow) {
+  if (r.sums) post.push(...modSumsSteps(g, a, r.sums, norm, { dscale, dshift, dgate, ...(r.out as { dweight?: Tensor | null; dbias?: Tensor | null }) }, temps));
+  else if (narrow) {
     if (dscale || dshift) post.push(...modGradSteps(g, a, gdy, xb, [], [], norm, mp, { dscale, dshift, dgate: null }, null, temps));
     if (dgate) post.push(...modGradSteps(g, a, gdy, tb('XG', x), [tb('X', x)], ['MG_NO_DY'], { binds: [], flags: [], p: {} }, mp, { dscale: null, dshift: null, dgate }, dresidual, temps));
   } else if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xb, sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, dresidual, temps));
   const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...mid, ...post], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
   checkPlan(g, op, plan, [x, dy, a.residual, a.dsum, a.scale, a.shift, a.gate]);
   return { out: { ...r.out, dscale, dshift, dgate, dresidual }, plan };
+}
+
+/** Fewest rows per modulation row for the row kernels' sums (fewer: one partial per row or so, use modulation_grad_partials). */
+const MIN_RUN = 4;
+
+/**
+ * dscale, dshift, dgate and (with the modulation's scale folded in) dweight and dbias from the
+ * row kernel's column partials (modulation_grad_sums, finalize.wgsl).
+ */
+function modSumsSteps(
+  g: Planner,
+  a: ModBwdArgs,
+  sums: ModSums,
+  norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
+  outs: { dscale: Tensor | null; dshift: Tensor | null; dgate: Tensor | null; dweight?: Tensor | null; dbias?: Tensor | null },
+  temps: GPUBuffer[],
+): Step[] {
+  const post: Step[] = [];
+  const K = norm.p.statDiv!;
+  const flags: string[] = [];
+  const binds: Bind[] = [f32('PART', sums.part)];
+  const out = (t: Tensor | null, name: string, flag: string) => {
+    if (t) binds.push(groupOut(g, name, t, temps, post)), flags.push(flag);
+  };
+  if (a.scale) binds.push(tb('SC', a.scale)), flags.push('MS_SCALED');
+  // dscale = w * sum dy*xhat + b * sum dy: the weight and bias only then.
+  if (outs.dscale) for (const b of norm.binds) if (b.name === 'W' || b.name === 'B') binds.push(b), flags.push(b.name === 'W' ? 'HAS_W' : 'HAS_B');
+  out(outs.dscale, 'DSC', 'MS_DSC');
+  out(outs.dshift, 'DSH', 'MS_DSH');
+  out(outs.dgate, 'DGT', 'MS_DGT');
+  out(outs.dweight ?? null, 'DW', 'DW');
+  out(outs.dbias ?? null, 'DB', 'DB');
+  const step: Step = {
+    entry: 'modulation_grad_sums',
+    flags,
+    binds,
+    p: { outputs: K, partials: sums.blocks, blocksPerRun: sums.blocksPerRun, modMod: Math.max(a.modGeom!.mod, 1), scaleOffset: a.scaleOffset },
+    workgroups: Math.ceil(K / WG),
+  };
+  return [step, ...post];
 }
 
 /** Rows of the broadcast dims one modulation_grad_partials invocation sums. */

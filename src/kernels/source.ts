@@ -173,6 +173,9 @@ export const LAYOUTS = {
     channelBegin: 'u32',
     channelsPerBlock: 'u32',
     spatial: 'u32',
+    // modulation_grad_sums: partials in runs of blocksPerRun blocks, run u using modulation row u % modMod.
+    blocksPerRun: 'u32',
+    ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,
   }),
@@ -191,6 +194,8 @@ export const LAYOUTS = {
     ...GROUP_FIELDS,
     rowsPerBlock: 'u32',
     blocks: 'u32',
+    // MOD_SUMS (modulate.wgsl mod_block): blocks per run of modDiv rows.
+    blocksPerRun: 'u32',
     // lp_normalize_*: the p of the norm.
     power: 'f32',
     ...MOD_FIELDS,
@@ -204,6 +209,7 @@ export const LAYOUTS = {
     weightMod: 'u32',
     rowsPerBlock: 'u32',
     blocks: 'u32',
+    blocksPerRun: 'u32',
     ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,

@@ -15,6 +15,11 @@ struct Params {
   channelBegin: u32,
   channelsPerBlock: u32,
   spatial: u32,
+  blocksPerRun: u32,
+  modInner: u32,
+  modDiv: u32,
+  modMod: u32,
+  scaleOffset: f32,
   invocationBegin: u32,
   invocationEnd: u32,
   elementBegin: u32,
@@ -207,12 +212,17 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 //#entry merge_sumsq FIN_MERGE SUMSQ
 //#entry merge_sums FIN_MERGE
 //#entry cast_half FIN_CAST
+//#entry modulation_grad_sums FIN_MODS
 //#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
 //#flag W_BY_J       the weight of group j multiplies the coefficients (W)
 //#flag DW           dweight is written (DW)
 //#flag DB           dbias is written (DB)
 //#flag GATE_SUMS    weight_bias_grads writes the fourth sum (dgate: sum dresidual * x) as DW
 //#flag ACCUM        add to the values already stored (blocks of one reduction)
+//#flag MS_SCALED    modulation_grad_sums: the partials are of dy before the scale (SC): dweight/dbias terms times scaleOffset + scale
+//#flag MS_DSC       modulation_grad_sums writes dscale (DSC)
+//#flag MS_DSH       modulation_grad_sums writes dshift (DSH)
+//#flag MS_DGT       modulation_grad_sums writes dgate (DGT)
 //#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
 // Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
@@ -241,6 +251,7 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
 }
 fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
 
+// The kernels above share one body (each entry point compiles its own header in front of it).
 @compute @workgroup_size(WG)
 fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = inv_index(lid, wid, nwg);

@@ -131,6 +131,7 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the

@@ -11,6 +11,7 @@ struct Params {
   weightMod: u32,
   rowsPerBlock: u32,
   blocks: u32,
+  blocksPerRun: u32,
   modInner: u32,
   modDiv: u32,
   modMod: u32,
@@ -123,6 +124,9 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+
+fn mod_row(j: u32) {}
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
 // (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
@@ -266,7 +270,10 @@ fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
 // writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
 // sum dy*xhat, 0), which finalize.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
-// are read once in all.
+// are read once in all. MOD_SUMS (modulated layer/RMS norm, with DWDB): blocks within one run of rows
+// sharing a modulation row (mod_block), dy the gradient as given (scaled here by dy_factor4), and
+// the fourth sum dgate's, (rows, sum dy, sum dy*xhat, sum (dx + dsum)*x): modulation_grad_sums
+// (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them.
 var<workgroup> red3: array<vec3f, WG>;
 
 // The sum of v over the workgroup, in every invocation (the same value in each). Begins with a
@@ -299,16 +306,19 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
   // (Uniform across the workgroup.)
   let b = enter(w, l);
   let r0 = b * P.rowsPerBlock;
-  if (r0 >= P.groups) { return; }
   let r1 = min(r0 + P.rowsPerBlock, P.groups);
+  if (r0 >= P.groups) { return; }
   let K = P.runLength;
   let Kf = f32(K);
   var xs: array<vec4f, NV>;
+  // dy as given (MOD_SUMS: before the modulation's scale).
   var gs: array<vec4f, NV>;
   var cdy: array<vec4f, NV>;
   var cdx: array<vec4f, NV>;
-  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); }
+  var cgt: array<vec4f, NV>;
+  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); cgt[k] = vec4f(0.0); }
   for (var j = r0; j < r1; j += 1u) {
+    mod_row(j);
     let base = j * K;
     var mu = 0.0;
     mu = MEAN_ld(j);
@@ -318,8 +328,8 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       let q = t + k * WG;
       let n = quad_len(q, K);
       let x = load_quad(base + 4u * q, n);
-      let dy = dy_quad(base + 4u * q, n);
       xs[k] = x;
+      let dy = dy_quad(base + 4u * q, n);
       gs[k] = dy;
       var g = dy;
       if (n > 0u) { g *= w_quad(4u * q, n); }
@@ -340,11 +350,13 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       let q = t + k * WG;
       let n = quad_len(q, K);
       if (n == 0u) { continue; }
+      let e = base + 4u * q;
       let dy = gs[k];
       var g = dy;
       g *= w_quad(4u * q, n);
       let dv = dev4(xs[k], vec4f(mu));
-      dx_store(base + 4u * q, n, rs * (g + c + gamma * hold4(dv * rs)));
+      let dx = rs * (g + c + gamma * hold4(dv * rs));
+      dx_store(e, n, dx);
       cdy[k] += dy;
       cdx[k] += dy * hold4((dv - kf) * rs);
     }
@@ -353,6 +365,6 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
     let n = quad_len(q, K);
-    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], 0.0)); }
+    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], cgt[k][i])); }
   }
 }
