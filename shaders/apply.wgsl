@@ -57,6 +57,8 @@
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
 //#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
+//#flag SG_Z         silu_grad_elements stores z (no dy)
+//#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
 //#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
@@ -710,6 +712,9 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
 fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.invocationEnd) { return; }
+  //#endif
   if (t >= P.groups * P.chunks) { return; }
   let c = t / P.groups;
   let m = t - c * P.groups;
@@ -774,17 +779,30 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
 // Group norm with SiLU (and modulation): dz = dy * silu'(z), z the modulated affine output
 // before the activation (recomputed from x and the saved statistics), into the f32 DZ that the
 // rest of the backward takes as its dy. One invocation per quad of elements, each on its own.
+// Devices with few storage bindings: SG_Z stores z into DZ, then SG_FROM_Z reads it back (dy and
+// DZ bound only) and stores dz in its place.
 //#if silu_grad_elements
 @compute @workgroup_size(WG)
 fn silu_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.invocationEnd) { return; }
+  //#endif
   let e = 4u * t;
   if (e >= P.elements) { return; }
   for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
+    //#if SG_FROM_Z
+    let z = DZ_ld(k);
+    //#else
     let z = mod_affine1(k, y1(X_ld(k), k, stats(s_of(k))));
+    //#endif
+    //#if SG_Z
+    DZ_st(k, z);
+    //#else
     let sg = 1.0 / (1.0 + exp(-z));
     DZ_st(k, DY_ld(k) * (sg * (1.0 + z * (1.0 - sg))));
+    //#endif
   }
 }
 //#endif
@@ -797,6 +815,9 @@ fn silu_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 fn gated_sum_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.invocationEnd) { return; }
+  //#endif
   let e = 4u * t;
   if (e >= P.elements) { return; }
   for (var k = e; k < min(e + 4u, P.elements); k += 1u) {
@@ -818,6 +839,9 @@ fn gated_sum_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 fn residual_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let t = inv_index(lid, wid, nwg);
+  //#if WINDOW
+  if (t >= P.invocationEnd) { return; }
+  //#endif
   let e = 4u * t;
   if (e >= P.elements) { return; }
   for (var k = e; k < min(e + 4u, P.elements); k += 1u) {

@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNorms, relativeL2, ValueError, type DType, type Norms } from '../src/index.ts';
-import { gpuNorms } from './util/gpu.ts';
+import { countWindowed, gpuNorms } from './util/gpu.ts';
 import { failIf, fmt, parityReport, randn, uniform, type HostIn, type RefResult } from './util/parity.ts';
 
 let base: Norms;
@@ -45,18 +45,6 @@ async function withLimit(bytes: number, split: Split): Promise<Norms> {
     capped.set(key, n);
   }
   return n;
-}
-
-/** Counts the dispatches submitted through the instance's context that bind ranges of buffers. */
-function countWindowed(n: Norms): { get(): number; stop(): void } {
-  const ctx = n._gpu!.ctx as unknown as { submit: (label: string, d: { buffers: unknown[] }[]) => Promise<void> };
-  const orig = ctx.submit;
-  let count = 0;
-  ctx.submit = function (label, d) {
-    count += d.filter((x) => x.buffers.some((b) => typeof (b as { offset?: unknown }).offset === 'number')).length;
-    return orig.call(this, label, d);
-  };
-  return { get: () => count, stop: () => void (ctx.submit = orig) };
 }
 
 const as = (h: HostIn, dtype: DType): HostIn => ({ ...h, dtype });

@@ -50,7 +50,7 @@ export type HalfStorage = 'native' | 'packed';
  * window's start. That is how a tensor larger than one storage binding is processed, one bound
  * range per dispatch (see kernels/window.ts).
  */
-export const MAX_WINDOWED_BINDINGS = 8;
+export const MAX_WINDOWED_BINDINGS = 12;
 
 /**
  * pack_half2: pack2x16float for any input. WGSL leaves pack2x16float of NaN and of values past

@@ -278,9 +278,64 @@ const groupCoefficients: KernelMemory = {
 
 /** workgroup_rows_* (GPU class, never windowed): not modelled; a dispatch touches its bindings whole. */
 const workgroupRows: KernelMemory = { invocations: (q) => q.groups!, touched() {}, rest: 'whole', modelled: false };
-/** The modulation's gradient sums and SiLU's dy (modulated ops are never windowed): not modelled. */
-const modulation: KernelMemory = { invocations: (q) => q.groups! * q.chunks!, touched() {}, rest: 'whole', modelled: false };
-const siluGrad: KernelMemory = { invocations: (q) => Math.ceil(q.elements! / 4), touched() {}, rest: 'whole', modelled: false };
+
+/**
+ * The statistics and weights of elements [ea, eb) through apply's index maps (statDiv/statMod
+ * or channels last; weightDiv/weightMod).
+ */
+function statsAndWeights(q: Q, f: ReadonlySet<string>, ea: number, eb: number, set: Set): void {
+  set(f.has('CLAST') ? clSpan(ea, eb, q, 1) : indexSpan(ea, eb, q.statDiv, q.statMod), 'MEAN', 'RSTD');
+  set(indexSpan(ea, eb, q.weightDiv, q.weightMod), 'W', 'B');
+}
+
+/**
+ * silu_grad_elements, gated_sum_elements, residual_grad_elements (modulated ops): invocation t
+ * handles elements [4t, 4t + 4), each on its own.
+ */
+const quads: KernelMemory = {
+  invocations: (q) => Math.ceil(q.elements! / 4),
+  touched(q, f, ta, tb, set) {
+    const ea = 4 * ta;
+    const eb = Math.min(4 * tb, q.elements);
+    set([ea, eb], 'X', 'R', 'S', 'DY', 'DZ', 'DXN', 'DS', 'DR');
+    statsAndWeights(q, f, ea, eb, set);
+  },
+  rest: 'whole',
+};
+
+/**
+ * modulation_grad_partials: invocation t = c*groups + m sums chunk c (u in [c*L, c*L + L) of
+ * runLength) of modulation element m = mr*modInner + col over rows (a*modMod + mr)*modDiv + i,
+ * u = a*modDiv + i (modulate.wgsl's index map inverted). Spans: whole rows from the first
+ * invocation's first row to the last one's last.
+ */
+const modulation: KernelMemory = {
+  invocations: (q) => q.groups! * q.chunks!,
+  touched(q, f, ta, tb, set) {
+    const { groups: M, chunkLength: L, runLength: U, modInner: inner, modDiv: div, modMod: mod } = q as Record<string, number>;
+    const ca = Math.floor(ta / M);
+    const cb = Math.floor((tb - 1) / M);
+    const mrA = ca === cb ? Math.floor((ta - ca * M) / inner) : 0;
+    const mrB = ca === cb ? Math.floor((tb - 1 - cb * M) / inner) : mod - 1;
+    const row = (u: number, mr: number) => (Math.floor(u / div) * mod + mr) * div + (u % div);
+    const u0 = ca * L;
+    const u1 = Math.min(cb * L + L, U) - 1;
+    if (u1 < u0) return set(EMPTY, 'DY', 'X', 'XG', 'R', 'DRT', 'MEAN', 'RSTD');
+    // Rows grow with u for a fixed mr, and with mr for a fixed u.
+    const r0 = row(u0, mrA);
+    const r1 = row(u1, mrB) + 1;
+    set([r0 * inner, r1 * inner], 'DY', 'X', 'XG', 'R', 'DRT');
+    // PART[4*(m*chunks + c)]; MG_DIRECT (one chunk) writes element m of DSC, DSH, DGT.
+    const P = q.chunks!;
+    const ma = ta - ca * M;
+    const mb = tb - 1 - cb * M;
+    set(ca === cb ? [4 * (ma * P + ca), 4 * (mb * P + ca) + 4] : [4 * ca, 4 * ((M - 1) * P + cb) + 4], 'PART');
+    set(ca === cb ? [ma, mb + 1] : [0, M], 'DSC', 'DSH', 'DGT');
+    if (f.has('MG_ROWS')) set([r0, r1], 'MEAN', 'RSTD');
+    else statsAndWeights(q, f, r0 * inner, r1 * inner, set);
+  },
+  rest: 'whole',
+};
 /** Lp normalization, one invocation per lane (never windowed): not modelled. */
 const lpLanes: KernelMemory = { invocations: (q) => q.groups!, touched() {}, rest: 'whole', modelled: false };
 const copy: KernelMemory = { invocations: (q) => q.elements!, touched() {}, rest: 'whole', modelled: false };
@@ -314,9 +369,9 @@ const KERNELS: Record<string, KernelMemory> = {
   workgroup_rows_grad: workgroupRows,
   modulation_grad_partials: modulation,
   modulation_grad_sums: { invocations: (q) => q.outputs!, touched() {}, rest: 'whole', modelled: false },
-  silu_grad_elements: siluGrad,
-  gated_sum_elements: siluGrad,
-  residual_grad_elements: siluGrad,
+  silu_grad_elements: quads,
+  gated_sum_elements: quads,
+  residual_grad_elements: quads,
   lp_normalize_lanes: lpLanes,
   lp_normalize_grad_lanes: lpLanes,
   copy,
@@ -350,6 +405,17 @@ export function perElement(s: MemoryStep): boolean {
   return kernelMemory(s.entry).perElement?.(symbols(s)) ?? false;
 }
 
+/** Renamed bindings of modulated kernels (kernels/modulate.ts) and the binding whose elements they are. */
+const MOD_ALIASES: [string, string][] = [
+  ['XG', 'X'],
+  ['R', 'X'],
+  ['YM', 'Y'],
+  ['DYM', 'DY'],
+  ['DXM', 'DX'],
+  ['DS', 'DX'],
+  ['DR', 'DX'],
+];
+
 /** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
 export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span> {
   const k = kernelMemory(s.entry);
@@ -359,9 +425,21 @@ export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span
     for (const n of names) out.set(n, EMPTY);
     return out;
   }
-  k.touched(params(entryPoint(s.entry).family, s.p), symbols(s), ta, tb, (span, ...which) => {
-    for (const w of which) if (names.includes(w)) out.set(w, span);
+  const q = params(entryPoint(s.entry).family, s.p);
+  const all = new Map<string, Span>();
+  k.touched(q, symbols(s), ta, tb, (span, ...which) => {
+    for (const w of which) all.set(w, span);
   });
+  // Modulated kernels (modulate.wgsl) read x, dy and write y, dx through renamed bindings: the
+  // same elements; scale, shift and gate at the modulation rows of those elements.
+  for (const [alias, of] of MOD_ALIASES) if (!all.has(alias) && all.has(of)) all.set(alias, all.get(of)!);
+  const xs = all.get('X') ?? all.get('Y') ?? all.get('DX');
+  if (xs && 'modInner' in q) {
+    const inner = Math.max(q.modInner!, 1);
+    const span = indexSpan(xs[0], xs[1], inner * Math.max(q.modDiv!, 1), Math.max(q.modMod!, 1), inner);
+    for (const n of ['SC', 'SH', 'GT']) if (!all.has(n)) all.set(n, span);
+  }
+  for (const [w, span] of all) if (names.includes(w)) out.set(w, span);
   // Everything else is whole, or (finalize kernels) indexed by the invocation's group.
   const rest: Span = k.rest === 'group' ? [ta, tb] : [0, Infinity];
   for (const n of names) if (!out.has(n)) out.set(n, rest);

@@ -47,12 +47,7 @@ function rename(s: Step, from: string, to: string): boolean {
   return true;
 }
 
-function checkPlan(g: Planner, op: string, plan: Plan, tensors: (Tensor | null)[]): void {
-  for (const t of tensors) {
-    if (t && windowed(g, t)) {
-      throw new LimitError(`${op}: modulated or gated tensors larger than one storage binding (${t.size} elements of ${t.dtype}, limit ${g.bindLimit} bytes) are not supported; split the batch`, 'x');
-    }
-  }
+function checkPlan(g: Planner, op: string, plan: Plan): void {
   const max = bindingLimit(g);
   for (const s of plan.steps) {
     if (s.binds.length > max) {
@@ -125,7 +120,7 @@ export function modulateForward<R extends object>(g: Planner, op: string, plan: 
   }
   if (pre) r.plan.steps.unshift(pre);
   if (sum) r.plan.outputs.push(sum);
-  checkPlan(g, op, r.plan, [a.x, a.residual ?? null, a.scale, a.shift, a.gate]);
+  checkPlan(g, op, r.plan);
   return r;
 }
 
@@ -194,13 +189,19 @@ export function modulateBackward<R extends { dx: Tensor }>(
     const buf = g.temp(Math.max(x.size, 1) * 4, 'dz');
     temps.push(buf);
     gdy = new Tensor({}, x.shape, 'float32', { buffer: buf }, false);
-    pre.push({
+    const zStep: Step = {
       entry: 'silu_grad_elements',
       flags: [...norm.flags, ...(a.scale ? ['MOD_SC'] : []), ...(a.shift ? ['MOD_SH'] : []), ...((a.modGeom?.inner ?? 2) <= 1 ? ['MOD_RUNS'] : [])],
       binds: [tb('X', x), tb('DY', dy), ...norm.binds, ...(a.scale ? [tb('SC', a.scale)] : []), ...(a.shift ? [tb('SH', a.shift)] : []), f32('DZ', buf, true)],
       p: { ...norm.p, ...mp, elements: x.size },
       workgroups: applyWorkgroups(x.size),
-    });
+    };
+    if (zStep.binds.length > limit) {
+      // Few bindings: z first (without dy), then dz from it in place.
+      zStep.binds = zStep.binds.filter((b) => b.name !== 'DY');
+      zStep.flags.push('SG_Z');
+      pre.push(zStep, { ...zStep, flags: ['SG_FROM_Z'], binds: [tb('X', x), tb('DY', dy), f32('DZ', buf, true)], p: { elements: x.size } });
+    } else pre.push(zStep);
   }
   // Layer/RMS norm whose modulation rows are runs of whole rows (adaLN: [B, 1, D] over [B, T, D]):
   // the row kernels sum dscale, dshift and dgate per block of rows as they go (MOD_SUMS).
@@ -259,7 +260,7 @@ export function modulateBackward<R extends { dx: Tensor }>(
     if (dgate) post.push(...modGradSteps(g, a, gdy, tb('XG', x), [tb('X', x)], ['MG_NO_DY'], { binds: [], flags: [], p: {} }, mp, { dscale: null, dshift: null, dgate }, dresidual, temps));
   } else if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xb, sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, dresidual, temps));
   const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...mid, ...post], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
-  checkPlan(g, op, plan, [x, dy, a.residual, a.dsum, a.scale, a.shift, a.gate]);
+  checkPlan(g, op, plan);
   return { out: { ...r.out, dscale, dshift, dgate, dresidual }, plan };
 }
 
@@ -322,7 +323,12 @@ function modGradSteps(
   const t = (a.scale ?? a.shift ?? a.gate)!;
   const M = t.size;
   const U = Math.max(1, Math.round(a.x.size / Math.max(M, 1)));
-  const L = Math.min(U, MOD_CHUNK);
+  // Windowed (x past one binding): chunks whose rows fit a sixteenth of one; a chunk of u spans
+  // about L rows of modInner elements (L * modMod when runs are shorter than a chunk).
+  const geo = a.modGeom ?? { inner: 1, div: 1, mod: 1 };
+  const spread = Math.max(geo.inner, 1) * (geo.div >= MOD_CHUNK ? 1 : Math.max(geo.mod, 1));
+  const cap = windowed(g, a.x) ? Math.max(1, Math.floor(g.bindLimit / (16 * 4 * spread))) : MOD_CHUNK;
+  const L = Math.min(U, MOD_CHUNK, cap);
   const Pc = Math.ceil(U / L);
   const direct = Pc === 1;
   const noDy = sumFlags.includes('MG_NO_DY');

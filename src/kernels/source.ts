@@ -92,6 +92,11 @@ const WINDOW_FIELDS = {
   wordOffset6: 'u32',
   wordOffset7: 'u32',
   wordOffset8: 'u32',
+  // (Modulated kernels bind up to 12 buffers.)
+  wordOffset9: 'u32',
+  wordOffset10: 'u32',
+  wordOffset11: 'u32',
+  wordOffset12: 'u32',
 } as const;
 
 /**

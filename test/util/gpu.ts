@@ -127,3 +127,15 @@ export function expectClose(name: string, got: Float32Array, ref: Float32Array, 
   }
   return err;
 }
+
+/** Counts the dispatches submitted through the instance's context that bind ranges of buffers. */
+export function countWindowed(n: Norms): { get(): number; stop(): void } {
+  const ctx = n._gpu!.ctx as unknown as { submit: (label: string, d: { buffers: unknown[] }[]) => Promise<void> };
+  const orig = ctx.submit;
+  let count = 0;
+  ctx.submit = function (label, d) {
+    count += d.filter((x) => x.buffers.some((b) => typeof (b as { offset?: unknown }).offset === 'number')).length;
+    return orig.call(this, label, d);
+  };
+  return { get: () => count, stop: () => void (ctx.submit = orig) };
+}

@@ -36,6 +36,10 @@ struct Params {
   wordOffset6: u32,
   wordOffset7: u32,
   wordOffset8: u32,
+  wordOffset9: u32,
+  wordOffset10: u32,
+  wordOffset11: u32,
+  wordOffset12: u32,
   opaqueZero: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -463,6 +467,8 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
 //#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
+//#flag SG_Z         silu_grad_elements stores z (no dy)
+//#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
 //#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
 //#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
 //#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted

@@ -28,6 +28,10 @@ struct Params {
   wordOffset6: u32,
   wordOffset7: u32,
   wordOffset8: u32,
+  wordOffset9: u32,
+  wordOffset10: u32,
+  wordOffset11: u32,
+  wordOffset12: u32,
   opaqueZero: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;
