@@ -47,6 +47,7 @@
 //#flag MS_DSC       modulation_grad_sums writes dscale (DSC)
 //#flag MS_DSH       modulation_grad_sums writes dshift (DSH)
 //#flag MS_DGT       modulation_grad_sums writes dgate (DGT)
+//#flag GN_KR        group_grad_coefficients stores each group's k * rstd (KR, the saved mean's rounding, see FIN_GN); weight_bias_grads takes KR * sum dy out of each per-(n, c) sum of dy*xhat
 //#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE
@@ -69,7 +70,12 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
     root = root || q_is_root(p.y);
     r = vec4f(r.x + p.x, r.y + p.y, 0.0, 0.0);
     //#else
+    //#if GN_KR
+    // Group norm's per-(n, c) sums (partial c = sample n of channel j): the group's correction.
+    r += vec4f(p.x, p.y, p.z - KR_ld(c * P.numGroups + j / P.channelsPerGroup) * p.y, p.w);
+    //#else
     r += p;
+    //#endif
     //#endif
     //#endif
   }
@@ -311,18 +317,16 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   let mu = MEAN_ld(j);
   // The saved mean's rounding k, recovered from the sums of x - mu (as FIN_BWD; not for groups
   // whose sums come in blocks, GN_BLOCK, where one block does not see the whole group): the
-  // per-channel sums of dy*xhat are corrected in place for dweight.
+  // per-channel sums of dy*xhat need k * rstd times their sum of dy taken out for dweight: stored
+  // per group (KR, GN_KR) for weight_bias_grads, the sums themselves left as they are.
   var k = 0.0;
   //#if GN_BLOCK
   //#else
   k = mean_fix(sdev, cnt, mu);
-  if (k != 0.0) {
-    sgx -= (k * rs) * sg;
-    for (var c = cA; c < cB; c += 1u) {
-      let o = 4u * (n * P.channels + c);
-      PART_st(o + 2u, PART_ld(o + 2u) - (k * rs) * PART_ld(o + 1u));
-    }
-  }
+  sgx -= (k * rs) * sg;
+  //#endif
+  //#if GN_KR
+  KR_st(j, k * rs);
   //#endif
   let gamma = -sgx / cnt;
   var cf = vec4f(rs, -sg / cnt - gamma * (k * rs), gamma, mu);

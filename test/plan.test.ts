@@ -233,6 +233,21 @@ describe('other plans', () => {
     expect(bound(p!, 0)).toEqual(['X', 'Y', 'RM', 'RV']);
   });
 
+  it('no kernel writes into a buffer it reads as input: group norm\'s coefficients leave the per-channel sums as they are (the mean correction goes to dweight apart)', () => {
+    for (const n of [cpuClass, gpuClass, windowedNorms]) {
+      const x = zeros(n, [2, 8, 24, 24]);
+      const w = zeros(n, [8]);
+      const f = n.groupNorm(x, { numGroups: 4, weight: w, bias: w });
+      const ps = plans(n, () => n.groupNormBackward(zeros(n, [2, 8, 24, 24]), x, f.mean, f.rstd, { numGroups: 4, weight: w, bias: w }));
+      const steps = ps.flatMap((p) => p.steps);
+      expect(steps.map((s) => s.entry)).toContain('group_grad_coefficients');
+      for (const s of steps) {
+        const written = new Set(s.binds.filter((b) => b.rw).map((b) => b.t));
+        for (const b of s.binds) if (!b.rw) expect(written.has(b.t), `${s.entry} ${b.name}`).toBe(false);
+        if (s.entry === 'group_grad_coefficients' || s.entry === 'weight_bias_grads') expect(s.binds.find((b) => b.name === 'PART')!.rw ?? false, s.entry).toBe(false);
+      }
+    }
+  });
   it('instanceNorm has its own name in the plan; its kernels are group norm\'s with one channel per group', () => {
     const x = zeros(cpuClass, [2, 3, 64]);
     const [p] = plans(cpuClass, () => cpuClass.instanceNorm(x));

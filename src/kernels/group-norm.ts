@@ -105,14 +105,16 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
   // Coefficients per (n, g) from the group's per-channel sums; a group whose sums are past
   // half a binding (windowed) in blocks of channels, added up (GN_BLOCK, ACCUM).
   const Bc = Cg * 16 > g.bindLimit / 2 ? Math.max(1, Math.floor((g.bindLimit / 2 - 256) / 16)) : Cg;
-  // (PART read_write when the group is whole: the kernel writes its sums back with the saved
-  // mean's rounding taken out, for weight_bias_grads; see finalize.wgsl FIN_GN.)
+  // With dweight: each group's k * rstd (the saved mean's rounding, see finalize.wgsl FIN_GN),
+  // which weight_bias_grads takes out of the per-(n, c) sums (GN_KR).
+  const kr = dweight ? g.temp(Math.max(N * G, 1) * 4, 'kr') : null;
+  const krOut: Bind[] = kr ? [f32('KR', kr, true)] : [];
   const gnCoef: Step[] = [];
   for (let c0 = 0; c0 === 0 || c0 < Cg; c0 += Math.max(Bc, 1)) {
     gnCoef.push({
       entry: 'group_grad_coefficients',
-      flags: [...(weight ? ['W_BY_J'] : []), ...(Bc < Cg ? ['GN_BLOCK'] : []), ...(c0 > 0 ? ['ACCUM'] : [])],
-      binds: [f32('PART', sums, Bc >= Cg), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true)],
+      flags: [...(weight ? ['W_BY_J'] : []), ...(Bc < Cg ? ['GN_BLOCK'] : []), ...(c0 > 0 ? ['ACCUM'] : []), ...(kr ? ['GN_KR'] : [])],
+      binds: [f32('PART', sums), ...wb, tb('MEAN', mean), tb('RSTD', rstd), f32('COEF', coef, true), ...krOut],
       p: { outputs: N * G, numGroups: G, channelsPerGroup: Cg, channels: C, channelBegin: c0, channelsPerBlock: Bc, spatial: S },
       workgroups: Math.ceil((N * G) / WG),
     });
@@ -144,7 +146,7 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
       workgroups: applyWorkgroups(x.size),
     },
   ];
-  const temps = [part, sums, coef];
+  const temps = [part, sums, coef, ...(kr ? [kr] : [])];
   if (dweight || dbias) {
     const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
     // dweight/dbias sum the per-(n, c) sums over n: a strided read of all of them per channel.
@@ -153,10 +155,15 @@ export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.
     const rowBytes = C * 16;
     // (One row per block when a row is past half a binding: then ranges of channels.)
     const Nb = Math.max(1, Math.floor((g.bindLimit / 2 - 256) / rowBytes));
-    if (N * rowBytes <= g.bindLimit || Nb >= N) steps.push(dwdbStep(sums, C, N, 1, C, dw, db));
+    const sumsStep = (n1: number, accum: boolean): Step => {
+      const st = dwdbStep(sums, C, n1, 1, C, dw, db, accum);
+      if (kr) st.flags.push('GN_KR'), st.binds.push(f32('KR', kr)), (st.p = { ...st.p, numGroups: G, channelsPerGroup: Cg });
+      return st;
+    };
+    if (N * rowBytes <= g.bindLimit || Nb >= N) steps.push(sumsStep(N, false));
     else {
       for (let n0 = 0; n0 < N; n0 += Nb) {
-        const st = dwdbStep(sums, C, Math.min(N, n0 + Nb), 1, C, dw, db, n0 > 0);
+        const st = sumsStep(Math.min(N, n0 + Nb), n0 > 0);
         st.p.partialBegin = n0;
         steps.push(st);
       }

@@ -233,6 +233,8 @@ const perGroup: KernelMemory = {
     const jb = tb - 1;
     set([4 * (ja * q.groupStride! + q.partialBegin! * q.partialStride!), 4 * (jb * q.groupStride! + (q.partials! - 1) * q.partialStride!) + 4], 'PART');
     set([ja, jb + 1], 'W');
+    // GN_KR (weight_bias_grads of group norm: group j of channel j's partial c = sample n is n*G + j/Cg).
+    if (f.has('GN_KR') && !f.has('FIN_GN')) set([q.partialBegin! * q.numGroups! + Math.floor(ja / q.channelsPerGroup!), (q.partials! - 1) * q.numGroups! + Math.floor(jb / q.channelsPerGroup!) + 1], 'KR');
     perGroupOutputs(q, f, ja, jb, set);
   },
   rest: 'group',

@@ -4,8 +4,7 @@
  * (`touched` in kernels.ts; a whole dispatch: the full range), times the element size, clamped
  * to the buffer: reads for read bindings, writes for read_write ones. A read_write binding also
  * counts as read only where the kernel really reads it: running statistics (updated in place) and
- * outputs added to (ACCUM). (Finalize steps bind their partials read-only, but for
- * group_grad_coefficients, which writes the corrected sums back.)
+ * outputs added to (ACCUM). (Finalize steps bind their partials read-only: no kernel writes into its input.)
  */
 import { elementBytes, type DType } from '../tensor.ts';
 import type { KernelProfile } from '../device/context.ts';

@@ -227,6 +227,7 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 //#flag MS_DSC       modulation_grad_sums writes dscale (DSC)
 //#flag MS_DSH       modulation_grad_sums writes dshift (DSH)
 //#flag MS_DGT       modulation_grad_sums writes dgate (DGT)
+//#flag GN_KR        group_grad_coefficients stores each group's k * rstd (KR, the saved mean's rounding, see FIN_GN); weight_bias_grads takes KR * sum dy out of each per-(n, c) sum of dy*xhat
 //#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
 // Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
