@@ -4,14 +4,7 @@
  * `//#if` (a typo must not silently compile the `#else` branch).
  */
 import { describe, expect, it } from 'vitest';
-import { declarations, entryPoint, FILES as COMPOSED, preprocess, shaderSource } from '../src/kernels/source.ts';
-import reduceWGSL from '../shaders/reduce.wgsl?raw';
-import finalizeWGSL from '../shaders/finalize.wgsl?raw';
-import applyWGSL from '../shaders/apply.wgsl?raw';
-import rowsWGSL from '../shaders/rows.wgsl?raw';
-import copyWGSL from '../shaders/copy.wgsl?raw';
-
-const FILES = { reduce: reduceWGSL, finalize: finalizeWGSL, apply: applyWGSL, rows: rowsWGSL, copy: copyWGSL };
+import { declarations, entryPoint, FILES as COMPOSED, OWN as FILES, preprocess, shaderSource } from '../src/kernels/source.ts';
 
 describe('shader declarations', () => {
   const entries = Object.entries(FILES).flatMap(([family, src]) => [...declarations(src).entries.keys()].map((e) => [family, e] as const));

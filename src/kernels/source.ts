@@ -7,6 +7,10 @@ import accumulateWGSL from '../../shaders/accumulate.wgsl?raw';
 import reduceWGSL from '../../shaders/reduce.wgsl?raw';
 import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
 import applyWGSL from '../../shaders/apply.wgsl?raw';
+import fusedRowsWGSL from '../../shaders/fused-rows.wgsl?raw';
+import applyGradWGSL from '../../shaders/apply-grad.wgsl?raw';
+import modulateGradWGSL from '../../shaders/modulate-grad.wgsl?raw';
+import lpNormalizeWGSL from '../../shaders/lp-normalize.wgsl?raw';
 import copyWGSL from '../../shaders/copy.wgsl?raw';
 import rowsWGSL from '../../shaders/rows.wgsl?raw';
 import modulateWGSL from '../../shaders/modulate.wgsl?raw';
@@ -272,13 +276,20 @@ export function params(family: Family, p: ParamValues, reads?: { entry: string; 
 
 export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 
-/** Each family's own file, and the files compiled in front of it. */
-const OWN: Record<Family, string> = { reduce: reduceWGSL, finalize: finalizeWGSL, apply: applyWGSL, copy: copyWGSL, rows: rowsWGSL };
+/** Each family's own files, and the files compiled in front of them. */
+export const OWN: Record<Family, string> = {
+  reduce: reduceWGSL,
+  finalize: finalizeWGSL,
+  // The normalize step: elementwise, row-fused forward, backward, the modulated norms' own passes, Lp normalization.
+  apply: applyWGSL + fusedRowsWGSL + applyGradWGSL + modulateGradWGSL + lpNormalizeWGSL,
+  copy: copyWGSL,
+  rows: rowsWGSL,
+};
 export const FILES: Record<Family, string> = {
   reduce: commonWGSL + modulateWGSL + accumulateWGSL + reduceWGSL,
   finalize: commonWGSL + finalizeWGSL,
   // The row-fused entry points use the accumulators too.
-  apply: commonWGSL + modulateWGSL + accumulateWGSL + applyWGSL,
+  apply: commonWGSL + modulateWGSL + accumulateWGSL + OWN.apply,
   copy: copyWGSL,
   // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
   rows: commonWGSL + modulateWGSL + accumulateWGSL + rowsWGSL,

@@ -166,8 +166,10 @@ fn mod_row_of(j: u32, mr: u32) {}
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
-// apply.wgsl: the normalize step, forward and backward, elementwise or fused with the row
-// statistics (accumulate.wgsl is compiled in front of this file).
+// apply.wgsl: the normalize step, elementwise (accumulate.wgsl is compiled in front of this file).
+// The apply family's other files follow it: fused-rows.wgsl (the row-fused forward),
+// apply-grad.wgsl (its backward), modulate-grad.wgsl (the modulated norms' own passes) and
+// lp-normalize.wgsl; they share the index maps and helpers below.
 //
 // Index maps (uniforms): element e < elements uses the statistics (or backward coefficients) of
 // group s = (e / statDiv) % statMod and the weight/bias at a = (e / weightDiv) % weightMod.
@@ -188,34 +190,16 @@ fn mod_row_of(j: u32, mr: u32) {}
 // (measured on SwiftShader: 16 elements ~1.6x faster than one quad per invocation; 64 and 256
 // elements another ~1.25x and ~1.4x on group and batch norm).
 //
-// Kernels (their entry points are declared below):
+// Kernel (its entry point is declared below):
 //   APPLY         normalize_elements: y = (x - mean[s]) * rstd[s] * w[a] + b[a]  (SILU: y * sigmoid(y);
 //                 RESIDUAL: x = X + R, also written to S; EVAL_STATS: batch-norm eval, mean and
 //                 rstd = 1/sqrt(var + eps) from the running statistics RM/RV, so eval is this one
 //                 dispatch on both adapter classes). One invocation handles the 4
 //                 elements 4t..4t+3 (BLOCK: the blockLength elements from blockLength*t), so
 //                 with float16 storage every u32 word has one writer.
-//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group (one run): its statistics through
-//                 reduce_range, then the row normalized from cache. Chosen where invocations are
-//                 cheap loops and barriers are not (CPU adapters), and rows are many.
-//   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
-//                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
-//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
-//                 overflow or underflow); quads as APPLY.
-//   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx.
 //
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry normalize_elements APPLY
-//#entry fused_rows_welford ROWFUSED WELFORD
-//#entry fused_rows_sumsq ROWFUSED SUMSQ
-//#entry grad_elements BWD_APPLY
-//#entry fused_rows_grad BWD_ROWFUSED BWD
-//#entry modulation_grad_partials MOD_GRAD
-//#entry silu_grad_elements SILU_GRAD
-//#entry gated_sum_elements GATED_SUM
-//#entry lp_normalize_lanes LP_FWD
-//#entry lp_normalize_grad_lanes LP_BWD
-//#entry residual_grad_elements RESIDUAL_GRAD
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
@@ -223,17 +207,6 @@ fn mod_row_of(j: u32, mr: u32) {}
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
 //#flag CL_BLOCK     channels-last: a quad of channels in 4 rows per invocation
-//#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
-//#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
-//#flag SG_Z         silu_grad_elements stores z (no dy)
-//#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
-//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
-//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
-//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
-//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
-//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
-//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
-//#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
 fn s_of(e: u32) -> u32 {
   return (e / P.statDiv) % P.statMod;
@@ -256,6 +229,54 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 fn stats(s: u32) -> vec3f {
   return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
 }
+
+// fused-rows.wgsl: layer/RMS-norm (and group-norm) forward with one invocation per row, the
+// row's statistics through reduce_range (accumulate.wgsl) and the row normalized from cache: where
+// invocations are cheap loops and barriers are not (CPU adapters), and rows are many. Part of the
+// apply family (compiled after apply.wgsl, whose index maps and y4/y1 it uses).
+//
+//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group
+//                 (one run), or per block of rows sharing their weights (ROW_BLOCK).
+//
+// Entry points and flags:
+//#entry fused_rows_welford ROWFUSED WELFORD
+//#entry fused_rows_sumsq ROWFUSED SUMSQ
+//#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
+
+// apply-grad.wgsl: the normalize step's backward (apply family, after fused-rows.wgsl).
+//
+//   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
+//                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
+//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
+//                 overflow or underflow); quads as APPLY (apply.wgsl).
+//   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx
+//                 (COLS_FUSED: blocks of rows, also their column partials).
+//
+// Entry points and flags:
+//#entry grad_elements BWD_APPLY
+//#entry fused_rows_grad BWD_ROWFUSED BWD
+//#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
+//#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
+
+// modulate-grad.wgsl: the modulated norms' passes of their own (apply family; the accessor
+// wrappers are modulate.wgsl's): the gradients of scale, shift and gate summed over the broadcast
+// dims (modulation_grad_partials), SiLU's gradient for group norm (silu_grad_elements), and, on
+// devices with few storage bindings, the gated sum and the residual's gradients
+// (gated_sum_elements, residual_grad_elements).
+//
+// Entry points and flags:
+//#entry modulation_grad_partials MOD_GRAD
+//#entry silu_grad_elements SILU_GRAD
+//#entry gated_sum_elements GATED_SUM
+//#entry residual_grad_elements RESIDUAL_GRAD
+//#flag SG_Z         silu_grad_elements stores z (no dy)
+//#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
+//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
+//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
+//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
+//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
 
 // The modulation's gradients (modulate.wgsl): for modulation element m < groups (= its number
 // of elements) and chunk c < chunks of the runLength elements of x that use it (chunkLength each),
@@ -294,3 +315,10 @@ fn modulation_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(w
   }
   DSC_st(m, acc.z);
 }
+
+// lp-normalize.wgsl: Lp normalization along a dim (PyTorch F.normalize; apply family), forward
+// and backward, one invocation per lane.
+//
+// Entry points:
+//#entry lp_normalize_lanes LP_FWD
+//#entry lp_normalize_grad_lanes LP_BWD

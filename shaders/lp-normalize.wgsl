@@ -1,0 +1,112 @@
+// lp-normalize.wgsl: Lp normalization along a dim (PyTorch F.normalize; apply family), forward
+// and backward, one invocation per lane.
+//
+// Entry points:
+//#entry lp_normalize_lanes LP_FWD
+//#entry lp_normalize_grad_lanes LP_BWD
+
+//#if LP_FWD || LP_BWD
+// Lp normalization along a dim (PyTorch F.normalize): lane t < groups of runLength elements at
+// (o * runLength + d) * channels + i, t = o * channels + i (a middle dim: neighbouring invocations
+// read neighbouring elements; the last dim: one lane per row). One invocation per lane.
+fn lane_e(t: u32, d: u32) -> u32 {
+  let o = t / P.channels;
+  return (o * P.runLength + d) * P.channels + (t - o * P.channels);
+}
+// |a|^(p - 1) * sign(a): d|a|^p / da / p.
+fn lp_dpow(a: f32) -> f32 {
+  if (P.power == 2.0) { return a; }
+  if (P.power == 1.0) { return sign(a); }
+  if (a == 0.0) { return 0.0; }
+  return sign(a) * pow(abs(a), P.power - 1.0);
+}
+//#endif
+
+//#if LP_FWD
+// ‖lane t‖_p: the lane's largest |x| first (NaN anywhere: NaN; an Inf: Inf), then the sum of
+// (|x| * 2^-k)^p with 2^k near that largest value (scaling by a power of two is exact, and no
+// |x|^p overflows or underflows), in blocks of 256 (a short sequential sum per block), the root
+// scaled back by 2^k.
+fn lane_norm(t: u32) -> f32 {
+  var m = 0.0;
+  var nan = false;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let a = abs(X_ld(lane_e(t, d)));
+    nan = nan || (bitcast<u32>(a) > 0x7f800000u);
+    m = max(m, a);
+  }
+  // (NaN from a uniform: a constant NaN is a shader-creation error.)
+  if (nan) { return bitcast<f32>(0x7fc00000u | P.opaqueZero); }
+  if (!finite(m)) { return m; }
+  if (m == 0.0) { return 0.0; }
+  let k = frexp(m).exp;
+  var blk = 0.0;
+  var tot = 0.0;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
+    var v = a;
+    if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
+    blk += v;
+    if ((d & 255u) == 255u) {
+      tot += blk;
+      blk = 0.0;
+    }
+  }
+  tot += blk;
+  var r = tot;
+  if (P.power == 2.0) { r = sqrt(tot); } else if (P.power != 1.0) { r = pow(tot, 1.0 / P.power); }
+  return ldexp(r, k);
+}
+
+//#if lp_normalize_lanes
+@compute @workgroup_size(WG)
+fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups) { return; }
+  let n = lane_norm(t);
+  NORM_st(t, n);
+  // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
+  let den = select(max(n, P.eps), n, (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u);
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    Y_st(e, X_ld(e) / den);
+  }
+}
+//#endif
+
+//#if LP_BWD
+// dx = (dy - s * |y|^(p-1) sign(y)) / n with y = x / n and s = sum dy * y over the lane, where the
+// norm n >= eps (a NaN norm too: NaN follows); else (the clamp max(n, eps) took eps, whose
+// gradient is zero) dx = dy / eps.
+//#if lp_normalize_grad_lanes
+@compute @workgroup_size(WG)
+fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+//#endif
+  let t = inv_index(lid, wid, nwg);
+  if (t >= P.groups) { return; }
+  let n = NORM_ld(t);
+  if (n < P.eps) {
+    for (var d = 0u; d < P.runLength; d += 1u) {
+      let e = lane_e(t, d);
+      DX_st(e, DY_ld(e) / P.eps);
+    }
+    return;
+  }
+  var blk = 0.0;
+  var s = 0.0;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    blk += DY_ld(e) * (X_ld(e) / n);
+    if ((d & 255u) == 255u) {
+      s += blk;
+      blk = 0.0;
+    }
+  }
+  s += blk;
+  for (var d = 0u; d < P.runLength; d += 1u) {
+    let e = lane_e(t, d);
+    DX_st(e, (DY_ld(e) - s * lp_dpow(X_ld(e) / n)) / n);
+  }
+}
+//#endif
