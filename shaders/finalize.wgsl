@@ -106,62 +106,19 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
 fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
 //#endif
 
-// The kernels above share one body (each entry point compiles its own header in front of it).
-//#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_GN || FIN_DWDB || FIN_MERGE || FIN_CAST
-//#if finalize_mean_rstd
-@compute @workgroup_size(WG)
-fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if finalize_rms
-@compute @workgroup_size(WG)
-fn finalize_rms(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if finalize_weight_norm
-@compute @workgroup_size(WG)
-fn finalize_weight_norm(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if grad_coefficients
-@compute @workgroup_size(WG)
-fn grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if weight_norm_grad_coefficients
-@compute @workgroup_size(WG)
-fn weight_norm_grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if grad_sums
-@compute @workgroup_size(WG)
-fn grad_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if group_grad_coefficients
-@compute @workgroup_size(WG)
-fn group_grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if weight_bias_grads
-@compute @workgroup_size(WG)
-fn weight_bias_grads(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if merge_welford
-@compute @workgroup_size(WG)
-fn merge_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if merge_sumsq
-@compute @workgroup_size(WG)
-fn merge_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if merge_sums
-@compute @workgroup_size(WG)
-fn merge_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
-//#if cast_half
-@compute @workgroup_size(WG)
-fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-//#endif
+// One function per kernel role: the output of group (or block, or word) j < outputs; the entry
+// points below call the role their `//#entry` line names. Invocation j's index, or P.outputs
+// (none) past a windowed dispatch's invocations:
+fn out_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 {
   let j = inv_index(lid, wid, nwg);
   //#if WINDOW
-  if (j >= P.invocationEnd) { return; }
+  if (j >= P.invocationEnd) { return P.outputs; }
   //#endif
-  if (j >= P.outputs) { return; }
-  //#if FIN_STATS
+  return j;
+}
+
+//#if FIN_STATS
+fn mean_rstd_out(j: u32) {
   let r = merged(j);
   // (n, s, m, R): the mean is s + m; the apply step gets the pair (x - mean keeps its precision).
   let mean = r.y + r.z;
@@ -177,18 +134,27 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   RM_st(j, (1.0 - m) * RM_ld(j) + m * mean);
   RV_st(j, (1.0 - m) * RV_ld(j) + m * vu);
   //#endif
-  //#endif
-  //#if FIN_RMS
+}
+//#endif
+
+//#if FIN_RMS
+fn rms_out(j: u32) {
   let r = merged(j);
   RSTD_st(j, q_rstd(r.x, r.y, P.eps));
-  //#endif
-  //#if FIN_WN
+}
+//#endif
+
+//#if FIN_WN
+fn weight_norm_out(j: u32) {
   let r = merged(j);
   let nrm = select(sqrt(r.y), -r.y * sqrt(r.x), q_is_root(r.y));
   NORMS_st(j, nrm);
   SCALE_st(j, G_ld(j) / nrm);
-  //#endif
-  //#if FIN_BWD
+}
+//#endif
+
+//#if FIN_BWD
+fn grad_coefficients_out(j: u32) {
   var r = merged(j);
   //#if EVAL_STATS
   // Batch-norm eval: rstd and mean from the running statistics (FIN_EVAL folded in).
@@ -231,8 +197,11 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   //#if DB
   DB_st(j, r.y);
   //#endif
-  //#endif
-  //#if FIN_BWD_WN
+}
+//#endif
+
+//#if FIN_BWD_WN
+fn weight_norm_grad_out(j: u32) {
   let r = merged(j);
   let nrm = NORMS_ld(j);
   let gj = G_ld(j);
@@ -240,19 +209,28 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   // gamma = -s/|v| and xhat = v * (1/|v|) (apply.wgsl xhat4 with WN_XHAT): no factor of 1/g.
   COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(r.z / nrm), 1.0 / nrm));
   DG_st(j, r.z / nrm);
-  //#endif
-  //#if FIN_SUMS
+}
+//#endif
+
+//#if FIN_SUMS
+fn sums_out(j: u32) {
   OUT_st4(4u * j, merged(j));
-  //#endif
-  //#if FIN_MERGE
+}
+//#endif
+
+//#if FIN_MERGE
+fn merge_block_out(j: u32) {
   // Partials of partials: invocation j = g*blocksPerGroup + b merges partials c in [b*L, (b+1)*L)
   // (L = partialsPerBlock) of group g into OUT[4j], for groups with more partials than one
   // invocation may bind (windowed ops; see policy.ts mergeWide).
   let g = j / P.blocksPerGroup;
   let b = j - g * P.blocksPerGroup;
   OUT_st4(4u * j, merge_range(g, b * P.partialsPerBlock, min(b * P.partialsPerBlock + P.partialsPerBlock, P.partials)));
-  //#endif
-  //#if FIN_DWDB
+}
+//#endif
+
+//#if FIN_DWDB
+fn weight_bias_out(j: u32) {
   // ACCUM: added to what an earlier step over other partials stored (blocks of rows of sums).
   var r = merged(j);
   //#if ACCUM
@@ -273,15 +251,21 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   //#if DB
   DB_st(j, r.y);
   //#endif
-  //#endif
-  //#if FIN_CAST
+}
+//#endif
+
+//#if FIN_CAST
+fn cast_half_out(j: u32) {
   // j = word index; elements 2j and 2j + 1.
   let a = SRC_ld(2u * j);
   var b = 0.0;
   if (2u * j + 1u < P.elements) { b = SRC_ld(2u * j + 1u); }
   OUT_st2(2u * j, vec2f(a, b));
-  //#endif
-  //#if FIN_GN
+}
+//#endif
+
+//#if FIN_GN
+fn group_coefficients_out(j: u32) {
   // j = n*numGroups + g; the group's channels are g*Cg .. (g+1)*Cg - 1 (Cg = channelsPerGroup).
   // GN_BLOCK: only channels channelBegin .. + channelsPerBlock - 1 (groups whose sums are past a
   // binding), the coefficients being linear in the sums given the count Cg*spatial; ACCUM adds
@@ -336,9 +320,103 @@ fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   cf.z += prev.z;
   //#endif
   COEF_st4(4u * j, cf);
-  //#endif
 }
+//#endif
 
+//#if finalize_mean_rstd
+@compute @workgroup_size(WG)
+fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { mean_rstd_out(j); }
+}
+//#endif
+
+//#if finalize_rms
+@compute @workgroup_size(WG)
+fn finalize_rms(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { rms_out(j); }
+}
+//#endif
+
+//#if finalize_weight_norm
+@compute @workgroup_size(WG)
+fn finalize_weight_norm(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { weight_norm_out(j); }
+}
+//#endif
+
+//#if grad_coefficients
+@compute @workgroup_size(WG)
+fn grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { grad_coefficients_out(j); }
+}
+//#endif
+
+//#if weight_norm_grad_coefficients
+@compute @workgroup_size(WG)
+fn weight_norm_grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { weight_norm_grad_out(j); }
+}
+//#endif
+
+//#if grad_sums
+@compute @workgroup_size(WG)
+fn grad_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { sums_out(j); }
+}
+//#endif
+
+//#if group_grad_coefficients
+@compute @workgroup_size(WG)
+fn group_grad_coefficients(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { group_coefficients_out(j); }
+}
+//#endif
+
+//#if weight_bias_grads
+@compute @workgroup_size(WG)
+fn weight_bias_grads(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { weight_bias_out(j); }
+}
+//#endif
+
+//#if merge_welford
+@compute @workgroup_size(WG)
+fn merge_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { merge_block_out(j); }
+}
+//#endif
+
+//#if merge_sumsq
+@compute @workgroup_size(WG)
+fn merge_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { merge_block_out(j); }
+}
+//#endif
+
+//#if merge_sums
+@compute @workgroup_size(WG)
+fn merge_sums(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { merge_block_out(j); }
+}
+//#endif
+
+//#if cast_half
+@compute @workgroup_size(WG)
+fn cast_half(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { cast_half_out(j); }
+}
 //#endif
 
 //#if modulation_grad_sums

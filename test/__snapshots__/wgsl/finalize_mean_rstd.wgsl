@@ -256,11 +256,15 @@ fn merge_range(j: u32, ca: u32, cb: u32) -> vec4f {
 }
 fn merged(j: u32) -> vec4f { return merge_range(j, P.partialBegin, P.partials); }
 
-// The kernels above share one body (each entry point compiles its own header in front of it).
-@compute @workgroup_size(WG)
-fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+// One function per kernel role: the output of group (or block, or word) j < outputs; the entry
+// points below call the role their `//#entry` line names. Invocation j's index, or P.outputs
+// (none) past a windowed dispatch's invocations:
+fn out_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 {
   let j = inv_index(lid, wid, nwg);
-  if (j >= P.outputs) { return; }
+  return j;
+}
+
+fn mean_rstd_out(j: u32) {
   let r = merged(j);
   // (n, s, m, R): the mean is s + m; the apply step gets the pair (x - mean keeps its precision).
   let mean = r.y + r.z;
@@ -268,4 +272,10 @@ fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
   RSTD_st(j, q_rstd(r.x, r.w, P.eps));
   LO_st(2u * j, r.y);
   LO_st(2u * j + 1u, r.z);
+}
+
+@compute @workgroup_size(WG)
+fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = out_index(lid, wid, nwg);
+  if (j < P.outputs) { mean_rstd_out(j); }
 }
