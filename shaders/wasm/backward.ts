@@ -229,6 +229,50 @@ export function rows_dx(p: usize, begin: i32, end: i32): void {
 }
 
 /**
+ * Fused layer/RMS-norm backward of rows of K, in tasks of RB rows: each row's gradient sums (as
+ * rows_gsums), its coefficients (as gradCoefs in src/wasm/context.ts, float64, then rounded to
+ * float32), then its dx (as rows_dx) while the row is still in cache.
+ * p: 0 dy, 1 x, 2 dx, 3 K, 4 R, 5 RB, 6 mean (float32 per row; 0: none, RMS norm), 7 rstd
+ * (float32 per row), 8 w (per element), 9 dweight partials (0: none; float32 [tasks, K]), 10 dbias partials.
+ */
+export function rows_bwd(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), K = pi(p, 3), R = pi(p, 4), RB = pi(p, 5), meanp = pp(p, 6), rstdp = pp(p, 7);
+  const w = pp(p, 8), dwp = pp(p, 9), dbp = pp(p, 10);
+  const centered = meanp != 0;
+  const fk = <f64>K;
+  for (let t = begin; t < end; t++) {
+    const pw = dwp ? dwp + <usize>t * <usize>K * 4 : 0;
+    const pb = dbp ? dbp + <usize>t * <usize>K * 4 : 0;
+    if (pw) {
+      memory.fill(pw, 0, <usize>K * 4);
+      memory.fill(pb, 0, <usize>K * 4);
+    }
+    const r1 = min(R, (t + 1) * RB);
+    for (let r = t * RB; r < r1; r++) {
+      const off = <usize>r * <usize>K * 4;
+      const mu: f32 = centered ? ld(meanp, r) : 0;
+      let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
+      for (let k = 0; k < K; k += BLOCK) {
+        gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, K - k), mu, at(w, k), 1);
+        sa += rA;
+        sb += rB;
+        sc += rC;
+      }
+      const rs = ld(rstdp, r);
+      let kf: f64 = 0;
+      if (centered && K > 0) {
+        const kk = sc / fk;
+        if (Math.abs(kk) <= Math.abs(<f64>mu) * 2.384185791015625e-7) kf = <f64>(<f32>kk);
+      }
+      const sgx = <f64>rs * (sb - kf * sa);
+      const beta: f64 = centered ? -sa / fk : 0;
+      const gamma = -sgx / fk;
+      dxRun(dy + off, x + off, dx + off, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
+    }
+  }
+}
+
+/**
  * dx of channels-last rows of C, task = row t of O·M. p: 0 dy, 1 x, 2 dx, 3 M, 4 C, 5 O, 6 coef
  * (float32 arrays μ, k, r, outer, β, γ, each O·C), 7 w (per channel C).
  */
