@@ -272,6 +272,58 @@ export function rows_bwd(p: usize, begin: i32, end: i32): void {
   }
 }
 
+const ONE: usize = memory.data<f32>([1.0]);
+
+/**
+ * Fused group/instance-norm backward, NCHW: task q = group (n, g), its Cg planes of S contiguous
+ * elements. Per plane the gradient sums of dy (as rows_gsums with g = dy), the group's
+ * coefficients from them and the weights (as groupBackward and gradCoefs in src/wasm/, float64,
+ * rounded to float32), then dx per plane (as rows_dx) while the group is in cache.
+ * p: 0 dy, 1 x, 2 dx, 3 S, 4 G, 5 Cg, 6 mean (float32 per group), 7 rstd (per group), 8 w
+ * (float32 per channel), 9 out (float64 per plane: Σdy, Σdy·(x − μ)), 10 kout (float64 per group: k).
+ */
+export function groups_bwd(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), S = pi(p, 3), G = pi(p, 4), Cg = pi(p, 5);
+  const meanp = pp(p, 6), rstdp = pp(p, 7), w = pp(p, 8), out = pp(p, 9), kout = pp(p, 10);
+  const C = G * Cg;
+  const fk = <f64>Cg * <f64>S;
+  for (let q = begin; q < end; q++) {
+    const n = q / G, g = q % G;
+    const mu = ld(meanp, q), rs = ld(rstdp, q);
+    let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
+    for (let j = 0; j < Cg; j++) {
+      const pl = n * C + g * Cg + j;
+      const off = <usize>pl * <usize>S * 4;
+      let a: f64 = 0, b: f64 = 0, c: f64 = 0;
+      for (let k = 0; k < S; k += BLOCK) {
+        gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, S - k), mu, ONE, 0);
+        a += rA;
+        b += rB;
+        c += rC;
+      }
+      store<f64>(out + (<usize>pl << 4), a);
+      store<f64>(out + (<usize>pl << 4), b, 8);
+      const wc = <f64>ld(w, g * Cg + j);
+      sa += wc * a;
+      sb += wc * b;
+      sc += c;
+    }
+    let kf: f64 = 0;
+    if (fk > 0) {
+      const kk = sc / fk;
+      if (Math.abs(kk) <= Math.abs(<f64>mu) * 2.384185791015625e-7) kf = <f64>(<f32>kk);
+    }
+    const sgx = <f64>rs * (sb - kf * sa);
+    const beta = -sa / fk;
+    const gamma = -sgx / fk;
+    store<f64>(kout + (<usize>q << 3), kf);
+    for (let j = 0; j < Cg; j++) {
+      const off = <usize>(n * C + g * Cg + j) * <usize>S * 4;
+      dxRun(dy + off, x + off, dx + off, S, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, at(w, g * Cg + j), 0, 0, 0);
+    }
+  }
+}
+
 /**
  * dx of channels-last rows of C, task = row t of O·M. p: 0 dy, 1 x, 2 dx, 3 M, 4 C, 5 O, 6 coef
  * (float32 arrays μ, k, r, outer, β, γ, each O·C), 7 w (per channel C).
