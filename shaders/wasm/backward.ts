@@ -156,7 +156,20 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
   if (ASC_FEATURE_SIMD) {
     const vmu = f32x4.splat(mu), vk = f32x4.splat(k), vr = f32x4.splat(r), vo = f32x4.splat(outer), vbe = f32x4.splat(beta), vga = f32x4.splat(gamma);
     const vw = f32x4.splat(ld(w, 0));
-    if (wStep && dwp) {
+    if (wStep && dwp && !dbp) {
+      // RMS norm (or no bias): w per element, dweight partials only.
+      for (; i + 8 <= n; i += 8) {
+        const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i);
+        const d0 = v128.load(pd), d1 = v128.load(pd, 16);
+        const h0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vmu), vk), vr);
+        const h1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vmu), vk), vr);
+        const g0 = f32x4.mul(d0, v128.load(pw)), g1 = f32x4.mul(d1, v128.load(pw, 16));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+        v128.store(pa, f32x4.add(v128.load(pa), f32x4.mul(d0, h0)));
+        v128.store(pa, f32x4.add(v128.load(pa, 16), f32x4.mul(d1, h1)), 16);
+      }
+    } else if (wStep && dwp) {
       // Layer norm: w per element, dweight/dbias partials of the row block.
       for (; i + 8 <= n; i += 8) {
         const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i), pb = at(dbp, i);
@@ -187,20 +200,16 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
       const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vmu), vk), vr);
       const g = f32x4.mul(d, wStep ? v128.load(at(w, i)) : vw);
       v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g, vbe), f32x4.mul(vga, xh))));
-      if (dwp) {
-        v128.store(at(dwp, i), f32x4.add(v128.load(at(dwp, i)), f32x4.mul(d, xh)));
-        v128.store(at(dbp, i), f32x4.add(v128.load(at(dbp, i)), d));
-      }
+      if (dwp) v128.store(at(dwp, i), f32x4.add(v128.load(at(dwp, i)), f32x4.mul(d, xh)));
+      if (dbp) v128.store(at(dbp, i), f32x4.add(v128.load(at(dbp, i)), d));
     }
   }
   for (; i < n; i++) {
     const d = ld(dy, i);
     const xh = ((ld(x, i) - mu) - k) * r;
     st(dx, i, outer * ((d * ld(w, i * wStep) + beta) + gamma * xh));
-    if (dwp) {
-      st(dwp, i, ld(dwp, i) + d * xh);
-      st(dbp, i, ld(dbp, i) + d);
-    }
+    if (dwp) st(dwp, i, ld(dwp, i) + d * xh);
+    if (dbp) st(dbp, i, ld(dbp, i) + d);
   }
 }
 
@@ -233,7 +242,8 @@ export function rows_dx(p: usize, begin: i32, end: i32): void {
  * rows_gsums), its coefficients (as gradCoefs in src/wasm/context.ts, float64, then rounded to
  * float32), then its dx (as rows_dx) while the row is still in cache.
  * p: 0 dy, 1 x, 2 dx, 3 K, 4 R, 5 RB, 6 mean (float32 per row; 0: none, RMS norm), 7 rstd
- * (float32 per row), 8 w (per element), 9 dweight partials (0: none; float32 [tasks, K]), 10 dbias partials.
+ * (float32 per row), 8 w (per element), 9 dweight partials (0: none; float32 [tasks, K]), 10 dbias
+ * partials (0: none).
  */
 export function rows_bwd(p: usize, begin: i32, end: i32): void {
   const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), K = pi(p, 3), R = pi(p, 4), RB = pi(p, 5), meanp = pp(p, 6), rstdp = pp(p, 7);
@@ -243,10 +253,8 @@ export function rows_bwd(p: usize, begin: i32, end: i32): void {
   for (let t = begin; t < end; t++) {
     const pw = dwp ? dwp + <usize>t * <usize>K * 4 : 0;
     const pb = dbp ? dbp + <usize>t * <usize>K * 4 : 0;
-    if (pw) {
-      memory.fill(pw, 0, <usize>K * 4);
-      memory.fill(pb, 0, <usize>K * 4);
-    }
+    if (pw) memory.fill(pw, 0, <usize>K * 4);
+    if (pb) memory.fill(pb, 0, <usize>K * 4);
     const r1 = min(R, (t + 1) * RB);
     for (let r = t * RB; r < r1; r++) {
       const off = <usize>r * <usize>K * 4;

@@ -52,8 +52,8 @@ function rowsBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, 
   const partials = !!a.weight || !!bias;
   const RB = partials ? ROWS_PER_PARTIAL : 1;
   const blocks = Math.ceil(R / RB);
-  const dwp = partials ? b.temp(blocks * K * 4) : 0;
-  const dbp = partials ? b.temp(blocks * K * 4) : 0;
+  const dwp = a.weight ? b.temp(blocks * K * 4) : 0;
+  const dbp = bias ? b.temp(blocks * K * 4) : 0;
   // One kernel per block of rows: each row's gradient sums, coefficients and dx (rows_bwd).
   b.run('rows_bwd', [a.dy._ptr, a.x._ptr, dx._ptr, K, R, RB, mean ? mean._ptr : 0, a.rstd._ptr, w, dwp, dbp], blocks, 2 * R * K);
   b.roundHalf(dx);
