@@ -150,6 +150,31 @@ export function cols_gsums(p: usize, begin: i32, end: i32): void {
   }
 }
 
+/** x̂ = ((x − μ) − k)·r; kind 2: μ and k are +0, whose subtractions change no bit and are left out. */
+// @ts-ignore: decorator
+@inline function xhat(v: v128, vmu: v128, vk: v128, vr: v128, kind: i32): v128 {
+  if (kind == 2) return f32x4.mul(v, vr);
+  return f32x4.mul(f32x4.sub(f32x4.sub(v, vmu), vk), vr);
+}
+
+/** dxRun's loop with w per element and dweight partials only; returns the elements done. */
+// @ts-ignore: decorator
+@inline function dxWeightOnly(dy: usize, x: usize, dx: usize, n: i32, vmu: v128, vk: v128, vr: v128, vo: v128, vbe: v128, vga: v128, w: usize, dwp: usize, kind: i32): i32 {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i);
+    const d0 = v128.load(pd), d1 = v128.load(pd, 16);
+    const h0 = xhat(v128.load(px), vmu, vk, vr, kind);
+    const h1 = xhat(v128.load(px, 16), vmu, vk, vr, kind);
+    const g0 = f32x4.mul(d0, v128.load(pw)), g1 = f32x4.mul(d1, v128.load(pw, 16));
+    v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+    v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+    v128.store(pa, f32x4.add(v128.load(pa), f32x4.mul(d0, h0)));
+    v128.store(pa, f32x4.add(v128.load(pa, 16), f32x4.mul(d1, h1)), 16);
+  }
+  return i;
+}
+
 /** dx over n elements: outer·((g + β) + γ·x̂), g = dy·w, x̂ = ((x − μ) − k)·r. */
 function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, outer: f32, beta: f32, gamma: f32, w: usize, wStep: i32, dwp: usize, dbp: usize): void {
   let i = 0;
@@ -158,17 +183,8 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
     const vw = f32x4.splat(ld(w, 0));
     if (wStep && dwp && !dbp) {
       // RMS norm (or no bias): w per element, dweight partials only.
-      for (; i + 8 <= n; i += 8) {
-        const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i);
-        const d0 = v128.load(pd), d1 = v128.load(pd, 16);
-        const h0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vmu), vk), vr);
-        const h1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vmu), vk), vr);
-        const g0 = f32x4.mul(d0, v128.load(pw)), g1 = f32x4.mul(d1, v128.load(pw, 16));
-        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
-        v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
-        v128.store(pa, f32x4.add(v128.load(pa), f32x4.mul(d0, h0)));
-        v128.store(pa, f32x4.add(v128.load(pa, 16), f32x4.mul(d1, h1)), 16);
-      }
+      if (reinterpret<u32>(mu) == 0 && reinterpret<u32>(k) == 0) i = dxWeightOnly(dy, x, dx, n, vmu, vk, vr, vo, vbe, vga, w, dwp, 2);
+      else i = dxWeightOnly(dy, x, dx, n, vmu, vk, vr, vo, vbe, vga, w, dwp, 0);
     } else if (wStep && dwp) {
       // Layer norm: w per element, dweight/dbias partials of the row block.
       for (; i + 8 <= n; i += 8) {

@@ -2,6 +2,56 @@
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
 import { BLOCK, ROW_BLOCK, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
 
+/** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
+// @ts-ignore: decorator
+@inline function nrm(v: v128, vs: v128, vm: v128, vr: v128, kind: i32): v128 {
+  if (kind == 2) return f32x4.mul(v, vr);
+  if (kind == 1) return f32x4.mul(f32x4.sub(v, vs), vr);
+  return f32x4.mul(f32x4.sub(f32x4.sub(v, vs), vm), vr);
+}
+
+/** applyRun's vector loops, one w and b for the run; returns the elements done. */
+// @ts-ignore: decorator
+@inline function applyConst(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, vw: v128, vb: v128, kind: i32): i32 {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const px = at(x, i), py = at(y, i);
+    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
+    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
+    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
+    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
+    v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
+    v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
+    v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
+    v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
+  }
+  for (; i + 4 <= n; i += 4) {
+    v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), vw), vb));
+  }
+  return i;
+}
+
+/** applyRun's vector loops, w and b per element; returns the elements done. */
+// @ts-ignore: decorator
+@inline function applyVec(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, w: usize, b: usize, kind: i32): i32 {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
+    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
+    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
+    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
+    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
+    v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
+    v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
+    v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
+    v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
+  }
+  for (; i + 4 <= n; i += 4) {
+    v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), v128.load(at(w, i))), v128.load(at(b, i))));
+  }
+  return i;
+}
+
 /**
  * y = ((x − s) − m)·r · w + b over n elements, (s, m) the mean as a float32 pair, r = rstd;
  * w and b per element (wStep 1) or one value (wStep 0).
@@ -10,39 +60,18 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
   let i = 0;
   if (ASC_FEATURE_SIMD) {
     const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
+    // Subtracting +0 changes no bit (−0 − +0 is −0; a −0 is still subtracted): RMS norm has s and
+    // m +0, batch-norm eval (a float32 running mean) m +0.
+    const kind = reinterpret<u32>(m) != 0 ? 0 : reinterpret<u32>(s) != 0 ? 1 : 2;
     if (wStep == 0) {
       const vw = f32x4.splat(ld(w, 0)), vb = f32x4.splat(ld(b, 0));
-      for (; i + 16 <= n; i += 16) {
-        const px = at(x, i), py = at(y, i);
-        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
-        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
-        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
-        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
-        v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
-        v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
-        v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
-        v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
-      }
-      for (; i + 4 <= n; i += 4) {
-        const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
-        v128.store(at(y, i), f32x4.add(f32x4.mul(t, vw), vb));
-      }
+      if (kind == 0) i = applyConst(x, y, n, vs, vm, vr, vw, vb, 0);
+      else if (kind == 1) i = applyConst(x, y, n, vs, vm, vr, vw, vb, 1);
+      else i = applyConst(x, y, n, vs, vm, vr, vw, vb, 2);
     } else {
-      for (; i + 16 <= n; i += 16) {
-        const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
-        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
-        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
-        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
-        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
-        v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
-        v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
-        v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
-        v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
-      }
-      for (; i + 4 <= n; i += 4) {
-        const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
-        v128.store(at(y, i), f32x4.add(f32x4.mul(t, v128.load(at(w, i))), v128.load(at(b, i))));
-      }
+      if (kind == 0) i = applyVec(x, y, n, vs, vm, vr, w, b, 0);
+      else if (kind == 1) i = applyVec(x, y, n, vs, vm, vr, w, b, 1);
+      else i = applyVec(x, y, n, vs, vm, vr, w, b, 2);
     }
   }
   for (; i < n; i++) {
