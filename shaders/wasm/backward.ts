@@ -111,43 +111,98 @@ export function cols_gsums(p: usize, begin: i32, end: i32): void {
     const c1 = min(C, c0 + 16);
     const base = <usize>o * <usize>M * stride;
     for (let c = c0; c < c1; c++) {
-      let a: f64 = 0, b: f64 = 0, cc: f64 = 0;
-      const m = ld(mu, o * C + c);
-      for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
-        const n = min(ROW_BLOCK, M - m0);
-        let fa: f32 = 0, fb: f32 = 0, fc: f32 = 0;
-        const q = base + <usize>m0 * stride + (<usize>c << 2);
-        for (let i = 0; i < n; i++) {
-          const g = load<f32>(dy + q + <usize>i * stride);
-          const d = load<f32>(x + q + <usize>i * stride) - m;
-          fa += g;
-          fb += g * d;
-          fc += d;
-        }
-        if (!(Math.abs(fa) < Infinity && Math.abs(fb) < Infinity && Math.abs(fc) < Infinity)) {
-          let ga: f64 = 0, gb: f64 = 0, gc: f64 = 0;
-          for (let i = 0; i < n; i++) {
-            const g = <f64>load<f32>(dy + q + <usize>i * stride);
-            const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
-            ga += g;
-            gb += g * d;
-            gc += d;
-          }
-          a += ga;
-          b += gb;
-          cc += gc;
-        } else {
-          a += <f64>fa;
-          b += <f64>fb;
-          cc += <f64>fc;
-        }
-      }
       const e = out + <usize>(o * C + c) * 24;
-      store<f64>(e, a);
-      store<f64>(e, b, 8);
-      store<f64>(e, cc, 16);
+      store<f64>(e, 0);
+      store<f64>(e, 0, 8);
+      store<f64>(e, 0, 16);
+    }
+    // Blocks of ROW_BLOCK rows: the chunk's columns read a block's rows (in cache) four at a time.
+    for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
+      const n = min(ROW_BLOCK, M - m0);
+      const q0 = base + <usize>m0 * stride;
+      let c = c0;
+      if (ASC_FEATURE_SIMD) {
+        for (; c + 4 <= c1; c += 4) colGrad4(dy, x, q0 + (<usize>c << 2), stride, n, at(mu, o * C + c), out + <usize>(o * C + c) * 24);
+      }
+      for (; c < c1; c++) colGrad1(dy, x, q0 + (<usize>c << 2), stride, n, ld(mu, o * C + c), out + <usize>(o * C + c) * 24);
     }
   }
+}
+
+/** One column's sums over one block of n rows (float32, float64 again past float32), added to its float64 triple at e. */
+function colGrad1(dy: usize, x: usize, q: usize, stride: usize, n: i32, m: f32, e: usize): void {
+  let fa: f32 = 0, fb: f32 = 0, fc: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const g = load<f32>(dy + q + <usize>i * stride);
+    const d = load<f32>(x + q + <usize>i * stride) - m;
+    fa += g;
+    fb += g * d;
+    fc += d;
+  }
+  let a: f64, b: f64, c: f64;
+  if (!(Math.abs(fa) < Infinity && Math.abs(fb) < Infinity && Math.abs(fc) < Infinity)) {
+    a = 0;
+    b = 0;
+    c = 0;
+    for (let i = 0; i < n; i++) {
+      const g = <f64>load<f32>(dy + q + <usize>i * stride);
+      const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
+      a += g;
+      b += g * d;
+      c += d;
+    }
+  } else {
+    a = <f64>fa;
+    b = <f64>fb;
+    c = <f64>fc;
+  }
+  store<f64>(e, load<f64>(e) + a);
+  store<f64>(e, load<f64>(e, 8) + b, 8);
+  store<f64>(e, load<f64>(e, 16) + c, 16);
+}
+
+/** colGrad1 for four adjacent columns in float32 lanes (each lane the same operations in the same order). */
+function colGrad4(dy: usize, x: usize, q: usize, stride: usize, n: i32, mus: usize, e: usize): void {
+  const vm = v128.load(mus);
+  let fa = f32x4.splat(0), fb = f32x4.splat(0), fc = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const off = q + <usize>i * stride;
+    const g = v128.load(dy + off);
+    const d = f32x4.sub(v128.load(x + off), vm);
+    fa = f32x4.add(fa, g);
+    fb = f32x4.add(fb, f32x4.mul(g, d));
+    fc = f32x4.add(fc, d);
+  }
+  for (let l = 0; l < 4; l++) {
+    let la: f32, lb: f32, lc: f32;
+    if (l == 0) { la = f32x4.extract_lane(fa, 0); lb = f32x4.extract_lane(fb, 0); lc = f32x4.extract_lane(fc, 0); }
+    else if (l == 1) { la = f32x4.extract_lane(fa, 1); lb = f32x4.extract_lane(fb, 1); lc = f32x4.extract_lane(fc, 1); }
+    else if (l == 2) { la = f32x4.extract_lane(fa, 2); lb = f32x4.extract_lane(fb, 2); lc = f32x4.extract_lane(fc, 2); }
+    else { la = f32x4.extract_lane(fa, 3); lb = f32x4.extract_lane(fb, 3); lc = f32x4.extract_lane(fc, 3); }
+    const el = e + <usize>l * 24;
+    if (!(Math.abs(la) < Infinity && Math.abs(lb) < Infinity && Math.abs(lc) < Infinity)) {
+      colGrad1Redo(dy, x, q + (<usize>l << 2), stride, n, ld(mus, l), el);
+    } else {
+      store<f64>(el, load<f64>(el) + <f64>la);
+      store<f64>(el, load<f64>(el, 8) + <f64>lb, 8);
+      store<f64>(el, load<f64>(el, 16) + <f64>lc, 16);
+    }
+  }
+}
+
+/** colGrad1's float64 sums (a lane whose float32 sums left the float32 range). */
+function colGrad1Redo(dy: usize, x: usize, q: usize, stride: usize, n: i32, m: f32, e: usize): void {
+  let a: f64 = 0, b: f64 = 0, c: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const g = <f64>load<f32>(dy + q + <usize>i * stride);
+    const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
+    a += g;
+    b += g * d;
+    c += d;
+  }
+  store<f64>(e, load<f64>(e) + a);
+  store<f64>(e, load<f64>(e, 8) + b, 8);
+  store<f64>(e, load<f64>(e, 16) + c, 16);
 }
 
 /** x̂ = ((x − μ) − k)·r; kind 2: μ and k are +0, whose subtractions change no bit and are left out. */
