@@ -158,6 +158,10 @@ export function cols_stats(p: usize, begin: i32, end: i32): void {
       const xb = xo + <usize>m0 * <usize>C * 4;
       let c = c0;
       if (ASC_FEATURE_SIMD) {
+        if (c + 16 <= c1) {
+          colBlock16(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
+          c += 16;
+        }
         for (; c + 4 <= c1; c += 4) colBlock4(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
       }
       for (; c < c1; c++) colBlock1(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
@@ -189,34 +193,98 @@ function colBlock4(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
       const v = v128.load(x + <usize>i * stride);
       a = f32x4.add(a, f32x4.mul(v, v));
     }
-    for (let l = 0; l < 4; l++) {
-      let q = <f64>f32x4.extract_lane(a, 0);
-      if (l == 1) q = <f64>f32x4.extract_lane(a, 1);
-      if (l == 2) q = <f64>f32x4.extract_lane(a, 2);
-      if (l == 3) q = <f64>f32x4.extract_lane(a, 3);
-      if (redo(q)) {
-        q = 0;
-        for (let i = 0; i < n; i++) {
-          const v = <f64>ld(at(x, l), i * C);
-          q += v * v;
-        }
-      }
-      const e = acc + <usize>l * 24;
-      store<f64>(e, load<f64>(e) + <f64>n);
-      store<f64>(e, load<f64>(e, 8) + q, 8);
-    }
+    colSq4(x, C, n, acc, a);
     return;
   }
   let s = f32x4.splat(0);
   for (let i = 0; i < n; i++) s = f32x4.add(s, v128.load(x + <usize>i * stride));
-  const fn = <f32>n;
-  const sh = f32x4.div(s, f32x4.splat(fn));
+  const sh = f32x4.div(s, f32x4.splat(<f32>n));
   let d = f32x4.splat(0), q = f32x4.splat(0);
   for (let i = 0; i < n; i++) {
     const e = f32x4.sub(v128.load(x + <usize>i * stride), sh);
     d = f32x4.add(d, e);
     q = f32x4.add(q, f32x4.mul(e, e));
   }
+  colMoments4(x, C, n, acc, s, sh, d, q);
+}
+
+/**
+ * colBlock4 for sixteen adjacent columns: four vectors of lanes side by side (each lane the same
+ * operations in the same order as colBlock4's), so the sums' latency chains run in parallel.
+ */
+function colBlock16(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
+  const stride = <usize>C * 4;
+  if (mode == 1) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < n; i++) {
+      const r = x + <usize>i * stride;
+      const v0 = v128.load(r), v1 = v128.load(r, 16), v2 = v128.load(r, 32), v3 = v128.load(r, 48);
+      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+      a1 = f32x4.add(a1, f32x4.mul(v1, v1));
+      a2 = f32x4.add(a2, f32x4.mul(v2, v2));
+      a3 = f32x4.add(a3, f32x4.mul(v3, v3));
+    }
+    colSq4(x, C, n, acc, a0);
+    colSq4(at(x, 4), C, n, acc + 96, a1);
+    colSq4(at(x, 8), C, n, acc + 192, a2);
+    colSq4(at(x, 12), C, n, acc + 288, a3);
+    return;
+  }
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const r = x + <usize>i * stride;
+    s0 = f32x4.add(s0, v128.load(r));
+    s1 = f32x4.add(s1, v128.load(r, 16));
+    s2 = f32x4.add(s2, v128.load(r, 32));
+    s3 = f32x4.add(s3, v128.load(r, 48));
+  }
+  const fn = f32x4.splat(<f32>n);
+  const h0 = f32x4.div(s0, fn), h1 = f32x4.div(s1, fn), h2 = f32x4.div(s2, fn), h3 = f32x4.div(s3, fn);
+  let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+  let q0 = f32x4.splat(0), q1 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const r = x + <usize>i * stride;
+    const e0 = f32x4.sub(v128.load(r), h0);
+    const e1 = f32x4.sub(v128.load(r, 16), h1);
+    const e2 = f32x4.sub(v128.load(r, 32), h2);
+    const e3 = f32x4.sub(v128.load(r, 48), h3);
+    d0 = f32x4.add(d0, e0);
+    d1 = f32x4.add(d1, e1);
+    d2 = f32x4.add(d2, e2);
+    d3 = f32x4.add(d3, e3);
+    q0 = f32x4.add(q0, f32x4.mul(e0, e0));
+    q1 = f32x4.add(q1, f32x4.mul(e1, e1));
+    q2 = f32x4.add(q2, f32x4.mul(e2, e2));
+    q3 = f32x4.add(q3, f32x4.mul(e3, e3));
+  }
+  colMoments4(x, C, n, acc, s0, h0, d0, q0);
+  colMoments4(at(x, 4), C, n, acc + 96, s1, h1, d1, q1);
+  colMoments4(at(x, 8), C, n, acc + 192, s2, h2, d2, q2);
+  colMoments4(at(x, 12), C, n, acc + 288, s3, h3, d3, q3);
+}
+
+/** Adds four columns' float32-lane Σx² (a) to their accumulators, each lane again in float64 where it left float32's range. */
+function colSq4(x: usize, C: i32, n: i32, acc: usize, a: v128): void {
+  for (let l = 0; l < 4; l++) {
+    let q = <f64>f32x4.extract_lane(a, 0);
+    if (l == 1) q = <f64>f32x4.extract_lane(a, 1);
+    if (l == 2) q = <f64>f32x4.extract_lane(a, 2);
+    if (l == 3) q = <f64>f32x4.extract_lane(a, 3);
+    if (redo(q)) {
+      q = 0;
+      for (let i = 0; i < n; i++) {
+        const v = <f64>ld(at(x, l), i * C);
+        q += v * v;
+      }
+    }
+    const e = acc + <usize>l * 24;
+    store<f64>(e, load<f64>(e) + <f64>n);
+    store<f64>(e, load<f64>(e, 8) + q, 8);
+  }
+}
+
+/** Merges four columns' block moments (float32 lanes: Σx, shift, Σ(x − shift), Σ(x − shift)²) into their accumulators; float64 again per lane where needed. */
+function colMoments4(x: usize, C: i32, n: i32, acc: usize, s: v128, sh: v128, d: v128, q: v128): void {
   for (let l = 0; l < 4; l++) {
     let sl: f64, shl: f64, dl: f64, ql: f64;
     if (l == 0) { sl = f32x4.extract_lane(s, 0); shl = f32x4.extract_lane(sh, 0); dl = f32x4.extract_lane(d, 0); ql = f32x4.extract_lane(q, 0); }
