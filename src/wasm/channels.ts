@@ -150,7 +150,7 @@ function normalizedGroups(b: WasmContext, a: O.GroupNormBwdArgs): Tensor {
 
 export function groupNormBackward(b: WasmContext, a: O.GroupNormBwdArgs): O.ModBwdOut {
   const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
-  if (!hasMod(a) && !a.silu) return { ...groupBackward(b, a), ...none };
+  if (!hasMod(a) && !a.silu) return Object.assign(groupBackward(b, a), none);
   return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
 }
 

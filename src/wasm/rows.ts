@@ -46,8 +46,8 @@ export function rmsNorm(b: WasmContext, a: O.RmsNormArgs): O.RmsNormOut {
 /** The norm's backward; `dy` / `x` replace a's (a modulated backward's dn and the recomputed sum); f32: dx left float32. */
 function rowsBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, o: { dy?: Tensor; x?: Tensor; f32?: boolean } = {}): O.BwdOut {
   const { rows: R, K } = a;
-  a = { ...a, dy: o.dy ?? a.dy, x: o.x ?? a.x };
-  const dx = b.out(a.x.shape, o.f32 ? 'float32' : a.x.dtype);
+  const dy = o.dy ?? a.dy, x = o.x ?? a.x;
+  const dx = b.out(x.shape, o.f32 ? 'float32' : x.dtype);
   const w = a.weight ? a.weight._ptr : b.fill(K, 1);
   const partials = !!a.weight || !!bias;
   const RB = partials ? ROWS_PER_PARTIAL : 1;
@@ -55,7 +55,7 @@ function rowsBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, 
   const dwp = a.weight ? b.temp(blocks * K * 4) : 0;
   const dbp = bias ? b.temp(blocks * K * 4) : 0;
   // One kernel per block of rows: each row's gradient sums, coefficients and dx (rows_bwd).
-  b.run('rows_bwd', [a.dy._ptr, a.x._ptr, dx._ptr, K, R, RB, mean ? mean._ptr : 0, a.rstd._ptr, w, dwp, dbp], blocks, 2 * R * K);
+  b.run('rows_bwd', [dy._ptr, x._ptr, dx._ptr, K, R, RB, mean ? mean._ptr : 0, a.rstd._ptr, w, dwp, dbp], blocks, 2 * R * K);
   b.roundHalf(dx);
   const colSums = (src: number, like: Tensor): Tensor => {
     const t = b.out(a.normalizedShape, like.dtype);
@@ -82,7 +82,7 @@ function normalizedRows(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null
 }
 
 function rowsModBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.ModBwdOut {
-  if (!anyMod(a)) return { ...rowsBackward(b, a, mean, bias), ...NO_GRADS };
+  if (!anyMod(a)) return Object.assign(rowsBackward(b, a, mean, bias), NO_GRADS);
   return modulatedBackward(b, a, false, (xin) => normalizedRows(b, a, mean, bias, xin), (dn, xin, f32) => rowsBackward(b, a, mean, bias, { dy: dn, x: xin, f32 }));
 }
 
