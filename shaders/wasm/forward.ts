@@ -1,6 +1,7 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
 import { BLOCK, ROW_BLOCK, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
+import { roundHalfRun } from './elementwise';
 
 /** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
 // @ts-ignore: decorator
@@ -85,12 +86,13 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
  * elements, then its normalized values while the row is in cache.
  * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS), 4 eps, 5 w, 6 b (per element when 7 is 0),
  * 7 S (> 0: w/b per channel run of S elements), 8 G, 9 Cg (row r = (n, g): its runs are channels
- * g·Cg + j), 10 silu, 11 mean out (0: none), 12 rstd out.
+ * g·Cg + j), 10 silu, 11 mean out (0: none), 12 rstd out, 13 half (1: y rounded to binary16
+ * values, row by row while in cache, as round_half would after the kernel).
  */
 export function rows_fwd(p: usize, begin: i32, end: i32): void {
   const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), mode = pi(p, 3), eps = pf(p, 4);
   const w = pp(p, 5), b = pp(p, 6), S = pi(p, 7), G = pi(p, 8), Cg = pi(p, 9), silu = pi(p, 10);
-  const meanOut = pp(p, 11), rstdOut = pp(p, 12);
+  const meanOut = pp(p, 11), rstdOut = pp(p, 12), half = pi(p, 13);
   for (let r = begin; r < end; r++) {
     const xr = x + <usize>r * <usize>K * 4;
     const yr = y + <usize>r * <usize>K * 4;
@@ -117,6 +119,7 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
       for (let j = 0; j < Cg; j++) applyRun(at(xr, j * S), at(yr, j * S), S, s, m, <f32>rstd, at(w, c0 + j), at(b, c0 + j), 0);
     }
     if (silu) siluRun(yr, K);
+    if (half) roundHalfRun(yr, K);
   }
 }
 

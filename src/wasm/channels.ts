@@ -82,7 +82,10 @@ export function groupNorm(b: WasmContext, a: O.GroupNormArgs): O.GroupNormOut {
   if (!a.channelsLast) {
     const w = a.weight ? a.weight._ptr : b.fill(C, 1);
     const bias = a.bias ? a.bias._ptr : b.fill(C, 0);
-    b.run('rows_fwd', [a.x._ptr, y._ptr, Cg * S, 0, a.eps, w, bias, S, G, Cg, silu ? 1 : 0, mean._ptr, rstd._ptr], N * G, a.x.size);
+    // float16 y without a modulation: rounded by the kernel, group by group while in cache.
+    const half = !mod && y.dtype === 'float16' ? 1 : 0;
+    b.run('rows_fwd', [a.x._ptr, y._ptr, Cg * S, 0, a.eps, w, bias, S, G, Cg, silu ? 1 : 0, mean._ptr, rstd._ptr, half], N * G, a.x.size);
+    if (half) return { y, mean, rstd };
   } else {
     const st = colStats(b, a.x, N, S, C, 0);
     const mu = new Float64Array(N * G), rs = new Float64Array(N * G);

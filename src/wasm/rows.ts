@@ -27,9 +27,12 @@ function rowsForward(b: WasmContext, a: O.RmsNormArgs, bias: Tensor | null, rms:
   const rstd = b.out(a.statShape, 'float32');
   const w = a.weight ? a.weight._ptr : b.fill(K, 1);
   const bb = bias ? bias._ptr : b.fill(K, 0);
-  b.run('rows_fwd', [x._ptr, y._ptr, K, rms ? 1 : 0, a.eps, w, bb, 0, 1, 1, 0, mean ? mean._ptr : 0, rstd._ptr], R, R * K);
-  if (hasMod(a)) modulateInPlace(b, y, a, false);
-  b.roundHalf(y);
+  // float16 y without a modulation: rounded by the kernel, row by row while in cache.
+  const mod = hasMod(a);
+  const half = !mod && y.dtype === 'float16' ? 1 : 0;
+  b.run('rows_fwd', [x._ptr, y._ptr, K, rms ? 1 : 0, a.eps, w, bb, 0, 1, 1, 0, mean ? mean._ptr : 0, rstd._ptr, half], R, R * K);
+  if (mod) modulateInPlace(b, y, a, false);
+  if (!half) b.roundHalf(y);
   return { y, mean, rstd, sum };
 }
 
