@@ -111,43 +111,123 @@ export function cols_gsums(p: usize, begin: i32, end: i32): void {
     const c1 = min(C, c0 + 16);
     const base = <usize>o * <usize>M * stride;
     for (let c = c0; c < c1; c++) {
-      let a: f64 = 0, b: f64 = 0, cc: f64 = 0;
-      const m = ld(mu, o * C + c);
-      for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
-        const n = min(ROW_BLOCK, M - m0);
-        let fa: f32 = 0, fb: f32 = 0, fc: f32 = 0;
-        const q = base + <usize>m0 * stride + (<usize>c << 2);
-        for (let i = 0; i < n; i++) {
-          const g = load<f32>(dy + q + <usize>i * stride);
-          const d = load<f32>(x + q + <usize>i * stride) - m;
-          fa += g;
-          fb += g * d;
-          fc += d;
-        }
-        if (!(Math.abs(fa) < Infinity && Math.abs(fb) < Infinity && Math.abs(fc) < Infinity)) {
-          let ga: f64 = 0, gb: f64 = 0, gc: f64 = 0;
-          for (let i = 0; i < n; i++) {
-            const g = <f64>load<f32>(dy + q + <usize>i * stride);
-            const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
-            ga += g;
-            gb += g * d;
-            gc += d;
-          }
-          a += ga;
-          b += gb;
-          cc += gc;
-        } else {
-          a += <f64>fa;
-          b += <f64>fb;
-          cc += <f64>fc;
-        }
-      }
       const e = out + <usize>(o * C + c) * 24;
-      store<f64>(e, a);
-      store<f64>(e, b, 8);
-      store<f64>(e, cc, 16);
+      store<f64>(e, 0);
+      store<f64>(e, 0, 8);
+      store<f64>(e, 0, 16);
+    }
+    // Blocks of ROW_BLOCK rows: the chunk's columns read a block's rows (in cache) four at a time.
+    for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
+      const n = min(ROW_BLOCK, M - m0);
+      const q0 = base + <usize>m0 * stride;
+      let c = c0;
+      if (ASC_FEATURE_SIMD) {
+        for (; c + 4 <= c1; c += 4) colGrad4(dy, x, q0 + (<usize>c << 2), stride, n, at(mu, o * C + c), out + <usize>(o * C + c) * 24);
+      }
+      for (; c < c1; c++) colGrad1(dy, x, q0 + (<usize>c << 2), stride, n, ld(mu, o * C + c), out + <usize>(o * C + c) * 24);
     }
   }
+}
+
+/** One column's sums over one block of n rows (float32, float64 again past float32), added to its float64 triple at e. */
+function colGrad1(dy: usize, x: usize, q: usize, stride: usize, n: i32, m: f32, e: usize): void {
+  let fa: f32 = 0, fb: f32 = 0, fc: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const g = load<f32>(dy + q + <usize>i * stride);
+    const d = load<f32>(x + q + <usize>i * stride) - m;
+    fa += g;
+    fb += g * d;
+    fc += d;
+  }
+  let a: f64, b: f64, c: f64;
+  if (!(Math.abs(fa) < Infinity && Math.abs(fb) < Infinity && Math.abs(fc) < Infinity)) {
+    a = 0;
+    b = 0;
+    c = 0;
+    for (let i = 0; i < n; i++) {
+      const g = <f64>load<f32>(dy + q + <usize>i * stride);
+      const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
+      a += g;
+      b += g * d;
+      c += d;
+    }
+  } else {
+    a = <f64>fa;
+    b = <f64>fb;
+    c = <f64>fc;
+  }
+  store<f64>(e, load<f64>(e) + a);
+  store<f64>(e, load<f64>(e, 8) + b, 8);
+  store<f64>(e, load<f64>(e, 16) + c, 16);
+}
+
+/** colGrad1 for four adjacent columns in float32 lanes (each lane the same operations in the same order). */
+function colGrad4(dy: usize, x: usize, q: usize, stride: usize, n: i32, mus: usize, e: usize): void {
+  const vm = v128.load(mus);
+  let fa = f32x4.splat(0), fb = f32x4.splat(0), fc = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const off = q + <usize>i * stride;
+    const g = v128.load(dy + off);
+    const d = f32x4.sub(v128.load(x + off), vm);
+    fa = f32x4.add(fa, g);
+    fb = f32x4.add(fb, f32x4.mul(g, d));
+    fc = f32x4.add(fc, d);
+  }
+  for (let l = 0; l < 4; l++) {
+    let la: f32, lb: f32, lc: f32;
+    if (l == 0) { la = f32x4.extract_lane(fa, 0); lb = f32x4.extract_lane(fb, 0); lc = f32x4.extract_lane(fc, 0); }
+    else if (l == 1) { la = f32x4.extract_lane(fa, 1); lb = f32x4.extract_lane(fb, 1); lc = f32x4.extract_lane(fc, 1); }
+    else if (l == 2) { la = f32x4.extract_lane(fa, 2); lb = f32x4.extract_lane(fb, 2); lc = f32x4.extract_lane(fc, 2); }
+    else { la = f32x4.extract_lane(fa, 3); lb = f32x4.extract_lane(fb, 3); lc = f32x4.extract_lane(fc, 3); }
+    const el = e + <usize>l * 24;
+    if (!(Math.abs(la) < Infinity && Math.abs(lb) < Infinity && Math.abs(lc) < Infinity)) {
+      colGrad1Redo(dy, x, q + (<usize>l << 2), stride, n, ld(mus, l), el);
+    } else {
+      store<f64>(el, load<f64>(el) + <f64>la);
+      store<f64>(el, load<f64>(el, 8) + <f64>lb, 8);
+      store<f64>(el, load<f64>(el, 16) + <f64>lc, 16);
+    }
+  }
+}
+
+/** colGrad1's float64 sums (a lane whose float32 sums left the float32 range). */
+function colGrad1Redo(dy: usize, x: usize, q: usize, stride: usize, n: i32, m: f32, e: usize): void {
+  let a: f64 = 0, b: f64 = 0, c: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const g = <f64>load<f32>(dy + q + <usize>i * stride);
+    const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
+    a += g;
+    b += g * d;
+    c += d;
+  }
+  store<f64>(e, load<f64>(e) + a);
+  store<f64>(e, load<f64>(e, 8) + b, 8);
+  store<f64>(e, load<f64>(e, 16) + c, 16);
+}
+
+/** x̂ = ((x − μ) − k)·r; kind 2: μ and k are +0, whose subtractions change no bit and are left out. */
+// @ts-ignore: decorator
+@inline function xhat(v: v128, vmu: v128, vk: v128, vr: v128, kind: i32): v128 {
+  if (kind == 2) return f32x4.mul(v, vr);
+  return f32x4.mul(f32x4.sub(f32x4.sub(v, vmu), vk), vr);
+}
+
+/** dxRun's loop with w per element and dweight partials only; returns the elements done. */
+// @ts-ignore: decorator
+@inline function dxWeightOnly(dy: usize, x: usize, dx: usize, n: i32, vmu: v128, vk: v128, vr: v128, vo: v128, vbe: v128, vga: v128, w: usize, dwp: usize, kind: i32): i32 {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i);
+    const d0 = v128.load(pd), d1 = v128.load(pd, 16);
+    const h0 = xhat(v128.load(px), vmu, vk, vr, kind);
+    const h1 = xhat(v128.load(px, 16), vmu, vk, vr, kind);
+    const g0 = f32x4.mul(d0, v128.load(pw)), g1 = f32x4.mul(d1, v128.load(pw, 16));
+    v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g0, vbe), f32x4.mul(vga, h0))));
+    v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g1, vbe), f32x4.mul(vga, h1))), 16);
+    v128.store(pa, f32x4.add(v128.load(pa), f32x4.mul(d0, h0)));
+    v128.store(pa, f32x4.add(v128.load(pa, 16), f32x4.mul(d1, h1)), 16);
+  }
+  return i;
 }
 
 /** dx over n elements: outer·((g + β) + γ·x̂), g = dy·w, x̂ = ((x − μ) − k)·r. */
@@ -156,7 +236,11 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
   if (ASC_FEATURE_SIMD) {
     const vmu = f32x4.splat(mu), vk = f32x4.splat(k), vr = f32x4.splat(r), vo = f32x4.splat(outer), vbe = f32x4.splat(beta), vga = f32x4.splat(gamma);
     const vw = f32x4.splat(ld(w, 0));
-    if (wStep && dwp) {
+    if (wStep && dwp && !dbp) {
+      // RMS norm (or no bias): w per element, dweight partials only.
+      if (reinterpret<u32>(mu) == 0 && reinterpret<u32>(k) == 0) i = dxWeightOnly(dy, x, dx, n, vmu, vk, vr, vo, vbe, vga, w, dwp, 2);
+      else i = dxWeightOnly(dy, x, dx, n, vmu, vk, vr, vo, vbe, vga, w, dwp, 0);
+    } else if (wStep && dwp) {
       // Layer norm: w per element, dweight/dbias partials of the row block.
       for (; i + 8 <= n; i += 8) {
         const pd = at(dy, i), px = at(x, i), pw = at(w, i), pa = at(dwp, i), pb = at(dbp, i);
@@ -187,20 +271,16 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
       const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vmu), vk), vr);
       const g = f32x4.mul(d, wStep ? v128.load(at(w, i)) : vw);
       v128.store(at(dx, i), f32x4.mul(vo, f32x4.add(f32x4.add(g, vbe), f32x4.mul(vga, xh))));
-      if (dwp) {
-        v128.store(at(dwp, i), f32x4.add(v128.load(at(dwp, i)), f32x4.mul(d, xh)));
-        v128.store(at(dbp, i), f32x4.add(v128.load(at(dbp, i)), d));
-      }
+      if (dwp) v128.store(at(dwp, i), f32x4.add(v128.load(at(dwp, i)), f32x4.mul(d, xh)));
+      if (dbp) v128.store(at(dbp, i), f32x4.add(v128.load(at(dbp, i)), d));
     }
   }
   for (; i < n; i++) {
     const d = ld(dy, i);
     const xh = ((ld(x, i) - mu) - k) * r;
     st(dx, i, outer * ((d * ld(w, i * wStep) + beta) + gamma * xh));
-    if (dwp) {
-      st(dwp, i, ld(dwp, i) + d * xh);
-      st(dbp, i, ld(dbp, i) + d);
-    }
+    if (dwp) st(dwp, i, ld(dwp, i) + d * xh);
+    if (dbp) st(dbp, i, ld(dbp, i) + d);
   }
 }
 
@@ -224,6 +304,101 @@ export function rows_dx(p: usize, begin: i32, end: i32): void {
       const off = <usize>r * <usize>K * 4;
       dxRun(dy + off, x + off, dx + off, K, ld(cf, r), ld(cf, R + r), ld(cf, 2 * R + r), ld(cf, 3 * R + r), ld(cf, 4 * R + r), ld(cf, 5 * R + r),
         perRow ? at(w, r) : w, perRow ? 0 : 1, pw, pb);
+    }
+  }
+}
+
+/**
+ * Fused layer/RMS-norm backward of rows of K, in tasks of RB rows: each row's gradient sums (as
+ * rows_gsums), its coefficients (as gradCoefs in src/wasm/context.ts, float64, then rounded to
+ * float32), then its dx (as rows_dx) while the row is still in cache.
+ * p: 0 dy, 1 x, 2 dx, 3 K, 4 R, 5 RB, 6 mean (float32 per row; 0: none, RMS norm), 7 rstd
+ * (float32 per row), 8 w (per element), 9 dweight partials (0: none; float32 [tasks, K]), 10 dbias
+ * partials (0: none).
+ */
+export function rows_bwd(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), K = pi(p, 3), R = pi(p, 4), RB = pi(p, 5), meanp = pp(p, 6), rstdp = pp(p, 7);
+  const w = pp(p, 8), dwp = pp(p, 9), dbp = pp(p, 10);
+  const centered = meanp != 0;
+  const fk = <f64>K;
+  for (let t = begin; t < end; t++) {
+    const pw = dwp ? dwp + <usize>t * <usize>K * 4 : 0;
+    const pb = dbp ? dbp + <usize>t * <usize>K * 4 : 0;
+    if (pw) memory.fill(pw, 0, <usize>K * 4);
+    if (pb) memory.fill(pb, 0, <usize>K * 4);
+    const r1 = min(R, (t + 1) * RB);
+    for (let r = t * RB; r < r1; r++) {
+      const off = <usize>r * <usize>K * 4;
+      const mu: f32 = centered ? ld(meanp, r) : 0;
+      let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
+      for (let k = 0; k < K; k += BLOCK) {
+        gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, K - k), mu, at(w, k), 1);
+        sa += rA;
+        sb += rB;
+        sc += rC;
+      }
+      const rs = ld(rstdp, r);
+      let kf: f64 = 0;
+      if (centered && K > 0) {
+        const kk = sc / fk;
+        if (Math.abs(kk) <= Math.abs(<f64>mu) * 2.384185791015625e-7) kf = <f64>(<f32>kk);
+      }
+      const sgx = <f64>rs * (sb - kf * sa);
+      const beta: f64 = centered ? -sa / fk : 0;
+      const gamma = -sgx / fk;
+      dxRun(dy + off, x + off, dx + off, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
+    }
+  }
+}
+
+const ONE: usize = memory.data<f32>([1.0]);
+
+/**
+ * Fused group/instance-norm backward, NCHW: task q = group (n, g), its Cg planes of S contiguous
+ * elements. Per plane the gradient sums of dy (as rows_gsums with g = dy), the group's
+ * coefficients from them and the weights (as groupBackward and gradCoefs in src/wasm/, float64,
+ * rounded to float32), then dx per plane (as rows_dx) while the group is in cache.
+ * p: 0 dy, 1 x, 2 dx, 3 S, 4 G, 5 Cg, 6 mean (float32 per group), 7 rstd (per group), 8 w
+ * (float32 per channel), 9 out (float64 per plane: Σdy, Σdy·(x − μ)), 10 kout (float64 per group: k).
+ */
+export function groups_bwd(p: usize, begin: i32, end: i32): void {
+  const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), S = pi(p, 3), G = pi(p, 4), Cg = pi(p, 5);
+  const meanp = pp(p, 6), rstdp = pp(p, 7), w = pp(p, 8), out = pp(p, 9), kout = pp(p, 10);
+  const C = G * Cg;
+  const fk = <f64>Cg * <f64>S;
+  for (let q = begin; q < end; q++) {
+    const n = q / G, g = q % G;
+    const mu = ld(meanp, q), rs = ld(rstdp, q);
+    let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
+    for (let j = 0; j < Cg; j++) {
+      const pl = n * C + g * Cg + j;
+      const off = <usize>pl * <usize>S * 4;
+      let a: f64 = 0, b: f64 = 0, c: f64 = 0;
+      for (let k = 0; k < S; k += BLOCK) {
+        gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, S - k), mu, ONE, 0);
+        a += rA;
+        b += rB;
+        c += rC;
+      }
+      store<f64>(out + (<usize>pl << 4), a);
+      store<f64>(out + (<usize>pl << 4), b, 8);
+      const wc = <f64>ld(w, g * Cg + j);
+      sa += wc * a;
+      sb += wc * b;
+      sc += c;
+    }
+    let kf: f64 = 0;
+    if (fk > 0) {
+      const kk = sc / fk;
+      if (Math.abs(kk) <= Math.abs(<f64>mu) * 2.384185791015625e-7) kf = <f64>(<f32>kk);
+    }
+    const sgx = <f64>rs * (sb - kf * sa);
+    const beta = -sa / fk;
+    const gamma = -sgx / fk;
+    store<f64>(kout + (<usize>q << 3), kf);
+    for (let j = 0; j < Cg; j++) {
+      const off = <usize>(n * C + g * Cg + j) * <usize>S * 4;
+      dxRun(dy + off, x + off, dx + off, S, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, at(w, g * Cg + j), 0, 0, 0);
     }
   }
 }

@@ -1,6 +1,57 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
 import { BLOCK, ROW_BLOCK, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
+import { roundHalfRun } from './elementwise';
+
+/** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
+// @ts-ignore: decorator
+@inline function nrm(v: v128, vs: v128, vm: v128, vr: v128, kind: i32): v128 {
+  if (kind == 2) return f32x4.mul(v, vr);
+  if (kind == 1) return f32x4.mul(f32x4.sub(v, vs), vr);
+  return f32x4.mul(f32x4.sub(f32x4.sub(v, vs), vm), vr);
+}
+
+/** applyRun's vector loops, one w and b for the run; returns the elements done. */
+// @ts-ignore: decorator
+@inline function applyConst(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, vw: v128, vb: v128, kind: i32): i32 {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const px = at(x, i), py = at(y, i);
+    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
+    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
+    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
+    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
+    v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
+    v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
+    v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
+    v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
+  }
+  for (; i + 4 <= n; i += 4) {
+    v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), vw), vb));
+  }
+  return i;
+}
+
+/** applyRun's vector loops, w and b per element; returns the elements done. */
+// @ts-ignore: decorator
+@inline function applyVec(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, w: usize, b: usize, kind: i32): i32 {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
+    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
+    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
+    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
+    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
+    v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
+    v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
+    v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
+    v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
+  }
+  for (; i + 4 <= n; i += 4) {
+    v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), v128.load(at(w, i))), v128.load(at(b, i))));
+  }
+  return i;
+}
 
 /**
  * y = ((x − s) − m)·r · w + b over n elements, (s, m) the mean as a float32 pair, r = rstd;
@@ -10,39 +61,18 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
   let i = 0;
   if (ASC_FEATURE_SIMD) {
     const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
+    // Subtracting +0 changes no bit (−0 − +0 is −0; a −0 is still subtracted): RMS norm has s and
+    // m +0, batch-norm eval (a float32 running mean) m +0.
+    const kind = reinterpret<u32>(m) != 0 ? 0 : reinterpret<u32>(s) != 0 ? 1 : 2;
     if (wStep == 0) {
       const vw = f32x4.splat(ld(w, 0)), vb = f32x4.splat(ld(b, 0));
-      for (; i + 16 <= n; i += 16) {
-        const px = at(x, i), py = at(y, i);
-        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
-        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
-        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
-        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
-        v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
-        v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
-        v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
-        v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
-      }
-      for (; i + 4 <= n; i += 4) {
-        const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
-        v128.store(at(y, i), f32x4.add(f32x4.mul(t, vw), vb));
-      }
+      if (kind == 0) i = applyConst(x, y, n, vs, vm, vr, vw, vb, 0);
+      else if (kind == 1) i = applyConst(x, y, n, vs, vm, vr, vw, vb, 1);
+      else i = applyConst(x, y, n, vs, vm, vr, vw, vb, 2);
     } else {
-      for (; i + 16 <= n; i += 16) {
-        const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
-        const t0 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px), vs), vm), vr);
-        const t1 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 16), vs), vm), vr);
-        const t2 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 32), vs), vm), vr);
-        const t3 = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(px, 48), vs), vm), vr);
-        v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
-        v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
-        v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
-        v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
-      }
-      for (; i + 4 <= n; i += 4) {
-        const t = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, i)), vs), vm), vr);
-        v128.store(at(y, i), f32x4.add(f32x4.mul(t, v128.load(at(w, i))), v128.load(at(b, i))));
-      }
+      if (kind == 0) i = applyVec(x, y, n, vs, vm, vr, w, b, 0);
+      else if (kind == 1) i = applyVec(x, y, n, vs, vm, vr, w, b, 1);
+      else i = applyVec(x, y, n, vs, vm, vr, w, b, 2);
     }
   }
   for (; i < n; i++) {
@@ -56,12 +86,13 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
  * elements, then its normalized values while the row is in cache.
  * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS), 4 eps, 5 w, 6 b (per element when 7 is 0),
  * 7 S (> 0: w/b per channel run of S elements), 8 G, 9 Cg (row r = (n, g): its runs are channels
- * g·Cg + j), 10 silu, 11 mean out (0: none), 12 rstd out.
+ * g·Cg + j), 10 silu, 11 mean out (0: none), 12 rstd out, 13 half (1: y rounded to binary16
+ * values, row by row while in cache, as round_half would after the kernel).
  */
 export function rows_fwd(p: usize, begin: i32, end: i32): void {
   const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), mode = pi(p, 3), eps = pf(p, 4);
   const w = pp(p, 5), b = pp(p, 6), S = pi(p, 7), G = pi(p, 8), Cg = pi(p, 9), silu = pi(p, 10);
-  const meanOut = pp(p, 11), rstdOut = pp(p, 12);
+  const meanOut = pp(p, 11), rstdOut = pp(p, 12), half = pi(p, 13);
   for (let r = begin; r < end; r++) {
     const xr = x + <usize>r * <usize>K * 4;
     const yr = y + <usize>r * <usize>K * 4;
@@ -88,6 +119,7 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
       for (let j = 0; j < Cg; j++) applyRun(at(xr, j * S), at(yr, j * S), S, s, m, <f32>rstd, at(w, c0 + j), at(b, c0 + j), 0);
     }
     if (silu) siluRun(yr, K);
+    if (half) roundHalfRun(yr, K);
   }
 }
 
@@ -129,6 +161,10 @@ export function cols_stats(p: usize, begin: i32, end: i32): void {
       const xb = xo + <usize>m0 * <usize>C * 4;
       let c = c0;
       if (ASC_FEATURE_SIMD) {
+        if (c + 16 <= c1) {
+          colBlock16(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
+          c += 16;
+        }
         for (; c + 4 <= c1; c += 4) colBlock4(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
       }
       for (; c < c1; c++) colBlock1(at(xb, c), C, n, mode, out + (<usize>(o * C + c)) * 24);
@@ -160,34 +196,98 @@ function colBlock4(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
       const v = v128.load(x + <usize>i * stride);
       a = f32x4.add(a, f32x4.mul(v, v));
     }
-    for (let l = 0; l < 4; l++) {
-      let q = <f64>f32x4.extract_lane(a, 0);
-      if (l == 1) q = <f64>f32x4.extract_lane(a, 1);
-      if (l == 2) q = <f64>f32x4.extract_lane(a, 2);
-      if (l == 3) q = <f64>f32x4.extract_lane(a, 3);
-      if (redo(q)) {
-        q = 0;
-        for (let i = 0; i < n; i++) {
-          const v = <f64>ld(at(x, l), i * C);
-          q += v * v;
-        }
-      }
-      const e = acc + <usize>l * 24;
-      store<f64>(e, load<f64>(e) + <f64>n);
-      store<f64>(e, load<f64>(e, 8) + q, 8);
-    }
+    colSq4(x, C, n, acc, a);
     return;
   }
   let s = f32x4.splat(0);
   for (let i = 0; i < n; i++) s = f32x4.add(s, v128.load(x + <usize>i * stride));
-  const fn = <f32>n;
-  const sh = f32x4.div(s, f32x4.splat(fn));
+  const sh = f32x4.div(s, f32x4.splat(<f32>n));
   let d = f32x4.splat(0), q = f32x4.splat(0);
   for (let i = 0; i < n; i++) {
     const e = f32x4.sub(v128.load(x + <usize>i * stride), sh);
     d = f32x4.add(d, e);
     q = f32x4.add(q, f32x4.mul(e, e));
   }
+  colMoments4(x, C, n, acc, s, sh, d, q);
+}
+
+/**
+ * colBlock4 for sixteen adjacent columns: four vectors of lanes side by side (each lane the same
+ * operations in the same order as colBlock4's), so the sums' latency chains run in parallel.
+ */
+function colBlock16(x: usize, C: i32, n: i32, mode: i32, acc: usize): void {
+  const stride = <usize>C * 4;
+  if (mode == 1) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < n; i++) {
+      const r = x + <usize>i * stride;
+      const v0 = v128.load(r), v1 = v128.load(r, 16), v2 = v128.load(r, 32), v3 = v128.load(r, 48);
+      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+      a1 = f32x4.add(a1, f32x4.mul(v1, v1));
+      a2 = f32x4.add(a2, f32x4.mul(v2, v2));
+      a3 = f32x4.add(a3, f32x4.mul(v3, v3));
+    }
+    colSq4(x, C, n, acc, a0);
+    colSq4(at(x, 4), C, n, acc + 96, a1);
+    colSq4(at(x, 8), C, n, acc + 192, a2);
+    colSq4(at(x, 12), C, n, acc + 288, a3);
+    return;
+  }
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const r = x + <usize>i * stride;
+    s0 = f32x4.add(s0, v128.load(r));
+    s1 = f32x4.add(s1, v128.load(r, 16));
+    s2 = f32x4.add(s2, v128.load(r, 32));
+    s3 = f32x4.add(s3, v128.load(r, 48));
+  }
+  const fn = f32x4.splat(<f32>n);
+  const h0 = f32x4.div(s0, fn), h1 = f32x4.div(s1, fn), h2 = f32x4.div(s2, fn), h3 = f32x4.div(s3, fn);
+  let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+  let q0 = f32x4.splat(0), q1 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
+  for (let i = 0; i < n; i++) {
+    const r = x + <usize>i * stride;
+    const e0 = f32x4.sub(v128.load(r), h0);
+    const e1 = f32x4.sub(v128.load(r, 16), h1);
+    const e2 = f32x4.sub(v128.load(r, 32), h2);
+    const e3 = f32x4.sub(v128.load(r, 48), h3);
+    d0 = f32x4.add(d0, e0);
+    d1 = f32x4.add(d1, e1);
+    d2 = f32x4.add(d2, e2);
+    d3 = f32x4.add(d3, e3);
+    q0 = f32x4.add(q0, f32x4.mul(e0, e0));
+    q1 = f32x4.add(q1, f32x4.mul(e1, e1));
+    q2 = f32x4.add(q2, f32x4.mul(e2, e2));
+    q3 = f32x4.add(q3, f32x4.mul(e3, e3));
+  }
+  colMoments4(x, C, n, acc, s0, h0, d0, q0);
+  colMoments4(at(x, 4), C, n, acc + 96, s1, h1, d1, q1);
+  colMoments4(at(x, 8), C, n, acc + 192, s2, h2, d2, q2);
+  colMoments4(at(x, 12), C, n, acc + 288, s3, h3, d3, q3);
+}
+
+/** Adds four columns' float32-lane Σx² (a) to their accumulators, each lane again in float64 where it left float32's range. */
+function colSq4(x: usize, C: i32, n: i32, acc: usize, a: v128): void {
+  for (let l = 0; l < 4; l++) {
+    let q = <f64>f32x4.extract_lane(a, 0);
+    if (l == 1) q = <f64>f32x4.extract_lane(a, 1);
+    if (l == 2) q = <f64>f32x4.extract_lane(a, 2);
+    if (l == 3) q = <f64>f32x4.extract_lane(a, 3);
+    if (redo(q)) {
+      q = 0;
+      for (let i = 0; i < n; i++) {
+        const v = <f64>ld(at(x, l), i * C);
+        q += v * v;
+      }
+    }
+    const e = acc + <usize>l * 24;
+    store<f64>(e, load<f64>(e) + <f64>n);
+    store<f64>(e, load<f64>(e, 8) + q, 8);
+  }
+}
+
+/** Merges four columns' block moments (float32 lanes: Σx, shift, Σ(x − shift), Σ(x − shift)²) into their accumulators; float64 again per lane where needed. */
+function colMoments4(x: usize, C: i32, n: i32, acc: usize, s: v128, sh: v128, d: v128, q: v128): void {
   for (let l = 0; l < 4; l++) {
     let sl: f64, shl: f64, dl: f64, ql: f64;
     if (l == 0) { sl = f32x4.extract_lane(s, 0); shl = f32x4.extract_lane(sh, 0); dl = f32x4.extract_lane(d, 0); ql = f32x4.extract_lane(q, 0); }

@@ -3,5 +3,5 @@
 // imported: the host (src/wasm/) owns it, allocates every tensor in it and passes pointers.
 export { rows_fwd, rows_stats, cols_stats, apply_planes, apply_cols, apply_rows } from './forward';
 export { gated_add, modulate, mod_grads, residual_grads } from './modulate';
-export { rows_gsums, cols_gsums, rows_dx, cols_dx, sum_partials } from './backward';
+export { rows_gsums, cols_gsums, rows_dx, rows_bwd, groups_bwd, cols_dx, sum_partials } from './backward';
 export { add, round_half, copy } from './elementwise';

@@ -52,7 +52,8 @@ export function batchNormArgs(owner: object, x: unknown, options: unknown): O.Ba
     if (typeof m !== 'number' || !Number.isFinite(m)) throw new ValueError(`momentum: expected a finite number or null, got ${describeValue(m)}`, 'momentum');
     momentum = m;
   }
-  return { ...geom, x: xt, training, weight, bias, runningMean, runningVar, momentum, eps };
+  // Named properties first, spreads last (see rowArgs in layer-norm.ts).
+  return { x: xt, training, weight, bias, runningMean, runningVar, momentum, eps, ...geom };
 }
 
 function checkTraining(t: unknown): boolean {
@@ -82,8 +83,8 @@ export function batchNormBackwardArgs(owner: object, dy: unknown, x: unknown, op
   if (training && (!t.saveMean || !t.saveInvstd)) throw new ValueError(`${t.saveMean ? 'saveInvstd' : 'saveMean'}: training batchNormBackward needs saveMean and saveInvstd from the forward`, t.saveMean ? 'saveInvstd' : 'saveMean');
   if (!training && (!t.runningMean || !t.runningVar)) throw new ValueError(`${t.runningMean ? 'runningVar' : 'runningMean'}: eval batchNormBackward needs runningMean and runningVar`, t.runningMean ? 'runningVar' : 'runningMean');
   return {
-    ...geom, dy: dyt, x: xt, training,
+    dy: dyt, x: xt, training,
     weight: t.weight!, bias: t.bias!, runningMean: t.runningMean!, runningVar: t.runningVar!, saveMean: t.saveMean!, saveInvstd: t.saveInvstd!,
-    eps: checkEps(o.eps ?? 1e-5),
+    eps: checkEps(o.eps ?? 1e-5), ...geom,
   };
 }

@@ -66,7 +66,8 @@ function gnArgs(owner: object, x: Tensor, geom: ChannelGeom, G: number, o: Opts)
   expectShape(bias, 'bias', [geom.C], 'one per channel');
   const silu = activation(o.activation);
   const mod = groupModulation(owner, o, x, geom);
-  return { ...geom, x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu, ...mod };
+  // Named properties first, spreads last (see rowArgs in layer-norm.ts).
+  return { x, G, weight, bias, eps: checkEps(o.eps ?? 1e-5), silu, ...geom, ...mod };
 }
 
 function activation(v: unknown): boolean {
@@ -109,5 +110,5 @@ function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, r
   expectShape(weight, 'weight', [geom.C], 'one per channel');
   expectShape(bias, 'bias', [geom.C], 'one per channel');
   const mod = groupModulation(owner, o, x, geom);
-  return { ...geom, dy, x, mean, rstd, G, weight, bias, silu: activation(o.activation), ...mod };
+  return { dy, x, mean, rstd, G, weight, bias, silu: activation(o.activation), ...geom, ...mod };
 }

@@ -19,8 +19,7 @@ const KEYS = {
 
 /** layerNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
 export function layerNormArgs(owner: object, x: unknown, options: unknown): O.LayerNormArgs {
-  const { bias, ...a } = rowArgs(owner, x, options, false);
-  return { ...a, bias };
+  return rowArgs(owner, x, options, false);
 }
 
 /** rmsNorm(x, options): a bias is a ValueError. */
@@ -44,13 +43,14 @@ function rowArgs(owner: object, xArg: unknown, options: unknown, rms: boolean): 
   expectDtype(residual, 'residual', x.dtype, 'x');
   const eps = checkEps(o.eps ?? (rms ? 1.1920928955078125e-7 : 1e-5));
   const mod = rowModulation(owner, o, x, geom.normalizedShape, residual);
-  return { ...geom, x, residual, weight, bias, eps, ...mod };
+  // Named properties first, spreads last: V8 (Node 20) builds `{ ...a, k }` on a slow path (µs per call).
+  return { x, residual, weight, bias, eps, ...geom, ...mod };
 }
 
 /** layerNormBackward(dy, x, mean, rstd, options). */
 export function layerNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.LayerNormBwdArgs {
   const { mean: m, ...a } = rowBwdArgs(owner, dy, x, mean, rstd, options, false);
-  return { ...a, mean: m! };
+  return { mean: m!, ...a };
 }
 
 /** rmsNormBackward(dy, x, rstd, options). */
@@ -87,5 +87,5 @@ function rowBwdArgs(
   expectShape(bias, 'bias', geom.normalizedShape, 'normalizedShape');
   const mb = modBackward(owner, o, x);
   const mod = rowModulation(owner, o, x, geom.normalizedShape, mb.residual);
-  return { ...geom, dy, x, mean, rstd, weight, bias, ...mb, ...mod };
+  return { dy, x, mean, rstd, weight, bias, ...geom, ...mb, ...mod };
 }

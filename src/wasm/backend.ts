@@ -37,10 +37,11 @@ export class WasmBackend extends WasmContext implements O.Backend {
     return channels.groupNormBackward(this, a);
   }
   instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
-    return channels.groupNorm(this, { ...a, G: a.C, silu: false, ...NO_MOD });
+    // Named properties first, spreads last (V8's fast path; InstanceNormArgs has no G or silu).
+    return channels.groupNorm(this, { G: a.C, silu: false, ...a, ...NO_MOD });
   }
   instanceNormBackward(a: O.InstanceNormBwdArgs): O.BwdOut {
-    const { dx, dweight, dbias } = channels.groupNormBackward(this, { ...a, G: a.C, silu: false, ...NO_MOD });
+    const { dx, dweight, dbias } = channels.groupNormBackward(this, { G: a.C, silu: false, ...a, ...NO_MOD });
     return { dx, dweight, dbias };
   }
   batchNorm(a: O.BatchNormArgs): O.BatchNormOut {

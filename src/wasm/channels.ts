@@ -7,8 +7,10 @@
  * - Batch norm: statistics per plane (n, c) of S elements (rows_stats) merged over n here, or per
  *   column over N·S rows when channels last or S = 1 (the same layout); then apply_planes /
  *   apply_cols with per-channel coefficients.
- * - Backward: gradient sums per plane (rows_gsums) or per (o, c) column (cols_gsums) with g = dy,
- *   combined per group here with the weights (float64), then dx per plane or per row of C.
+ * - Group/instance-norm backward NCHW: one fused kernel per group (groups_bwd): its planes'
+ *   gradient sums, the group's coefficients, then dx while the group is in cache.
+ * - Other backwards: gradient sums per plane (rows_gsums) or per (o, c) column (cols_gsums) with
+ *   g = dy, combined per group here with the weights (float64), then dx per plane or per row of C.
  * Merges run in float64 in a fixed order, so results do not depend on how kernels were split.
  */
 import type { Tensor } from '../tensor.ts';
@@ -80,7 +82,10 @@ export function groupNorm(b: WasmContext, a: O.GroupNormArgs): O.GroupNormOut {
   if (!a.channelsLast) {
     const w = a.weight ? a.weight._ptr : b.fill(C, 1);
     const bias = a.bias ? a.bias._ptr : b.fill(C, 0);
-    b.run('rows_fwd', [a.x._ptr, y._ptr, Cg * S, 0, a.eps, w, bias, S, G, Cg, silu ? 1 : 0, mean._ptr, rstd._ptr], N * G, a.x.size);
+    // float16 y without a modulation: rounded by the kernel, group by group while in cache.
+    const half = !mod && y.dtype === 'float16' ? 1 : 0;
+    b.run('rows_fwd', [a.x._ptr, y._ptr, Cg * S, 0, a.eps, w, bias, S, G, Cg, silu ? 1 : 0, mean._ptr, rstd._ptr, half], N * G, a.x.size);
+    if (half) return { y, mean, rstd };
   } else {
     const st = colStats(b, a.x, N, S, C, 0);
     const mu = new Float64Array(N * G), rs = new Float64Array(N * G);
@@ -148,7 +153,7 @@ function normalizedGroups(b: WasmContext, a: O.GroupNormBwdArgs): Tensor {
 
 export function groupNormBackward(b: WasmContext, a: O.GroupNormBwdArgs): O.ModBwdOut {
   const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
-  if (!hasMod(a) && !a.silu) return { ...groupBackward(b, a), ...none };
+  if (!hasMod(a) && !a.silu) return Object.assign(groupBackward(b, a), none);
   return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
 }
 
@@ -160,6 +165,24 @@ function groupBackward(b: WasmContext, a: O.GroupNormBwdArgs, f32 = false): O.Bw
   const dx = b.out(a.x.shape, f32 ? 'float32' : a.x.dtype);
   const mv = b.values(a.mean).slice(), rv = b.values(a.rstd).slice();
   const w = vals(b, a.weight, C, 1);
+  if (!cl) {
+    // NCHW: one fused kernel per group (groups_bwd): the planes' gradient sums, the group's
+    // coefficients, then dx while the group is in cache; dweight/dbias summed here over n.
+    const out = b.temp(P * 16), kout = b.temp(N * G * 8);
+    const wp = a.weight ? a.weight._ptr : b.fill(C, 1);
+    b.run('groups_bwd', [a.dy._ptr, a.x._ptr, dx._ptr, S, G, Cg, a.mean._ptr, a.rstd._ptr, wp, out, kout], N * G, 2 * a.x.size);
+    b.roundHalf(dx);
+    const v = b.m.f64(out, 2 * P), kv = b.m.f64(kout, N * G);
+    const dw = new Float64Array(C), db = new Float64Array(C);
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        const p = n * C + c, q = n * G + Math.floor(c / Cg);
+        if (Cg * S > 0) dw[c] += rv[q]! * (v[2 * p + 1]! - kv[q]! * v[2 * p]!);
+        db[c] += v[2 * p]!;
+      }
+    }
+    return { dx, dweight: a.weight ? perChannel(b, dw, a.weight) : null, dbias: a.bias ? perChannel(b, db, a.bias) : null };
+  }
   const grp = (p: number) => Math.floor(p / C) * G + Math.floor((p % C) / Cg);
   const gs = gradSums(b, a.dy, a.x, cl, N, S, C, S, Float32Array.from({ length: P }, (_, p) => mv[grp(p)]!));
   const cf = new Float32Array(6 * P);

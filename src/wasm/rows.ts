@@ -1,11 +1,12 @@
 /**
  * Layer and RMS norm on the wasm backend. Forward: one fused kernel per row (statistics, then the
- * normalized row while it is in cache). Backward: per-row gradient sums, per-row coefficients
- * here, then dx with dweight/dbias partials per block of ROWS_PER_PARTIAL rows, summed in float64.
+ * normalized row while it is in cache). Backward: one fused kernel per block of ROWS_PER_PARTIAL
+ * rows (each row's gradient sums, coefficients and dx, the row in cache), with dweight/dbias
+ * partials per block, summed in float64.
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
-import { gradCoefs, type WasmContext } from './context.ts';
+import type { WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace, residualSum } from './modulate.ts';
 
 /** Rows per dweight/dbias partial (the unit of work a thread takes in the backward). */
@@ -26,9 +27,12 @@ function rowsForward(b: WasmContext, a: O.RmsNormArgs, bias: Tensor | null, rms:
   const rstd = b.out(a.statShape, 'float32');
   const w = a.weight ? a.weight._ptr : b.fill(K, 1);
   const bb = bias ? bias._ptr : b.fill(K, 0);
-  b.run('rows_fwd', [x._ptr, y._ptr, K, rms ? 1 : 0, a.eps, w, bb, 0, 1, 1, 0, mean ? mean._ptr : 0, rstd._ptr], R, R * K);
-  if (hasMod(a)) modulateInPlace(b, y, a, false);
-  b.roundHalf(y);
+  // float16 y without a modulation: rounded by the kernel, row by row while in cache.
+  const mod = hasMod(a);
+  const half = !mod && y.dtype === 'float16' ? 1 : 0;
+  b.run('rows_fwd', [x._ptr, y._ptr, K, rms ? 1 : 0, a.eps, w, bb, 0, 1, 1, 0, mean ? mean._ptr : 0, rstd._ptr, half], R, R * K);
+  if (mod) modulateInPlace(b, y, a, false);
+  if (!half) b.roundHalf(y);
   return { y, mean, rstd, sum };
 }
 
@@ -45,32 +49,16 @@ export function rmsNorm(b: WasmContext, a: O.RmsNormArgs): O.RmsNormOut {
 /** The norm's backward; `dy` / `x` replace a's (a modulated backward's dn and the recomputed sum); f32: dx left float32. */
 function rowsBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, o: { dy?: Tensor; x?: Tensor; f32?: boolean } = {}): O.BwdOut {
   const { rows: R, K } = a;
-  a = { ...a, dy: o.dy ?? a.dy, x: o.x ?? a.x };
-  const dx = b.out(a.x.shape, o.f32 ? 'float32' : a.x.dtype);
+  const dy = o.dy ?? a.dy, x = o.x ?? a.x;
+  const dx = b.out(x.shape, o.f32 ? 'float32' : x.dtype);
   const w = a.weight ? a.weight._ptr : b.fill(K, 1);
-  const mu = mean ? mean._ptr : b.fill(R, 0);
-  const sums = b.temp(R * 24);
-  b.run('rows_gsums', [a.dy._ptr, a.x._ptr, K, mu, w, 0, sums], R, 2 * R * K);
-  const s = b.m.f64(sums, 3 * R);
-  const muv = b.m.f32(mu, R);
-  const rs = b.values(a.rstd);
-  const cf = new Float32Array(6 * R);
-  for (let r = 0; r < R; r++) {
-    const [k, , beta, gamma] = gradCoefs(s[3 * r]!, s[3 * r + 1]!, s[3 * r + 2]!, K, muv[r]!, rs[r]!, true, !!mean);
-    cf[r] = muv[r]!;
-    cf[R + r] = k;
-    cf[2 * R + r] = rs[r]!;
-    cf[3 * R + r] = rs[r]!;
-    cf[4 * R + r] = beta;
-    cf[5 * R + r] = gamma;
-  }
-  const coef = b.f32Temp(cf);
   const partials = !!a.weight || !!bias;
   const RB = partials ? ROWS_PER_PARTIAL : 1;
   const blocks = Math.ceil(R / RB);
-  const dwp = partials ? b.temp(blocks * K * 4) : 0;
-  const dbp = partials ? b.temp(blocks * K * 4) : 0;
-  b.run('rows_dx', [a.dy._ptr, a.x._ptr, dx._ptr, K, R, RB, coef, w, 0, dwp, dbp], blocks, 2 * R * K);
+  const dwp = a.weight ? b.temp(blocks * K * 4) : 0;
+  const dbp = bias ? b.temp(blocks * K * 4) : 0;
+  // One kernel per block of rows: each row's gradient sums, coefficients and dx (rows_bwd).
+  b.run('rows_bwd', [dy._ptr, x._ptr, dx._ptr, K, R, RB, mean ? mean._ptr : 0, a.rstd._ptr, w, dwp, dbp], blocks, 2 * R * K);
   b.roundHalf(dx);
   const colSums = (src: number, like: Tensor): Tensor => {
     const t = b.out(a.normalizedShape, like.dtype);
@@ -97,7 +85,7 @@ function normalizedRows(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null
 }
 
 function rowsModBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.ModBwdOut {
-  if (!anyMod(a)) return { ...rowsBackward(b, a, mean, bias), ...NO_GRADS };
+  if (!anyMod(a)) return Object.assign(rowsBackward(b, a, mean, bias), NO_GRADS);
   return modulatedBackward(b, a, false, (xin) => normalizedRows(b, a, mean, bias, xin), (dn, xin, f32) => rowsBackward(b, a, mean, bias, { dy: dn, x: xin, f32 }));
 }
 
