@@ -128,6 +128,9 @@ const ROW_CASES: RowCase[] = [
   { x: [3, 37, 128], normalizedShape: [128], mod: [3, 1, 128], gate: true, dsum: true, weight: true, bias: true, seed: 31 },
   { x: [2, 45, 96], normalizedShape: [96], mod: [2, 1, 96], rms: true, weight: true, shift: false, seed: 32 },
   { x: [3, 2, 11, 64], normalizedShape: [64], mod: [1, 2, 1, 64], gate: true, weight: true, seed: 33 },
+  // Enough rows for the CPU class's row blocks (2048 and more), runs the blocks do not divide.
+  { x: [2, 1100, 16], normalizedShape: [16], mod: [2, 1, 16], gate: true, dsum: true, weight: true, bias: true, seed: 34 },
+  { x: [3, 700, 20], normalizedShape: [20], mod: [3, 1, 20], rms: true, weight: true, seed: 35 },
 ];
 
 describe('modulated layer/RMS norm backward plans', () => {
@@ -137,11 +140,12 @@ describe('modulated layer/RMS norm backward plans', () => {
     for (const [name, n] of [['auto', B.gpu], ['gpu class', B.gpuSplit]] as const) {
       if (!n._gpu) continue;
       const t = (shape: number[]) => n.tensor(new Float32Array(numel(shape)), shape);
-      const x = t([2, 256, 128]);
+      const shape = [2, 1024, 128];
+      const x = t(shape);
       const m = [2, 1, 128];
-      const o = { normalizedShape: [128], weight: t([128]), bias: t([128]), residual: t([2, 256, 128]), gate: t(m), scale: t(m), shift: t(m) };
+      const o = { normalizedShape: [128], weight: t([128]), bias: t([128]), residual: t(shape), gate: t(m), scale: t(m), shift: t(m) };
       const f = n.layerNorm(x, o);
-      const plans = n._gpu.planOnly(() => n.layerNormBackward(t([2, 256, 128]), x, f.mean, f.rstd, { ...o, dsum: t([2, 256, 128]) }));
+      const plans = n._gpu.planOnly(() => n.layerNormBackward(t(shape), x, f.mean, f.rstd, { ...o, dsum: t(shape) }));
       const steps = plans.flatMap((p) => p.steps);
       const entries = steps.map((s) => s.entry);
       expect(entries, name).toContain('modulation_grad_sums');

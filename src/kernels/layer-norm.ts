@@ -209,10 +209,12 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat, modRuns = 0):
   // one invocation, where the column kernels keep many invocations and about a thousand.
   let RB = Math.min(16, Math.floor(rows / 256));
   let colsFused = fused && cols && K % 4 === 0 && RB >= 8 && !win && (g.ctx.isCpuAdapter || g.variant === 'fused');
-  // Modulation sums: blocks within runs, enough of them for a few hundred invocations.
+  // Modulation sums: blocks within runs, as COLS_FUSED's blocks (8..16 rows and still a few
+  // hundred invocations; with fewer rows the partials would outweigh x, and the second pass of
+  // modulation_grad_partials is cheaper: measured at [2, 256, 1152] on both CPU adapters).
   let mb: ReturnType<typeof runBlocks> | null = null;
-  if (fused && ms) {
-    mb = runBlocks(rows, ms, Math.max(1, Math.min(16, Math.floor(rows / 256))));
+  if (fused && ms && Math.floor(rows / 256) >= 8) {
+    mb = runBlocks(rows, ms, Math.min(16, Math.floor(rows / 256)));
     if (mb.blocks <= maxBlocks) (colsFused = true), (RB = mb.L);
     else mb = null;
   }

@@ -418,6 +418,8 @@ const MOD_ALIASES: [string, string][] = [
   ['DR', 'DX'],
 ];
 
+const MOD_BINDINGS = new Set(['XG', 'YM', 'DYM', 'DXM', 'DS', 'DR', 'R']);
+
 /** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
 export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span> {
   const k = kernelMemory(s.entry);
@@ -434,9 +436,11 @@ export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span
   });
   // Modulated kernels (modulate.wgsl) read x, dy and write y, dx through renamed bindings: the
   // same elements; scale, shift and gate at the modulation rows of those elements.
-  for (const [alias, of] of MOD_ALIASES) if (!all.has(alias) && all.has(of)) all.set(alias, all.get(of)!);
+  if (names.some((n) => MOD_BINDINGS.has(n))) {
+    for (const [alias, of] of MOD_ALIASES) if (!all.has(alias) && all.has(of)) all.set(alias, all.get(of)!);
+  }
   const xs = all.get('X') ?? all.get('Y') ?? all.get('DX');
-  if (xs && 'modInner' in q) {
+  if (xs && 'modInner' in q && names.some((n) => n === 'SC' || n === 'SH' || n === 'GT')) {
     const inner = Math.max(q.modInner!, 1);
     const span = indexSpan(xs[0], xs[1], inner * Math.max(q.modDiv!, 1), Math.max(q.modMod!, 1), inner);
     for (const n of ['SC', 'SH', 'GT']) if (!all.has(n)) all.set(n, span);
