@@ -319,8 +319,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
   var gs: array<vec4f, NV>;
   var cdy: array<vec4f, NV>;
   var cdx: array<vec4f, NV>;
-  var cgt: array<vec4f, NV>;
-  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); cgt[k] = vec4f(0.0); }
+  for (var k = 0u; k < NV; k += 1u) { cdy[k] = vec4f(0.0); cdx[k] = vec4f(0.0); }
   for (var j = r0; j < r1; j += 1u) {
     mod_row(j);
     let base = j * K;
@@ -369,6 +368,9 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
     let n = quad_len(q, K);
-    for (var i = 0u; i < n; i += 1u) { PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], cgt[k][i])); }
+    for (var i = 0u; i < n; i += 1u) {
+      var gt = 0.0;
+      PART_st4(4u * ((4u * q + i) * P.blocks + b), vec4f(nr, cdy[k][i], cdx[k][i], gt));
+    }
   }
 }
