@@ -205,8 +205,7 @@ export function modulateBackward<R extends { dx: Tensor }>(
   }
   // Layer/RMS norm whose modulation rows are runs of whole rows (adaLN: [B, 1, D] over [B, T, D]):
   // the row kernels sum dscale, dshift and dgate per block of rows as they go (MOD_SUMS).
-  const rowsMap = norm.p.statDiv === Math.max(a.modGeom?.inner ?? 0, 1) && norm.p.weightDiv === 1 && !norm.flags.includes('CLAST');
-  const modRuns = rowsMap && !narrow && !silu && (a.modGeom?.div ?? 0) >= MIN_RUN ? a.modGeom!.div : 0;
+  const modRuns = rowNorm(norm, a) && !narrow && !silu && (a.modGeom?.div ?? 0) >= MIN_RUN ? a.modGeom!.div : 0;
   const r = run(gdy, xin, modRuns);
   if (!r.plan) throw new Error(`${op}: no plan`);
   const dresidual = a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null;
@@ -263,6 +262,13 @@ export function modulateBackward<R extends { dx: Tensor }>(
   checkPlan(g, op, plan);
   return { out: { ...r.out, dscale, dshift, dgate, dresidual }, plan };
 }
+
+/**
+ * Whether the norm's statistics are per row of the modulation's inner run (layer/RMS norm, the
+ * modulation broadcast over whole rows), with weights per column.
+ */
+const rowNorm = (norm: { flags: string[]; p: Record<string, number> }, a: O.Modulation): boolean =>
+  norm.p.statDiv === Math.max(a.modGeom?.inner ?? 0, 1) && norm.p.weightDiv === 1 && !norm.flags.includes('CLAST');
 
 /** Fewest rows per modulation row for the row kernels' sums (fewer: one partial per row or so, use modulation_grad_partials). */
 const MIN_RUN = 4;
@@ -332,8 +338,8 @@ function modGradSteps(
   const Pc = Math.ceil(U / L);
   const direct = Pc === 1;
   const noDy = sumFlags.includes('MG_NO_DY');
-  // Row norms (the statistics' run is the modulation's inner run): no index maps per element.
-  const rowsMap = norm.p.statDiv === Math.max(a.modGeom?.inner ?? 0, 1) && norm.p.weightDiv === 1 && !norm.flags.includes('CLAST');
+  // Row norms: no index maps per element.
+  const rowsMap = rowNorm(norm, a);
   const flags = [...norm.flags, ...sumFlags, ...(rowsMap && outs.dscale ? ['MG_ROWS'] : []), ...(rowsMap && sumFlags.includes('MOD_GT') ? ['MOD_ROWS'] : []), ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
   const binds: Bind[] = [...(noDy ? [] : [tb('DY', dy)]), xb, ...sumBinds, ...norm.binds];
   if (outs.dgate && dresidual) binds.push(tb('DRT', dresidual));
