@@ -139,26 +139,13 @@ function colGrad1(dy: usize, x: usize, q: usize, stride: usize, n: i32, m: f32, 
     fb += g * d;
     fc += d;
   }
-  let a: f64, b: f64, c: f64;
   if (!(Math.abs(fa) < Infinity && Math.abs(fb) < Infinity && Math.abs(fc) < Infinity)) {
-    a = 0;
-    b = 0;
-    c = 0;
-    for (let i = 0; i < n; i++) {
-      const g = <f64>load<f32>(dy + q + <usize>i * stride);
-      const d = <f64>load<f32>(x + q + <usize>i * stride) - <f64>m;
-      a += g;
-      b += g * d;
-      c += d;
-    }
-  } else {
-    a = <f64>fa;
-    b = <f64>fb;
-    c = <f64>fc;
+    colGrad1Redo(dy, x, q, stride, n, m, e);
+    return;
   }
-  store<f64>(e, load<f64>(e) + a);
-  store<f64>(e, load<f64>(e, 8) + b, 8);
-  store<f64>(e, load<f64>(e, 16) + c, 16);
+  store<f64>(e, load<f64>(e) + <f64>fa);
+  store<f64>(e, load<f64>(e, 8) + <f64>fb, 8);
+  store<f64>(e, load<f64>(e, 16) + <f64>fc, 16);
 }
 
 /** colGrad1 for four adjacent columns in float32 lanes (each lane the same operations in the same order). */
