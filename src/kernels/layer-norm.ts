@@ -169,10 +169,12 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat, modRuns = 0):
   const cols = !!(dweight || dbias);
   // (The column partials within one binding: the rows kernel is not windowed.)
   const rp = wantRows(g, K, x.dtype, win);
-  let blocks = rp && rowsBwdBlocks(rows, x.dtype, cols || ms > 0, cols || ms > 0 ? maxBlocks : rows);
+  let blocks = rp && rowsBwdBlocks(rows, x.dtype, cols, cols ? maxBlocks : rows);
   let perRun = 0;
-  if (blocks && ms) {
-    const rb = runBlocks(rows, ms, blocks.L);
+  // The modulation's sums: the column-partial blocks, kept within runs (when they fit a binding).
+  const colBlocks = rp && ms ? rowsBwdBlocks(rows, x.dtype, true, maxBlocks) : null;
+  if (colBlocks) {
+    const rb = runBlocks(rows, ms, colBlocks.L);
     if (rb.blocks <= maxBlocks) (blocks = { L: rb.L, P: rb.blocks }), (perRun = rb.perRun);
   }
   if (rp && blocks) {
