@@ -11,15 +11,10 @@ import { GpuBackend } from './kernels/gpu.ts';
 import { CpuBackend } from './cpu/backend.ts';
 import { WasmBackend } from './wasm/backend.ts';
 import { defaultThreads } from './wasm/threads.ts';
-import type * as O from './ops.ts';
 import { checkData, checkShapeArray, checkTensor, describeValue } from './validate.ts';
 import { OpRunner } from './verify.ts';
+import { OPS, type AnyBackend, type OpDef } from './op-table.ts';
 import { createNormsArgs } from './args/create-norms.ts';
-import { layerNormArgs, layerNormBackwardArgs, rmsNormArgs, rmsNormBackwardArgs } from './args/layer-norm.ts';
-import { l2NormalizeArgs, l2NormalizeBackwardArgs } from './args/l2-normalize.ts';
-import { groupNormArgs, groupNormBackwardArgs, instanceNormArgs, instanceNormBackwardArgs } from './args/group-norm.ts';
-import { batchNormArgs, batchNormBackwardArgs } from './args/batch-norm.ts';
-import { weightNormArgs, weightNormBackwardArgs } from './args/weight-norm.ts';
 
 export { Tensor } from './tensor.ts';
 export type { DType } from './tensor.ts';
@@ -96,7 +91,7 @@ export class Norms {
   readonly float16: 'native' | 'packed' | null;
   /** Whether every op is checked against the CPU reference ({@link CreateNormsOptions.verify}). */
   readonly verify: boolean;
-  /** @internal */ readonly _impl: O.Backend;
+  /** @internal */ readonly _impl: AnyBackend;
   /** @internal */ readonly _gpu: GpuBackend | null;
   /** @internal */ readonly _wasm: WasmBackend | null;
   private readonly ops: OpRunner;
@@ -316,7 +311,13 @@ export class Norms {
     this._gpu?.ctx.destroy();
   }
 
-  // ---- ops: arguments checked in src/args/, run (and verified) by src/verify.ts ----
+  // ---- ops: each an entry of the op table (src/op-table.ts), run (and verified) by src/verify.ts ----
+
+  /** Checks the arguments of op `op` (typed errors, nothing written) and runs it. */
+  private run<I extends unknown[], A extends object, R extends object, P extends object>(op: OpDef<I, A, R, P>, ...inputs: I): P {
+    this.alive();
+    return this.ops.exec(op, op.args(this, ...inputs));
+  }
 
   /**
    * Layer normalization over the trailing `normalizedShape` dims of x, as PyTorch's
@@ -330,11 +331,7 @@ export class Norms {
    *   LimitError (a modulated tensor past one storage binding), TensorError.
    */
   layerNorm(x: Tensor, options: LayerNormOptions): LayerNormResult {
-    this.alive();
-    return this.ops.exec('layerNorm', layerNormArgs(this, x, options), (b, v) => {
-      const r = b.layerNorm(v);
-      return withSum({ y: r.y, mean: r.mean, rstd: r.rstd }, r.sum);
-    });
+    return this.run(OPS.layerNorm, x, options);
   }
 
   /**
@@ -344,11 +341,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError (eps, a bias, unknown option), TensorError.
    */
   rmsNorm(x: Tensor, options: RmsNormOptions): RmsNormResult {
-    this.alive();
-    return this.ops.exec('rmsNorm', rmsNormArgs(this, x, options), (b, v) => {
-      const r = b.rmsNorm(v);
-      return withSum({ y: r.y, rstd: r.rstd }, r.sum);
-    });
+    return this.run(OPS.rmsNorm, x, options);
   }
 
   /**
@@ -365,8 +358,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError (unknown option), TensorError.
    */
   layerNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: LayerNormBackwardOptions): BackwardResult {
-    this.alive();
-    return this.ops.exec('layerNormBackward', layerNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => withGrads(b.layerNormBackward(v)));
+    return this.run(OPS.layerNormBackward, dy, x, mean, rstd, options);
   }
 
   /**
@@ -377,8 +369,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError, TensorError.
    */
   rmsNormBackward(dy: Tensor, x: Tensor, rstd: Tensor, options: RmsNormBackwardOptions): RmsNormBackwardResult {
-    this.alive();
-    return this.ops.exec('rmsNormBackward', rmsNormBackwardArgs(this, dy, x, rstd, options), (b, v) => withGrads(b.rmsNormBackward(v)));
+    return this.run(OPS.rmsNormBackward, dy, x, rstd, options);
   }
 
   /**
@@ -391,8 +382,7 @@ export class Norms {
    *   divisor of C, one value per group in the whole batch, eps, activation, unknown option), TensorError.
    */
   groupNorm(x: Tensor, options: GroupNormOptions): GroupNormResult {
-    this.alive();
-    return this.ops.exec('groupNorm', groupNormArgs(this, x, options), (b, v) => b.groupNorm(v));
+    return this.run(OPS.groupNorm, x, options);
   }
 
   /**
@@ -402,8 +392,7 @@ export class Norms {
    * @throws ShapeError, ValueError (one spatial element, eps, unknown option), TensorError.
    */
   instanceNorm(x: Tensor, options: InstanceNormOptions = {}): GroupNormResult {
-    this.alive();
-    return this.ops.exec('instanceNorm', instanceNormArgs(this, x, options), (b, v) => b.instanceNorm(v));
+    return this.run(OPS.instanceNorm, x, options);
   }
 
   /**
@@ -415,8 +404,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError, TensorError.
    */
   groupNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: GroupNormBackwardOptions): BackwardResult {
-    this.alive();
-    return this.ops.exec('groupNormBackward', groupNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => withGrads(b.groupNormBackward(v)));
+    return this.run(OPS.groupNormBackward, dy, x, mean, rstd, options);
   }
 
   /**
@@ -426,8 +414,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError, TensorError.
    */
   instanceNormBackward(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, options: InstanceNormBackwardOptions = {}): BackwardResult {
-    this.alive();
-    return this.ops.exec('instanceNormBackward', instanceNormBackwardArgs(this, dy, x, mean, rstd, options), (b, v) => b.instanceNormBackward(v));
+    return this.run(OPS.instanceNormBackward, dy, x, mean, rstd, options);
   }
 
   /**
@@ -440,9 +427,7 @@ export class Norms {
    *   eps, momentum, numBatchesTracked, unknown option), TensorError.
    */
   batchNorm(x: Tensor, options: BatchNormOptions): BatchNormResult {
-    this.alive();
-    const a = batchNormArgs(this, x, options);
-    return this.ops.exec('batchNorm', a, (b, v) => b.batchNorm(v), a.training ? ['runningMean', 'runningVar'] : []);
+    return this.run(OPS.batchNorm, x, options);
   }
 
   /**
@@ -452,8 +437,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError (missing saved/running statistics, unknown option), TensorError.
    */
   batchNormBackward(dy: Tensor, x: Tensor, options: BatchNormBackwardOptions): BackwardResult {
-    this.alive();
-    return this.ops.exec('batchNormBackward', batchNormBackwardArgs(this, dy, x, options), (b, v) => b.batchNormBackward(v));
+    return this.run(OPS.batchNormBackward, dy, x, options);
   }
 
   /**
@@ -464,8 +448,7 @@ export class Norms {
    * @throws ShapeError (g's shape), ValueError (dim out of range, unknown option), TensorError.
    */
   weightNorm(v: Tensor, g: Tensor, options: WeightNormOptions = {}): WeightNormResult {
-    this.alive();
-    return this.ops.exec('weightNorm', weightNormArgs(this, v, g, options), (b, a) => b.weightNorm(a));
+    return this.run(OPS.weightNorm, v, g, options);
   }
 
   /**
@@ -475,8 +458,7 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError, TensorError.
    */
   weightNormBackward(dw: Tensor, v: Tensor, g: Tensor, norms: Tensor, options: WeightNormOptions = {}): WeightNormBackwardResult {
-    this.alive();
-    return this.ops.exec('weightNormBackward', weightNormBackwardArgs(this, dw, v, g, norms, options), (b, a) => b.weightNormBackward(a));
+    return this.run(OPS.weightNormBackward, dw, v, g, norms, options);
   }
 
   /**
@@ -490,8 +472,7 @@ export class Norms {
    *   unknown option), ShapeError (rank 0), LimitError (webgpu: x past one storage binding), TensorError.
    */
   l2Normalize(x: Tensor, options: L2NormalizeOptions = {}): L2NormalizeResult {
-    this.alive();
-    return this.ops.exec('l2Normalize', l2NormalizeArgs(this, x, options), (b, a) => b.l2Normalize(a));
+    return this.run(OPS.l2Normalize, x, options);
   }
 
   /**
@@ -503,25 +484,8 @@ export class Norms {
    * @throws ShapeError, DTypeError, ValueError, LimitError, TensorError.
    */
   l2NormalizeBackward(dy: Tensor, x: Tensor, norms: Tensor, options: L2NormalizeOptions = {}): L2NormalizeBackwardResult {
-    this.alive();
-    return this.ops.exec('l2NormalizeBackward', l2NormalizeBackwardArgs(this, dy, x, norms, options), (b, a) => b.l2NormalizeBackward(a));
+    return this.run(OPS.l2NormalizeBackward, dy, x, norms, options);
   }
-}
-
-/** A backward's result with the modulation's gradients only where their tensors were given. */
-function withGrads<T extends { dscale: Tensor | null; dshift: Tensor | null; dgate: Tensor | null; dresidual: Tensor | null }>(r: T) {
-  const { dscale, dshift, dgate, dresidual, ...rest } = r;
-  const extra: { dscale?: Tensor; dshift?: Tensor; dgate?: Tensor; dresidual?: Tensor } = {};
-  if (dscale) extra.dscale = dscale;
-  if (dshift) extra.dshift = dshift;
-  if (dgate) extra.dgate = dgate;
-  if (dresidual) extra.dresidual = dresidual;
-  // One spread, then assignments: V8 (Node 20) builds { ...a, ...b } on a slow path.
-  return Object.assign({ ...rest }, extra);
-}
-
-function withSum<T extends object>(r: T, sum: Tensor | null): T & { sum?: Tensor } {
-  return sum ? { ...r, sum } : r;
 }
 
 export { relativeL2 } from './verify.ts';

@@ -182,24 +182,13 @@ export interface LpNormalizeBwdArgs extends LpGeom {
   norms: Tensor;
 }
 
-/** What a backend implements; the public API validates and then calls exactly one of these. */
+/**
+ * What every backend has besides its ops (src/op-table.ts runs an op on a backend by its `kind`):
+ * tensors from host data, reading them back, freeing them.
+ */
 export interface Backend {
   readonly kind: 'webgpu' | 'wasm' | 'cpu';
   tensor(data: Float32Array, shape: readonly number[], dtype: DType): Tensor;
   read(t: Tensor): Promise<Float32Array>;
-  layerNorm(a: LayerNormArgs): LayerNormOut;
-  layerNormBackward(a: LayerNormBwdArgs): ModBwdOut;
-  rmsNorm(a: RmsNormArgs): RmsNormOut;
-  rmsNormBackward(a: RmsNormBwdArgs): RmsNormBwdOut & ModGradsOut;
-  groupNorm(a: GroupNormArgs): GroupNormOut;
-  groupNormBackward(a: GroupNormBwdArgs): ModBwdOut;
-  instanceNorm(a: InstanceNormArgs): GroupNormOut;
-  instanceNormBackward(a: InstanceNormBwdArgs): BwdOut;
-  batchNorm(a: BatchNormArgs): BatchNormOut;
-  batchNormBackward(a: BatchNormBwdArgs): BwdOut;
-  weightNorm(a: WeightNormArgs): WeightNormOut;
-  weightNormBackward(a: WeightNormBwdArgs): WeightNormBwdOut;
-  l2Normalize(a: LpNormalizeArgs): LpNormalizeOut;
-  l2NormalizeBackward(a: LpNormalizeBwdArgs): { dx: Tensor };
   destroy(): void;
 }

@@ -7,35 +7,34 @@
 import { Tensor, type DType } from './tensor.ts';
 import { ParityError, fmtShape } from './errors.ts';
 import { CpuBackend } from './cpu/backend.ts';
-import type * as O from './ops.ts';
+import { runOp, type AnyBackend, type OpDef } from './op-table.ts';
 
 /** Parity tolerance (relative L2) of an output by its dtype; in-place updated inputs use 1e-4. */
 const REL_TOL: Record<DType, number> = { float32: 1e-4, float16: 2e-3 };
 
 /** A backend whose ops run inside an allocation transaction and can be checked (webgpu, wasm). */
-export interface CheckedBackend extends O.Backend {
-  transaction<T>(fn: () => T): T;
-}
+export type CheckedBackend = Exclude<AnyBackend, CpuBackend>;
+
 
 export class OpRunner {
   private readonly cpuRef = new CpuBackend({});
 
   /** `gpu`: the webgpu or wasm backend, or null on the cpu backend (then `impl` runs every op as is). */
   constructor(
-    private readonly impl: O.Backend,
+    private readonly impl: AnyBackend,
     private readonly gpu: CheckedBackend | null,
     private readonly verify: boolean,
   ) {}
 
   /**
-   * Runs `run(backend, args)` for op `op`. `mutated`: the args updated in place (batch norm's
-   * running statistics), compared against the reference's updates too.
+   * Runs op `op` of the table with resolved arguments `args`; with verify, also on the float64
+   * reference, comparing every output and the args it updates in place (`op.mutated`).
    */
-  exec<A extends object, R extends object>(op: string, args: A, run: (b: O.Backend, a: A) => R, mutated: string[] = []): R {
+  exec<A extends object, R extends object, P extends object>(op: OpDef<never, A, R, P>, args: A): P {
     const gpu = this.gpu;
-    if (!gpu) return run(this.impl, args);
+    if (!gpu) return runOp(this.impl, op, args);
     const inputs = Object.values(args).filter((v): v is Tensor => v instanceof Tensor);
-    const out = gpu.transaction(() => (this.verify ? this.verified(op, args, run, mutated, gpu) : run(gpu, args)));
+    const out = gpu.transaction(() => (this.verify ? this.verified(op, args, gpu) : runOp(gpu, op, args)));
     // An output is only as good as the inputs it was computed from: a failed producer (GPU
     // validation error, verify mismatch) makes the dependent outputs reject as well.
     const upstream = inputs.map((t) => t._pending).filter((p): p is Promise<void> => p !== null);
@@ -50,12 +49,13 @@ export class OpRunner {
     return out;
   }
 
-  private verified<A extends object, R extends object>(op: string, args: A, run: (b: O.Backend, a: A) => R, mutated: string[], gpu: CheckedBackend): R {
+  private verified<A extends object, R extends object, P extends object>(op: OpDef<never, A, R, P>, args: A, gpu: CheckedBackend): P {
+    const mutated = op.mutated?.(args) ?? [];
     // Snapshot every input on the GPU queue before the op runs (the op may update running stats).
     const snaps: [string, Tensor][] = [];
     for (const [k, v] of Object.entries(args)) if (v instanceof Tensor) snaps.push([k, v]);
     const hostIn = Promise.all(snaps.map(([, t]) => gpu.read(t)));
-    const out = run(gpu, args);
+    const out = runOp(gpu, op, args);
     // The outputs' own completion (GPU error scopes), captured before read() is made to wait
     // for this check too: the check must not wait on itself.
     const ownDone = new Map<Tensor, Promise<void> | null>();
@@ -66,17 +66,17 @@ export class OpRunner {
       const data = await hostIn;
       const cpuArgs = { ...args } as Record<string, unknown>;
       snaps.forEach(([k, t], i) => (cpuArgs[k] = this.cpuRef.tensor(data[i]!, t.shape, t.dtype)));
-      const ref = run(this.cpuRef, cpuArgs as A) as Record<string, Tensor | null>;
+      const ref = runOp(this.cpuRef, op, cpuArgs as A) as Record<string, Tensor | null>;
       const got = out as Record<string, Tensor | null>;
       for (const [name, t] of Object.entries(got)) {
         if (!(t instanceof Tensor) || !ref[name]) continue;
         await ownDone.get(t);
-        compare(op, name, await gpu.read(t), ref[name]!._data!, t.shape, REL_TOL[t.dtype]);
+        compare(op.name, name, await gpu.read(t), ref[name]!._data!, t.shape, REL_TOL[t.dtype]);
       }
       const mutatedNow = await after;
       mutated.forEach((k, i) => {
         const r = cpuArgs[k] as Tensor | null;
-        if (r && mutatedNow[i]) compare(op, k, mutatedNow[i]!, r._data!, r.shape, 1e-4);
+        if (r && mutatedNow[i]) compare(op.name, k, mutatedNow[i]!, r._data!, r.shape, 1e-4);
       });
     })();
     check.catch(() => {});
@@ -91,8 +91,8 @@ export class OpRunner {
     Object.defineProperty(out, 'then', {
       enumerable: false,
       configurable: true,
-      value: (res: (v: R) => unknown, rej: (e: unknown) => unknown) => {
-        const plain = { ...out } as R;
+      value: (res: (v: P) => unknown, rej: (e: unknown) => unknown) => {
+        const plain = { ...out } as P;
         return check.then(() => res(plain), rej);
       },
     });

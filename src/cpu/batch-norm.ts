@@ -3,7 +3,8 @@
  * channel over N and the spatial dims; eval mode normalizes by the running statistics, training
  * mode by the batch's and updates the running ones in place.
  */
-import type { HostTensor } from './host.ts';
+import type { CpuHost, HostTensor } from './host.ts';
+import type * as O from '../ops.ts';
 import { type Arr, type AnyTensor, centeredStats, channels, dataOf, mapAll, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
 export interface BatchNormOpts<T> {
@@ -87,4 +88,36 @@ export function batchNormBackward(
   o: BatchNormBackwardOpts<HostTensor>,
 ): { dx: HostTensor; dweight: HostTensor | null; dbias: HostTensor | null } {
   return round(batchNormBackward64(dy, x, o));
+}
+
+// ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
+
+export function batchNormOp(c: CpuHost, a: O.BatchNormArgs): O.BatchNormOut {
+  const r = batchNorm(c.h(a.x), {
+    training: a.training,
+    weight: c.h(a.weight),
+    bias: c.h(a.bias),
+    runningMean: c.h(a.runningMean),
+    runningVar: c.h(a.runningVar),
+    momentum: a.momentum,
+    eps: a.eps,
+    numBatchesTracked: 0,
+    channelsLast: a.channelsLast,
+  });
+  return { y: c.out(r.y, a.x.dtype), saveMean: c.out(r.saveMean, 'float32'), saveInvstd: c.out(r.saveInvstd, 'float32') };
+}
+
+export function batchNormBackwardOp(c: CpuHost, a: O.BatchNormBwdArgs): O.BwdOut {
+  const r = batchNormBackward(c.h(a.dy), c.h(a.x), {
+    training: a.training,
+    weight: c.h(a.weight),
+    bias: c.h(a.bias),
+    runningMean: c.h(a.runningMean),
+    runningVar: c.h(a.runningVar),
+    saveMean: c.h(a.saveMean),
+    saveInvstd: c.h(a.saveInvstd),
+    eps: a.eps,
+    channelsLast: a.channelsLast,
+  });
+  return { dx: c.out(r.dx, a.x.dtype), dweight: r.dweight && c.out(r.dweight, a.weight!.dtype), dbias: r.dbias && c.out(r.dbias, a.bias!.dtype) };
 }

@@ -2,7 +2,9 @@
  * Float64 reference of groupNorm and instanceNorm (group norm with G = C), forward and backward
  * (docs/SEMANTICS.md): one group per (sample, group of C/G channels), affine index the channel.
  */
-import type { HostTensor } from './host.ts';
+import type { CpuHost, HostTensor } from './host.ts';
+import * as O from '../ops.ts';
+import { modBackward, modOut } from './modulate.ts';
 import { type AnyTensor, centeredStats, channels, dataOf, grouping, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
 /**
@@ -86,4 +88,31 @@ export function instanceNormBackward(
   o: { weight: HostTensor | null; bias: HostTensor | null; channelsLast?: boolean },
 ): { dx: HostTensor; dweight: HostTensor | null; dbias: HostTensor | null } {
   return round(instanceNormBackward64(dy, x, mean, rstd, o));
+}
+
+// ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
+
+export function groupNormOp(c: CpuHost, a: O.GroupNormArgs): O.GroupNormOut {
+  const r = groupNorm64(c.h(a.x), { numGroups: a.G, weight: c.h(a.weight), bias: c.h(a.bias), eps: a.eps, channelsLast: a.channelsLast });
+  return { y: modOut(c, a, r.y, a.silu), mean: c.out64(r.mean.data, r.mean.shape, 'float32'), rstd: c.out64(r.rstd.data, r.rstd.shape, 'float32') };
+}
+
+export function groupNormBackwardOp(c: CpuHost, a: O.GroupNormBwdArgs): O.ModBwdOut {
+  const { C, S, G } = a;
+  const Cg = C / G;
+  const cl = a.channelsLast;
+  const stat = cl ? (e: number) => Math.floor(e / (S * C)) * G + Math.floor((e % C) / Cg) : (e: number) => Math.floor(e / (Cg * S));
+  const aff = cl ? (e: number) => e % C : (e: number) => Math.floor(e / S) % C;
+  return modBackward(c, { ...a, gate: null, residual: null, dsum: null }, a.mean, 0, a.bias, { stat, aff, silu: a.silu }, (dy, x) =>
+    groupNormBackward64(dy, x, c.h(a.mean), c.h(a.rstd), { numGroups: a.G, weight: c.h(a.weight), bias: c.h(a.bias), channelsLast: a.channelsLast }),
+  );
+}
+
+export function instanceNormOp(c: CpuHost, a: O.InstanceNormArgs): O.GroupNormOut {
+  return groupNormOp(c, { ...a, G: a.C, silu: false, ...O.NO_MOD });
+}
+
+export function instanceNormBackwardOp(c: CpuHost, a: O.InstanceNormBwdArgs): O.BwdOut {
+  const { dx, dweight, dbias } = groupNormBackwardOp(c, { ...a, G: a.C, silu: false, ...O.NO_MOD });
+  return { dx, dweight, dbias };
 }

@@ -5,6 +5,9 @@
  */
 import type { Arr } from './common.ts';
 import type { LpGeom } from '../ops.ts';
+import type * as O from '../ops.ts';
+import type { Tensor } from '../tensor.ts';
+import type { CpuHost } from './host.ts';
 
 function forEachLane(g: LpGeom, f: (at: (d: number) => number, lane: number) => void): void {
   for (let o = 0; o < g.outer; o++) {
@@ -52,4 +55,15 @@ export function l2NormalizeBackward64(dy: Arr, x: Arr, norms: Arr, g: LpGeom): F
     for (let d = 0; d < g.D; d++) dx[at(d)] = (dy[at(d)]! - s * dpow(x[at(d)]! / n)) / n;
   });
   return dx;
+}
+
+// ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
+
+export function l2NormalizeOp(c: CpuHost, a: O.LpNormalizeArgs): O.LpNormalizeOut {
+  const r = l2Normalize64(a.x._data!, a);
+  return { y: c.out64(r.y, a.x.shape, a.x.dtype), norms: c.out64(r.norms, a.normShape, 'float32') };
+}
+
+export function l2NormalizeBackwardOp(c: CpuHost, a: O.LpNormalizeBwdArgs): { dx: Tensor } {
+  return { dx: c.out64(l2NormalizeBackward64(a.dy._data!, a.x._data!, a.norms._data!, a), a.x.shape, a.x.dtype) };
 }

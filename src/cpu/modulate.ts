@@ -7,8 +7,11 @@
  *             dscale = Σ dz ⊙ n, dshift = Σ dz, dgate = Σ t ⊙ x over the broadcast dims.
  * Element e of x uses modulation element m(e) = ((e / inner / div) % mod) * inner + e % inner.
  */
-import type { Arr } from './common.ts';
+import type { Arr, F64Tensor } from './common.ts';
+import type * as O from '../ops.ts';
 import type { ModGeom } from '../ops.ts';
+import type { Tensor } from '../tensor.ts';
+import type { CpuHost, HostTensor } from './host.ts';
 
 /** The modulation index of every element of x (n elements). */
 export function modIndex(n: number, g: ModGeom): Int32Array {
@@ -102,4 +105,64 @@ export function normalizedWith(x: Arr, mean: Arr | null, rstd: Arr, stat: (e: nu
     n[e] = v;
   }
   return n;
+}
+
+// ---- the modulated ops on the cpu backend, around the norms' float64 references ----
+
+/** Where each element of x reads its modulation (null: no modulation). */
+function idxOf(a: O.Modulation, n: number): Int32Array | null {
+  return a.modGeom ? modIndex(n, a.modGeom) : null;
+}
+
+/** The norm's input: x, or the fused residual + gate ⊙ x (returned as `sum`, in x's dtype). */
+export function rowInput(c: CpuHost, a: O.RmsNormArgs): { x: HostTensor; sum: Tensor | null } {
+  if (!a.residual) return { x: c.h(a.x), sum: null };
+  const s = gatedSum(a.x._data!, a.residual._data!, c.d(a.gate), idxOf(a, a.x.size));
+  const sum = c.out64(s, a.x.shape, a.x.dtype);
+  return { x: c.h(sum), sum };
+}
+
+/** y in x's dtype: the norm's float64 output, modulated where asked (and through SiLU). */
+export function modOut(c: CpuHost, a: O.Modulation & { x: Tensor }, y: F64Tensor, silu: boolean): Tensor {
+  const m = { scale: c.d(a.scale), shift: c.d(a.shift), scaleOffset: a.scaleOffset, silu };
+  return c.out64(modulate(Float64Array.from(y.data), idxOf(a, a.x.size), m), a.x.shape, a.x.dtype);
+}
+
+/**
+ * A backward with the modulation (any of scale, shift, gate, residual, dsum, SiLU): dy through
+ * the activation and the modulation, the norm's float64 backward (`norm`), then the residual's
+ * gradients. `K`: elements per statistic (rows); `group`: group norm's index maps instead.
+ */
+export function modBackward(
+  c: CpuHost,
+  a: O.Modulation & O.ModBackward & { dy: Tensor; x: Tensor; rstd: Tensor; weight: Tensor | null },
+  mean: Tensor | null,
+  K: number,
+  bias: Tensor | null,
+  group: { stat: (e: number) => number; aff: (e: number) => number; silu: boolean } | null,
+  norm: (dy: F64Tensor, x: F64Tensor | HostTensor) => { dx: F64Tensor; dweight: F64Tensor | null; dbias?: F64Tensor | null },
+): O.ModBwdOut {
+  const n = a.x.size;
+  const idx = idxOf(a, n);
+  const mt = a.scale ?? a.shift ?? a.gate;
+  const M = mt ? mt.size : 0;
+  const xd = a.x._data!;
+  // The norm's input: the forward's stored sum (rounded to x's dtype), recomputed.
+  const xin: HostTensor = a.residual ? c.h(c.out64(gatedSum(xd, a.residual._data!, c.d(a.gate), idx), a.x.shape, a.x.dtype)) : c.h(a.x);
+  const stat = group ? group.stat : (e: number) => Math.floor(e / Math.max(K, 1));
+  const aff = group ? group.aff : (e: number) => e % Math.max(K, 1);
+  const nv = normalizedWith(xin.data, c.d(mean), a.rstd._data!, stat, aff, c.d(a.weight), c.d(bias));
+  const g = modulationGrads(a.dy._data!, nv, idx, M, { scale: c.d(a.scale), shift: c.d(a.shift), scaleOffset: a.scaleOffset, silu: group?.silu ?? false });
+  const r = norm({ data: g.dn, shape: a.x.shape }, xin);
+  const rg = residualGrads(r.dx.data, c.d(a.dsum), xd, c.d(a.gate), idx, M);
+  const o64 = (d: Float64Array, t: Tensor | null) => (t ? c.out64(d, t.shape, t.dtype) : null);
+  return {
+    dx: c.out64(rg.dx, a.x.shape, a.x.dtype),
+    dweight: r.dweight && c.out64(r.dweight.data, a.weight!.shape, a.weight!.dtype),
+    dbias: r.dbias && bias ? c.out64(r.dbias.data, bias.shape, bias.dtype) : null,
+    dscale: o64(g.dscale, a.scale),
+    dshift: o64(g.dshift, a.shift),
+    dgate: o64(rg.dgate, a.gate),
+    dresidual: a.residual ? c.out64(rg.dresidual, a.x.shape, a.x.dtype) : null,
+  };
 }

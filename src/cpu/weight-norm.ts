@@ -2,7 +2,8 @@
  * Float64 reference of weightNorm and weightNormBackward (docs/SEMANTICS.md): one L2 norm per
  * slice of v along dim (no eps).
  */
-import type { HostTensor } from './host.ts';
+import type { CpuHost, HostTensor } from './host.ts';
+import type * as O from '../ops.ts';
 import { numel } from './host.ts';
 import { type AnyTensor, type Grouping, grouping, groupOf, groupSum, mapAll, round, t64 } from './common.ts';
 
@@ -58,4 +59,16 @@ export function weightNormBackward(
   o: { dim: number | null },
 ): { dv: HostTensor; dg: HostTensor } {
   return round(weightNormBackward64(dw, v, g, norms, o));
+}
+
+// ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
+
+export function weightNormOp(c: CpuHost, a: O.WeightNormArgs): O.WeightNormOut {
+  const r = weightNorm(c.h(a.v), c.h(a.g), { dim: a.dim });
+  return { w: c.out(r.w, a.v.dtype), norms: c.out(r.norms, 'float32') };
+}
+
+export function weightNormBackwardOp(c: CpuHost, a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
+  const r = weightNormBackward(c.h(a.dw), c.h(a.v), c.h(a.g), c.h(a.norms), { dim: a.dim });
+  return { dv: c.out(r.dv, a.v.dtype), dg: c.out(r.dg, a.g.dtype) };
 }

@@ -1,10 +1,11 @@
 /**
- * The webgpu backend: tensors on the device, and every public op as a plan built by its norm's
- * module (layer-norm.ts, group-norm.ts, batch-norm.ts, weight-norm.ts), completed by
- * policy.ts `settle` and encoded by encode.ts.
+ * The webgpu backend: tensors on the device, and `run`, which takes the plan of an op (built by
+ * its norm's module — layer-norm.ts, group-norm.ts, batch-norm.ts, weight-norm.ts,
+ * l2-normalize.ts, modulated.ts — as src/op-table.ts says), completes it with policy.ts `settle`
+ * and encodes it with encode.ts.
  */
 import { Tensor, numel, storageBytes, type DType } from '../tensor.ts';
-import type * as O from '../ops.ts';
+import type { Backend } from '../ops.ts';
 import type { GpuContext } from '../device/context.ts';
 import { kernel, params, WG } from './source.ts';
 import { LimitError, ValueError } from '../errors.ts';
@@ -13,40 +14,10 @@ import { profileName } from './traffic.ts';
 import type { Plan, Planned, Planner } from './plan.ts';
 import { settle } from './policy.ts';
 import { encode } from './encode.ts';
-import * as layer from './layer-norm.ts';
-import * as group from './group-norm.ts';
-import * as batch from './batch-norm.ts';
-import * as weight from './weight-norm.ts';
-import * as lp from './l2-normalize.ts';
-import { modulateBackward, modulateForward, modulated } from './modulate.ts';
-import { channelsLast, clMaps } from './steps.ts';
-import { tb, type Bind } from './plan.ts';
 
 export { chunking, rowsBwdBlocks, rowsPlan } from './policy.ts';
 
-const NO_GRADS: O.ModGradsOut = { dscale: null, dshift: null, dgate: null, dresidual: null };
-
-/** Whether a layer/RMS-norm backward needs the modulated path. */
-const bwdModulated = (a: O.Modulation & O.ModBackward): boolean => modulated(a) || !!a.residual || !!a.dsum;
-
-/** The saved statistics, weight and bias of a row norm, and their index maps, for the modulation's gradients. */
-function rowStats(a: O.RmsNormBwdArgs, mean: O.LayerNormBwdArgs['mean'] | null, bias: O.LayerNormBwdArgs['bias'] | null) {
-  const binds: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(bias ? [tb('B', bias)] : [])];
-  const flags = [...(mean ? ['HAS_MEAN'] : []), ...(a.weight ? ['HAS_W'] : []), ...(bias ? ['HAS_B'] : [])];
-  return { binds, flags, p: { statDiv: Math.max(a.K, 1), statMod: Math.max(a.rows, 1), weightDiv: 1, weightMod: Math.max(a.K, 1) } };
-}
-
-/** The same for group norm: statistics per (n, g), weight and bias per channel (channels first or last). */
-function groupStats(a: O.GroupNormBwdArgs) {
-  const { N, C, S, G } = a;
-  const binds: Bind[] = [tb('MEAN', a.mean), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(a.bias ? [tb('B', a.bias)] : [])];
-  const cl = channelsLast(a);
-  const flags = ['HAS_MEAN', ...(a.weight ? ['HAS_W'] : []), ...(a.bias ? ['HAS_B'] : []), ...(cl ? ['CLAST'] : [])];
-  const p: Record<string, number> = cl ? clMaps(a.x.size, S * C, C, G) : { statDiv: Math.max((C / G) * S, 1), statMod: Math.max(N * G, 1), weightDiv: Math.max(S, 1), weightMod: C };
-  return { binds, flags, p };
-}
-
-export class GpuBackend implements O.Backend, Planner {
+export class GpuBackend implements Backend, Planner {
   readonly kind = 'webgpu' as const;
   /** Fill new outputs with NaN before the kernels run (tests: an unwritten element cannot pass). */
   poison = false;
@@ -76,63 +47,11 @@ export class GpuBackend implements O.Backend, Planner {
     this.bindLimit = Math.min(this.bindLimit, Math.floor(bytes / 4) * 4);
   }
 
-  // ---- ops: build the plan, settle it, encode it ----
-
-  layerNorm(a: O.LayerNormArgs): O.LayerNormOut {
-    return this.exec(modulateForward(this, 'layerNorm', (b) => layer.layerNorm(this, { ...a, ...b }), a));
-  }
-  layerNormBackward(a: O.LayerNormBwdArgs): O.ModBwdOut {
-    if (!bwdModulated(a)) return { ...this.exec(layer.layerNormBackward(this, a)), ...NO_GRADS };
-    return this.exec(modulateBackward(this, 'layerNormBackward', a, (dy, x, runs) => layer.layerNormBackward(this, { ...a, dy, x }, runs), rowStats(a, a.mean, a.bias), false));
-  }
-  rmsNorm(a: O.RmsNormArgs): O.RmsNormOut {
-    return this.exec(modulateForward(this, 'rmsNorm', (b) => layer.rmsNorm(this, { ...a, ...b }), a));
-  }
-  rmsNormBackward(a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
-    if (!bwdModulated(a)) return { ...this.exec(layer.rmsNormBackward(this, a)), ...NO_GRADS };
-    const { dbias: _none, ...r } = this.exec(modulateBackward(this, 'rmsNormBackward', a, (dy, x, runs) => {
-      const p = layer.rmsNormBackward(this, { ...a, dy, x }, runs);
-      return { out: { ...p.out, dbias: null }, plan: p.plan, sums: p.sums };
-    }, rowStats(a, null, null), false));
-    return r;
-  }
-  groupNorm(a: O.GroupNormArgs): O.GroupNormOut {
-    return this.exec(modulateForward(this, 'groupNorm', (b) => group.groupNorm(this, { ...a, ...b }), { ...a, residual: null }));
-  }
-  groupNormBackward(a: O.GroupNormBwdArgs): O.ModBwdOut {
-    if (!modulated(a) && !a.silu) return { ...this.exec(group.groupNormBackward(this, a)), ...NO_GRADS };
-    const m = { ...a, residual: null, dsum: null };
-    return this.exec(modulateBackward(this, 'groupNormBackward', m, (dy, x) => group.groupNormBackward(this, { ...a, dy, x }), groupStats(a), a.silu));
-  }
-  instanceNorm(a: O.InstanceNormArgs): O.GroupNormOut {
-    return this.exec(group.instanceNorm(this, a));
-  }
-  instanceNormBackward(a: O.InstanceNormBwdArgs): O.BwdOut {
-    return this.exec(group.instanceNormBackward(this, a));
-  }
-  batchNorm(a: O.BatchNormArgs): O.BatchNormOut {
-    return this.exec(batch.batchNorm(this, a));
-  }
-  batchNormBackward(a: O.BatchNormBwdArgs): O.BwdOut {
-    return this.exec(batch.batchNormBackward(this, a));
-  }
-  weightNorm(a: O.WeightNormArgs): O.WeightNormOut {
-    return this.exec(weight.weightNorm(this, a));
-  }
-  weightNormBackward(a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
-    return this.exec(weight.weightNormBackward(this, a));
-  }
-  l2Normalize(a: O.LpNormalizeArgs): O.LpNormalizeOut {
-    return this.exec(lp.l2Normalize(this, a));
-  }
-  l2NormalizeBackward(a: O.LpNormalizeBwdArgs): { dx: Tensor } {
-    return this.exec(lp.l2NormalizeBackward(this, a));
-  }
-
   /** Plans recorded instead of encoded (planOnly). */
   private recorded: Plan[] | null = null;
 
-  private exec<R>({ out, plan }: Planned<R>): R {
+  /** Runs an op's plan: settles it, then encodes it (or records it, inside planOnly). */
+  run<R>({ out, plan }: Planned<R>): R {
     if (!plan) return out;
     settle(this, plan);
     if (this.recorded) this.recorded.push(plan);

@@ -14,7 +14,7 @@
  * Merges run in float64 in a fixed order, so results do not depend on how kernels were split.
  */
 import type { Tensor } from '../tensor.ts';
-import type * as O from '../ops.ts';
+import * as O from '../ops.ts';
 import { gradCoefs, type WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace } from './modulate.ts';
 import type { ChannelGeom } from '../validate.ts';
@@ -151,10 +151,22 @@ function normalizedGroups(b: WasmContext, a: O.GroupNormBwdArgs): Tensor {
   return n;
 }
 
+/** Instance norm: group norm with one channel per group, no activation, no modulation. */
+export function instanceNorm(b: WasmContext, a: O.InstanceNormArgs): O.GroupNormOut {
+  // Named properties first, spreads last (V8's fast path; InstanceNormArgs has no G or silu).
+  return groupNorm(b, { G: a.C, silu: false, ...a, ...O.NO_MOD });
+}
+
 export function groupNormBackward(b: WasmContext, a: O.GroupNormBwdArgs): O.ModBwdOut {
   const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
   if (!hasMod(a) && !a.silu) return Object.assign(groupBackward(b, a), none);
   return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
+}
+
+/** Instance norm's backward: group norm's with one channel per group. */
+export function instanceNormBackward(b: WasmContext, a: O.InstanceNormBwdArgs): O.BwdOut {
+  const { dx, dweight, dbias } = groupNormBackward(b, { G: a.C, silu: false, ...a, ...O.NO_MOD });
+  return { dx, dweight, dbias };
 }
 
 /** The norm's backward (dy as given); f32: dx left float32. */
