@@ -3,7 +3,7 @@
 // shared op catalogue (test/catalog.js), how peers run it in bench/peers/*.mjs.
 //
 // A case: { id, op, dir: 'fwd'|'bwd', shape, dtype, opts, bytes, peers }
-//   op     one of layerNorm | rmsNorm | groupNorm | instanceNorm | batchNorm | weightNorm
+//   op     one of layerNorm | rmsNorm | groupNorm | instanceNorm | batchNorm | weightNorm | l2Normalize
 //   opts   op options that are not tensors (numGroups, training, residual, dim, normalized dims,
 //          channelsLast: x is [N, *spatial, C])
 //   bytes  the minimal bytes moved: forward reads x and writes y (2·numel·bpe), backward reads
@@ -72,6 +72,7 @@ function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = 
   else if (opts.residual) bits.push('+residual');
   if (opts.channelsLast) bits.push('NHWC');
   if (op === 'weightNorm') bits.push(`dim=${opts.dim}`);
+  if (op === 'l2Normalize') bits.push(`dim=${opts.dim ?? 1}${opts.p ? ` p=${opts.p}` : ''}`);
   if (bindingBytes) bits.push(`bindings≤${bindingBytes >= 1 << 20 ? `${bindingBytes / (1 << 20)}MiB` : `${bindingBytes / 1024}KiB`}`);
   const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag, ...(bindingBytes ? { bindingBytes } : {}), ...(variants.length ? { variants } : {}), ...(gpuClassTraffic ? { gpuClassTraffic } : {}) };
   c.bytes = minimalBytes(c);
@@ -148,6 +149,11 @@ export function fullCases() {
   cs.push(make('instanceNorm', 'bwd', [2, 64, 64, 64], { tag: 'style' }));
   cs.push(make('weightNorm', 'fwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
   cs.push(make('weightNorm', 'bwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
+  // L2 normalization (F.normalize): sentence / CLIP embeddings along the last dim, and along the
+  // channels of an NCHW feature map (a middle dim: strided lanes).
+  cs.push(make('l2Normalize', 'fwd', [4096, 768], { opts: { dim: -1 }, tag: 'embeddings' }));
+  cs.push(make('l2Normalize', 'bwd', [4096, 768], { opts: { dim: -1 }, tag: 'embeddings' }));
+  cs.push(make('l2Normalize', 'fwd', [8, 64, 56, 56], { opts: { dim: 1 }, tag: 'channels' }));
   // Diffusion transformers: DiT-XL/2 at 256² (256 tokens of 1152), SD3 (4096 of 1536), Flux (4096 of 3072).
   cs.push(...adaLN([2, 256, 1152], 'dit'), ...adaLN([2, 4096, 1536], 'dit'), ...adaLN([1, 4096, 3072], 'dit'));
   // The same ops with tensors past the storage binding (capped), processed in bound ranges.
@@ -183,6 +189,8 @@ export function quickCases() {
   cs.push(make('instanceNorm', 'bwd', [2, 8, 8, 8]));
   cs.push(make('weightNorm', 'fwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
   cs.push(make('weightNorm', 'bwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
+  cs.push(make('l2Normalize', 'fwd', [16, 256], { opts: { dim: -1 } }));
+  cs.push(make('l2Normalize', 'bwd', [4, 8, 8, 8], { opts: { dim: 1 } }));
   cs.push(make('layerNorm', 'fwd', [16, 256], { opts: { normalizedShape: [256] }, bindingBytes: 4096 }));
   cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true }, bindingBytes: 1024 }));
   cs.push(...adaLN([2, 8, 64], ''));

@@ -15,6 +15,7 @@ export function caseName(r) {
   else if (r.opts?.residual) n += ' +res';
   if (r.op === 'groupNorm') n += ` G=${r.opts.numGroups}`;
   if (r.op === 'weightNorm') n += ` dim=${r.opts.dim}`;
+  if (r.op === 'l2Normalize') n += ` dim=${r.opts.dim ?? 1}${r.opts.p ? ` p=${r.opts.p}` : ''}`;
   if (r.bindingBytes) n += ` ≤${r.bindingBytes >= 1 << 20 ? `${r.bindingBytes / (1 << 20)}MiB` : `${r.bindingBytes / 1024}KiB`}`;
   return n;
 }

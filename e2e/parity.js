@@ -61,6 +61,11 @@ const CASES = [
     data: { x: { mean: 7, std: 0.5 }, weight: { mean: 1, std: 0.5 }, bias: { mean: 0, std: 1 }, dy: { mean: -0.4, std: 1 } },
   },
   {
+    name: 'l2Normalize fwd+bwd [4, 6, 5] dim 1',
+    op: 'l2Normalize', shape: [4, 6, 5], opts: { dim: 1 }, backward: true,
+    data: { x: { mean: 0.5, std: 1 }, dy: { mean: 0.1, std: 1 } },
+  },
+  {
     name: 'weightNorm fwd+bwd [8, 3, 3, 3] dim 0',
     op: 'weightNorm', shape: [8, 3, 3, 3], opts: { dim: 0 }, backward: true,
     data: { v: { mean: 1, std: 1 }, g: { mean: 2, std: 0.5 }, dw: { mean: 0.3, std: 1 } },

@@ -22,6 +22,8 @@ const CASES = [
   { op: 'batchNorm', dir: 'fwd', shape: [8, 14, 14, 32], opts: { training: false, channelsLast: true } },
   { op: 'weightNorm', dir: 'fwd', shape: [64, 32, 3, 3], opts: { dim: 0 } },
   { op: 'weightNorm', dir: 'bwd', shape: [64, 32, 3, 3], opts: { dim: 0 } },
+  { op: 'l2Normalize', dir: 'fwd', shape: [512, 768], opts: { dim: -1 } },
+  { op: 'l2Normalize', dir: 'bwd', shape: [8, 32, 14, 14], opts: { dim: 1 } },
 ].map((c) => ({ dtype: 'float32', opts: {}, ...c, id: `${c.op} ${c.dir} [${c.shape}] ${c.dtype ?? 'float32'}` }));
 
 const checks = [];

@@ -39,7 +39,7 @@ export function tolerance(op: OpName | string, dtype?: DType): number;
 
 export const DATA: Readonly<Record<string, Distribution>>;
 
-export type OpName = 'layerNorm' | 'rmsNorm' | 'groupNorm' | 'instanceNorm' | 'batchNorm' | 'weightNorm';
+export type OpName = 'layerNorm' | 'rmsNorm' | 'groupNorm' | 'instanceNorm' | 'batchNorm' | 'weightNorm' | 'l2Normalize';
 export type Dir = 'fwd' | 'bwd';
 
 /** Options of a case that are not tensors. */
@@ -55,6 +55,8 @@ export interface CaseOptions {
   momentum?: number | null;
   numBatchesTracked?: number;
   dim?: number | null;
+  /** l2Normalize: the norm's p (1 or 2; default 2). */
+  p?: number;
   weight?: boolean;
   bias?: boolean;
   /** Row ops: scale and shift per sample ([B, 1, D]), per token (x's shape) or shared ([1, 1, D]). */

@@ -280,12 +280,24 @@ const weightNorm = {
   mutated: () => [],
 };
 
+/** l2Normalize (F.normalize): dim (default 1), p (default 2), eps from opts. */
+const lpOpts = (c) => pick(opt(c), ['dim', 'p', 'eps']);
+const l2Normalize = {
+  inputs: (c, dir) => main(c, dir),
+  forward: (N, T, c) => N.l2Normalize(T.x, lpOpts(c)),
+  saved: ['norms'],
+  backward: (N, T, S, c) => N.l2NormalizeBackward(T.dy, T.x, S.norms, lpOpts(c)),
+  main: { fwd: 'y', bwd: 'dx' },
+  mutated: () => [],
+};
+
 /**
  * Every op, by the name of its forward method on a Norms instance. A case is
  * { op, shape, dtype?, opts? }; opts (all optional): normalizedShape (row ops; default the last
  * dim), numGroups (groupNorm), training (batchNorm; default true), running (batchNorm: running
  * statistics, default true), residual (row ops, forward), channelsLast, activation, eps, momentum,
- * numBatchesTracked, dim (weightNorm; default 0, null for one norm), weight / bias (false: none);
+ * numBatchesTracked, dim (weightNorm: default 0, null for one norm; l2Normalize: default 1), p
+ * (l2Normalize: 1 or 2, default 2), weight / bias (false: none);
  * row ops' modulation: modulate ('sample' | 'token' | 'shared': scale and shift of that shape),
  * gate (with residual: sum = residual + gate ⊙ x), scaleOffset, modDtype (the dtype of scale,
  * shift and gate; default x's), dsum (backward: the gradient reaching sum from later layers).
@@ -297,6 +309,7 @@ export const CATALOG = {
   instanceNorm: channelOp(false),
   batchNorm,
   weightNorm,
+  l2Normalize,
 };
 
 export const OP_NAMES = Object.keys(CATALOG);

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../src/index.ts';
+import { OPS } from '../src/op-table.ts';
 import { CATALOG, OP_NAMES, draw, fillPairs, hashSeed, makeRng, mulberry32, numel, spec, tolerance, type Case, type Dir, type Tensors } from './catalog.js';
 import { closeBackends, fmt, openBackends, parity, upload, type Backends, type HostIn } from './util/parity.ts';
 
@@ -31,13 +32,19 @@ const CASES: (Case & { dirs: Dir[] })[] = [
   { op: 'batchNorm', shape: [4, 5, 3], opts: { training: true, channelsLast: true, momentum: null, numBatchesTracked: 2 }, dirs: ['fwd', 'bwd'] },
   { op: 'weightNorm', shape: [6, 4, 3], opts: { dim: 0 }, dirs: ['fwd', 'bwd'] },
   { op: 'weightNorm', shape: [6, 4, 3], opts: { dim: null }, dirs: ['fwd', 'bwd'] },
+  { op: 'l2Normalize', shape: [3, 5, 4], dirs: ['fwd', 'bwd'] },
+  { op: 'l2Normalize', shape: [3, 5, 4], opts: { dim: -1, p: 1 }, dirs: ['fwd', 'bwd'] },
+  { op: 'l2Normalize', shape: [4, 6], dtype: 'float16', opts: { dim: 0 }, dirs: ['fwd', 'bwd'] },
 ];
 
 const label = (c: Case, dir: Dir): string => `${c.op} ${dir} x ${fmt(c.shape)} ${c.dtype ?? 'float32'}${c.opts ? ` ${JSON.stringify(c.opts)}` : ''}`;
 
 describe('the op catalogue: every op it describes, GPU vs the CPU reference', () => {
   it('describes every op', () => {
-    expect([...OP_NAMES].sort()).toEqual(['batchNorm', 'groupNorm', 'instanceNorm', 'layerNorm', 'rmsNorm', 'weightNorm']);
+    // The same ops as the library's op table (src/op-table.ts), each with its backward there.
+    const table = Object.keys(OPS);
+    expect([...OP_NAMES].sort()).toEqual(table.filter((n) => !n.endsWith('Backward')).sort());
+    expect(table.filter((n) => n.endsWith('Backward')).sort()).toEqual(OP_NAMES.map((n) => `${n}Backward`).sort());
     expect(new Set(CASES.map((c) => c.op))).toEqual(new Set(OP_NAMES));
   });
 
