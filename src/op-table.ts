@@ -11,6 +11,11 @@
  */
 import type { Tensor } from './tensor.ts';
 import type * as O from './ops.ts';
+import type { BatchNormArgs, BatchNormOut } from './args/batch-norm.ts';
+import type { GroupNormOut } from './args/group-norm.ts';
+import type { LpNormalizeOut } from './args/l2-normalize.ts';
+import type { LayerNormOut, RmsNormBwdOut, RmsNormOut } from './args/layer-norm.ts';
+import type { WeightNormBwdOut, WeightNormOut } from './args/weight-norm.ts';
 import type { CpuBackend } from './cpu/backend.ts';
 import type { CpuHost } from './cpu/host.ts';
 import type { GpuBackend } from './kernels/gpu.ts';
@@ -99,7 +104,7 @@ export const OPS = {
     cpu: cpuRows.layerNormOp,
     webgpu: gpuMod.layerNorm,
     wasm: wasmRows.layerNorm,
-    result: (r: O.LayerNormOut) => withSum({ y: r.y, mean: r.mean, rstd: r.rstd }, r.sum),
+    result: (r: LayerNormOut) => withSum({ y: r.y, mean: r.mean, rstd: r.rstd }, r.sum),
   }),
   rmsNorm: op({
     name: 'rmsNorm',
@@ -107,7 +112,7 @@ export const OPS = {
     cpu: cpuRows.rmsNormOp,
     webgpu: gpuMod.rmsNorm,
     wasm: wasmRows.rmsNorm,
-    result: (r: O.RmsNormOut) => withSum({ y: r.y, rstd: r.rstd }, r.sum),
+    result: (r: RmsNormOut) => withSum({ y: r.y, rstd: r.rstd }, r.sum),
   }),
   layerNormBackward: op({
     name: 'layerNormBackward',
@@ -123,7 +128,7 @@ export const OPS = {
     cpu: cpuRows.rmsNormBackwardOp,
     webgpu: gpuMod.rmsNormBackward,
     wasm: wasmRows.rmsNormBackward,
-    result: withGrads<O.RmsNormBwdOut & O.ModGradsOut>,
+    result: withGrads<RmsNormBwdOut & O.ModGradsOut>,
   }),
   groupNorm: op({
     name: 'groupNorm',
@@ -131,7 +136,7 @@ export const OPS = {
     cpu: cpuGroups.groupNormOp,
     webgpu: gpuMod.groupNorm,
     wasm: wasmChannels.groupNorm,
-    result: asIs<O.GroupNormOut>,
+    result: asIs<GroupNormOut>,
   }),
   groupNormBackward: op({
     name: 'groupNormBackward',
@@ -147,7 +152,7 @@ export const OPS = {
     cpu: cpuGroups.instanceNormOp,
     webgpu: gpuGroups.instanceNorm,
     wasm: wasmChannels.instanceNorm,
-    result: asIs<O.GroupNormOut>,
+    result: asIs<GroupNormOut>,
   }),
   instanceNormBackward: op({
     name: 'instanceNormBackward',
@@ -160,11 +165,11 @@ export const OPS = {
   batchNorm: op({
     name: 'batchNorm',
     args: batchNormArgs,
-    mutated: (a: O.BatchNormArgs) => (a.training ? ['runningMean', 'runningVar'] : []),
+    mutated: (a: BatchNormArgs) => (a.training ? ['runningMean', 'runningVar'] : []),
     cpu: cpuBatch.batchNormOp,
     webgpu: gpuBatch.batchNorm,
     wasm: wasmChannels.batchNorm,
-    result: asIs<O.BatchNormOut>,
+    result: asIs<BatchNormOut>,
   }),
   batchNormBackward: op({
     name: 'batchNormBackward',
@@ -180,7 +185,7 @@ export const OPS = {
     cpu: cpuWeight.weightNormOp,
     webgpu: gpuWeight.weightNorm,
     wasm: wasmWeight.weightNorm,
-    result: asIs<O.WeightNormOut>,
+    result: asIs<WeightNormOut>,
   }),
   weightNormBackward: op({
     name: 'weightNormBackward',
@@ -188,7 +193,7 @@ export const OPS = {
     cpu: cpuWeight.weightNormBackwardOp,
     webgpu: gpuWeight.weightNormBackward,
     wasm: wasmWeight.weightNormBackward,
-    result: asIs<O.WeightNormBwdOut>,
+    result: asIs<WeightNormBwdOut>,
   }),
   l2Normalize: op({
     name: 'l2Normalize',
@@ -196,7 +201,7 @@ export const OPS = {
     cpu: cpuLp.l2NormalizeOp,
     webgpu: gpuLp.l2Normalize,
     wasm: wasmLp.l2Normalize,
-    result: asIs<O.LpNormalizeOut>,
+    result: asIs<LpNormalizeOut>,
   }),
   l2NormalizeBackward: op({
     name: 'l2NormalizeBackward',

@@ -1,10 +1,11 @@
 /**
- * Argument checks of batchNorm and batchNormBackward: the training/eval mode, the per-channel
+ * batchNorm and batchNormBackward's arguments: their checks and their resolved form (BatchNormArgs...,
+ * what every backend receives). Checks: the training/eval mode, the per-channel
  * tensors, running and saved statistics, momentum, resolved into the channel geometry.
  */
 import { ValueError, fmtShape } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import type * as O from '../ops.ts';
+import type { ChannelGeom } from '../validate.ts';
 import {
   channelGeom,
   checkChannelsLast,
@@ -18,6 +19,35 @@ import {
   optTensor,
 } from '../validate.ts';
 
+// ---- the resolved arguments every backend receives, and its outputs ----
+
+export interface BatchNormArgs extends ChannelGeom {
+  x: Tensor;
+  training: boolean;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  /** Resolved momentum (null already turned into 1/(numBatchesTracked+1)). */
+  momentum: number;
+  eps: number;
+}
+
+export interface BatchNormOut { y: Tensor; saveMean: Tensor; saveInvstd: Tensor }
+
+export interface BatchNormBwdArgs extends ChannelGeom {
+  dy: Tensor;
+  x: Tensor;
+  training: boolean;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  saveMean: Tensor | null;
+  saveInvstd: Tensor | null;
+  eps: number;
+}
+
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
   batchNorm: ['training', 'weight', 'bias', 'runningMean', 'runningVar', 'momentum', 'eps', 'numBatchesTracked', 'channelsLast'],
@@ -25,7 +55,7 @@ const KEYS = {
 } as const satisfies Record<string, readonly string[]>;
 
 /** batchNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
-export function batchNormArgs(owner: object, x: unknown, options: unknown): O.BatchNormArgs {
+export function batchNormArgs(owner: object, x: unknown, options: unknown): BatchNormArgs {
   const o = checkOptions(options, 'batchNorm', KEYS.batchNorm);
   const xt = checkTensor(x, 'x', owner);
   const geom = channelGeom(xt, 'x', 'batchNorm', 3, checkChannelsLast(o.channelsLast));
@@ -62,7 +92,7 @@ function checkTraining(t: unknown): boolean {
 }
 
 /** batchNormBackward(dy, x, options). */
-export function batchNormBackwardArgs(owner: object, dy: unknown, x: unknown, options: unknown): O.BatchNormBwdArgs {
+export function batchNormBackwardArgs(owner: object, dy: unknown, x: unknown, options: unknown): BatchNormBwdArgs {
   const o = checkOptions(options, 'batchNormBackward', KEYS.batchNormBackward);
   const dyt = checkTensor(dy, 'dy', owner);
   const xt = checkTensor(x, 'x', owner);

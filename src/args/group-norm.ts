@@ -1,10 +1,11 @@
 /**
- * Argument checks of groupNorm, instanceNorm and their backwards (instance norm is group norm
+ * groupNorm, instanceNorm and their backwards' arguments: their checks and their resolved form
+ * (GroupNormArgs..., what every backend receives) (instance norm is group norm
  * with one channel per group), resolved into the channel geometry both backends take.
  */
 import { ValueError, fmtShape } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import type * as O from '../ops.ts';
+import type { Modulation } from '../ops.ts';
 import {
   channelGeom,
   checkChannelsLast,
@@ -20,6 +21,48 @@ import {
 } from '../validate.ts';
 import { MOD_KEYS, groupModulation } from './modulation.ts';
 
+// ---- the resolved arguments every backend receives, and its outputs ----
+
+export interface GroupNormArgs extends ChannelGeom, Modulation {
+  x: Tensor;
+  G: number;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  eps: number;
+  silu: boolean;
+}
+
+export interface GroupNormOut { y: Tensor; mean: Tensor; rstd: Tensor }
+
+/** Instance norm: group norm with one channel per group (numGroups = C), no activation. */
+export interface InstanceNormArgs extends ChannelGeom {
+  x: Tensor;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  eps: number;
+}
+
+export interface GroupNormBwdArgs extends ChannelGeom, Modulation {
+  dy: Tensor;
+  x: Tensor;
+  mean: Tensor;
+  rstd: Tensor;
+  G: number;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  /** The forward's activation was SiLU: its gradient is taken out of dy first. */
+  silu: boolean;
+}
+
+export interface InstanceNormBwdArgs extends ChannelGeom {
+  dy: Tensor;
+  x: Tensor;
+  mean: Tensor;
+  rstd: Tensor;
+  weight: Tensor | null;
+  bias: Tensor | null;
+}
+
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
   groupNorm: ['numGroups', 'weight', 'bias', 'eps', 'activation', 'channelsLast', ...MOD_KEYS],
@@ -31,7 +74,7 @@ const KEYS = {
 type Opts = Record<string, unknown>;
 
 /** groupNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
-export function groupNormArgs(owner: object, x: unknown, options: unknown): O.GroupNormArgs {
+export function groupNormArgs(owner: object, x: unknown, options: unknown): GroupNormArgs {
   const o = checkOptions(options, 'groupNorm', KEYS.groupNorm);
   const xt = checkTensor(x, 'x', owner);
   const geom = channelGeom(xt, 'x', 'groupNorm', Infinity, checkChannelsLast(o.channelsLast));
@@ -43,7 +86,7 @@ export function groupNormArgs(owner: object, x: unknown, options: unknown): O.Gr
 }
 
 /** instanceNorm(x, options). */
-export function instanceNormArgs(owner: object, x: unknown, options: unknown): O.InstanceNormArgs {
+export function instanceNormArgs(owner: object, x: unknown, options: unknown): InstanceNormArgs {
   const o = checkOptions(options, 'instanceNorm', KEYS.instanceNorm);
   const xt = checkTensor(x, 'x', owner);
   const geom = channelGeom(xt, 'x', 'instanceNorm', Infinity, checkChannelsLast(o.channelsLast));
@@ -59,7 +102,7 @@ function numGroups(g: unknown, C: number): number {
   return g;
 }
 
-function gnArgs(owner: object, x: Tensor, geom: ChannelGeom, G: number, o: Opts): O.GroupNormArgs {
+function gnArgs(owner: object, x: Tensor, geom: ChannelGeom, G: number, o: Opts): GroupNormArgs {
   const weight = optTensor(o.weight, 'weight', owner);
   const bias = optTensor(o.bias, 'bias', owner);
   expectShape(weight, 'weight', [geom.C], 'one per channel');
@@ -77,7 +120,7 @@ function activation(v: unknown): boolean {
 }
 
 /** groupNormBackward(dy, x, mean, rstd, options). */
-export function groupNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.GroupNormBwdArgs {
+export function groupNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): GroupNormBwdArgs {
   const o = checkOptions(options, 'groupNormBackward', KEYS.groupNormBackward);
   const xt = checkTensor(x, 'x', owner);
   const geom = channelGeom(xt, 'x', 'groupNormBackward', Infinity, checkChannelsLast(o.channelsLast));
@@ -86,7 +129,7 @@ export function groupNormBackwardArgs(owner: object, dy: unknown, x: unknown, me
 }
 
 /** instanceNormBackward(dy, x, mean, rstd, options). */
-export function instanceNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.InstanceNormBwdArgs {
+export function instanceNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): InstanceNormBwdArgs {
   const o = checkOptions(options, 'instanceNormBackward', KEYS.instanceNormBackward);
   const xt = checkTensor(x, 'x', owner);
   const geom = channelGeom(xt, 'x', 'instanceNormBackward', Infinity, checkChannelsLast(o.channelsLast));
@@ -94,7 +137,7 @@ export function instanceNormBackwardArgs(owner: object, dy: unknown, x: unknown,
   return a;
 }
 
-function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, rstdArg: unknown, geom: ChannelGeom, G: number, o: Opts): O.GroupNormBwdArgs {
+function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, rstdArg: unknown, geom: ChannelGeom, G: number, o: Opts): GroupNormBwdArgs {
   const dy = checkTensor(dyArg, 'dy', owner);
   const mean = checkTensor(meanArg, 'mean', owner);
   const rstd = checkTensor(rstdArg, 'rstd', owner);

@@ -1,11 +1,40 @@
 /**
- * Argument checks of l2Normalize and l2NormalizeBackward (PyTorch `F.normalize`): dim, p, eps,
+ * l2Normalize and l2NormalizeBackward's arguments (PyTorch `F.normalize`), their resolved form
+ * (LpNormalizeArgs..., what every backend receives) and their checks: dim, p, eps,
  * resolved into the lanes along dim both backends take.
  */
 import { ShapeError, ValueError, fmtShape } from '../errors.ts';
-import type * as O from '../ops.ts';
 import { numel, type Tensor } from '../tensor.ts';
 import { checkOptions, checkTensor, describeValue, expectDtype, expectFloat32, expectShape } from '../validate.ts';
+
+// ---- the resolved arguments every backend receives, and its outputs ----
+
+/**
+ * Lp normalization along `dim` (PyTorch `F.normalize`): lanes (o, i) of D elements at
+ * (o*D + d)*inner + i; y = x / max(‖lane‖_p, eps).
+ */
+export interface LpGeom {
+  dim: number;
+  outer: number;
+  D: number;
+  inner: number;
+  /** The norms' shape: x's with 1 on dim. */
+  normShape: number[];
+  p: number;
+  eps: number;
+}
+
+export interface LpNormalizeArgs extends LpGeom {
+  x: Tensor;
+}
+
+export interface LpNormalizeOut { y: Tensor; norms: Tensor }
+
+export interface LpNormalizeBwdArgs extends LpGeom {
+  dy: Tensor;
+  x: Tensor;
+  norms: Tensor;
+}
 
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
@@ -16,7 +45,7 @@ const KEYS = {
 type Opts = Record<string, unknown>;
 
 /** Lanes along `dim`: element (o, d, i) at (o*D + d)*inner + i; the norms' shape is x's with 1 on dim. */
-function lanes(x: Tensor, o: Opts, op: string): O.LpGeom {
+function lanes(x: Tensor, o: Opts, op: string): LpGeom {
   const rank = x.shape.length;
   if (rank < 1) throw new ShapeError(`x: ${op} expects rank >= 1, got ${fmtShape(x.shape)}`, 'x');
   const dimArg = o.dim === undefined ? 1 : o.dim;
@@ -40,14 +69,14 @@ function lanes(x: Tensor, o: Opts, op: string): O.LpGeom {
 }
 
 /** l2Normalize(x, options). `owner`: the Norms instance the tensors must belong to. */
-export function l2NormalizeArgs(owner: object, x: unknown, options: unknown = {}): O.LpNormalizeArgs {
+export function l2NormalizeArgs(owner: object, x: unknown, options: unknown = {}): LpNormalizeArgs {
   const o = checkOptions(options, 'l2Normalize', KEYS.l2Normalize);
   const xt = checkTensor(x, 'x', owner);
   return { ...lanes(xt, o, 'l2Normalize'), x: xt };
 }
 
 /** l2NormalizeBackward(dy, x, norms, options). */
-export function l2NormalizeBackwardArgs(owner: object, dy: unknown, x: unknown, norms: unknown, options: unknown = {}): O.LpNormalizeBwdArgs {
+export function l2NormalizeBackwardArgs(owner: object, dy: unknown, x: unknown, norms: unknown, options: unknown = {}): LpNormalizeBwdArgs {
   const o = checkOptions(options, 'l2NormalizeBackward', KEYS.l2NormalizeBackward);
   const dyt = checkTensor(dy, 'dy', owner);
   const xt = checkTensor(x, 'x', owner);

@@ -1,12 +1,45 @@
 /**
- * Argument checks of layerNorm, rmsNorm and their backwards: every argument checked (in the
+ * layerNorm, rmsNorm and their backwards' arguments, their resolved form (LayerNormArgs..., what
+ * every backend receives) and their checks: every argument checked (in the
  * order the errors are reported) and resolved into the row geometry both backends take.
  */
 import { ValueError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import type * as O from '../ops.ts';
+import type { ModBackward, Modulation } from '../ops.ts';
+import type { RowGeom } from '../validate.ts';
 import { checkEps, checkOptions, checkTensor, expectDtype, expectFloat32, expectShape, optTensor, rowGeom } from '../validate.ts';
 import { GATE_KEYS, MOD_BWD_KEYS, MOD_KEYS, modBackward, rowModulation } from './modulation.ts';
+
+// ---- the resolved arguments every backend receives, and its outputs ----
+
+export interface RmsNormArgs extends RowGeom, Modulation {
+  x: Tensor;
+  residual: Tensor | null;
+  weight: Tensor | null;
+  eps: number;
+}
+
+export interface LayerNormArgs extends RmsNormArgs {
+  bias: Tensor | null;
+}
+
+export interface LayerNormOut { y: Tensor; mean: Tensor; rstd: Tensor; sum: Tensor | null }
+
+export interface RmsNormOut { y: Tensor; rstd: Tensor; sum: Tensor | null }
+
+export interface RmsNormBwdArgs extends RowGeom, Modulation, ModBackward {
+  dy: Tensor;
+  x: Tensor;
+  rstd: Tensor;
+  weight: Tensor | null;
+}
+
+export interface LayerNormBwdArgs extends RmsNormBwdArgs {
+  mean: Tensor;
+  bias: Tensor | null;
+}
+
+export interface RmsNormBwdOut { dx: Tensor; dweight: Tensor | null }
 
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
@@ -18,17 +51,17 @@ const KEYS = {
 } as const satisfies Record<string, readonly string[]>;
 
 /** layerNorm(x, options). `owner`: the Norms instance the tensors must belong to. */
-export function layerNormArgs(owner: object, x: unknown, options: unknown): O.LayerNormArgs {
+export function layerNormArgs(owner: object, x: unknown, options: unknown): LayerNormArgs {
   return rowArgs(owner, x, options, false);
 }
 
 /** rmsNorm(x, options): a bias is a ValueError. */
-export function rmsNormArgs(owner: object, x: unknown, options: unknown): O.RmsNormArgs {
+export function rmsNormArgs(owner: object, x: unknown, options: unknown): RmsNormArgs {
   const { bias: _none, ...a } = rowArgs(owner, x, options, true);
   return a;
 }
 
-function rowArgs(owner: object, xArg: unknown, options: unknown, rms: boolean): O.LayerNormArgs {
+function rowArgs(owner: object, xArg: unknown, options: unknown, rms: boolean): LayerNormArgs {
   const op = rms ? 'rmsNorm' : 'layerNorm';
   const o = checkOptions(options, op, KEYS[op]);
   const x = checkTensor(xArg, 'x', owner);
@@ -48,13 +81,13 @@ function rowArgs(owner: object, xArg: unknown, options: unknown, rms: boolean): 
 }
 
 /** layerNormBackward(dy, x, mean, rstd, options). */
-export function layerNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): O.LayerNormBwdArgs {
+export function layerNormBackwardArgs(owner: object, dy: unknown, x: unknown, mean: unknown, rstd: unknown, options: unknown): LayerNormBwdArgs {
   const { mean: m, ...a } = rowBwdArgs(owner, dy, x, mean, rstd, options, false);
   return { mean: m!, ...a };
 }
 
 /** rmsNormBackward(dy, x, rstd, options). */
-export function rmsNormBackwardArgs(owner: object, dy: unknown, x: unknown, rstd: unknown, options: unknown): O.RmsNormBwdArgs {
+export function rmsNormBackwardArgs(owner: object, dy: unknown, x: unknown, rstd: unknown, options: unknown): RmsNormBwdArgs {
   const { mean: _none, bias: _noBias, ...a } = rowBwdArgs(owner, dy, x, null, rstd, options, true);
   return a;
 }
@@ -67,7 +100,7 @@ function rowBwdArgs(
   rstdArg: unknown,
   options: unknown,
   rms: boolean,
-): Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null } {
+): Omit<LayerNormBwdArgs, 'mean'> & { mean: Tensor | null } {
   const op = rms ? 'rmsNormBackward' : 'layerNormBackward';
   const o = checkOptions(options, op, KEYS[op]);
   const dy = checkTensor(dyArg, 'dy', owner);

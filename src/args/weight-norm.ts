@@ -1,8 +1,28 @@
-/** Argument checks of weightNorm and weightNormBackward: dim, and g's shape against v's. */
+/**
+ * weightNorm and weightNormBackward's arguments: their resolved form (WeightNormArgs..., what every
+ * backend receives) and their checks: dim, and g's shape against v's.
+ */
 import { ShapeError, fmtShape } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import type * as O from '../ops.ts';
 import { checkOptions, checkTensor, expectDtype, expectFloat32, expectShape, sliceGeom, type SliceGeom } from '../validate.ts';
+
+// ---- the resolved arguments every backend receives, and its outputs ----
+
+export interface WeightNormArgs extends SliceGeom {
+  v: Tensor;
+  g: Tensor;
+}
+
+export interface WeightNormOut { w: Tensor; norms: Tensor }
+
+export interface WeightNormBwdArgs extends SliceGeom {
+  dw: Tensor;
+  v: Tensor;
+  g: Tensor;
+  norms: Tensor;
+}
+
+export interface WeightNormBwdOut { dv: Tensor; dg: Tensor }
 
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
 const KEYS = {
@@ -11,7 +31,7 @@ const KEYS = {
 } as const satisfies Record<string, readonly string[]>;
 
 /** weightNorm(v, g, options). `owner`: the Norms instance the tensors must belong to. */
-export function weightNormArgs(owner: object, v: unknown, g: unknown, options: unknown): O.WeightNormArgs {
+export function weightNormArgs(owner: object, v: unknown, g: unknown, options: unknown): WeightNormArgs {
   const o = checkOptions(options, 'weightNorm', KEYS.weightNorm);
   const vt = checkTensor(v, 'v', owner);
   const gt = checkTensor(g, 'g', owner);
@@ -21,7 +41,7 @@ export function weightNormArgs(owner: object, v: unknown, g: unknown, options: u
 }
 
 /** weightNormBackward(dw, v, g, norms, options). */
-export function weightNormBackwardArgs(owner: object, dw: unknown, v: unknown, g: unknown, norms: unknown, options: unknown): O.WeightNormBwdArgs {
+export function weightNormBackwardArgs(owner: object, dw: unknown, v: unknown, g: unknown, norms: unknown, options: unknown): WeightNormBwdArgs {
   const o = checkOptions(options, 'weightNormBackward', KEYS.weightNormBackward);
   const dwt = checkTensor(dw, 'dw', owner);
   const vt = checkTensor(v, 'v', owner);

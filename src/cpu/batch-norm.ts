@@ -5,6 +5,7 @@
  */
 import type { CpuHost, HostTensor } from './host.ts';
 import type * as O from '../ops.ts';
+import type { BatchNormArgs, BatchNormBwdArgs, BatchNormOut } from '../args/batch-norm.ts';
 import { type Arr, type AnyTensor, centeredStats, channels, dataOf, mapAll, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
 export interface BatchNormOpts<T> {
@@ -92,7 +93,7 @@ export function batchNormBackward(
 
 // ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
 
-export function batchNormOp(c: CpuHost, a: O.BatchNormArgs): O.BatchNormOut {
+export function batchNormOp(c: CpuHost, a: BatchNormArgs): BatchNormOut {
   const r = batchNorm(c.h(a.x), {
     training: a.training,
     weight: c.h(a.weight),
@@ -107,7 +108,7 @@ export function batchNormOp(c: CpuHost, a: O.BatchNormArgs): O.BatchNormOut {
   return { y: c.out(r.y, a.x.dtype), saveMean: c.out(r.saveMean, 'float32'), saveInvstd: c.out(r.saveInvstd, 'float32') };
 }
 
-export function batchNormBackwardOp(c: CpuHost, a: O.BatchNormBwdArgs): O.BwdOut {
+export function batchNormBackwardOp(c: CpuHost, a: BatchNormBwdArgs): O.BwdOut {
   const r = batchNormBackward(c.h(a.dy), c.h(a.x), {
     training: a.training,
     weight: c.h(a.weight),

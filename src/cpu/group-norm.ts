@@ -4,6 +4,7 @@
  */
 import type { CpuHost, HostTensor } from './host.ts';
 import * as O from '../ops.ts';
+import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
 import { modBackward, modOut } from './modulate.ts';
 import { type AnyTensor, centeredStats, channels, dataOf, grouping, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
@@ -92,12 +93,12 @@ export function instanceNormBackward(
 
 // ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
 
-export function groupNormOp(c: CpuHost, a: O.GroupNormArgs): O.GroupNormOut {
+export function groupNormOp(c: CpuHost, a: GroupNormArgs): GroupNormOut {
   const r = groupNorm64(c.h(a.x), { numGroups: a.G, weight: c.h(a.weight), bias: c.h(a.bias), eps: a.eps, channelsLast: a.channelsLast });
   return { y: modOut(c, a, r.y, a.silu), mean: c.out64(r.mean.data, r.mean.shape, 'float32'), rstd: c.out64(r.rstd.data, r.rstd.shape, 'float32') };
 }
 
-export function groupNormBackwardOp(c: CpuHost, a: O.GroupNormBwdArgs): O.ModBwdOut {
+export function groupNormBackwardOp(c: CpuHost, a: GroupNormBwdArgs): O.ModBwdOut {
   const { C, S, G } = a;
   const Cg = C / G;
   const cl = a.channelsLast;
@@ -108,11 +109,11 @@ export function groupNormBackwardOp(c: CpuHost, a: O.GroupNormBwdArgs): O.ModBwd
   );
 }
 
-export function instanceNormOp(c: CpuHost, a: O.InstanceNormArgs): O.GroupNormOut {
+export function instanceNormOp(c: CpuHost, a: InstanceNormArgs): GroupNormOut {
   return groupNormOp(c, { ...a, G: a.C, silu: false, ...O.NO_MOD });
 }
 
-export function instanceNormBackwardOp(c: CpuHost, a: O.InstanceNormBwdArgs): O.BwdOut {
+export function instanceNormBackwardOp(c: CpuHost, a: InstanceNormBwdArgs): O.BwdOut {
   const { dx, dweight, dbias } = groupNormBackwardOp(c, { ...a, G: a.C, silu: false, ...O.NO_MOD });
   return { dx, dweight, dbias };
 }

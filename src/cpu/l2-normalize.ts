@@ -4,8 +4,7 @@
  * s = Σ dy·y over the lane; where the clamp took eps (its gradient is zero), dx = dy / eps.
  */
 import type { Arr } from './common.ts';
-import type { LpGeom } from '../ops.ts';
-import type * as O from '../ops.ts';
+import type { LpGeom, LpNormalizeArgs, LpNormalizeBwdArgs, LpNormalizeOut } from '../args/l2-normalize.ts';
 import type { Tensor } from '../tensor.ts';
 import type { CpuHost } from './host.ts';
 
@@ -59,11 +58,11 @@ export function l2NormalizeBackward64(dy: Arr, x: Arr, norms: Arr, g: LpGeom): F
 
 // ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
 
-export function l2NormalizeOp(c: CpuHost, a: O.LpNormalizeArgs): O.LpNormalizeOut {
+export function l2NormalizeOp(c: CpuHost, a: LpNormalizeArgs): LpNormalizeOut {
   const r = l2Normalize64(a.x._data!, a);
   return { y: c.out64(r.y, a.x.shape, a.x.dtype), norms: c.out64(r.norms, a.normShape, 'float32') };
 }
 
-export function l2NormalizeBackwardOp(c: CpuHost, a: O.LpNormalizeBwdArgs): { dx: Tensor } {
+export function l2NormalizeBackwardOp(c: CpuHost, a: LpNormalizeBwdArgs): { dx: Tensor } {
   return { dx: c.out64(l2NormalizeBackward64(a.dy._data!, a.x._data!, a.norms._data!, a), a.x.shape, a.x.dtype) };
 }

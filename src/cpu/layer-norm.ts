@@ -4,6 +4,7 @@
  */
 import type { CpuHost, HostTensor } from './host.ts';
 import type * as O from '../ops.ts';
+import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import { modBackward, modOut, rowInput } from './modulate.ts';
 import { numel } from './host.ts';
 import { type AnyTensor, centeredStats, dataOf, grouping, groupSize, groupSum, normApply, normBackward, opt64, round, t64 } from './common.ts';
@@ -96,25 +97,25 @@ export function rmsNormBackward(
 
 // ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
 
-export function layerNormOp(c: CpuHost, a: O.LayerNormArgs): O.LayerNormOut {
+export function layerNormOp(c: CpuHost, a: LayerNormArgs): LayerNormOut {
   const { x, sum } = rowInput(c, a);
   const r = layerNorm64(x, { normalizedShape: a.normalizedShape, weight: c.h(a.weight), bias: c.h(a.bias), eps: a.eps });
   return { y: modOut(c, a, r.y, false), mean: c.out64(r.mean.data, r.mean.shape, 'float32'), rstd: c.out64(r.rstd.data, r.rstd.shape, 'float32'), sum };
 }
 
-export function rmsNormOp(c: CpuHost, a: O.RmsNormArgs): O.RmsNormOut {
+export function rmsNormOp(c: CpuHost, a: RmsNormArgs): RmsNormOut {
   const { x, sum } = rowInput(c, a);
   const r = rmsNorm64(x, { normalizedShape: a.normalizedShape, weight: c.h(a.weight), eps: a.eps });
   return { y: modOut(c, a, r.y, false), rstd: c.out64(r.rstd.data, r.rstd.shape, 'float32'), sum };
 }
 
-export function layerNormBackwardOp(c: CpuHost, a: O.LayerNormBwdArgs): O.ModBwdOut {
+export function layerNormBackwardOp(c: CpuHost, a: LayerNormBwdArgs): O.ModBwdOut {
   return modBackward(c, a, a.mean, a.K, a.bias, null, (dy, x) =>
     layerNormBackward64(dy, x, c.h(a.mean), c.h(a.rstd), { normalizedShape: a.normalizedShape, weight: c.h(a.weight), bias: c.h(a.bias) }),
   );
 }
 
-export function rmsNormBackwardOp(c: CpuHost, a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
+export function rmsNormBackwardOp(c: CpuHost, a: RmsNormBwdArgs): RmsNormBwdOut & O.ModGradsOut {
   const { dbias: _none, ...rest } = modBackward(c, a, null, a.K, null, null, (dy, x) =>
     rmsNormBackward64(dy, x, c.h(a.rstd), { normalizedShape: a.normalizedShape, weight: c.h(a.weight) }),
   );

@@ -9,6 +9,7 @@
  */
 import type { Arr, F64Tensor } from './common.ts';
 import type * as O from '../ops.ts';
+import type { RmsNormArgs } from '../args/layer-norm.ts';
 import type { ModGeom } from '../ops.ts';
 import type { Tensor } from '../tensor.ts';
 import type { CpuHost, HostTensor } from './host.ts';
@@ -115,7 +116,7 @@ function idxOf(a: O.Modulation, n: number): Int32Array | null {
 }
 
 /** The norm's input: x, or the fused residual + gate ⊙ x (returned as `sum`, in x's dtype). */
-export function rowInput(c: CpuHost, a: O.RmsNormArgs): { x: HostTensor; sum: Tensor | null } {
+export function rowInput(c: CpuHost, a: RmsNormArgs): { x: HostTensor; sum: Tensor | null } {
   if (!a.residual) return { x: c.h(a.x), sum: null };
   const s = gatedSum(a.x._data!, a.residual._data!, c.d(a.gate), idxOf(a, a.x.size));
   const sum = c.out64(s, a.x.shape, a.x.dtype);

@@ -3,7 +3,7 @@
  * slice of v along dim (no eps).
  */
 import type { CpuHost, HostTensor } from './host.ts';
-import type * as O from '../ops.ts';
+import type { WeightNormArgs, WeightNormBwdArgs, WeightNormBwdOut, WeightNormOut } from '../args/weight-norm.ts';
 import { numel } from './host.ts';
 import { type AnyTensor, type Grouping, grouping, groupOf, groupSum, mapAll, round, t64 } from './common.ts';
 
@@ -63,12 +63,12 @@ export function weightNormBackward(
 
 // ---- the ops on the cpu backend (resolved arguments in, tensors out), as the op table calls them ----
 
-export function weightNormOp(c: CpuHost, a: O.WeightNormArgs): O.WeightNormOut {
+export function weightNormOp(c: CpuHost, a: WeightNormArgs): WeightNormOut {
   const r = weightNorm(c.h(a.v), c.h(a.g), { dim: a.dim });
   return { w: c.out(r.w, a.v.dtype), norms: c.out(r.norms, 'float32') };
 }
 
-export function weightNormBackwardOp(c: CpuHost, a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
+export function weightNormBackwardOp(c: CpuHost, a: WeightNormBwdArgs): WeightNormBwdOut {
   const r = weightNormBackward(c.h(a.dw), c.h(a.v), c.h(a.g), c.h(a.norms), { dim: a.dim });
   return { dv: c.out(r.dv, a.v.dtype), dg: c.out(r.dg, a.g.dtype) };
 }

@@ -7,12 +7,13 @@
  * grad_coefficients (also dweight/dbias per channel), grad_elements.
  */
 import type * as O from '../ops.ts';
+import type { BatchNormArgs, BatchNormBwdArgs, BatchNormOut } from '../args/batch-norm.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, clChunks, windowed } from './policy.ts';
 import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
-export function batchNorm(g: Planner, a: O.BatchNormArgs): Planned<O.BatchNormOut> {
+export function batchNorm(g: Planner, a: BatchNormArgs): Planned<BatchNormOut> {
   // Empty batch: empty y, running statistics untouched (PyTorch); training's saved statistics
   // are those of a reduction over nothing (mean 0, invstd NaN).
   if (a.x.size === 0) {
@@ -63,7 +64,7 @@ export function batchNorm(g: Planner, a: O.BatchNormArgs): Planned<O.BatchNormOu
   return { out: { y, saveMean, saveInvstd }, plan: { op: 'batchNorm', steps, temps, outputs: [y, saveMean, saveInvstd, runningMean, runningVar] } };
 }
 
-export function batchNormBackward(g: Planner, a: O.BatchNormBwdArgs): Planned<O.BwdOut> {
+export function batchNormBackward(g: Planner, a: BatchNormBwdArgs): Planned<O.BwdOut> {
   if (a.x.size === 0) return { out: emptyBackward(g, a), plan: null };
   const { dy, x, N, C, S, weight, bias } = a;
   const dx = g.alloc(x.shape, x.dtype, 'dx');

@@ -11,22 +11,23 @@
  * over n (weight_bias_grads).
  */
 import * as O from '../ops.ts';
+import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, clChunks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
 import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, dwdbStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
-export function instanceNorm(g: Planner, a: O.InstanceNormArgs): Planned<O.GroupNormOut> {
+export function instanceNorm(g: Planner, a: InstanceNormArgs): Planned<GroupNormOut> {
   return named('instanceNorm', groupNorm(g, { ...a, G: a.C, silu: false, ...O.NO_MOD }));
 }
 
-export function instanceNormBackward(g: Planner, a: O.InstanceNormBwdArgs): Planned<O.BwdOut> {
+export function instanceNormBackward(g: Planner, a: InstanceNormBwdArgs): Planned<O.BwdOut> {
   return named('instanceNormBackward', groupNormBackward(g, { ...a, G: a.C, silu: false, ...O.NO_MOD }));
 }
 
 const named = <R>(op: string, r: Planned<R>): Planned<R> => ({ out: r.out, plan: r.plan && { ...r.plan, op } });
 
-export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOut> {
+export function groupNorm(g: Planner, a: GroupNormArgs): Planned<GroupNormOut> {
   // Empty x (no samples, or groups of zero elements): as layerNorm, mean 0 and rstd NaN.
   if (a.x.size === 0) return { out: { y: g.alloc(a.x.shape, a.x.dtype, 'y'), mean: g.filled([a.N, a.G], 'mean', 0), rstd: g.filled([a.N, a.G], 'rstd', NaN) }, plan: null };
   const { x, N, C, S, G, weight, bias } = a;
@@ -86,7 +87,7 @@ export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOu
   return { out: { y, mean, rstd }, plan: { op: 'groupNorm', steps, temps, outputs: [y, mean, rstd] } };
 }
 
-export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.BwdOut> {
+export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.BwdOut> {
   if (a.x.size === 0) return { out: emptyBackward(g, a), plan: null };
   const { dy, x, mean, rstd, N, C, S, G, weight, bias } = a;
   const dx = g.alloc(x.shape, x.dtype, 'dx');

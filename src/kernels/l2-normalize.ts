@@ -4,7 +4,7 @@
  * a middle dim side by side in memory. float16 outputs are written as float32 and packed by a
  * cast_half step (steps.ts groupOut), because two lanes (or two rows) may share a u32 word of halves.
  */
-import type * as O from '../ops.ts';
+import type { LpGeom, LpNormalizeArgs, LpNormalizeBwdArgs, LpNormalizeOut } from '../args/l2-normalize.ts';
 import type { Tensor } from '../tensor.ts';
 import { LimitError } from '../errors.ts';
 import { WG } from './source.ts';
@@ -12,7 +12,7 @@ import { tb, type Planned, type Planner, type Step } from './plan.ts';
 import { groupOut } from './steps.ts';
 import { windowed } from './policy.ts';
 
-const lanes = (a: O.LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
+const lanes = (a: LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
 
 function checkWindow(g: Planner, op: string, ts: Tensor[]): void {
   for (const t of ts) {
@@ -20,7 +20,7 @@ function checkWindow(g: Planner, op: string, ts: Tensor[]): void {
   }
 }
 
-export function l2Normalize(g: Planner, a: O.LpNormalizeArgs): Planned<O.LpNormalizeOut> {
+export function l2Normalize(g: Planner, a: LpNormalizeArgs): Planned<LpNormalizeOut> {
   const y = g.alloc(a.x.shape, a.x.dtype, 'y');
   const norms = g.alloc(a.normShape, 'float32', 'norms');
   if (a.x.size === 0) return { out: { y, norms }, plan: null };
@@ -36,7 +36,7 @@ export function l2Normalize(g: Planner, a: O.LpNormalizeArgs): Planned<O.LpNorma
   return { out: { y, norms }, plan: { op: 'l2Normalize', steps, temps, outputs: [y, norms] } };
 }
 
-export function l2NormalizeBackward(g: Planner, a: O.LpNormalizeBwdArgs): Planned<{ dx: Tensor }> {
+export function l2NormalizeBackward(g: Planner, a: LpNormalizeBwdArgs): Planned<{ dx: Tensor }> {
   const dx = g.alloc(a.x.shape, a.x.dtype, 'dx');
   if (a.x.size === 0) return { out: { dx }, plan: null };
   checkWindow(g, 'l2NormalizeBackward', [a.x, a.dy]);

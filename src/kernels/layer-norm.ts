@@ -11,6 +11,7 @@
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
+import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunking, chunks, rowsBwdBlocks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
@@ -20,12 +21,12 @@ import { elementBytes } from '../tensor.ts';
 type RowStat = Exclude<O.Statistic, 'sumsq'>;
 type RowOut = { y: Tensor; mean: Tensor | null; rstd: Tensor; sum: Tensor | null };
 
-export function layerNorm(g: Planner, a: O.LayerNormArgs): Planned<O.LayerNormOut> {
+export function layerNorm(g: Planner, a: LayerNormArgs): Planned<LayerNormOut> {
   const { out, plan } = rowNorm(g, a, 'meanVar');
   return { out: { ...out, mean: out.mean! }, plan };
 }
 
-export function rmsNorm(g: Planner, a: O.RmsNormArgs): Planned<O.RmsNormOut> {
+export function rmsNorm(g: Planner, a: RmsNormArgs): Planned<RmsNormOut> {
   const { out, plan } = rowNorm(g, { ...a, bias: null }, 'rms');
   return { out: { y: out.y, rstd: out.rstd, sum: out.sum }, plan };
 }
@@ -51,16 +52,16 @@ export type RowBwdPlanned<R> = Planned<R> & { sums?: ModSums };
  * rows keep within runs and their column partials are the modulation's sums (`sums`), and
  * dweight/dbias are left to modulation_grad_sums.
  */
-export function layerNormBackward(g: Planner, a: O.LayerNormBwdArgs, modRuns = 0): RowBwdPlanned<O.BwdOut> {
+export function layerNormBackward(g: Planner, a: LayerNormBwdArgs, modRuns = 0): RowBwdPlanned<O.BwdOut> {
   return rowNormBackward(g, a, 'meanVar', modRuns);
 }
 
-export function rmsNormBackward(g: Planner, a: O.RmsNormBwdArgs, modRuns = 0): RowBwdPlanned<O.RmsNormBwdOut> {
+export function rmsNormBackward(g: Planner, a: RmsNormBwdArgs, modRuns = 0): RowBwdPlanned<RmsNormBwdOut> {
   const { out, plan, sums } = rowNormBackward(g, { ...a, mean: null, bias: null }, 'rms', modRuns);
   return { out: { dx: out.dx, dweight: out.dweight }, plan, sums };
 }
 
-function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut> {
+function rowNorm(g: Planner, a: LayerNormArgs, stat: RowStat): Planned<RowOut> {
   const rms = stat === 'rms';
   const op = rms ? 'rmsNorm' : 'layerNorm';
   // Empty x (no rows, or rows of zero elements): no kernel runs; the statistics are those of a
@@ -139,7 +140,7 @@ function rowNorm(g: Planner, a: O.LayerNormArgs, stat: RowStat): Planned<RowOut>
   return { out: { y, mean, rstd, sum }, plan: { op, steps, temps, outputs: [y, mean, rstd, sum] } };
 }
 
-type RowBwdArgs = Omit<O.LayerNormBwdArgs, 'mean'> & { mean: Tensor | null };
+type RowBwdArgs = Omit<LayerNormBwdArgs, 'mean'> & { mean: Tensor | null };
 
 /** Blocks of at most `L` rows within runs of R rows: rows per block, blocks per run, blocks in all. */
 function runBlocks(rows: number, R: number, L: number): { L: number; perRun: number; blocks: number } {

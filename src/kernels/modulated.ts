@@ -6,6 +6,8 @@
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
+import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut } from '../args/group-norm.ts';
+import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import { tb, type Bind, type Planned, type Planner } from './plan.ts';
 import * as layer from './layer-norm.ts';
 import * as group from './group-norm.ts';
@@ -18,14 +20,14 @@ const NO_GRADS: O.ModGradsOut = { dscale: null, dshift: null, dgate: null, dresi
 const bwdModulated = (a: O.Modulation & O.ModBackward): boolean => modulated(a) || !!a.residual || !!a.dsum;
 
 /** The saved statistics, weight and bias of a row norm, and their index maps, for the modulation's gradients. */
-function rowStats(a: O.RmsNormBwdArgs, mean: O.LayerNormBwdArgs['mean'] | null, bias: O.LayerNormBwdArgs['bias'] | null) {
+function rowStats(a: RmsNormBwdArgs, mean: LayerNormBwdArgs['mean'] | null, bias: LayerNormBwdArgs['bias'] | null) {
   const binds: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(bias ? [tb('B', bias)] : [])];
   const flags = [...(mean ? ['HAS_MEAN'] : []), ...(a.weight ? ['HAS_W'] : []), ...(bias ? ['HAS_B'] : [])];
   return { binds, flags, p: { statDiv: Math.max(a.K, 1), statMod: Math.max(a.rows, 1), weightDiv: 1, weightMod: Math.max(a.K, 1) } };
 }
 
 /** The same for group norm: statistics per (n, g), weight and bias per channel (channels first or last). */
-function groupStats(a: O.GroupNormBwdArgs) {
+function groupStats(a: GroupNormBwdArgs) {
   const { N, C, S, G } = a;
   const binds: Bind[] = [tb('MEAN', a.mean), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(a.bias ? [tb('B', a.bias)] : [])];
   const cl = channelsLast(a);
@@ -34,20 +36,20 @@ function groupStats(a: O.GroupNormBwdArgs) {
   return { binds, flags, p };
 }
 
-export function layerNorm(g: Planner, a: O.LayerNormArgs): Planned<O.LayerNormOut> {
+export function layerNorm(g: Planner, a: LayerNormArgs): Planned<LayerNormOut> {
   return modulateForward(g, 'layerNorm', (b) => layer.layerNorm(g, { ...a, ...b }), a);
 }
 
-export function rmsNorm(g: Planner, a: O.RmsNormArgs): Planned<O.RmsNormOut> {
+export function rmsNorm(g: Planner, a: RmsNormArgs): Planned<RmsNormOut> {
   return modulateForward(g, 'rmsNorm', (b) => layer.rmsNorm(g, { ...a, ...b }), a);
 }
 
-export function layerNormBackward(g: Planner, a: O.LayerNormBwdArgs): Planned<O.ModBwdOut> {
+export function layerNormBackward(g: Planner, a: LayerNormBwdArgs): Planned<O.ModBwdOut> {
   if (!bwdModulated(a)) return withNoGrads(layer.layerNormBackward(g, a));
   return modulateBackward(g, 'layerNormBackward', a, (dy, x, runs) => layer.layerNormBackward(g, { ...a, dy, x }, runs), rowStats(a, a.mean, a.bias), false);
 }
 
-export function rmsNormBackward(g: Planner, a: O.RmsNormBwdArgs): Planned<O.RmsNormBwdOut & O.ModGradsOut> {
+export function rmsNormBackward(g: Planner, a: RmsNormBwdArgs): Planned<RmsNormBwdOut & O.ModGradsOut> {
   if (!bwdModulated(a)) return withNoGrads(layer.rmsNormBackward(g, a));
   const p = modulateBackward(g, 'rmsNormBackward', a, (dy, x, runs) => {
     const r = layer.rmsNormBackward(g, { ...a, dy, x }, runs);
@@ -57,11 +59,11 @@ export function rmsNormBackward(g: Planner, a: O.RmsNormBwdArgs): Planned<O.RmsN
   return { out, plan: p.plan };
 }
 
-export function groupNorm(g: Planner, a: O.GroupNormArgs): Planned<O.GroupNormOut> {
+export function groupNorm(g: Planner, a: GroupNormArgs): Planned<GroupNormOut> {
   return modulateForward(g, 'groupNorm', (b) => group.groupNorm(g, { ...a, ...b }), { ...a, residual: null });
 }
 
-export function groupNormBackward(g: Planner, a: O.GroupNormBwdArgs): Planned<O.ModBwdOut> {
+export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.ModBwdOut> {
   if (!modulated(a) && !a.silu) return withNoGrads(group.groupNormBackward(g, a));
   const m = { ...a, residual: null, dsum: null };
   return modulateBackward(g, 'groupNormBackward', m, (dy, x) => group.groupNormBackward(g, { ...a, dy, x }), groupStats(a), a.silu);

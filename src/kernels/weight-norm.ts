@@ -4,13 +4,13 @@
  * sumsq_partials, finalize_weight_norm (norms and g/‖v‖), normalize_elements scaling v.
  * Backward: grad_partials (Σ dw·v), weight_norm_grad_coefficients (also dg), grad_elements.
  */
-import type * as O from '../ops.ts';
+import type { WeightNormArgs, WeightNormBwdArgs, WeightNormBwdOut, WeightNormOut } from '../args/weight-norm.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, windowed } from './policy.ts';
 import { groupOut, statsStep } from './steps.ts';
 
-export function weightNorm(g: Planner, a: O.WeightNormArgs): Planned<O.WeightNormOut> {
+export function weightNorm(g: Planner, a: WeightNormArgs): Planned<WeightNormOut> {
   // Empty slices (or none): ‖v‖ over nothing is 0; no kernel runs.
   if (a.v.size === 0) return { out: { w: g.alloc(a.v.shape, a.v.dtype, 'w'), norms: g.filled(a.g.shape, 'norms', 0) }, plan: null };
   const { v, outer, D, inner } = a;
@@ -39,7 +39,7 @@ export function weightNorm(g: Planner, a: O.WeightNormArgs): Planned<O.WeightNor
   return { out: { w, norms }, plan: { op: 'weightNorm', steps, temps: [part, scale], outputs: [w, norms] } };
 }
 
-export function weightNormBackward(g: Planner, a: O.WeightNormBwdArgs): Planned<O.WeightNormBwdOut> {
+export function weightNormBackward(g: Planner, a: WeightNormBwdArgs): Planned<WeightNormBwdOut> {
   const { dw, v, norms, outer, D, inner } = a;
   const dv = g.alloc(v.shape, v.dtype, 'dv');
   const dg = g.alloc(a.g.shape, a.g.dtype, 'dg');

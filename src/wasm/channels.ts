@@ -15,6 +15,8 @@
  */
 import type { Tensor } from '../tensor.ts';
 import * as O from '../ops.ts';
+import type { BatchNormArgs, BatchNormBwdArgs, BatchNormOut } from '../args/batch-norm.ts';
+import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
 import { gradCoefs, type WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace } from './modulate.ts';
 import type { ChannelGeom } from '../validate.ts';
@@ -70,7 +72,7 @@ function applyTab(P: number, mean: (i: number) => number, rstd: (i: number) => n
 
 const vals = (b: WasmContext, t: Tensor | null, n: number, dflt: number): Float32Array => (t ? b.values(t).slice() : new Float32Array(n).fill(dflt));
 
-export function groupNorm(b: WasmContext, a: O.GroupNormArgs): O.GroupNormOut {
+export function groupNorm(b: WasmContext, a: GroupNormArgs): GroupNormOut {
   const { N, C, S, G } = a;
   const Cg = C / G;
   // With a modulation the activation comes after it (modulate), not in the norm's kernels.
@@ -138,7 +140,7 @@ function gradSums(b: WasmContext, dy: Tensor, x: Tensor, cl: boolean, O: number,
 }
 
 /** Group norm's output again from x and the saved statistics (float32 intermediate of a modulated backward). */
-function normalizedGroups(b: WasmContext, a: O.GroupNormBwdArgs): Tensor {
+function normalizedGroups(b: WasmContext, a: GroupNormBwdArgs): Tensor {
   const { N, C, S, G } = a;
   const Cg = C / G;
   const n = b.scratch(a.x.shape);
@@ -152,25 +154,25 @@ function normalizedGroups(b: WasmContext, a: O.GroupNormBwdArgs): Tensor {
 }
 
 /** Instance norm: group norm with one channel per group, no activation, no modulation. */
-export function instanceNorm(b: WasmContext, a: O.InstanceNormArgs): O.GroupNormOut {
+export function instanceNorm(b: WasmContext, a: InstanceNormArgs): GroupNormOut {
   // Named properties first, spreads last (V8's fast path; InstanceNormArgs has no G or silu).
   return groupNorm(b, { G: a.C, silu: false, ...a, ...O.NO_MOD });
 }
 
-export function groupNormBackward(b: WasmContext, a: O.GroupNormBwdArgs): O.ModBwdOut {
+export function groupNormBackward(b: WasmContext, a: GroupNormBwdArgs): O.ModBwdOut {
   const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
   if (!hasMod(a) && !a.silu) return Object.assign(groupBackward(b, a), none);
   return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
 }
 
 /** Instance norm's backward: group norm's with one channel per group. */
-export function instanceNormBackward(b: WasmContext, a: O.InstanceNormBwdArgs): O.BwdOut {
+export function instanceNormBackward(b: WasmContext, a: InstanceNormBwdArgs): O.BwdOut {
   const { dx, dweight, dbias } = groupNormBackward(b, { G: a.C, silu: false, ...a, ...O.NO_MOD });
   return { dx, dweight, dbias };
 }
 
 /** The norm's backward (dy as given); f32: dx left float32. */
-function groupBackward(b: WasmContext, a: O.GroupNormBwdArgs, f32 = false): O.BwdOut {
+function groupBackward(b: WasmContext, a: GroupNormBwdArgs, f32 = false): O.BwdOut {
   const { N, C, S, G, channelsLast: cl } = a;
   const Cg = C / G;
   const P = N * C;
@@ -237,7 +239,7 @@ function perChannel(b: WasmContext, v: Float64Array, like: Tensor): Tensor {
 /** Batch norm's layout: channels last, or NCHW with one spatial element (the same memory order). */
 const columnar = (a: ChannelGeom): boolean => a.channelsLast || a.S === 1;
 
-export function batchNorm(b: WasmContext, a: O.BatchNormArgs): O.BatchNormOut {
+export function batchNorm(b: WasmContext, a: BatchNormArgs): BatchNormOut {
   const { N, C, S } = a;
   const cl = columnar(a);
   const y = b.out(a.x.shape, a.x.dtype);
@@ -289,7 +291,7 @@ export function batchNorm(b: WasmContext, a: O.BatchNormArgs): O.BatchNormOut {
   return { y, saveMean, saveInvstd };
 }
 
-export function batchNormBackward(b: WasmContext, a: O.BatchNormBwdArgs): O.BwdOut {
+export function batchNormBackward(b: WasmContext, a: BatchNormBwdArgs): O.BwdOut {
   const { N, C, S } = a;
   const cl = columnar(a);
   const dx = b.out(a.x.shape, a.x.dtype);

@@ -5,15 +5,15 @@
  * the norms' dx form with x̂ = x/‖x‖, γ = −Σ dy·x̂ (and dy/eps where the clamp took eps). Other p:
  * the float64 loops of the reference on the module's memory (correct, not fast).
  */
-import type * as O from '../ops.ts';
+import type { LpGeom, LpNormalizeArgs, LpNormalizeBwdArgs, LpNormalizeOut } from '../args/l2-normalize.ts';
 import type { WasmContext } from './context.ts';
 import { rowStats } from './channels.ts';
 import { l2Normalize64, l2NormalizeBackward64 } from '../cpu/l2-normalize.ts';
 
-const lanes = (a: O.LpGeom): number => a.outer * a.inner;
+const lanes = (a: LpGeom): number => a.outer * a.inner;
 
 /** Σx² per lane (float64). */
-function sumsq(b: WasmContext, a: O.LpNormalizeArgs): Float64Array {
+function sumsq(b: WasmContext, a: LpNormalizeArgs): Float64Array {
   if (a.inner === 1) return rowStats(b, a.x, a.outer, a.D, 1).sum;
   const out = b.temp(lanes(a) * 24);
   b.run('cols_stats', [a.x._ptr, a.outer, a.D, a.inner, 1, out], a.outer * Math.ceil(a.inner / 16), a.x.size);
@@ -21,7 +21,7 @@ function sumsq(b: WasmContext, a: O.LpNormalizeArgs): Float64Array {
   return Float64Array.from({ length: lanes(a) }, (_, l) => v[3 * l + 1]!);
 }
 
-export function l2Normalize(b: WasmContext, a: O.LpNormalizeArgs): O.LpNormalizeOut {
+export function l2Normalize(b: WasmContext, a: LpNormalizeArgs): LpNormalizeOut {
   const y = b.out(a.x.shape, a.x.dtype);
   const norms = b.out(a.normShape, 'float32');
   if (a.p !== 2) {
@@ -50,7 +50,7 @@ export function l2Normalize(b: WasmContext, a: O.LpNormalizeArgs): O.LpNormalize
   return { y, norms };
 }
 
-export function l2NormalizeBackward(b: WasmContext, a: O.LpNormalizeBwdArgs): { dx: O.LpNormalizeOut['y'] } {
+export function l2NormalizeBackward(b: WasmContext, a: LpNormalizeBwdArgs): { dx: LpNormalizeOut['y'] } {
   const dx = b.out(a.x.shape, a.x.dtype);
   const nv = b.values(a.norms).slice();
   if (a.p !== 2) {

@@ -6,6 +6,7 @@
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
+import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import type { WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace, residualSum } from './modulate.ts';
 
@@ -13,13 +14,13 @@ import { hasMod, modulatedBackward, modulateInPlace, residualSum } from './modul
 export const ROWS_PER_PARTIAL = 32;
 
 /** x, or the fused sum residual + gate ⊙ x (rounded to x's dtype), which is also returned. */
-function rowInput(b: WasmContext, a: O.RmsNormArgs): { x: Tensor; sum: Tensor | null } {
+function rowInput(b: WasmContext, a: RmsNormArgs): { x: Tensor; sum: Tensor | null } {
   if (!a.residual) return { x: a.x, sum: null };
   const sum = residualSum(b, a.x, a.residual, a);
   return { x: sum, sum };
 }
 
-function rowsForward(b: WasmContext, a: O.RmsNormArgs, bias: Tensor | null, rms: boolean) {
+function rowsForward(b: WasmContext, a: RmsNormArgs, bias: Tensor | null, rms: boolean) {
   const { x, sum } = rowInput(b, a);
   const { rows: R, K } = a;
   const y = b.out(x.shape, a.x.dtype);
@@ -36,18 +37,18 @@ function rowsForward(b: WasmContext, a: O.RmsNormArgs, bias: Tensor | null, rms:
   return { y, mean, rstd, sum };
 }
 
-export function layerNorm(b: WasmContext, a: O.LayerNormArgs): O.LayerNormOut {
+export function layerNorm(b: WasmContext, a: LayerNormArgs): LayerNormOut {
   const r = rowsForward(b, a, a.bias, false);
   return { y: r.y, mean: r.mean!, rstd: r.rstd, sum: r.sum };
 }
 
-export function rmsNorm(b: WasmContext, a: O.RmsNormArgs): O.RmsNormOut {
+export function rmsNorm(b: WasmContext, a: RmsNormArgs): RmsNormOut {
   const r = rowsForward(b, a, null, true);
   return { y: r.y, rstd: r.rstd, sum: r.sum };
 }
 
 /** The norm's backward; `dy` / `x` replace a's (a modulated backward's dn and the recomputed sum); f32: dx left float32. */
-function rowsBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, o: { dy?: Tensor; x?: Tensor; f32?: boolean } = {}): O.BwdOut {
+function rowsBackward(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, o: { dy?: Tensor; x?: Tensor; f32?: boolean } = {}): O.BwdOut {
   const { rows: R, K } = a;
   const dy = o.dy ?? a.dy, x = o.x ?? a.x;
   const dx = b.out(x.shape, o.f32 ? 'float32' : x.dtype);
@@ -71,12 +72,12 @@ function rowsBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, 
 
 const NO_GRADS = { dscale: null, dshift: null, dgate: null, dresidual: null };
 
-function anyMod(a: O.RmsNormBwdArgs): boolean {
+function anyMod(a: RmsNormBwdArgs): boolean {
   return hasMod(a) || !!a.residual || !!a.dsum || !!a.gate;
 }
 
 /** The norm's output again from its input and the saved statistics (float32 intermediate). */
-function normalizedRows(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, xin: Tensor): Tensor {
+function normalizedRows(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, xin: Tensor): Tensor {
   const { rows: R, K } = a;
   const n = b.scratch(a.x.shape);
   const tab = b.f32Temp(mean ? b.values(mean) : new Float32Array(R), new Float32Array(R), b.values(a.rstd));
@@ -84,16 +85,16 @@ function normalizedRows(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null
   return n;
 }
 
-function rowsModBackward(b: WasmContext, a: O.RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.ModBwdOut {
+function rowsModBackward(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.ModBwdOut {
   if (!anyMod(a)) return Object.assign(rowsBackward(b, a, mean, bias), NO_GRADS);
   return modulatedBackward(b, a, false, (xin) => normalizedRows(b, a, mean, bias, xin), (dn, xin, f32) => rowsBackward(b, a, mean, bias, { dy: dn, x: xin, f32 }));
 }
 
-export function layerNormBackward(b: WasmContext, a: O.LayerNormBwdArgs): O.ModBwdOut {
+export function layerNormBackward(b: WasmContext, a: LayerNormBwdArgs): O.ModBwdOut {
   return rowsModBackward(b, a, a.mean, a.bias);
 }
 
-export function rmsNormBackward(b: WasmContext, a: O.RmsNormBwdArgs): O.RmsNormBwdOut & O.ModGradsOut {
+export function rmsNormBackward(b: WasmContext, a: RmsNormBwdArgs): RmsNormBwdOut & O.ModGradsOut {
   const { dbias: _none, ...rest } = rowsModBackward(b, a, null, null);
   return rest;
 }

@@ -5,7 +5,7 @@
  * w = (v·(1/‖v‖))·g; backward dv = α·(dw + γ·x̂), α = g/‖v‖, γ = −Σ(dw·v)/‖v‖, x̂ = v/‖v‖
  * (docs/NUMERICS.md), with the dx kernels of the norms.
  */
-import type * as O from '../ops.ts';
+import type { WeightNormArgs, WeightNormBwdArgs, WeightNormBwdOut, WeightNormOut } from '../args/weight-norm.ts';
 import type { WasmContext } from './context.ts';
 import { rowStats } from './channels.ts';
 import type { SliceGeom } from '../validate.ts';
@@ -13,7 +13,7 @@ import type { SliceGeom } from '../validate.ts';
 /** Columns when dim is the last of several dims; rows otherwise. */
 const byColumns = (a: SliceGeom): boolean => a.inner === 1 && a.outer > 1;
 
-export function weightNorm(b: WasmContext, a: O.WeightNormArgs): O.WeightNormOut {
+export function weightNorm(b: WasmContext, a: WeightNormArgs): WeightNormOut {
   const { outer, D, inner } = a;
   const w = b.out(a.v.shape, a.v.dtype);
   const norms = b.out(a.g.shape, 'float32');
@@ -44,7 +44,7 @@ export function weightNorm(b: WasmContext, a: O.WeightNormArgs): O.WeightNormOut
   return { w, norms };
 }
 
-export function weightNormBackward(b: WasmContext, a: O.WeightNormBwdArgs): O.WeightNormBwdOut {
+export function weightNormBackward(b: WasmContext, a: WeightNormBwdArgs): WeightNormBwdOut {
   const { outer, D, inner } = a;
   const dv = b.out(a.v.shape, a.v.dtype);
   const dg = b.out(a.g.shape, a.g.dtype);
