@@ -6,12 +6,13 @@
 //#entry lp_normalize_grad_lanes LP_BWD
 
 //#if LP_FWD || LP_BWD
-// Lp normalization along a dim (PyTorch F.normalize): lane t < groups of runLength elements at
-// (o * runLength + d) * channels + i, t = o * channels + i (a middle dim: neighbouring invocations
-// read neighbouring elements; the last dim: one lane per row). One invocation per lane.
+// Lp normalization along a dim (PyTorch F.normalize): the lanes of the Grouping
+// [outer, runs, groups, 1] (src/grouping.ts). Lane t = o * groups + i < outer * groups holds the
+// runs elements (o * runs + d) * groups + i, d < runs (a middle dim: neighbouring invocations read
+// neighbouring elements; the last dim, groups = 1: one lane per row). One invocation per lane.
 fn lane_e(t: u32, d: u32) -> u32 {
-  let o = t / P.channels;
-  return (o * P.runLength + d) * P.channels + (t - o * P.channels);
+  let o = t / P.groups;
+  return (o * P.runs + d) * P.groups + (t - o * P.groups);
 }
 // |a|^(p - 1) * sign(a): d|a|^p / da / p.
 fn lp_dpow(a: f32) -> f32 {
@@ -30,7 +31,7 @@ fn lp_dpow(a: f32) -> f32 {
 fn lane_norm(t: u32) -> f32 {
   var m = 0.0;
   var nan = false;
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let a = abs(X_ld(lane_e(t, d)));
     nan = nan || (bitcast<u32>(a) > 0x7f800000u);
     m = max(m, a);
@@ -42,7 +43,7 @@ fn lane_norm(t: u32) -> f32 {
   let k = frexp(m).exp;
   var blk = 0.0;
   var tot = 0.0;
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
     var v = a;
     if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
@@ -63,12 +64,12 @@ fn lane_norm(t: u32) -> f32 {
 fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let t = inv_index(lid, wid, nwg);
-  if (t >= P.groups) { return; }
+  if (t >= P.outer * P.groups) { return; }
   let n = lane_norm(t);
   NORM_st(t, n);
   // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
   let den = select(max(n, P.eps), n, (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u);
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let e = lane_e(t, d);
     Y_st(e, X_ld(e) / den);
   }
@@ -84,10 +85,10 @@ fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 //#endif
   let t = inv_index(lid, wid, nwg);
-  if (t >= P.groups) { return; }
+  if (t >= P.outer * P.groups) { return; }
   let n = NORM_ld(t);
   if (n < P.eps) {
-    for (var d = 0u; d < P.runLength; d += 1u) {
+    for (var d = 0u; d < P.runs; d += 1u) {
       let e = lane_e(t, d);
       DX_st(e, DY_ld(e) / P.eps);
     }
@@ -95,7 +96,7 @@ fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(wo
   }
   var blk = 0.0;
   var s = 0.0;
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let e = lane_e(t, d);
     blk += DY_ld(e) * (X_ld(e) / n);
     if ((d & 255u) == 255u) {
@@ -104,7 +105,7 @@ fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(wo
     }
   }
   s += blk;
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let e = lane_e(t, d);
     DX_st(e, (DY_ld(e) - s * lp_dpow(X_ld(e) / n)) / n);
   }

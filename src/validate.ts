@@ -3,6 +3,7 @@
  * before any work is encoded, so a bad call writes nothing. Each error names the argument, the
  * expected and the actual shape.
  */
+import { alongDim, type Grouping } from './grouping.ts';
 import { DTypeError, ShapeError, TensorError, ValueError, fmtShape } from './errors.ts';
 import { Tensor, numel, type DType } from './tensor.ts';
 
@@ -174,10 +175,8 @@ export function channelGeom(x: Tensor, arg: string, op: string, maxSpatial = Inf
   return { N: x.shape[0]!, C: x.shape[1]!, S: numel(x.shape.slice(2)), channelsLast };
 }
 
-export interface SliceGeom {
-  outer: number;
-  D: number;
-  inner: number;
+/** Weight norm's slices along dim as a Grouping (src/grouping.ts): [1, ∏ v[:dim], v[dim], ∏ v[dim+1:]]. */
+export interface SliceGeom extends Grouping {
   dim: number | null;
   /** g's shape: v's size on dim, 1 elsewhere (all ones for dim null). */
   gShape: number[];
@@ -186,15 +185,13 @@ export interface SliceGeom {
 export function sliceGeom(v: Tensor, dimArg: unknown): SliceGeom {
   const rank = v.shape.length;
   if (rank < 1) throw new ShapeError(`v: weightNorm expects rank >= 1, got ${fmtShape(v.shape)}`, 'v');
-  if (dimArg === null) return { outer: 1, D: 1, inner: v.size, dim: null, gShape: v.shape.map(() => 1) };
+  if (dimArg === null) return { ...alongDim(v.shape, null), dim: null, gShape: v.shape.map(() => 1) };
   if (typeof dimArg !== 'number' || !Number.isInteger(dimArg) || dimArg < -rank || dimArg >= rank) {
     throw new ValueError(`dim: expected an integer in [${-rank}, ${rank - 1}] or null for v of shape ${fmtShape(v.shape)}, got ${describeValue(dimArg)}`, 'dim');
   }
   const dim = dimArg < 0 ? dimArg + rank : dimArg;
   return {
-    outer: numel(v.shape.slice(0, dim)),
-    D: v.shape[dim]!,
-    inner: numel(v.shape.slice(dim + 1)),
+    ...alongDim(v.shape, dim),
     dim,
     gShape: v.shape.map((d, i) => (i === dim ? d : 1)),
   };

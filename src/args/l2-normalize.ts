@@ -5,19 +5,18 @@
  */
 import { ShapeError, ValueError, fmtShape } from '../errors.ts';
 import { numel, type Tensor } from '../tensor.ts';
+import { lanesAlong, type Grouping } from '../grouping.ts';
 import { checkOptions, checkTensor, describeValue, expectDtype, expectFloat32, expectShape } from '../validate.ts';
 
 // ---- the resolved arguments every backend receives, and its outputs ----
 
 /**
- * Lp normalization along `dim` (PyTorch `F.normalize`): lanes (o, i) of D elements at
- * (o*D + d)*inner + i; y = x / max(‖lane‖_p, eps).
+ * Lp normalization along `dim` (PyTorch `F.normalize`): the lanes along dim as a Grouping
+ * (src/grouping.ts) [outer = ∏ x[:dim], runs = x[dim], groups = ∏ x[dim+1:], runLength = 1]:
+ * lane (o, i) holds the elements (o·runs + d)·groups + i; y = x / max(‖lane‖_p, eps).
  */
-export interface LpGeom {
+export interface LpGeom extends Grouping {
   dim: number;
-  outer: number;
-  D: number;
-  inner: number;
   /** The norms' shape: x's with 1 on dim. */
   normShape: number[];
   p: number;
@@ -44,7 +43,7 @@ const KEYS = {
 
 type Opts = Record<string, unknown>;
 
-/** Lanes along `dim`: element (o, d, i) at (o*D + d)*inner + i; the norms' shape is x's with 1 on dim. */
+/** Lanes along `dim` (LpGeom); the norms' shape is x's with 1 on dim. */
 function lanes(x: Tensor, o: Opts, op: string): LpGeom {
   const rank = x.shape.length;
   if (rank < 1) throw new ShapeError(`x: ${op} expects rank >= 1, got ${fmtShape(x.shape)}`, 'x');
@@ -58,10 +57,8 @@ function lanes(x: Tensor, o: Opts, op: string): LpGeom {
   const eps = o.eps === undefined ? 1e-12 : o.eps;
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) throw new ValueError(`eps: expected a finite number >= 0, got ${describeValue(eps)}`, 'eps');
   return {
+    ...lanesAlong(x.shape, dim),
     dim,
-    outer: numel(x.shape.slice(0, dim)),
-    D: x.shape[dim]!,
-    inner: numel(x.shape.slice(dim + 1)),
     normShape: x.shape.map((d, i) => (i === dim ? 1 : d)),
     p,
     eps,

@@ -57,8 +57,8 @@ export function weightNormBackwardArgs(owner: object, dw: unknown, v: unknown, g
 }
 
 function expectG(g: Tensor, geom: SliceGeom, v: Tensor): void {
-  // g may have v's rank with ones (PyTorch's layout) or be 1-D [D] / a scalar-shaped [] for dim null.
-  if (g.size !== geom.D || !(g.shape.length === geom.gShape.length || g.shape.length <= 1)) {
+  // g may have v's rank with ones (PyTorch's layout) or be 1-D [groups] / a scalar-shaped [] for dim null.
+  if (g.size !== geom.groups || !(g.shape.length === geom.gShape.length || g.shape.length <= 1)) {
     throw new ShapeError(`g: expected shape ${fmtShape(geom.gShape)} for v of shape ${fmtShape(v.shape)}, got ${fmtShape(g.shape)}`, 'g');
   }
   if (g.shape.length === geom.gShape.length && !g.shape.every((d, i) => d === geom.gShape[i])) {

@@ -1,6 +1,7 @@
 /**
  * The shared mechanism of the float64 CPU reference (docs/SEMANTICS.md has the formulas). All
- * norms reduce over the same kind of index set, a `Grouping`: layer/RMS-norm rows, group-norm
+ * norms reduce over the same kind of index set, a `Grouping` (src/grouping.ts, the vocabulary the
+ * GPU plans and uniforms use too): layer/RMS-norm rows, group-norm
  * (n, g) groups, instance-norm (n, c), batch-norm channels and weight-norm slices. One
  * statistics helper, one apply step and one backward step serve them all; each norm family's
  * file (layer-norm.ts, group-norm.ts, batch-norm.ts, weight-norm.ts) only says how its elements
@@ -12,6 +13,9 @@
  */
 import { numel } from './host.ts';
 import type { HostTensor } from './host.ts';
+import { type Grouping, grouping, groupSize, statCount, statOf } from '../grouping.ts';
+
+export { type Grouping, grouping, groupSize, statOf } from '../grouping.ts';
 
 export type Arr = Float32Array | Float64Array;
 /** A tensor with float32 or float64 data (inputs of the float64 variants). */
@@ -24,46 +28,18 @@ export interface F64Tensor {
   shape: readonly number[];
 }
 
-/**
- * Group j (j < D) is the index set { o·D·inner + j·inner + i : o < outer, i < inner }.
- * Rows: (1, rows, K). Group norm: (1, N·G, (C/G)·S). Channels: (N, C, S). Weight-norm slices
- * along dim d: (prod(shape[:d]), shape[d], prod(shape[d+1:])). Every element belongs to exactly
- * one group, namely floor(idx / inner) mod D.
- */
-export interface Grouping {
-  outer: number;
-  D: number;
-  inner: number;
-  /**
-   * Channels-last group norm (x as [N, S, C]): group j = n·G + g holds the Cg channels
-   * g·Cg .. g·Cg + Cg − 1 of every row of sample n (outer = S rows of inner = Cg elements), so
-   * element idx belongs to floor(idx / (S·C))·G + floor((idx mod C) / Cg).
-   */
-  cl?: { sample: number; C: number; Cg: number; G: number };
-}
-export const grouping = (outer: number, D: number, inner: number): Grouping => ({ outer, D, inner });
-export const groupSize = (g: Grouping): number => g.outer * g.inner;
-export const groupOf = (g: Grouping, idx: number): number =>
-  g.cl ? Math.floor(idx / g.cl.sample) * g.cl.G + Math.floor((idx % g.cl.C) / g.cl.Cg) : Math.floor(idx / g.inner) % g.D;
-
-/** Per-group sums of f over each group's index set, in float64. */
-export function groupSum(g: Grouping, f: (idx: number, j: number) => number): Float64Array {
-  const out = new Float64Array(g.D);
-  if (g.cl) {
-    // Every element in memory order, added to its group's sum.
-    const n = g.D * g.outer * g.inner;
-    for (let idx = 0; idx < n; idx++) {
-      const j = groupOf(g, idx);
-      out[j] += f(idx, j);
-    }
-    return out;
-  }
+/** Per-statistic sums of f over each statistic's elements (src/grouping.ts), in float64, run by run. */
+export function groupSum(g: Grouping, f: (idx: number, s: number) => number): Float64Array {
+  const out = new Float64Array(statCount(g));
   for (let o = 0; o < g.outer; o++) {
-    for (let j = 0; j < g.D; j++) {
-      const base = (o * g.D + j) * g.inner;
-      let s = 0;
-      for (let i = 0; i < g.inner; i++) s += f(base + i, j);
-      out[j] += s;
+    for (let r = 0; r < g.runs; r++) {
+      for (let j = 0; j < g.groups; j++) {
+        const base = ((o * g.runs + r) * g.groups + j) * g.runLength;
+        const s = o * g.groups + j;
+        let acc = 0;
+        for (let i = 0; i < g.runLength; i++) acc += f(base + i, s);
+        out[s] += acc;
+      }
     }
   }
   return out;
@@ -98,8 +74,8 @@ export function normApply(
   b: Arr | null,
 ): Float64Array {
   return mapAll(x.length, (i) => {
-    const j = groupOf(sg, i);
-    const c = groupOf(ag, i);
+    const j = statOf(sg, i);
+    const c = statOf(ag, i);
     let v = (x[i] - (mean ? mean[j] : 0)) * rstd[j];
     if (w) v *= w[c];
     if (b) v += b[c];
@@ -142,14 +118,14 @@ export function normBackward(
   // offsets. Any other mean (a caller's own) is used as given, as PyTorch does.
   const mu = statsFromX && mean && K > 0 ? recoverMean(x, mean, sg) : mean;
   const xhat = mapAll(x.length, (i) => {
-    const j = groupOf(sg, i);
+    const j = statOf(sg, i);
     return (x[i] - (mu ? mu[j] : 0)) * rstd[j];
   });
-  const g = w ? mapAll(dy.length, (i) => dy[i] * w[groupOf(ag, i)]) : dy;
+  const g = w ? mapAll(dy.length, (i) => dy[i] * w[statOf(ag, i)]) : dy;
   const sumG = statsFromX && mean ? groupSum(sg, (i) => g[i]) : null;
   const sumGX = statsFromX ? groupSum(sg, (i) => g[i] * xhat[i]) : null;
   const dx = mapAll(x.length, (i) => {
-    const j = groupOf(sg, i);
+    const j = statOf(sg, i);
     let t = g[i];
     if (sumG) t -= sumG[j] / K;
     if (sumGX) t -= (xhat[i] * sumGX[j]) / K;
@@ -165,13 +141,13 @@ export const opt64 = (data: Float64Array | null, shape: readonly number[]): F64T
   data ? t64(data, shape) : null;
 export const dataOf = (t: AnyTensor | null): Arr | null => (t ? t.data : null);
 
-/** [N, C, *spatial] → channel grouping (N, C, S); channels last, [N, *spatial, C] → (N·S, C, 1). */
+/** [N, C, *spatial] → the per-channel grouping [1, N, C, S]; channels last, [N, *spatial, C] → [1, N·S, C, 1]. */
 export function channels(x: AnyTensor, channelsLast = false) {
   const r = x.shape.length;
   const N = x.shape[0];
   const C = channelsLast ? x.shape[r - 1] : x.shape[1];
   const S = numel(channelsLast ? x.shape.slice(1, r - 1) : x.shape.slice(2));
-  return { N, C, S, cg: channelsLast ? grouping(N * S, C, 1) : grouping(N, C, S) };
+  return { N, C, S, cg: channelsLast ? grouping(1, N * S, C, 1) : grouping(1, N, C, S) };
 }
 
 export type Rounded<R> = {

@@ -9,15 +9,15 @@ import { modBackward, modOut } from './modulate.ts';
 import { type AnyTensor, centeredStats, channels, dataOf, grouping, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
 /**
- * Group norm: stats per (n, g) over a contiguous run of (C/G)·S elements; affine per channel.
- * Channels last: the group's C/G channels in each of the S rows of sample n (see Grouping.cl in
- * common.ts).
+ * Group norm: stats per (n, g) over a contiguous run of (C/G)·S elements ([1, 1, N·G, (C/G)·S]);
+ * channels last: the group's C/G channels in each of the S rows of sample n ([N, S, G, C/G]);
+ * affine per channel.
  */
 function groupGroupings(x: AnyTensor, G: number, channelsLast = false) {
   const { N, C, S, cg } = channels(x, channelsLast);
   const Cg = C / G;
-  if (channelsLast) return { N, C, sg: { outer: S, D: N * G, inner: Cg, cl: { sample: S * C, C, Cg, G } }, cg };
-  return { N, C, sg: grouping(1, N * G, Cg * S), cg };
+  if (channelsLast) return { N, C, sg: grouping(N, S, G, Cg), cg };
+  return { N, C, sg: grouping(1, 1, N * G, Cg * S), cg };
 }
 
 export function groupNorm64(

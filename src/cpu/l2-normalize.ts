@@ -10,7 +10,7 @@ import type { CpuHost } from './host.ts';
 
 function forEachLane(g: LpGeom, f: (at: (d: number) => number, lane: number) => void): void {
   for (let o = 0; o < g.outer; o++) {
-    for (let i = 0; i < g.inner; i++) f((d) => (o * g.D + d) * g.inner + i, o * g.inner + i);
+    for (let i = 0; i < g.groups; i++) f((d) => (o * g.runs + d) * g.groups + i, o * g.groups + i);
   }
 }
 
@@ -29,13 +29,13 @@ function lpNorm(vals: number[], p: number): number {
 
 export function l2Normalize64(x: Arr, g: LpGeom): { y: Float64Array; norms: Float64Array } {
   const y = new Float64Array(x.length);
-  const norms = new Float64Array(g.outer * g.inner);
+  const norms = new Float64Array(g.outer * g.groups);
   forEachLane(g, (at, lane) => {
-    const vals = Array.from({ length: g.D }, (_, d) => x[at(d)]!);
+    const vals = Array.from({ length: g.runs }, (_, d) => x[at(d)]!);
     const n = lpNorm(vals, g.p);
     norms[lane] = n;
     const den = Math.max(n, g.eps);
-    for (let d = 0; d < g.D; d++) y[at(d)] = x[at(d)]! / (Number.isNaN(n) ? NaN : den);
+    for (let d = 0; d < g.runs; d++) y[at(d)] = x[at(d)]! / (Number.isNaN(n) ? NaN : den);
   });
   return { y, norms };
 }
@@ -46,12 +46,12 @@ export function l2NormalizeBackward64(dy: Arr, x: Arr, norms: Arr, g: LpGeom): F
   forEachLane(g, (at, lane) => {
     const n = norms[lane]!;
     if (n < g.eps) {
-      for (let d = 0; d < g.D; d++) dx[at(d)] = dy[at(d)]! / g.eps;
+      for (let d = 0; d < g.runs; d++) dx[at(d)] = dy[at(d)]! / g.eps;
       return;
     }
     let s = 0;
-    for (let d = 0; d < g.D; d++) s += dy[at(d)]! * (x[at(d)]! / n);
-    for (let d = 0; d < g.D; d++) dx[at(d)] = (dy[at(d)]! - s * dpow(x[at(d)]! / n)) / n;
+    for (let d = 0; d < g.runs; d++) s += dy[at(d)]! * (x[at(d)]! / n);
+    for (let d = 0; d < g.runs; d++) dx[at(d)] = (dy[at(d)]! - s * dpow(x[at(d)]! / n)) / n;
   });
   return dx;
 }

@@ -9,12 +9,12 @@ import { modBackward, modOut, rowInput } from './modulate.ts';
 import { numel } from './host.ts';
 import { type AnyTensor, centeredStats, dataOf, grouping, groupSize, groupSum, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
-/** Rows grouping for layer/RMS norm: (1, rows, K) for stats, (rows, K, 1) for the affine index. */
+/** Rows grouping for layer/RMS norm: [1, 1, rows, K] for the statistics, [1, rows, K, 1] for the affine index. */
 function rows(x: AnyTensor, normalizedShape: readonly number[]) {
   const K = numel(normalizedShape);
   const lead = x.shape.slice(0, x.shape.length - normalizedShape.length);
   const R = numel(lead);
-  return { lead, sg: grouping(1, R, K), ag: grouping(R, K, 1) };
+  return { lead, sg: grouping(1, 1, R, K), ag: grouping(1, R, K, 1) };
 }
 
 export function layerNorm64(

@@ -5,20 +5,18 @@
 import type { CpuHost, HostTensor } from './host.ts';
 import type { WeightNormArgs, WeightNormBwdArgs, WeightNormBwdOut, WeightNormOut } from '../args/weight-norm.ts';
 import { numel } from './host.ts';
-import { type AnyTensor, type Grouping, grouping, groupOf, groupSum, mapAll, round, t64 } from './common.ts';
+import { type AnyTensor, groupSum, mapAll, round, t64 } from './common.ts';
+import { alongDim, statOf } from '../grouping.ts';
 
 /** Weight-norm slices along dim (null: one slice holding all of v). */
-function slices(v: AnyTensor, dim: number | null): Grouping {
-  if (dim === null) return grouping(1, 1, numel(v.shape));
-  return grouping(numel(v.shape.slice(0, dim)), v.shape[dim], numel(v.shape.slice(dim + 1)));
-}
+const slices = (v: AnyTensor, dim: number | null) => alongDim(v.shape, dim);
 
 /** w = v · (g / ‖v‖) per slice; no eps, so ‖v‖ = 0 gives NaN as in PyTorch. */
 export function weightNorm64(v: AnyTensor, g: AnyTensor, o: { dim: number | null }) {
   const sg = slices(v, o.dim);
   const norms = groupSum(sg, (i) => v.data[i] ** 2).map(Math.sqrt);
   const w = mapAll(v.data.length, (i) => {
-    const j = groupOf(sg, i);
+    const j = statOf(sg, i);
     return v.data[i] * (g.data[j] / norms[j]);
   });
   return { w: t64(w, v.shape), norms: t64(norms, g.shape) };
@@ -37,7 +35,7 @@ export function weightNormBackward64(
   const s = groupSum(sg, (i) => dw.data[i] * v.data[i]);
   const dg = s.map((sj, j) => sj / n[j]);
   const dv = mapAll(v.data.length, (i) => {
-    const j = groupOf(sg, i);
+    const j = statOf(sg, i);
     return (g.data[j] / n[j]) * (dw.data[i] - v.data[i] * (s[j] / (n[j] * n[j])));
   });
   return { dv: t64(dv, v.shape), dg: t64(dg, g.shape) };

@@ -1,6 +1,7 @@
 /**
  * Lp normalization along a dim on the GPU (PyTorch `F.normalize`, ONNX `LpNormalization`): one
- * invocation per lane (lp_normalize_lanes / lp_normalize_grad_lanes in apply.wgsl), the lanes of
+ * invocation per lane (lp_normalize_lanes / lp_normalize_grad_lanes in lp-normalize.wgsl) of the
+ * Grouping [outer, runs, groups, 1] (src/grouping.ts, args LpGeom), the lanes of
  * a middle dim side by side in memory. float16 outputs are written as float32 and packed by a
  * cast_half step (steps.ts groupOut), because two lanes (or two rows) may share a u32 word of halves.
  */
@@ -12,7 +13,7 @@ import { tb, type Planned, type Planner, type Step } from './plan.ts';
 import { groupOut } from './steps.ts';
 import { windowed } from './policy.ts';
 
-const lanes = (a: LpGeom) => ({ groups: a.outer * a.inner, runLength: a.D, channels: Math.max(a.inner, 1), eps: a.eps, power: a.p });
+const lanes = (a: LpGeom) => ({ outer: a.outer, runs: a.runs, groups: a.groups, eps: a.eps, power: a.p });
 
 function checkWindow(g: Planner, op: string, ts: Tensor[]): void {
   for (const t of ts) {
@@ -28,7 +29,7 @@ export function l2Normalize(g: Planner, a: LpNormalizeArgs): Planned<LpNormalize
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
   const yb = groupOut(g, 'Y', y, temps, post);
-  const n = a.outer * a.inner;
+  const n = a.outer * a.groups;
   const steps: Step[] = [
     { entry: 'lp_normalize_lanes', flags: [], binds: [tb('X', a.x), yb, tb('NORM', norms, true)], p: lanes(a), workgroups: Math.ceil(n / WG) },
     ...post,
@@ -43,7 +44,7 @@ export function l2NormalizeBackward(g: Planner, a: LpNormalizeBwdArgs): Planned<
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
   const db = groupOut(g, 'DX', dx, temps, post);
-  const n = a.outer * a.inner;
+  const n = a.outer * a.groups;
   const steps: Step[] = [
     { entry: 'lp_normalize_grad_lanes', flags: [], binds: [tb('DY', a.dy), tb('X', a.x), tb('NORM', a.norms), db], p: lanes(a), workgroups: Math.ceil(n / WG) },
     ...post,

@@ -90,33 +90,33 @@ export function windowed(g: Planner, t: Tensor): boolean {
 }
 
 /**
- * Chunks of a reduction of M = runs * runLength elements per group over `groups` groups (the
- * arguments outer = runs, D = groups, inner = runLength). Windowed ops (elements of `dtype` past
+ * Chunks of a reduction of M = runs * runLength elements per group over `groups` groups (a
+ * Grouping with outer 1, src/grouping.ts). Windowed ops (elements of `dtype` past
  * one binding): chunks of at most an eighth of a binding; strided groups (runs > 1) in
  * chunk-major order, so consecutive invocations read a compact range, and chunks within runs
  * (RUNS) when a slice of all groups is too big for that.
  */
-export function chunks(g: Planner, outer: number, D: number, inner: number, win: boolean, dtype: DType, minLength?: number): Chunks {
-  const M = outer * inner;
-  let { P, L } = chunking(g.ctx, D, M, minLength);
+export function chunks(g: Planner, runs: number, groups: number, runLength: number, win: boolean, dtype: DType, minLength?: number): Chunks {
+  const M = runs * runLength;
+  let { P, L } = chunking(g.ctx, groups, M, minLength);
   const split = (P: number, L: number, Pi: number, flags: string[]): Chunks => ({ chunks: P, chunkLength: L, chunksPerRun: Pi, flags });
   if (!win) return split(P, L, 1, []);
   const eb = elementBytes(dtype);
   const maxL = Math.max(4, Math.floor(g.bindLimit / (8 * eb) / 4) * 4);
   if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(M / L)));
   // (More partials per group than one invocation may bind are merged in blocks: mergeWide.)
-  if (outer === 1) return split(P, L, 1, []);
+  if (runs === 1) return split(P, L, 1, []);
   // Chunk-major: chunk c of every group spans the slices o of all groups it covers, at most
-  // ceil(L / inner) + 1 of them; keep that within half a binding.
-  const slice = D * inner * eb;
-  const Lc = Math.floor(((Math.floor(g.bindLimit / 2 / slice) - 1) * inner) / 4) * 4;
+  // ceil(L / runLength) + 1 of them; keep that within half a binding.
+  const slice = groups * runLength * eb;
+  const Lc = Math.floor(((Math.floor(g.bindLimit / 2 / slice) - 1) * runLength) / 4) * 4;
   if (Lc >= 4) {
     L = Math.min(L, Lc);
     return split(Math.ceil(M / L), L, 1, ['CMAJOR']);
   }
-  const Lr = Math.min(L, Math.ceil(inner / 4) * 4);
-  const Pi = Math.ceil(inner / Lr);
-  return split(outer * Pi, Lr, Pi, ['CMAJOR', 'RUNS']);
+  const Lr = Math.min(L, Math.ceil(runLength / 4) * 4);
+  const Pi = Math.ceil(runLength / Lr);
+  return split(runs * Pi, Lr, Pi, ['CMAJOR', 'RUNS']);
 }
 
 /**

@@ -110,12 +110,14 @@ const WINDOW_FIELDS = {
 const ORDER_FIELDS = { opaqueZero: 'u32' } as const;
 
 /**
- * A grouped reduction (accumulate.wgsl): group j < groups is the index set
- * e = (o*groups + j)*runLength + i for o < runs, i < runLength, split into `chunks` chunks of
+ * A grouped reduction (accumulate.wgsl), a Grouping of src/grouping.ts: group j < groups is the
+ * index set e = (o*groups + j)*runLength + i for o < runs, i < runLength (outer: blocks of
+ * groups, where a kernel takes them: the Lp lanes), split into `chunks` chunks of
  * chunkLength elements (chunksPerRun per run with RUNS); the saved statistics of
  * group j are at j / groupsPerStat.
  */
 const GROUP_FIELDS = {
+  outer: 'u32',
   groups: 'u32',
   runs: 'u32',
   runLength: 'u32',

@@ -3,6 +3,7 @@
  * per-group gradient outputs, dweight/dbias sums, and the bindings and flags of an affine or
  * residual apply step. Each returns data (plan.ts Step); nothing is encoded here.
  */
+import type { Grouping as FullGrouping } from '../grouping.ts';
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import { WG } from './source.ts';
@@ -10,7 +11,8 @@ import { f32, tb, type Bind, type Planner, type Step } from './plan.ts';
 import type { Chunks, ClChunks } from './policy.ts';
 
 /** A grouped reduction's groups (the reduce kernels' uniforms of the same names; see accumulate.wgsl). */
-export interface Grouping { runs: number; groups: number; runLength: number }
+/** The grouping of a reduction (src/grouping.ts); the general partial kernels take outer = 1. */
+export type Grouping = Omit<FullGrouping, 'outer'>;
 
 /** RESIDUAL (x + residual), and HALF_SUM: float16 sums are rounded to half, as the stored sum. */
 export function residualFlags(x: Tensor, residual: Tensor | null): string[] {

@@ -1,7 +1,7 @@
 /**
- * l2Normalize (PyTorch `F.normalize`) on the wasm backend. Lanes along `dim`: x as (outer, D, inner).
- * p = 2: the sums of squares of rows (inner = 1: rows_stats) or of columns (cols_stats, x as
- * [outer, D, inner]), then y = x·(1/max(‖x‖, eps)) with the normalize kernels; the backward is
+ * l2Normalize (PyTorch `F.normalize`) on the wasm backend. Lanes along `dim`: the Grouping
+ * [outer, runs, groups, 1] (src/grouping.ts): x as [outer, runs, groups], a lane per (o, i).
+ * p = 2: the sums of squares of rows (groups = 1: rows_stats) or of columns (cols_stats), then y = x·(1/max(‖x‖, eps)) with the normalize kernels; the backward is
  * the norms' dx form with x̂ = x/‖x‖, γ = −Σ dy·x̂ (and dy/eps where the clamp took eps). Other p:
  * the float64 loops of the reference on the module's memory (correct, not fast).
  */
@@ -10,13 +10,13 @@ import type { WasmContext } from './context.ts';
 import { rowStats } from './channels.ts';
 import { l2Normalize64, l2NormalizeBackward64 } from '../cpu/l2-normalize.ts';
 
-const lanes = (a: LpGeom): number => a.outer * a.inner;
+const lanes = (a: LpGeom): number => a.outer * a.groups;
 
 /** Σx² per lane (float64). */
 function sumsq(b: WasmContext, a: LpNormalizeArgs): Float64Array {
-  if (a.inner === 1) return rowStats(b, a.x, a.outer, a.D, 1).sum;
+  if (a.groups === 1) return rowStats(b, a.x, a.outer, a.runs, 1).sum;
   const out = b.temp(lanes(a) * 24);
-  b.run('cols_stats', [a.x._ptr, a.outer, a.D, a.inner, 1, out], a.outer * Math.ceil(a.inner / 16), a.x.size);
+  b.run('cols_stats', [a.x._ptr, a.outer, a.runs, a.groups, 1, out], a.outer * Math.ceil(a.groups / 16), a.x.size);
   const v = b.m.f64(out, 3 * lanes(a));
   return Float64Array.from({ length: lanes(a) }, (_, l) => v[3 * l + 1]!);
 }
@@ -44,8 +44,8 @@ export function l2Normalize(b: WasmContext, a: LpNormalizeArgs): LpNormalizeOut 
     tab[3 * L + l] = split ? inv * 2 ** -64 : 1;
   }
   const tp = b.f32Temp(tab);
-  if (a.inner === 1) b.run('apply_planes', [a.x._ptr, y._ptr, a.D, tp, L, 0], L, a.x.size);
-  else b.run('apply_cols', [a.x._ptr, y._ptr, a.D, a.inner, tp, a.outer, 0], a.outer * a.D, a.x.size);
+  if (a.groups === 1) b.run('apply_planes', [a.x._ptr, y._ptr, a.runs, tp, L, 0], L, a.x.size);
+  else b.run('apply_cols', [a.x._ptr, y._ptr, a.runs, a.groups, tp, a.outer, 0], a.outer * a.runs, a.x.size);
   b.roundHalf(y);
   return { y, norms };
 }
@@ -61,8 +61,8 @@ export function l2NormalizeBackward(b: WasmContext, a: LpNormalizeBwdArgs): { dx
   const L = lanes(a);
   const out = b.temp(L * 24);
   const zeros = b.fill(L, 0);
-  if (a.inner === 1) b.run('rows_gsums', [a.dy._ptr, a.x._ptr, a.D, zeros, b.fill(L, 1), 1, out], L, 2 * a.x.size);
-  else b.run('cols_gsums', [a.dy._ptr, a.x._ptr, a.outer, a.D, a.inner, zeros, out], a.outer * Math.ceil(a.inner / 16), 2 * a.x.size);
+  if (a.groups === 1) b.run('rows_gsums', [a.dy._ptr, a.x._ptr, a.runs, zeros, b.fill(L, 1), 1, out], L, 2 * a.x.size);
+  else b.run('cols_gsums', [a.dy._ptr, a.x._ptr, a.outer, a.runs, a.groups, zeros, out], a.outer * Math.ceil(a.groups / 16), 2 * a.x.size);
   const v = b.m.f64(out, 3 * L);
   const cf = new Float32Array(6 * L);
   for (let l = 0; l < L; l++) {
@@ -76,8 +76,8 @@ export function l2NormalizeBackward(b: WasmContext, a: LpNormalizeBwdArgs): { dx
     cf[5 * L + l] = -v[3 * l + 1]! / n;
   }
   const coef = b.f32Temp(cf);
-  if (a.inner === 1) b.run('rows_dx', [a.dy._ptr, a.x._ptr, dx._ptr, a.D, L, 1, coef, b.fill(L, 1), 1, 0, 0], L, 2 * a.x.size);
-  else b.run('cols_dx', [a.dy._ptr, a.x._ptr, dx._ptr, a.D, a.inner, a.outer, coef, b.fill(a.inner, 1)], a.outer * a.D, 2 * a.x.size);
+  if (a.groups === 1) b.run('rows_dx', [a.dy._ptr, a.x._ptr, dx._ptr, a.runs, L, 1, coef, b.fill(L, 1), 1, 0, 0], L, 2 * a.x.size);
+  else b.run('cols_dx', [a.dy._ptr, a.x._ptr, dx._ptr, a.runs, a.groups, a.outer, coef, b.fill(a.groups, 1)], a.outer * a.runs, 2 * a.x.size);
   b.roundHalf(dx);
   return { dx };
 }

@@ -8,6 +8,7 @@ struct Params {
   channels: u32,
   numGroups: u32,
   channelsPerGroup: u32,
+  outer: u32,
   groups: u32,
   runs: u32,
   runLength: u32,
@@ -247,12 +248,13 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 //#entry lp_normalize_lanes LP_FWD
 //#entry lp_normalize_grad_lanes LP_BWD
 
-// Lp normalization along a dim (PyTorch F.normalize): lane t < groups of runLength elements at
-// (o * runLength + d) * channels + i, t = o * channels + i (a middle dim: neighbouring invocations
-// read neighbouring elements; the last dim: one lane per row). One invocation per lane.
+// Lp normalization along a dim (PyTorch F.normalize): the lanes of the Grouping
+// [outer, runs, groups, 1] (src/grouping.ts). Lane t = o * groups + i < outer * groups holds the
+// runs elements (o * runs + d) * groups + i, d < runs (a middle dim: neighbouring invocations read
+// neighbouring elements; the last dim, groups = 1: one lane per row). One invocation per lane.
 fn lane_e(t: u32, d: u32) -> u32 {
-  let o = t / P.channels;
-  return (o * P.runLength + d) * P.channels + (t - o * P.channels);
+  let o = t / P.groups;
+  return (o * P.runs + d) * P.groups + (t - o * P.groups);
 }
 
 // ‖lane t‖_p: the lane's largest |x| first (NaN anywhere: NaN; an Inf: Inf), then the sum of
@@ -262,7 +264,7 @@ fn lane_e(t: u32, d: u32) -> u32 {
 fn lane_norm(t: u32) -> f32 {
   var m = 0.0;
   var nan = false;
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let a = abs(X_ld(lane_e(t, d)));
     nan = nan || (bitcast<u32>(a) > 0x7f800000u);
     m = max(m, a);
@@ -274,7 +276,7 @@ fn lane_norm(t: u32) -> f32 {
   let k = frexp(m).exp;
   var blk = 0.0;
   var tot = 0.0;
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
     var v = a;
     if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
@@ -293,12 +295,12 @@ fn lane_norm(t: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
-  if (t >= P.groups) { return; }
+  if (t >= P.outer * P.groups) { return; }
   let n = lane_norm(t);
   NORM_st(t, n);
   // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
   let den = select(max(n, P.eps), n, (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u);
-  for (var d = 0u; d < P.runLength; d += 1u) {
+  for (var d = 0u; d < P.runs; d += 1u) {
     let e = lane_e(t, d);
     Y_st(e, X_ld(e) / den);
   }

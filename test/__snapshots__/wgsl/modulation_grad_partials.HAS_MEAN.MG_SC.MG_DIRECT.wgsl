@@ -8,6 +8,7 @@ struct Params {
   channels: u32,
   numGroups: u32,
   channelsPerGroup: u32,
+  outer: u32,
   groups: u32,
   runs: u32,
   runLength: u32,

@@ -1,4 +1,5 @@
 struct Params {
+  outer: u32,
   groups: u32,
   runs: u32,
   runLength: u32,
