@@ -65,6 +65,9 @@ fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 //#endif
   let t = inv_index(lid, wid, nwg);
   if (t >= P.outer * P.groups) { return; }
+  //#if WINDOW
+  if (t >= P.invocationEnd) { return; }
+  //#endif
   let n = lane_norm(t);
   NORM_st(t, n);
   // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
@@ -86,6 +89,9 @@ fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(wo
 //#endif
   let t = inv_index(lid, wid, nwg);
   if (t >= P.outer * P.groups) { return; }
+  //#if WINDOW
+  if (t >= P.invocationEnd) { return; }
+  //#endif
   let n = NORM_ld(t);
   if (n < P.eps) {
     for (var d = 0u; d < P.runs; d += 1u) {

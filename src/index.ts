@@ -469,7 +469,8 @@ export class Norms {
    * @param x float32 or float16, any rank >= 1.
    * @returns y (shape and dtype of x) and norms (float32, x's shape with 1 on dim: ‖x‖_p, before the clamp).
    * @throws ValueError (dim out of range, p not a finite number > 0, eps negative or not finite,
-   *   unknown option), ShapeError (rank 0), LimitError (webgpu: x past one storage binding), TensorError.
+   *   unknown option), ShapeError (rank 0), LimitError (webgpu: x past one storage binding and a single
+   *   lane along dim spanning more than a binding, e.g. dim 0 of such a tensor), TensorError.
    */
   l2Normalize(x: Tensor, options: L2NormalizeOptions = {}): L2NormalizeResult {
     return this.run(OPS.l2Normalize, x, options);

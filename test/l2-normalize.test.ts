@@ -1,12 +1,14 @@
 /**
  * l2Normalize / l2NormalizeBackward (PyTorch F.normalize) on the webgpu backend, both kernel
  * classes, against the float64 CPU reference; the reference against an independent float64
- * formula (forward) and central finite differences (backward, both sides of the eps clamp).
+ * formula (forward) and central finite differences (backward, both sides of the eps clamp);
+ * tensors past one storage binding in bound ranges.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError, ValueError, type DType, type Norms } from '../src/index.ts';
 import { closeBackends, host, numel, openBackends, parity, randn, type Backends, type HostIn } from './util/parity.ts';
 import { TOLERANCE } from './catalog.js';
+import { countWindowed, ON_WASM } from './util/gpu.ts';
 
 let B: Backends;
 beforeAll(async () => {
@@ -78,6 +80,50 @@ describe('l2Normalize parity', () => {
       for (const [name, n] of [['auto', B.gpu], ['gpu class', B.gpuSplit]] as const) await caseParity(n, `${describeCase(c)} [${name}]`, c);
     });
   }
+});
+
+describe.skipIf(ON_WASM)('l2Normalize on tensors past one storage binding (bound ranges)', () => {
+  // Bindings capped at 4 KiB (1024 float32): x, y, dy and dx are bound in ranges, cut between
+  // lanes; both kernel classes. Each case asserts that dispatches were windowed.
+  const capped: [string, Norms][] = [];
+  beforeAll(async () => {
+    const { createNorms } = await import('../src/index.ts');
+    for (const adapterClass of ['auto', 'gpu'] as const) {
+      capped.push([`4 KiB bindings, ${adapterClass} class`, await createNorms({ backend: 'webgpu', device: B.gpu.device!, poisonOutputs: true, maxBindingBytes: 4096, adapterClass })]);
+    }
+  });
+  afterAll(() => {
+    for (const [, n] of capped) n.destroy();
+  });
+  const windowedCases: Case[] = [
+    { shape: [40, 96], dim: -1, seed: 40 },
+    { shape: [6, 7, 50], dim: 1, seed: 41 },
+    { shape: [3, 40, 20], dim: 1, p: 1, seed: 42 },
+    { shape: [4, 30, 20], dim: 1, dtype: 'float16', seed: 43 },
+    { shape: [2, 600], dim: 0, seed: 45 },
+    { shape: [12, 3, 5, 16], dim: 2, eps: 1e-4, data: 'clamped', seed: 44 },
+  ];
+  for (const c of windowedCases) {
+    it(describeCase(c), async () => {
+      for (const [name, n] of capped) {
+        const count = countWindowed(n);
+        try {
+          await caseParity(n, `${describeCase(c)} [${name}]`, c);
+        } finally {
+          count.stop();
+        }
+        expect(count.get(), `${describeCase(c)} [${name}]: windowed dispatches`).toBeGreaterThan(1);
+      }
+    });
+  }
+  it('a lane longer than a binding (dim 0 of [2, 30, 70]: 2101 elements apart) is a LimitError naming x, dim and shape, and allocates nothing', async () => {
+    const [, n] = capped[0]!;
+    const before = n.stats().liveBuffers;
+    const x = n.tensor(new Float32Array(2 * 30 * 70).fill(1), [2, 30, 70]);
+    expect(() => n.l2Normalize(x, { dim: 0 })).toThrow(/x: l2Normalize along dim 0 of shape \[2, 30, 70\]: one lane spans 8404 bytes/);
+    expect(n.stats().liveBuffers).toBe(before + 1);
+    x.destroy();
+  });
 });
 
 describe('the float64 reference of l2Normalize', () => {

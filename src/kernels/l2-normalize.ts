@@ -7,17 +7,25 @@
  */
 import type { LpGeom, LpNormalizeArgs, LpNormalizeBwdArgs, LpNormalizeOut } from '../args/l2-normalize.ts';
 import type { Tensor } from '../tensor.ts';
-import { LimitError } from '../errors.ts';
+import { LimitError, fmtShape } from '../errors.ts';
 import { WG } from './source.ts';
 import { tb, type Planned, type Planner, type Step } from './plan.ts';
 import { groupOut } from './steps.ts';
-import { windowed } from './policy.ts';
 
 const lanes = (a: LpGeom) => ({ outer: a.outer, runs: a.runs, groups: a.groups, eps: a.eps, power: a.p });
 
-function checkWindow(g: Planner, op: string, ts: Tensor[]): void {
-  for (const t of ts) {
-    if (windowed(g, t)) throw new LimitError(`${op}: tensors larger than one storage binding (${t.size} elements of ${t.dtype}, limit ${g.bindLimit} bytes) are not supported yet`, 'x');
+/**
+ * Tensors past one storage binding are bound in ranges cut between lanes (memory.ts lpLanes),
+ * so one lane, (runs - 1)·groups + 1 elements from its first to its last, must fit a binding
+ * (always along the last dim; along another dim unless a single lane spans more than a binding).
+ */
+function checkLaneSpan(g: Planner, op: string, a: LpGeom & { x: Tensor }): void {
+  const span = ((a.runs - 1) * a.groups + 1) * 4;
+  if (a.x.size * 4 > g.bindLimit && span > g.bindLimit) {
+    throw new LimitError(
+      `x: ${op} along dim ${a.dim} of shape ${fmtShape(a.x.shape)}: one lane spans ${span} bytes from its first element to its last, more than a storage binding (${g.bindLimit} bytes); tensors past one binding are split between lanes`,
+      'x',
+    );
   }
 }
 
@@ -25,7 +33,7 @@ export function l2Normalize(g: Planner, a: LpNormalizeArgs): Planned<LpNormalize
   const y = g.alloc(a.x.shape, a.x.dtype, 'y');
   const norms = g.alloc(a.normShape, 'float32', 'norms');
   if (a.x.size === 0) return { out: { y, norms }, plan: null };
-  checkWindow(g, 'l2Normalize', [a.x]);
+  checkLaneSpan(g, 'l2Normalize', a);
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
   const yb = groupOut(g, 'Y', y, temps, post);
@@ -40,7 +48,7 @@ export function l2Normalize(g: Planner, a: LpNormalizeArgs): Planned<LpNormalize
 export function l2NormalizeBackward(g: Planner, a: LpNormalizeBwdArgs): Planned<{ dx: Tensor }> {
   const dx = g.alloc(a.x.shape, a.x.dtype, 'dx');
   if (a.x.size === 0) return { out: { dx }, plan: null };
-  checkWindow(g, 'l2NormalizeBackward', [a.x, a.dy]);
+  checkLaneSpan(g, 'l2NormalizeBackward', a);
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
   const db = groupOut(g, 'DX', dx, temps, post);

@@ -338,8 +338,21 @@ const modulation: KernelMemory = {
   },
   rest: 'whole',
 };
-/** Lp normalization, one invocation per lane (never windowed): not modelled. */
-const lpLanes: KernelMemory = { invocations: (q) => q.groups!, touched() {}, rest: 'whole', modelled: false };
+/**
+ * lp_normalize_*: invocation t = o*groups + i handles lane (o, i), the runs elements
+ * (o*runs + d)*groups + i (the Grouping [outer, runs, groups, 1]); lanes [ta, tb) touch x from
+ * lane ta's first element to lane tb - 1's last, and their norms.
+ */
+const lpLanes: KernelMemory = {
+  invocations: (q) => q.outer * q.groups,
+  touched(q, _f, ta, tb, set) {
+    const { runs, groups } = q as Record<string, number>;
+    const first = (t: number) => Math.floor(t / groups) * runs * groups + (t % groups);
+    set([first(ta), first(tb - 1) + (runs - 1) * groups + 1], 'X', 'Y', 'DY', 'DX');
+    set([ta, tb], 'NORM');
+  },
+  rest: 'whole',
+};
 const copy: KernelMemory = { invocations: (q) => q.elements!, touched() {}, rest: 'whole', modelled: false };
 
 const KERNELS: Record<string, KernelMemory> = {
