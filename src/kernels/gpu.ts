@@ -12,7 +12,7 @@ import { LimitError, ValueError } from '../errors.ts';
 import { packHalves, unpackHalves } from '../half.ts';
 import { profileName } from './traffic.ts';
 import type { Plan, Planned, Planner } from './plan.ts';
-import { settle } from './policy.ts';
+import { settle } from './settle.ts';
 import { encode } from './encode.ts';
 
 export { chunking, rowsBwdBlocks, rowsPlan } from './policy.ts';
