@@ -10,7 +10,7 @@ import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planner, type Step } from './plan.ts';
 import { windowed } from './policy.ts';
 import { dwdbStep, groupOut } from './steps.ts';
-import type { ModSums } from './layer-norm.ts';
+import type { ModSums } from './layer-norm-backward.ts';
 
 /** What a modulated backward needs beside the norm's own backward arguments. */
 export type ModBwdArgs = O.Modulation & O.ModBackward & { x: Tensor; dy: Tensor };

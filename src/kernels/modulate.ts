@@ -18,7 +18,7 @@ import type * as O from '../ops.ts';
 import { LimitError } from '../errors.ts';
 import { f32, tb, type Bind, type Plan, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups } from './policy.ts';
-import type { RowBwdPlanned } from './layer-norm.ts';
+import type { RowBwdPlanned } from './layer-norm-backward.ts';
 import { MIN_RUN, modGradSteps, modSumsSteps, rowNorm, type ModBwdArgs } from './modulate-grads.ts';
 
 /** Whether an op's arguments carry any modulation or gate. */

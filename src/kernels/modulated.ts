@@ -10,6 +10,7 @@ import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut } from '../args/grou
 import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import { tb, type Bind, type Planned, type Planner } from './plan.ts';
 import * as layer from './layer-norm.ts';
+import * as layerBwd from './layer-norm-backward.ts';
 import * as group from './group-norm.ts';
 import { modulateBackward, modulateForward, modulated } from './modulate.ts';
 import { channelsLast, clMaps } from './steps.ts';
@@ -45,14 +46,14 @@ export function rmsNorm(g: Planner, a: RmsNormArgs): Planned<RmsNormOut> {
 }
 
 export function layerNormBackward(g: Planner, a: LayerNormBwdArgs): Planned<O.ModBwdOut> {
-  if (!bwdModulated(a)) return withNoGrads(layer.layerNormBackward(g, a));
-  return modulateBackward(g, 'layerNormBackward', a, (dy, x, runs) => layer.layerNormBackward(g, { ...a, dy, x }, runs), rowStats(a, a.mean, a.bias), false);
+  if (!bwdModulated(a)) return withNoGrads(layerBwd.layerNormBackward(g, a));
+  return modulateBackward(g, 'layerNormBackward', a, (dy, x, runs) => layerBwd.layerNormBackward(g, { ...a, dy, x }, runs), rowStats(a, a.mean, a.bias), false);
 }
 
 export function rmsNormBackward(g: Planner, a: RmsNormBwdArgs): Planned<RmsNormBwdOut & O.ModGradsOut> {
-  if (!bwdModulated(a)) return withNoGrads(layer.rmsNormBackward(g, a));
+  if (!bwdModulated(a)) return withNoGrads(layerBwd.rmsNormBackward(g, a));
   const p = modulateBackward(g, 'rmsNormBackward', a, (dy, x, runs) => {
-    const r = layer.rmsNormBackward(g, { ...a, dy, x }, runs);
+    const r = layerBwd.rmsNormBackward(g, { ...a, dy, x }, runs);
     return { out: { ...r.out, dbias: null }, plan: r.plan, sums: r.sums };
   }, rowStats(a, null, null), false);
   const { dbias: _none, ...out } = p.out;
