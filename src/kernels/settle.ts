@@ -4,7 +4,7 @@
  * MOD_QUADS) with its workgroups, and WINDOW with the bound-range dispatches of steps past one
  * storage binding (window.ts). The choices of kernels and splits are policy.ts's.
  */
-import { WG, has } from './source.ts';
+import { WG, entryPoint, has, params } from './source.ts';
 import { planWindows } from './window.ts';
 import { f32, type Plan, type Planner, type Step } from './plan.ts';
 
@@ -156,6 +156,9 @@ export function settle(g: Planner, plan: Plan): Plan {
       s.flags = [...s.flags, 'WINDOW'];
       s.windows = s.workgroups === 0 ? [] : planWindows(s, g.bindLimit, g.ctx.device.limits.minStorageBufferOffsetAlignment, plan.op);
     }
+    // Uniforms typed at plan time (planOnly included): a field the step's family does not
+    // declare, or one its kernel's text reads that the step left unset, is an error here.
+    params(entryPoint(s.entry).family, s.p, s);
   }
   return plan;
 }
