@@ -21,31 +21,28 @@ import {
 
 // ---- the resolved arguments every backend receives, and its outputs ----
 
-export interface BatchNormArgs extends ChannelGeom {
+/** What batch norm's forward and backward both take: x, the mode, the affine and running tensors. */
+interface BatchNormTensors extends ChannelGeom {
   x: Tensor;
   training: boolean;
   weight: Tensor | null;
   bias: Tensor | null;
   runningMean: Tensor | null;
   runningVar: Tensor | null;
+  eps: number;
+}
+
+export interface BatchNormArgs extends BatchNormTensors {
   /** Resolved momentum (null already turned into 1/(numBatchesTracked+1)). */
   momentum: number;
-  eps: number;
 }
 
 export interface BatchNormOut { y: Tensor; saveMean: Tensor; saveInvstd: Tensor }
 
-export interface BatchNormBwdArgs extends ChannelGeom {
+export interface BatchNormBwdArgs extends BatchNormTensors {
   dy: Tensor;
-  x: Tensor;
-  training: boolean;
-  weight: Tensor | null;
-  bias: Tensor | null;
-  runningMean: Tensor | null;
-  runningVar: Tensor | null;
   saveMean: Tensor | null;
   saveInvstd: Tensor | null;
-  eps: number;
 }
 
 /** The options each op accepts (any other key is a ValueError naming the nearest of these). */
