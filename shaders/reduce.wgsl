@@ -167,9 +167,10 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
 //#endif
 
 //#if CL_PARTIALS
-// Channels-last statistics (batch, instance and group norm of [N, *spatial, C]). x is viewed as
-// B samples of R rows of C channels (batch norm: B = 1, R = N*spatial; group and instance norm:
-// B = N, R = spatial). A channel's elements are C apart, so one invocation does not follow one
+// Channels-last statistics (batch, instance and group norm of [N, *spatial, C]). x is the Grouping
+// [outer = B, runs = R, groups = G, runLength = Cg] (src/grouping.ts): B samples of R rows of
+// C = G*Cg channels (batch norm: B = 1, R = N*spatial, Cg = 1; group and instance norm: B = N,
+// R = spatial). A channel's elements are C apart, so one invocation does not follow one
 // channel: it takes CW consecutive channels (CL4: a quad, one accumulator lane per channel; else
 // one channel, windowed kernels) over a chunk of rows [c*L, min((c+1)*L, R)) of sample b, with
 // t = (b*P + c)*nq + q, nq = ceil(C / CW): neighbouring invocations read neighbouring quads of
@@ -178,7 +179,7 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
 // (b, g) is the Cg*P partials from (b*G + g)*Cg*P on (finalize.wgsl reads them as one group).
 // The accumulators are those above, lane by lane: WELFORD (recentred every 4 rows, suspect lanes
 // rescanned one by one) and BWD (with each lane's saved statistics, index b*G + ch/Cg).
-// Uniforms: samples (B), rowsPerSample (R), channels (C), chunks (P), chunkLength (L), numGroups (G),
+// Uniforms: outer (B), runs (R), channels (C), chunks (P), chunkLength (L), numGroups (G),
 // channelsPerGroup (Cg).
 //#if CL4
 const CW = 4u;
@@ -239,16 +240,16 @@ fn channels_last_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builti
   //#endif
   let C = P.channels;
   let nq = (C + CW - 1u) / CW;
-  if (t >= P.samples * P.chunks * nq) { return; }
+  if (t >= P.outer * P.chunks * nq) { return; }
   let bc = t / nq;
   let q = t - bc * nq;
   let b = bc / P.chunks;
   let c = bc - b * P.chunks;
   let col = q * CW;
   let w = min(C - col, CW);
-  let r0 = min(c * P.chunkLength, P.rowsPerSample);
-  let r1 = min(r0 + P.chunkLength, P.rowsPerSample);
-  let base = b * P.rowsPerSample * C + col;
+  let r0 = min(c * P.chunkLength, P.runs);
+  let r1 = min(r0 + P.chunkLength, P.runs);
+  let base = b * P.runs * C + col;
   acc_reset();
   //#if BWD
   let wl = w - 1u;

@@ -131,10 +131,10 @@ const columns: KernelMemory = {
 
 /** channels_last_*_partials: invocation t = (b*P + c)*nq + q: channels [q*CW, q*CW + CW) of rows [c*L, c*L + L) of sample b. */
 const channelsLast: KernelMemory = {
-  invocations: (q, f) => q.samples! * q.chunks! * Math.ceil(q.channels! / (f.has('CL4') ? 4 : 1)),
+  invocations: (q, f) => q.outer! * q.chunks! * Math.ceil(q.channels! / (f.has('CL4') ? 4 : 1)),
   touched(q, f, ta, tb, set) {
     const CW = f.has('CL4') ? 4 : 1;
-    const { channels: C, chunks: P, chunkLength: L, numGroups: G, channelsPerGroup: Cg, rowsPerSample: R } = q as Record<string, number>;
+    const { channels: C, chunks: P, chunkLength: L, numGroups: G, channelsPerGroup: Cg, runs: R } = q as Record<string, number>;
     const nq = Math.ceil(C / CW);
     const chunk = (bc: number) => {
       const b = Math.floor(bc / P);

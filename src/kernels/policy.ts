@@ -120,11 +120,12 @@ export function chunks(g: Planner, runs: number, groups: number, runLength: numb
 }
 
 /**
- * Channels-last statistics (reduce.wgsl CL_PARTIALS): x as B samples of R rows of C channels; P
+ * Channels-last statistics (reduce.wgsl CL_PARTIALS): x as B samples of R rows of C channels (the
+ * Grouping [outer = B, runs = R, G groups, C/G] of src/grouping.ts); P
  * chunks of L rows per sample; each invocation takes a quad of channels (CL4), or one channel in
  * windowed kernels (one partial per invocation, so bound ranges stay short).
  */
-export interface ClChunks { samples: number; rowsPerSample: number; channels: number; chunks: number; chunkLength: number; flags: string[] }
+export interface ClChunks { outer: number; runs: number; channels: number; chunks: number; chunkLength: number; flags: string[] }
 
 export function clChunks(g: Planner, B: number, R: number, C: number, win: boolean, dtype: DType): ClChunks {
   const CW = win ? 1 : 4;
@@ -145,7 +146,7 @@ export function clChunks(g: Planner, B: number, R: number, C: number, win: boole
     if (L > maxL) (L = maxL), (P = Math.max(1, Math.ceil(R / L)));
   }
   const flags = [...(win ? [] : ['CL4']), ...(!win && C % 4 === 0 ? ['ALIGNED'] : [])];
-  return { samples: B, rowsPerSample: R, channels: C, chunks: P, chunkLength: L, flags };
+  return { outer: B, runs: R, channels: C, chunks: P, chunkLength: L, flags };
 }
 
 /**

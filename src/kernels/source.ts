@@ -155,9 +155,7 @@ export const LAYOUTS = {
     columns: 'u32',
     rowBegin: 'u32',
     rowEnd: 'u32',
-    // channels_last_*_partials: `samples` of rowsPerSample rows of `channels`.
-    samples: 'u32',
-    rowsPerSample: 'u32',
+    // (channels_last_*_partials: `outer` samples of `runs` rows of `channels`, GROUP_FIELDS.)
     ...MOD_FIELDS,
     ...WINDOW_FIELDS,
     ...ORDER_FIELDS,

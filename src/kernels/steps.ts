@@ -100,8 +100,8 @@ export function clReduceStep(ch: ClChunks, entry: 'channels_last_welford_partial
     entry,
     flags: [...ch.flags, ...flags],
     binds,
-    p: { samples: ch.samples, rowsPerSample: ch.rowsPerSample, channels: ch.channels, chunks: ch.chunks, chunkLength: ch.chunkLength, numGroups: G, channelsPerGroup: Cg, eps },
-    workgroups: Math.ceil((ch.samples * ch.chunks * Math.ceil(ch.channels / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
+    p: { outer: ch.outer, runs: ch.runs, channels: ch.channels, chunks: ch.chunks, chunkLength: ch.chunkLength, numGroups: G, channelsPerGroup: Cg, eps },
+    workgroups: Math.ceil((ch.outer * ch.chunks * Math.ceil(ch.channels / (ch.flags.includes('CL4') ? 4 : 1))) / WG),
   };
 }
 
@@ -112,8 +112,8 @@ export function clReduceStep(ch: ClChunks, entry: 'channels_last_welford_partial
  */
 export function clMeanVarSteps(g: Planner, x: Tensor, ch: ClChunks, G: number, out: StatsOut, p: { eps: number; momentum?: number }, temps: GPUBuffer[]): { steps: Step[]; lo: GPUBuffer } {
   const Cg = ch.channels / G;
-  const D = ch.samples * G;
-  const part = g.temp(ch.samples * ch.channels * ch.chunks * 16, 'partials');
+  const D = ch.outer * G;
+  const part = g.temp(ch.outer * ch.channels * ch.chunks * 16, 'partials');
   const lo = g.temp(D * 8, 'lo');
   temps.push(part, lo);
   return { steps: [clReduceStep(ch, 'channels_last_welford_partials', [], [tb('X', x), f32('PART', part, true)], G, Cg), finalizeStep(part, lo, D, Cg * ch.chunks, out, p)], lo };

@@ -14,8 +14,6 @@ struct Params {
   columns: u32,
   rowBegin: u32,
   rowEnd: u32,
-  samples: u32,
-  rowsPerSample: u32,
   modInner: u32,
   modDiv: u32,
   modMod: u32,
