@@ -168,18 +168,20 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
 // sum of x - mu (see FIN_BWD in finalize.wgsl).
 var<private> row_k: f32;
 fn row_coef(j: u32) -> vec4f {
-  var r = row_result(j);
-  let rs = st_rstd;
+  var a = acc_new(j);
+  var r = row_result(&a, j);
+  let saved = acc_saved(&a);
+  let rs = saved.y;
   var beta = 0.0;
   row_k = 0.0;
   //#if HAS_MEAN
-  row_k = mean_fix(r.w, r.x, st_mean);
+  row_k = mean_fix(r.w, r.x, saved.x);
   let kr = row_k * rs;
   r.z -= kr * r.y;
   beta = -r.y / r.x;
   //#endif
   let gamma = -r.z / r.x;
-  return vec4f(rs, beta - gamma * (row_k * rs), gamma, st_mean);
+  return vec4f(rs, beta - gamma * (row_k * rs), gamma, saved.x);
 }
 
 //#if COLS_FUSED

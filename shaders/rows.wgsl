@@ -239,9 +239,9 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
   //#endif
   // The careful path (rare): invocation 0 redoes the row's statistics from memory.
   if (suspect && t == 0u) {
-    acc_reset();
-    reduce_range(j, 0u, K);
-    careful = checked_range(j, 0u, K);
+    var a = acc_new(j);
+    reduce_range(&a, j, 0u, K);
+    careful = checked_range(&a, j, 0u, K);
   }
   workgroupBarrier();
   if (suspect) {

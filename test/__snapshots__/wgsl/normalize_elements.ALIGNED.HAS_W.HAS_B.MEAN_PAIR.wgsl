@@ -130,23 +130,45 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 // accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
-// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
-// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
-// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
+// (reduce.wgsl), the row-fused kernels (fused-rows.wgsl, apply-grad.wgsl) and the careful per-row
+// path of the one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator,
+// chosen by its entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group
+// with it.
 //
-// Accumulators (one is compiled in):
-//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
-//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
+// Accumulators (one is compiled in), each a struct (`Acc` names the one compiled in):
+//   WELFORD  Welford: Welford with a shift that follows the running mean, so the mean is the
+//            unevaluated sum s + m and x - mean keeps its precision at large offsets (with
 //            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
-//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
-//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
+//            ~5e-4 sigma); result (n, s, m, q), q = M2 (see q_root in common.wgsl). Per vec4
+//            lane with a shared count, lanes merged by Chan.
+//   SUMSQ    SumSq: result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      GradSums: result (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
 //            xhat = (x - mean[s]) * rstd[s].
 // q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
 // was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
 // root of a mean square is finite for any finite data). The rescan works in a power-of-two
 // scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
 // wherever float32 can hold them.
+//
+// The interface, the same in every section. The state is the caller's: a function variable
+// (`var a = acc_new(j);`) passed by pointer; nothing outside these functions reads its fields.
+//   acc_new(j) -> Acc            empty, for group j (GradSums: holding group j's saved mean and
+//                                rstd; the others keep nothing per group)
+//   acc4(a, e, i), acc1(a, e, i) feed the quad (element) of x at index e; i is its position in
+//                                the row (the weight's index with W_BY_I)
+//   acc_recenter(a)              after a block of quads (Welford: the lanes' shifts move to their
+//                                running means; the others do nothing)
+//   acc_result(a) -> vec4f       the lanes merged, as above
+//   reduce_range(a, j, k0, k1)   feed group j's elements [k0, k1) in logical order (below)
+//   reduce_interleaved(a, j, c)  feed chunk c of group j's interleaved quads (INTERLEAVE)
+//   checked_range(a, j, k0, k1), checked_interleaved(a, j, c) -> vec4f
+//                                acc_result after that walk, recomputed by the careful rescan of
+//                                the same elements when suspect (WELFORD, SUMSQ; BWD: acc_result)
+// Channels-last partials (reduce.wgsl, WELFORD and BWD) feed one element per lane, each lane its
+// own channel: acc_lanes(a, x) (BWD: acc_lanes(a, x, g), with acc_new_lanes(mean, rstd) holding
+// each lane's saved statistics), and read each lane's result alone with acc_lanes_result(a). Only the WELFORD and
+// SUMSQ accumulators have acc_scalar(a, x) (one element, the rescan's step), acc_suspect(r) and
+// the rescan (Rescan, below).
 //
 // Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
