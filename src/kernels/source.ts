@@ -4,6 +4,9 @@
  */
 import commonWGSL from '../../shaders/common.wgsl?raw';
 import accumulateWGSL from '../../shaders/accumulate.wgsl?raw';
+import welfordWGSL from '../../shaders/welford.wgsl?raw';
+import sumSqWGSL from '../../shaders/sum-sq.wgsl?raw';
+import gradSumsWGSL from '../../shaders/grad-sums.wgsl?raw';
 import reduceWGSL from '../../shaders/reduce.wgsl?raw';
 import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
 import applyWGSL from '../../shaders/apply.wgsl?raw';
@@ -285,14 +288,16 @@ export const OWN: Record<Family, string> = {
   copy: copyWGSL,
   rows: rowsWGSL,
 };
+/** The accumulators: their interface and walks, then one file per accumulator (each a section). */
+const accumulatorsWGSL = accumulateWGSL + welfordWGSL + sumSqWGSL + gradSumsWGSL;
 export const FILES: Record<Family, string> = {
-  reduce: commonWGSL + modulateWGSL + accumulateWGSL + reduceWGSL,
+  reduce: commonWGSL + modulateWGSL + accumulatorsWGSL + reduceWGSL,
   finalize: commonWGSL + finalizeWGSL,
   // The row-fused entry points use the accumulators too.
-  apply: commonWGSL + modulateWGSL + accumulateWGSL + OWN.apply,
+  apply: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.apply,
   copy: copyWGSL,
   // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
-  rows: commonWGSL + modulateWGSL + accumulateWGSL + rowsWGSL,
+  rows: commonWGSL + modulateWGSL + accumulatorsWGSL + rowsWGSL,
 };
 
 /** Every entry point: its family (the file that declares it) and the sections it compiles in. */

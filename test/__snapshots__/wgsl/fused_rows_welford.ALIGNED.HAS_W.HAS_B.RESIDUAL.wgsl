@@ -222,29 +222,22 @@ fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 
 fn mod_row(j: u32) {}
 
-// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
-// (reduce.wgsl), the row-fused kernels (fused-rows.wgsl, apply-grad.wgsl) and the careful per-row
-// path of the one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator,
-// chosen by its entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group
-// with it.
-//
-// Accumulators (one is compiled in), each a struct (`Acc` names the one compiled in):
-//   WELFORD  Welford: Welford with a shift that follows the running mean, so the mean is the
-//            unevaluated sum s + m and x - mean keeps its precision at large offsets (with
-//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); result (n, s, m, q), q = M2 (see q_root in common.wgsl). Per vec4
-//            lane with a shared count, lanes merged by Chan.
-//   SUMSQ    SumSq: result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
-//   BWD      GradSums: result (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
-//            xhat = (x - mean[s]) * rstd[s].
+// accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
+// shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
+// apply-grad.wgsl) and the careful per-row path of the one-workgroup-per-row kernels (rows.wgsl).
+// A kernel compiles in one accumulator, chosen by its entry point's sections:
+//   WELFORD  Welford (welford.wgsl): result (n, s, m, q), the mean as the unevaluated sum s + m
+//            (x - mean keeps its precision at large offsets), q = M2.
+//   SUMSQ    SumSq (sum-sq.wgsl): result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      GradSums (grad-sums.wgsl): result (n, sum g, sum g*xhat, sum (x - mean[s])) with
+//            g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
 // q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
-// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
-// root of a mean square is finite for any finite data). The rescan works in a power-of-two
-// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
-// wherever float32 can hold them.
+// was recomputed by the careful rescan (below), minus its root mean square (q_root in
+// common.wgsl; the root of a mean square is finite for any finite data).
 //
-// The interface, the same in every section. The state is the caller's: a function variable
-// (`var a = acc_new(j);`) passed by pointer; nothing outside these functions reads its fields.
+// The interface, the same in every accumulator (`Acc` names the struct compiled in). The state is
+// the caller's: a function variable (`var a = acc_new(j);`) passed by pointer; nothing outside
+// the accumulator's functions reads its fields.
 //   acc_new(j) -> Acc            empty, for group j (GradSums: holding group j's saved mean and
 //                                rstd; the others keep nothing per group)
 //   acc4(a, e, i), acc1(a, e, i) feed the quad (element) of x at index e; i is its position in
@@ -256,12 +249,12 @@ fn mod_row(j: u32) {}
 //   reduce_interleaved(a, j, c)  feed chunk c of group j's interleaved quads (INTERLEAVE)
 //   checked_range(a, j, k0, k1), checked_interleaved(a, j, c) -> vec4f
 //                                acc_result after that walk, recomputed by the careful rescan of
-//                                the same elements when suspect (WELFORD, SUMSQ; BWD: acc_result)
-// Channels-last partials (reduce.wgsl, WELFORD and BWD) feed one element per lane, each lane its
-// own channel: acc_lanes(a, x) (BWD: acc_lanes(a, x, g), with acc_new_lanes(mean, rstd) holding
-// each lane's saved statistics), and read each lane's result alone with acc_lanes_result(a). Only the WELFORD and
-// SUMSQ accumulators have acc_scalar(a, x) (one element, the rescan's step), acc_suspect(r) and
-// the rescan (Rescan, below).
+//                                the same elements when suspect (BWD: acc_result)
+// Channels-last partials (reduce.wgsl; Welford and GradSums) feed one element per lane, each lane
+// its own channel: acc_lanes(a, x) (GradSums: acc_lanes(a, x, g), the lanes' saved statistics
+// given to acc_new_lanes(mean, rstd)), and read each lane's result with acc_lanes_result(a).
+// Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
+// acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
@@ -269,8 +262,6 @@ fn mod_row(j: u32) {}
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
 //#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
 //#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
-//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
-//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -280,76 +271,12 @@ fn xv1(e: u32) -> f32 {
   return X_ld(e) + R_ld(e);
 }
 
-// Four vec4 lanes with a shared count, and one scalar lane (the elements past the last whole
-// quad; the rescan). A lane's mean is the unevaluated sum shift + offset: every 4 quads (every
-// element in the scalar lane) the shift moves to the running mean (shift + offset rounded) and
-// offset keeps the rounding error (split_sum, common.wgsl), so x - shift is the deviation from a
-// recent running mean: exact (Sterbenz) for elements near the mean whatever the offset, and never
-// computed against a far element for long (an outlier first in a group does not spoil the rest;
-// the few elements before a recentre carry a rounding that is damped like any early Welford step).
-// The mean stays the unevaluated sum, so x - mean keeps its precision at large offsets.
-struct Welford {
-  count: f32,        // elements per vec4 lane
-  shift: vec4f,      // per lane: the shift, a recent running mean rounded
-  offset: vec4f,     // per lane: the mean of x - shift
-  m2: vec4f,         // per lane: the sum of squared deviations from the lane's mean (M2)
-  tail_count: f32,   // the scalar lane's count, shift, offset and M2
-  tail_shift: f32,
-  tail_offset: f32,
-  tail_m2: f32,
-}
-alias Acc = Welford;
-fn acc_new(j: u32) -> Acc { return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, 0.0); }
-fn acc4(a: ptr<function, Acc>, e: u32, i: u32) { acc_lanes(a, xv4(e)); }
-// One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
-fn acc_lanes(a: ptr<function, Acc>, x: vec4f) {
-  let v = dev4(x, (*a).shift);
-  (*a).count += 1.0;
-  let d = v - (*a).offset;
-  (*a).offset += d * (1.0 / (*a).count);
-  (*a).m2 += d * (v - (*a).offset);
-}
-// The lanes' shifts moved to their running means (every 4 quads: an element is never more than
-// a few steps behind, and the rounding of x - shift of those few is damped like any early step).
-fn acc_recenter(a: ptr<function, Acc>) {
-  let r = split_sum4((*a).shift, (*a).offset);
-  (*a).shift = r[0];
-  (*a).offset = r[1];
-}
-fn acc_scalar(a: ptr<function, Acc>, x: f32) {
-  let v = dev(x, (*a).tail_shift);
-  (*a).tail_count += 1.0;
-  let d = v - (*a).tail_offset;
-  let m = (*a).tail_offset + d / (*a).tail_count;
-  (*a).tail_m2 += d * (v - m);
-  let r = split_sum((*a).tail_shift, m);
-  (*a).tail_shift = r.x;
-  (*a).tail_offset = r.y;
-}
-fn acc1(a: ptr<function, Acc>, e: u32, i: u32) { acc_scalar(a, xv1(e)); }
-// The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
-fn acc_result(a: ptr<function, Acc>) -> vec4f {
-  var r = vec4f((*a).tail_count, (*a).tail_shift, (*a).tail_offset, (*a).tail_m2);
-  r = chan(r, vec4f((*a).count, (*a).shift.x, (*a).offset.x, (*a).m2.x));
-  r = chan(r, vec4f((*a).count, (*a).shift.y, (*a).offset.y, (*a).m2.y));
-  r = chan(r, vec4f((*a).count, (*a).shift.z, (*a).offset.z, (*a).m2.z));
-  r = chan(r, vec4f((*a).count, (*a).shift.w, (*a).offset.w, (*a).m2.w));
-  return vec4f(r.xyz, clamp0(r.w));
-}
-// The spread needs the careful rescan (see Rescan): non-finite statistics (an Inf or NaN in the
-// data, or squares past f32) or an M2 so small that squares may have underflowed.
-fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || m2_suspect(r.w)); }
-// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), M2 NaN.
-fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
-fn bad_term(x: f32) -> f32 { return x; }
-// A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
-
 // The careful rescan of a chunk (or row) whose fast statistics are suspect (acc_suspect): pass 0
 // finds the largest finite |x| and sums the non-finite elements; pass 1 accumulates x * 2^-e (e
 // the exponent of that maximum, an exact scaling) into the caller's accumulator, emptied first,
-// so no square over- or underflows, and the result is scaled back. Only data with Inf/NaN, huge
-// or tiny magnitudes (or a constant chunk) pays for it. Used as: var rs = rescan_begin(); walk;
+// so no square over- or underflows, and the result is scaled back. It sums Inf/NaN as PyTorch's
+// sums would, so any finite input gives finite statistics wherever float32 can hold them. Only
+// data with Inf/NaN, huge or tiny magnitudes (or a constant chunk) pays for it. Used as: var rs = rescan_begin(); walk;
 // if (rescan_mid(&rs, a)) { walk }; rescan_end(&rs, a, n), each step of a walk rescan_elem(&rs, a, x).
 struct Rescan {
   phase: u32,        // 0 or 1: the pass
@@ -432,6 +359,84 @@ fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
     i = 0u;
   }
 }
+
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+
+// The mean as a pair: with 1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp
+// of 1e4 (~5e-4 sigma). Four vec4 lanes with a shared count, and one scalar lane (the elements
+// past the last whole quad; the rescan). A lane's mean is the unevaluated sum shift + offset:
+// every 4 quads (every element in the scalar lane) the shift moves to the running mean (shift +
+// offset rounded) and offset keeps the rounding error (split_sum, common.wgsl), so x - shift is
+// the deviation from a recent running mean: exact (Sterbenz) for elements near the mean whatever
+// the offset, and never computed against a far element for long (an outlier first in a group does
+// not spoil the rest; the few elements before a recentre carry a rounding that is damped like any
+// early Welford step). The lanes are merged by Chan (common.wgsl).
+struct Welford {
+  count: f32,        // elements per vec4 lane
+  shift: vec4f,      // per lane: the shift, a recent running mean rounded
+  offset: vec4f,     // per lane: the mean of x - shift
+  m2: vec4f,         // per lane: the sum of squared deviations from the lane's mean (M2)
+  tail_count: f32,   // the scalar lane's count, shift, offset and M2
+  tail_shift: f32,
+  tail_offset: f32,
+  tail_m2: f32,
+}
+alias Acc = Welford;
+fn acc_new(j: u32) -> Acc { return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, 0.0); }
+fn acc4(a: ptr<function, Acc>, e: u32, i: u32) { acc_lanes(a, xv4(e)); }
+// One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
+fn acc_lanes(a: ptr<function, Acc>, x: vec4f) {
+  let v = dev4(x, (*a).shift);
+  (*a).count += 1.0;
+  let d = v - (*a).offset;
+  (*a).offset += d * (1.0 / (*a).count);
+  (*a).m2 += d * (v - (*a).offset);
+}
+// The lanes' shifts moved to their running means (every 4 quads: an element is never more than
+// a few steps behind, and the rounding of x - shift of those few is damped like any early step).
+fn acc_recenter(a: ptr<function, Acc>) {
+  let r = split_sum4((*a).shift, (*a).offset);
+  (*a).shift = r[0];
+  (*a).offset = r[1];
+}
+fn acc_scalar(a: ptr<function, Acc>, x: f32) {
+  let v = dev(x, (*a).tail_shift);
+  (*a).tail_count += 1.0;
+  let d = v - (*a).tail_offset;
+  let m = (*a).tail_offset + d / (*a).tail_count;
+  (*a).tail_m2 += d * (v - m);
+  let r = split_sum((*a).tail_shift, m);
+  (*a).tail_shift = r.x;
+  (*a).tail_offset = r.y;
+}
+fn acc1(a: ptr<function, Acc>, e: u32, i: u32) { acc_scalar(a, xv1(e)); }
+// The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
+fn acc_result(a: ptr<function, Acc>) -> vec4f {
+  var r = vec4f((*a).tail_count, (*a).tail_shift, (*a).tail_offset, (*a).tail_m2);
+  r = chan(r, vec4f((*a).count, (*a).shift.x, (*a).offset.x, (*a).m2.x));
+  r = chan(r, vec4f((*a).count, (*a).shift.y, (*a).offset.y, (*a).m2.y));
+  r = chan(r, vec4f((*a).count, (*a).shift.z, (*a).offset.z, (*a).m2.z));
+  r = chan(r, vec4f((*a).count, (*a).shift.w, (*a).offset.w, (*a).m2.w));
+  return vec4f(r.xyz, clamp0(r.w));
+}
+// The spread needs the careful rescan (see Rescan): non-finite statistics (an Inf or NaN in the
+// data, or squares past f32) or an M2 so small that squares may have underflowed.
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || m2_suspect(r.w)); }
+// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), M2 NaN.
+fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
+fn bad_term(x: f32) -> f32 { return x; }
+// A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+
+// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
+// backward), behind the interface of accumulate.wgsl.
+//
+// Flags the host may set:
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // apply.wgsl: the normalize step, elementwise (accumulate.wgsl is compiled in front of this file).
 // The apply family's other files follow it: fused-rows.wgsl (the row-fused forward),
