@@ -10,7 +10,7 @@
 // s = j / groupsPerStat, the same in all four lanes; mean 0 without HAS_MEAN, rstd 1 without
 // HAS_RSTD), or, channels-last, each lane's channel's (acc_new_lanes). W_BY_I: g = dy * w[i]
 // (weight per position in a layer-norm row; other norms apply their weight per group in
-// finalize.wgsl). The fourth sum, of x - mean, tells the finalize step how far the saved
+// finalize-grad.wgsl). The fourth sum, of x - mean, tells the finalize step how far the saved
 // (float32-rounded) mean is from x's own mean.
 struct GradSums {
   count: f32,        // elements (acc_lanes: elements per lane)

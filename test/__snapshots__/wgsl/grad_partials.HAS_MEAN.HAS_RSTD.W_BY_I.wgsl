@@ -135,7 +135,7 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 // accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
 // shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
@@ -225,7 +225,7 @@ fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
 // s = j / groupsPerStat, the same in all four lanes; mean 0 without HAS_MEAN, rstd 1 without
 // HAS_RSTD), or, channels-last, each lane's channel's (acc_new_lanes). W_BY_I: g = dy * w[i]
 // (weight per position in a layer-norm row; other norms apply their weight per group in
-// finalize.wgsl). The fourth sum, of x - mean, tells the finalize step how far the saved
+// finalize-grad.wgsl). The fourth sum, of x - mean, tells the finalize step how far the saved
 // (float32-rounded) mean is from x's own mean.
 struct GradSums {
   count: f32,        // elements (acc_lanes: elements per lane)

@@ -128,7 +128,7 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 fn mod_row(j: u32) {}
 
@@ -194,8 +194,10 @@ fn xv1(e: u32) -> f32 {
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
-// rows.wgsl: layer/RMS-norm forward and backward and group/instance-norm forward on GPU-class
-// adapters, one workgroup per row (or group), the row held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
+// rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
+// per row (or group), the row held in registers, and what the family's kernels share (workgroup
+// sums, quad loads, the entry points' builtins); the backward is in rows-grad.wgsl, compiled after
+// this file (common.wgsl and the accumulators are compiled in front of it).
 //
 // One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
 // K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
@@ -227,7 +229,6 @@ fn xv1(e: u32) -> f32 {
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry workgroup_rows_welford ROWS_FWD WELFORD
 //#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
-//#entry workgroup_rows_grad ROWS_BWD
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4
@@ -235,7 +236,6 @@ fn xv1(e: u32) -> f32 {
 //#flag NV16
 //#flag SUBGROUPS    workgroup sums by subgroupAdd (the device has 'subgroups')
 //#flag PER_CH       group norm: a row is an (n, g) group, weights per channel
-//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 const NV = 2u;
 
@@ -284,6 +284,14 @@ fn w_quad(a: u32, n: u32) -> vec4f {
 
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
+// rows-grad.wgsl: the layer/RMS-norm backward on GPU-class adapters, one workgroup per block of
+// rows, each row in registers. Part of the rows family: compiled after rows.wgsl, whose NV, wg_sum,
+// quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
+//
+// Entry point and flags:
+//#entry workgroup_rows_grad ROWS_BWD
+//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
+
 // Layer-norm and RMS-norm backward on GPU-class adapters (entry point workgroup_rows_grad): one
 // workgroup handles the block of rows [b*L, min((b+1)*L, rows)) (b: the workgroup's linear index,
 // L = P.rowsPerBlock rows per block, P.blocks of them), one row after the other. Per row, as the
@@ -299,11 +307,11 @@ fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // (gamma multiplies xhat: no rstd^2 that could overflow or underflow). With DWDB each invocation
 // also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
 // writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
-// sum dy*xhat, 0), which finalize.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
+// sum dy*xhat, 0), which finalize-grad.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
 // are read once in all. MOD_SUMS (modulated layer/RMS norm, with DWDB): blocks within one run of rows
 // sharing a modulation row (mod_block), dy the gradient as given (scaled here by dy_factor4), and
 // the fourth sum dgate's, (rows, sum dy, sum dy*xhat, sum (dx + dsum)*x): modulation_grad_sums
-// (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them.
+// (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them.
 var<workgroup> red3: array<vec3f, WG>;
 
 // The sum of v over the workgroup, in every invocation (the same value in each). Begins with a

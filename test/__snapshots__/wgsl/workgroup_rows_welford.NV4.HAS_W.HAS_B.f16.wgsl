@@ -204,7 +204,7 @@ fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 // accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
 // shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
@@ -422,8 +422,10 @@ fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
-// rows.wgsl: layer/RMS-norm forward and backward and group/instance-norm forward on GPU-class
-// adapters, one workgroup per row (or group), the row held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
+// rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
+// per row (or group), the row held in registers, and what the family's kernels share (workgroup
+// sums, quad loads, the entry points' builtins); the backward is in rows-grad.wgsl, compiled after
+// this file (common.wgsl and the accumulators are compiled in front of it).
 //
 // One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
 // K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
@@ -455,7 +457,6 @@ fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry workgroup_rows_welford ROWS_FWD WELFORD
 //#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
-//#entry workgroup_rows_grad ROWS_BWD
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4
@@ -463,7 +464,6 @@ fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r
 //#flag NV16
 //#flag SUBGROUPS    workgroup sums by subgroupAdd (the device has 'subgroups')
 //#flag PER_CH       group norm: a row is an (n, g) group, weights per channel
-//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 const NV = 4u;
 
@@ -594,3 +594,10 @@ fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) {
     store_quad(base + 4u * q, n, y);
   }
 }
+// rows-grad.wgsl: the layer/RMS-norm backward on GPU-class adapters, one workgroup per block of
+// rows, each row in registers. Part of the rows family: compiled after rows.wgsl, whose NV, wg_sum,
+// quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
+//
+// Entry point and flags:
+//#entry workgroup_rows_grad ROWS_BWD
+//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
