@@ -2,7 +2,7 @@
 //
 //   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
 //                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
-//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
+//                 finalize-grad.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
 //                 overflow or underflow); quads as APPLY (apply.wgsl).
 //   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx
 //                 (COLS_FUSED: blocks of rows, also their column partials).
@@ -165,21 +165,23 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
 //#if BWD_ROWFUSED
 // Row j's backward coefficients (alpha, beta, gamma, mu) for dx4/dx1, from its sums of g and
 // g*xhat and its saved statistics; row_k is the saved mean's rounding recovered from the row's
-// sum of x - mu (see FIN_BWD in finalize.wgsl).
+// sum of x - mu (see FIN_BWD in finalize-grad.wgsl).
 var<private> row_k: f32;
 fn row_coef(j: u32) -> vec4f {
-  var r = row_result(j);
-  let rs = st_rstd;
+  var a = acc_new(j);
+  var r = row_result(&a, j);
+  let saved = acc_saved(&a);
+  let rs = saved.y;
   var beta = 0.0;
   row_k = 0.0;
   //#if HAS_MEAN
-  row_k = mean_fix(r.w, r.x, st_mean);
+  row_k = mean_fix(r.w, r.x, saved.x);
   let kr = row_k * rs;
   r.z -= kr * r.y;
   beta = -r.y / r.x;
   //#endif
   let gamma = -r.z / r.x;
-  return vec4f(rs, beta - gamma * (row_k * rs), gamma, st_mean);
+  return vec4f(rs, beta - gamma * (row_k * rs), gamma, saved.x);
 }
 
 //#if COLS_FUSED
@@ -188,7 +190,7 @@ fn row_coef(j: u32) -> vec4f {
 // cache by then): dx, and the block's sums of dy and dy*xhat per column, written once as
 // partials PART[4*(col*blocks + block)] for weight_bias_grads (layer-norm dweight/dbias without a second
 // pass over dy and x). MOD_SUMS: blocks within one run of rows sharing a modulation row, sums of the
-// gradient as given and of dgate's terms, for modulation_grad_sums (see rows.wgsl's workgroup_rows_grad).
+// gradient as given and of dgate's terms, for modulation_grad_sums (see rows-grad.wgsl's workgroup_rows_grad).
 const RB = 16u;
 //#if fused_rows_grad
 @compute @workgroup_size(WG)

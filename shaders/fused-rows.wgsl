@@ -12,19 +12,19 @@
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
 //#if ROWFUSED || BWD_ROWFUSED
-// The accumulator's result over the whole of row j (accumulate.wgsl).
-fn row_result(j: u32) -> vec4f {
+// The result over the whole of row j of the accumulator a (accumulate.wgsl; a from acc_new(j)).
+fn row_result(a: ptr<function, Acc>, j: u32) -> vec4f {
   mod_row(j);
-  acc_reset();
-  reduce_range(j, 0u, P.runLength);
-  return checked_range(j, 0u, P.runLength);
+  reduce_range(a, j, 0u, P.runLength);
+  return checked_range(a, j, 0u, P.runLength);
 }
 //#endif
 
 //#if ROWFUSED
 // Row j's statistics (s, m, rstd) for y4/y1, its mean and rstd stored.
 fn row_stats(j: u32) -> vec3f {
-  let r = row_result(j);
+  var a = acc_new(j);
+  let r = row_result(&a, j);
   //#if WELFORD
   let st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
   MEAN_st(j, st.x + st.y);

@@ -51,10 +51,10 @@ fn grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   let j = t / P.chunks;
   let c = t - j * P.chunks;
   //#endif
-  acc_reset();
+  var a = acc_new(j);
   //#if INTERLEAVE
-  reduce_interleaved(j, c);
-  let r = checked_interleaved(j, c);
+  reduce_interleaved(&a, j, c);
+  let r = checked_interleaved(&a, j, c);
   //#else
   //#if RUNS
   // chunksPerRun chunks of at most chunkLength per contiguous run, so that no chunk spans two runs.
@@ -65,8 +65,8 @@ fn grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   let k0 = c * P.chunkLength;
   let k1 = min(k0 + P.chunkLength, P.runs * P.runLength);
   //#endif
-  if (k0 < k1) { reduce_range(j, k0, k1); }
-  let r = checked_range(j, k0, max(k0, k1));
+  if (k0 < k1) { reduce_range(&a, j, k0, k1); }
+  let r = checked_range(&a, j, k0, max(k0, k1));
   //#endif
   PART_st4(4u * (j * P.chunks + c), r);
 }
@@ -211,19 +211,10 @@ fn cl_dy(e: u32, w: u32) -> vec4f {
   //#endif
   //#endif
 }
-var<private> cl_mean: vec4f;
-var<private> cl_rstd: vec4f;
 fn cl_stat(b: u32, ch: u32) -> u32 { return b * P.numGroups + ch / P.channelsPerGroup; }
-fn cl_step(e: u32, w: u32) {
-  let g = cl_dy(e, w);
-  let dv = dev4(cl_x(e, w), cl_mean);
-  g4 += g;
-  gx4 += g * hold4(dv * cl_rstd);
-  c4 += dv;
-  bn += 1.0;
-}
+fn cl_step(a: ptr<function, Acc>, e: u32, w: u32) { acc_lanes(a, cl_x(e, w), cl_dy(e, w)); }
 //#else
-fn cl_step(e: u32, w: u32) { acc_v4(cl_x(e, w)); }
+fn cl_step(a: ptr<function, Acc>, e: u32, w: u32) { acc_lanes(a, cl_x(e, w)); }
 //#endif
 
 //#if channels_last_welford_partials
@@ -250,79 +241,57 @@ fn channels_last_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builti
   let r0 = min(c * P.chunkLength, P.runs);
   let r1 = min(r0 + P.chunkLength, P.runs);
   let base = b * P.runs * C + col;
-  acc_reset();
   //#if BWD
+  // Each lane's saved statistics, those of its channel's group.
   let wl = w - 1u;
-  cl_mean = vec4f(mean_at(cl_stat(b, col)), mean_at(cl_stat(b, col + min(1u, wl))), mean_at(cl_stat(b, col + min(2u, wl))), mean_at(cl_stat(b, col + min(3u, wl))));
-  cl_rstd = vec4f(rstd_at(cl_stat(b, col)), rstd_at(cl_stat(b, col + min(1u, wl))), rstd_at(cl_stat(b, col + min(2u, wl))), rstd_at(cl_stat(b, col + min(3u, wl))));
+  let mean = vec4f(mean_at(cl_stat(b, col)), mean_at(cl_stat(b, col + min(1u, wl))), mean_at(cl_stat(b, col + min(2u, wl))), mean_at(cl_stat(b, col + min(3u, wl))));
+  let rstd = vec4f(rstd_at(cl_stat(b, col)), rstd_at(cl_stat(b, col + min(1u, wl))), rstd_at(cl_stat(b, col + min(2u, wl))), rstd_at(cl_stat(b, col + min(3u, wl))));
+  var a = acc_new_lanes(mean, rstd);
+  //#else
+  var a = acc_new(0u);
   //#endif
   var r = r0;
   //#if WELFORD
   // The shifts start at the first row; then blocks of 4 rows, the shifts moved to the running
   // means after each (as reduce_range).
   if (r < r1) {
-    cl_step(base + r * C, w);
-    acc_recenter();
+    cl_step(&a, base + r * C, w);
+    acc_recenter(&a);
     r += 1u;
   }
   //#endif
   for (; r + 4u <= r1; r += 4u) {
-    cl_step(base + r * C, w);
-    cl_step(base + (r + 1u) * C, w);
-    cl_step(base + (r + 2u) * C, w);
-    cl_step(base + (r + 3u) * C, w);
-    acc_recenter();
+    cl_step(&a, base + r * C, w);
+    cl_step(&a, base + (r + 1u) * C, w);
+    cl_step(&a, base + (r + 2u) * C, w);
+    cl_step(&a, base + (r + 3u) * C, w);
+    acc_recenter(&a);
   }
-  for (; r < r1; r += 1u) { cl_step(base + r * C, w); }
-  acc_recenter();
-  // Every lane's partial first (a rescan resets the accumulators), then written out. (No
-  // dynamically indexed lanes: SwiftShader would keep the accumulators in memory.)
-  //#if WELFORD
-  let q0 = vec4f(wn, ws.x, wm.x, wmq.x);
-  let q1 = vec4f(wn, ws.y, wm.y, wmq.y);
-  let q2 = vec4f(wn, ws.z, wm.z, wmq.z);
-  let q3 = vec4f(wn, ws.w, wm.w, wmq.w);
-  let p0 = cl_part(q0);
-  let p1 = cl_part(q1);
-  let p2 = cl_part(q2);
-  let p3 = cl_part(q3);
-  //#else
-  let p0 = vec4f(bn, g4.x, gx4.x, c4.x);
-  let p1 = vec4f(bn, g4.y, gx4.y, c4.y);
-  let p2 = vec4f(bn, g4.z, gx4.z, c4.z);
-  let p3 = vec4f(bn, g4.w, gx4.w, c4.w);
-  //#endif
+  for (; r < r1; r += 1u) { cl_step(&a, base + r * C, w); }
+  acc_recenter(&a);
+  // Every lane's partial first (a rescan empties the accumulator), then written out. (No
+  // dynamically indexed lanes: SwiftShader would keep the accumulator in memory.)
+  let p = acc_lanes_result(&a);
   let o = 4u * ((b * C + col) * P.chunks + c);
   let st = 4u * P.chunks;
-  cl_out(o, p0, base, r0, r1);
-  if (w > 1u) { cl_out(o + st, p1, base + 1u, r0, r1); }
-  if (w > 2u) { cl_out(o + 2u * st, p2, base + 2u, r0, r1); }
-  if (w > 3u) { cl_out(o + 3u * st, p3, base + 3u, r0, r1); }
+  cl_out(&a, o, p[0], base, r0, r1);
+  if (w > 1u) { cl_out(&a, o + st, p[1], base + 1u, r0, r1); }
+  if (w > 2u) { cl_out(&a, o + 2u * st, p[2], base + 2u, r0, r1); }
+  if (w > 3u) { cl_out(&a, o + 3u * st, p[3], base + 3u, r0, r1); }
 }
-//#if WELFORD
-// One lane's Welford state q = (n, s, m, M2) as a partial, in the form acc_result gives them (the
-// accumulators are replaced by that one lane: the other lanes' states were read out first).
-fn cl_part(q: vec4f) -> vec4f {
-  acc_reset();
-  sn = q.x;
-  ss = q.y;
-  sm = q.z;
-  sq = q.w;
-  return acc_result();
-}
-//#endif
 // One channel's partial p, stored at PART[o]; WELFORD: rescanned carefully first when suspect
-// (the channel's elements are e + i*C for rows i in [r0, r1)).
-fn cl_out(o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
+// (the channel's elements are e + i*C for rows i in [r0, r1); the rescan's pass 1 uses the
+// accumulator a, whose lanes were read out).
+fn cl_out(a: ptr<function, Acc>, o: u32, p: vec4f, e: u32, r0: u32, r1: u32) {
   var r = p;
   //#if WELFORD
   if (acc_suspect(r)) {
-    rescan_begin();
-    for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.channels)); }
-    if (rescan_mid()) {
-      for (var i = r0; i < r1; i += 1u) { rescan_elem(xv1(e + i * P.channels)); }
+    var rs = rescan_begin();
+    for (var i = r0; i < r1; i += 1u) { rescan_elem(&rs, a, xv1(e + i * P.channels)); }
+    if (rescan_mid(&rs, a)) {
+      for (var i = r0; i < r1; i += 1u) { rescan_elem(&rs, a, xv1(e + i * P.channels)); }
     }
-    r = rescan_end(r.x);
+    r = rescan_end(&rs, a, r.x);
   }
   //#endif
   PART_st4(o, r);

@@ -4,8 +4,12 @@
  */
 import commonWGSL from '../../shaders/common.wgsl?raw';
 import accumulateWGSL from '../../shaders/accumulate.wgsl?raw';
+import welfordWGSL from '../../shaders/welford.wgsl?raw';
+import sumSqWGSL from '../../shaders/sum-sq.wgsl?raw';
+import gradSumsWGSL from '../../shaders/grad-sums.wgsl?raw';
 import reduceWGSL from '../../shaders/reduce.wgsl?raw';
 import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
+import finalizeGradWGSL from '../../shaders/finalize-grad.wgsl?raw';
 import applyWGSL from '../../shaders/apply.wgsl?raw';
 import fusedRowsWGSL from '../../shaders/fused-rows.wgsl?raw';
 import applyGradWGSL from '../../shaders/apply-grad.wgsl?raw';
@@ -13,6 +17,7 @@ import modulateGradWGSL from '../../shaders/modulate-grad.wgsl?raw';
 import lpNormalizeWGSL from '../../shaders/lp-normalize.wgsl?raw';
 import copyWGSL from '../../shaders/copy.wgsl?raw';
 import rowsWGSL from '../../shaders/rows.wgsl?raw';
+import rowsGradWGSL from '../../shaders/rows-grad.wgsl?raw';
 import modulateWGSL from '../../shaders/modulate.wgsl?raw';
 import type { GpuContext, Kernel } from '../device/context.ts';
 import { UniformLayout, hasHalves, type BindingDecl } from '../device/wgsl.ts';
@@ -279,20 +284,24 @@ export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 /** Each family's own files, and the files compiled in front of them. */
 export const OWN: Record<Family, string> = {
   reduce: reduceWGSL,
-  finalize: finalizeWGSL,
+  // Merges and the forward's per-group results, then the backward's.
+  finalize: finalizeWGSL + finalizeGradWGSL,
   // The normalize step: elementwise, row-fused forward, backward, the modulated norms' own passes, Lp normalization.
   apply: applyWGSL + fusedRowsWGSL + applyGradWGSL + modulateGradWGSL + lpNormalizeWGSL,
   copy: copyWGSL,
-  rows: rowsWGSL,
+  // One workgroup per row: the forward and the shared pieces, then the backward.
+  rows: rowsWGSL + rowsGradWGSL,
 };
+/** The accumulators: their interface and walks, then one file per accumulator (each a section). */
+const accumulatorsWGSL = accumulateWGSL + welfordWGSL + sumSqWGSL + gradSumsWGSL;
 export const FILES: Record<Family, string> = {
-  reduce: commonWGSL + modulateWGSL + accumulateWGSL + reduceWGSL,
-  finalize: commonWGSL + finalizeWGSL,
+  reduce: commonWGSL + modulateWGSL + accumulatorsWGSL + reduceWGSL,
+  finalize: commonWGSL + OWN.finalize,
   // The row-fused entry points use the accumulators too.
-  apply: commonWGSL + modulateWGSL + accumulateWGSL + OWN.apply,
+  apply: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.apply,
   copy: copyWGSL,
   // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
-  rows: commonWGSL + modulateWGSL + accumulateWGSL + rowsWGSL,
+  rows: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.rows,
 };
 
 /** Every entry point: its family (the file that declares it) and the sections it compiles in. */

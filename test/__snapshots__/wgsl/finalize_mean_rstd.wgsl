@@ -186,7 +186,8 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 // but for blocks of weight_bias_grads ACCUM):
 // Chan's merge for WELFORD, roots of sums of squares for SUMSQ, plain sums otherwise.
 // `partials` is at most a few hundred, so the sequential merge is short; the long reductions were split
-// by reduce.wgsl. Modes (one compiled in):
+// by reduce.wgsl. Modes (one compiled in; the backward's are in finalize-grad.wgsl, compiled after
+// this file with merge_range and out_index):
 //   FIN_STATS   mean = s + m, rstd = 1/sqrt(M2/n + eps), and LO = (s, m) pairs for the apply
 //               step (see reduce.wgsl); RUNNING: batch-norm running update
 //   FIN_CAST    float32 -> float16 copy of a small per-group output, one u32 word per invocation
@@ -194,41 +195,19 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 //               invocations share a word)
 //   FIN_RMS     rstd = 1/sqrt(sum x^2 / n + eps)
 //   FIN_WN      norm = sqrt(sum v^2), scale = g / norm
-//   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
-//               optionally dweight/dbias per group (batch norm)
-//   FIN_BWD_WN  weight-norm backward coefficients and dg
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
 //   FIN_MERGE   blocks of partialsPerBlock partials merged into one (blocksPerGroup per group)
-//   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
-//               ACCUM: added to the values already stored
-//   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
 //
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry finalize_mean_rstd FIN_STATS WELFORD
 //#entry finalize_rms FIN_RMS SUMSQ
 //#entry finalize_weight_norm FIN_WN SUMSQ
-//#entry grad_coefficients FIN_BWD
-//#entry weight_norm_grad_coefficients FIN_BWD_WN
 //#entry grad_sums FIN_SUMS
-//#entry group_grad_coefficients FIN_GN
-//#entry weight_bias_grads FIN_DWDB
 //#entry merge_welford FIN_MERGE WELFORD
 //#entry merge_sumsq FIN_MERGE SUMSQ
 //#entry merge_sums FIN_MERGE
 //#entry cast_half FIN_CAST
-//#entry modulation_grad_sums FIN_MODS
 //#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
-//#flag W_BY_J       the weight of group j multiplies the coefficients (W)
-//#flag DW           dweight is written (DW)
-//#flag DB           dbias is written (DB)
-//#flag GATE_SUMS    weight_bias_grads writes the fourth sum (dgate: sum dresidual * x) as DW
-//#flag ACCUM        add to the values already stored (blocks of one reduction)
-//#flag MS_SCALED    modulation_grad_sums: the partials are of dy before the scale (SC): dweight/dbias terms times scaleOffset + scale
-//#flag MS_DSC       modulation_grad_sums writes dscale (DSC)
-//#flag MS_DSH       modulation_grad_sums writes dshift (DSH)
-//#flag MS_DGT       modulation_grad_sums writes dgate (DGT)
-//#flag GN_KR        group_grad_coefficients stores each group's k * rstd (KR, the saved mean's rounding, see FIN_GN); weight_bias_grads takes KR * sum dy out of each per-(n, c) sum of dy*xhat
-//#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)
 
 // Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
 // squares q encoded (plain, or minus a root mean square for rescanned chunks: q_root in
@@ -279,3 +258,34 @@ fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
   let j = out_index(lid, wid, nwg);
   if (j < P.outputs) { mean_rstd_out(j); }
 }
+
+// finalize-grad.wgsl: the backward's per-group steps after the partials are merged (merge_range,
+// out_index and the uniform fields as in finalize.wgsl, compiled in front of this file): the
+// coefficients of the dx kernels and dweight/dbias, and the modulated norms' modulation gradients.
+// Modes (one compiled in):
+//   FIN_BWD     backward coefficients (alpha, beta, gamma, mu) for BWD_APPLY in apply.wgsl, and
+//               optionally dweight/dbias per group (batch norm)
+//   FIN_BWD_WN  weight-norm backward coefficients and dg
+//   FIN_DWDB    dweight = sum g*xhat, dbias = sum g (layer-norm columns, group-norm channels);
+//               ACCUM: added to the values already stored
+//   FIN_GN      group-norm coefficients per (n, g) from the per-(n, c) sums
+//   FIN_MODS    dscale, dshift, dgate, dweight and dbias of a modulated layer/RMS norm from its row
+//               kernel's column partials
+//
+// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
+//#entry grad_coefficients FIN_BWD
+//#entry weight_norm_grad_coefficients FIN_BWD_WN
+//#entry group_grad_coefficients FIN_GN
+//#entry weight_bias_grads FIN_DWDB
+//#entry modulation_grad_sums FIN_MODS
+//#flag W_BY_J       the weight of group j multiplies the coefficients (W)
+//#flag DW           dweight is written (DW)
+//#flag DB           dbias is written (DB)
+//#flag GATE_SUMS    weight_bias_grads writes the fourth sum (dgate: sum dresidual * x) as DW
+//#flag ACCUM        add to the values already stored (blocks of one reduction)
+//#flag MS_SCALED    modulation_grad_sums: the partials are of dy before the scale (SC): dweight/dbias terms times scaleOffset + scale
+//#flag MS_DSC       modulation_grad_sums writes dscale (DSC)
+//#flag MS_DSH       modulation_grad_sums writes dshift (DSH)
+//#flag MS_DGT       modulation_grad_sums writes dgate (DGT)
+//#flag GN_KR        group_grad_coefficients stores each group's k * rstd (KR, the saved mean's rounding, see FIN_GN); weight_bias_grads takes KR * sum dy out of each per-(n, c) sum of dy*xhat
+//#flag GN_BLOCK     group_grad_coefficients over one block of a group's channels (channelBegin, channelsPerBlock)

@@ -134,26 +134,41 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
-// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
-// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
-// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
-// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
-//
-// Accumulators (one is compiled in):
-//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
-//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
-//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
-//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
-//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
-//            xhat = (x - mean[s]) * rstd[s].
+// accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
+// shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
+// apply-grad.wgsl) and the careful per-row path of the one-workgroup-per-row kernels (rows.wgsl).
+// A kernel compiles in one accumulator, chosen by its entry point's sections:
+//   WELFORD  Welford (welford.wgsl): result (n, s, m, q), the mean as the unevaluated sum s + m
+//            (x - mean keeps its precision at large offsets), q = M2.
+//   SUMSQ    SumSq (sum-sq.wgsl): result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      GradSums (grad-sums.wgsl): result (n, sum g, sum g*xhat, sum (x - mean[s])) with
+//            g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
 // q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
-// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
-// root of a mean square is finite for any finite data). The rescan works in a power-of-two
-// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
-// wherever float32 can hold them.
+// was recomputed by the careful rescan (below), minus its root mean square (q_root in
+// common.wgsl; the root of a mean square is finite for any finite data).
+//
+// The interface, the same in every accumulator (`Acc` names the struct compiled in). The state is
+// the caller's: a function variable (`var a = acc_new(j);`) passed by pointer; nothing outside
+// the accumulator's functions reads its fields.
+//   acc_new(j) -> Acc            empty, for group j (GradSums: holding group j's saved mean and
+//                                rstd; the others keep nothing per group)
+//   acc4(a, e, i), acc1(a, e, i) feed the quad (element) of x at index e; i is its position in
+//                                the row (the weight's index with W_BY_I)
+//   acc_recenter(a)              after a block of quads (Welford: the lanes' shifts move to their
+//                                running means; the others do nothing)
+//   acc_result(a) -> vec4f       the lanes merged, as above
+//   reduce_range(a, j, k0, k1)   feed group j's elements [k0, k1) in logical order (below)
+//   reduce_interleaved(a, j, c)  feed chunk c of group j's interleaved quads (INTERLEAVE)
+//   checked_range(a, j, k0, k1), checked_interleaved(a, j, c) -> vec4f
+//                                acc_result after that walk, recomputed by the careful rescan of
+//                                the same elements when suspect (BWD: acc_result)
+// Channels-last partials (reduce.wgsl; Welford and GradSums) feed one element per lane, each lane
+// its own channel: acc_lanes(a, x) (GradSums: acc_lanes(a, x, g), the lanes' saved statistics
+// given to acc_new_lanes(mean, rstd)), and read each lane's result with acc_lanes_result(a).
+// Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
+// acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
@@ -161,8 +176,6 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
 //#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
 //#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
-//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
-//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -172,29 +185,68 @@ fn xv1(e: u32) -> f32 {
   return X_ld(e);
 }
 
-// s: index of the saved statistics, fixed per segment; W_BY_I: g = dy * w[i] (weight per
-// position in a layer-norm row; other norms apply their weight per group in finalize.wgsl). The fourth sum, of x - mean[s], tells
-// the finalize step how far the saved (float32-rounded) mean is from x's own mean.
-var<private> s_idx: u32;
-var<private> g4: vec4f;
-var<private> gx4: vec4f;
-var<private> c4: vec4f;
-var<private> g1: f32;
-var<private> gx1: f32;
-var<private> c1: f32;
-var<private> bn: f32;
-var<private> st_mean: f32;
-var<private> st_rstd: f32;
-fn acc_reset() { g4 = vec4f(0.0); gx4 = vec4f(0.0); c4 = vec4f(0.0); g1 = 0.0; gx1 = 0.0; c1 = 0.0; bn = 0.0; }
-fn acc_group(j: u32) {}
-fn acc_recenter() {}
-fn seg_begin(o: u32, j: u32) {
-  s_idx = j / P.groupsPerStat;
-  st_mean = 0.0;
-  st_rstd = 1.0;
-  st_mean = mean_at(s_idx);
-  st_rstd = rstd_at(s_idx);
+// Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
+// time within each contiguous segment.
+fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
+  let inner = P.runLength;
+  var o = k0 / inner;
+  var i = k0 - o * inner;
+  var left = k1 - k0;
+  loop {
+    if (left == 0u) { break; }
+    let len = min(inner - i, left);
+    let base = (o * P.groups + j) * inner;
+    var p = i;
+    let end = i + len;
+    for (; p + 4u <= end; p += 4u) { acc4(a, base + p, p); }
+    acc_recenter(a);
+    for (; p < end; p += 1u) { acc1(a, base + p, p); }
+    left -= len;
+    o += 1u;
+    i = 0u;
+  }
 }
+
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+
+// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
+// backward), behind the interface of accumulate.wgsl.
+//
+// Flags the host may set:
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// The sums are taken against saved statistics (mean, rstd) per lane: a group's (index
+// s = j / groupsPerStat, the same in all four lanes; mean 0 without HAS_MEAN, rstd 1 without
+// HAS_RSTD), or, channels-last, each lane's channel's (acc_new_lanes). W_BY_I: g = dy * w[i]
+// (weight per position in a layer-norm row; other norms apply their weight per group in
+// finalize-grad.wgsl). The fourth sum, of x - mean, tells the finalize step how far the saved
+// (float32-rounded) mean is from x's own mean.
+struct GradSums {
+  count: f32,        // elements (acc_lanes: elements per lane)
+  sum_g: vec4f,      // per vec4 lane: sum g
+  sum_gxhat: vec4f,  // per vec4 lane: sum g*xhat
+  sum_dev: vec4f,    // per vec4 lane: sum (x - mean)
+  tail_g: f32,       // the scalar lane's three sums
+  tail_gxhat: f32,
+  tail_dev: f32,
+  mean: vec4f,       // the saved statistics, per lane
+  rstd: vec4f,
+}
+alias Acc = GradSums;
+fn acc_new(j: u32) -> Acc {
+  let s = j / P.groupsPerStat;
+  var mean = 0.0;
+  var rstd = 1.0;
+  mean = mean_at(s);
+  rstd = rstd_at(s);
+  return acc_new_lanes(vec4f(mean), vec4f(rstd));
+}
+fn acc_new_lanes(mean: vec4f, rstd: vec4f) -> Acc { return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, mean, rstd); }
 // The saved statistics of group s; EVAL_STATS (batch-norm eval backward): the running
 // statistics read directly, rstd = 1/sqrt(runningVar + eps) (no FIN_EVAL step).
 fn mean_at(s: u32) -> f32 {
@@ -203,54 +255,33 @@ fn mean_at(s: u32) -> f32 {
 fn rstd_at(s: u32) -> f32 {
   return RSTD_ld(s);
 }
-fn acc4(e: u32, i: u32) {
+fn acc_recenter(a: ptr<function, Acc>) {}
+fn acc4(a: ptr<function, Acc>, e: u32, i: u32) {
   var g = DY_ld4(e);
   g *= W_ld4(i);
-  let dv = dev4(xv4(e), vec4f(st_mean));
-  g4 += g;
-  gx4 += g * hold4(dv * st_rstd);
-  c4 += dv;
-  bn += 4.0;
+  let dv = dev4(xv4(e), (*a).mean);
+  (*a).sum_g += g;
+  (*a).sum_gxhat += g * hold4(dv * (*a).rstd);
+  (*a).sum_dev += dv;
+  (*a).count += 4.0;
 }
-fn acc1(e: u32, i: u32) {
+fn acc1(a: ptr<function, Acc>, e: u32, i: u32) {
   var g = DY_ld(e);
   g *= W_ld(i);
-  let dv = dev(xv1(e), st_mean);
-  g1 += g;
-  gx1 += g * hold(dv * st_rstd);
-  c1 += dv;
-  bn += 1.0;
+  let dv = dev(xv1(e), (*a).mean.x);
+  (*a).tail_g += g;
+  (*a).tail_gxhat += g * hold(dv * (*a).rstd.x);
+  (*a).tail_dev += dv;
+  (*a).count += 1.0;
 }
 // (n, sum g, sum g*xhat, sum (x - mean)).
-fn acc_result() -> vec4f {
-  return vec4f(bn, (g4.x + g4.y) + (g4.z + g4.w) + g1, (gx4.x + gx4.y) + (gx4.z + gx4.w) + gx1, (c4.x + c4.y) + (c4.z + c4.w) + c1);
+fn acc_result(a: ptr<function, Acc>) -> vec4f {
+  let g = (*a).sum_g;
+  let h = (*a).sum_gxhat;
+  let c = (*a).sum_dev;
+  return vec4f((*a).count, (g.x + g.y) + (g.z + g.w) + (*a).tail_g, (h.x + h.y) + (h.z + h.w) + (*a).tail_gxhat, (c.x + c.y) + (c.z + c.w) + (*a).tail_dev);
 }
-fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f { return acc_result(); }
-
-// Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
-// time within each contiguous segment.
-fn reduce_range(j: u32, k0: u32, k1: u32) {
-  let inner = P.runLength;
-  var o = k0 / inner;
-  var i = k0 - o * inner;
-  var left = k1 - k0;
-  acc_group(j);
-  loop {
-    if (left == 0u) { break; }
-    let len = min(inner - i, left);
-    let base = (o * P.groups + j) * inner;
-    seg_begin(o, j);
-    var p = i;
-    let end = i + len;
-    for (; p + 4u <= end; p += 4u) { acc4(base + p, p); }
-    acc_recenter();
-    for (; p < end; p += 1u) { acc1(base + p, p); }
-    left -= len;
-    o += 1u;
-    i = 0u;
-  }
-}
-
+fn checked_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) -> vec4f { return acc_result(a); }
 // reduce.wgsl: grouped partial reductions, the one statistics mechanism under every norm.
 //
 // Group j (0 <= j < groups) is the index set e = (o*groups + j)*runLength + i for o < runs,
@@ -283,10 +314,10 @@ fn grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   if (t >= P.groups * P.chunks) { return; }
   let j = t / P.chunks;
   let c = t - j * P.chunks;
-  acc_reset();
+  var a = acc_new(j);
   let k0 = c * P.chunkLength;
   let k1 = min(k0 + P.chunkLength, P.runs * P.runLength);
-  if (k0 < k1) { reduce_range(j, k0, k1); }
-  let r = checked_range(j, k0, max(k0, k1));
+  if (k0 < k1) { reduce_range(&a, j, k0, k1); }
+  let r = checked_range(&a, j, k0, max(k0, k1));
   PART_st4(4u * (j * P.chunks + c), r);
 }

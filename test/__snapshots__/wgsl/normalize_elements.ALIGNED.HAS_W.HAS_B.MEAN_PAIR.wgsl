@@ -128,26 +128,41 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
-// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
-// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
-// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
-// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
-//
-// Accumulators (one is compiled in):
-//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
-//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
-//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
-//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
-//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
-//            xhat = (x - mean[s]) * rstd[s].
+// accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
+// shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
+// apply-grad.wgsl) and the careful per-row path of the one-workgroup-per-row kernels (rows.wgsl).
+// A kernel compiles in one accumulator, chosen by its entry point's sections:
+//   WELFORD  Welford (welford.wgsl): result (n, s, m, q), the mean as the unevaluated sum s + m
+//            (x - mean keeps its precision at large offsets), q = M2.
+//   SUMSQ    SumSq (sum-sq.wgsl): result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      GradSums (grad-sums.wgsl): result (n, sum g, sum g*xhat, sum (x - mean[s])) with
+//            g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
 // q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
-// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
-// root of a mean square is finite for any finite data). The rescan works in a power-of-two
-// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
-// wherever float32 can hold them.
+// was recomputed by the careful rescan (below), minus its root mean square (q_root in
+// common.wgsl; the root of a mean square is finite for any finite data).
+//
+// The interface, the same in every accumulator (`Acc` names the struct compiled in). The state is
+// the caller's: a function variable (`var a = acc_new(j);`) passed by pointer; nothing outside
+// the accumulator's functions reads its fields.
+//   acc_new(j) -> Acc            empty, for group j (GradSums: holding group j's saved mean and
+//                                rstd; the others keep nothing per group)
+//   acc4(a, e, i), acc1(a, e, i) feed the quad (element) of x at index e; i is its position in
+//                                the row (the weight's index with W_BY_I)
+//   acc_recenter(a)              after a block of quads (Welford: the lanes' shifts move to their
+//                                running means; the others do nothing)
+//   acc_result(a) -> vec4f       the lanes merged, as above
+//   reduce_range(a, j, k0, k1)   feed group j's elements [k0, k1) in logical order (below)
+//   reduce_interleaved(a, j, c)  feed chunk c of group j's interleaved quads (INTERLEAVE)
+//   checked_range(a, j, k0, k1), checked_interleaved(a, j, c) -> vec4f
+//                                acc_result after that walk, recomputed by the careful rescan of
+//                                the same elements when suspect (BWD: acc_result)
+// Channels-last partials (reduce.wgsl; Welford and GradSums) feed one element per lane, each lane
+// its own channel: acc_lanes(a, x) (GradSums: acc_lanes(a, x, g), the lanes' saved statistics
+// given to acc_new_lanes(mean, rstd)), and read each lane's result with acc_lanes_result(a).
+// Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
+// acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
@@ -155,13 +170,24 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
 //#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
 //#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
-//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
-//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
   return X_ld4(e);
 }
+
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+
+// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
+// backward), behind the interface of accumulate.wgsl.
+//
+// Flags the host may set:
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // apply.wgsl: the normalize step, elementwise (accumulate.wgsl is compiled in front of this file).
 // The apply family's other files follow it: fused-rows.wgsl (the row-fused forward),
@@ -268,7 +294,7 @@ fn normalize_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 //
 //   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
 //                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
-//                 finalize.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
+//                 finalize-grad.wgsl (gamma multiplies xhat, not x - mu: no rstd^2 that could
 //                 overflow or underflow); quads as APPLY (apply.wgsl).
 //   BWD_ROWFUSED  fused_rows_grad: one invocation per row: the row's sums of g and g*xhat, then dx
 //                 (COLS_FUSED: blocks of rows, also their column partials).

@@ -129,28 +129,43 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
 fn mod_row(j: u32) {}
 
-// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
-// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
-// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
-// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
-//
-// Accumulators (one is compiled in):
-//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
-//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
-//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
-//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
-//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
-//            xhat = (x - mean[s]) * rstd[s].
+// accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
+// shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
+// apply-grad.wgsl) and the careful per-row path of the one-workgroup-per-row kernels (rows.wgsl).
+// A kernel compiles in one accumulator, chosen by its entry point's sections:
+//   WELFORD  Welford (welford.wgsl): result (n, s, m, q), the mean as the unevaluated sum s + m
+//            (x - mean keeps its precision at large offsets), q = M2.
+//   SUMSQ    SumSq (sum-sq.wgsl): result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      GradSums (grad-sums.wgsl): result (n, sum g, sum g*xhat, sum (x - mean[s])) with
+//            g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
 // q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
-// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
-// root of a mean square is finite for any finite data). The rescan works in a power-of-two
-// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
-// wherever float32 can hold them.
+// was recomputed by the careful rescan (below), minus its root mean square (q_root in
+// common.wgsl; the root of a mean square is finite for any finite data).
+//
+// The interface, the same in every accumulator (`Acc` names the struct compiled in). The state is
+// the caller's: a function variable (`var a = acc_new(j);`) passed by pointer; nothing outside
+// the accumulator's functions reads its fields.
+//   acc_new(j) -> Acc            empty, for group j (GradSums: holding group j's saved mean and
+//                                rstd; the others keep nothing per group)
+//   acc4(a, e, i), acc1(a, e, i) feed the quad (element) of x at index e; i is its position in
+//                                the row (the weight's index with W_BY_I)
+//   acc_recenter(a)              after a block of quads (Welford: the lanes' shifts move to their
+//                                running means; the others do nothing)
+//   acc_result(a) -> vec4f       the lanes merged, as above
+//   reduce_range(a, j, k0, k1)   feed group j's elements [k0, k1) in logical order (below)
+//   reduce_interleaved(a, j, c)  feed chunk c of group j's interleaved quads (INTERLEAVE)
+//   checked_range(a, j, k0, k1), checked_interleaved(a, j, c) -> vec4f
+//                                acc_result after that walk, recomputed by the careful rescan of
+//                                the same elements when suspect (BWD: acc_result)
+// Channels-last partials (reduce.wgsl; Welford and GradSums) feed one element per lane, each lane
+// its own channel: acc_lanes(a, x) (GradSums: acc_lanes(a, x, g), the lanes' saved statistics
+// given to acc_new_lanes(mean, rstd)), and read each lane's result with acc_lanes_result(a).
+// Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
+// acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
@@ -158,8 +173,6 @@ fn mod_row(j: u32) {}
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
 //#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
 //#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
-//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
-//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -169,8 +182,23 @@ fn xv1(e: u32) -> f32 {
   return X_ld(e);
 }
 
-// rows.wgsl: layer/RMS-norm forward and backward and group/instance-norm forward on GPU-class
-// adapters, one workgroup per row (or group), the row held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+
+// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
+// backward), behind the interface of accumulate.wgsl.
+//
+// Flags the host may set:
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
+// per row (or group), the row held in registers, and what the family's kernels share (workgroup
+// sums, quad loads, the entry points' builtins); the backward is in rows-grad.wgsl, compiled after
+// this file (common.wgsl and the accumulators are compiled in front of it).
 //
 // One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
 // K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
@@ -202,7 +230,6 @@ fn xv1(e: u32) -> f32 {
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry workgroup_rows_welford ROWS_FWD WELFORD
 //#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
-//#entry workgroup_rows_grad ROWS_BWD
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4
@@ -210,7 +237,6 @@ fn xv1(e: u32) -> f32 {
 //#flag NV16
 //#flag SUBGROUPS    workgroup sums by subgroupAdd (the device has 'subgroups')
 //#flag PER_CH       group norm: a row is an (n, g) group, weights per channel
-//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 const NV = 2u;
 
@@ -259,6 +285,14 @@ fn w_quad(a: u32, n: u32) -> vec4f {
 
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
+// rows-grad.wgsl: the layer/RMS-norm backward on GPU-class adapters, one workgroup per block of
+// rows, each row in registers. Part of the rows family: compiled after rows.wgsl, whose NV, wg_sum,
+// quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
+//
+// Entry point and flags:
+//#entry workgroup_rows_grad ROWS_BWD
+//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
+
 // Layer-norm and RMS-norm backward on GPU-class adapters (entry point workgroup_rows_grad): one
 // workgroup handles the block of rows [b*L, min((b+1)*L, rows)) (b: the workgroup's linear index,
 // L = P.rowsPerBlock rows per block, P.blocks of them), one row after the other. Per row, as the
@@ -274,11 +308,11 @@ fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // (gamma multiplies xhat: no rstd^2 that could overflow or underflow). With DWDB each invocation
 // also adds dy and dy * ((x - mu) - k) * rstd of its quads over the block's rows in registers and
 // writes them once per block as column partials PART[4*(col*P.blocks + b)] = (rows, sum dy,
-// sum dy*xhat, 0), which finalize.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
+// sum dy*xhat, 0), which finalize-grad.wgsl's weight_bias_grads adds up per column (dweight, dbias): x and dy
 // are read once in all. MOD_SUMS (modulated layer/RMS norm, with DWDB): blocks within one run of rows
 // sharing a modulation row (mod_block), dy the gradient as given (scaled here by dy_factor4), and
 // the fourth sum dgate's, (rows, sum dy, sum dy*xhat, sum (dx + dsum)*x): modulation_grad_sums
-// (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them.
+// (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them.
 var<workgroup> red3: array<vec3f, WG>;
 
 // The sum of v over the workgroup, in every invocation (the same value in each). Begins with a

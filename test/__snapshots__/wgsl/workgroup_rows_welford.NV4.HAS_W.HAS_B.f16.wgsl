@@ -205,26 +205,41 @@ fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 //#flag MOD_QUADS    every quad lies in one row of consecutive indices, or in one run (ALIGNED kernels; set when settled)
 //#flag MOD_RUNS     modInner = 1: runs of modDiv elements share one index (group norm, channels first)
 //#flag MOD_ROWS     the kernel sets each row's index offset (mod_row; layer/RMS-norm row kernels)
-//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
+//#flag MOD_SUMS     the backward row kernels' blocks of rows lie in one run of rows sharing a modulation row (mod_block) and their column partials are of the gradient as given (dy_raw4), with dgate's sum (dx_store_gate4): modulation_grad_sums (finalize-grad.wgsl) makes dscale, dshift, dgate, dweight and dbias of them
 
-// accumulate.wgsl: the accumulators under every statistic, shared by the partial reductions
-// (reduce.wgsl), the row-fused kernels (apply.wgsl) and the careful per-row path of the
-// one-workgroup-per-row kernels (rows.wgsl). A kernel compiles in one accumulator, chosen by its
-// entry point's sections; reduce_range / reduce_interleaved walk a chunk of a group with it.
-//
-// Accumulators (one is compiled in):
-//   WELFORD  (n, s, m, q): Welford with a shift that follows the running mean, so the mean is
-//            the unevaluated sum s + m and x - mean keeps its precision at large offsets (with
-//            1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp of 1e4,
-//            ~5e-4 sigma); q = M2 (see q_root in common.wgsl). Per vec4 lane with a shared count, lanes merged by Chan.
-//   SUMSQ    (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
-//   BWD      (n, sum g, sum g*xhat, sum (x - mean[s])) with g = dy * w[a],
-//            xhat = (x - mean[s]) * rstd[s].
+// accumulate.wgsl: the accumulators' interface, the walks that feed them and the careful rescan,
+// shared by the partial reductions (reduce.wgsl), the row-fused kernels (fused-rows.wgsl,
+// apply-grad.wgsl) and the careful per-row path of the one-workgroup-per-row kernels (rows.wgsl).
+// A kernel compiles in one accumulator, chosen by its entry point's sections:
+//   WELFORD  Welford (welford.wgsl): result (n, s, m, q), the mean as the unevaluated sum s + m
+//            (x - mean keeps its precision at large offsets), q = M2.
+//   SUMSQ    SumSq (sum-sq.wgsl): result (n, q, 0, 0), q = sum x^2: RMS norm and weight norm.
+//   BWD      GradSums (grad-sums.wgsl): result (n, sum g, sum g*xhat, sum (x - mean[s])) with
+//            g = dy * w[a], xhat = (x - mean[s]) * rstd[s].
 // q is the plain sum of squares, or, for a chunk whose fast sums were non-finite or tiny and that
-// was recomputed by a careful rescan, minus its root mean square (q_root in common.wgsl; the
-// root of a mean square is finite for any finite data). The rescan works in a power-of-two
-// scale and sums Inf/NaN as PyTorch's sums would, so any finite input gives finite statistics
-// wherever float32 can hold them.
+// was recomputed by the careful rescan (below), minus its root mean square (q_root in
+// common.wgsl; the root of a mean square is finite for any finite data).
+//
+// The interface, the same in every accumulator (`Acc` names the struct compiled in). The state is
+// the caller's: a function variable (`var a = acc_new(j);`) passed by pointer; nothing outside
+// the accumulator's functions reads its fields.
+//   acc_new(j) -> Acc            empty, for group j (GradSums: holding group j's saved mean and
+//                                rstd; the others keep nothing per group)
+//   acc4(a, e, i), acc1(a, e, i) feed the quad (element) of x at index e; i is its position in
+//                                the row (the weight's index with W_BY_I)
+//   acc_recenter(a)              after a block of quads (Welford: the lanes' shifts move to their
+//                                running means; the others do nothing)
+//   acc_result(a) -> vec4f       the lanes merged, as above
+//   reduce_range(a, j, k0, k1)   feed group j's elements [k0, k1) in logical order (below)
+//   reduce_interleaved(a, j, c)  feed chunk c of group j's interleaved quads (INTERLEAVE)
+//   checked_range(a, j, k0, k1), checked_interleaved(a, j, c) -> vec4f
+//                                acc_result after that walk, recomputed by the careful rescan of
+//                                the same elements when suspect (BWD: acc_result)
+// Channels-last partials (reduce.wgsl; Welford and GradSums) feed one element per lane, each lane
+// its own channel: acc_lanes(a, x) (GradSums: acc_lanes(a, x, g), the lanes' saved statistics
+// given to acc_new_lanes(mean, rstd)), and read each lane's result with acc_lanes_result(a).
+// Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
+// acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
@@ -232,8 +247,6 @@ fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
 //#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
 //#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
-//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
-//#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
 // The normalized input: x, or x + residual when fused with a residual add.
 fn xv4(e: u32) -> vec4f {
@@ -243,158 +256,177 @@ fn xv1(e: u32) -> f32 {
   return X_ld(e);
 }
 
-// Per vec4 lane (and one scalar lane for the tail elements): count (shared), shift s, mean m of
-// x - s, and M2. Every 4 quads (every element in the scalar lane) the shift moves to the running
-// mean (s + m rounded) and m keeps the rounding error (split_sum, common.wgsl), so x - s is the deviation from
-// a recent running mean: exact (Sterbenz) for elements near the mean whatever the offset, and
-// never computed against a far element for long (an outlier first in a group does not spoil the
-// rest; the few elements before a recentre carry a rounding that is damped like any early
-// Welford step). The mean stays the unevaluated sum s + m, so x - mean keeps its precision at
-// large offsets.
-var<private> wn: f32;
-var<private> ws: vec4f;
-var<private> wm: vec4f;
-var<private> wmq: vec4f;
-var<private> sn: f32;
-var<private> ss: f32;
-var<private> sm: f32;
-var<private> sq: f32;
-fn acc_reset() { wn = 0.0; ws = vec4f(0.0); wm = vec4f(0.0); wmq = vec4f(0.0); sn = 0.0; ss = 0.0; sm = 0.0; sq = 0.0; }
-fn acc_group(j: u32) {}
-fn seg_begin(o: u32, j: u32) {}
-fn acc4(e: u32, i: u32) { acc_v4(xv4(e)); }
-// One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
-fn acc_v4(x: vec4f) {
-  let v = dev4(x, ws);
-  wn += 1.0;
-  let d = v - wm;
-  wm += d * (1.0 / wn);
-  wmq += d * (v - wm);
-}
-// The lanes' shifts moved to their running means (every 4 quads: an element is never more than
-// a few steps behind, and the rounding of x - s of those few is damped like any early step).
-fn acc_recenter() {
-  let r = split_sum4(ws, wm);
-  ws = r[0];
-  wm = r[1];
-}
-fn acc_scalar(x: f32) {
-  let v = dev(x, ss);
-  sn += 1.0;
-  let d = v - sm;
-  let m = sm + d / sn;
-  sq += d * (v - m);
-  let r = split_sum(ss, m);
-  ss = r.x;
-  sm = r.y;
-}
-fn acc1(e: u32, i: u32) { acc_scalar(xv1(e)); }
-// The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
-fn acc_result() -> vec4f {
-  var r = vec4f(sn, ss, sm, sq);
-  r = chan(r, vec4f(wn, ws.x, wm.x, wmq.x));
-  r = chan(r, vec4f(wn, ws.y, wm.y, wmq.y));
-  r = chan(r, vec4f(wn, ws.z, wm.z, wmq.z));
-  r = chan(r, vec4f(wn, ws.w, wm.w, wmq.w));
-  return vec4f(r.xyz, clamp0(r.w));
-}
-// The spread needs the careful rescan (see rescan_begin): non-finite statistics (an Inf or NaN in
-// the data, or squares past f32) or an M2 so small that squares may have underflowed.
-fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || m2_suspect(r.w)); }
-// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), M2 NaN.
-fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
-fn bad_term(x: f32) -> f32 { return x; }
-// A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
-
 // The careful rescan of a chunk (or row) whose fast statistics are suspect (acc_suspect): pass 0
 // finds the largest finite |x| and sums the non-finite elements; pass 1 accumulates x * 2^-e (e
-// the exponent of that maximum, an exact scaling) so no square over- or underflows, and the
-// result is scaled back. Only data with Inf/NaN, huge or tiny magnitudes (or a constant chunk)
-// pays for it. Used as: rescan_begin(); walk; if (rescan_mid()) { walk }; rescan_end(n).
-var<private> rs_pass: u32;
-var<private> rs_amax: f32;
-var<private> rs_bad: f32;
-var<private> rs_nbad: f32;
-var<private> rs_exp: i32;
-fn rescan_begin() { rs_pass = 0u; rs_amax = 0.0; rs_bad = 0.0; rs_nbad = 0.0; }
-fn rescan_elem(x: f32) {
-  if (rs_pass == 0u) {
-    if (finite(x)) { rs_amax = max(rs_amax, abs(x)); } else { rs_bad += bad_term(x); rs_nbad += 1.0; }
+// the exponent of that maximum, an exact scaling) into the caller's accumulator, emptied first,
+// so no square over- or underflows, and the result is scaled back. It sums Inf/NaN as PyTorch's
+// sums would, so any finite input gives finite statistics wherever float32 can hold them. Only
+// data with Inf/NaN, huge or tiny magnitudes (or a constant chunk) pays for it. Used as: var rs = rescan_begin(); walk;
+// if (rescan_mid(&rs, a)) { walk }; rescan_end(&rs, a, n), each step of a walk rescan_elem(&rs, a, x).
+struct Rescan {
+  phase: u32,        // 0 or 1: the pass
+  amax: f32,         // pass 0: the largest finite |x|
+  bad: f32,          // pass 0: the sum of the non-finite elements' bad_term
+  bad_count: f32,    // pass 0: how many non-finite elements
+  exp: i32,          // pass 1: the exponent of amax (x is scaled by 2^-exp)
+}
+fn rescan_begin() -> Rescan { return Rescan(0u, 0.0, 0.0, 0.0, 0); }
+fn rescan_elem(rs: ptr<function, Rescan>, a: ptr<function, Acc>, x: f32) {
+  if ((*rs).phase == 0u) {
+    if (finite(x)) { (*rs).amax = max((*rs).amax, abs(x)); } else { (*rs).bad += bad_term(x); (*rs).bad_count += 1.0; }
   } else {
     // ldexp, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
-    acc_scalar(ldexp(x, -rs_exp));
+    acc_scalar(a, ldexp(x, -(*rs).exp));
   }
 }
-fn rescan_mid() -> bool {
-  if (rs_nbad > 0.0 || rs_amax == 0.0) { return false; }
-  rs_exp = frexp(rs_amax).exp;
-  acc_reset();
-  rs_pass = 1u;
+// (WELFORD and SUMSQ keep nothing per group: acc_new's group is any.)
+fn rescan_mid(rs: ptr<function, Rescan>, a: ptr<function, Acc>) -> bool {
+  if ((*rs).bad_count > 0.0 || (*rs).amax == 0.0) { return false; }
+  (*rs).exp = frexp((*rs).amax).exp;
+  *a = acc_new(0u);
+  (*rs).phase = 1u;
   return true;
 }
-fn rescan_end(n: f32) -> vec4f {
-  if (rs_nbad > 0.0) { return nonfinite_result(n, rs_bad); }
-  if (rs_pass == 0u) { return vec4f(n, 0.0, 0.0, 0.0); }
-  return unscale(acc_result(), rs_exp);
+fn rescan_end(rs: ptr<function, Rescan>, a: ptr<function, Acc>, n: f32) -> vec4f {
+  if ((*rs).bad_count > 0.0) { return nonfinite_result(n, (*rs).bad); }
+  if ((*rs).phase == 0u) { return vec4f(n, 0.0, 0.0, 0.0); }
+  return unscale(acc_result(a), (*rs).exp);
 }
 // Elements of group j with logical index k in [k0, k1) (the order of reduce_range), one by one.
-fn rescan_walk(j: u32, k0: u32, k1: u32) {
+fn rescan_walk(rs: ptr<function, Rescan>, a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
   for (var k = k0; k < k1; k += 1u) {
     let o = k / P.runLength;
-    rescan_elem(xv1((o * P.groups + j) * P.runLength + k - o * P.runLength));
+    rescan_elem(rs, a, xv1((o * P.groups + j) * P.runLength + k - o * P.runLength));
   }
 }
 // The statistics of group j's elements [k0, k1), rescanned when the fast ones are suspect.
-fn checked_range(j: u32, k0: u32, k1: u32) -> vec4f {
-  let r = acc_result();
+fn checked_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) -> vec4f {
+  let r = acc_result(a);
   if (!acc_suspect(r)) { return r; }
-  rescan_begin();
-  rescan_walk(j, k0, k1);
-  if (rescan_mid()) { rescan_walk(j, k0, k1); }
-  return rescan_end(r.x);
+  var rs = rescan_begin();
+  rescan_walk(&rs, a, j, k0, k1);
+  if (rescan_mid(&rs, a)) { rescan_walk(&rs, a, j, k0, k1); }
+  return rescan_end(&rs, a, r.x);
 }
 
 // Feed the elements of group j with logical index k in [k0, k1) to the accumulator, four at a
 // time within each contiguous segment.
-fn reduce_range(j: u32, k0: u32, k1: u32) {
+fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
   let inner = P.runLength;
   var o = k0 / inner;
   var i = k0 - o * inner;
   var left = k1 - k0;
-  acc_group(j);
   loop {
     if (left == 0u) { break; }
     let len = min(inner - i, left);
     let base = (o * P.groups + j) * inner;
-    seg_begin(o, j);
     var p = i;
     let end = i + len;
     // The shifts start at the first quad; then blocks of 4 quads, the shifts moved to the
     // running means after each (acc_recenter).
-    if (wn == 0.0 && p + 4u <= end) {
-      acc4(base + p, p);
-      acc_recenter();
+    if ((*a).count == 0.0 && p + 4u <= end) {
+      acc4(a, base + p, p);
+      acc_recenter(a);
       p += 4u;
     }
     for (; p + 16u <= end; p += 16u) {
-      acc4(base + p, p);
-      acc4(base + p + 4u, p + 4u);
-      acc4(base + p + 8u, p + 8u);
-      acc4(base + p + 12u, p + 12u);
-      acc_recenter();
+      acc4(a, base + p, p);
+      acc4(a, base + p + 4u, p + 4u);
+      acc4(a, base + p + 8u, p + 8u);
+      acc4(a, base + p + 12u, p + 12u);
+      acc_recenter(a);
     }
-    for (; p + 4u <= end; p += 4u) { acc4(base + p, p); }
-    acc_recenter();
-    for (; p < end; p += 1u) { acc1(base + p, p); }
+    for (; p + 4u <= end; p += 4u) { acc4(a, base + p, p); }
+    acc_recenter(a);
+    for (; p < end; p += 1u) { acc1(a, base + p, p); }
     left -= len;
     o += 1u;
     i = 0u;
   }
 }
 
-// rows.wgsl: layer/RMS-norm forward and backward and group/instance-norm forward on GPU-class
-// adapters, one workgroup per row (or group), the row held in registers (common.wgsl and accumulate.wgsl are compiled in front of this file).
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+
+// The mean as a pair: with 1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp
+// of 1e4 (~5e-4 sigma). Four vec4 lanes with a shared count, and one scalar lane (the elements
+// past the last whole quad; the rescan). A lane's mean is the unevaluated sum shift + offset:
+// every 4 quads (every element in the scalar lane) the shift moves to the running mean (shift +
+// offset rounded) and offset keeps the rounding error (split_sum, common.wgsl), so x - shift is
+// the deviation from a recent running mean: exact (Sterbenz) for elements near the mean whatever
+// the offset, and never computed against a far element for long (an outlier first in a group does
+// not spoil the rest; the few elements before a recentre carry a rounding that is damped like any
+// early Welford step). The lanes are merged by Chan (common.wgsl).
+struct Welford {
+  count: f32,        // elements per vec4 lane
+  shift: vec4f,      // per lane: the shift, a recent running mean rounded
+  offset: vec4f,     // per lane: the mean of x - shift
+  m2: vec4f,         // per lane: the sum of squared deviations from the lane's mean (M2)
+  tail_count: f32,   // the scalar lane's count, shift, offset and M2
+  tail_shift: f32,
+  tail_offset: f32,
+  tail_m2: f32,
+}
+alias Acc = Welford;
+fn acc_new(j: u32) -> Acc { return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, 0.0); }
+fn acc4(a: ptr<function, Acc>, e: u32, i: u32) { acc_lanes(a, xv4(e)); }
+// One Welford step per lane (channels-last statistics feed a quad of channels here, CL_PARTIALS).
+fn acc_lanes(a: ptr<function, Acc>, x: vec4f) {
+  let v = dev4(x, (*a).shift);
+  (*a).count += 1.0;
+  let d = v - (*a).offset;
+  (*a).offset += d * (1.0 / (*a).count);
+  (*a).m2 += d * (v - (*a).offset);
+}
+// The lanes' shifts moved to their running means (every 4 quads: an element is never more than
+// a few steps behind, and the rounding of x - shift of those few is damped like any early step).
+fn acc_recenter(a: ptr<function, Acc>) {
+  let r = split_sum4((*a).shift, (*a).offset);
+  (*a).shift = r[0];
+  (*a).offset = r[1];
+}
+fn acc_scalar(a: ptr<function, Acc>, x: f32) {
+  let v = dev(x, (*a).tail_shift);
+  (*a).tail_count += 1.0;
+  let d = v - (*a).tail_offset;
+  let m = (*a).tail_offset + d / (*a).tail_count;
+  (*a).tail_m2 += d * (v - m);
+  let r = split_sum((*a).tail_shift, m);
+  (*a).tail_shift = r.x;
+  (*a).tail_offset = r.y;
+}
+fn acc1(a: ptr<function, Acc>, e: u32, i: u32) { acc_scalar(a, xv1(e)); }
+// The lanes merged (Chan, common.wgsl), as (n, s, m, M2).
+fn acc_result(a: ptr<function, Acc>) -> vec4f {
+  var r = vec4f((*a).tail_count, (*a).tail_shift, (*a).tail_offset, (*a).tail_m2);
+  r = chan(r, vec4f((*a).count, (*a).shift.x, (*a).offset.x, (*a).m2.x));
+  r = chan(r, vec4f((*a).count, (*a).shift.y, (*a).offset.y, (*a).m2.y));
+  r = chan(r, vec4f((*a).count, (*a).shift.z, (*a).offset.z, (*a).m2.z));
+  r = chan(r, vec4f((*a).count, (*a).shift.w, (*a).offset.w, (*a).m2.w));
+  return vec4f(r.xyz, clamp0(r.w));
+}
+// The spread needs the careful rescan (see Rescan): non-finite statistics (an Inf or NaN in the
+// data, or squares past f32) or an M2 so small that squares may have underflowed.
+fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(r.z) || m2_suspect(r.w)); }
+// A chunk holding non-finite elements: their sum is the mean (as PyTorch's sum gives it), M2 NaN.
+fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
+fn bad_term(x: f32) -> f32 { return x; }
+// A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+
+// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
+// backward), behind the interface of accumulate.wgsl.
+//
+// Flags the host may set:
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
+// per row (or group), the row held in registers, and what the family's kernels share (workgroup
+// sums, quad loads, the entry points' builtins); the backward is in rows-grad.wgsl, compiled after
+// this file (common.wgsl and the accumulators are compiled in front of it).
 //
 // One workgroup normalizes one contiguous row j (the workgroup's linear index, j < P.groups) of
 // K = P.runLength elements at X[j*K ..] (+ R with RESIDUAL; the sum is also written to S).
@@ -426,7 +458,6 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 // Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
 //#entry workgroup_rows_welford ROWS_FWD WELFORD
 //#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
-//#entry workgroup_rows_grad ROWS_BWD
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4
@@ -434,7 +465,6 @@ fn reduce_range(j: u32, k0: u32, k1: u32) {
 //#flag NV16
 //#flag SUBGROUPS    workgroup sums by subgroupAdd (the device has 'subgroups')
 //#flag PER_CH       group norm: a row is an (n, g) group, weights per channel
-//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 const NV = 4u;
 
@@ -542,9 +572,9 @@ fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) {
   if (!suspect) { st.z = q_rstd(Kf, M2, P.eps); }
   // The careful path (rare): invocation 0 redoes the row's statistics from memory.
   if (suspect && t == 0u) {
-    acc_reset();
-    reduce_range(j, 0u, K);
-    careful = checked_range(j, 0u, K);
+    var a = acc_new(j);
+    reduce_range(&a, j, 0u, K);
+    careful = checked_range(&a, j, 0u, K);
   }
   workgroupBarrier();
   if (suspect) {
@@ -565,3 +595,10 @@ fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) {
     store_quad(base + 4u * q, n, y);
   }
 }
+// rows-grad.wgsl: the layer/RMS-norm backward on GPU-class adapters, one workgroup per block of
+// rows, each row in registers. Part of the rows family: compiled after rows.wgsl, whose NV, wg_sum,
+// quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
+//
+// Entry point and flags:
+//#entry workgroup_rows_grad ROWS_BWD
+//#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
