@@ -106,7 +106,7 @@ export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.Bw
   // Coefficients per (n, g) from the group's per-channel sums; a group whose sums are past
   // half a binding (windowed) in blocks of channels, added up (GN_BLOCK, ACCUM).
   const Bc = Cg * 16 > g.bindLimit / 2 ? Math.max(1, Math.floor((g.bindLimit / 2 - 256) / 16)) : Cg;
-  // With dweight: each group's k * rstd (the saved mean's rounding, see finalize.wgsl FIN_GN),
+  // With dweight: each group's k * rstd (the saved mean's rounding, see finalize-grad.wgsl FIN_GN),
   // which weight_bias_grads takes out of the per-(n, c) sums (GN_KR).
   const kr = dweight ? g.temp(Math.max(N * G, 1) * 4, 'kr') : null;
   const krOut: Bind[] = kr ? [f32('KR', kr, true)] : [];

@@ -83,7 +83,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat, modRuns = 0):
     if (rb.blocks <= maxBlocks) (blocks = { L: rb.L, P: rb.blocks }), (perRun = rb.perRun);
   }
   if (rp && blocks) {
-    // One workgroup per block of rows, x and dy in registers (rows.wgsl workgroup_rows_grad);
+    // One workgroup per block of rows, x and dy in registers (rows-grad.wgsl workgroup_rows_grad);
     // the blocks' column partials added up per column by weight_bias_grads (or, MOD_SUMS, by
     // the modulated backward's modulation_grad_sums).
     const { L: RB, P: nb } = blocks;

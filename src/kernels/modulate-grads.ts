@@ -2,7 +2,7 @@
  * The modulation's gradients of a modulated backward (modulate.ts): dscale, dshift and dgate
  * (and, with the scale folded in, dweight and dbias) as deterministic sums over the broadcast
  * dims, either from the row kernels' per-block column sums (MOD_SUMS: modulation_grad_sums,
- * finalize.wgsl) or in a pass of their own (modulation_grad_partials, then weight_bias_grads).
+ * finalize-grad.wgsl) or in a pass of their own (modulation_grad_partials, then weight_bias_grads).
  */
 import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
@@ -27,7 +27,7 @@ export const MIN_RUN = 4;
 
 /**
  * dscale, dshift, dgate and (with the modulation's scale folded in) dweight and dbias from the
- * row kernel's column partials (modulation_grad_sums, finalize.wgsl).
+ * row kernel's column partials (modulation_grad_sums, finalize-grad.wgsl).
  */
 export function modSumsSteps(
   g: Planner,

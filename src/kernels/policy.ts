@@ -37,7 +37,7 @@ export function rowsPlan(limits: { maxComputeInvocationsPerWorkgroup: number; ma
 }
 
 /**
- * Blocks of rows of the GPU-class layer/RMS-norm backward (rows.wgsl workgroup_rows_grad): L
+ * Blocks of rows of the GPU-class layer/RMS-norm backward (rows-grad.wgsl workgroup_rows_grad): L
  * rows per workgroup, P = ceil(rows / L) workgroups. Without dweight/dbias one row each. With
  * them each block writes a column partial row (16 bytes per column, read again by
  * weight_bias_grads: 32 bytes per column and block), kept within 1/12 of the minimal traffic

@@ -68,7 +68,7 @@ export function weightNormBackward(g: Planner, a: WeightNormBwdArgs): Planned<We
     },
     {
       entry: 'grad_elements',
-      // xhat = v / |v| (COEF = (g/|v|, 0, -dg, 1/|v|), finalize.wgsl FIN_BWD_WN).
+      // xhat = v / |v| (COEF = (g/|v|, 0, -dg, 1/|v|), finalize-grad.wgsl FIN_BWD_WN).
       flags: ['WN_XHAT'],
       binds: [tb('DY', dw), tb('X', v), f32('COEF', coef), tb('DX', dv, true)],
       p: { elements: v.size, statDiv: runLength, statMod: groups },
