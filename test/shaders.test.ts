@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { declarations, entryPoint, FILES as COMPOSED, OWN as FILES, preprocess, shaderSource } from '../src/kernels/source.ts';
+import { kernelMemory } from '../src/kernels/memory.ts';
+import { MERGING } from '../src/kernels/settle.ts';
 
 describe('shader declarations', () => {
   const entries = Object.entries(FILES).flatMap(([family, src]) => [...declarations(src).entries.keys()].map((e) => [family, e] as const));
@@ -17,6 +19,16 @@ describe('shader declarations', () => {
       expect(src, e).toMatch(new RegExp(`@compute[^\\n]*\\n\\s*fn ${e}\\(|@compute[^\\n]*fn ${e}\\(`));
       // Only that entry point is compiled in.
       expect((src.match(/@compute/g) ?? []).length, e).toBe(1);
+    }
+  });
+
+  it('the registrations of an entry point agree: each has a memory descriptor, and the finalize entries that merge partials in one invocation are those settle splits', () => {
+    for (const [, e] of entries) expect(() => kernelMemory(e), e).not.toThrow();
+    for (const [family, e] of entries) {
+      if (family !== 'finalize') continue;
+      const merges = /\bmerged\(/.test(shaderSource(e, []));
+      const listed = entryPoint(e).roles.some((r) => MERGING.includes(r));
+      expect(listed, `${e}: calls merged() ${merges}, in settle's MERGING ${listed}`).toBe(merges);
     }
   });
 

@@ -68,7 +68,7 @@ function clAlignFlags(s: Step, win: boolean): string[] {
 }
 
 /** Finalize sections that merge a group's partials in one invocation (finalize.wgsl `merged`). */
-const MERGING = ['FIN_STATS', 'FIN_RMS', 'FIN_WN', 'FIN_BWD', 'FIN_BWD_WN', 'FIN_SUMS', 'FIN_DWDB'];
+export const MERGING = ['FIN_STATS', 'FIN_RMS', 'FIN_WN', 'FIN_BWD', 'FIN_BWD_WN', 'FIN_SUMS', 'FIN_DWDB'];
 
 /**
  * Finalize steps whose groups have more partials than one invocation may bind (half a binding;
