@@ -88,9 +88,12 @@ async function expectParityError(p: Promise<unknown>, op: string, output: string
 
 /**
  * `p`, or a rejection after `ms`: a verify check that never settles must fail the test quickly
- * (small ops settle in well under a second here) instead of hanging until the test timeout.
+ * instead of hanging until the test timeout. Small ops settle in well under a second once their
+ * pipelines exist, but the first op of a kernel class on lavapipe compiles them first (llvmpipe
+ * takes seconds per one-workgroup-per-row pipeline on a loaded 2-core machine: a 5 s bound failed
+ * there once), hence 30 s.
  */
-function within<T>(p: T, what: string, ms = 5000): Promise<Awaited<T>> {
+function within<T>(p: T, what: string, ms = 30_000): Promise<Awaited<T>> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const t = new Promise<never>((_, rej) => {
     timer = setTimeout(() => rej(new Error(`${what} did not settle within ${ms / 1000}s (verify check never completes?)`)), ms);
