@@ -248,6 +248,24 @@ describe('other plans', () => {
       }
     }
   });
+  it('group norm\'s backward adds the partials of each (n, c) up (grad_sums) only when there are several; one partial is the sum itself', () => {
+    const seen = new Set<boolean>();
+    for (const n of [cpuClass, gpuClass]) {
+      for (const shape of [[2, 8, 2, 2], [2, 8, 256, 256]]) {
+        const x = zeros(n, shape);
+        const f = n.groupNorm(x, { numGroups: 4 });
+        const steps = plans(n, () => n.groupNormBackward(zeros(n, shape), x, f.mean, f.rstd, { numGroups: 4 })).flatMap((p) => p.steps);
+        const partials = steps.find((s) => s.entry === 'grad_partials')!;
+        const P = partials.p.chunks!;
+        expect(steps.some((s) => s.entry === 'grad_sums'), `[${shape.join(", ")}] P = ${P}`).toBe(P > 1);
+        seen.add(P > 1);
+        // With one partial the coefficients read the partials' buffer.
+        const coef = steps.find((s) => s.entry === 'group_grad_coefficients')!;
+        if (P === 1) expect(coef.binds.find((b) => b.name === 'PART')!.t).toBe(partials.binds.find((b) => b.name === 'PART')!.t);
+      }
+    }
+    expect([...seen].sort()).toEqual([false, true]);
+  });
   it('instanceNorm has its own name in the plan; its kernels are group norm\'s with one channel per group', () => {
     const x = zeros(cpuClass, [2, 3, 64]);
     const [p] = plans(cpuClass, () => cpuClass.instanceNorm(x));

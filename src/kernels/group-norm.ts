@@ -100,7 +100,9 @@ export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.Bw
   const cl = channelsLast(a) ? clChunks(g, N, S, C, windowed(g, x), x.dtype) : null;
   const { chunks: P, chunkLength: L, chunksPerRun: Pi } = cl ? { chunks: cl.chunks, chunkLength: cl.chunkLength, chunksPerRun: 1 } : chunks(g, 1, NC, S, windowed(g, x), x.dtype);
   const part = g.temp(NC * P * 16, 'partials');
-  const sums = g.temp(NC * 16, 'sums');
+  // The per-(n, c) sums: with one partial per (n, c) the partials are the sums (grad_sums would
+  // copy them, 0 + p = p); else grad_sums adds them up.
+  const sums = P === 1 ? part : g.temp(NC * 16, 'sums');
   const coef = g.temp(N * G * 16, 'coef');
   const wb: Bind[] = weight ? [tb('W', weight)] : [];
   // Coefficients per (n, g) from the group's per-channel sums; a group whose sums are past
@@ -131,13 +133,15 @@ export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.Bw
           p: { runs: 1, groups: NC, runLength: S, chunks: P, chunkLength: L, chunksPerRun: Pi, groupsPerStat: Cg },
           workgroups: Math.ceil((NC * P) / WG),
         },
-    {
-      entry: 'grad_sums',
-      flags: [],
-      binds: [f32('PART', part), f32('OUT', sums, true)],
-      p: { outputs: NC, partials: P, groupStride: P, partialStride: 1 },
-      workgroups: Math.ceil(NC / WG),
-    },
+    ...(sums === part
+      ? []
+      : [{
+          entry: 'grad_sums',
+          flags: [],
+          binds: [f32('PART', part), f32('OUT', sums, true)],
+          p: { outputs: NC, partials: P, groupStride: P, partialStride: 1 },
+          workgroups: Math.ceil(NC / WG),
+        }]),
     ...gnCoef,
     {
       entry: 'grad_elements',
@@ -147,7 +151,7 @@ export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.Bw
       workgroups: applyWorkgroups(x.size),
     },
   ];
-  const temps = [part, sums, coef, ...(kr ? [kr] : [])];
+  const temps = [part, ...(sums === part ? [] : [sums]), coef, ...(kr ? [kr] : [])];
   if (dweight || dbias) {
     const { dw, db, post } = gradOuts(g, dweight, dbias, temps);
     // dweight/dbias sum the per-(n, c) sums over n: a strided read of all of them per channel.
