@@ -60,6 +60,9 @@ const CASES: Case[] = [
   // Lanes on both sides of the clamp: a few lanes with |x| ~ 1e-5 under eps = 1e-4.
   { shape: [6, 3, 2], dim: 1, eps: 1e-4, data: 'clamped', seed: 15 },
   { shape: [7], dim: 0, seed: 16 },
+  // Empty lanes: their norms are 0 (written without a kernel; the outputs are poisoned first).
+  { shape: [3, 0], dim: 1, seed: 17 },
+  { shape: [2, 0, 3], dim: 1, seed: 18 },
 ];
 
 async function caseParity(n: Norms, label: string, c: Case): Promise<void> {
@@ -98,7 +101,7 @@ describe.skipIf(ON_WASM)('l2Normalize on tensors past one storage binding (bound
   const windowedCases: Case[] = [
     { shape: [40, 96], dim: -1, seed: 40 },
     { shape: [6, 7, 50], dim: 1, seed: 41 },
-    { shape: [3, 40, 20], dim: 1, p: 1, seed: 42 },
+    { shape: [6, 30, 20], dim: 1, p: 1, seed: 42 },
     { shape: [4, 30, 20], dim: 1, dtype: 'float16', seed: 43 },
     { shape: [2, 600], dim: 0, seed: 45 },
     { shape: [12, 3, 5, 16], dim: 2, eps: 1e-4, data: 'clamped', seed: 44 },
@@ -122,7 +125,12 @@ describe.skipIf(ON_WASM)('l2Normalize on tensors past one storage binding (bound
     const x = n.tensor(new Float32Array(2 * 30 * 70).fill(1), [2, 30, 70]);
     expect(() => n.l2Normalize(x, { dim: 0 })).toThrow(/x: l2Normalize along dim 0 of shape \[2, 30, 70\]: one lane spans 8404 bytes/);
     expect(n.stats().liveBuffers).toBe(before + 1);
+    // Lanes that fit a binding but take most of it (dim 0 of [2, 1000]: 4004 bytes of 4096) would
+    // run a dispatch per few lanes: the same LimitError.
+    const x2 = n.tensor(new Float32Array(2000).fill(1), [2, 1000]);
+    expect(() => n.l2Normalize(x2, { dim: 0 })).toThrow(/x: l2Normalize along dim 0 of shape \[2, 1000\]: one lane spans 4004 bytes/);
     x.destroy();
+    x2.destroy();
   });
 });
 

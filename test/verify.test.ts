@@ -154,7 +154,7 @@ describe('verify: true passes on correct results', () => {
 });
 
 describe('verify: true detects a wrong GPU result', () => {
-  // Each public op, with its backend method's first output replaced by zeros.
+  // Each public op, with its op-table entry's first output (on this backend) replaced by zeros.
   const OPS: { op: string; method: Method; call: (t: (d: { data: Float32Array; shape: number[] }) => Tensor) => object }[] = [
     { op: 'layerNorm', method: 'layerNorm', call: (t) => norms.layerNorm(t(randn(5400, [5, 33])), { normalizedShape: [33], weight: t(randn(5401, [33])) }) },
     {
@@ -213,7 +213,7 @@ describe('verify: true detects a wrong GPU result', () => {
             made.push(t);
             return t;
           }) as Record<string, Tensor | null>;
-          expect(first, 'the patched backend method ran').not.toBe('');
+          expect(first, 'the patched op-table entry ran').not.toBe('');
           const e = await expectParityError(norms.read(out[first]!), op, first, shape);
           expect(e.relativeError).toBeCloseTo(1, 5); // all zeros: ‖0 − ref‖/‖ref‖ = 1
           for (const [k, v] of Object.entries(out)) if (v && k !== first) await expectParityError(norms.read(v), op, first, shape);

@@ -1,5 +1,5 @@
 /**
- * Encoding a settled plan (policy.ts settle): one pipeline per step from its entry point, flags
+ * Encoding a settled plan (settle.ts): one pipeline per step from its entry point, flags
  * and bindings, the dispatches (several per windowed step), one submission; temporaries are
  * released after it and the outputs get its error promise. Nothing here decides anything.
  */

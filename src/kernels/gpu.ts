@@ -1,7 +1,7 @@
 /**
  * The webgpu backend: tensors on the device, and `run`, which takes the plan of an op (built by
  * its norm's module — layer-norm.ts, group-norm.ts, batch-norm.ts, weight-norm.ts,
- * l2-normalize.ts, modulated.ts — as src/op-table.ts says), completes it with policy.ts `settle`
+ * l2-normalize.ts, modulated.ts — as src/op-table.ts says), completes it with settle.ts `settle`
  * and encodes it with encode.ts.
  */
 import { Tensor, numel, storageBytes, type DType } from '../tensor.ts';

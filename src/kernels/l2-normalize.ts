@@ -15,15 +15,21 @@ import { groupOut } from './steps.ts';
 const lanes = (a: LpGeom) => ({ outer: a.outer, runs: a.runs, groups: a.groups, eps: a.eps, power: a.p });
 
 /**
- * Tensors past one storage binding are bound in ranges cut between lanes (memory.ts lpLanes),
- * so one lane, (runs - 1)·groups + 1 elements from its first to its last, must fit a binding
- * (always along the last dim; along another dim unless a single lane spans more than a binding).
+ * Tensors past one storage binding are bound in ranges cut between lanes (memory.ts lpLanes):
+ * a range of k neighbouring lanes spans (runs - 1)·groups + k elements (float32 bytes: float16
+ * outputs go through a float32 temporary). One lane's span must leave room for many lanes in a
+ * binding, or the op would run as a dispatch per few lanes: at most three quarters of a binding
+ * (less the offset alignment), so each range takes at least a quarter of a binding's lanes.
+ * Along the last dim a lane is a row; along dim 0 a lane spans nearly all of x, so a tensor past
+ * one binding is a LimitError there unless it has few elements along dim 0 (x [2, K]: K·4 bytes
+ * under three quarters of a binding).
  */
 function checkLaneSpan(g: Planner, op: string, a: LpGeom & { x: Tensor }): void {
   const span = ((a.runs - 1) * a.groups + 1) * 4;
-  if (a.x.size * 4 > g.bindLimit && span > g.bindLimit) {
+  const room = Math.floor(((g.bindLimit - g.ctx.device.limits.minStorageBufferOffsetAlignment) * 3) / 4);
+  if (Math.ceil((a.x.size * 4) / 16) * 16 > g.bindLimit && span > room) {
     throw new LimitError(
-      `x: ${op} along dim ${a.dim} of shape ${fmtShape(a.x.shape)}: one lane spans ${span} bytes from its first element to its last, more than a storage binding (${g.bindLimit} bytes); tensors past one binding are split between lanes`,
+      `x: ${op} along dim ${a.dim} of shape ${fmtShape(a.x.shape)}: one lane spans ${span} bytes from its first element to its last, more than ${room} bytes (three quarters of a storage binding of ${g.bindLimit} bytes, less its offset alignment); tensors past one binding are split between lanes`,
       'x',
     );
   }
@@ -31,8 +37,9 @@ function checkLaneSpan(g: Planner, op: string, a: LpGeom & { x: Tensor }): void 
 
 export function l2Normalize(g: Planner, a: LpNormalizeArgs): Planned<LpNormalizeOut> {
   const y = g.alloc(a.x.shape, a.x.dtype, 'y');
+  // Empty lanes (x [3, 0] along dim 1): their norm is 0, written here as no kernel runs.
+  if (a.x.size === 0) return { out: { y, norms: g.filled(a.normShape, 'norms', 0) }, plan: null };
   const norms = g.alloc(a.normShape, 'float32', 'norms');
-  if (a.x.size === 0) return { out: { y, norms }, plan: null };
   checkLaneSpan(g, 'l2Normalize', a);
   const temps: GPUBuffer[] = [];
   const post: Step[] = [];
