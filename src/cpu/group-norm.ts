@@ -99,12 +99,8 @@ export function groupNormOp(c: CpuHost, a: GroupNormArgs): GroupNormOut {
 }
 
 export function groupNormBackwardOp(c: CpuHost, a: GroupNormBwdArgs): O.ModBwdOut {
-  const { C, S, G } = a;
-  const Cg = C / G;
-  const cl = a.channelsLast;
-  const stat = cl ? (e: number) => Math.floor(e / (S * C)) * G + Math.floor((e % C) / Cg) : (e: number) => Math.floor(e / (Cg * S));
-  const aff = cl ? (e: number) => e % C : (e: number) => Math.floor(e / S) % C;
-  return modBackward(c, { ...a, gate: null, residual: null, dsum: null }, a.mean, 0, a.bias, { stat, aff, silu: a.silu }, (dy, x) =>
+  const { sg, cg } = groupGroupings(c.h(a.x), a.G, a.channelsLast);
+  return modBackward(c, { ...a, gate: null, residual: null, dsum: null }, a.mean, a.bias, { sg, ag: cg }, a.silu, (dy, x) =>
     groupNormBackward64(dy, x, c.h(a.mean), c.h(a.rstd), { numGroups: a.G, weight: c.h(a.weight), bias: c.h(a.bias), channelsLast: a.channelsLast }),
   );
 }

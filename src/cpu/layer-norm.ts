@@ -110,13 +110,13 @@ export function rmsNormOp(c: CpuHost, a: RmsNormArgs): RmsNormOut {
 }
 
 export function layerNormBackwardOp(c: CpuHost, a: LayerNormBwdArgs): O.ModBwdOut {
-  return modBackward(c, a, a.mean, a.K, a.bias, null, (dy, x) =>
+  return modBackward(c, a, a.mean, a.bias, rows(c.h(a.x), a.normalizedShape), false, (dy, x) =>
     layerNormBackward64(dy, x, c.h(a.mean), c.h(a.rstd), { normalizedShape: a.normalizedShape, weight: c.h(a.weight), bias: c.h(a.bias) }),
   );
 }
 
 export function rmsNormBackwardOp(c: CpuHost, a: RmsNormBwdArgs): RmsNormBwdOut & O.ModGradsOut {
-  const { dbias: _none, ...rest } = modBackward(c, a, null, a.K, null, null, (dy, x) =>
+  const { dbias: _none, ...rest } = modBackward(c, a, null, null, rows(c.h(a.x), a.normalizedShape), false, (dy, x) =>
     rmsNormBackward64(dy, x, c.h(a.rstd), { normalizedShape: a.normalizedShape, weight: c.h(a.weight) }),
   );
   return rest;

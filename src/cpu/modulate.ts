@@ -7,7 +7,7 @@
  *             dscale = Σ dz ⊙ n, dshift = Σ dz, dgate = Σ t ⊙ x over the broadcast dims.
  * Element e of x uses modulation element m(e) = ((e / inner / div) % mod) * inner + e % inner.
  */
-import type { Arr, F64Tensor } from './common.ts';
+import { normApply, type Arr, type F64Tensor, type Grouping } from './common.ts';
 import type * as O from '../ops.ts';
 import type { RmsNormArgs } from '../args/layer-norm.ts';
 import type { ModGeom } from '../ops.ts';
@@ -92,22 +92,6 @@ export function residualGrads(dxNorm: Float64Array, dsum: Arr | null, x: Arr, ga
   return { dresidual: t, dx, dgate };
 }
 
-/**
- * n = (x − mean[s]) · rstd[s] · w[a] + b[a] with the saved statistics: s = stat(e), a = aff(e).
- */
-export function normalizedWith(x: Arr, mean: Arr | null, rstd: Arr, stat: (e: number) => number, aff: (e: number) => number, w: Arr | null, b: Arr | null): Float64Array {
-  const n = new Float64Array(x.length);
-  for (let e = 0; e < x.length; e++) {
-    const s = stat(e);
-    const a = aff(e);
-    let v = (x[e]! - (mean ? mean[s]! : 0)) * rstd[s]!;
-    if (w) v *= w[a]!;
-    if (b) v += b[a]!;
-    n[e] = v;
-  }
-  return n;
-}
-
 // ---- the modulated ops on the cpu backend, around the norms' float64 references ----
 
 /** Where each element of x reads its modulation (null: no modulation). */
@@ -132,15 +116,16 @@ export function modOut(c: CpuHost, a: O.Modulation & { x: Tensor }, y: F64Tensor
 /**
  * A backward with the modulation (any of scale, shift, gate, residual, dsum, SiLU): dy through
  * the activation and the modulation, the norm's float64 backward (`norm`), then the residual's
- * gradients. `K`: elements per statistic (rows); `group`: group norm's index maps instead.
+ * gradients. `groups`: the norm's groupings of its statistics (sg) and of its weight and bias
+ * (ag), as its forward's (normApply recomputes its output n from them).
  */
 export function modBackward(
   c: CpuHost,
   a: O.Modulation & O.ModBackward & { dy: Tensor; x: Tensor; rstd: Tensor; weight: Tensor | null },
   mean: Tensor | null,
-  K: number,
   bias: Tensor | null,
-  group: { stat: (e: number) => number; aff: (e: number) => number; silu: boolean } | null,
+  groups: { sg: Grouping; ag: Grouping },
+  silu: boolean,
   norm: (dy: F64Tensor, x: F64Tensor | HostTensor) => { dx: F64Tensor; dweight: F64Tensor | null; dbias?: F64Tensor | null },
 ): O.ModBwdOut {
   const n = a.x.size;
@@ -150,10 +135,8 @@ export function modBackward(
   const xd = a.x._data!;
   // The norm's input: the forward's stored sum (rounded to x's dtype), recomputed.
   const xin: HostTensor = a.residual ? c.h(c.out64(gatedSum(xd, a.residual._data!, c.d(a.gate), idx), a.x.shape, a.x.dtype)) : c.h(a.x);
-  const stat = group ? group.stat : (e: number) => Math.floor(e / Math.max(K, 1));
-  const aff = group ? group.aff : (e: number) => e % Math.max(K, 1);
-  const nv = normalizedWith(xin.data, c.d(mean), a.rstd._data!, stat, aff, c.d(a.weight), c.d(bias));
-  const g = modulationGrads(a.dy._data!, nv, idx, M, { scale: c.d(a.scale), shift: c.d(a.shift), scaleOffset: a.scaleOffset, silu: group?.silu ?? false });
+  const nv = normApply(xin.data, c.d(mean), a.rstd._data!, groups.sg, groups.ag, c.d(a.weight), c.d(bias));
+  const g = modulationGrads(a.dy._data!, nv, idx, M, { scale: c.d(a.scale), shift: c.d(a.shift), scaleOffset: a.scaleOffset, silu });
   const r = norm({ data: g.dn, shape: a.x.shape }, xin);
   const rg = residualGrads(r.dx.data, c.d(a.dsum), xd, c.d(a.gate), idx, M);
   const o64 = (d: Float64Array, t: Tensor | null) => (t ? c.out64(d, t.shape, t.dtype) : null);
