@@ -55,6 +55,12 @@ export interface ModGradsOut {
   dresidual: Tensor | null;
 }
 
+/** An unmodulated backward's modulation gradients: none. */
+export const NO_MOD_GRADS: ModGradsOut = { dscale: null, dshift: null, dgate: null, dresidual: null };
+
+/** Whether a layer/RMS-norm backward takes the modulated path: scale, shift, gate, the forward's residual or dsum. */
+export const hasModBackward = (a: Modulation & ModBackward): boolean => !!(a.scale || a.shift || a.gate || a.residual || a.dsum);
+
 export interface BwdOut { dx: Tensor; dweight: Tensor | null; dbias: Tensor | null }
 /** A layer/RMS/group-norm backward with the modulation's gradients. */
 export type ModBwdOut = BwdOut & ModGradsOut;

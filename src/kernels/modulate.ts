@@ -123,14 +123,6 @@ export function modulateForward<R extends object>(g: Planner, op: string, plan: 
   return r;
 }
 
-/** The gradients of the modulation a modulated backward returns beside dx, dweight and dbias. */
-export interface ModGrads {
-  dscale: Tensor | null;
-  dshift: Tensor | null;
-  dgate: Tensor | null;
-  dresidual: Tensor | null;
-}
-
 
 /**
  * A backward plan of layerNorm / rmsNorm / groupNorm with the modulation's gradients: `run`
@@ -146,7 +138,7 @@ export function modulateBackward<R extends { dx: Tensor }>(
   run: (dy: Tensor, x: Tensor, modRuns: number) => RowBwdPlanned<R>,
   norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
   silu: boolean,
-): Planned<R & ModGrads> {
+): Planned<R & O.ModGradsOut> {
   // One modulation row for all of x: a single run of every row (the same index map, and the
   // row kernels' sums see one run).
   const mg = args.modGeom;

@@ -5,7 +5,7 @@
  * gradient. Without them, the norm's plan as it is.
  */
 import type { Tensor } from '../tensor.ts';
-import type * as O from '../ops.ts';
+import * as O from '../ops.ts';
 import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut } from '../args/group-norm.ts';
 import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import { tb, type Bind, type Planned, type Planner } from './plan.ts';
@@ -14,11 +14,6 @@ import * as layerBwd from './layer-norm-backward.ts';
 import * as group from './group-norm.ts';
 import { modulateBackward, modulateForward, modulated } from './modulate.ts';
 import { channelsLast, clMaps } from './steps.ts';
-
-const NO_GRADS: O.ModGradsOut = { dscale: null, dshift: null, dgate: null, dresidual: null };
-
-/** Whether a layer/RMS-norm backward needs the modulated path. */
-const bwdModulated = (a: O.Modulation & O.ModBackward): boolean => modulated(a) || !!a.residual || !!a.dsum;
 
 /** The saved statistics, weight and bias of a row norm, and their index maps, for the modulation's gradients. */
 function rowStats(a: RmsNormBwdArgs, mean: LayerNormBwdArgs['mean'] | null, bias: LayerNormBwdArgs['bias'] | null) {
@@ -46,12 +41,12 @@ export function rmsNorm(g: Planner, a: RmsNormArgs): Planned<RmsNormOut> {
 }
 
 export function layerNormBackward(g: Planner, a: LayerNormBwdArgs): Planned<O.ModBwdOut> {
-  if (!bwdModulated(a)) return withNoGrads(layerBwd.layerNormBackward(g, a));
+  if (!O.hasModBackward(a)) return withNoGrads(layerBwd.layerNormBackward(g, a));
   return modulateBackward(g, 'layerNormBackward', a, (dy, x, runs) => layerBwd.layerNormBackward(g, { ...a, dy, x }, runs), rowStats(a, a.mean, a.bias), false);
 }
 
 export function rmsNormBackward(g: Planner, a: RmsNormBwdArgs): Planned<RmsNormBwdOut & O.ModGradsOut> {
-  if (!bwdModulated(a)) return withNoGrads(layerBwd.rmsNormBackward(g, a));
+  if (!O.hasModBackward(a)) return withNoGrads(layerBwd.rmsNormBackward(g, a));
   const p = modulateBackward(g, 'rmsNormBackward', a, (dy, x, runs) => {
     const r = layerBwd.rmsNormBackward(g, { ...a, dy, x }, runs);
     return { out: { ...r.out, dbias: null }, plan: r.plan, sums: r.sums };
@@ -72,5 +67,5 @@ export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.Mo
 
 /** An unmodulated backward's plan with the modulation's gradients null. */
 function withNoGrads<R extends { dx: Tensor }>(p: Planned<R>): Planned<R & O.ModGradsOut> {
-  return { out: { ...p.out, ...NO_GRADS }, plan: p.plan };
+  return { out: { ...p.out, ...O.NO_MOD_GRADS }, plan: p.plan };
 }

@@ -160,8 +160,7 @@ export function instanceNorm(b: WasmContext, a: InstanceNormArgs): GroupNormOut 
 }
 
 export function groupNormBackward(b: WasmContext, a: GroupNormBwdArgs): O.ModBwdOut {
-  const none = { dscale: null, dshift: null, dgate: null, dresidual: null };
-  if (!hasMod(a) && !a.silu) return Object.assign(groupBackward(b, a), none);
+  if (!hasMod(a) && !a.silu) return Object.assign(groupBackward(b, a), O.NO_MOD_GRADS);
   return modulatedBackward(b, { ...a, residual: null, dsum: null, gate: null }, a.silu, () => normalizedGroups(b, a), (dn, _x, f32) => groupBackward(b, { ...a, dy: dn }, f32));
 }
 

@@ -5,6 +5,7 @@
  * partials per block, summed in float64.
  */
 import type { Tensor } from '../tensor.ts';
+import { NO_MOD_GRADS, hasModBackward } from '../ops.ts';
 import type * as O from '../ops.ts';
 import type { LayerNormArgs, LayerNormBwdArgs, LayerNormOut, RmsNormArgs, RmsNormBwdArgs, RmsNormBwdOut, RmsNormOut } from '../args/layer-norm.ts';
 import type { WasmContext } from './context.ts';
@@ -70,11 +71,6 @@ function rowsBackward(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, bi
   return { dx, dweight: a.weight ? colSums(dwp, a.weight) : null, dbias: bias ? colSums(dbp, bias) : null };
 }
 
-const NO_GRADS = { dscale: null, dshift: null, dgate: null, dresidual: null };
-
-function anyMod(a: RmsNormBwdArgs): boolean {
-  return hasMod(a) || !!a.residual || !!a.dsum || !!a.gate;
-}
 
 /** The norm's output again from its input and the saved statistics (float32 intermediate). */
 function normalizedRows(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null, xin: Tensor): Tensor {
@@ -86,7 +82,7 @@ function normalizedRows(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, 
 }
 
 function rowsModBackward(b: WasmContext, a: RmsNormBwdArgs, mean: Tensor | null, bias: Tensor | null): O.ModBwdOut {
-  if (!anyMod(a)) return Object.assign(rowsBackward(b, a, mean, bias), NO_GRADS);
+  if (!hasModBackward(a)) return Object.assign(rowsBackward(b, a, mean, bias), NO_MOD_GRADS);
   return modulatedBackward(b, a, false, (xin) => normalizedRows(b, a, mean, bias, xin), (dn, xin, f32) => rowsBackward(b, a, mean, bias, { dy: dn, x: xin, f32 }));
 }
 
