@@ -75,8 +75,13 @@ export function runOp<A extends object, R extends object, P extends object>(b: A
   }
 }
 
-/** An entry, its types inferred and checked against each other. */
-const op = <I extends unknown[], A extends object, R extends object, P extends object>(d: OpDef<I, A, R, P>): OpDef<I, A, R, P> => d;
+/** An entry, its types inferred and checked against each other; its name is its key in OPS. */
+const op = <I extends unknown[], A extends object, R extends object, P extends object>(d: Omit<OpDef<I, A, R, P>, 'name'>) => d;
+
+/** The entries with their names (the keys). */
+function named<T extends Record<string, object>>(entries: T): { [K in keyof T]: T[K] & { readonly name: K } } {
+  return Object.fromEntries(Object.entries(entries).map(([name, e]) => [name, { ...e, name }])) as { [K in keyof T]: T[K] & { readonly name: K } };
+}
 
 const asIs = <R extends object>(r: R): R => r;
 
@@ -97,9 +102,8 @@ function withGrads<T extends O.ModGradsOut>(r: T) {
   return Object.assign({ ...rest }, extra);
 }
 
-export const OPS = {
+export const OPS = named({
   layerNorm: op({
-    name: 'layerNorm',
     args: layerNormArgs,
     cpu: cpuRows.layerNormOp,
     webgpu: gpuMod.layerNorm,
@@ -107,7 +111,6 @@ export const OPS = {
     result: (r: LayerNormOut) => withSum({ y: r.y, mean: r.mean, rstd: r.rstd }, r.sum),
   }),
   rmsNorm: op({
-    name: 'rmsNorm',
     args: rmsNormArgs,
     cpu: cpuRows.rmsNormOp,
     webgpu: gpuMod.rmsNorm,
@@ -115,7 +118,6 @@ export const OPS = {
     result: (r: RmsNormOut) => withSum({ y: r.y, rstd: r.rstd }, r.sum),
   }),
   layerNormBackward: op({
-    name: 'layerNormBackward',
     args: layerNormBackwardArgs,
     cpu: cpuRows.layerNormBackwardOp,
     webgpu: gpuMod.layerNormBackward,
@@ -123,7 +125,6 @@ export const OPS = {
     result: withGrads<O.ModBwdOut>,
   }),
   rmsNormBackward: op({
-    name: 'rmsNormBackward',
     args: rmsNormBackwardArgs,
     cpu: cpuRows.rmsNormBackwardOp,
     webgpu: gpuMod.rmsNormBackward,
@@ -131,7 +132,6 @@ export const OPS = {
     result: withGrads<RmsNormBwdOut & O.ModGradsOut>,
   }),
   groupNorm: op({
-    name: 'groupNorm',
     args: groupNormArgs,
     cpu: cpuGroups.groupNormOp,
     webgpu: gpuMod.groupNorm,
@@ -139,7 +139,6 @@ export const OPS = {
     result: asIs<GroupNormOut>,
   }),
   groupNormBackward: op({
-    name: 'groupNormBackward',
     args: groupNormBackwardArgs,
     cpu: cpuGroups.groupNormBackwardOp,
     webgpu: gpuMod.groupNormBackward,
@@ -147,7 +146,6 @@ export const OPS = {
     result: withGrads<O.ModBwdOut>,
   }),
   instanceNorm: op({
-    name: 'instanceNorm',
     args: instanceNormArgs,
     cpu: cpuGroups.instanceNormOp,
     webgpu: gpuGroups.instanceNorm,
@@ -155,7 +153,6 @@ export const OPS = {
     result: asIs<GroupNormOut>,
   }),
   instanceNormBackward: op({
-    name: 'instanceNormBackward',
     args: instanceNormBackwardArgs,
     cpu: cpuGroups.instanceNormBackwardOp,
     webgpu: gpuGroups.instanceNormBackward,
@@ -163,7 +160,6 @@ export const OPS = {
     result: asIs<O.BwdOut>,
   }),
   batchNorm: op({
-    name: 'batchNorm',
     args: batchNormArgs,
     mutated: (a: BatchNormArgs) => (a.training ? ['runningMean', 'runningVar'] : []),
     cpu: cpuBatch.batchNormOp,
@@ -172,7 +168,6 @@ export const OPS = {
     result: asIs<BatchNormOut>,
   }),
   batchNormBackward: op({
-    name: 'batchNormBackward',
     args: batchNormBackwardArgs,
     cpu: cpuBatch.batchNormBackwardOp,
     webgpu: gpuBatch.batchNormBackward,
@@ -180,7 +175,6 @@ export const OPS = {
     result: asIs<O.BwdOut>,
   }),
   weightNorm: op({
-    name: 'weightNorm',
     args: weightNormArgs,
     cpu: cpuWeight.weightNormOp,
     webgpu: gpuWeight.weightNorm,
@@ -188,7 +182,6 @@ export const OPS = {
     result: asIs<WeightNormOut>,
   }),
   weightNormBackward: op({
-    name: 'weightNormBackward',
     args: weightNormBackwardArgs,
     cpu: cpuWeight.weightNormBackwardOp,
     webgpu: gpuWeight.weightNormBackward,
@@ -196,7 +189,6 @@ export const OPS = {
     result: asIs<WeightNormBwdOut>,
   }),
   l2Normalize: op({
-    name: 'l2Normalize',
     args: l2NormalizeArgs,
     cpu: cpuLp.l2NormalizeOp,
     webgpu: gpuLp.l2Normalize,
@@ -204,14 +196,13 @@ export const OPS = {
     result: asIs<LpNormalizeOut>,
   }),
   l2NormalizeBackward: op({
-    name: 'l2NormalizeBackward',
     args: l2NormalizeBackwardArgs,
     cpu: cpuLp.l2NormalizeBackwardOp,
     webgpu: gpuLp.l2NormalizeBackward,
     wasm: wasmLp.l2NormalizeBackward,
     result: asIs<{ dx: Tensor }>,
   }),
-};
+});
 
 /** The public ops' names. */
 export type OpName = keyof typeof OPS;
