@@ -5,7 +5,7 @@
  */
 import { ValueError, fmtShape } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
-import type { Modulation } from '../ops.ts';
+import { NO_MOD, type Modulation } from '../ops.ts';
 import {
   channelGeom,
   checkChannelsLast,
@@ -155,3 +155,10 @@ function gnBwdArgs(owner: object, dyArg: unknown, x: Tensor, meanArg: unknown, r
   const mod = groupModulation(owner, o, x, geom);
   return { dy, x, mean, rstd, G, weight, bias, silu: activation(o.activation), ...geom, ...mod };
 }
+
+/**
+ * Instance norm as group norm (how every backend runs it): one channel per group, no activation,
+ * no modulation. (Named properties first, spreads last: V8's fast path.)
+ */
+export const instanceAsGroupNorm = (a: InstanceNormArgs): GroupNormArgs => ({ G: a.C, silu: false, ...a, ...NO_MOD });
+export const instanceAsGroupNormBackward = (a: InstanceNormBwdArgs): GroupNormBwdArgs => ({ G: a.C, silu: false, ...a, ...NO_MOD });

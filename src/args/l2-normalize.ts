@@ -4,7 +4,7 @@
  * resolved into the lanes along dim both backends take.
  */
 import { ShapeError, ValueError, fmtShape } from '../errors.ts';
-import { numel, type Tensor } from '../tensor.ts';
+import type { Tensor } from '../tensor.ts';
 import { lanesAlong, type Grouping } from '../grouping.ts';
 import { checkOptions, checkTensor, describeValue, expectDtype, expectFloat32, expectShape } from '../validate.ts';
 

@@ -5,6 +5,7 @@
 import type { CpuHost, HostTensor } from './host.ts';
 import * as O from '../ops.ts';
 import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
+import { instanceAsGroupNorm, instanceAsGroupNormBackward } from '../args/group-norm.ts';
 import { modBackward, modOut } from './modulate.ts';
 import { type AnyTensor, centeredStats, channels, dataOf, grouping, normApply, normBackward, opt64, round, t64 } from './common.ts';
 
@@ -106,10 +107,10 @@ export function groupNormBackwardOp(c: CpuHost, a: GroupNormBwdArgs): O.ModBwdOu
 }
 
 export function instanceNormOp(c: CpuHost, a: InstanceNormArgs): GroupNormOut {
-  return groupNormOp(c, { ...a, G: a.C, silu: false, ...O.NO_MOD });
+  return groupNormOp(c, instanceAsGroupNorm(a));
 }
 
 export function instanceNormBackwardOp(c: CpuHost, a: InstanceNormBwdArgs): O.BwdOut {
-  const { dx, dweight, dbias } = groupNormBackwardOp(c, { ...a, G: a.C, silu: false, ...O.NO_MOD });
+  const { dx, dweight, dbias } = groupNormBackwardOp(c, instanceAsGroupNormBackward(a));
   return { dx, dweight, dbias };
 }

@@ -4,7 +4,6 @@
  */
 import type { CpuHost, HostTensor } from './host.ts';
 import type { WeightNormArgs, WeightNormBwdArgs, WeightNormBwdOut, WeightNormOut } from '../args/weight-norm.ts';
-import { numel } from './host.ts';
 import { type AnyTensor, groupSum, mapAll, round, t64 } from './common.ts';
 import { alongDim, statOf } from '../grouping.ts';
 

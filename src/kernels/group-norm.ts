@@ -12,17 +12,18 @@
  */
 import * as O from '../ops.ts';
 import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
+import { instanceAsGroupNorm, instanceAsGroupNormBackward } from '../args/group-norm.ts';
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, clChunks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
 import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, dwdbStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
 export function instanceNorm(g: Planner, a: InstanceNormArgs): Planned<GroupNormOut> {
-  return named('instanceNorm', groupNorm(g, { ...a, G: a.C, silu: false, ...O.NO_MOD }));
+  return named('instanceNorm', groupNorm(g, instanceAsGroupNorm(a)));
 }
 
 export function instanceNormBackward(g: Planner, a: InstanceNormBwdArgs): Planned<O.BwdOut> {
-  return named('instanceNormBackward', groupNormBackward(g, { ...a, G: a.C, silu: false, ...O.NO_MOD }));
+  return named('instanceNormBackward', groupNormBackward(g, instanceAsGroupNormBackward(a)));
 }
 
 const named = <R>(op: string, r: Planned<R>): Planned<R> => ({ out: r.out, plan: r.plan && { ...r.plan, op } });

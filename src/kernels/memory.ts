@@ -431,7 +431,7 @@ const MOD_ALIASES: [string, string][] = [
   ['DR', 'DX'],
 ];
 
-const MOD_BINDINGS = new Set(['XG', 'YM', 'DYM', 'DXM', 'DS', 'DR', 'R']);
+const MOD_BINDINGS = new Set(MOD_ALIASES.map(([alias]) => alias));
 
 /** Element ranges touched by invocations [ta, tb) of step `s`, per binding name. */
 export function touched(s: MemoryStep, ta: number, tb: number): Map<string, Span> {

@@ -17,6 +17,7 @@ import type { Tensor } from '../tensor.ts';
 import * as O from '../ops.ts';
 import type { BatchNormArgs, BatchNormBwdArgs, BatchNormOut } from '../args/batch-norm.ts';
 import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
+import { instanceAsGroupNorm, instanceAsGroupNormBackward } from '../args/group-norm.ts';
 import { gradCoefs, type WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace } from './modulate.ts';
 import type { ChannelGeom } from '../validate.ts';
@@ -155,8 +156,7 @@ function normalizedGroups(b: WasmContext, a: GroupNormBwdArgs): Tensor {
 
 /** Instance norm: group norm with one channel per group, no activation, no modulation. */
 export function instanceNorm(b: WasmContext, a: InstanceNormArgs): GroupNormOut {
-  // Named properties first, spreads last (V8's fast path; InstanceNormArgs has no G or silu).
-  return groupNorm(b, { G: a.C, silu: false, ...a, ...O.NO_MOD });
+  return groupNorm(b, instanceAsGroupNorm(a));
 }
 
 export function groupNormBackward(b: WasmContext, a: GroupNormBwdArgs): O.ModBwdOut {
@@ -166,7 +166,7 @@ export function groupNormBackward(b: WasmContext, a: GroupNormBwdArgs): O.ModBwd
 
 /** Instance norm's backward: group norm's with one channel per group. */
 export function instanceNormBackward(b: WasmContext, a: InstanceNormBwdArgs): O.BwdOut {
-  const { dx, dweight, dbias } = groupNormBackward(b, { G: a.C, silu: false, ...a, ...O.NO_MOD });
+  const { dx, dweight, dbias } = groupNormBackward(b, instanceAsGroupNormBackward(a));
   return { dx, dweight, dbias };
 }
 
