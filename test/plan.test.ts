@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Norms, Tensor } from '../src/index.ts';
 import type { Plan } from '../src/kernels/plan.ts';
 import { SHORT_ROW } from '../src/kernels/policy.ts';
+import { settle } from '../src/kernels/settle.ts';
 import { WG } from '../src/kernels/source.ts';
 import { gpuNorms } from './util/gpu.ts';
 
@@ -265,6 +266,17 @@ describe('other plans', () => {
       }
     }
     expect([...seen].sort()).toEqual([false, true]);
+  });
+  it('uniforms are typed when a plan is settled: a field the family lacks, or one the kernel reads and the step leaves unset, throws before anything is encoded', () => {
+    const g = cpuClass._gpu!;
+    const x = zeros(cpuClass, [4, 8]);
+    const step = (p: Record<string, number>) => ({ entry: 'normalize_elements', flags: [], binds: [{ name: 'X', t: x._buffer!, dtype: 'float32' as const, rw: false }], p, workgroups: 1 });
+    const plan = (p: Record<string, number>) => ({ op: 'test', steps: [step(p)], temps: [], outputs: [] });
+    const full = { elements: 32, statDiv: 8, statMod: 4, weightDiv: 1, weightMod: 8 };
+    expect(() => settle(g, plan(full))).not.toThrow();
+    expect(() => settle(g, plan({ ...full, runLengthh: 8 }))).toThrow(/uniforms: runLengthh is not a field of the apply kernels/);
+    const { statMod: _left, ...missing } = full;
+    expect(() => settle(g, plan(missing))).toThrow(/uniforms: step normalize_elements \[[^\]]*\] reads statMod but does not set it/);
   });
   it('instanceNorm has its own name in the plan; its kernels are group norm\'s with one channel per group', () => {
     const x = zeros(cpuClass, [2, 3, 64]);

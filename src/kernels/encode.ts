@@ -22,13 +22,13 @@ export function encode(ctx: GpuContext, plan: Plan): void {
       { workgroupSize: s.wg, enables: s.enables },
     );
     if (!s.windows) {
-      dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(family, s.p, s), workgroups: s.workgroups });
+      dispatches.push({ kernel: k, buffers: s.binds.map((b) => b.t), params: params(family, s.p), workgroups: s.workgroups });
       if (kernels && s.workgroups > 0) kernels.push(kernelProfile(s, k.label, s.workgroups));
       continue;
     }
     for (const w of s.windows) {
       const wg = Math.ceil((w.t1 - w.t0) / WG);
-      dispatches.push({ kernel: k, buffers: w.buffers, params: params(family, { ...s.p, ...w.params }, s), workgroups: wg });
+      dispatches.push({ kernel: k, buffers: w.buffers, params: params(family, { ...s.p, ...w.params }), workgroups: wg });
       if (kernels && wg > 0) kernels.push(kernelProfile(s, k.label, wg, w.params.elementBegin!, w.params.elementEnd!));
     }
   }
