@@ -33,6 +33,7 @@
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
+//#file accumulate
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is

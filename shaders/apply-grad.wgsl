@@ -1,4 +1,5 @@
-// apply-grad.wgsl: the normalize step's backward (apply family, after fused-rows.wgsl).
+// apply-grad.wgsl: the normalize step's backward (apply family: compiled with apply.wgsl and
+// fused-rows.wgsl, whose helpers it uses).
 //
 //   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
 //                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
@@ -8,8 +9,9 @@
 //                 (COLS_FUSED: blocks of rows, also their column partials).
 //
 // Entry points and flags:
-//#entry grad_elements BWD_APPLY
-//#entry fused_rows_grad BWD_ROWFUSED BWD
+//#file apply
+//#entry grad_elements BWD_APPLY memory=elements
+//#entry fused_rows_grad BWD_ROWFUSED BWD memory=fusedRows
 //#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
 

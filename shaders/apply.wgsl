@@ -1,5 +1,5 @@
 // apply.wgsl: the normalize step, elementwise (accumulate.wgsl is compiled in front of this file).
-// The apply family's other files follow it: fused-rows.wgsl (the row-fused forward),
+// The apply family's other files (`//#file apply`) follow it: fused-rows.wgsl (the row-fused forward),
 // apply-grad.wgsl (its backward), modulate-grad.wgsl (the modulated norms' own passes) and
 // lp-normalize.wgsl; they share the index maps and helpers below.
 //
@@ -30,8 +30,10 @@
 //                 elements 4t..4t+3 (BLOCK: the blockLength elements from blockLength*t), so
 //                 with float16 storage every u32 word has one writer.
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry normalize_elements APPLY
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file apply
+//#entry normalize_elements APPLY memory=elements
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)

@@ -1,6 +1,7 @@
 // common.wgsl: helpers shared by every kernel family.
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#file common
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
 //#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)

@@ -1,7 +1,8 @@
 // copy.wgsl: the yardstick. One invocation copies one vec4; kernels are reported as a ratio to
 // this copy's bandwidth on the same adapter in the same run.
 // SRC and DST are array<vec4f> bindings.
-//#entry copy
+//#file copy
+//#entry copy memory=copy
 
 @compute @workgroup_size(WG)
 fn copy(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -11,12 +11,14 @@
 //   FIN_MODS    dscale, dshift, dgate, dweight and dbias of a modulated layer/RMS norm from its row
 //               kernel's column partials
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry grad_coefficients FIN_BWD
-//#entry weight_norm_grad_coefficients FIN_BWD_WN
-//#entry group_grad_coefficients FIN_GN
-//#entry weight_bias_grads FIN_DWDB
-//#entry modulation_grad_sums FIN_MODS
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file finalize
+//#entry grad_coefficients FIN_BWD memory=perGroup
+//#entry weight_norm_grad_coefficients FIN_BWD_WN memory=perGroup
+//#entry group_grad_coefficients FIN_GN memory=groupCoefficients
+//#entry weight_bias_grads FIN_DWDB memory=perGroup
+//#entry modulation_grad_sums FIN_MODS memory=outputs
 //#flag W_BY_J       the weight of group j multiplies the coefficients (W)
 //#flag DW           dweight is written (DW)
 //#flag DB           dbias is written (DB)

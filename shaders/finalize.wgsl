@@ -18,15 +18,17 @@
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
 //   FIN_MERGE   blocks of partialsPerBlock partials merged into one (blocksPerGroup per group)
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry finalize_mean_rstd FIN_STATS WELFORD
-//#entry finalize_rms FIN_RMS SUMSQ
-//#entry finalize_weight_norm FIN_WN SUMSQ
-//#entry grad_sums FIN_SUMS
-//#entry merge_welford FIN_MERGE WELFORD
-//#entry merge_sumsq FIN_MERGE SUMSQ
-//#entry merge_sums FIN_MERGE
-//#entry cast_half FIN_CAST
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file finalize
+//#entry finalize_mean_rstd FIN_STATS WELFORD memory=perGroup
+//#entry finalize_rms FIN_RMS SUMSQ memory=perGroup
+//#entry finalize_weight_norm FIN_WN SUMSQ memory=perGroup
+//#entry grad_sums FIN_SUMS memory=perGroup
+//#entry merge_welford FIN_MERGE WELFORD memory=merge
+//#entry merge_sumsq FIN_MERGE SUMSQ memory=merge
+//#entry merge_sums FIN_MERGE memory=merge
+//#entry cast_half FIN_CAST memory=perGroup
 //#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
 
 //#if FIN_STATS || FIN_RMS || FIN_WN || FIN_BWD || FIN_BWD_WN || FIN_SUMS || FIN_DWDB || FIN_MERGE

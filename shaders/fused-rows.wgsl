@@ -7,8 +7,9 @@
 //                 (one run), or per block of rows sharing their weights (ROW_BLOCK).
 //
 // Entry points and flags:
-//#entry fused_rows_welford ROWFUSED WELFORD
-//#entry fused_rows_sumsq ROWFUSED SUMSQ
+//#file apply
+//#entry fused_rows_welford ROWFUSED WELFORD memory=fusedRows
+//#entry fused_rows_sumsq ROWFUSED SUMSQ memory=fusedRows
 //#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
 //#if ROWFUSED || BWD_ROWFUSED

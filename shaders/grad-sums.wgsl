@@ -2,6 +2,7 @@
 // backward), behind the interface of accumulate.wgsl.
 //
 // Flags the host may set:
+//#file accumulator
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 

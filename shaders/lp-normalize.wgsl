@@ -2,8 +2,9 @@
 // and backward, one invocation per lane.
 //
 // Entry points:
-//#entry lp_normalize_lanes LP_FWD
-//#entry lp_normalize_grad_lanes LP_BWD
+//#file apply
+//#entry lp_normalize_lanes LP_FWD memory=lanes
+//#entry lp_normalize_grad_lanes LP_BWD memory=lanes
 
 //#if LP_FWD || LP_BWD
 // Lp normalization along a dim (PyTorch F.normalize): the lanes of the Grouping

@@ -5,10 +5,11 @@
 // (gated_sum_elements, residual_grad_elements).
 //
 // Entry points and flags:
-//#entry modulation_grad_partials MOD_GRAD
-//#entry silu_grad_elements SILU_GRAD
-//#entry gated_sum_elements GATED_SUM
-//#entry residual_grad_elements RESIDUAL_GRAD
+//#file apply
+//#entry modulation_grad_partials MOD_GRAD memory=modulation
+//#entry silu_grad_elements SILU_GRAD memory=quads
+//#entry gated_sum_elements GATED_SUM memory=quads
+//#entry residual_grad_elements RESIDUAL_GRAD memory=quads
 //#flag SG_Z         silu_grad_elements stores z (no dy)
 //#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
 //#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted

@@ -19,6 +19,7 @@
 // modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
 // consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
 //
+//#file modulate
 //#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
 //#flag MOD_SC       scale is bound (SC)
 //#flag MOD_SH       shift is bound (SH)

@@ -12,13 +12,15 @@
 //
 // The accumulators are in accumulate.wgsl (compiled in front of this file).
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry welford_partials PARTIALS WELFORD
-//#entry sumsq_partials PARTIALS SUMSQ
-//#entry grad_partials PARTIALS BWD
-//#entry column_grad_partials COLS
-//#entry channels_last_welford_partials CL_PARTIALS WELFORD
-//#entry channels_last_grad_partials CL_PARTIALS BWD
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file reduce
+//#entry welford_partials PARTIALS WELFORD memory=partials
+//#entry sumsq_partials PARTIALS SUMSQ memory=partials
+//#entry grad_partials PARTIALS BWD memory=partials
+//#entry column_grad_partials COLS memory=columns
+//#entry channels_last_welford_partials CL_PARTIALS WELFORD memory=channelsLast
+//#entry channels_last_grad_partials CL_PARTIALS BWD memory=channelsLast
 //#flag CMAJOR       windowed chunks in chunk-major order (c*groups + j), so a dispatch reads a compact range
 //#flag RUNS         chunks within contiguous runs of runLength elements (chunksPerRun per run)
 //#flag COLS16       column_grad_partials: 16 columns per invocation (else 4)

@@ -3,7 +3,8 @@
 // quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
 //
 // Entry point and flags:
-//#entry workgroup_rows_grad ROWS_BWD
+//#file rows
+//#entry workgroup_rows_grad ROWS_BWD memory=workgroupRows
 //#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 //#if ROWS_BWD

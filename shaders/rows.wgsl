@@ -30,9 +30,11 @@
 // the weight/bias of element e (index in X) are those of channel (e / P.weightDiv) % P.weightMod
 // (weightMod = C). SILU: y * sigmoid(y) after the affine step, as normalize_elements has it.
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry workgroup_rows_welford ROWS_FWD WELFORD
-//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file rows
+//#entry workgroup_rows_welford ROWS_FWD WELFORD memory=workgroupRows
+//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ memory=workgroupRows
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4

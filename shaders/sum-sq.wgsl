@@ -1,5 +1,6 @@
 // sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
 // the interface of accumulate.wgsl.
+//#file accumulator
 
 //#if SUMSQ
 struct SumSq {

@@ -1,5 +1,6 @@
 // welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
 // statistics), behind the interface of accumulate.wgsl.
+//#file accumulator
 
 //#if WELFORD
 // The mean as a pair: with 1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { declarations, entryPoint, FILES as COMPOSED, OWN as FILES, preprocess, shaderSource } from '../src/kernels/source.ts';
 import { kernelMemory } from '../src/kernels/memory.ts';
-import { MERGING } from '../src/kernels/settle.ts';
+import { mergesPartials } from '../src/kernels/settle.ts';
 
 describe('shader declarations', () => {
   const entries = Object.entries(FILES).flatMap(([family, src]) => [...declarations(src).entries.keys()].map((e) => [family, e] as const));
@@ -22,14 +22,22 @@ describe('shader declarations', () => {
     }
   });
 
-  it('the registrations of an entry point agree: each has a memory descriptor, and the finalize entries that merge partials in one invocation are those settle splits', () => {
+  it('an entry point is declared on its one line: every line names a memory model that exists; the line parses into its roles and memory=NAME', () => {
     for (const [, e] of entries) expect(() => kernelMemory(e), e).not.toThrow();
-    for (const [family, e] of entries) {
-      if (family !== 'finalize') continue;
-      const merges = /\bmerged\(/.test(shaderSource(e, []));
-      const listed = entryPoint(e).roles.some((r) => MERGING.includes(r));
-      expect(listed, `${e}: calls merged() ${merges}, in settle's MERGING ${listed}`).toBe(merges);
-    }
+    const d = declarations('//#entry one ROLE_A ROLE_B memory=lanes\n//#entry two ROLE_C\n');
+    expect(d.entries.get('one')).toEqual(['ROLE_A', 'ROLE_B']);
+    expect(d.memory.get('one')).toBe('lanes');
+    expect(d.memory.has('two')).toBe(false);
+  });
+
+  it('the finalize steps split when too wide are the entry points whose text merges partials in one invocation', () => {
+    // Read from the shader text (settle.ts keeps no list): the per-group finalize kernels merge
+    // their partials with merged(); the merges of blocks of partials and the cast do not.
+    const merging = entries.filter(([, e]) => mergesPartials(e)).map(([f, e]) => `${f}:${e}`);
+    expect(merging.length).toBeGreaterThanOrEqual(5);
+    for (const m of merging) expect(m).toMatch(/^finalize:/);
+    for (const e of ['finalize_mean_rstd', 'finalize_rms', 'grad_coefficients']) expect(mergesPartials(e), e).toBe(true);
+    for (const e of ['merge_welford', 'merge_sumsq', 'cast_half', 'normalize_elements']) expect(mergesPartials(e), e).toBe(false);
   });
 
   it('every entry point preprocesses with each declared flag of its files', () => {

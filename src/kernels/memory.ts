@@ -339,11 +339,11 @@ const modulation: KernelMemory = {
   rest: 'whole',
 };
 /**
- * lp_normalize_*: invocation t = o*groups + i handles lane (o, i), the runs elements
+ * Strided lanes (lp_normalize_*): invocation t = o*groups + i handles lane (o, i), the runs elements
  * (o*runs + d)*groups + i (the Grouping [outer, runs, groups, 1]); lanes [ta, tb) touch x from
- * lane ta's first element to lane tb - 1's last, and their norms.
+ * lane ta's first element to lane tb - 1's last, and the lanes' own values (NORM).
  */
-const lpLanes: KernelMemory = {
+const lanes: KernelMemory = {
   invocations: (q) => q.outer * q.groups,
   touched(q, _f, ta, tb, set) {
     const { runs, groups } = q as Record<string, number>;
@@ -355,47 +355,34 @@ const lpLanes: KernelMemory = {
 };
 const copy: KernelMemory = { invocations: (q) => q.elements!, touched() {}, rest: 'whole', modelled: false };
 
-const KERNELS: Record<string, KernelMemory> = {
-  welford_partials: partials,
-  sumsq_partials: partials,
-  grad_partials: partials,
-  column_grad_partials: columns,
-  channels_last_welford_partials: channelsLast,
-  channels_last_grad_partials: channelsLast,
-  normalize_elements: elements,
-  grad_elements: elements,
-  fused_rows_welford: fusedRows,
-  fused_rows_sumsq: fusedRows,
-  fused_rows_grad: fusedRows,
-  finalize_mean_rstd: perGroup,
-  finalize_rms: perGroup,
-  finalize_weight_norm: perGroup,
-  grad_coefficients: perGroup,
-  weight_norm_grad_coefficients: perGroup,
-  grad_sums: perGroup,
-  weight_bias_grads: perGroup,
-  cast_half: perGroup,
-  merge_welford: merge,
-  merge_sumsq: merge,
-  merge_sums: merge,
-  group_grad_coefficients: groupCoefficients,
-  workgroup_rows_welford: workgroupRows,
-  workgroup_rows_sumsq: workgroupRows,
-  workgroup_rows_grad: workgroupRows,
-  modulation_grad_partials: modulation,
-  modulation_grad_sums: { invocations: (q) => q.outputs!, touched() {}, rest: 'whole', modelled: false },
-  silu_grad_elements: quads,
-  gated_sum_elements: quads,
-  residual_grad_elements: quads,
-  lp_normalize_lanes: lpLanes,
-  lp_normalize_grad_lanes: lpLanes,
+/**
+ * The descriptors by name: an entry point names its own on its `//#entry` line
+ * (`memory=NAME`), so a new kernel that touches memory as an existing one does is declared in
+ * its shader file alone.
+ */
+const MODELS: Record<string, KernelMemory> = {
+  partials,
+  columns,
+  channelsLast,
+  elements,
+  fusedRows,
+  perGroup,
+  merge,
+  groupCoefficients,
+  workgroupRows,
+  modulation,
+  /** One invocation per output of a small result (not modelled: never windowed). */
+  outputs: { invocations: (q) => q.outputs!, touched() {}, rest: 'whole', modelled: false },
+  quads,
+  lanes,
   copy,
 };
 
-/** The memory descriptor of an entry point (throws for one without a descriptor). */
+/** The memory descriptor of an entry point (throws for one whose line names none, or an unknown one). */
 export function kernelMemory(entry: string): KernelMemory {
-  const k = KERNELS[entry];
-  if (!k) throw new Error(`kernels: no memory descriptor for entry point ${entry}`);
+  const name = entryPoint(entry).memory;
+  const k = Object.hasOwn(MODELS, name) ? MODELS[name] : undefined;
+  if (!k) throw new Error(`kernels: entry point ${entry} names ${name ? `the memory model ${name}, which kernels/memory.ts does not define` : 'no memory model (memory=NAME on its //#entry line)'}`);
   return k;
 }
 

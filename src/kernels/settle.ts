@@ -4,7 +4,7 @@
  * MOD_QUADS) with its workgroups, and WINDOW with the bound-range dispatches of steps past one
  * storage binding (window.ts). The choices of kernels and splits are policy.ts's.
  */
-import { WG, entryPoint, has, params } from './source.ts';
+import { WG, entryPoint, has, params, shaderSource } from './source.ts';
 import { planWindows } from './window.ts';
 import { f32, type Plan, type Planner, type Step } from './plan.ts';
 
@@ -67,8 +67,16 @@ function clAlignFlags(s: Step, win: boolean): string[] {
   return out;
 }
 
-/** Finalize sections that merge a group's partials in one invocation (finalize.wgsl `merged`). */
-export const MERGING = ['FIN_STATS', 'FIN_RMS', 'FIN_WN', 'FIN_BWD', 'FIN_BWD_WN', 'FIN_SUMS', 'FIN_DWDB'];
+const MERGES = new Map<string, boolean>();
+/**
+ * Whether an entry point merges a group's partials in one invocation: its text calls
+ * finalize.wgsl's `merged` (read from the shader, so no list of such entries is kept).
+ */
+export function mergesPartials(entry: string): boolean {
+  let m = MERGES.get(entry);
+  if (m === undefined) MERGES.set(entry, (m = /\bmerged\(/.test(shaderSource(entry, []))));
+  return m;
+}
 
 /**
  * Finalize steps whose groups have more partials than one invocation may bind (half a binding;
@@ -81,7 +89,7 @@ function mergeWide(g: Planner, plan: Plan): Step[] {
   for (const s of plan.steps) {
     const k = s.binds.findIndex((b) => b.name === 'PART');
     const P = s.p.partials ?? 1;
-    if (MERGING.some((r) => has(s, r)) && k >= 0 && P * 16 > half && (s.p.partialStride ?? 1) === 1 && (s.p.groupStride ?? 1) === P && !s.p.partialBegin) {
+    if (k >= 0 && mergesPartials(s.entry) && P * 16 > half && (s.p.partialStride ?? 1) === 1 && (s.p.groupStride ?? 1) === P && !s.p.partialBegin) {
       const D = s.p.outputs ?? 1;
       const B = Math.max(2, Math.floor(half / 16));
       const entry = has(s, 'WELFORD') ? 'merge_welford' : has(s, 'SUMSQ') ? 'merge_sumsq' : 'merge_sums';

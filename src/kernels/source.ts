@@ -2,50 +2,39 @@
  * WGSL assembly: the shader files with their `//#if FLAG` sections resolved, the binding
  * declarations generated from one list, and the pipeline key made of compile-time choices only.
  */
-import commonWGSL from '../../shaders/common.wgsl?raw';
-import accumulateWGSL from '../../shaders/accumulate.wgsl?raw';
-import welfordWGSL from '../../shaders/welford.wgsl?raw';
-import sumSqWGSL from '../../shaders/sum-sq.wgsl?raw';
-import gradSumsWGSL from '../../shaders/grad-sums.wgsl?raw';
-import reduceWGSL from '../../shaders/reduce.wgsl?raw';
-import finalizeWGSL from '../../shaders/finalize.wgsl?raw';
-import finalizeGradWGSL from '../../shaders/finalize-grad.wgsl?raw';
-import applyWGSL from '../../shaders/apply.wgsl?raw';
-import fusedRowsWGSL from '../../shaders/fused-rows.wgsl?raw';
-import applyGradWGSL from '../../shaders/apply-grad.wgsl?raw';
-import modulateGradWGSL from '../../shaders/modulate-grad.wgsl?raw';
-import lpNormalizeWGSL from '../../shaders/lp-normalize.wgsl?raw';
-import copyWGSL from '../../shaders/copy.wgsl?raw';
-import rowsWGSL from '../../shaders/rows.wgsl?raw';
-import rowsGradWGSL from '../../shaders/rows-grad.wgsl?raw';
-import modulateWGSL from '../../shaders/modulate.wgsl?raw';
 import type { GpuContext, Kernel } from '../device/context.ts';
 import { UniformLayout, hasHalves, type BindingDecl } from '../device/wgsl.ts';
 
 /**
- * A shader's declarations, from its header: `//#entry name ROLE...` (an entry point and the
- * sections it compiles in), `//#section NAME...` (sections only entry points choose) and
+ * A shader's declarations, from its header: `//#entry name ROLE... memory=MODEL` (an entry point,
+ * the sections it compiles in and how its invocations touch memory: a descriptor of
+ * kernels/memory.ts), `//#section NAME...` (sections only entry points choose) and
  * `//#flag NAME description` (a flag the host may set).
  */
 export interface ShaderDecls {
   entries: Map<string, readonly string[]>;
+  /** Each entry point's memory model (`memory=NAME` on its line: a descriptor of kernels/memory.ts). */
+  memory: Map<string, string>;
   sections: Set<string>;
   flags: Set<string>;
 }
 
 export function declarations(src: string): ShaderDecls {
   const entries = new Map<string, readonly string[]>();
+  const memory = new Map<string, string>();
   const sections = new Set<string>();
   const flags = new Set<string>();
   for (const line of src.split('\n')) {
     const t = line.trim();
     if (t.startsWith('//#entry ')) {
-      const [name, ...roles] = t.slice(9).trim().split(/\s+/);
-      entries.set(name!, roles);
+      const [name, ...words] = t.slice(9).trim().split(/\s+/);
+      entries.set(name!, words.filter((w) => !w.startsWith('memory=')));
+      const m = words.find((w) => w.startsWith('memory='));
+      if (m) memory.set(name!, m.slice(7));
     } else if (t.startsWith('//#section ')) t.slice(11).trim().split(/\s+/).forEach((n) => sections.add(n));
     else if (t.startsWith('//#flag ')) flags.add(t.slice(8).trim().split(/\s+/)[0]!);
   }
-  return { entries, sections, flags };
+  return { entries, memory, sections, flags };
 }
 
 /**
@@ -281,35 +270,63 @@ export function params(family: Family, p: ParamValues, reads?: { entry: string; 
 
 export type Family = 'reduce' | 'finalize' | 'apply' | 'copy' | 'rows';
 
-/** Each family's own files, and the files compiled in front of them. */
+/**
+ * The shader files, found by name (every `shaders/*.wgsl`); each says where it belongs on a
+ * `//#file PART` line of its header: a kernel family (its entry points and helpers), or one of the
+ * parts compiled in front of the families (`common`, `modulate`, `accumulate`: the accumulators'
+ * interface and walks, `accumulator`: one accumulator each). Within a part the file named after it
+ * comes first, then the others by name (WGSL declarations may come in any order). A new kernel
+ * file is a file with a `//#file` line: nothing here names it.
+ */
+const SHADERS = import.meta.glob<string>('../../shaders/*.wgsl', { query: '?raw', import: 'default', eager: true });
+const PARTS = ['common', 'modulate', 'accumulate', 'accumulator', 'reduce', 'finalize', 'apply', 'copy', 'rows'] as const;
+type Part = (typeof PARTS)[number];
+
+/** The files of each part, joined in their order. */
+function parts(): Record<Part, string> {
+  const files = new Map<Part, [string, string][]>(PARTS.map((p) => [p, []]));
+  for (const [path, src] of Object.entries(SHADERS)) {
+    const name = path.slice(path.lastIndexOf('/') + 1, -'.wgsl'.length);
+    const part = /^\/\/#file\s+(\S+)/m.exec(src)?.[1];
+    if (!part || !files.has(part as Part)) throw new Error(`shaders/${name}.wgsl: no \`//#file PART\` line naming one of ${PARTS.join(', ')}`);
+    files.get(part as Part)!.push([name, src]);
+  }
+  const rank = (p: Part, name: string) => (name === p ? '' : name);
+  return Object.fromEntries(
+    PARTS.map((p) => [p, files.get(p)!.sort((a, b) => (rank(p, a[0]) < rank(p, b[0]) ? -1 : 1)).map(([, src]) => src).join('')]),
+  ) as Record<Part, string>;
+}
+const PART = parts();
+
+/** Each family's own files (its entry points), in order. */
 export const OWN: Record<Family, string> = {
-  reduce: reduceWGSL,
-  // Merges and the forward's per-group results, then the backward's.
-  finalize: finalizeWGSL + finalizeGradWGSL,
-  // The normalize step: elementwise, row-fused forward, backward, the modulated norms' own passes, Lp normalization.
-  apply: applyWGSL + fusedRowsWGSL + applyGradWGSL + modulateGradWGSL + lpNormalizeWGSL,
-  copy: copyWGSL,
-  // One workgroup per row: the forward and the shared pieces, then the backward.
-  rows: rowsWGSL + rowsGradWGSL,
+  reduce: PART.reduce,
+  finalize: PART.finalize,
+  apply: PART.apply,
+  copy: PART.copy,
+  rows: PART.rows,
 };
 /** The accumulators: their interface and walks, then one file per accumulator (each a section). */
-const accumulatorsWGSL = accumulateWGSL + welfordWGSL + sumSqWGSL + gradSumsWGSL;
+const accumulatorsWGSL = PART.accumulate + PART.accumulator;
+const commonWGSL = PART.common;
+const modulateWGSL = PART.modulate;
 export const FILES: Record<Family, string> = {
-  reduce: commonWGSL + modulateWGSL + accumulatorsWGSL + reduceWGSL,
+  reduce: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.reduce,
   finalize: commonWGSL + OWN.finalize,
   // The row-fused entry points use the accumulators too.
   apply: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.apply,
-  copy: copyWGSL,
+  copy: OWN.copy,
   // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
   rows: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.rows,
 };
 
 /** Every entry point: its family (the file that declares it) and the sections it compiles in. */
-const ENTRIES = new Map<string, { family: Family; roles: readonly string[] }>();
+const ENTRIES = new Map<string, EntryPoint>();
 /** Per family: the flags its files declare, and every name an `//#if` there may use. */
 const FLAGS = new Map<Family, { flags: Set<string>; known: Set<string> }>();
 for (const family of Object.keys(FILES) as Family[]) {
-  for (const [name, roles] of declarations(OWN[family]).entries) ENTRIES.set(name, { family, roles });
+  const own = declarations(OWN[family]);
+  for (const [name, roles] of own.entries) ENTRIES.set(name, { family, roles, memory: own.memory.get(name) ?? '' });
   const d = declarations(FILES[family]);
   const known = new Set([...d.flags, ...d.sections]);
   for (const [name, roles] of d.entries) [name, ...roles].forEach((r) => known.add(r));
@@ -326,8 +343,16 @@ export function entryList(): string {
   return out.join('\n');
 }
 
+/** An entry point: its family (the file that declares it), its sections and its memory model. */
+export interface EntryPoint {
+  family: Family;
+  roles: readonly string[];
+  /** The name of its memory descriptor (kernels/memory.ts); '' where the line names none. */
+  memory: string;
+}
+
 /** An entry point's declaration; throws on a name no shader declares. */
-export function entryPoint(name: string): { family: Family; roles: readonly string[] } {
+export function entryPoint(name: string): EntryPoint {
   const e = ENTRIES.get(name);
   if (!e) throw new Error(`kernel: no shader declares the entry point ${name}`);
   return e;

@@ -68,6 +68,7 @@ override WG: u32 = 64u;
 // common.wgsl: helpers shared by every kernel family.
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#file common
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
 //#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)
@@ -198,15 +199,17 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
 //   FIN_SUMS    merged sums written out (group norm per (n, c))
 //   FIN_MERGE   blocks of partialsPerBlock partials merged into one (blocksPerGroup per group)
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry finalize_mean_rstd FIN_STATS WELFORD
-//#entry finalize_rms FIN_RMS SUMSQ
-//#entry finalize_weight_norm FIN_WN SUMSQ
-//#entry grad_sums FIN_SUMS
-//#entry merge_welford FIN_MERGE WELFORD
-//#entry merge_sumsq FIN_MERGE SUMSQ
-//#entry merge_sums FIN_MERGE
-//#entry cast_half FIN_CAST
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file finalize
+//#entry finalize_mean_rstd FIN_STATS WELFORD memory=perGroup
+//#entry finalize_rms FIN_RMS SUMSQ memory=perGroup
+//#entry finalize_weight_norm FIN_WN SUMSQ memory=perGroup
+//#entry grad_sums FIN_SUMS memory=perGroup
+//#entry merge_welford FIN_MERGE WELFORD memory=merge
+//#entry merge_sumsq FIN_MERGE SUMSQ memory=merge
+//#entry merge_sums FIN_MERGE memory=merge
+//#entry cast_half FIN_CAST memory=perGroup
 //#flag RUNNING      batch-norm running statistics updated in place (RM, RV)
 
 // Partials ca <= c < cb of group j, merged. WELFORD and SUMSQ partials carry their sums of
@@ -272,12 +275,14 @@ fn finalize_mean_rstd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 //   FIN_MODS    dscale, dshift, dgate, dweight and dbias of a modulated layer/RMS norm from its row
 //               kernel's column partials
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry grad_coefficients FIN_BWD
-//#entry weight_norm_grad_coefficients FIN_BWD_WN
-//#entry group_grad_coefficients FIN_GN
-//#entry weight_bias_grads FIN_DWDB
-//#entry modulation_grad_sums FIN_MODS
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file finalize
+//#entry grad_coefficients FIN_BWD memory=perGroup
+//#entry weight_norm_grad_coefficients FIN_BWD_WN memory=perGroup
+//#entry group_grad_coefficients FIN_GN memory=groupCoefficients
+//#entry weight_bias_grads FIN_DWDB memory=perGroup
+//#entry modulation_grad_sums FIN_MODS memory=outputs
 //#flag W_BY_J       the weight of group j multiplies the coefficients (W)
 //#flag DW           dweight is written (DW)
 //#flag DB           dbias is written (DB)

@@ -68,6 +68,7 @@ override WG: u32 = 64u;
 // common.wgsl: helpers shared by every kernel family.
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#file common
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
 //#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)
@@ -120,6 +121,7 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 // modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
 // consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
 //
+//#file modulate
 //#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
 //#flag MOD_SC       scale is bound (SC)
 //#flag MOD_SH       shift is bound (SH)
@@ -171,6 +173,7 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
+//#file accumulate
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
@@ -207,16 +210,11 @@ fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
   }
 }
 
-// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
-// statistics), behind the interface of accumulate.wgsl.
-
-// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
-// the interface of accumulate.wgsl.
-
 // grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
 // backward), behind the interface of accumulate.wgsl.
 //
 // Flags the host may set:
+//#file accumulator
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
@@ -282,6 +280,14 @@ fn acc_result(a: ptr<function, Acc>) -> vec4f {
   return vec4f((*a).count, (g.x + g.y) + (g.z + g.w) + (*a).tail_g, (h.x + h.y) + (h.z + h.w) + (*a).tail_gxhat, (c.x + c.y) + (c.z + c.w) + (*a).tail_dev);
 }
 fn checked_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) -> vec4f { return acc_result(a); }
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+//#file accumulator
+
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+//#file accumulator
+
 // reduce.wgsl: grouped partial reductions, the one statistics mechanism under every norm.
 //
 // Group j (0 <= j < groups) is the index set e = (o*groups + j)*runLength + i for o < runs,
@@ -296,13 +302,15 @@ fn checked_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) -> vec4f { ret
 //
 // The accumulators are in accumulate.wgsl (compiled in front of this file).
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry welford_partials PARTIALS WELFORD
-//#entry sumsq_partials PARTIALS SUMSQ
-//#entry grad_partials PARTIALS BWD
-//#entry column_grad_partials COLS
-//#entry channels_last_welford_partials CL_PARTIALS WELFORD
-//#entry channels_last_grad_partials CL_PARTIALS BWD
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file reduce
+//#entry welford_partials PARTIALS WELFORD memory=partials
+//#entry sumsq_partials PARTIALS SUMSQ memory=partials
+//#entry grad_partials PARTIALS BWD memory=partials
+//#entry column_grad_partials COLS memory=columns
+//#entry channels_last_welford_partials CL_PARTIALS WELFORD memory=channelsLast
+//#entry channels_last_grad_partials CL_PARTIALS BWD memory=channelsLast
 //#flag CMAJOR       windowed chunks in chunk-major order (c*groups + j), so a dispatch reads a compact range
 //#flag RUNS         chunks within contiguous runs of runLength elements (chunksPerRun per run)
 //#flag COLS16       column_grad_partials: 16 columns per invocation (else 4)

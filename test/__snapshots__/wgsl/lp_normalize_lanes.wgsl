@@ -66,6 +66,7 @@ override WG: u32 = 64u;
 // common.wgsl: helpers shared by every kernel family.
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#file common
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
 //#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)
@@ -105,6 +106,7 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 // modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
 // consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
 //
+//#file modulate
 //#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
 //#flag MOD_SC       scale is bound (SC)
 //#flag MOD_SH       shift is bound (SH)
@@ -156,27 +158,31 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
+//#file accumulate
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
 //#flag INTERLEAVE   chunk c takes quads c, c + chunks, ... of its group (coalesced loads on GPUs)
 //#flag STRIDED      INTERLEAVE over strided groups (runs > 1, runLength % 4 == 0)
 
-// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
-// statistics), behind the interface of accumulate.wgsl.
-
-// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
-// the interface of accumulate.wgsl.
-
 // grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
 // backward), behind the interface of accumulate.wgsl.
 //
 // Flags the host may set:
+//#file accumulator
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+//#file accumulator
+
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+//#file accumulator
+
 // apply.wgsl: the normalize step, elementwise (accumulate.wgsl is compiled in front of this file).
-// The apply family's other files follow it: fused-rows.wgsl (the row-fused forward),
+// The apply family's other files (`//#file apply`) follow it: fused-rows.wgsl (the row-fused forward),
 // apply-grad.wgsl (its backward), modulate-grad.wgsl (the modulated norms' own passes) and
 // lp-normalize.wgsl; they share the index maps and helpers below.
 //
@@ -207,8 +213,10 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 //                 elements 4t..4t+3 (BLOCK: the blockLength elements from blockLength*t), so
 //                 with float16 storage every u32 word has one writer.
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry normalize_elements APPLY
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file apply
+//#entry normalize_elements APPLY memory=elements
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
@@ -219,20 +227,8 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 
 // Weights and biases of the aligned quad at e, and of one element.
 
-// fused-rows.wgsl: layer/RMS-norm (and group-norm) forward with one invocation per row, the
-// row's statistics through reduce_range (accumulate.wgsl) and the row normalized from cache: where
-// invocations are cheap loops and barriers are not (CPU adapters), and rows are many. Part of the
-// apply family (compiled after apply.wgsl, whose index maps and y4/y1 it uses).
-//
-//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group
-//                 (one run), or per block of rows sharing their weights (ROW_BLOCK).
-//
-// Entry points and flags:
-//#entry fused_rows_welford ROWFUSED WELFORD
-//#entry fused_rows_sumsq ROWFUSED SUMSQ
-//#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
-
-// apply-grad.wgsl: the normalize step's backward (apply family, after fused-rows.wgsl).
+// apply-grad.wgsl: the normalize step's backward (apply family: compiled with apply.wgsl and
+// fused-rows.wgsl, whose helpers it uses).
 //
 //   BWD_APPLY     grad_elements: dx = alpha[s] * (dy * w[a] + beta[s] + gamma[s] * xhat), with
 //                 xhat = (x - mu[s]) * alpha[s] and (alpha, beta, gamma, mu) = COEF[s] from
@@ -242,37 +238,33 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 //                 (COLS_FUSED: blocks of rows, also their column partials).
 //
 // Entry points and flags:
-//#entry grad_elements BWD_APPLY
-//#entry fused_rows_grad BWD_ROWFUSED BWD
+//#file apply
+//#entry grad_elements BWD_APPLY memory=elements
+//#entry fused_rows_grad BWD_ROWFUSED BWD memory=fusedRows
 //#flag WN_XHAT      weight-norm dv: xhat = v * COEF.w (1/|v|), no mean (see xhat4)
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
 
-// modulate-grad.wgsl: the modulated norms' passes of their own (apply family; the accessor
-// wrappers are modulate.wgsl's): the gradients of scale, shift and gate summed over the broadcast
-// dims (modulation_grad_partials), SiLU's gradient for group norm (silu_grad_elements), and, on
-// devices with few storage bindings, the gated sum and the residual's gradients
-// (gated_sum_elements, residual_grad_elements).
+// fused-rows.wgsl: layer/RMS-norm (and group-norm) forward with one invocation per row, the
+// row's statistics through reduce_range (accumulate.wgsl) and the row normalized from cache: where
+// invocations are cheap loops and barriers are not (CPU adapters), and rows are many. Part of the
+// apply family (compiled after apply.wgsl, whose index maps and y4/y1 it uses).
+//
+//   ROWFUSED      fused_rows_welford / fused_rows_sumsq: one invocation per contiguous row/group
+//                 (one run), or per block of rows sharing their weights (ROW_BLOCK).
 //
 // Entry points and flags:
-//#entry modulation_grad_partials MOD_GRAD
-//#entry silu_grad_elements SILU_GRAD
-//#entry gated_sum_elements GATED_SUM
-//#entry residual_grad_elements RESIDUAL_GRAD
-//#flag SG_Z         silu_grad_elements stores z (no dy)
-//#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
-//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
-//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
-//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
-//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
-//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
-//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
+//#file apply
+//#entry fused_rows_welford ROWFUSED WELFORD memory=fusedRows
+//#entry fused_rows_sumsq ROWFUSED SUMSQ memory=fusedRows
+//#flag ROW_BLOCK    fused_rows_welford/_sumsq over blocks of rowsPerBlock (<= 4) rows sharing their weights (weightMod = runLength, rows of whole quads)
 
 // lp-normalize.wgsl: Lp normalization along a dim (PyTorch F.normalize; apply family), forward
 // and backward, one invocation per lane.
 //
 // Entry points:
-//#entry lp_normalize_lanes LP_FWD
-//#entry lp_normalize_grad_lanes LP_BWD
+//#file apply
+//#entry lp_normalize_lanes LP_FWD memory=lanes
+//#entry lp_normalize_grad_lanes LP_BWD memory=lanes
 
 // Lp normalization along a dim (PyTorch F.normalize): the lanes of the Grouping
 // [outer, runs, groups, 1] (src/grouping.ts). Lane t = o * groups + i < outer * groups holds the
@@ -331,3 +323,24 @@ fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     Y_st(e, X_ld(e) / den);
   }
 }
+
+// modulate-grad.wgsl: the modulated norms' passes of their own (apply family; the accessor
+// wrappers are modulate.wgsl's): the gradients of scale, shift and gate summed over the broadcast
+// dims (modulation_grad_partials), SiLU's gradient for group norm (silu_grad_elements), and, on
+// devices with few storage bindings, the gated sum and the residual's gradients
+// (gated_sum_elements, residual_grad_elements).
+//
+// Entry points and flags:
+//#file apply
+//#entry modulation_grad_partials MOD_GRAD memory=modulation
+//#entry silu_grad_elements SILU_GRAD memory=quads
+//#entry gated_sum_elements GATED_SUM memory=quads
+//#entry residual_grad_elements RESIDUAL_GRAD memory=quads
+//#flag SG_Z         silu_grad_elements stores z (no dy)
+//#flag SG_FROM_Z    silu_grad_elements reads z from DZ (stored by an SG_Z pass)
+//#flag MG_SC        modulation_grad_partials: dscale (sum dy * n) is wanted
+//#flag MG_SH        modulation_grad_partials MG_DIRECT: dshift is written (DSH)
+//#flag MG_GT        modulation_grad_partials: dgate (sum dresidual * x, DRT and XG) is wanted
+//#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
+//#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
+//#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)

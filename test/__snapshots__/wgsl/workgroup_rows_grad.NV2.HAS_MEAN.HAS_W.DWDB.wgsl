@@ -74,6 +74,7 @@ override WG: u32 = 64u;
 // common.wgsl: helpers shared by every kernel family.
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#file common
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
 //#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)
@@ -115,6 +116,7 @@ fn mean_fix(sum_dev: f32, n: f32, mu: f32) -> f32 {
 // modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
 // consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
 //
+//#file modulate
 //#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
 //#flag MOD_SC       scale is bound (SC)
 //#flag MOD_SH       shift is bound (SH)
@@ -168,6 +170,7 @@ fn mod_row(j: u32) {}
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
+//#file accumulate
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
@@ -182,18 +185,21 @@ fn xv1(e: u32) -> f32 {
   return X_ld(e);
 }
 
-// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
-// statistics), behind the interface of accumulate.wgsl.
-
-// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
-// the interface of accumulate.wgsl.
-
 // grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
 // backward), behind the interface of accumulate.wgsl.
 //
 // Flags the host may set:
+//#file accumulator
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+//#file accumulator
+
+// welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
+// statistics), behind the interface of accumulate.wgsl.
+//#file accumulator
 
 // rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
 // per row (or group), the row held in registers, and what the family's kernels share (workgroup
@@ -227,9 +233,11 @@ fn xv1(e: u32) -> f32 {
 // the weight/bias of element e (index in X) are those of channel (e / P.weightDiv) % P.weightMod
 // (weightMod = C). SILU: y * sigmoid(y) after the affine step, as normalize_elements has it.
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry workgroup_rows_welford ROWS_FWD WELFORD
-//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file rows
+//#entry workgroup_rows_welford ROWS_FWD WELFORD memory=workgroupRows
+//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ memory=workgroupRows
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4
@@ -290,7 +298,8 @@ fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
 //
 // Entry point and flags:
-//#entry workgroup_rows_grad ROWS_BWD
+//#file rows
+//#entry workgroup_rows_grad ROWS_BWD memory=workgroupRows
 //#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
 
 // Layer-norm and RMS-norm backward on GPU-class adapters (entry point workgroup_rows_grad): one

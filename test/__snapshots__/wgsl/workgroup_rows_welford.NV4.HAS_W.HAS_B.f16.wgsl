@@ -83,6 +83,7 @@ override WG: u32 = 64u;
 // common.wgsl: helpers shared by every kernel family.
 //
 // Flags of every kernel (the binding accessors are generated from them, see device/wgsl.ts):
+//#file common
 //#flag ALIGNED   quad loads/stores at multiples of 4 elements (vec4 accessors)
 //#flag WINDOW    bindings are ranges of larger buffers; invocations [invocationBegin, invocationEnd) (kernels/window.ts)
 //#flag HAS_W     weight is bound (W)
@@ -191,6 +192,7 @@ fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 // modDiv = spatial, modMod = N). A quad of x uses one vec4 load where its four indices are
 // consecutive and aligned (modInner % 4 == 0), one scalar load where they are the same, else four.
 //
+//#file modulate
 //#flag MOD_OUT      Y_st*: the modulated output (YM), with MOD_SC / MOD_SH / MOD_SILU
 //#flag MOD_SC       scale is bound (SC)
 //#flag MOD_SH       shift is bound (SH)
@@ -242,6 +244,7 @@ fn clamp0(v: f32) -> f32 { return select(v, 0.0, v < 0.0); }
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
 // Sections (chosen by entry points) and the flags the host may set:
+//#file accumulate
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
@@ -345,8 +348,21 @@ fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
   }
 }
 
+// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
+// backward), behind the interface of accumulate.wgsl.
+//
+// Flags the host may set:
+//#file accumulator
+//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
+//#flag W_BY_I       g = dy * w[i], the weight per position in a row
+
+// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
+// the interface of accumulate.wgsl.
+//#file accumulator
+
 // welford.wgsl: the Welford accumulator (section WELFORD: layer, group, instance and batch norm
 // statistics), behind the interface of accumulate.wgsl.
+//#file accumulator
 
 // The mean as a pair: with 1e4 + N(0, 1) in f32 a rounded mean alone is off by up to half an ulp
 // of 1e4 (~5e-4 sigma). Four vec4 lanes with a shared count, and one scalar lane (the elements
@@ -413,16 +429,6 @@ fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f
 fn bad_term(x: f32) -> f32 { return x; }
 // A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
 fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
-// sum-sq.wgsl: the sum-of-squares accumulator (section SUMSQ: RMS norm and weight norm), behind
-// the interface of accumulate.wgsl.
-
-// grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
-// backward), behind the interface of accumulate.wgsl.
-//
-// Flags the host may set:
-//#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
-//#flag W_BY_I       g = dy * w[i], the weight per position in a row
-
 // rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
 // per row (or group), the row held in registers, and what the family's kernels share (workgroup
 // sums, quad loads, the entry points' builtins); the backward is in rows-grad.wgsl, compiled after
@@ -455,9 +461,11 @@ fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r
 // the weight/bias of element e (index in X) are those of channel (e / P.weightDiv) % P.weightMod
 // (weightMod = C). SILU: y * sigmoid(y) after the affine step, as normalize_elements has it.
 //
-// Entry points: name, then the sections (roles) it compiles in. Flags the host may set follow.
-//#entry workgroup_rows_welford ROWS_FWD WELFORD
-//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ
+// Entry points: name, the sections (roles) it compiles in, its memory model (kernels/memory.ts).
+// Flags the host may set follow.
+//#file rows
+//#entry workgroup_rows_welford ROWS_FWD WELFORD memory=workgroupRows
+//#entry workgroup_rows_sumsq ROWS_FWD SUMSQ memory=workgroupRows
 //#flag NV1          quads per invocation (NV = 1, 2, 4, 8 or 16; one of them)
 //#flag NV2
 //#flag NV4
@@ -600,5 +608,6 @@ fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) {
 // quad helpers and entry-point plumbing (enter, WorkgroupIds, LaneIds) it uses.
 //
 // Entry point and flags:
-//#entry workgroup_rows_grad ROWS_BWD
+//#file rows
+//#entry workgroup_rows_grad ROWS_BWD memory=workgroupRows
 //#flag DWDB         workgroup_rows_grad also writes its block's column partials (PART)
