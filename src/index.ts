@@ -21,40 +21,22 @@ export type { DType } from './tensor.ts';
 export * from './errors.ts';
 export type { AdapterSummary } from './device/context.ts';
 
-export type {
-  CreateNormsOptions,
-  LayerNormOptions,
-  RmsNormOptions,
-  LayerNormBackwardOptions,
-  RmsNormBackwardOptions,
-  ModulationBackwardOptions,
-  BatchNormOptions,
-  BatchNormBackwardOptions,
-  GroupNormOptions,
-  GroupNormBackwardOptions,
-  InstanceNormOptions,
-  InstanceNormBackwardOptions,
-  WeightNormOptions,
-  LayerNormResult,
-  RmsNormResult,
-  GroupNormResult,
-  BatchNormResult,
-  BackwardResult,
-  RmsNormBackwardResult,
-  WeightNormResult,
-  WeightNormBackwardResult,
-  L2NormalizeOptions,
-  L2NormalizeResult,
-  L2NormalizeBackwardResult,
-  NormsStats,
-  PoolStats,
-} from './types.ts';
-import type {
-  CreateNormsOptions, LayerNormOptions, RmsNormOptions, LayerNormBackwardOptions, RmsNormBackwardOptions, BatchNormOptions, BatchNormBackwardOptions,
-  GroupNormOptions, GroupNormBackwardOptions, InstanceNormOptions, InstanceNormBackwardOptions, WeightNormOptions, LayerNormResult, RmsNormResult,
-  GroupNormResult, BatchNormResult, BackwardResult, RmsNormBackwardResult, WeightNormResult, WeightNormBackwardResult, NormsStats, PoolStats,
-  L2NormalizeOptions, L2NormalizeResult, L2NormalizeBackwardResult,
-} from './types.ts';
+// The public option and result types: each op's beside its argument checks (src/args/), the shared ones in types.ts.
+export type { CreateNormsOptions } from './args/create-norms.ts';
+export type { LayerNormOptions, RmsNormOptions, LayerNormBackwardOptions, RmsNormBackwardOptions, LayerNormResult, RmsNormResult, RmsNormBackwardResult } from './args/layer-norm.ts';
+export type { ModulationBackwardOptions } from './args/modulation.ts';
+export type { BatchNormOptions, BatchNormBackwardOptions, BatchNormResult } from './args/batch-norm.ts';
+export type { GroupNormOptions, GroupNormBackwardOptions, InstanceNormOptions, InstanceNormBackwardOptions, GroupNormResult } from './args/group-norm.ts';
+export type { WeightNormOptions, WeightNormResult, WeightNormBackwardResult } from './args/weight-norm.ts';
+export type { L2NormalizeOptions, L2NormalizeResult, L2NormalizeBackwardResult } from './args/l2-normalize.ts';
+export type { BackwardResult, NormsStats, PoolStats } from './types.ts';
+import type { CreateNormsOptions } from './args/create-norms.ts';
+import type { LayerNormOptions, RmsNormOptions, LayerNormBackwardOptions, RmsNormBackwardOptions, LayerNormResult, RmsNormResult, RmsNormBackwardResult } from './args/layer-norm.ts';
+import type { BatchNormOptions, BatchNormBackwardOptions, BatchNormResult } from './args/batch-norm.ts';
+import type { GroupNormOptions, GroupNormBackwardOptions, InstanceNormOptions, InstanceNormBackwardOptions, GroupNormResult } from './args/group-norm.ts';
+import type { WeightNormOptions, WeightNormResult, WeightNormBackwardResult } from './args/weight-norm.ts';
+import type { L2NormalizeOptions, L2NormalizeResult, L2NormalizeBackwardResult } from './args/l2-normalize.ts';
+import type { BackwardResult, NormsStats, PoolStats } from './types.ts';
 
 export type { KernelProfile, OpProfile } from './device/context.ts';
 import type { OpProfile } from './device/context.ts';

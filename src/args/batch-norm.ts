@@ -19,6 +19,75 @@ import {
   optTensor,
 } from '../validate.ts';
 
+// ---- Public option and result types (re-exported by index.ts; the API reference documents them from here)
+
+/**
+ * Options of {@link Norms.batchNorm} (PyTorch `torch.nn.functional.batch_norm`). Every
+ * per-channel tensor has shape `[C]`; running statistics are float32.
+ */
+export interface BatchNormOptions {
+  /** true: normalize by this batch's statistics (and update the running ones); false: by runningMean/runningVar. Required. */
+  training: boolean;
+  /** Per-channel scale γ, shape `[C]`. Default: none. */
+  weight?: Tensor | null;
+  /** Per-channel shift β, shape `[C]`. Default: none. */
+  bias?: Tensor | null;
+  /**
+   * Running mean, float32 `[C]`: read in eval; in training updated in place on the GPU,
+   * rm = (1 − m)·rm + m·mean. Give both running tensors or neither; eval needs both (`ValueError`).
+   */
+  runningMean?: Tensor | null;
+  /** Running variance, float32 `[C]`: rv = (1 − m)·rv + m·var·n/(n − 1) (unbiased, n = N·spatial). */
+  runningVar?: Tensor | null;
+  /** The running-average factor m. Default 0.1. `null`: cumulative average, m = 1/(numBatchesTracked + 1). */
+  momentum?: number | null;
+  /** Added to the variance. Default 1e-5. */
+  eps?: number;
+  /** Batches seen before this one (the caller keeps the count, as PyTorch's module does); used when momentum is null. Default 0. */
+  numBatchesTracked?: number;
+  /**
+   * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
+   * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
+   * in place, no transpose; per-channel tensors stay `[C]` and saved statistics keep their shapes.
+   */
+  channelsLast?: boolean;
+}
+
+/** Options of {@link Norms.batchNormBackward}: the forward's tensors and mode. */
+export interface BatchNormBackwardOptions {
+  /** The forward's mode. Required. */
+  training: boolean;
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
+  bias?: Tensor | null;
+  /** Eval: the running mean the forward used (required in eval). */
+  runningMean?: Tensor | null;
+  /** Eval: the running variance the forward used (required in eval). */
+  runningVar?: Tensor | null;
+  /** Training: the forward's `saveMean` (required in training). */
+  saveMean?: Tensor | null;
+  /** Training: the forward's `saveInvstd` (required in training). */
+  saveInvstd?: Tensor | null;
+  /** Eval: the forward's eps (recomputes 1/sqrt(runningVar + eps)). Default 1e-5. */
+  eps?: number;
+  /** As given to the forward: x and dy are `[N, *spatial, C]` when true. Default false. */
+  channelsLast?: boolean;
+}
+
+/** What {@link Norms.batchNorm} returns. */
+export type BatchNormResult = {
+  /** The normalized output: shape and dtype of x. */
+  y: Tensor;
+  /** Training: this batch's per-channel mean, float32 `[C]`. Eval: empty, `[0]` (as PyTorch). */
+  saveMean: Tensor;
+  /** Training: per-channel 1/sqrt(var + eps) (biased variance), float32 `[C]`. Eval: `[0]`. */
+  saveInvstd: Tensor;
+};
+
+// ---- Argument checks
+
+
 // ---- the resolved arguments every backend receives, and its outputs ----
 
 /** What batch norm's forward and backward both take: x, the mode, the affine and running tensors. */

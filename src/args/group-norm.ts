@@ -21,6 +21,97 @@ import {
 } from '../validate.ts';
 import { MOD_KEYS, groupModulation } from './modulation.ts';
 
+// ---- Public option and result types (re-exported by index.ts; the API reference documents them from here)
+
+/** Options of {@link Norms.groupNorm} (PyTorch `torch.nn.functional.group_norm`). */
+export interface GroupNormOptions {
+  /** G, the number of groups; must divide C (`ValueError`). */
+  numGroups: number;
+  /** Per-channel scale, shape `[C]`. Default: none. */
+  weight?: Tensor | null;
+  /** Per-channel shift, shape `[C]`. Default: none. */
+  bias?: Tensor | null;
+  /** Added to the variance. Default 1e-5. */
+  eps?: number;
+  /** Fused activation applied last (after the affine map and the modulation): `'silu'` gives y·sigmoid(y); its backward is groupNormBackward with the same option. Default none. */
+  activation?: 'silu' | null;
+  /**
+   * Modulation (ADM's scale-shift norm, diffusers' AdaGroupNorm): y = act(n ⊙ (scaleOffset + scale) + shift)
+   * per (sample, channel). Shape `[N, C]` or `[N, C, 1, ...]` (channelsLast: also `[N, 1, ..., 1, C]`);
+   * N may be 1 (one value per channel for the whole batch). float32 or float16 whatever x's dtype. Default: none.
+   */
+  scale?: Tensor | null;
+  /** As scale's shape and dtype: added after the scale. Default: none. */
+  shift?: Tensor | null;
+  /** y = n ⊙ (scaleOffset + scale) + shift. Default 1. */
+  scaleOffset?: number;
+  /**
+   * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
+   * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
+   * in place, no transpose; per-channel tensors stay `[C]` and saved statistics keep their shapes.
+   */
+  channelsLast?: boolean;
+}
+
+/** Options of {@link Norms.groupNormBackward}. */
+export interface GroupNormBackwardOptions {
+  /** As given to the forward. */
+  numGroups: number;
+  /** The forward's activation: `'silu'` takes its gradient out of dy first (x and the saved statistics recompute the activation's input). Default none. */
+  activation?: 'silu' | null;
+  /** The forward's scale: `dscale` (shape and dtype of scale) is returned. */
+  scale?: Tensor | null;
+  /** The forward's shift: `dshift` is returned. */
+  shift?: Tensor | null;
+  /** As given to the forward. Default 1. */
+  scaleOffset?: number;
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
+  bias?: Tensor | null;
+  /** As given to the forward: x and dy are `[N, *spatial, C]` when true. Default false. */
+  channelsLast?: boolean;
+}
+
+/** Options of {@link Norms.instanceNorm} (PyTorch `torch.nn.functional.instance_norm` with use_input_stats). */
+export interface InstanceNormOptions {
+  /** Per-channel scale, shape `[C]`. Default: none (PyTorch's affine=False). */
+  weight?: Tensor | null;
+  /** Per-channel shift, shape `[C]`. Default: none. */
+  bias?: Tensor | null;
+  /** Added to the variance. Default 1e-5. */
+  eps?: number;
+  /**
+   * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
+   * (NHWC, as TensorFlow.js and ONNX Runtime Web's channels-last kernels keep activations). Read
+   * in place, no transpose; per-channel tensors stay `[C]` and saved statistics keep their shapes.
+   */
+  channelsLast?: boolean;
+}
+
+/** Options of {@link Norms.instanceNormBackward}. */
+export interface InstanceNormBackwardOptions {
+  /** The forward's weight; when given, `dweight` is returned. */
+  weight?: Tensor | null;
+  /** The forward's bias; when given, `dbias` is returned. */
+  bias?: Tensor | null;
+  /** As given to the forward: x and dy are `[N, *spatial, C]` when true. Default false. */
+  channelsLast?: boolean;
+}
+
+/** What {@link Norms.groupNorm} and {@link Norms.instanceNorm} return. */
+export type GroupNormResult = {
+  /** The normalized output: shape and dtype of x. */
+  y: Tensor;
+  /** Per-group mean, float32 `[N, G]` (instanceNorm: `[N, C]`). */
+  mean: Tensor;
+  /** Per-group 1/sqrt(var + eps), float32, the shape of mean. */
+  rstd: Tensor;
+};
+
+// ---- Argument checks
+
+
 // ---- the resolved arguments every backend receives, and its outputs ----
 
 export interface GroupNormArgs extends ChannelGeom, Modulation {

@@ -8,6 +8,35 @@ import type { Tensor } from '../tensor.ts';
 import { lanesAlong, type Grouping } from '../grouping.ts';
 import { checkOptions, checkTensor, describeValue, expectDtype, expectFloat32, expectShape } from '../validate.ts';
 
+// ---- Public option and result types (re-exported by index.ts; the API reference documents them from here)
+
+/** Options of {@link Norms.l2Normalize} and {@link Norms.l2NormalizeBackward} (PyTorch `F.normalize`). */
+export interface L2NormalizeOptions {
+  /** The dim to normalize over; negative counts from the end. Default 1 (as PyTorch). */
+  dim?: number;
+  /** The exponent of the norm: any finite number > 0 (2: Euclidean, 1: sum of absolute values). Default 2. */
+  p?: number;
+  /** Lower bound of the divisor: y = x / max(‖x‖_p, eps). A finite number >= 0. Default 1e-12. */
+  eps?: number;
+}
+
+/** What {@link Norms.l2Normalize} returns. */
+export type L2NormalizeResult = {
+  /** x / max(‖x‖_p, eps): shape and dtype of x. */
+  y: Tensor;
+  /** ‖x‖_p over dim, float32, x's shape with 1 on dim (before the clamp). */
+  norms: Tensor;
+};
+
+/** What {@link Norms.l2NormalizeBackward} returns. */
+export type L2NormalizeBackwardResult = {
+  /** Gradient with respect to x: shape and dtype of x. */
+  dx: Tensor;
+};
+
+// ---- Argument checks
+
+
 // ---- the resolved arguments every backend receives, and its outputs ----
 
 /**

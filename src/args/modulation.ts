@@ -8,6 +8,39 @@ import type { Tensor } from '../tensor.ts';
 import type * as O from '../ops.ts';
 import { describeValue, expectDtype, expectShape, optTensor, sameShape } from '../validate.ts';
 
+// ---- Public option and result types (re-exported by index.ts; the API reference documents them from here)
+
+/**
+ * The modulation options of {@link Norms.layerNormBackward} and {@link Norms.rmsNormBackward}:
+ * the forward's scale, shift, scaleOffset, gate and residual, and dsum.
+ */
+export interface ModulationBackwardOptions {
+  /** The forward's scale: dy is scaled by (scaleOffset + scale), and `dscale` (shape and dtype of scale) is returned. */
+  scale?: Tensor | null;
+  /** The forward's shift: `dshift` (its shape and dtype) is returned. */
+  shift?: Tensor | null;
+  /** As given to the forward. Default 1. */
+  scaleOffset?: number;
+  /** The forward's gate (with residual): `dgate` (its shape and dtype) is returned, and dx is gate ⊙ d(sum). */
+  gate?: Tensor | null;
+  /**
+   * The forward's residual: then x is the forward's x (not its sum; the sum is recomputed from x,
+   * residual and gate), dx is the gradient of x, and `dresidual`, the gradient of the residual
+   * stream (d(sum), shape and dtype of x), is returned as well. Without it, x is the norm's input
+   * and dx its gradient, as before.
+   */
+  residual?: Tensor | null;
+  /**
+   * The gradient that reaches the forward's `sum` (or, without residual, the norm's input) from
+   * elsewhere, e.g. the next block through the residual stream: added to d(sum) before the gate.
+   * Shape of x, float32 or x's dtype. Default: none.
+   */
+  dsum?: Tensor | null;
+}
+
+// ---- Argument checks
+
+
 type Opts = Record<string, unknown>;
 
 /** The option keys of the modulation, forward (with gate where allowed) and backward. */

@@ -6,6 +6,36 @@ import { ShapeError, fmtShape } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 import { checkOptions, checkTensor, expectDtype, expectFloat32, expectShape, sliceGeom, type SliceGeom } from '../validate.ts';
 
+// ---- Public option and result types (re-exported by index.ts; the API reference documents them from here)
+
+/** Options of {@link Norms.weightNorm} and {@link Norms.weightNormBackward} (PyTorch `torch._weight_norm`). */
+export interface WeightNormOptions {
+  /**
+   * The dim of v that keeps its own norm (one norm per index along it, over all other dims).
+   * Negative counts from the end. `null`: one norm over all of v. Default 0.
+   */
+  dim?: number | null;
+}
+
+/** What {@link Norms.weightNorm} returns. */
+export type WeightNormResult = {
+  /** w = g · v / ‖v‖: shape and dtype of v. */
+  w: Tensor;
+  /** ‖v‖ per slice, float32, the shape of g. */
+  norms: Tensor;
+};
+
+/** What {@link Norms.weightNormBackward} returns. */
+export type WeightNormBackwardResult = {
+  /** Gradient with respect to v: shape and dtype of v. */
+  dv: Tensor;
+  /** Gradient with respect to g: shape and dtype of g. */
+  dg: Tensor;
+};
+
+// ---- Argument checks
+
+
 // ---- the resolved arguments every backend receives, and its outputs ----
 
 export interface WeightNormArgs extends SliceGeom {
