@@ -1,11 +1,14 @@
-// The one list of benchmark cases, shared by the Node runner (bench/node.mjs) and the browser
-// page (bench/page.html via bench/page.mjs). Plain data: how each op is called lives in the
-// shared op catalogue (test/catalog.js), how peers run it in bench/peers/*.mjs.
+// The benchmark cases, shared by the Node runner (bench/node.mjs) and the browser page
+// (bench/page.html via bench/page.mjs). The rows themselves are written in the shared op
+// catalogue (test/catalog.js), in each op's entry (examples.benchFull, examples.benchQuick), with
+// how each op is called and the op's own bits of a case's id (label); this file turns them into
+// cases (id, minimal bytes) and names no op. How peers run a case: bench/peers/*.mjs.
 //
-// A case: { id, op, dir: 'fwd'|'bwd', shape, dtype, opts, bytes, peers }
-//   op     one of layerNorm | rmsNorm | groupNorm | instanceNorm | batchNorm | weightNorm | l2Normalize
+// A case: { id, op, dir: 'fwd'|'bwd', shape, dtype, opts, bytes, peers, tag }
+//   op     an op of the catalogue (OP_NAMES)
 //   opts   op options that are not tensors (numGroups, training, residual, dim, normalized dims,
 //          channelsLast: x is [N, *spatial, C])
+//   tag    (optional) the workload the row stands for ('transformer', 'unet', 'dit', ...)
 //   bytes  the minimal bytes moved: forward reads x and writes y (2·numel·bpe), backward reads
 //          x and dy and writes dx (3·numel·bpe); the fused residual forward reads x and the
 //          residual and writes y and sum (4·numel·bpe). Statistics and affine vectors are small
@@ -23,6 +26,8 @@
 //
 // Modulated rows (DiT / SD3 / Flux adaLN: opts.modulate, opts.gate, opts.dsum) count more in
 // their minimal bytes, see modulatedBytes.
+
+import { examples, opEntry } from '../test/catalog.js';
 
 export const BYTES_PER_ELEMENT = { float32: 4, float16: 2 };
 
@@ -45,7 +50,7 @@ export function modulatedBytes(c) {
   const D = numel(o.normalizedShape ?? [c.shape[c.shape.length - 1]]);
   const rows = n / D;
   const M = o.modulate === 'token' ? n : o.modulate === 'shared' ? D : c.shape[0] * D;
-  const stats = (c.op === 'rmsNorm' ? 1 : 2) * rows * 4;
+  const stats = opEntry(c.op).saved.length * rows * 4; // the float32 statistics per row the backward takes
   const mods = o.modulate ? 2 : 0;
   const gate = o.gate && o.residual ? 1 : 0;
   const res = o.residual ? 2 : 0;
@@ -64,15 +69,19 @@ export function minimalBytes(c) {
 
 const fmt = (shape) => `[${shape.join(', ')}]`;
 
-function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = '', bindingBytes = 0, variants = [], gpuClassTraffic = false } = {}) {
+/**
+ * A benchmark case from one of an op's bench rows in the catalogue ({ op, dir, shape, dtype?,
+ * opts?, peers?, tag?, bindingBytes?, variants?, gpuClassTraffic? }): its id (op, direction,
+ * shape, dtype, the op's own label bits from its catalogue entry, then the modulation / residual,
+ * layout and binding cap) and its minimal bytes.
+ */
+function make({ op, dir, shape, dtype = 'float32', opts = {}, peers = [], tag = '', bindingBytes = 0, variants = [], gpuClassTraffic = false }) {
   const bits = [op, dir, fmt(shape), dtype === 'float16' ? 'f16' : 'f32'];
-  if (opts.numGroups && op === 'groupNorm') bits.push(`G=${opts.numGroups}`);
-  if (op === 'batchNorm') bits.push(opts.training ? 'train' : 'eval');
+  const own = opEntry(op).label?.(opts);
+  if (own) bits.push(own);
   if (opts.modulate || opts.gate) bits.push(`adaLN${opts.gate ? '+gate' : ''}${opts.dsum ? '+dsum' : ''}`);
   else if (opts.residual) bits.push('+residual');
   if (opts.channelsLast) bits.push('NHWC');
-  if (op === 'weightNorm') bits.push(`dim=${opts.dim}`);
-  if (op === 'l2Normalize') bits.push(`dim=${opts.dim ?? 1}${opts.p ? ` p=${opts.p}` : ''}`);
   if (bindingBytes) bits.push(`bindings≤${bindingBytes >= 1 << 20 ? `${bindingBytes / (1 << 20)}MiB` : `${bindingBytes / 1024}KiB`}`);
   const c = { id: bits.join(' '), op, dir, shape, dtype, opts, peers, tag, ...(bindingBytes ? { bindingBytes } : {}), ...(variants.length ? { variants } : {}), ...(gpuClassTraffic ? { gpuClassTraffic } : {}) };
   c.bytes = minimalBytes(c);
@@ -80,121 +89,19 @@ function make(op, dir, shape, { dtype = 'float32', opts = {}, peers = [], tag = 
 }
 
 /**
- * One diffusion-transformer block's norm (DiT / SD3 / Flux adaLN-Zero): layer norm without affine,
- * eps 1e-6, per-sample scale and shift [B, 1, D], the gated residual sum = residual + gate ⊙ x
- * (gate [B, 1, D]) normalized; the backward with the gradient reaching sum from later layers.
- * Forward against the unfused composition and our plain layer norm (and ORT-web in the browser),
- * backward against the composition.
- */
-function adaLN(shape, tag) {
-  const D = shape[shape.length - 1];
-  const opts = { normalizedShape: [D], weight: false, bias: false, eps: 1e-6, residual: true, modulate: 'sample', gate: true };
-  return [
-    make('layerNorm', 'fwd', shape, { opts, peers: ['ort'], tag, variants: ['compose', 'plain', 'plain+res'], gpuClassTraffic: true }),
-    make('layerNorm', 'bwd', shape, { opts: { ...opts, dsum: true }, tag, variants: ['compose'], gpuClassTraffic: true }),
-  ];
-}
-
-/**
- * The full list. Shapes: transformer rows (decode [1, 4096], prefill [512, 4096], BERT-base
- * [4096, 768]), short rows ([65536, 3], [65536, 16]), a Stable Diffusion UNet group norm, ResNet batch norms, a style-transfer
- * instance norm and a conv weight norm.
+ * The full list: every op's `benchFull` rows in the catalogue, op by op. Shapes: transformer rows
+ * (decode [1, 4096], prefill [512, 4096], BERT-base [4096, 768]), short rows ([65536, 3],
+ * [65536, 16]), diffusion-transformer adaLN blocks (DiT, SD3, Flux), a Stable Diffusion UNet group
+ * norm, ResNet batch norms, channels-last copies of both, a style-transfer instance norm, a conv
+ * weight norm, embeddings' L2 normalization, and rows with the storage binding capped.
  */
 export function fullCases() {
-  const T = [
-    [1, 4096],
-    [512, 4096],
-    [4096, 768],
-  ];
-  const cs = [];
-  for (const s of T) {
-    const D = s[s.length - 1];
-    cs.push(make('layerNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
-    cs.push(make('layerNorm', 'bwd', s, { opts: { normalizedShape: [D] }, tag: 'transformer' }));
-  }
-  cs.push(make('layerNorm', 'fwd', [4096, 768], { dtype: 'float16', opts: { normalizedShape: [768] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
-  cs.push(make('layerNorm', 'fwd', [4096, 768], { opts: { normalizedShape: [768], residual: true }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
-  for (const s of T) {
-    const D = s[s.length - 1];
-    cs.push(make('rmsNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'], tag: 'transformer' }));
-    cs.push(make('rmsNorm', 'bwd', s, { opts: { normalizedShape: [D] }, tag: 'transformer' }));
-  }
-  // Rows far shorter than a workgroup (a per-point norm over 3 coordinates, a head of 16): the
-  // GPU class must not give each a workgroup (policy.ts SHORT_ROW).
-  for (const K of [3, 16]) {
-    cs.push(make('layerNorm', 'fwd', [65536, K], { opts: { normalizedShape: [K] }, tag: 'short rows' }));
-    cs.push(make('layerNorm', 'bwd', [65536, K], { opts: { normalizedShape: [K] }, tag: 'short rows' }));
-  }
-  cs.push(make('groupNorm', 'fwd', [2, 320, 64, 64], { opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
-  cs.push(make('groupNorm', 'bwd', [2, 320, 64, 64], { opts: { numGroups: 32 }, tag: 'unet' }));
-  cs.push(make('groupNorm', 'fwd', [2, 320, 64, 64], { dtype: 'float16', opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
-  cs.push(make('groupNorm', 'fwd', [1, 512, 32, 32], { opts: { numGroups: 32 }, peers: ['ort', 'tfjs'], tag: 'unet' }));
-  cs.push(make('groupNorm', 'bwd', [1, 512, 32, 32], { opts: { numGroups: 32 }, tag: 'unet' }));
-  for (const s of [
-    [8, 64, 56, 56],
-    [32, 64, 112, 112],
-  ]) {
-    cs.push(make('batchNorm', 'fwd', s, { opts: { training: true }, tag: 'cnn' }));
-    cs.push(make('batchNorm', 'bwd', s, { opts: { training: true }, tag: 'cnn' }));
-    cs.push(make('batchNorm', 'fwd', s, { opts: { training: false }, peers: ['ort', 'tfjs'], tag: 'cnn' }));
-  }
-  // Channels last ([N, *spatial, C], as TF.js and ORT-web's NHWC kernels keep activations): the
-  // ResNet batch norm and the UNet group norm above, transposed.
-  cs.push(make('batchNorm', 'fwd', [8, 56, 56, 64], { opts: { training: true, channelsLast: true }, tag: 'channels last' }));
-  cs.push(make('batchNorm', 'bwd', [8, 56, 56, 64], { opts: { training: true, channelsLast: true }, tag: 'channels last' }));
-  cs.push(make('batchNorm', 'fwd', [8, 56, 56, 64], { opts: { training: false, channelsLast: true }, tag: 'channels last' }));
-  cs.push(make('groupNorm', 'fwd', [2, 64, 64, 320], { opts: { numGroups: 32, channelsLast: true }, tag: 'channels last' }));
-  cs.push(make('groupNorm', 'bwd', [2, 64, 64, 320], { opts: { numGroups: 32, channelsLast: true }, tag: 'channels last' }));
-  cs.push(make('instanceNorm', 'fwd', [2, 64, 64, 64], { peers: ['ort', 'tfjs'], tag: 'style' }));
-  cs.push(make('instanceNorm', 'bwd', [2, 64, 64, 64], { tag: 'style' }));
-  cs.push(make('weightNorm', 'fwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
-  cs.push(make('weightNorm', 'bwd', [512, 512, 3, 3], { opts: { dim: 0 }, tag: 'conv' }));
-  // L2 normalization (F.normalize): sentence / CLIP embeddings along the last dim, and along the
-  // channels of an NCHW feature map (a middle dim: strided lanes).
-  cs.push(make('l2Normalize', 'fwd', [4096, 768], { opts: { dim: -1 }, tag: 'embeddings' }));
-  cs.push(make('l2Normalize', 'bwd', [4096, 768], { opts: { dim: -1 }, tag: 'embeddings' }));
-  cs.push(make('l2Normalize', 'fwd', [8, 64, 56, 56], { opts: { dim: 1 }, tag: 'channels' }));
-  // Diffusion transformers: DiT-XL/2 at 256² (256 tokens of 1152), SD3 (4096 of 1536), Flux (4096 of 3072).
-  cs.push(...adaLN([2, 256, 1152], 'dit'), ...adaLN([2, 4096, 1536], 'dit'), ...adaLN([1, 4096, 3072], 'dit'));
-  // The same ops with tensors past the storage binding (capped), processed in bound ranges.
-  const MiB = 1 << 20;
-  cs.push(make('layerNorm', 'fwd', [4096, 768], { opts: { normalizedShape: [768] }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
-  cs.push(make('layerNorm', 'bwd', [4096, 768], { opts: { normalizedShape: [768] }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
-  cs.push(make('batchNorm', 'fwd', [8, 64, 56, 56], { opts: { training: true }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
-  cs.push(make('batchNorm', 'bwd', [8, 64, 56, 56], { opts: { training: true }, tag: 'bound ranges', bindingBytes: 2 * MiB }));
-  return cs;
+  return examples('benchFull').map(make);
 }
 
-/** The same list on tiny shapes: a smoke run of every op, dtype and peer path in seconds. */
+/** The same on tiny shapes (every op's `benchQuick` rows): a smoke run of every op, dtype and peer path in seconds. */
 export function quickCases() {
-  const cs = [];
-  for (const s of [[16, 256]]) {
-    const D = s[1];
-    cs.push(make('layerNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'] }));
-    cs.push(make('layerNorm', 'bwd', s, { opts: { normalizedShape: [D] } }));
-    cs.push(make('rmsNorm', 'fwd', s, { opts: { normalizedShape: [D] }, peers: ['ort', 'tfjs'] }));
-    cs.push(make('rmsNorm', 'bwd', s, { opts: { normalizedShape: [D] } }));
-  }
-  cs.push(make('layerNorm', 'fwd', [16, 256], { dtype: 'float16', opts: { normalizedShape: [256] }, peers: ['ort', 'tfjs'] }));
-  cs.push(make('layerNorm', 'fwd', [16, 256], { opts: { normalizedShape: [256], residual: true }, peers: ['ort', 'tfjs'] }));
-  cs.push(make('groupNorm', 'fwd', [2, 32, 8, 8], { opts: { numGroups: 8 }, peers: ['ort', 'tfjs'] }));
-  cs.push(make('groupNorm', 'bwd', [2, 32, 8, 8], { opts: { numGroups: 8 } }));
-  cs.push(make('groupNorm', 'fwd', [2, 32, 8, 8], { dtype: 'float16', opts: { numGroups: 8 }, peers: ['ort', 'tfjs'] }));
-  cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: true } }));
-  cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true } }));
-  cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: false }, peers: ['ort', 'tfjs'] }));
-  cs.push(make('batchNorm', 'fwd', [4, 8, 8, 8], { opts: { training: true, channelsLast: true } }));
-  cs.push(make('groupNorm', 'bwd', [2, 8, 8, 32], { opts: { numGroups: 8, channelsLast: true } }));
-  cs.push(make('instanceNorm', 'fwd', [2, 8, 8, 8], { peers: ['ort', 'tfjs'] }));
-  cs.push(make('instanceNorm', 'bwd', [2, 8, 8, 8]));
-  cs.push(make('weightNorm', 'fwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
-  cs.push(make('weightNorm', 'bwd', [16, 8, 3, 3], { opts: { dim: 0 } }));
-  cs.push(make('l2Normalize', 'fwd', [16, 256], { opts: { dim: -1 } }));
-  cs.push(make('l2Normalize', 'bwd', [4, 8, 8, 8], { opts: { dim: 1 } }));
-  cs.push(make('layerNorm', 'fwd', [16, 256], { opts: { normalizedShape: [256] }, bindingBytes: 4096 }));
-  cs.push(make('batchNorm', 'bwd', [4, 8, 8, 8], { opts: { training: true }, bindingBytes: 1024 }));
-  cs.push(...adaLN([2, 8, 64], ''));
-  return cs;
+  return examples('benchQuick').map(make);
 }
 
 /** Cases for a run: --quick picks the tiny list; --filter keeps ids containing the substring. */

@@ -1,5 +1,7 @@
 // Tables for the terminal and for markdown, shared by both runners (plain JS, no Node APIs).
 
+import { CATALOG } from '../test/catalog.js';
+
 export const PEER_LABEL = { ort: 'ORT-web', tfjs: 'TF.js' };
 
 const fmtMs = (ms) => (ms === undefined || ms === null || !Number.isFinite(ms) ? '' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3));
@@ -7,15 +9,17 @@ const fmtG = (g) => (g === undefined || g === null || !Number.isFinite(g) ? '' :
 const fmtE = (e) => (e === undefined || e === null ? '' : Number.isFinite(e) ? e.toExponential(1) : String(e));
 const fmtX = (x) => (x === undefined || x === null || !Number.isFinite(x) ? '' : x >= 10 ? `${x.toFixed(0)}×` : `${x.toFixed(2)}×`);
 
-/** The short name of a row's case: "layerNorm fwd", shape and dtype in their own columns. */
+/**
+ * The short name of a row's case: "layerNorm fwd", then the op's own label bits (its catalogue
+ * entry's label: "G=32", "train"), the modulation or residual and the binding cap; shape and dtype
+ * in their own columns.
+ */
 export function caseName(r) {
   let n = `${r.op} ${r.dir}`;
-  if (r.op === 'batchNorm') n += r.opts?.training ? ' train' : ' eval';
+  const own = CATALOG[r.op]?.label?.(r.opts ?? {});
+  if (own) n += ` ${own}`;
   if (r.opts?.modulate || r.opts?.gate) n += ` adaLN${r.opts.gate ? '+gate' : ''}`;
   else if (r.opts?.residual) n += ' +res';
-  if (r.op === 'groupNorm') n += ` G=${r.opts.numGroups}`;
-  if (r.op === 'weightNorm') n += ` dim=${r.opts.dim}`;
-  if (r.op === 'l2Normalize') n += ` dim=${r.opts.dim ?? 1}${r.opts.p ? ` p=${r.opts.p}` : ''}`;
   if (r.bindingBytes) n += ` ≤${r.bindingBytes >= 1 << 20 ? `${r.bindingBytes / (1 << 20)}MiB` : `${r.bindingBytes / 1024}KiB`}`;
   return n;
 }

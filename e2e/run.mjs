@@ -8,8 +8,9 @@
 //
 //   node e2e/run.mjs [--adapter=gpu] [--only=<substring>] [--screenshot=/tmp/demo.png] [--timeout=120] [--extended]
 //
-// --only runs the tests whose name contains the substring; --extended adds parity cases beyond
-// the default set (float16 backward); --screenshot saves the demo page after its runs.
+// --only runs the tests whose name contains the substring; --extended adds the parity cases
+// marked `extended` in the catalogue (test/catalog.js; none today: the float16 backward cases run
+// by default); --screenshot saves the demo page after its runs.
 //
 // Environment: CHROME_PATH (default /usr/bin/chromium), WEBGPU_NORM_ADAPTER=gpu (as --adapter=gpu),
 // WEBGPU_NORM_E2E_SCREENSHOT (as --screenshot).

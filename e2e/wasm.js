@@ -4,27 +4,10 @@
 // two threads, against the float64 reference of the same bundle; the same bits for one and two
 // threads; one op inside a module worker. Result: window.__result = { ok, isolated, checks, ms }.
 import { createNorms, relativeL2 } from '/dist/index.js';
-import { DATA, draw, hashSeed, makeRng, numel, spec, tolerance } from '/test/catalog.js';
+import { DATA, draw, examples, hashSeed, makeRng, numel, spec, tolerance } from '/test/catalog.js';
 
-const CASES = [
-  { op: 'layerNorm', dir: 'fwd', shape: [64, 768], opts: { normalizedShape: [768] } },
-  { op: 'layerNorm', dir: 'bwd', shape: [64, 768], opts: { normalizedShape: [768] } },
-  { op: 'layerNorm', dir: 'fwd', shape: [32, 512], dtype: 'float16', opts: { normalizedShape: [512], residual: true } },
-  { op: 'rmsNorm', dir: 'fwd', shape: [16, 4096], opts: { normalizedShape: [4096] } },
-  { op: 'rmsNorm', dir: 'bwd', shape: [16, 4096], opts: { normalizedShape: [4096] } },
-  { op: 'groupNorm', dir: 'fwd', shape: [2, 64, 16, 16], opts: { numGroups: 8, activation: 'silu' } },
-  { op: 'groupNorm', dir: 'bwd', shape: [2, 64, 16, 16], opts: { numGroups: 8 } },
-  { op: 'groupNorm', dir: 'bwd', shape: [2, 16, 16, 64], opts: { numGroups: 8, channelsLast: true } },
-  { op: 'instanceNorm', dir: 'fwd', shape: [2, 32, 24, 24] },
-  { op: 'instanceNorm', dir: 'bwd', shape: [2, 32, 24, 24] },
-  { op: 'batchNorm', dir: 'fwd', shape: [8, 32, 14, 14], opts: { training: true } },
-  { op: 'batchNorm', dir: 'bwd', shape: [8, 32, 14, 14], opts: { training: true } },
-  { op: 'batchNorm', dir: 'fwd', shape: [8, 14, 14, 32], opts: { training: false, channelsLast: true } },
-  { op: 'weightNorm', dir: 'fwd', shape: [64, 32, 3, 3], opts: { dim: 0 } },
-  { op: 'weightNorm', dir: 'bwd', shape: [64, 32, 3, 3], opts: { dim: 0 } },
-  { op: 'l2Normalize', dir: 'fwd', shape: [512, 768], opts: { dim: -1 } },
-  { op: 'l2Normalize', dir: 'bwd', shape: [8, 32, 14, 14], opts: { dim: 1 } },
-].map((c) => ({ dtype: 'float32', opts: {}, ...c, id: `${c.op} ${c.dir} [${c.shape}] ${c.dtype ?? 'float32'}` }));
+// Every op's `wasm` examples in the catalogue (test/catalog.js), op by op.
+const CASES = examples('wasm').map((c) => ({ dtype: 'float32', opts: {}, ...c, id: `${c.op} ${c.dir} [${c.shape}] ${c.dtype ?? 'float32'}` }));
 
 const checks = [];
 const check = (name, ok, detail = '') => checks.push({ name, ok: !!ok, detail });

@@ -1,13 +1,14 @@
 /**
  * The shared op catalogue (test/catalog.js, also used by the benchmark, the e2e pages and the
- * demo) on small shapes: every op and direction it describes, built from its inputs and called
- * through it, on the webgpu backend against the float64 CPU reference, within the catalogue's own
- * tolerance; the inputs it updates in place compared too. Also: the generator's variants.
+ * demo) on small shapes (each op's `suite` examples there): every op and direction it describes,
+ * built from its inputs and called through it, on the webgpu backend against the float64 CPU
+ * reference, within the catalogue's own tolerance; the inputs it updates in place compared too.
+ * Also: every op gives examples of every kind; the generator's variants.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../src/index.ts';
 import { OPS } from '../src/op-table.ts';
-import { CATALOG, OP_NAMES, draw, fillPairs, hashSeed, makeRng, mulberry32, numel, spec, tolerance, type Case, type Dir, type Tensors } from './catalog.js';
+import { CATALOG, EXAMPLE_KINDS, OP_NAMES, draw, examples, fillPairs, hashSeed, makeRng, mulberry32, numel, spec, tolerance, type Case, type Dir, type Tensors } from './catalog.js';
 import { closeBackends, fmt, openBackends, parity, upload, type Backends, type HostIn } from './util/parity.ts';
 
 let B: Backends;
@@ -16,26 +17,8 @@ beforeAll(async () => {
 });
 afterAll(() => closeBackends(B));
 
-const CASES: (Case & { dirs: Dir[] })[] = [
-  { op: 'layerNorm', shape: [6, 33], dirs: ['fwd', 'bwd'] },
-  { op: 'layerNorm', shape: [6, 33], dtype: 'float16', dirs: ['fwd', 'bwd'] },
-  { op: 'layerNorm', shape: [3, 4, 10], opts: { normalizedShape: [4, 10], residual: true }, dirs: ['fwd'] },
-  { op: 'layerNorm', shape: [5, 12], opts: { weight: false, bias: false }, dirs: ['fwd', 'bwd'] },
-  { op: 'rmsNorm', shape: [6, 33], dirs: ['fwd', 'bwd'] },
-  { op: 'rmsNorm', shape: [6, 33], opts: { residual: true }, dirs: ['fwd'] },
-  { op: 'groupNorm', shape: [2, 8, 5], opts: { numGroups: 4 }, dirs: ['fwd', 'bwd'] },
-  { op: 'groupNorm', shape: [2, 8, 5], opts: { numGroups: 2, activation: 'silu' }, dirs: ['fwd'] },
-  { op: 'groupNorm', shape: [2, 5, 8], opts: { numGroups: 4, channelsLast: true }, dirs: ['fwd', 'bwd'] },
-  { op: 'instanceNorm', shape: [2, 3, 7], dirs: ['fwd', 'bwd'] },
-  { op: 'batchNorm', shape: [4, 3, 5], opts: { training: true }, dirs: ['fwd', 'bwd'] },
-  { op: 'batchNorm', shape: [4, 3, 5], opts: { training: false }, dirs: ['fwd'] },
-  { op: 'batchNorm', shape: [4, 5, 3], opts: { training: true, channelsLast: true, momentum: null, numBatchesTracked: 2 }, dirs: ['fwd', 'bwd'] },
-  { op: 'weightNorm', shape: [6, 4, 3], opts: { dim: 0 }, dirs: ['fwd', 'bwd'] },
-  { op: 'weightNorm', shape: [6, 4, 3], opts: { dim: null }, dirs: ['fwd', 'bwd'] },
-  { op: 'l2Normalize', shape: [3, 5, 4], dirs: ['fwd', 'bwd'] },
-  { op: 'l2Normalize', shape: [3, 5, 4], opts: { dim: -1, p: 1 }, dirs: ['fwd', 'bwd'] },
-  { op: 'l2Normalize', shape: [4, 6], dtype: 'float16', opts: { dim: 0 }, dirs: ['fwd', 'bwd'] },
-];
+// Every op's `suite` examples in the catalogue, op by op.
+const CASES = examples('suite');
 
 const label = (c: Case, dir: Dir): string => `${c.op} ${dir} x ${fmt(c.shape)} ${c.dtype ?? 'float32'}${c.opts ? ` ${JSON.stringify(c.opts)}` : ''}`;
 
@@ -46,6 +29,13 @@ describe('the op catalogue: every op it describes, GPU vs the CPU reference', ()
     expect([...OP_NAMES].sort()).toEqual(table.filter((n) => !n.endsWith('Backward')).sort());
     expect(table.filter((n) => n.endsWith('Backward')).sort()).toEqual(OP_NAMES.map((n) => `${n}Backward`).sort());
     expect(new Set(CASES.map((c) => c.op))).toEqual(new Set(OP_NAMES));
+  });
+
+  it('gives every op examples of every kind, with distinct names', () => {
+    for (const op of OP_NAMES) for (const kind of EXAMPLE_KINDS) expect(CATALOG[op].examples[kind].length, `${op}: examples.${kind}`).toBeGreaterThan(0);
+    const parity = examples('parity').map((c) => c.name);
+    expect(new Set(parity).size, 'parity example names').toBe(parity.length);
+    for (const c of examples('parity')) expect(c.name.startsWith(`${c.op} `), `parity example ${c.name} of ${c.op}`).toBe(true);
   });
 
   for (const c of CASES) {
@@ -68,7 +58,7 @@ describe('the op catalogue: every op it describes, GPU vs the CPU reference', ()
           mutated: s.mutated,
         });
         expect(Object.keys(ref), `${name}: main output ${s.main}`).toContain(s.main);
-        expect(CATALOG[c.op as keyof typeof CATALOG].main[dir]).toBe(s.main);
+        expect(CATALOG[c.op].main[dir]).toBe(s.main);
       });
     }
   }
