@@ -47,8 +47,7 @@ export type Dir = 'fwd' | 'bwd';
 
 /**
  * Options of a case that are not tensors: the keys more than one op reads, and (index signature)
- * an op's own keys, documented at its entry in catalog.js (numGroups: groupNorm; training,
- * running, momentum, numBatchesTracked: batchNorm; p: l2Normalize).
+ * an op's own keys (numGroups, training, p...), documented at its entry in catalog.js.
  */
 export interface CaseOptions {
   /** Row ops: the normalized trailing dims (default the last dim). */

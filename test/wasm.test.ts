@@ -11,6 +11,7 @@ import { createNorms, relativeL2, ValueError, type Norms, type Tensor } from '..
 import { roundToHalf } from '../src/half.ts';
 import { wasmNorms } from './util/gpu.ts';
 import { makeRng } from './util/rng.ts';
+import { draw, examples, hashSeed, makeRng as catalogRng, numel, spec } from './catalog.js';
 
 let one: Norms, two: Norms, scalar: Norms;
 beforeAll(async () => {
@@ -23,7 +24,7 @@ afterAll(() => {
 
 type Case = [name: string, run: (n: Norms, t: (seed: number, shape: number[], mean?: number, std?: number) => Tensor) => Record<string, Tensor | null | undefined>];
 
-/** Every op, on shapes with many tasks (rows, planes, column chunks, row blocks) and offsets that need the careful sums. */
+/** Every op, on shapes with many tasks (rows, planes, column chunks, row blocks) and offsets that need the careful sums; the catalogue's wasm examples are added below. */
 const CASES: Case[] = [
   ['layerNorm + backward [300, 1000] +w +b mean 1e4', (n, t) => {
     const x = t(1, [300, 1000], 1e4, 1), w = t(2, [1000], 1, 0.5), b = t(3, [1000]);
@@ -75,16 +76,6 @@ const CASES: Case[] = [
     const f = n.groupNorm(x, o);
     return { ...f, ...n.groupNormBackward(t(51, [2, 64, 24, 24]), x, f.mean, f.rstd, o) };
   }],
-  ['l2Normalize dims 1 and -1 + backward [16, 96, 130]', (n, t) => {
-    const x = t(60, [16, 96, 130]);
-    const out: Record<string, Tensor> = {};
-    for (const dim of [1, -1]) {
-      const f = n.l2Normalize(x, { dim });
-      const g = n.l2NormalizeBackward(t(61, [16, 96, 130]), x, f.norms, { dim });
-      Object.assign(out, { [`y${dim}`]: f.y, [`norms${dim}`]: f.norms, [`dx${dim}`]: g.dx });
-    }
-    return out;
-  }],
   ['weightNorm dims 0, 1, last + backward [40, 30, 50]', (n, t) => {
     const v = t(27, [40, 30, 50]);
     const out: Record<string, Tensor> = {};
@@ -97,6 +88,28 @@ const CASES: Case[] = [
     return out;
   }],
 ];
+
+/**
+ * The catalogue's wasm examples of every op (test/catalog.js, also the e2e wasm page's), each a
+ * backward with its forward where it has one: a new op is covered here by its catalogue entry.
+ * Inputs, the saved forward outputs and the outputs are all returned (and so compared).
+ */
+for (const c of examples('wasm')) {
+  const name = `${c.op} ${c.dir} [${c.shape.join(', ')}] ${c.dtype ?? 'float32'} ${JSON.stringify(c.opts ?? {})} (catalogue)`;
+  CASES.push([name, (n) => {
+    const s = spec(c, c.dir, undefined);
+    const rng = catalogRng(hashSeed(name));
+    const T: Record<string, Tensor> = {};
+    for (const i of s.inputs) T[i.name] = n.tensor(draw(rng, numel(i.shape), i), i.shape, i.dtype);
+    const derived = s.derive ? s.derive(n, T) : {};
+    const out = s.call(n, { ...T, ...derived } as Record<string, Tensor>);
+    const r: Record<string, Tensor | null | undefined> = {};
+    for (const [k, t] of Object.entries(T)) r[`in:${k}`] = t;
+    for (const [k, t] of Object.entries(derived)) r[`saved:${k}`] = t;
+    for (const [k, t] of Object.entries(out)) r[k] = t;
+    return r;
+  }]);
+}
 
 async function outputs(n: Norms, run: Case[1]): Promise<Record<string, Float32Array>> {
   const made: Tensor[] = [];

@@ -196,9 +196,8 @@ fn xv4(e: u32) -> vec4f {
 //#file accumulator
 
 // apply.wgsl: the normalize step, elementwise (accumulate.wgsl is compiled in front of this file).
-// The apply family's other files (`//#file apply`) follow it: fused-rows.wgsl (the row-fused forward),
-// apply-grad.wgsl (its backward), modulate-grad.wgsl (the modulated norms' own passes) and
-// lp-normalize.wgsl; they share the index maps and helpers below.
+// The apply family's other files (every `//#file apply`: the row-fused forward, its backward, the
+// modulated norms' own passes...) follow it and share the index maps and helpers below.
 //
 // Index maps (uniforms): element e < elements uses the statistics (or backward coefficients) of
 // group s = (e / statDiv) % statMod and the weight/bias at a = (e / weightDiv) % weightMod.
