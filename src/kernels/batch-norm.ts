@@ -11,7 +11,7 @@ import type { BatchNormArgs, BatchNormBwdArgs, BatchNormOut } from '../args/batc
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, clChunks, windowed } from './policy.ts';
-import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
+import { affineBinds, channelMaps, channelsLast, clMaps, clMeanVarSteps, clReduceStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
 export function batchNorm(g: Planner, a: BatchNormArgs): Planned<BatchNormOut> {
   // Empty batch: empty y, running statistics untouched (PyTorch); training's saved statistics
@@ -30,7 +30,7 @@ export function batchNorm(g: Planner, a: BatchNormArgs): Planned<BatchNormOut> {
   const cl = channelsLast(a);
   const clFlag = cl ? ['CLAST'] : [];
   // Channel of element e: (e / S) % C, or channels last e % C (one group per channel).
-  const maps = cl ? clMaps(x.size, x.size, C, C) : { elements: x.size, statDiv: S, statMod: C, weightDiv: S, weightMod: C };
+  const maps = cl ? clMaps(x.size, x.size, C, C) : { elements: x.size, ...channelMaps(1, C, S, C) };
   if (a.training) {
     const meanB = saveMean._buffer!;
     const rstdB = saveInvstd._buffer!;
@@ -109,7 +109,7 @@ export function batchNormBackward(g: Planner, a: BatchNormBwdArgs): Planned<O.Bw
       entry: 'grad_elements',
       flags: [...(weight ? ['HAS_W'] : []), ...(a.training ? [] : ['EVAL']), ...(cl ? ['CLAST'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: cl ? clMaps(x.size, x.size, C, C) : { elements: x.size, statDiv: S, statMod: C, weightDiv: S, weightMod: C },
+      p: cl ? clMaps(x.size, x.size, C, C) : { elements: x.size, ...channelMaps(1, C, S, C) },
       workgroups: applyWorkgroups(x.size),
     },
   );

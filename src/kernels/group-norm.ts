@@ -16,7 +16,7 @@ import { instanceAsGroupNorm, instanceAsGroupNormBackward } from '../args/group-
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, clChunks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
-import { affineBinds, channelsLast, clMaps, clMeanVarSteps, clReduceStep, dwdbStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
+import { affineBinds, channelMaps, channelsLast, clMaps, clMeanVarSteps, clReduceStep, dwdbStep, emptyBackward, gradOuts, meanVarSteps } from './steps.ts';
 
 export function instanceNorm(g: Planner, a: InstanceNormArgs): Planned<GroupNormOut> {
   return named('instanceNorm', groupNorm(g, instanceAsGroupNorm(a)));
@@ -72,7 +72,7 @@ export function groupNorm(g: Planner, a: GroupNormArgs): Planned<GroupNormOut> {
       entry: 'fused_rows_welford',
       flags: aflags,
       binds: [tb('X', x), ...affine, tb('Y', y, true), tb('MEAN', mean, true), tb('RSTD', rstd, true)],
-      p: { runs: 1, groups: D, runLength: K, eps: a.eps, statDiv: K, statMod: Math.max(D, 1), weightDiv: S, weightMod: C },
+      p: { runs: 1, groups: D, runLength: K, eps: a.eps, ...channelMaps(N, C, S, G) },
       workgroups: Math.ceil(D / WG),
     });
   } else {
@@ -81,7 +81,7 @@ export function groupNorm(g: Planner, a: GroupNormArgs): Planned<GroupNormOut> {
       entry: 'normalize_elements',
       flags: ['MEAN_PAIR', ...aflags],
       binds: [tb('X', x), ...affine, tb('Y', y, true), f32('LO', mv.lo), tb('RSTD', rstd)],
-      p: { elements: x.size, statDiv: K, statMod: Math.max(D, 1), weightDiv: S, weightMod: C },
+      p: { elements: x.size, ...channelMaps(N, C, S, G) },
       workgroups: applyWorkgroups(x.size),
     });
   }
@@ -148,7 +148,7 @@ export function groupNormBackward(g: Planner, a: GroupNormBwdArgs): Planned<O.Bw
       entry: 'grad_elements',
       flags: [...(weight ? ['HAS_W'] : []), ...(cl ? ['CLAST'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: cl ? clMaps(x.size, S * C, C, G) : { elements: x.size, statDiv: Cg * S, statMod: Math.max(N * G, 1), weightDiv: S, weightMod: C },
+      p: cl ? clMaps(x.size, S * C, C, G) : { elements: x.size, ...channelMaps(N, C, S, G) },
       workgroups: applyWorkgroups(x.size),
     },
   ];

@@ -10,7 +10,7 @@ import type { LayerNormBwdArgs, RmsNormBwdArgs, RmsNormBwdOut } from '../args/la
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunking, chunks, rowsBwdBlocks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
-import { dwdbStep, emptyBackward, gradOuts } from './steps.ts';
+import { dwdbStep, emptyBackward, gradOuts, rowMaps } from './steps.ts';
 import { elementBytes } from '../tensor.ts';
 import type { RowStat } from './layer-norm.ts';
 
@@ -136,7 +136,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat, modRuns = 0):
       entry: 'fused_rows_grad',
       flags: [...sflags, ...corrFlag, ...(weight ? ['HAS_W', 'W_BY_I'] : [])],
       binds: [tb('DY', dy), tb('X', x), ...wb, ...stats, tb('DX', dx, true), ...corrOut],
-      p: { runs: 1, groups: rows, runLength: K, groupsPerStat: 1, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
+      p: { runs: 1, groups: rows, runLength: K, groupsPerStat: 1, ...rowMaps(rows, K) },
       workgroups: Math.ceil(rows / WG),
     };
     steps.push(step);
@@ -179,7 +179,7 @@ function rowNormBackward(g: Planner, a: RowBwdArgs, stat: RowStat, modRuns = 0):
       entry: 'grad_elements',
       flags: weight ? ['HAS_W'] : [],
       binds: [tb('DY', dy), tb('X', x), ...wb, f32('COEF', coef), tb('DX', dx, true)],
-      p: { elements: x.size, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
+      p: { elements: x.size, ...rowMaps(rows, K) },
       workgroups: applyWorkgroups(x.size),
     });
   }

@@ -14,7 +14,7 @@ import type { LayerNormArgs, LayerNormOut, RmsNormArgs, RmsNormOut } from '../ar
 import { WG } from './source.ts';
 import { f32, tb, type Bind, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups, chunks, rowsKernel, wantFused, wantRows, windowed } from './policy.ts';
-import { affineBinds, meanVarSteps, residualFlags, statsStep } from './steps.ts';
+import { affineBinds, meanVarSteps, residualFlags, rowMaps, statsStep } from './steps.ts';
 import { elementBytes } from '../tensor.ts';
 
 /** The statistic of a row norm: mean and variance (layer norm) or the mean square (RMS norm). */
@@ -77,7 +77,7 @@ function rowNorm(g: Planner, a: LayerNormArgs, stat: RowStat): Planned<RowOut> {
       entry: rms ? 'fused_rows_sumsq' : 'fused_rows_welford',
       flags: [...aflags, ...resid, ...(block > 1 ? ['ROW_BLOCK'] : [])],
       binds: [...xr, ...affine, ...outB, ...stats],
-      p: { runs: 1, groups: rows, runLength: K, eps: a.eps, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K, rowsPerBlock: block },
+      p: { runs: 1, groups: rows, runLength: K, eps: a.eps, ...rowMaps(rows, K), rowsPerBlock: block },
       workgroups: Math.ceil(rows / block / WG),
     });
   } else {
@@ -103,7 +103,7 @@ function rowNorm(g: Planner, a: LayerNormArgs, stat: RowStat): Planned<RowOut> {
       entry: 'normalize_elements',
       flags: [...aflags, ...resid, ...(lo ? ['MEAN_PAIR'] : [])],
       binds: [...xr, ...affine, ...outB, ...(lo ? [f32('LO', lo)] : []), tb('RSTD', rstd)],
-      p: { elements: x.size, statDiv: K, statMod: Math.max(rows, 1), weightDiv: 1, weightMod: K },
+      p: { elements: x.size, ...rowMaps(rows, K) },
       workgroups: applyWorkgroups(x.size),
     });
   }

@@ -13,13 +13,13 @@ import * as layer from './layer-norm.ts';
 import * as layerBwd from './layer-norm-backward.ts';
 import * as group from './group-norm.ts';
 import { modulateBackward, modulateForward, modulated } from './modulate.ts';
-import { channelsLast, clMaps } from './steps.ts';
+import { channelMaps, channelsLast, clMaps, rowMaps } from './steps.ts';
 
 /** The saved statistics, weight and bias of a row norm, and their index maps, for the modulation's gradients. */
 function rowStats(a: RmsNormBwdArgs, mean: LayerNormBwdArgs['mean'] | null, bias: LayerNormBwdArgs['bias'] | null) {
   const binds: Bind[] = [...(mean ? [tb('MEAN', mean)] : []), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(bias ? [tb('B', bias)] : [])];
   const flags = [...(mean ? ['HAS_MEAN'] : []), ...(a.weight ? ['HAS_W'] : []), ...(bias ? ['HAS_B'] : [])];
-  return { binds, flags, p: { statDiv: Math.max(a.K, 1), statMod: Math.max(a.rows, 1), weightDiv: 1, weightMod: Math.max(a.K, 1) } };
+  return { binds, flags, p: rowMaps(a.rows, a.K) };
 }
 
 /** The same for group norm: statistics per (n, g), weight and bias per channel (channels first or last). */
@@ -28,7 +28,7 @@ function groupStats(a: GroupNormBwdArgs) {
   const binds: Bind[] = [tb('MEAN', a.mean), tb('RSTD', a.rstd), ...(a.weight ? [tb('W', a.weight)] : []), ...(a.bias ? [tb('B', a.bias)] : [])];
   const cl = channelsLast(a);
   const flags = ['HAS_MEAN', ...(a.weight ? ['HAS_W'] : []), ...(a.bias ? ['HAS_B'] : []), ...(cl ? ['CLAST'] : [])];
-  const p: Record<string, number> = cl ? clMaps(a.x.size, S * C, C, G) : { statDiv: Math.max((C / G) * S, 1), statMod: Math.max(N * G, 1), weightDiv: Math.max(S, 1), weightMod: C };
+  const p: Record<string, number> = cl ? clMaps(a.x.size, S * C, C, G) : channelMaps(N, C, S, G);
   return { binds, flags, p };
 }
 

@@ -34,7 +34,29 @@ export function affineBinds(weight: Tensor | null, bias: Tensor | null, extra: s
  */
 export const channelsLast = (a: { channelsLast: boolean; S: number; C: number }): boolean => a.channelsLast && a.S > 1 && a.C > 1;
 
-/** Apply-step index maps of channels-last x (see s_of in apply.wgsl): group (e / statDiv)*G + (e % C)/Cg, weight e % C. */
+/**
+ * The apply steps' index maps (apply.wgsl): element e uses the statistics (or coefficients) at
+ * (e / statDiv) % statMod and the weight at (e / weightDiv) % weightMod. Written here once per
+ * layout of x, not per planner.
+ *
+ * rowMaps: rows of K elements, one statistic per row, the weights per position in the row
+ * (layer and RMS norm: the Grouping [1, 1, rows, K]).
+ */
+export const rowMaps = (rows: number, K: number) => ({ statDiv: Math.max(K, 1), statMod: Math.max(rows, 1), weightDiv: 1, weightMod: Math.max(K, 1) });
+
+/**
+ * channelMaps: channels-first x [N, C, S], one statistic per (n, group of C/G channels), the
+ * weights per channel (group and instance norm: the Grouping [N, 1, G, (C/G)·S]; batch norm,
+ * one statistic per channel over every sample: N = 1, G = C, as (e / S) % C wraps the samples).
+ */
+export const channelMaps = (N: number, C: number, S: number, G: number) => ({
+  statDiv: Math.max((C / G) * S, 1),
+  statMod: Math.max(N * G, 1),
+  weightDiv: Math.max(S, 1),
+  weightMod: Math.max(C, 1),
+});
+
+/** clMaps: channels-last x (see s_of in apply.wgsl): group (e / statDiv)*G + (e % C)/Cg, weight e % C. */
 export const clMaps = (n: number, sampleSize: number, C: number, G: number) => ({ elements: n, statDiv: Math.max(sampleSize, 1), numGroups: G, channels: C, channelsPerGroup: C / G, weightDiv: 1, weightMod: C });
 
 /** Partials of a grouped reduction (welford_partials / sumsq_partials) of x (+ residual). */
