@@ -7,7 +7,11 @@ import { createNorms, relativeL2 } from '/dist/index.js';
 import { DATA, draw, examples, hashSeed, makeRng, numel, spec, tolerance } from '/test/catalog.js';
 
 // Every op's `wasm` examples in the catalogue (test/catalog.js), op by op.
-const CASES = examples('wasm').map((c) => ({ dtype: 'float32', opts: {}, ...c, id: `${c.op} ${c.dir} [${c.shape}] ${c.dtype ?? 'float32'}` }));
+// id seeds the case's data; name (id and options) labels its checks.
+const CASES = examples('wasm').map((c) => {
+  const id = `${c.op} ${c.dir} [${c.shape}] ${c.dtype ?? 'float32'}`;
+  return { dtype: 'float32', opts: {}, ...c, id, name: c.opts && Object.keys(c.opts).length ? `${id} ${JSON.stringify(c.opts)}` : id };
+});
 
 const checks = [];
 const check = (name, ok, detail = '') => checks.push({ name, ok: !!ok, detail });
@@ -50,10 +54,10 @@ async function main() {
       const got = await outputs(n, c);
       const errs = Object.keys(ref).map((k) => [k, got[k] ? relativeL2(got[k], ref[k]) : Infinity]);
       const worst = errs.reduce((a, [, e]) => Math.max(a, Number.isNaN(e) ? Infinity : e), 0);
-      check(`${c.id} ${label}`, worst <= tol && Object.keys(got).length === Object.keys(ref).length, `max rel. L2 ${worst.toExponential(2)} (tol ${tol})`);
+      check(`${c.name} ${label}`, worst <= tol && Object.keys(got).length === Object.keys(ref).length, `max rel. L2 ${worst.toExponential(2)} (tol ${tol})`);
       if (label === '2 threads') {
         const one = await outputs(simd, c);
-        check(`${c.id}: the same bits on 1 and 2 threads`, Object.keys(one).every((k) => bitsEqual(one[k], got[k])));
+        check(`${c.name}: the same bits on 1 and 2 threads`, Object.keys(one).every((k) => bitsEqual(one[k], got[k])));
       }
     }
   }

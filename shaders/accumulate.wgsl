@@ -32,8 +32,8 @@
 // Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
-// Sections (chosen by entry points) and the flags the host may set:
 //#file accumulate
+// Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is

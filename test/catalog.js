@@ -638,7 +638,9 @@ const l2Normalize = {
     wasm: [
       { dir: 'fwd', shape: [512, 768], opts: { dim: -1 } },
       { dir: 'bwd', shape: [8, 32, 14, 14], opts: { dim: 1 } },
-      // Many lanes, along a middle dim and the last one.
+      // Many lanes, along a middle dim and the last one, forward and backward.
+      { dir: 'fwd', shape: [16, 96, 130], opts: { dim: 1 } },
+      { dir: 'fwd', shape: [16, 96, 130], opts: { dim: -1 } },
       { dir: 'bwd', shape: [16, 96, 130], opts: { dim: 1 } },
       { dir: 'bwd', shape: [16, 96, 130], opts: { dim: -1 } },
     ],

@@ -15,7 +15,7 @@ import { groupOut } from './steps.ts';
 const lanes = (a: LpGeom) => ({ outer: a.outer, runs: a.runs, groups: a.groups, eps: a.eps, power: a.p });
 
 /**
- * Tensors past one storage binding are bound in ranges cut between lanes (memory.ts lpLanes):
+ * Tensors past one storage binding are bound in ranges cut between lanes (memory.ts lanes):
  * a range of k neighbouring lanes spans (runs - 1)·groups + k elements (float32 bytes: float16
  * outputs go through a float32 temporary). One lane's span must leave room for many lanes in a
  * binding, or the op would run as a dispatch per few lanes: at most three quarters of a binding

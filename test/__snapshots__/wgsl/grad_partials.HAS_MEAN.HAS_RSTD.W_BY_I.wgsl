@@ -172,8 +172,8 @@ fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 // Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
-// Sections (chosen by entry points) and the flags the host may set:
 //#file accumulate
+// Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
@@ -213,8 +213,8 @@ fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
 // grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
 // backward), behind the interface of accumulate.wgsl.
 //
-// Flags the host may set:
 //#file accumulator
+// Flags the host may set:
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 

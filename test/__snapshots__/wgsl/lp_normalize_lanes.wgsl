@@ -157,8 +157,8 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 // Welford and SumSq also have what the rescan uses: acc_scalar(a, x) (one element),
 // acc_suspect(r), nonfinite_result, bad_term and unscale.
 //
-// Sections (chosen by entry points) and the flags the host may set:
 //#file accumulate
+// Sections (chosen by entry points) and the flags the host may set:
 //#section WELFORD SUMSQ BWD
 //#flag RESIDUAL     x = X + R (the fused residual add)
 //#flag HALF_SUM     float16 x + residual rounded to half, as the stored sum is
@@ -168,8 +168,8 @@ fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000
 // grad-sums.wgsl: the backward's sums accumulator (section BWD: the gradient sums of every norm's
 // backward), behind the interface of accumulate.wgsl.
 //
-// Flags the host may set:
 //#file accumulator
+// Flags the host may set:
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
 
