@@ -1,7 +1,7 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
 import { BLOCK, ROW_BLOCK, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
-import { roundHalfRun } from './elementwise';
+import { CHUNK, roundHalfRun } from './elementwise';
 
 /** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
 // @ts-ignore: decorator
@@ -82,9 +82,10 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
 }
 
 /**
- * Fused row forward (layer, RMS, group and instance norm in NCHW): statistics of each row of K
- * elements, then its normalized values while the row is in cache.
- * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS), 4 eps, 5 w, 6 b (per element when 7 is 0),
+ * Fused row forward (layer, RMS, group and instance norm in NCHW; l2Normalize along rows):
+ * statistics of each row of K elements, then its normalized values while the row is in cache.
+ * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS, 2 L2: y = x·(1/max(‖x‖, eps)) and the rstd
+ * output holds ‖x‖; the host takes this mode only for K > 0 and eps ≥ 2^-64), 4 eps, 5 w, 6 b (per element when 7 is 0),
  * 7 S (> 0: w/b per channel run of S elements), 8 G, 9 Cg (row r = (n, g): its runs are channels
  * g·Cg + j), 10 silu, 11 mean out (0: none), 12 rstd out, 13 half (1: y rounded to binary16
  * values, row by row while in cache, as round_half would after the kernel).
@@ -96,12 +97,17 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
   for (let r = begin; r < end; r++) {
     const xr = x + <usize>r * <usize>K * 4;
     const yr = y + <usize>r * <usize>K * 4;
-    let mean: f64 = 0, rstd: f64;
+    let mean: f64 = 0, rstd: f64, stat: f64 = 0;
     if (K == 0) {
       rstd = NaN;
     } else {
-      rowStats(xr, K, mode);
-      if (mode == 1) {
+      rowStats(xr, K, mode == 2 ? 1 : mode);
+      if (mode == 2) {
+        // f64.max: a NaN norm gives a NaN factor, as the reference.
+        const norm = Math.sqrt(rSum);
+        stat = norm;
+        rstd = 1 / Math.max(norm, eps);
+      } else if (mode == 1) {
         rstd = 1 / Math.sqrt(rSum / <f64>K + eps);
       } else {
         mean = rSum / <f64>K;
@@ -109,7 +115,7 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
       }
     }
     if (meanOut) st(meanOut, r, <f32>mean);
-    st(rstdOut, r, <f32>rstd);
+    st(rstdOut, r, <f32>(mode == 2 ? stat : rstd));
     const s = <f32>mean;
     const m = <f32>(mean - <f64>s);
     if (S == 0) {
@@ -355,5 +361,28 @@ export function apply_rows(p: usize, begin: i32, end: i32): void {
   for (let r = begin; r < end; r++) {
     const off = <usize>r * <usize>K * 4;
     applyRun(x + off, y + off, K, ld(tab, r), ld(tab, R + r), ld(tab, 2 * R + r), w, b, 1);
+  }
+}
+
+/**
+ * l2Normalize's per-lane factors, from the lanes' sums of squares (float64, lane l's at slot
+ * l·stride + offset: cols_stats' triples or rows_stats' pairs): ‖x‖ = √Σx² into the norms, and
+ * y's factor 1/max(‖x‖, eps) into rows 2 and 3 of apply_planes / apply_cols' table (s, m, r, w, b
+ * of L each; the caller zeroes the rest), as r, or past 2^64 (a norm below 2^-64) as the two
+ * finite factors 2^64 and 2^-64/max(‖x‖, eps) (every |x| of the lane is at most its norm, so
+ * x·2^64 stays finite). A NaN norm gives NaN factors (f64.max), as the reference.
+ * p: 0 sums, 1 stride, 2 offset, 3 L, 4 eps, 5 norms out (float32), 6 table. Task: CHUNK lanes.
+ */
+export function lp_factors(p: usize, begin: i32, end: i32): void {
+  const sums = pp(p, 0), stride = pi(p, 1), offset = pi(p, 2), L = pi(p, 3), eps = pf(p, 4);
+  const norms = pp(p, 5), tab = pp(p, 6);
+  const l1 = min(L, end * CHUNK);
+  for (let l = begin * CHUNK; l < l1; l++) {
+    const n = Math.sqrt(load<f64>(sums + ((<usize>(l * stride + offset)) << 3)));
+    st(norms, l, <f32>n);
+    const inv = 1 / Math.max(n, eps);
+    const split = inv > 18446744073709551616.0;
+    st(tab, 2 * L + l, split ? <f32>18446744073709551616.0 : <f32>inv);
+    st(tab, 3 * L + l, split ? <f32>(inv * 5.421010862427522e-20) : <f32>1);
   }
 }

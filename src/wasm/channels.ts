@@ -18,7 +18,7 @@ import * as O from '../ops.ts';
 import type { BatchNormArgs, BatchNormBwdArgs, BatchNormOut } from '../args/batch-norm.ts';
 import type { GroupNormArgs, GroupNormBwdArgs, GroupNormOut, InstanceNormArgs, InstanceNormBwdArgs } from '../args/group-norm.ts';
 import { instanceAsGroupNorm, instanceAsGroupNormBackward } from '../args/group-norm.ts';
-import { gradCoefs, type WasmContext } from './context.ts';
+import { gradCoefs, tabulate, type WasmContext } from './context.ts';
 import { hasMod, modulatedBackward, modulateInPlace } from './modulate.ts';
 import type { ChannelGeom } from '../validate.ts';
 
@@ -44,7 +44,7 @@ function colStats(b: WasmContext, x: Tensor, O: number, M: number, C: number, mo
   const out = b.temp(O * C * 24);
   b.run('cols_stats', [x._ptr, O, M, C, mode, out], O * Math.ceil(C / 16), O * M * C);
   const v = b.m.f64(out, 3 * O * C);
-  const pick = (k: number) => Float64Array.from({ length: O * C }, (_, i) => v[3 * i + k]!);
+  const pick = (k: number) => tabulate(Float64Array, O * C, (i) => v[3 * i + k]!);
   return { cnt: pick(0), sum: pick(1), m2: pick(2) };
 }
 
@@ -53,7 +53,7 @@ export function rowStats(b: WasmContext, x: Tensor, P: number, S: number, mode: 
   const out = b.temp(P * 16);
   b.run('rows_stats', [x._ptr, S, mode, out], P, P * S);
   const v = b.m.f64(out, 2 * P);
-  return { cnt: new Float64Array(P).fill(S), sum: Float64Array.from({ length: P }, (_, i) => v[2 * i]!), m2: Float64Array.from({ length: P }, (_, i) => v[2 * i + 1]!) };
+  return { cnt: new Float64Array(P).fill(S), sum: tabulate(Float64Array, P, (i) => v[2 * i]!), m2: tabulate(Float64Array, P, (i) => v[2 * i + 1]!) };
 }
 
 /** Coefficient table s, m, r, w, b (each of P) for apply_planes / apply_cols. */
@@ -122,7 +122,7 @@ function applyDx(b: WasmContext, dy: Tensor, x: Tensor, dx: Tensor, cl: boolean,
     b.run('cols_dx', [dy._ptr, x._ptr, dx._ptr, M, C, O, coef, b.f32Temp(w)], O * M, 2 * x.size);
   } else {
     const P = O * C;
-    const wp = b.f32Temp(Float32Array.from({ length: P }, (_, p) => w[p % C]!));
+    const wp = b.f32Temp(tabulate(Float32Array, P, (p) => w[p % C]!));
     b.run('rows_dx', [dy._ptr, x._ptr, dx._ptr, S, P, 1, coef, wp, 1, 0, 0], P, 2 * x.size);
   }
   b.roundHalf(dx);
@@ -136,7 +136,7 @@ function gradSums(b: WasmContext, dy: Tensor, x: Tensor, cl: boolean, O: number,
   if (cl) b.run('cols_gsums', [dy._ptr, x._ptr, O, M, C, mup, out], O * Math.ceil(C / 16), 2 * x.size);
   else b.run('rows_gsums', [dy._ptr, x._ptr, S, mup, b.fill(P, 1), 1, out], P, 2 * x.size);
   const v = b.m.f64(out, 3 * P);
-  const pick = (k: number) => Float64Array.from({ length: P }, (_, i) => v[3 * i + k]!);
+  const pick = (k: number) => tabulate(Float64Array, P, (i) => v[3 * i + k]!);
   return { sdy: pick(0), sdyd: pick(1), sd: pick(2) };
 }
 
@@ -197,7 +197,7 @@ function groupBackward(b: WasmContext, a: GroupNormBwdArgs, f32 = false): O.BwdO
     return { dx, dweight: a.weight ? perChannel(b, dw, a.weight) : null, dbias: a.bias ? perChannel(b, db, a.bias) : null };
   }
   const grp = (p: number) => Math.floor(p / C) * G + Math.floor((p % C) / Cg);
-  const gs = gradSums(b, a.dy, a.x, cl, N, S, C, S, Float32Array.from({ length: P }, (_, p) => mv[grp(p)]!));
+  const gs = gradSums(b, a.dy, a.x, cl, N, S, C, S, tabulate(Float32Array, P, (p) => mv[grp(p)]!));
   const cf = new Float32Array(6 * P);
   const dw = new Float64Array(C), db = new Float64Array(C);
   for (let n = 0; n < N; n++) {
@@ -299,7 +299,7 @@ export function batchNormBackward(b: WasmContext, a: BatchNormBwdArgs): O.BwdOut
   const w = vals(b, a.weight, C, 1);
   const O = cl ? 1 : N, M = cl ? N * S : S;
   const P = O * C;
-  const gs = gradSums(b, a.dy, a.x, cl, O, M, C, S, Float32Array.from({ length: P }, (_, p) => mu[p % C]!));
+  const gs = gradSums(b, a.dy, a.x, cl, O, M, C, S, tabulate(Float32Array, P, (p) => mu[p % C]!));
   const coefC = new Float64Array(6 * C);
   const dw = new Float64Array(C), db = new Float64Array(C);
   for (let c = 0; c < C; c++) {

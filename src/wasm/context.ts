@@ -10,6 +10,17 @@
 import { Tensor, type DType } from '../tensor.ts';
 import { WasmModule, CHUNK, type Kernel, type WasmModuleOptions } from './module.ts';
 
+/**
+ * A float32 or float64 array of n values f(i), filled by a plain loop: the per-lane tables of the
+ * host side (statistics, coefficients) are tens of thousands long for Lp norms along a middle dim,
+ * where `TypedArray.from({ length }, f)` (the iterable path) costs ~100 ns per element here.
+ */
+export function tabulate<A extends Float32Array | Float64Array>(kind: { new (n: number): A }, n: number, f: (i: number) => number): A {
+  const out = new kind(n);
+  for (let i = 0; i < n; i++) out[i] = f(i);
+  return out;
+}
+
 export class WasmContext {
   readonly m: WasmModule;
   /** Fill every new output with NaN before the kernels write it (tests: an unwritten element shows). */

@@ -1,24 +1,30 @@
 /**
  * l2Normalize (PyTorch `F.normalize`) on the wasm backend. Lanes along `dim`: the Grouping
  * [outer, runs, groups, 1] (src/grouping.ts): x as [outer, runs, groups], a lane per (o, i).
- * p = 2: the sums of squares of rows (groups = 1: rows_stats) or of columns (cols_stats), then y = x·(1/max(‖x‖, eps)) with the normalize kernels; the backward is
+ * p = 2 along rows (groups = 1): one rows_fwd (mode 2: each row's sum of squares, then
+ * y = x·(1/max(‖x‖, eps)) while the row is in cache), where that factor fits float32 (eps ≥ 2^-64);
+ * else the sums of squares of rows (rows_stats) or of columns (cols_stats), each lane's factor from
+ * them (lp_factors), then y with the normalize kernels. The backward is
  * the norms' dx form with x̂ = x/‖x‖, γ = −Σ dy·x̂ (and dy/eps where the clamp took eps). Other p:
  * the float64 loops of the reference on the module's memory (correct, not fast).
  */
 import type { LpGeom, LpNormalizeArgs, LpNormalizeBwdArgs, LpNormalizeOut } from '../args/l2-normalize.ts';
 import type { WasmContext } from './context.ts';
-import { rowStats } from './channels.ts';
+import { CHUNK } from './module.ts';
 import { l2Normalize64, l2NormalizeBackward64 } from '../cpu/l2-normalize.ts';
 
 const lanes = (a: LpGeom): number => a.outer * a.groups;
 
-/** Σx² per lane (float64). */
-function sumsq(b: WasmContext, a: LpNormalizeArgs): Float64Array {
-  if (a.groups === 1) return rowStats(b, a.x, a.outer, a.runs, 1).sum;
-  const out = b.temp(lanes(a) * 24);
-  b.run('cols_stats', [a.x._ptr, a.outer, a.runs, a.groups, 1, out], a.outer * Math.ceil(a.groups / 16), a.x.size);
-  const v = b.m.f64(out, 3 * lanes(a));
-  return Float64Array.from({ length: lanes(a) }, (_, l) => v[3 * l + 1]!);
+/** Σx² per lane (float64) in module memory: lane l's at slot l·stride + offset. */
+function sumsq(b: WasmContext, a: LpNormalizeArgs): { sums: number; stride: number; offset: number } {
+  if (a.groups === 1) {
+    const sums = b.temp(a.outer * 16);
+    b.run('rows_stats', [a.x._ptr, a.runs, 1, sums], a.outer, a.x.size);
+    return { sums, stride: 2, offset: 0 };
+  }
+  const sums = b.temp(lanes(a) * 24);
+  b.run('cols_stats', [a.x._ptr, a.outer, a.runs, a.groups, 1, sums], a.outer * Math.ceil(a.groups / 16), a.x.size);
+  return { sums, stride: 3, offset: 1 };
 }
 
 export function l2Normalize(b: WasmContext, a: LpNormalizeArgs): LpNormalizeOut {
@@ -31,19 +37,15 @@ export function l2Normalize(b: WasmContext, a: LpNormalizeArgs): LpNormalizeOut 
     b.roundHalf(y);
     return { y, norms };
   }
-  const n = sumsq(b, a).map(Math.sqrt);
-  b.values(norms).set(n);
-  const L = lanes(a);
-  const tab = new Float32Array(5 * L);
-  for (let l = 0; l < L; l++) {
-    const inv = Number.isNaN(n[l]!) ? NaN : 1 / Math.max(n[l]!, a.eps);
-    // 1/‖x‖ past float32 (a norm below 2^-64): as 2^64 · (2^-64/‖x‖), two finite factors (every
-    // |x| in the lane is at most ‖x‖, so x·2^64 stays finite).
-    const split = inv > 2 ** 64;
-    tab[2 * L + l] = split ? 2 ** 64 : inv;
-    tab[3 * L + l] = split ? inv * 2 ** -64 : 1;
+  if (a.groups === 1 && a.runs > 0 && a.eps >= 2 ** -64) {
+    const half = y.dtype === 'float16' ? 1 : 0;
+    b.run('rows_fwd', [a.x._ptr, y._ptr, a.runs, 2, a.eps, b.fill(a.runs, 1), b.fill(a.runs, 0), 0, 1, 1, 0, 0, norms._ptr, half], a.outer, a.x.size);
+    return { y, norms };
   }
-  const tp = b.f32Temp(tab);
+  const L = lanes(a);
+  const { sums, stride, offset } = sumsq(b, a);
+  const tp = b.fill(5 * L, 0);
+  b.run('lp_factors', [sums, stride, offset, L, a.eps, norms._ptr, tp], Math.ceil(L / CHUNK), L);
   if (a.groups === 1) b.run('apply_planes', [a.x._ptr, y._ptr, a.runs, tp, L, 0], L, a.x.size);
   else b.run('apply_cols', [a.x._ptr, y._ptr, a.runs, a.groups, tp, a.outer, 0], a.outer * a.runs, a.x.size);
   b.roundHalf(y);

@@ -12,7 +12,7 @@ import { ThreadPool, threadsAvailable } from './threads.ts';
 export const KERNELS = [
   'rows_fwd', 'rows_stats', 'cols_stats', 'apply_planes', 'apply_cols',
   'rows_gsums', 'cols_gsums', 'rows_dx', 'cols_dx', 'sum_partials', 'add', 'round_half', 'copy',
-  'apply_rows', 'gated_add', 'modulate', 'mod_grads', 'residual_grads', 'rows_bwd', 'groups_bwd',
+  'apply_rows', 'gated_add', 'modulate', 'mod_grads', 'residual_grads', 'rows_bwd', 'groups_bwd', 'lp_factors',
 ] as const;
 export type Kernel = (typeof KERNELS)[number];
 type KernelFn = (p: number, begin: number, end: number) => void;
