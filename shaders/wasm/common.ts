@@ -16,6 +16,8 @@
 export const BLOCK: i32 = 2048;
 export const ROW_BLOCK: i32 = 256;
 export const TINY: f64 = 7.888609052210118e-31; // 2^-100
+/** Rows shorter than this are summed in float64 by scalar loops (rowStats). */
+export const SHORT_ROW: i32 = 16;
 
 /** Parameter slot i of the block at p, as a float64, an int or a pointer. */
 // @ts-ignore: decorator
@@ -260,6 +262,20 @@ export function blockSumsq(x: usize, n: i32): void {
  * (blocks merged by Chan's formula); mode 1: rSum = Σx² (rM2 = 0).
  */
 export function rowStats(x: usize, n: i32, mode: i32): void {
+  // Short rows (a norm over 3 coordinates, a head of 16): float64 two-pass moments straight away,
+  // without the vector set-up and lane sums whose cost is per row (and exact where those may redo).
+  if (n < SHORT_ROW) {
+    if (mode == 1) {
+      let t: f64 = 0;
+      for (let i = 0; i < n; i++) {
+        const v = <f64>ld(x, i);
+        t += v * v;
+      }
+      rSum = t;
+      rM2 = 0;
+    } else moments64(x, n, 1);
+    return;
+  }
   let cn: f64 = 0, cs: f64 = 0, cq: f64 = 0;
   for (let b = 0; b < n; b += BLOCK) {
     const m = min(BLOCK, n - b);

@@ -1,6 +1,6 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
 
 /** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
@@ -59,7 +59,7 @@ import { CHUNK, roundHalfRun } from './elementwise';
  */
 function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, b: usize, wStep: i32): void {
   let i = 0;
-  if (ASC_FEATURE_SIMD) {
+  if (ASC_FEATURE_SIMD && n >= 4) {
     const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
     // Subtracting +0 changes no bit (−0 − +0 is −0; a −0 is still subtracted): RMS norm has s and
     // m +0, batch-norm eval (a float32 running mean) m +0.
@@ -82,6 +82,51 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
 }
 
 /**
+ * rows_fwd on rows shorter than SHORT_ROW with one weight per position (S = 0): the same
+ * statistics as rowStats gives such rows (float64 two-pass) and the same float32 normalize as
+ * applyRun's scalar loop, written inline: here the calls of the general path cost more than the
+ * arithmetic (a row of 3 elements: ~70-100 ns through the calls, ~20-35 ns inline, measured here).
+ */
+function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize, b: usize, meanOut: usize, rstdOut: usize, silu: i32, half: i32, begin: i32, end: i32): void {
+  for (let r = begin; r < end; r++) {
+    const xr = x + <usize>r * <usize>K * 4;
+    const yr = y + <usize>r * <usize>K * 4;
+    let mean: f64 = 0, rstd: f64, stat: f64;
+    if (mode == 0) {
+      let sum: f64 = 0;
+      for (let i = 0; i < K; i++) sum += <f64>ld(xr, i);
+      mean = sum / <f64>K;
+      let q: f64 = 0;
+      for (let i = 0; i < K; i++) {
+        const d = <f64>ld(xr, i) - mean;
+        q += d * d;
+      }
+      rstd = 1 / Math.sqrt(q / <f64>K + eps);
+      stat = rstd;
+    } else {
+      let q: f64 = 0;
+      for (let i = 0; i < K; i++) {
+        const v = <f64>ld(xr, i);
+        q += v * v;
+      }
+      if (mode == 2) {
+        stat = Math.sqrt(q);
+        rstd = 1 / Math.max(stat, eps);
+      } else {
+        rstd = 1 / Math.sqrt(q / <f64>K + eps);
+        stat = rstd;
+      }
+    }
+    if (meanOut) st(meanOut, r, <f32>mean);
+    st(rstdOut, r, <f32>stat);
+    const sm = <f32>mean, mm = <f32>(mean - <f64>sm), rr = <f32>rstd;
+    for (let i = 0; i < K; i++) st(yr, i, (((ld(xr, i) - sm) - mm) * rr) * ld(w, i) + ld(b, i));
+    if (silu) siluRun(yr, K);
+    if (half) roundHalfRun(yr, K);
+  }
+}
+
+/**
  * Fused row forward (layer, RMS, group and instance norm in NCHW; l2Normalize along rows):
  * statistics of each row of K elements, then its normalized values while the row is in cache.
  * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS, 2 L2: y = x·(1/max(‖x‖, eps)) and the rstd
@@ -94,6 +139,10 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
   const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), mode = pi(p, 3), eps = pf(p, 4);
   const w = pp(p, 5), b = pp(p, 6), S = pi(p, 7), G = pi(p, 8), Cg = pi(p, 9), silu = pi(p, 10);
   const meanOut = pp(p, 11), rstdOut = pp(p, 12), half = pi(p, 13);
+  if (K > 0 && K < SHORT_ROW && S == 0) {
+    shortRowsFwd(x, y, K, mode, eps, w, b, meanOut, rstdOut, silu, half, begin, end);
+    return;
+  }
   for (let r = begin; r < end; r++) {
     const xr = x + <usize>r * <usize>K * 4;
     const yr = y + <usize>r * <usize>K * 4;
