@@ -2,7 +2,7 @@
 // and weight norm), the gradient sums are Σg, Σg·d and Σd (rows_gsums, cols_gsums); the host turns
 // them into per-group coefficients and dx = outer·((g + β) + γ·x̂), x̂ = (d − k)·r, is applied by
 // rows_dx / cols_dx (k: the saved mean's rounding, recovered from x; NUMERICS.md).
-import { BLOCK, ROW_BLOCK, pi, pp, at, ld, st, hsum, rA, rB, rC } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pi, pp, at, ld, st, hsum, rA, rB, rC } from './common';
 
 /** Σg, Σg·d, Σd over n contiguous elements, w per element (wStep 1) or one value (0); float64 again past float32. */
 function gradSums(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): void {
@@ -318,11 +318,23 @@ export function rows_bwd(p: usize, begin: i32, end: i32): void {
       const off = <usize>r * <usize>K * 4;
       const mu: f32 = centered ? ld(meanp, r) : 0;
       let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
-      for (let k = 0; k < K; k += BLOCK) {
-        gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, K - k), mu, at(w, k), 1);
-        sa += rA;
-        sb += rB;
-        sc += rC;
+      if (K < SHORT_ROW) {
+        // Short rows: the sums in float64 inline (gradSums' exact form; its calls cost more than
+        // the arithmetic here), and dx below the same way.
+        for (let i = 0; i < K; i++) {
+          const g = <f64>ld(dy + off, i) * <f64>ld(w, i);
+          const d = <f64>ld(x + off, i) - <f64>mu;
+          sa += g;
+          sb += g * d;
+          sc += d;
+        }
+      } else {
+        for (let k = 0; k < K; k += BLOCK) {
+          gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, K - k), mu, at(w, k), 1);
+          sa += rA;
+          sb += rB;
+          sc += rC;
+        }
       }
       const rs = ld(rstdp, r);
       let kf: f64 = 0;
@@ -333,7 +345,17 @@ export function rows_bwd(p: usize, begin: i32, end: i32): void {
       const sgx = <f64>rs * (sb - kf * sa);
       const beta: f64 = centered ? -sa / fk : 0;
       const gamma = -sgx / fk;
-      dxRun(dy + off, x + off, dx + off, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
+      if (K < SHORT_ROW) {
+        // dxRun's scalar loop, inline.
+        const k32 = <f32>kf, b32 = <f32>beta, g32 = <f32>gamma;
+        for (let i = 0; i < K; i++) {
+          const d = ld(dy + off, i);
+          const xh = ((ld(x + off, i) - mu) - k32) * rs;
+          st(dx + off, i, rs * ((d * ld(w, i) + b32) + g32 * xh));
+          if (pw) st(pw, i, ld(pw, i) + d * xh);
+          if (pb) st(pb, i, ld(pb, i) + d);
+        }
+      } else dxRun(dy + off, x + off, dx + off, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
     }
   }
 }
