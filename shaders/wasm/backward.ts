@@ -4,6 +4,22 @@
 // rows_dx / cols_dx (k: the saved mean's rounding, recovered from x; NUMERICS.md).
 import { BLOCK, ROW_BLOCK, SHORT_ROW, pi, pp, at, ld, st, hsum, rA, rB, rC } from './common';
 
+/** gradSums in float64 (exact for any float32 inputs) into rA, rB, rC: written inline where it is called. */
+// @ts-ignore: decorator
+@inline function gradSums64(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): void {
+  let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
+  for (let j = 0; j < n; j++) {
+    const g = <f64>ld(dy, j) * <f64>ld(w, j * wStep);
+    const d = <f64>ld(x, j) - <f64>mu;
+    sa += g;
+    sb += g * d;
+    sc += d;
+  }
+  rA = sa;
+  rB = sb;
+  rC = sc;
+}
+
 /** Σg, Σg·d, Σd over n contiguous elements, w per element (wStep 1) or one value (0); float64 again past float32. */
 function gradSums(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): void {
   let i = 0;
@@ -56,16 +72,8 @@ function gradSums(dy: usize, x: usize, n: i32, mu: f32, w: usize, wStep: i32): v
     sc += <f64>d;
   }
   if (!(Math.abs(sa) < Infinity && Math.abs(sb) < Infinity && Math.abs(sc) < Infinity)) {
-    sa = 0;
-    sb = 0;
-    sc = 0;
-    for (let j = 0; j < n; j++) {
-      const g = <f64>ld(dy, j) * <f64>ld(w, j * wStep);
-      const d = <f64>ld(x, j) - <f64>mu;
-      sa += g;
-      sb += g * d;
-      sc += d;
-    }
+    gradSums64(dy, x, n, mu, w, wStep);
+    return;
   }
   rA = sa;
   rB = sb;
@@ -217,6 +225,18 @@ function colGrad1Redo(dy: usize, x: usize, q: usize, stride: usize, n: i32, m: f
   return i;
 }
 
+/** dxRun's scalar loop over elements [i, n): written inline where it is called. */
+// @ts-ignore: decorator
+@inline function dxScalar(dy: usize, x: usize, dx: usize, i: i32, n: i32, mu: f32, k: f32, r: f32, outer: f32, beta: f32, gamma: f32, w: usize, wStep: i32, dwp: usize, dbp: usize): void {
+  for (; i < n; i++) {
+    const d = ld(dy, i);
+    const xh = ((ld(x, i) - mu) - k) * r;
+    st(dx, i, outer * ((d * ld(w, i * wStep) + beta) + gamma * xh));
+    if (dwp) st(dwp, i, ld(dwp, i) + d * xh);
+    if (dbp) st(dbp, i, ld(dbp, i) + d);
+  }
+}
+
 /** dx over n elements: outer·((g + β) + γ·x̂), g = dy·w, x̂ = ((x − μ) − k)·r. */
 function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, outer: f32, beta: f32, gamma: f32, w: usize, wStep: i32, dwp: usize, dbp: usize): void {
   let i = 0;
@@ -262,13 +282,7 @@ function dxRun(dy: usize, x: usize, dx: usize, n: i32, mu: f32, k: f32, r: f32, 
       if (dbp) v128.store(at(dbp, i), f32x4.add(v128.load(at(dbp, i)), d));
     }
   }
-  for (; i < n; i++) {
-    const d = ld(dy, i);
-    const xh = ((ld(x, i) - mu) - k) * r;
-    st(dx, i, outer * ((d * ld(w, i * wStep) + beta) + gamma * xh));
-    if (dwp) st(dwp, i, ld(dwp, i) + d * xh);
-    if (dbp) st(dbp, i, ld(dbp, i) + d);
-  }
+  dxScalar(dy, x, dx, i, n, mu, k, r, outer, beta, gamma, w, wStep, dwp, dbp);
 }
 
 /**
@@ -319,15 +333,12 @@ export function rows_bwd(p: usize, begin: i32, end: i32): void {
       const mu: f32 = centered ? ld(meanp, r) : 0;
       let sa: f64 = 0, sb: f64 = 0, sc: f64 = 0;
       if (K < SHORT_ROW) {
-        // Short rows: the sums in float64 inline (gradSums' exact form; its calls cost more than
-        // the arithmetic here), and dx below the same way.
-        for (let i = 0; i < K; i++) {
-          const g = <f64>ld(dy + off, i) * <f64>ld(w, i);
-          const d = <f64>ld(x + off, i) - <f64>mu;
-          sa += g;
-          sb += g * d;
-          sc += d;
-        }
+        // Short rows: the sums in float64 and dx below written inline (gradSums64, dxScalar),
+        // where the calls cost more than the arithmetic.
+        gradSums64(dy + off, x + off, K, mu, w, 1);
+        sa = rA;
+        sb = rB;
+        sc = rC;
       } else {
         for (let k = 0; k < K; k += BLOCK) {
           gradSums(at(dy + off, k), at(x + off, k), min(BLOCK, K - k), mu, at(w, k), 1);
@@ -345,17 +356,8 @@ export function rows_bwd(p: usize, begin: i32, end: i32): void {
       const sgx = <f64>rs * (sb - kf * sa);
       const beta: f64 = centered ? -sa / fk : 0;
       const gamma = -sgx / fk;
-      if (K < SHORT_ROW) {
-        // dxRun's scalar loop, inline.
-        const k32 = <f32>kf, b32 = <f32>beta, g32 = <f32>gamma;
-        for (let i = 0; i < K; i++) {
-          const d = ld(dy + off, i);
-          const xh = ((ld(x + off, i) - mu) - k32) * rs;
-          st(dx + off, i, rs * ((d * ld(w, i) + b32) + g32 * xh));
-          if (pw) st(pw, i, ld(pw, i) + d * xh);
-          if (pb) st(pb, i, ld(pb, i) + d);
-        }
-      } else dxRun(dy + off, x + off, dx + off, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
+      if (K < SHORT_ROW) dxScalar(dy + off, x + off, dx + off, 0, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
+      else dxRun(dy + off, x + off, dx + off, K, mu, <f32>kf, rs, rs, <f32>beta, <f32>gamma, w, 1, pw, pb);
     }
   }
 }

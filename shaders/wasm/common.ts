@@ -16,7 +16,7 @@
 export const BLOCK: i32 = 2048;
 export const ROW_BLOCK: i32 = 256;
 export const TINY: f64 = 7.888609052210118e-31; // 2^-100
-/** Rows shorter than this are summed in float64 by scalar loops (rowStats). */
+/** Rows shorter than this are summed in float64 by scalar loops (rowStats, rows_fwd, rows_bwd). */
 export const SHORT_ROW: i32 = 16;
 
 /** Parameter slot i of the block at p, as a float64, an int or a pointer. */
@@ -88,6 +88,17 @@ export function sumRun(x: usize, n: i32): f64 {
     t = (<f64>a0 + <f64>a1) + (<f64>a2 + <f64>a3);
   }
   for (; i < n; i++) t += <f64>ld(x, i);
+  return t;
+}
+
+/** Σx² of n contiguous float32, in float64 (exact for any float32: no overflow, no flushed squares). */
+// @ts-ignore: decorator
+@inline export function sumsq64(x: usize, n: i32): f64 {
+  let t: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = <f64>ld(x, i);
+    t += v * v;
+  }
   return t;
 }
 
@@ -247,13 +258,7 @@ export function blockSumsq(x: usize, n: i32): void {
     const v = <f64>ld(x, i);
     t += v * v;
   }
-  if (redo(t)) {
-    t = 0;
-    for (let j = 0; j < n; j++) {
-      const v = <f64>ld(x, j);
-      t += v * v;
-    }
-  }
+  if (redo(t)) t = sumsq64(x, n);
   rSum = t;
 }
 
@@ -262,16 +267,11 @@ export function blockSumsq(x: usize, n: i32): void {
  * (blocks merged by Chan's formula); mode 1: rSum = Σx² (rM2 = 0).
  */
 export function rowStats(x: usize, n: i32, mode: i32): void {
-  // Short rows (a norm over 3 coordinates, a head of 16): float64 two-pass moments straight away,
+  // Short rows (a norm over 3 coordinates, a head of 8): float64 two-pass moments straight away,
   // without the vector set-up and lane sums whose cost is per row (and exact where those may redo).
   if (n < SHORT_ROW) {
     if (mode == 1) {
-      let t: f64 = 0;
-      for (let i = 0; i < n; i++) {
-        const v = <f64>ld(x, i);
-        t += v * v;
-      }
-      rSum = t;
+      rSum = sumsq64(x, n);
       rM2 = 0;
     } else moments64(x, n, 1);
     return;

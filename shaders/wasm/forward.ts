@@ -1,6 +1,6 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, chanInto, siluRun } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, sumsq64, chanInto, siluRun } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
 
 /** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
@@ -53,6 +53,15 @@ import { CHUNK, roundHalfRun } from './elementwise';
   return i;
 }
 
+/** applyRun's scalar loop over elements [i, n): written inline where it is called. */
+// @ts-ignore: decorator
+@inline function applyScalar(x: usize, y: usize, i: i32, n: i32, s: f32, m: f32, r: f32, w: usize, b: usize, wStep: i32): void {
+  for (; i < n; i++) {
+    const t = ((ld(x, i) - s) - m) * r;
+    st(y, i, t * ld(w, i * wStep) + ld(b, i * wStep));
+  }
+}
+
 /**
  * y = ((x − s) − m)·r · w + b over n elements, (s, m) the mean as a float32 pair, r = rstd;
  * w and b per element (wStep 1) or one value (wStep 0).
@@ -75,16 +84,13 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
       else i = applyVec(x, y, n, vs, vm, vr, w, b, 2);
     }
   }
-  for (; i < n; i++) {
-    const t = ((ld(x, i) - s) - m) * r;
-    st(y, i, t * ld(w, i * wStep) + ld(b, i * wStep));
-  }
+  applyScalar(x, y, i, n, s, m, r, w, b, wStep);
 }
 
 /**
  * rows_fwd on rows shorter than SHORT_ROW with one weight per position (S = 0): the same
- * statistics as rowStats gives such rows (float64 two-pass) and the same float32 normalize as
- * applyRun's scalar loop, written inline: here the calls of the general path cost more than the
+ * statistics as rowStats gives such rows (float64 two-pass) and applyRun's scalar loop
+ * (applyScalar), written inline: here the calls of the general path cost more than the
  * arithmetic (a row of 3 elements: ~70-100 ns through the calls, ~20-35 ns inline, measured here).
  */
 function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize, b: usize, meanOut: usize, rstdOut: usize, silu: i32, half: i32, begin: i32, end: i32): void {
@@ -93,6 +99,7 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
     const yr = y + <usize>r * <usize>K * 4;
     let mean: f64 = 0, rstd: f64, stat: f64;
     if (mode == 0) {
+      // moments64's two passes, here on locals (through its result globals this loop ran slower).
       let sum: f64 = 0;
       for (let i = 0; i < K; i++) sum += <f64>ld(xr, i);
       mean = sum / <f64>K;
@@ -104,11 +111,7 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
       rstd = 1 / Math.sqrt(q / <f64>K + eps);
       stat = rstd;
     } else {
-      let q: f64 = 0;
-      for (let i = 0; i < K; i++) {
-        const v = <f64>ld(xr, i);
-        q += v * v;
-      }
+      const q = sumsq64(xr, K);
       if (mode == 2) {
         stat = Math.sqrt(q);
         rstd = 1 / Math.max(stat, eps);
@@ -120,7 +123,7 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
     if (meanOut) st(meanOut, r, <f32>mean);
     st(rstdOut, r, <f32>stat);
     const sm = <f32>mean, mm = <f32>(mean - <f64>sm), rr = <f32>rstd;
-    for (let i = 0; i < K; i++) st(yr, i, (((ld(xr, i) - sm) - mm) * rr) * ld(w, i) + ld(b, i));
+    applyScalar(xr, yr, 0, K, sm, mm, rr, w, b, 1);
     if (silu) siluRun(yr, K);
     if (half) roundHalfRun(yr, K);
   }
