@@ -123,7 +123,6 @@ export function modulateForward<R extends object>(g: Planner, op: string, plan: 
   return r;
 }
 
-
 /**
  * A backward plan of layerNorm / rmsNorm / groupNorm with the modulation's gradients: `run`
  * plans the norm's own backward for the given dy (the SiLU-free gradient, with group norm's

@@ -298,33 +298,30 @@ function parts(): Record<Part, string> {
 }
 const PART = parts();
 
+/**
+ * The parts each family compiles in front of its own files: reduce, apply and rows read x and dy
+ * through the modulation's accessors and use the accumulators (the partials, the row-fused and the
+ * per-row kernels); finalize uses common's helpers only; copy stands alone.
+ */
+const FRONT: Record<Family, readonly Part[]> = {
+  reduce: ['common', 'modulate', 'accumulate', 'accumulator'],
+  finalize: ['common'],
+  apply: ['common', 'modulate', 'accumulate', 'accumulator'],
+  copy: [],
+  rows: ['common', 'modulate', 'accumulate', 'accumulator'],
+};
+const FAMILIES = Object.keys(FRONT) as Family[];
+const perFamily = (f: (family: Family) => string) => Object.fromEntries(FAMILIES.map((family) => [family, f(family)])) as Record<Family, string>;
 /** Each family's own files (its entry points), in order. */
-export const OWN: Record<Family, string> = {
-  reduce: PART.reduce,
-  finalize: PART.finalize,
-  apply: PART.apply,
-  copy: PART.copy,
-  rows: PART.rows,
-};
-/** The accumulators: their interface and walks, then one file per accumulator (each a section). */
-const accumulatorsWGSL = PART.accumulate + PART.accumulator;
-const commonWGSL = PART.common;
-const modulateWGSL = PART.modulate;
-export const FILES: Record<Family, string> = {
-  reduce: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.reduce,
-  finalize: commonWGSL + OWN.finalize,
-  // The row-fused entry points use the accumulators too.
-  apply: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.apply,
-  copy: OWN.copy,
-  // One workgroup per row (GPU adapters); its careful per-row fallback uses the accumulators.
-  rows: commonWGSL + modulateWGSL + accumulatorsWGSL + OWN.rows,
-};
+export const OWN = perFamily((family) => PART[family]);
+/** Each family's whole source: the parts in front, then its own files. */
+export const FILES = perFamily((family) => [...FRONT[family], family].map((p) => PART[p]).join(''));
 
 /** Every entry point: its family (the file that declares it) and the sections it compiles in. */
 const ENTRIES = new Map<string, EntryPoint>();
 /** Per family: the flags its files declare, and every name an `//#if` there may use. */
 const FLAGS = new Map<Family, { flags: Set<string>; known: Set<string> }>();
-for (const family of Object.keys(FILES) as Family[]) {
+for (const family of FAMILIES) {
   const own = declarations(OWN[family]);
   for (const [name, roles] of own.entries) ENTRIES.set(name, { family, roles, memory: own.memory.get(name) ?? '' });
   const d = declarations(FILES[family]);
@@ -336,7 +333,7 @@ for (const family of Object.keys(FILES) as Family[]) {
 /** Every entry point with its family and sections, and each family's flags (the `wgsl` command's index). */
 export function entryList(): string {
   const out: string[] = [];
-  for (const family of Object.keys(FILES) as Family[]) {
+  for (const family of FAMILIES) {
     out.push(`${family}: flags ${[...FLAGS.get(family)!.flags].sort().join(' ')}`);
     for (const [name, e] of ENTRIES) if (e.family === family) out.push(`  ${name} (${e.roles.join(' ')})`);
   }
