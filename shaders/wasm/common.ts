@@ -116,50 +116,157 @@ export function moments64(x: usize, n: i32, stride: i32): void {
   rM2 = q;
 }
 
-/**
- * Moments of one block of n ≤ BLOCK contiguous float32. First one pass shifted by the block's
- * first element x0: Σd, Σd² with d = x − x0. It is kept only when the shift is within two
- * standard deviations of the block mean ((Σd)²/n ≤ 4·M2: at most 2 bits lost to cancellation);
- * otherwise (an outlier first, a constant-ish block, sums past float32) the two-pass below.
- */
-export function blockMoments(x: usize, n: i32): void {
-  if (ASC_FEATURE_SIMD && n >= 64) {
-    const x0 = ld(x, 0);
-    const vs = f32x4.splat(x0);
-    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
-    let d2 = f32x4.splat(0), d3 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
-    let i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const q = at(x, i);
-      const e0 = f32x4.sub(v128.load(q), vs);
-      const e1 = f32x4.sub(v128.load(q, 16), vs);
-      const e2 = f32x4.sub(v128.load(q, 32), vs);
-      const e3 = f32x4.sub(v128.load(q, 48), vs);
-      d0 = f32x4.add(d0, e0);
-      d1 = f32x4.add(d1, e1);
-      d2 = f32x4.add(d2, e2);
-      d3 = f32x4.add(d3, e3);
-      q0 = f32x4.add(q0, f32x4.mul(e0, e0));
-      q1 = f32x4.add(q1, f32x4.mul(e1, e1));
-      q2 = f32x4.add(q2, f32x4.mul(e2, e2));
-      q3 = f32x4.add(q3, f32x4.mul(e3, e3));
-    }
-    let sd = (hsum(d0) + hsum(d1)) + (hsum(d2) + hsum(d3));
-    let sq = (hsum(q0) + hsum(q1)) + (hsum(q2) + hsum(q3));
-    for (; i < n; i++) {
-      const e = ld(x, i) - x0;
-      sd += <f64>e;
-      sq += <f64>e * <f64>e;
-    }
-    const c = (sd * sd) / <f64>n;
-    const m2 = sq - c;
-    if (Math.abs(sd) < Infinity && !redo(sq) && c <= 4 * m2) {
-      rSum = <f64>n * <f64>x0 + sd;
-      rM2 = m2;
-      return;
-    }
+/** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
+// @ts-ignore: decorator
+@inline export function nrm(v: v128, vs: v128, vm: v128, vr: v128, kind: i32): v128 {
+  if (kind == 2) return f32x4.mul(v, vr);
+  if (kind == 1) return f32x4.mul(f32x4.sub(v, vs), vr);
+  return f32x4.mul(f32x4.sub(f32x4.sub(v, vs), vm), vr);
+}
+
+/** y = nrm(x)·w + b on the 16 elements at x, y, w, b. */
+// @ts-ignore: decorator
+@inline export function apply16(x: usize, y: usize, w: usize, b: usize, vs: v128, vm: v128, vr: v128, kind: i32): void {
+  const t0 = nrm(v128.load(x), vs, vm, vr, kind);
+  const t1 = nrm(v128.load(x, 16), vs, vm, vr, kind);
+  const t2 = nrm(v128.load(x, 32), vs, vm, vr, kind);
+  const t3 = nrm(v128.load(x, 48), vs, vm, vr, kind);
+  v128.store(y, f32x4.add(f32x4.mul(t0, v128.load(w)), v128.load(b)));
+  v128.store(y, f32x4.add(f32x4.mul(t1, v128.load(w, 16)), v128.load(b, 16)), 16);
+  v128.store(y, f32x4.add(f32x4.mul(t2, v128.load(w, 32)), v128.load(b, 32)), 32);
+  v128.store(y, f32x4.add(f32x4.mul(t3, v128.load(w, 48)), v128.load(b, 48)), 48);
+}
+
+/** y = nrm(x)·w + b on the 4 elements at x, y, w, b. */
+// @ts-ignore: decorator
+@inline export function apply4(x: usize, y: usize, w: usize, b: usize, vs: v128, vm: v128, vr: v128, kind: i32): void {
+  v128.store(y, f32x4.add(f32x4.mul(nrm(v128.load(x), vs, vm, vr, kind), v128.load(w)), v128.load(b)));
+}
+
+/** The scalar form over elements [i, n): y = ((x − s) − m)·r · w + b, w and b per element (wStep 1) or one value (wStep 0). */
+// @ts-ignore: decorator
+@inline export function applyScalar(x: usize, y: usize, i: i32, n: i32, s: f32, m: f32, r: f32, w: usize, b: usize, wStep: i32): void {
+  for (; i < n; i++) {
+    const t = ((ld(x, i) - s) - m) * r;
+    st(y, i, t * ld(w, i * wStep) + ld(b, i * wStep));
   }
-  twoPassMoments(x, n);
+}
+
+/**
+ * Statistics of one block of n ≤ BLOCK contiguous float32 at x, into rSum and rM2.
+ *
+ * mode 0, moments (rSum = Σx, rM2 = Σ(x − mean)²): first one pass shifted by the block's first
+ * element x0, Σd and Σd² with d = x − x0, kept only when the shift is within two standard
+ * deviations of the block mean ((Σd)²/n ≤ 4·M2: at most 2 bits lost to cancellation); otherwise
+ * (an outlier first, a constant-ish block, sums past float32) twoPassMoments.
+ * mode 1, rSum = Σx² (float32 lanes; float64 again past float32 or below 2^-100).
+ *
+ * fuse 1 (SIMD builds only): in the same loop, y = nrm(xa)·w + b over another n elements (w and b
+ * per element; s, m, r the float32 mean pair and rstd; kind as nrm's). rows_fwd normalizes row r
+ * so while the statistics of row r + 1 stream in: the two passes overlap, and the statistics are
+ * these very operations in this order, so a row's bits do not depend on which path summed it.
+ */
+// @ts-ignore: decorator
+@inline export function blockStats(x: usize, n: i32, mode: i32, fuse: i32, xa: usize, y: usize, w: usize, b: usize, s: f32, m: f32, r: f32, kind: i32): void {
+  let i = 0; // elements of the fused normalize done by the vector loop
+  if (mode == 1) {
+    let t: f64 = 0;
+    if (ASC_FEATURE_SIMD) {
+      const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+      for (; i + 16 <= n; i += 16) {
+        const q = at(x, i);
+        const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), v3 = v128.load(q, 48);
+        a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+        a1 = f32x4.add(a1, f32x4.mul(v1, v1));
+        a0 = f32x4.add(a0, f32x4.mul(v2, v2));
+        a1 = f32x4.add(a1, f32x4.mul(v3, v3));
+        if (fuse) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
+      }
+      let j = i;
+      if (j + 8 <= n) {
+        const q = at(x, j);
+        const v0 = v128.load(q), v1 = v128.load(q, 16);
+        a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+        a1 = f32x4.add(a1, f32x4.mul(v1, v1));
+        j += 8;
+      }
+      if (j + 4 <= n) {
+        const v0 = v128.load(at(x, j));
+        a0 = f32x4.add(a0, f32x4.mul(v0, v0));
+        j += 4;
+      }
+      t = hsum(a0) + hsum(a1);
+      for (; j < n; j++) {
+        const v = <f64>ld(x, j);
+        t += v * v;
+      }
+    } else {
+      let a0: f32 = 0, a1: f32 = 0;
+      let j = 0;
+      for (; j + 2 <= n; j += 2) {
+        const v0 = ld(x, j), v1 = ld(x, j + 1);
+        a0 += v0 * v0;
+        a1 += v1 * v1;
+      }
+      t = <f64>a0 + <f64>a1;
+      for (; j < n; j++) {
+        const v = <f64>ld(x, j);
+        t += v * v;
+      }
+    }
+    if (redo(t)) t = sumsq64(x, n);
+    rSum = t;
+  } else {
+    let kept = false;
+    if (ASC_FEATURE_SIMD && n >= 64) {
+      const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
+      const x0 = ld(x, 0);
+      const vh = f32x4.splat(x0);
+      // Four accumulators, each taking a pair of quads per step (few enough registers that the
+      // fused normalize's loop keeps its values in registers on x64).
+      let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
+      for (; i + 16 <= n; i += 16) {
+        const q = at(x, i);
+        const e0 = f32x4.sub(v128.load(q), vh);
+        const e1 = f32x4.sub(v128.load(q, 16), vh);
+        const e2 = f32x4.sub(v128.load(q, 32), vh);
+        const e3 = f32x4.sub(v128.load(q, 48), vh);
+        d0 = f32x4.add(d0, f32x4.add(e0, e2));
+        d1 = f32x4.add(d1, f32x4.add(e1, e3));
+        q0 = f32x4.add(q0, f32x4.add(f32x4.mul(e0, e0), f32x4.mul(e2, e2)));
+        q1 = f32x4.add(q1, f32x4.add(f32x4.mul(e1, e1), f32x4.mul(e3, e3)));
+        if (fuse) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
+      }
+      let sd = hsum(d0) + hsum(d1);
+      let sq = hsum(q0) + hsum(q1);
+      for (let j = i; j < n; j++) {
+        const e = ld(x, j) - x0;
+        sd += <f64>e;
+        sq += <f64>e * <f64>e;
+      }
+      const c = (sd * sd) / <f64>n;
+      const m2 = sq - c;
+      if (Math.abs(sd) < Infinity && !redo(sq) && c <= 4 * m2) {
+        rSum = <f64>n * <f64>x0 + sd;
+        rM2 = m2;
+        kept = true;
+      }
+    }
+    if (!kept) twoPassMoments(x, n);
+  }
+  if (fuse) {
+    if (ASC_FEATURE_SIMD) {
+      const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
+      for (; i + 4 <= n; i += 4) apply4(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
+    }
+    applyScalar(xa, y, i, n, s, m, r, w, b, 1);
+  }
+}
+
+/** Moments of one block of n ≤ BLOCK contiguous float32 into rSum = Σx, rM2 = Σ(x − mean)² (blockStats, mode 0). */
+export function blockMoments(x: usize, n: i32): void {
+  blockStats(x, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /** Two-pass moments of one block (shift = the block mean in float32); float64 again past float32 or below 2^-100. */
@@ -228,38 +335,9 @@ function twoPassMoments(x: usize, n: i32): void {
   rM2 = Math.max(sq - (sd * sd) / <f64>n, 0);
 }
 
-/** Σ x² of n contiguous float32 into rSum (float32 lanes; float64 again past float32 or below 2^-100). */
+/** Σ x² of n contiguous float32 into rSum (blockStats, mode 1). */
 export function blockSumsq(x: usize, n: i32): void {
-  let i = 0;
-  let t: f64 = 0;
-  if (ASC_FEATURE_SIMD) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-    for (; i + 8 <= n; i += 8) {
-      const q = at(x, i);
-      const v0 = v128.load(q), v1 = v128.load(q, 16);
-      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
-      a1 = f32x4.add(a1, f32x4.mul(v1, v1));
-    }
-    for (; i + 4 <= n; i += 4) {
-      const v0 = v128.load(at(x, i));
-      a0 = f32x4.add(a0, f32x4.mul(v0, v0));
-    }
-    t = hsum(a0) + hsum(a1);
-  } else {
-    let a0: f32 = 0, a1: f32 = 0;
-    for (; i + 2 <= n; i += 2) {
-      const v0 = ld(x, i), v1 = ld(x, i + 1);
-      a0 += v0 * v0;
-      a1 += v1 * v1;
-    }
-    t = <f64>a0 + <f64>a1;
-  }
-  for (; i < n; i++) {
-    const v = <f64>ld(x, i);
-    t += v * v;
-  }
-  if (redo(t)) t = sumsq64(x, n);
-  rSum = t;
+  blockStats(x, n, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /**
@@ -276,16 +354,28 @@ export function rowStats(x: usize, n: i32, mode: i32): void {
     } else moments64(x, n, 1);
     return;
   }
+  rowBlocks(x, n, mode, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+/**
+ * rowStats' blocks (n ≥ SHORT_ROW): each block's statistics (blockStats), merged by Chan's formula
+ * (mode 0) or added (mode 1), into rSum and rM2. With fuse 1, blockStats' fused normalize of
+ * another row's elements (xa → y) runs in the same loops.
+ */
+// @ts-ignore: decorator
+@inline export function rowBlocks(x: usize, n: i32, mode: i32, fuse: i32, xa: usize, y: usize, w: usize, b: usize, s: f32, m: f32, r: f32, kind: i32): void {
   let cn: f64 = 0, cs: f64 = 0, cq: f64 = 0;
-  for (let b = 0; b < n; b += BLOCK) {
-    const m = min(BLOCK, n - b);
+  for (let k = 0; k < n; k += BLOCK) {
+    const bk = min(BLOCK, n - k);
     if (mode == 1) {
-      blockSumsq(at(x, b), m);
+      if (fuse) blockStats(at(x, k), bk, 1, 1, at(xa, k), at(y, k), at(w, k), at(b, k), s, m, r, kind);
+      else blockSumsq(at(x, k), bk);
       cs += rSum;
       continue;
     }
-    blockMoments(at(x, b), m);
-    const bn = <f64>m;
+    if (fuse) blockStats(at(x, k), bk, 0, 1, at(xa, k), at(y, k), at(w, k), at(b, k), s, m, r, kind);
+    else blockMoments(at(x, k), bk);
+    const bn = <f64>bk;
     if (cn == 0) {
       cs = rSum;
       cq = rM2;

@@ -1,15 +1,7 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, moments64, sumsq64, chanInto, siluRun } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
-
-/** ((v − s) − m)·r; kind 1: m is +0, kind 2: s and m are +0, whose subtractions change no bit and are left out. */
-// @ts-ignore: decorator
-@inline function nrm(v: v128, vs: v128, vm: v128, vr: v128, kind: i32): v128 {
-  if (kind == 2) return f32x4.mul(v, vr);
-  if (kind == 1) return f32x4.mul(f32x4.sub(v, vs), vr);
-  return f32x4.mul(f32x4.sub(f32x4.sub(v, vs), vm), vr);
-}
 
 /** applyRun's vector loops, one w and b for the run; returns the elements done. */
 // @ts-ignore: decorator
@@ -36,30 +28,9 @@ import { CHUNK, roundHalfRun } from './elementwise';
 // @ts-ignore: decorator
 @inline function applyVec(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, w: usize, b: usize, kind: i32): i32 {
   let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const px = at(x, i), py = at(y, i), pw = at(w, i), pb = at(b, i);
-    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
-    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
-    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
-    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
-    v128.store(py, f32x4.add(f32x4.mul(t0, v128.load(pw)), v128.load(pb)));
-    v128.store(py, f32x4.add(f32x4.mul(t1, v128.load(pw, 16)), v128.load(pb, 16)), 16);
-    v128.store(py, f32x4.add(f32x4.mul(t2, v128.load(pw, 32)), v128.load(pb, 32)), 32);
-    v128.store(py, f32x4.add(f32x4.mul(t3, v128.load(pw, 48)), v128.load(pb, 48)), 48);
-  }
-  for (; i + 4 <= n; i += 4) {
-    v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), v128.load(at(w, i))), v128.load(at(b, i))));
-  }
+  for (; i + 16 <= n; i += 16) apply16(at(x, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
+  for (; i + 4 <= n; i += 4) apply4(at(x, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
   return i;
-}
-
-/** applyRun's scalar loop over elements [i, n): written inline where it is called. */
-// @ts-ignore: decorator
-@inline function applyScalar(x: usize, y: usize, i: i32, n: i32, s: f32, m: f32, r: f32, w: usize, b: usize, wStep: i32): void {
-  for (; i < n; i++) {
-    const t = ((ld(x, i) - s) - m) * r;
-    st(y, i, t * ld(w, i * wStep) + ld(b, i * wStep));
-  }
 }
 
 /**
@@ -130,6 +101,25 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
 }
 
 /**
+ * Row r's normalize, y = ((x − s) − m)·r · w + b over K elements (w and b per element), in the
+ * loops that sum row r + 1 at xn (rowBlocks with fuse): rSum and rM2 become row r + 1's
+ * statistics, bit for bit what rowStats(xn, K, mode) gives (mode 0 moments, 1 Σx²; K ≥ SHORT_ROW).
+ * The next row streams in from memory while this one, in cache, is normalized and written.
+ */
+function applyAhead(xn: usize, x: usize, y: usize, K: i32, mode: i32, s: f32, m: f32, r: f32, w: usize, b: usize): void {
+  const kind = reinterpret<u32>(m) != 0 ? 0 : reinterpret<u32>(s) != 0 ? 1 : 2;
+  if (mode == 1) {
+    if (kind == 0) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 0);
+    else if (kind == 1) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 1);
+    else rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 2);
+  } else {
+    if (kind == 0) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 0);
+    else if (kind == 1) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 1);
+    else rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 2);
+  }
+}
+
+/**
  * Fused row forward (layer, RMS, group and instance norm in NCHW; l2Normalize along rows):
  * statistics of each row of K elements, then its normalized values while the row is in cache.
  * p: 0 x, 1 y, 2 K, 3 mode (0 mean/var, 1 RMS, 2 L2: y = x·(1/max(‖x‖, eps)) and the rstd
@@ -146,6 +136,11 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     shortRowsFwd(x, y, K, mode, eps, w, b, meanOut, rstdOut, silu, half, begin, end);
     return;
   }
+  // SIMD builds, rows of one weight per element: row r + 1 is summed in row r's normalize loop
+  // (applyAhead). The first row of a range is summed alone, so a row's bits never depend on the split.
+  const pipe = ASC_FEATURE_SIMD && S == 0 && K >= SHORT_ROW;
+  const smode = mode == 2 ? 1 : mode;
+  let ahead = false;
   for (let r = begin; r < end; r++) {
     const xr = x + <usize>r * <usize>K * 4;
     const yr = y + <usize>r * <usize>K * 4;
@@ -153,7 +148,8 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     if (K == 0) {
       rstd = NaN;
     } else {
-      rowStats(xr, K, mode == 2 ? 1 : mode);
+      // (Row r's statistics came with row r − 1's normalize when `ahead`.)
+      if (!ahead) rowStats(xr, K, smode);
       if (mode == 2) {
         // f64.max: a NaN norm gives a NaN factor, as the reference.
         const norm = Math.sqrt(rSum);
@@ -170,7 +166,10 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     st(rstdOut, r, <f32>(mode == 2 ? stat : rstd));
     const s = <f32>mean;
     const m = <f32>(mean - <f64>s);
-    if (S == 0) {
+    ahead = pipe && r + 1 < end;
+    if (ahead) {
+      applyAhead(xr + <usize>K * 4, xr, yr, K, smode, s, m, <f32>rstd, w, b);
+    } else if (S == 0) {
       applyRun(xr, yr, K, s, m, <f32>rstd, w, b, 1);
     } else {
       const c0 = (r % G) * Cg;
