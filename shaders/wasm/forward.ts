@@ -101,21 +101,29 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
 }
 
 /**
- * Row r's normalize, y = ((x − s) − m)·r · w + b over K elements (w and b per element), in the
+ * Row r's normalize, y = ((x − s) − m)·r · w + b over K elements (w and b per element, or with
+ * S > 0 one value per run of S elements, S a multiple of 16, at the row's first channel), in the
  * loops that sum row r + 1 at xn (rowBlocks with fuse): rSum and rM2 become row r + 1's
  * statistics, bit for bit what rowStats(xn, K, mode) gives (mode 0 moments, 1 Σx²; K ≥ SHORT_ROW).
  * The next row streams in from memory while this one, in cache, is normalized and written.
  */
-function applyAhead(xn: usize, x: usize, y: usize, K: i32, mode: i32, s: f32, m: f32, r: f32, w: usize, b: usize): void {
+function applyAhead(xn: usize, x: usize, y: usize, K: i32, mode: i32, s: f32, m: f32, r: f32, w: usize, b: usize, S: i32): void {
   const kind = reinterpret<u32>(m) != 0 ? 0 : reinterpret<u32>(s) != 0 ? 1 : 2;
-  if (mode == 1) {
-    if (kind == 0) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 0);
-    else if (kind == 1) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 1);
-    else rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 2);
+  if (S == 0) {
+    if (mode == 1) {
+      if (kind == 0) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 0, 0);
+      else if (kind == 1) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 1, 0);
+      else rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 2, 0);
+    } else {
+      if (kind == 0) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 0, 0);
+      else if (kind == 1) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 1, 0);
+      else rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 2, 0);
+    }
   } else {
-    if (kind == 0) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 0);
-    else if (kind == 1) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 1);
-    else rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 2);
+    // Group and instance norm (moments): w and b per run of S elements.
+    if (kind == 0) rowBlocks(xn, K, 0, 2, x, y, w, b, s, m, r, 0, S);
+    else if (kind == 1) rowBlocks(xn, K, 0, 2, x, y, w, b, s, m, r, 1, S);
+    else rowBlocks(xn, K, 0, 2, x, y, w, b, s, m, r, 2, S);
   }
 }
 
@@ -136,9 +144,9 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     shortRowsFwd(x, y, K, mode, eps, w, b, meanOut, rstdOut, silu, half, begin, end);
     return;
   }
-  // SIMD builds, rows of one weight per element: row r + 1 is summed in row r's normalize loop
+  // SIMD builds, rows of one weight per element or per run of 16k: row r + 1 is summed in row r's normalize loop
   // (applyAhead). The first row of a range is summed alone, so a row's bits never depend on the split.
-  const pipe = ASC_FEATURE_SIMD && S == 0 && K >= SHORT_ROW;
+  const pipe = ASC_FEATURE_SIMD && K >= SHORT_ROW && (S == 0 || (S & 15) == 0 && mode == 0);
   const smode = mode == 2 ? 1 : mode;
   let ahead = false;
   for (let r = begin; r < end; r++) {
@@ -168,7 +176,7 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     const m = <f32>(mean - <f64>s);
     ahead = pipe && r + 1 < end;
     if (ahead) {
-      applyAhead(xr + <usize>K * 4, xr, yr, K, smode, s, m, <f32>rstd, w, b);
+      applyAhead(xr + <usize>K * 4, xr, yr, K, smode, s, m, <f32>rstd, S ? at(w, (r % G) * Cg) : w, S ? at(b, (r % G) * Cg) : b, S);
     } else if (S == 0) {
       applyRun(xr, yr, K, s, m, <f32>rstd, w, b, 1);
     } else {
