@@ -143,28 +143,40 @@ export function moments64(x: usize, n: i32, stride: i32): void {
   v128.store(y, f32x4.add(f32x4.mul(nrm(v128.load(x), vs, vm, vr, kind), v128.load(w)), v128.load(b)));
 }
 
+/** y = nrm(x)·vw + vb on the 16 elements at x, y (one w and b for them). */
+// @ts-ignore: decorator
+@inline export function applyConst16(x: usize, y: usize, vs: v128, vm: v128, vr: v128, vw: v128, vb: v128, kind: i32): void {
+  const t0 = nrm(v128.load(x), vs, vm, vr, kind);
+  const t1 = nrm(v128.load(x, 16), vs, vm, vr, kind);
+  const t2 = nrm(v128.load(x, 32), vs, vm, vr, kind);
+  const t3 = nrm(v128.load(x, 48), vs, vm, vr, kind);
+  v128.store(y, f32x4.add(f32x4.mul(t0, vw), vb));
+  v128.store(y, f32x4.add(f32x4.mul(t1, vw), vb), 16);
+  v128.store(y, f32x4.add(f32x4.mul(t2, vw), vb), 32);
+  v128.store(y, f32x4.add(f32x4.mul(t3, vw), vb), 48);
+}
+
 /**
- * blockStats' fused normalize of the 16 elements (quads 4) or 4 (quads 1) at i of its block: w and
- * b per element (fuse 1), or one value per run of S elements, S a multiple of 16, the block
- * starting at element k0 of the runs at w and b (fuse 2).
+ * blockStats' fused normalize of the 16 elements at i of its block: w and b per element (fuse 1),
+ * or vw and vb, those of the run of S elements the 16 lie in (fuse 2).
  */
 // @ts-ignore: decorator
-@inline function fusedApply(xa: usize, y: usize, w: usize, b: usize, i: i32, vs: v128, vm: v128, vr: v128, kind: i32, fuse: i32, S: i32, k0: i32, quads: i32): void {
+@inline function fusedApply16(xa: usize, y: usize, w: usize, b: usize, i: i32, vs: v128, vm: v128, vr: v128, kind: i32, fuse: i32, vw: v128, vb: v128): void {
+  if (fuse == 1) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
+  else applyConst16(at(xa, i), at(y, i), vs, vm, vr, vw, vb, kind);
+}
+
+/** The same for the 4 elements at i (fuse 2: the run's w and b looked up, the block starting at element k0 of the runs). */
+// @ts-ignore: decorator
+@inline function fusedApply4(xa: usize, y: usize, w: usize, b: usize, i: i32, vs: v128, vm: v128, vr: v128, kind: i32, fuse: i32, S: i32, k0: i32): void {
   if (fuse == 1) {
-    if (quads == 4) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
-    else apply4(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
+    apply4(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
     return;
   }
   const c = (k0 + i) / S;
-  const vw = f32x4.splat(ld(w, c)), vb = f32x4.splat(ld(b, c));
-  const px = at(xa, i), py = at(y, i);
-  v128.store(py, f32x4.add(f32x4.mul(nrm(v128.load(px), vs, vm, vr, kind), vw), vb));
-  if (quads == 4) {
-    v128.store(py, f32x4.add(f32x4.mul(nrm(v128.load(px, 16), vs, vm, vr, kind), vw), vb), 16);
-    v128.store(py, f32x4.add(f32x4.mul(nrm(v128.load(px, 32), vs, vm, vr, kind), vw), vb), 32);
-    v128.store(py, f32x4.add(f32x4.mul(nrm(v128.load(px, 48), vs, vm, vr, kind), vw), vb), 48);
-  }
+  v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(xa, i)), vs, vm, vr, kind), f32x4.splat(ld(w, c))), f32x4.splat(ld(b, c))));
 }
+
 
 /** The scalar form over elements [i, n): y = ((x − s) − m)·r · w + b, w and b per element (wStep 1) or one value (wStep 0). */
 // @ts-ignore: decorator
@@ -187,7 +199,7 @@ export function moments64(x: usize, n: i32, stride: i32): void {
  * fuse 1 (SIMD builds only): in the same loop, y = nrm(xa)·w + b over another n elements (w and b
  * per element; s, m, r the float32 mean pair and rstd; kind as nrm's); fuse 2: w and b one value
  * per run of S elements (S a multiple of 16: group and instance norm), this block's first element
- * being element k0 of the runs at w and b. rows_fwd normalizes row r
+ * being element k0 of the runs at w and b (mode 0 only). rows_fwd normalizes row r
  * so while the statistics of row r + 1 stream in: the two passes overlap, and the statistics are
  * these very operations in this order, so a row's bits do not depend on which path summed it.
  */
@@ -206,7 +218,7 @@ export function moments64(x: usize, n: i32, stride: i32): void {
         a1 = f32x4.add(a1, f32x4.mul(v1, v1));
         a0 = f32x4.add(a0, f32x4.mul(v2, v2));
         a1 = f32x4.add(a1, f32x4.mul(v3, v3));
-        if (fuse) fusedApply(xa, y, w, b, i, vs, vm, vr, kind, fuse, S, k0, 4);
+        if (fuse) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
       }
       let j = i;
       if (j + 8 <= n) {
@@ -251,17 +263,29 @@ export function moments64(x: usize, n: i32, stride: i32): void {
       // Four accumulators, each taking a pair of quads per step (few enough registers that the
       // fused normalize's loop keeps its values in registers on x64).
       let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
-      for (; i + 16 <= n; i += 16) {
-        const q = at(x, i);
-        const e0 = f32x4.sub(v128.load(q), vh);
-        const e1 = f32x4.sub(v128.load(q, 16), vh);
-        const e2 = f32x4.sub(v128.load(q, 32), vh);
-        const e3 = f32x4.sub(v128.load(q, 48), vh);
-        d0 = f32x4.add(d0, f32x4.add(e0, e2));
-        d1 = f32x4.add(d1, f32x4.add(e1, e3));
-        q0 = f32x4.add(q0, f32x4.add(f32x4.mul(e0, e0), f32x4.mul(e2, e2)));
-        q1 = f32x4.add(q1, f32x4.add(f32x4.mul(e1, e1), f32x4.mul(e3, e3)));
-        if (fuse) fusedApply(xa, y, w, b, i, vs, vm, vr, kind, fuse, S, k0, 4);
+      let vw = f32x4.splat(0), vb = f32x4.splat(0);
+      while (i + 16 <= n) {
+        // Segments of the block with one w and b (fuse 2: a run of S elements, S a multiple of 16
+        // as the block's start is; else the whole block), the run's values splatted once.
+        let i1 = n;
+        if (fuse == 2) {
+          const c = (k0 + i) / S;
+          i1 = min(n, (c + 1) * S - k0);
+          vw = f32x4.splat(ld(w, c));
+          vb = f32x4.splat(ld(b, c));
+        }
+        for (; i + 16 <= i1; i += 16) {
+          const q = at(x, i);
+          const e0 = f32x4.sub(v128.load(q), vh);
+          const e1 = f32x4.sub(v128.load(q, 16), vh);
+          const e2 = f32x4.sub(v128.load(q, 32), vh);
+          const e3 = f32x4.sub(v128.load(q, 48), vh);
+          d0 = f32x4.add(d0, f32x4.add(e0, e2));
+          d1 = f32x4.add(d1, f32x4.add(e1, e3));
+          q0 = f32x4.add(q0, f32x4.add(f32x4.mul(e0, e0), f32x4.mul(e2, e2)));
+          q1 = f32x4.add(q1, f32x4.add(f32x4.mul(e1, e1), f32x4.mul(e3, e3)));
+          if (fuse) fusedApply16(xa, y, w, b, i, vs, vm, vr, kind, fuse, vw, vb);
+        }
       }
       let sd = hsum(d0) + hsum(d1);
       let sq = hsum(q0) + hsum(q1);
@@ -283,7 +307,7 @@ export function moments64(x: usize, n: i32, stride: i32): void {
   if (fuse) {
     if (ASC_FEATURE_SIMD) {
       const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
-      for (; i + 4 <= n; i += 4) fusedApply(xa, y, w, b, i, vs, vm, vr, kind, fuse, S, k0, 1);
+      for (; i + 4 <= n; i += 4) fusedApply4(xa, y, w, b, i, vs, vm, vr, kind, fuse, S, k0);
     }
     if (fuse == 1) applyScalar(xa, y, i, n, s, m, r, w, b, 1);
   }

@@ -1,23 +1,13 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyConst16, applyScalar } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
 
 /** applyRun's vector loops, one w and b for the run; returns the elements done. */
 // @ts-ignore: decorator
 @inline function applyConst(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, vw: v128, vb: v128, kind: i32): i32 {
   let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const px = at(x, i), py = at(y, i);
-    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
-    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
-    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
-    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
-    v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
-    v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
-    v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
-    v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
-  }
+  for (; i + 16 <= n; i += 16) applyConst16(at(x, i), at(y, i), vs, vm, vr, vw, vb, kind);
   for (; i + 4 <= n; i += 4) {
     v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), vw), vb));
   }
