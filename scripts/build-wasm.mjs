@@ -46,6 +46,8 @@ export async function buildWasm({ force = false, quiet = false } = {}) {
       stderr: { write: (s) => (errs.push(String(s)), true) },
     });
     if (error || !bin) throw new Error(`build-wasm: ${name} build failed: ${error?.message ?? 'no output'}\n${errs.join('')}`);
+    // A warning fails the build too (e.g. an @inline function that cannot be inlined compiles with one).
+    if (errs.some((e) => /\bWARNING\b/.test(e))) throw new Error(`build-wasm: ${name} build has warnings:\n${errs.join('')}`);
     out[name] = Buffer.from(bin).toString('base64');
   }
   const lines = [
