@@ -18,6 +18,7 @@
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
 //#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
+//#flag RG_OUT       residual_grad_elements: dx into DXO (DXN, the norm's dx in a float32 temp, only read)
 
 //#if MOD_GRAD
 // The modulation's gradients (modulate.wgsl): for modulation element m < groups (= its number
@@ -153,7 +154,8 @@ fn gated_sum_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 
 //#if RESIDUAL_GRAD
 // The residual's gradients on their own (devices with few storage bindings): t = DXN + DS,
-// DR = t, DXN = gate ⊙ t (in place), one quad per invocation. (X, the forward's x, is bound for
+// DR = t, DXN = gate ⊙ t (in place; RG_OUT: into DXO, float16 x, whose norm's dx DXN is then a
+// float32 temp so that t is not rounded before its sums), one quad per invocation. (X, the forward's x, is bound for
 // the accessors every apply kernel compiles; it is not read.)
 //#if residual_grad_elements
 @compute @workgroup_size(WG)
@@ -176,7 +178,11 @@ fn residual_grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(wor
     //#if MOD_GT
     v *= gt1(k);
     //#endif
+    //#if RG_OUT
+    DXO_st(k, v);
+    //#else
     DXN_st(k, v);
+    //#endif
   }
 }
 //#endif

@@ -83,7 +83,7 @@ async function rowParity(n: Norms, label: string, c: RowCase): Promise<void> {
     ...(c.scaleOffset !== undefined ? { scaleOffset: c.scaleOffset } : {}),
   });
   const fwdIn = { x: inp.x, residual: inp.residual, weight: inp.weight, bias: inp.bias, scale: inp.scale, shift: inp.shift, gate: inp.gate };
-  const ref = await parity(`${label} forward`, n, B.cpu, fwdIn, (m, t) => (c.rms ? m.rmsNorm(t.x!, opts(t) as RmsNormOptions) : m.layerNorm(t.x!, opts(t))), { tol });
+  const ref = await parity(`${label} forward`, n, B.cpu, fwdIn, (m, t) => (c.rms ? m.rmsNorm(t.x!, opts(t) as RmsNormOptions) : m.layerNorm(t.x!, opts(t))), { tol, tolByDtype: { float32: TOLERANCE.float32 } });
   const stats = c.rms ? { rstd: host(ref.rstd!, c.x.slice(0, c.x.length - c.normalizedShape.length)) } : {
     mean: host(ref.mean!, c.x.slice(0, c.x.length - c.normalizedShape.length)),
     rstd: host(ref.rstd!, c.x.slice(0, c.x.length - c.normalizedShape.length)),
@@ -92,7 +92,7 @@ async function rowParity(n: Norms, label: string, c: RowCase): Promise<void> {
   await parity(`${label} backward`, n, B.cpu, bwdIn, (m, t) => {
     const o = { ...opts(t), dsum: t.dsum };
     return c.rms ? m.rmsNormBackward(t.dy!, t.x!, t.rstd!, o as RmsNormBackwardOptions) : m.layerNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, o);
-  }, { tol });
+  }, { tol, tolByDtype: { float32: TOLERANCE.float32 } });
 }
 
 const ROW_CASES: RowCase[] = [
@@ -191,10 +191,10 @@ async function groupParity(n: Norms, label: string, c: GroupCase): Promise<void>
     shift: c.mod ? withDtype(randn(c.seed + 4, c.mod, 0, 0.5), md) : null,
   };
   const opts = (t: Record<string, Tensor | null>) => ({ numGroups: c.G, weight: t.weight, bias: t.bias, scale: t.scale, shift: t.shift, channelsLast: !!c.channelsLast, activation: c.silu ? ('silu' as const) : null });
-  const ref = await parity(`${label} forward`, n, B.cpu, fwdIn, (m, t) => m.groupNorm(t.x!, { ...opts(t), eps: 1e-5 }), { tol });
+  const ref = await parity(`${label} forward`, n, B.cpu, fwdIn, (m, t) => m.groupNorm(t.x!, { ...opts(t), eps: 1e-5 }), { tol, tolByDtype: { float32: TOLERANCE.float32 } });
   const N = c.x[0]!;
   const bwdIn = { ...fwdIn, dy: withDtype(randn(c.seed + 5, c.x), c.dtype), mean: host(ref.mean!, [N, c.G]), rstd: host(ref.rstd!, [N, c.G]) };
-  await parity(`${label} backward`, n, B.cpu, bwdIn, (m, t) => m.groupNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, opts(t)), { tol });
+  await parity(`${label} backward`, n, B.cpu, bwdIn, (m, t) => m.groupNormBackward(t.dy!, t.x!, t.mean!, t.rstd!, opts(t)), { tol, tolByDtype: { float32: TOLERANCE.float32 } });
 }
 
 const GROUP_CASES: GroupCase[] = [

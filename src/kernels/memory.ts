@@ -299,7 +299,7 @@ const quads: KernelMemory = {
   touched(q, f, ta, tb, set) {
     const ea = 4 * ta;
     const eb = Math.min(4 * tb, q.elements);
-    set([ea, eb], 'X', 'R', 'S', 'DY', 'DZ', 'DXN', 'DS', 'DR');
+    set([ea, eb], 'X', 'R', 'S', 'DY', 'DZ', 'DXN', 'DXO', 'DS', 'DR');
     statsAndWeights(q, f, ea, eb, set);
   },
   rest: 'whole',

@@ -75,7 +75,7 @@ export function modGradSteps(
   norm: { binds: Bind[]; flags: string[]; p: Record<string, number> },
   mp: Record<string, number>,
   outs: { dscale: Tensor | null; dshift: Tensor | null; dgate: Tensor | null },
-  dresidual: Tensor | null,
+  dresidual: Bind | null,
   temps: GPUBuffer[],
 ): Step[] {
   const t = (a.scale ?? a.shift ?? a.gate)!;
@@ -94,7 +94,7 @@ export function modGradSteps(
   const rowsMap = rowNorm(norm, a);
   const flags = [...norm.flags, ...sumFlags, ...(rowsMap && outs.dscale ? ['MG_ROWS'] : []), ...(rowsMap && sumFlags.includes('MOD_GT') ? ['MOD_ROWS'] : []), ...(outs.dscale ? ['MG_SC'] : []), ...(outs.dgate ? ['MG_GT'] : []), ...(direct ? ['MG_DIRECT'] : [])];
   const binds: Bind[] = [...(noDy ? [] : [tb('DY', dy)]), xb, ...sumBinds, ...norm.binds];
-  if (outs.dgate && dresidual) binds.push(tb('DRT', dresidual));
+  if (outs.dgate && dresidual) binds.push({ ...dresidual, name: 'DRT', rw: false });
   const steps: Step[] = [];
   const p = { ...norm.p, ...mp, groups: M, chunks: Pc, chunkLength: L, runLength: U };
   const post: Step[] = [];

@@ -18,6 +18,7 @@ import type * as O from '../ops.ts';
 import { LimitError } from '../errors.ts';
 import { f32, tb, type Bind, type Plan, type Planned, type Planner, type Step } from './plan.ts';
 import { applyWorkgroups } from './policy.ts';
+import { groupOut } from './steps.ts';
 import type { RowBwdPlanned } from './layer-norm-backward.ts';
 import { MIN_RUN, modGradSteps, modSumsSteps, rowNorm, type ModBwdArgs } from './modulate-grads.ts';
 
@@ -197,6 +198,11 @@ export function modulateBackward<R extends { dx: Tensor }>(
   const r = run(gdy, xin, modRuns);
   if (!r.plan) throw new Error(`${op}: no plan`);
   const dresidual = a.residual ? g.alloc(x.shape, x.dtype, 'dresidual') : null;
+  // dgate sums t ⊙ x with t the residual's gradient as computed. Float16 x: dresidual holds t
+  // rounded to half, so where dgate is summed from a stored t (not in the row kernels) the kernels
+  // write t into a float32 temp, read by that sum and cast into dresidual after it.
+  const castDr: Step[] = [];
+  const drBind: Bind | null = !dresidual ? null : a.gate && dresidual.dtype === 'float16' && !r.sums ? groupOut(g, 'DR', dresidual, temps, castDr) : tb('DR', dresidual, true);
   const mid: Step[] = [];
   for (const s of r.plan.steps) {
     let touched = false;
@@ -215,7 +221,7 @@ export function modulateBackward<R extends { dx: Tensor }>(
       dx.name = 'DXM';
       s.flags.push('DX_OUT');
       if (a.dsum) s.binds.push(tb('DS', a.dsum)), s.flags.push('HAS_DS');
-      if (dresidual) s.binds.push(tb('DR', dresidual, true)), s.flags.push('HAS_DR');
+      if (drBind) s.binds.push({ ...drBind }), s.flags.push('HAS_DR');
       if (a.gate && !s.binds.some((b) => b.name === 'GT')) s.binds.push(tb('GT', a.gate));
       if (a.gate && !s.flags.includes('MOD_GT')) s.flags.push('MOD_GT');
       touched = true;
@@ -226,11 +232,22 @@ export function modulateBackward<R extends { dx: Tensor }>(
     }
   }
   if (narrow && (a.residual || a.dsum)) {
-    // dx + dsum, the residual's gradient, and dx times the gate, in place on dx.
+    // dx + dsum, the residual's gradient, and dx times the gate, in place on dx. Float16 x: the
+    // norm's kernels write their dx into a float32 temp instead, and this pass the result into dx
+    // (t rounded once, as in the fused kernels).
+    let dxn = tb('DXN', r.out.dx, true);
+    const out: Bind[] = [];
+    if (r.out.dx.dtype === 'float16') {
+      const buf = g.temp(Math.max(x.size, 1) * 4, 'dx.f32');
+      temps.push(buf);
+      for (const s of r.plan.steps) for (const b of s.binds) if (b.t === r.out.dx._buffer) Object.assign(b, { t: buf, dtype: 'float32' });
+      dxn = f32('DXN', buf);
+      out.push(tb('DXO', r.out.dx, true));
+    }
     mid.push({
       entry: 'residual_grad_elements',
-      flags: [...(a.dsum ? ['HAS_DS'] : []), ...(dresidual ? ['HAS_DR'] : []), ...(a.gate ? ['MOD_GT'] : [])],
-      binds: [tb('X', x), tb('DXN', r.out.dx, true), ...(a.dsum ? [tb('DS', a.dsum)] : []), ...(dresidual ? [tb('DR', dresidual, true)] : []), ...(a.gate ? [tb('GT', a.gate)] : [])],
+      flags: [...(a.dsum ? ['HAS_DS'] : []), ...(dresidual ? ['HAS_DR'] : []), ...(a.gate ? ['MOD_GT'] : []), ...(out.length ? ['RG_OUT'] : [])],
+      binds: [tb('X', x), dxn, ...out, ...(a.dsum ? [tb('DS', a.dsum)] : []), ...(drBind ? [{ ...drBind }] : []), ...(a.gate ? [tb('GT', a.gate)] : [])],
       p: { ...mp, elements: x.size },
       workgroups: applyWorkgroups(x.size),
     });
@@ -244,9 +261,9 @@ export function modulateBackward<R extends { dx: Tensor }>(
   if (r.sums) post.push(...modSumsSteps(g, a, r.sums, norm, { dscale, dshift, dgate, ...(r.out as { dweight?: Tensor | null; dbias?: Tensor | null }) }, temps));
   else if (narrow) {
     if (dscale || dshift) post.push(...modGradSteps(g, a, gdy, xb, [], [], norm, mp, { dscale, dshift, dgate: null }, null, temps));
-    if (dgate) post.push(...modGradSteps(g, a, gdy, tb('XG', x), [tb('X', x)], ['MG_NO_DY'], { binds: [], flags: [], p: {} }, mp, { dscale: null, dshift: null, dgate }, dresidual, temps));
-  } else if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xb, sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, dresidual, temps));
-  const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...mid, ...post], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
+    if (dgate) post.push(...modGradSteps(g, a, gdy, tb('XG', x), [tb('X', x)], ['MG_NO_DY'], { binds: [], flags: [], p: {} }, mp, { dscale: null, dshift: null, dgate }, drBind, temps));
+  } else if (dscale || dshift || dgate) post.push(...modGradSteps(g, a, gdy, xb, sumBinds, sumFlags, norm, mp, { dscale, dshift, dgate }, drBind, temps));
+  const plan: Plan = { op, steps: [...pre, ...r.plan.steps, ...mid, ...post, ...castDr], temps: [...temps, ...r.plan.temps], outputs: [...r.plan.outputs, dresidual, dscale, dshift, dgate] };
   checkPlan(g, op, plan);
   return { out: { ...r.out, dscale, dshift, dgate, dresidual }, plan };
 }

@@ -99,6 +99,8 @@ function tensorsOf(o: object): Record<string, Tensor | null> {
 
 export interface ParityOptions {
   tol?: number;
+  /** Per output dtype, over `tol` (mixed dtypes: a float32 output held to the float32 bar). */
+  tolByDtype?: Partial<Record<DType, number>>;
   /** Inputs the op updates in place (batchNorm's running stats): compared after the op too. */
   mutated?: string[];
 }
@@ -130,9 +132,9 @@ export async function parityReport<I extends Inputs>(
   let gout: Record<string, Tensor | null> = {};
   const ref: RefResult = {};
   const failures: string[] = [];
-  const check = (name: string, got: Float32Array, want: Float32Array): void => {
+  const check = (name: string, got: Float32Array, want: Float32Array, dtype: DType): void => {
     try {
-      expectClose(name, got, want, tol);
+      expectClose(name, got, want, opts.tolByDtype?.[dtype] ?? tol);
     } catch (e) {
       failures.push((e as Error).message);
     }
@@ -153,7 +155,7 @@ export async function parityReport<I extends Inputs>(
       const got = await readOrFail(`${label}: ${k} ${fmt(g.shape)}`, gpu, g, failures);
       if (!got) continue;
       expect(got.length, `${label}: length of ${k}`).toBe(want.length);
-      if (want.length > 0) check(`${label}: ${k} ${fmt(g.shape)}`, got, want);
+      if (want.length > 0) check(`${label}: ${k} ${fmt(g.shape)}`, got, want, g.dtype);
     }
     for (const k of opts.mutated ?? []) {
       const c = (cin as Record<string, Tensor | null>)[k];
@@ -162,7 +164,7 @@ export async function parityReport<I extends Inputs>(
       const want = await cpu.read(c);
       ref[k] = want;
       const got = await readOrFail(`${label}: ${k} ${fmt(g.shape)} (updated in place)`, gpu, g, failures);
-      if (got) check(`${label}: ${k} ${fmt(g.shape)} (updated in place)`, got, want);
+      if (got) check(`${label}: ${k} ${fmt(g.shape)} (updated in place)`, got, want, g.dtype);
     }
   } finally {
     destroyAll(gout);

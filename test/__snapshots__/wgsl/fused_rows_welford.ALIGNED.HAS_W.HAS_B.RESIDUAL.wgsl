@@ -605,3 +605,4 @@ fn fused_rows_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
 //#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
+//#flag RG_OUT       residual_grad_elements: dx into DXO (DXN, the norm's dx in a float32 temp, only read)

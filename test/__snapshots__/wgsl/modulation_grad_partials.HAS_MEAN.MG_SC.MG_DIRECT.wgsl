@@ -323,6 +323,7 @@ fn stats(s: u32) -> vec3f {
 //#flag MG_NO_DY     modulation_grad_partials without dy: dgate only (DRT, XG)
 //#flag MG_ROWS      modulation_grad_partials of layer/RMS norm: statistics per row, weight and bias per column (no index maps)
 //#flag MG_DIRECT    modulation_grad_partials: one chunk per modulation element, results written as they are (DSC, DSH, DGT)
+//#flag RG_OUT       residual_grad_elements: dx into DXO (DXN, the norm's dx in a float32 temp, only read)
 
 // The modulation's gradients (modulate.wgsl): for modulation element m < groups (= its number
 // of elements) and chunk c < chunks of the runLength elements of x that use it (chunkLength each),
