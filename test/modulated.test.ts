@@ -393,6 +393,27 @@ describe('modulation arguments', () => {
     expect(() => n.layerNorm(x, { normalizedShape: [4], scale: s, shift: n.tensor(new Float32Array(4), [1, 1, 4]) })).toThrow(/shift: expected shape \[2, 1, 4\]/);
     expect(() => n.layerNorm(x, { normalizedShape: [4], gate: s })).toThrow(ValueError);
     expect(() => n.layerNorm(x, { normalizedShape: [4], scale: s, scaleOffset: NaN })).toThrow(/scaleOffset/);
+    // scaleOffset offsets scale: without one, anything but 1 is an error (not ignored), forward and backward, every op.
+    const sh = n.tensor(new Float32Array(8), [2, 1, 4]);
+    for (const v of [0.5, 0, -1]) {
+      expect(() => n.layerNorm(x, { normalizedShape: [4], shift: sh, scaleOffset: v }), `layerNorm scaleOffset ${v}`).toThrow(/^scaleOffset: .*no scale is given; got scaleOffset/);
+      expect(() => n.rmsNorm(x, { normalizedShape: [4], scaleOffset: v }), `rmsNorm scaleOffset ${v}`).toThrow(ValueError);
+    }
+    const f = n.layerNorm(x, { normalizedShape: [4], shift: sh, scaleOffset: 1 });
+    const err = (() => {
+      try {
+        n.layerNormBackward(x, x, f.mean, f.rstd, { normalizedShape: [4], shift: sh, scaleOffset: 2 });
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(ValueError);
+    expect((err as ValueError).argument).toBe('scaleOffset');
+    const gx = n.tensor(new Float32Array(2 * 4 * 3), [2, 4, 3]);
+    expect(() => n.groupNorm(gx, { numGroups: 2, shift: n.tensor(new Float32Array(8), [2, 4]), scaleOffset: 0 })).toThrow(/^scaleOffset: /);
+    // 1 (the default, no effect) is accepted without scale, and the output is n + shift.
+    expect(f.y.shape).toEqual([2, 3, 4]);
     expect(() => n.layerNorm(x, { normalizedShape: [4], scale: n.tensor(new Float32Array(8), [2, 4, 1]) })).toThrow(/scale/);
     const g = n.tensor(new Float32Array(2 * 4 * 3), [2, 4, 3]);
     expect(() => n.groupNorm(g, { numGroups: 2, scale: n.tensor(new Float32Array(8), [4, 2]) })).toThrow(/scale: expected shape \[2, 4\]/);

@@ -43,7 +43,7 @@ export interface GroupNormOptions {
   scale?: Tensor | null;
   /** As scale's shape and dtype: added after the scale. Default: none. */
   shift?: Tensor | null;
-  /** y = n ⊙ (scaleOffset + scale) + shift. Default 1. */
+  /** y = n ⊙ (scaleOffset + scale) + shift. Default 1. A finite number, and 1 when no scale is given (`ValueError`). */
   scaleOffset?: number;
   /**
    * Memory layout of x (and dy): false (default) `[N, C, *spatial]`; true `[N, *spatial, C]`
@@ -63,7 +63,7 @@ export interface GroupNormBackwardOptions {
   scale?: Tensor | null;
   /** The forward's shift: `dshift` is returned. */
   shift?: Tensor | null;
-  /** As given to the forward. Default 1. */
+  /** As given to the forward. Default 1 (`ValueError` as the forward's). */
   scaleOffset?: number;
   /** The forward's weight; when given, `dweight` is returned. */
   weight?: Tensor | null;

@@ -43,7 +43,7 @@ export interface LayerNormOptions {
   scale?: Tensor | null;
   /** Added after the scale, as {@link LayerNormOptions.scale} (shape, dtype). Default: none. */
   shift?: Tensor | null;
-  /** The 1 of `(1 + scale)`: y = n ⊙ (scaleOffset + scale) + shift. Default 1 (0: a plain scale, as Lumina's). A finite number (`ValueError`). */
+  /** The 1 of `(1 + scale)`: y = n ⊙ (scaleOffset + scale) + shift. Default 1 (0: a plain scale, as Lumina's). A finite number, and 1 when no scale is given (`ValueError`). */
   scaleOffset?: number;
   /**
    * Gated residual (adaLN-Zero's gate; needs `residual`, else `ValueError`): the norm's input is

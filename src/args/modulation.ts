@@ -19,7 +19,7 @@ export interface ModulationBackwardOptions {
   scale?: Tensor | null;
   /** The forward's shift: `dshift` (its shape and dtype) is returned. */
   shift?: Tensor | null;
-  /** As given to the forward. Default 1. */
+  /** As given to the forward. Default 1 (`ValueError` as the forward's: a finite number, 1 without scale). */
   scaleOffset?: number;
   /** The forward's gate (with residual): `dgate` (its shape and dtype) is returned, and dx is gate ⊙ d(sum). */
   gate?: Tensor | null;
@@ -48,9 +48,15 @@ export const MOD_KEYS = ['scale', 'shift', 'scaleOffset'] as const;
 export const GATE_KEYS = ['gate'] as const;
 export const MOD_BWD_KEYS = ['residual', 'dsum'] as const;
 
-function scaleOffsetOf(v: unknown): number {
+/**
+ * scaleOffset: a finite number, default 1. It offsets scale, (scaleOffset + scale): without scale
+ * a value other than 1 would only multiply n by a constant (the weight's job), most likely a
+ * mistake (a shift-only call given a scale's offset), so it is a ValueError rather than ignored.
+ */
+function scaleOffsetOf(v: unknown, scale: Tensor | null): number {
   if (v === undefined || v === null) return 1;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new ValueError(`scaleOffset: expected a finite number, got ${describeValue(v)}`, 'scaleOffset');
+  if (!scale && v !== 1) throw new ValueError(`scaleOffset: it offsets scale in n ⊙ (scaleOffset + scale), and no scale is given; got scaleOffset ${v} (pass scale, or leave scaleOffset out; a constant factor belongs in weight)`, 'scaleOffset');
   return v;
 }
 
@@ -105,7 +111,7 @@ export function rowModulation(owner: object, o: Opts, x: Tensor, normalizedShape
   const scale = optTensor(o.scale, 'scale', owner);
   const shift = optTensor(o.shift, 'shift', owner);
   const gate = optTensor(o.gate, 'gate', owner);
-  const scaleOffset = scaleOffsetOf(o.scaleOffset);
+  const scaleOffset = scaleOffsetOf(o.scaleOffset, scale);
   if (gate && !residual) throw new ValueError('gate: a gate multiplies x in sum = residual + gate ⊙ x; pass residual too', 'gate');
   const first = sameAsFirst([['scale', scale], ['shift', shift], ['gate', gate]]);
   const nLead = x.shape.length - normalizedShape.length;
@@ -121,7 +127,7 @@ export function rowModulation(owner: object, o: Opts, x: Tensor, normalizedShape
 export function groupModulation(owner: object, o: Opts, x: Tensor, g: { N: number; C: number; S: number; channelsLast: boolean }): O.Modulation {
   const scale = optTensor(o.scale, 'scale', owner);
   const shift = optTensor(o.shift, 'shift', owner);
-  const scaleOffset = scaleOffsetOf(o.scaleOffset);
+  const scaleOffset = scaleOffsetOf(o.scaleOffset, scale);
   const first = sameAsFirst([['scale', scale], ['shift', shift]]);
   if (!first) return { scale, shift, gate: null, scaleOffset, modGeom: null };
   const [name, t] = first;
