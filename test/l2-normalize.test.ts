@@ -22,8 +22,8 @@ interface Case {
   p?: number;
   eps?: number;
   dtype?: DType;
-  /** 'huge': |x| ~ 1e30 (squares past float32); 'tiny': ~1e-30 (squares below it); 'zero-lane': one lane of zeros; 'nan': a NaN and an Inf in lanes */
-  data?: 'huge' | 'tiny' | 'zero-lane' | 'nan' | 'clamped';
+  /** 'huge': |x| ~ 1e30 (squares past float32); 'tiny': ~1e-30 (squares below it); 'zero-lane': one lane of zeros; 'nan': a NaN and an Inf in lanes; 'overflow': |x| ~ 1e38, so the norm itself is past float32 (norms Inf) while y is not */
+  data?: 'huge' | 'tiny' | 'zero-lane' | 'nan' | 'clamped' | 'overflow';
   seed: number;
 }
 
@@ -37,6 +37,7 @@ function input(c: Case): HostIn {
     x.data[x.data.length - 1] = Infinity;
   }
   if (c.data === 'clamped') x.data.forEach((v, i) => (x.data[i] = i % 3 === 0 ? v * 1e-5 : v));
+  if (c.data === 'overflow') x.data.forEach((v, i) => (x.data[i] = Math.fround((v < 0 ? -1 : 1) * (1 + 0.5 * (Math.abs(v) % 1)) * 1e38)));
   return c.dtype ? { ...x, dtype: c.dtype } : x;
 }
 
@@ -57,6 +58,10 @@ const CASES: Case[] = [
   { shape: [2, 64], dim: -1, data: 'tiny', eps: 0, seed: 12 },
   { shape: [3, 8], dim: -1, data: 'zero-lane', seed: 13 },
   { shape: [3, 8], dim: -1, data: 'nan', seed: 14 },
+  // Norms past float32 (the float32 norms are Inf; y = x / ‖x‖ is not 0): p 2 and 1, along the
+  // last dim and a middle one.
+  { shape: [3, 64], dim: -1, data: 'overflow', seed: 19 },
+  { shape: [2, 5, 3], dim: 1, p: 1, data: 'overflow', seed: 20 },
   // Lanes on both sides of the clamp: a few lanes with |x| ~ 1e-5 under eps = 1e-4.
   { shape: [6, 3, 2], dim: 1, eps: 1e-4, data: 'clamped', seed: 15 },
   { shape: [7], dim: 0, seed: 16 },
@@ -72,6 +77,21 @@ async function caseParity(n: Norms, label: string, c: Case): Promise<void> {
   const ref = await parity(`${label} forward`, n, B.cpu, { x }, (m, t) => m.l2Normalize(t.x!, o), { tol });
   const rank = c.shape.length;
   const dim = ((c.dim ?? 1) + rank) % rank;
+  if (c.data === 'overflow') {
+    // y = x / ‖x‖_p computed here in float64, independently of the reference: no lane's y is 0.
+    const p = c.p ?? 2;
+    const inner = c.shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+    const len = c.shape[dim]!;
+    const got = await n.read(n.l2Normalize(n.tensor(x.data, c.shape), o).y);
+    for (let e = 0; e < x.data.length; e++) {
+      const base = Math.floor(e / (inner * len)) * inner * len + (e % inner);
+      let s = 0;
+      for (let d = 0; d < len; d++) s += Math.abs(x.data[base + d * inner]!) ** p;
+      const want = x.data[e]! / s ** (1 / p);
+      expect(Math.abs(got[e]! - want), `${label}: y[${e}] = ${got[e]}, want ${want}`).toBeLessThan(1e-5 * Math.abs(want));
+    }
+    return; // (the backward of norms past float32: norms = Inf is not a norm of x)
+  }
   const normShape = c.shape.map((d, i) => (i === dim ? 1 : d));
   const dy = randn(c.seed + 100, c.shape);
   await parity(`${label} backward`, n, B.cpu, { dy: c.dtype ? { ...dy, dtype: c.dtype } : dy, x, norms: host(ref.norms!, normShape) }, (m, t) => m.l2NormalizeBackward(t.dy!, t.x!, t.norms!, o), { tol });

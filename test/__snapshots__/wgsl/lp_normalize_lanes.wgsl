@@ -276,9 +276,10 @@ fn lane_e(t: u32, d: u32) -> u32 {
 
 // ‖lane t‖_p: the lane's largest |x| first (NaN anywhere: NaN; an Inf: Inf), then the sum of
 // (|x| * 2^-k)^p with 2^k near that largest value (scaling by a power of two is exact, and no
-// |x|^p overflows or underflows), in blocks of 256 (a short sequential sum per block), the root
-// scaled back by 2^k.
-fn lane_norm(t: u32) -> f32 {
+// |x|^p overflows or underflows), in blocks of 256 (a short sequential sum per block), the root r
+// scaled back by 2^k: n = r * 2^k (Inf where that is past float32, r and k still finite).
+struct LaneNorm { n: f32, r: f32, k: i32 }
+fn lane_norm(t: u32) -> LaneNorm {
   var m = 0.0;
   var nan = false;
   for (var d = 0u; d < P.runs; d += 1u) {
@@ -287,9 +288,11 @@ fn lane_norm(t: u32) -> f32 {
     m = max(m, a);
   }
   // (NaN from a uniform: a constant NaN is a shader-creation error.)
-  if (nan) { return bitcast<f32>(0x7fc00000u | P.opaqueZero); }
-  if (!finite(m)) { return m; }
-  if (m == 0.0) { return 0.0; }
+  if (nan) {
+    let q = bitcast<f32>(0x7fc00000u | P.opaqueZero);
+    return LaneNorm(q, q, 0);
+  }
+  if (!finite(m) || m == 0.0) { return LaneNorm(m, m, 0); }
   let k = frexp(m).exp;
   var blk = 0.0;
   var tot = 0.0;
@@ -306,17 +309,28 @@ fn lane_norm(t: u32) -> f32 {
   tot += blk;
   var r = tot;
   if (P.power == 2.0) { r = sqrt(tot); } else if (P.power != 1.0) { r = pow(tot, 1.0 / P.power); }
-  return ldexp(r, k);
+  return LaneNorm(ldexp(r, k), r, k);
 }
 
 @compute @workgroup_size(WG)
 fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let t = inv_index(lid, wid, nwg);
   if (t >= P.outer * P.groups) { return; }
-  let n = lane_norm(t);
+  let ln = lane_norm(t);
+  let n = ln.n;
   NORM_st(t, n);
   // max(NaN, eps) is indeterminate in WGSL: a NaN norm is kept (PyTorch's clamp_min keeps NaN).
-  let den = select(max(n, P.eps), n, (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u);
+  let isNan = (bitcast<u32>(n) & 0x7fffffffu) > 0x7f800000u;
+  if (!isNan && n >= P.eps) {
+    // x / n as (x * 2^-k) / r: the same quotient, and right where n is past float32 (a lane of
+    // values near its largest: y is not 0).
+    for (var d = 0u; d < P.runs; d += 1u) {
+      let e = lane_e(t, d);
+      Y_st(e, ldexp(X_ld(e), -ln.k) / ln.r);
+    }
+    return;
+  }
+  let den = select(max(n, P.eps), n, isNan);
   for (var d = 0u; d < P.runs; d += 1u) {
     let e = lane_e(t, d);
     Y_st(e, X_ld(e) / den);
