@@ -421,23 +421,54 @@ export function groups_bwd(p: usize, begin: i32, end: i32): void {
 export function cols_dx(p: usize, begin: i32, end: i32): void {
   const dy = pp(p, 0), x = pp(p, 1), dx = pp(p, 2), M = pi(p, 3), C = pi(p, 4), O = pi(p, 5), cf = pp(p, 6), w = pp(p, 7);
   const P = O * C;
-  for (let t = begin; t < end; t++) {
-    const off = <usize>t * <usize>C * 4;
-    const o = (t / M) * C;
-    const tm = at(cf, o), tk = at(cf, P + o), tr = at(cf, 2 * P + o), to = at(cf, 3 * P + o), tb = at(cf, 4 * P + o), tg = at(cf, 5 * P + o);
-    let c = 0;
-    if (ASC_FEATURE_SIMD) {
-      for (; c + 4 <= C; c += 4) {
-        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x + off, c)), v128.load(at(tm, c))), v128.load(at(tk, c))), v128.load(at(tr, c)));
-        const g = f32x4.mul(v128.load(at(dy + off, c)), v128.load(at(w, c)));
-        const v = f32x4.add(f32x4.add(g, v128.load(at(tb, c))), f32x4.mul(v128.load(at(tg, c)), xh));
-        v128.store(at(dx + off, c), f32x4.mul(v128.load(at(to, c)), v));
+  let t = begin;
+  while (t < end) {
+    // The rows sharing o, as apply_cols: narrow rows (C ≤ 64) four at a time, each quad of
+    // coefficients loaded once for the four; the coefficient row found once per run of rows.
+    const o = t / M;
+    const t1 = min(end, (o + 1) * M);
+    const oc = o * C;
+    const tm = at(cf, oc), tk = at(cf, P + oc), tr = at(cf, 2 * P + oc), to = at(cf, 3 * P + oc), tb = at(cf, 4 * P + oc), tg = at(cf, 5 * P + oc);
+    if (ASC_FEATURE_SIMD && C <= 64) {
+      const row = <usize>C * 4;
+      for (; t + 4 <= t1; t += 4) {
+        const off = <usize>t * row;
+        let c = 0;
+        for (; c + 4 <= C; c += 4) {
+          const vm = v128.load(at(tm, c)), vk = v128.load(at(tk, c)), vr = v128.load(at(tr, c)), vo = v128.load(at(to, c));
+          const vb = v128.load(at(tb, c)), vg = v128.load(at(tg, c)), vw = v128.load(at(w, c));
+          for (let k: usize = 0; k < 4; k++) colDx4(dy + off + k * row, x + off + k * row, dx + off + k * row, c, vm, vk, vr, vo, vb, vg, vw);
+        }
+        for (let k: usize = 0; k < 4; k++) colDxScalar(dy + off + k * row, x + off + k * row, dx + off + k * row, c, C, tm, tk, tr, to, tb, tg, w);
       }
     }
-    for (; c < C; c++) {
-      const xh = ((ld(x + off, c) - ld(tm, c)) - ld(tk, c)) * ld(tr, c);
-      st(dx + off, c, ld(to, c) * ((ld(dy + off, c) * ld(w, c) + ld(tb, c)) + ld(tg, c) * xh));
+    for (; t < t1; t++) {
+      const off = <usize>t * <usize>C * 4;
+      let c = 0;
+      if (ASC_FEATURE_SIMD) {
+        for (; c + 4 <= C; c += 4) {
+          colDx4(dy + off, x + off, dx + off, c, v128.load(at(tm, c)), v128.load(at(tk, c)), v128.load(at(tr, c)), v128.load(at(to, c)), v128.load(at(tb, c)), v128.load(at(tg, c)), v128.load(at(w, c)));
+        }
+      }
+      colDxScalar(dy + off, x + off, dx + off, c, C, tm, tk, tr, to, tb, tg, w);
     }
+  }
+}
+
+/** cols_dx on the quad at column c of one row: outer·((dy·w + β) + γ·x̂), x̂ = ((x − μ) − k)·r. */
+// @ts-ignore: decorator
+@inline function colDx4(dy: usize, x: usize, dx: usize, c: i32, vm: v128, vk: v128, vr: v128, vo: v128, vb: v128, vg: v128, vw: v128): void {
+  const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(at(x, c)), vm), vk), vr);
+  const g = f32x4.mul(v128.load(at(dy, c)), vw);
+  v128.store(at(dx, c), f32x4.mul(vo, f32x4.add(f32x4.add(g, vb), f32x4.mul(vg, xh))));
+}
+
+/** cols_dx's scalar loop over columns [c, C) of one row. */
+// @ts-ignore: decorator
+@inline function colDxScalar(dy: usize, x: usize, dx: usize, c: i32, C: i32, tm: usize, tk: usize, tr: usize, to: usize, tb: usize, tg: usize, w: usize): void {
+  for (; c < C; c++) {
+    const xh = ((ld(x, c) - ld(tm, c)) - ld(tk, c)) * ld(tr, c);
+    st(dx, c, ld(to, c) * ((ld(dy, c) * ld(w, c) + ld(tb, c)) + ld(tg, c) * xh));
   }
 }
 
