@@ -16,7 +16,9 @@ const outFile = join(root, 'src/wasm/binary.gen.ts');
 /** Pages of 64 KiB: the shared build's fixed maximum (4 GiB, the whole wasm32 address space). */
 export const MAX_PAGES = 65536;
 
-const COMMON = ['-O3', '--runtime', 'stub', '--noAssert', '--use', 'abort=', '--importMemory'];
+// --noColors: the compiler colours its messages when CI is set (or on a terminal), which the
+// warning check below would not see through.
+const COMMON = ['-O3', '--runtime', 'stub', '--noAssert', '--use', 'abort=', '--importMemory', '--noColors'];
 const BUILDS = {
   simd: [...COMMON, '--enable', 'simd'],
   scalar: [...COMMON],
@@ -47,7 +49,7 @@ export async function buildWasm({ force = false, quiet = false } = {}) {
     });
     if (error || !bin) throw new Error(`build-wasm: ${name} build failed: ${error?.message ?? 'no output'}\n${errs.join('')}`);
     // A warning fails the build too (e.g. an @inline function that cannot be inlined compiles with one).
-    if (errs.some((e) => /\bWARNING\b/.test(e))) throw new Error(`build-wasm: ${name} build has warnings:\n${errs.join('')}`);
+    if (errs.some((e) => /WARNING/.test(e.replace(/\x1b\[[0-9;]*m/g, '')))) throw new Error(`build-wasm: ${name} build has warnings:\n${errs.join('')}`);
     out[name] = Buffer.from(bin).toString('base64');
   }
   const lines = [
