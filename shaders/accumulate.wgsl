@@ -87,8 +87,8 @@ fn rescan_elem(rs: ptr<function, Rescan>, a: ptr<function, Acc>, x: f32) {
   if ((*rs).phase == 0u) {
     if (finite(x)) { (*rs).amax = max((*rs).amax, abs(x)); } else { (*rs).bad += bad_term(x); (*rs).bad_count += 1.0; }
   } else {
-    // ldexp, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
-    acc_scalar(a, ldexp(x, -(*rs).exp));
+    // ldexp_wide, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
+    acc_scalar(a, ldexp_wide(x, -(*rs).exp));
   }
 }
 // (WELFORD and SUMSQ keep nothing per group: acc_new's group is any.)

@@ -19,6 +19,15 @@ fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x 
 
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
 fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// x * 2^e for any e a kernel meets (|e| <= 378), in steps whose result WGSL defines: its ldexp may
+// return 0 for e2 <= -127 whatever e1 is, and an indeterminate value for e2 > 128. The steps have
+// one sign, so an intermediate neither overflows nor underflows where the result does not. Every
+// scaling by a power of two in the kernels goes through here (the shader test checks).
+fn ldexp_wide(x: f32, e: i32) -> f32 {
+  let a = clamp(e, -126, 126);
+  let b = clamp(e - a, -126, 126);
+  return ldexp(ldexp(ldexp(x, a), b), e - a - b);
+}
 // A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
 fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
 
@@ -113,9 +122,9 @@ fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
 fn rstd_of(sd: f32, eps: f32) -> f32 {
   if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
   let fe = frexp(sd);
-  let e2 = ldexp(eps, -2 * fe.exp);
+  let e2 = ldexp_wide(eps, -2 * fe.exp);
   if (!finite(e2)) { return 1.0 / sqrt(eps); }
-  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+  return ldexp_wide(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
 }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group

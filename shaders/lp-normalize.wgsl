@@ -48,7 +48,7 @@ fn lane_norm(t: u32) -> LaneNorm {
   var blk = 0.0;
   var tot = 0.0;
   for (var d = 0u; d < P.runs; d += 1u) {
-    let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
+    let a = ldexp_wide(abs(X_ld(lane_e(t, d))), -k);
     var v = a;
     if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
     blk += v;
@@ -60,7 +60,7 @@ fn lane_norm(t: u32) -> LaneNorm {
   tot += blk;
   var r = tot;
   if (P.power == 2.0) { r = sqrt(tot); } else if (P.power != 1.0) { r = pow(tot, 1.0 / P.power); }
-  return LaneNorm(ldexp(r, k), r, k);
+  return LaneNorm(ldexp_wide(r, k), r, k);
 }
 
 //#if lp_normalize_lanes
@@ -82,7 +82,7 @@ fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     // values near its largest: y is not 0).
     for (var d = 0u; d < P.runs; d += 1u) {
       let e = lane_e(t, d);
-      Y_st(e, ldexp(X_ld(e), -ln.k) / ln.r);
+      Y_st(e, ldexp_wide(X_ld(e), -ln.k) / ln.r);
     }
     return;
   }

@@ -22,5 +22,5 @@ fn acc_result(a: ptr<function, Acc>) -> vec4f {
 fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && m2_suspect(r.y); }
 fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, 0.0); }
 fn bad_term(x: f32) -> f32 { return abs(x); }
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, q_from_root(ldexp(sqrt(r.y / r.x), e)), 0.0, 0.0); }
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, q_from_root(ldexp_wide(sqrt(r.y / r.x), e)), 0.0, 0.0); }
 //#endif

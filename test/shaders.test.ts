@@ -11,6 +11,24 @@ import { mergesPartials } from '../src/kernels/settle.ts';
 describe('shader declarations', () => {
   const entries = Object.entries(FILES).flatMap(([family, src]) => [...declarations(src).entries.keys()].map((e) => [family, e] as const));
 
+  it('every scaling by a power of two goes through ldexp_wide: WGSL lets ldexp return 0 for e2 <= -127 and an indeterminate value for e2 > 128', () => {
+    for (const [family, src] of Object.entries(COMPOSED)) {
+      const code = src.split('\n').filter((l) => !l.trim().startsWith('//')).join('\n');
+      const def = code.indexOf('fn ldexp_wide(');
+      if (def < 0) {
+        // (a family without common.wgsl: no ldexp at all)
+        expect(code.match(/\bldexp\(/g) ?? [], family).toEqual([]);
+        continue;
+      }
+      const body = code.slice(def, code.indexOf('\n}', def));
+      // Its three steps, each with an exponent clamped to [-126, 126] (the third: |e| <= 378).
+      expect(body).toMatch(/clamp\(e, -126, 126\)/);
+      expect(body).toMatch(/clamp\(e - a, -126, 126\)/);
+      const outside = code.slice(0, def) + code.slice(def + body.length);
+      expect(outside.match(/\bldexp\(/g) ?? [], `${family}: ldexp( outside ldexp_wide`).toEqual([]);
+    }
+  });
+
   it('every family declares its entry points, and each is a @compute function of that name', () => {
     expect(entries.length).toBeGreaterThanOrEqual(25);
     for (const [family, e] of entries) {

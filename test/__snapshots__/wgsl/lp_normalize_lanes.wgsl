@@ -84,6 +84,15 @@ fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x 
 
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
 fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// x * 2^e for any e a kernel meets (|e| <= 378), in steps whose result WGSL defines: its ldexp may
+// return 0 for e2 <= -127 whatever e1 is, and an indeterminate value for e2 > 128. The steps have
+// one sign, so an intermediate neither overflows nor underflows where the result does not. Every
+// scaling by a power of two in the kernels goes through here (the shader test checks).
+fn ldexp_wide(x: f32, e: i32) -> f32 {
+  let a = clamp(e, -126, 126);
+  let b = clamp(e - a, -126, 126);
+  return ldexp(ldexp(ldexp(x, a), b), e - a - b);
+}
 
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
@@ -297,7 +306,7 @@ fn lane_norm(t: u32) -> LaneNorm {
   var blk = 0.0;
   var tot = 0.0;
   for (var d = 0u; d < P.runs; d += 1u) {
-    let a = ldexp(abs(X_ld(lane_e(t, d))), -k);
+    let a = ldexp_wide(abs(X_ld(lane_e(t, d))), -k);
     var v = a;
     if (P.power == 2.0) { v = a * a; } else if (P.power != 1.0) { v = select(pow(a, P.power), 0.0, a == 0.0); }
     blk += v;
@@ -309,7 +318,7 @@ fn lane_norm(t: u32) -> LaneNorm {
   tot += blk;
   var r = tot;
   if (P.power == 2.0) { r = sqrt(tot); } else if (P.power != 1.0) { r = pow(tot, 1.0 / P.power); }
-  return LaneNorm(ldexp(r, k), r, k);
+  return LaneNorm(ldexp_wide(r, k), r, k);
 }
 
 @compute @workgroup_size(WG)
@@ -326,7 +335,7 @@ fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
     // values near its largest: y is not 0).
     for (var d = 0u; d < P.runs; d += 1u) {
       let e = lane_e(t, d);
-      Y_st(e, ldexp(X_ld(e), -ln.k) / ln.r);
+      Y_st(e, ldexp_wide(X_ld(e), -ln.k) / ln.r);
     }
     return;
   }

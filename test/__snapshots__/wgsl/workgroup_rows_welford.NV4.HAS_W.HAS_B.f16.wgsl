@@ -96,6 +96,15 @@ override WG: u32 = 64u;
 
 // Whether v is finite, from its bits (compilers may fold NaN comparisons; bits are exact).
 fn finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// x * 2^e for any e a kernel meets (|e| <= 378), in steps whose result WGSL defines: its ldexp may
+// return 0 for e2 <= -127 whatever e1 is, and an indeterminate value for e2 > 128. The steps have
+// one sign, so an intermediate neither overflows nor underflows where the result does not. Every
+// scaling by a power of two in the kernels goes through here (the shader test checks).
+fn ldexp_wide(x: f32, e: i32) -> f32 {
+  let a = clamp(e, -126, 126);
+  let b = clamp(e - a, -126, 126);
+  return ldexp(ldexp(ldexp(x, a), b), e - a - b);
+}
 // A quiet NaN made at run time (a constant NaN is a shader-creation error in WGSL).
 fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
 
@@ -162,9 +171,9 @@ fn m2_suspect(q: f32) -> bool { return !finite(q) || q < 0x1p-100; }
 fn rstd_of(sd: f32, eps: f32) -> f32 {
   if ((sd >= 0x1p-60 && sd <= 0x1p60) || sd == 0.0 || !finite(sd)) { return 1.0 / sqrt(sd * sd + eps); }
   let fe = frexp(sd);
-  let e2 = ldexp(eps, -2 * fe.exp);
+  let e2 = ldexp_wide(eps, -2 * fe.exp);
   if (!finite(e2)) { return 1.0 / sqrt(eps); }
-  return ldexp(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+  return ldexp_wide(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
 }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
@@ -278,8 +287,8 @@ fn rescan_elem(rs: ptr<function, Rescan>, a: ptr<function, Acc>, x: f32) {
   if ((*rs).phase == 0u) {
     if (finite(x)) { (*rs).amax = max((*rs).amax, abs(x)); } else { (*rs).bad += bad_term(x); (*rs).bad_count += 1.0; }
   } else {
-    // ldexp, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
-    acc_scalar(a, ldexp(x, -(*rs).exp));
+    // ldexp_wide, not a multiplication by 2^-e: that factor is subnormal (flushed to 0 on GPUs) for e > 126.
+    acc_scalar(a, ldexp_wide(x, -(*rs).exp));
   }
 }
 // (WELFORD and SUMSQ keep nothing per group: acc_new's group is any.)
@@ -428,7 +437,7 @@ fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(
 fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
 fn bad_term(x: f32) -> f32 { return x; }
 // A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp(r.z, e), q_from_root(ldexp(sqrt(r.w / r.x), e))); }
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp_wide(r.y, e), ldexp_wide(r.z, e), q_from_root(ldexp_wide(sqrt(r.w / r.x), e))); }
 // rows.wgsl: layer/RMS-norm and group/instance-norm forward on GPU-class adapters, one workgroup
 // per row (or group), the row held in registers, and what the family's kernels share (workgroup
 // sums, quad loads, the entry points' builtins); the backward is in rows-grad.wgsl, compiled after
