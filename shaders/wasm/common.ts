@@ -143,41 +143,6 @@ export function moments64(x: usize, n: i32, stride: i32): void {
   v128.store(y, f32x4.add(f32x4.mul(nrm(v128.load(x), vs, vm, vr, kind), v128.load(w)), v128.load(b)));
 }
 
-/** y = nrm(x)·vw + vb on the 16 elements at x, y (one w and b for them). */
-// @ts-ignore: decorator
-@inline export function applyConst16(x: usize, y: usize, vs: v128, vm: v128, vr: v128, vw: v128, vb: v128, kind: i32): void {
-  const t0 = nrm(v128.load(x), vs, vm, vr, kind);
-  const t1 = nrm(v128.load(x, 16), vs, vm, vr, kind);
-  const t2 = nrm(v128.load(x, 32), vs, vm, vr, kind);
-  const t3 = nrm(v128.load(x, 48), vs, vm, vr, kind);
-  v128.store(y, f32x4.add(f32x4.mul(t0, vw), vb));
-  v128.store(y, f32x4.add(f32x4.mul(t1, vw), vb), 16);
-  v128.store(y, f32x4.add(f32x4.mul(t2, vw), vb), 32);
-  v128.store(y, f32x4.add(f32x4.mul(t3, vw), vb), 48);
-}
-
-/**
- * blockStats' fused normalize of the 16 elements at i of its block: w and b per element (fuse 1),
- * or vw and vb, those of the run of S elements the 16 lie in (fuse 2).
- */
-// @ts-ignore: decorator
-@inline function fusedApply16(xa: usize, y: usize, w: usize, b: usize, i: i32, vs: v128, vm: v128, vr: v128, kind: i32, fuse: i32, vw: v128, vb: v128): void {
-  if (fuse == 1) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
-  else applyConst16(at(xa, i), at(y, i), vs, vm, vr, vw, vb, kind);
-}
-
-/** The same for the 4 elements at i (fuse 2: the run's w and b looked up, the block starting at element k0 of the runs). */
-// @ts-ignore: decorator
-@inline function fusedApply4(xa: usize, y: usize, w: usize, b: usize, i: i32, vs: v128, vm: v128, vr: v128, kind: i32, fuse: i32, S: i32, k0: i32): void {
-  if (fuse == 1) {
-    apply4(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
-    return;
-  }
-  const c = (k0 + i) / S;
-  v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(xa, i)), vs, vm, vr, kind), f32x4.splat(ld(w, c))), f32x4.splat(ld(b, c))));
-}
-
-
 /** The scalar form over elements [i, n): y = ((x − s) − m)·r · w + b, w and b per element (wStep 1) or one value (wStep 0). */
 // @ts-ignore: decorator
 @inline export function applyScalar(x: usize, y: usize, i: i32, n: i32, s: f32, m: f32, r: f32, w: usize, b: usize, wStep: i32): void {
@@ -197,14 +162,12 @@ export function moments64(x: usize, n: i32, stride: i32): void {
  * mode 1, rSum = Σx² (float32 lanes; float64 again past float32 or below 2^-100).
  *
  * fuse 1 (SIMD builds only): in the same loop, y = nrm(xa)·w + b over another n elements (w and b
- * per element; s, m, r the float32 mean pair and rstd; kind as nrm's); fuse 2: w and b one value
- * per run of S elements (S a multiple of 16: group and instance norm), this block's first element
- * being element k0 of the runs at w and b (mode 0 only). rows_fwd normalizes row r
+ * per element; s, m, r the float32 mean pair and rstd; kind as nrm's). rows_fwd normalizes row r
  * so while the statistics of row r + 1 stream in: the two passes overlap, and the statistics are
  * these very operations in this order, so a row's bits do not depend on which path summed it.
  */
 // @ts-ignore: decorator
-@inline export function blockStats(x: usize, n: i32, mode: i32, fuse: i32, xa: usize, y: usize, w: usize, b: usize, s: f32, m: f32, r: f32, kind: i32, S: i32, k0: i32): void {
+@inline export function blockStats(x: usize, n: i32, mode: i32, fuse: i32, xa: usize, y: usize, w: usize, b: usize, s: f32, m: f32, r: f32, kind: i32): void {
   let i = 0; // elements of the fused normalize done by the vector loop
   if (mode == 1) {
     let t: f64 = 0;
@@ -263,29 +226,17 @@ export function moments64(x: usize, n: i32, stride: i32): void {
       // Four accumulators, each taking a pair of quads per step (few enough registers that the
       // fused normalize's loop keeps its values in registers on x64).
       let d0 = f32x4.splat(0), d1 = f32x4.splat(0), q0 = f32x4.splat(0), q1 = f32x4.splat(0);
-      let vw = f32x4.splat(0), vb = f32x4.splat(0);
-      while (i + 16 <= n) {
-        // Segments of the block with one w and b (fuse 2: a run of S elements, S a multiple of 16
-        // as the block's start is; else the whole block), the run's values splatted once.
-        let i1 = n;
-        if (fuse == 2) {
-          const c = (k0 + i) / S;
-          i1 = min(n, (c + 1) * S - k0);
-          vw = f32x4.splat(ld(w, c));
-          vb = f32x4.splat(ld(b, c));
-        }
-        for (; i + 16 <= i1; i += 16) {
-          const q = at(x, i);
-          const e0 = f32x4.sub(v128.load(q), vh);
-          const e1 = f32x4.sub(v128.load(q, 16), vh);
-          const e2 = f32x4.sub(v128.load(q, 32), vh);
-          const e3 = f32x4.sub(v128.load(q, 48), vh);
-          d0 = f32x4.add(d0, f32x4.add(e0, e2));
-          d1 = f32x4.add(d1, f32x4.add(e1, e3));
-          q0 = f32x4.add(q0, f32x4.add(f32x4.mul(e0, e0), f32x4.mul(e2, e2)));
-          q1 = f32x4.add(q1, f32x4.add(f32x4.mul(e1, e1), f32x4.mul(e3, e3)));
-          if (fuse) fusedApply16(xa, y, w, b, i, vs, vm, vr, kind, fuse, vw, vb);
-        }
+      for (; i + 16 <= n; i += 16) {
+        const q = at(x, i);
+        const e0 = f32x4.sub(v128.load(q), vh);
+        const e1 = f32x4.sub(v128.load(q, 16), vh);
+        const e2 = f32x4.sub(v128.load(q, 32), vh);
+        const e3 = f32x4.sub(v128.load(q, 48), vh);
+        d0 = f32x4.add(d0, f32x4.add(e0, e2));
+        d1 = f32x4.add(d1, f32x4.add(e1, e3));
+        q0 = f32x4.add(q0, f32x4.add(f32x4.mul(e0, e0), f32x4.mul(e2, e2)));
+        q1 = f32x4.add(q1, f32x4.add(f32x4.mul(e1, e1), f32x4.mul(e3, e3)));
+        if (fuse) apply16(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
       }
       let sd = hsum(d0) + hsum(d1);
       let sq = hsum(q0) + hsum(q1);
@@ -307,15 +258,15 @@ export function moments64(x: usize, n: i32, stride: i32): void {
   if (fuse) {
     if (ASC_FEATURE_SIMD) {
       const vs = f32x4.splat(s), vm = f32x4.splat(m), vr = f32x4.splat(r);
-      for (; i + 4 <= n; i += 4) fusedApply4(xa, y, w, b, i, vs, vm, vr, kind, fuse, S, k0);
+      for (; i + 4 <= n; i += 4) apply4(at(xa, i), at(y, i), at(w, i), at(b, i), vs, vm, vr, kind);
     }
-    if (fuse == 1) applyScalar(xa, y, i, n, s, m, r, w, b, 1);
+    applyScalar(xa, y, i, n, s, m, r, w, b, 1);
   }
 }
 
 /** Moments of one block of n ≤ BLOCK contiguous float32 into rSum = Σx, rM2 = Σ(x − mean)² (blockStats, mode 0). */
 export function blockMoments(x: usize, n: i32): void {
-  blockStats(x, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  blockStats(x, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /** Two-pass moments of one block (shift = the block mean in float32); float64 again past float32 or below 2^-100. */
@@ -386,7 +337,7 @@ function twoPassMoments(x: usize, n: i32): void {
 
 /** Σ x² of n contiguous float32 into rSum (blockStats, mode 1). */
 export function blockSumsq(x: usize, n: i32): void {
-  blockStats(x, n, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  blockStats(x, n, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /**
@@ -403,27 +354,26 @@ export function rowStats(x: usize, n: i32, mode: i32): void {
     } else moments64(x, n, 1);
     return;
   }
-  rowBlocks(x, n, mode, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  rowBlocks(x, n, mode, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /**
  * rowStats' blocks (n ≥ SHORT_ROW): each block's statistics (blockStats), merged by Chan's formula
- * (mode 0) or added (mode 1), into rSum and rM2. With fuse 1 or 2, blockStats' fused normalize of
+ * (mode 0) or added (mode 1), into rSum and rM2. With fuse 1, blockStats' fused normalize of
  * another row's elements (xa → y) runs in the same loops.
  */
 // @ts-ignore: decorator
-@inline export function rowBlocks(x: usize, n: i32, mode: i32, fuse: i32, xa: usize, y: usize, w: usize, b: usize, s: f32, m: f32, r: f32, kind: i32, S: i32): void {
-  // (fuse 1: w and b at the block's elements; fuse 2: the runs' w and b, the block from element k.)
+@inline export function rowBlocks(x: usize, n: i32, mode: i32, fuse: i32, xa: usize, y: usize, w: usize, b: usize, s: f32, m: f32, r: f32, kind: i32): void {
   let cn: f64 = 0, cs: f64 = 0, cq: f64 = 0;
   for (let k = 0; k < n; k += BLOCK) {
     const bk = min(BLOCK, n - k);
     if (mode == 1) {
-      if (fuse) blockStats(at(x, k), bk, 1, fuse, at(xa, k), at(y, k), fuse == 1 ? at(w, k) : w, fuse == 1 ? at(b, k) : b, s, m, r, kind, S, k);
+      if (fuse) blockStats(at(x, k), bk, 1, 1, at(xa, k), at(y, k), at(w, k), at(b, k), s, m, r, kind);
       else blockSumsq(at(x, k), bk);
       cs += rSum;
       continue;
     }
-    if (fuse) blockStats(at(x, k), bk, 0, fuse, at(xa, k), at(y, k), fuse == 1 ? at(w, k) : w, fuse == 1 ? at(b, k) : b, s, m, r, kind, S, k);
+    if (fuse) blockStats(at(x, k), bk, 0, 1, at(xa, k), at(y, k), at(w, k), at(b, k), s, m, r, kind);
     else blockMoments(at(x, k), bk);
     const bn = <f64>bk;
     if (cn == 0) {

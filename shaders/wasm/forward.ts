@@ -1,13 +1,23 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyConst16, applyScalar } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
 
 /** applyRun's vector loops, one w and b for the run; returns the elements done. */
 // @ts-ignore: decorator
 @inline function applyConst(x: usize, y: usize, n: i32, vs: v128, vm: v128, vr: v128, vw: v128, vb: v128, kind: i32): i32 {
   let i = 0;
-  for (; i + 16 <= n; i += 16) applyConst16(at(x, i), at(y, i), vs, vm, vr, vw, vb, kind);
+  for (; i + 16 <= n; i += 16) {
+    const px = at(x, i), py = at(y, i);
+    const t0 = nrm(v128.load(px), vs, vm, vr, kind);
+    const t1 = nrm(v128.load(px, 16), vs, vm, vr, kind);
+    const t2 = nrm(v128.load(px, 32), vs, vm, vr, kind);
+    const t3 = nrm(v128.load(px, 48), vs, vm, vr, kind);
+    v128.store(py, f32x4.add(f32x4.mul(t0, vw), vb));
+    v128.store(py, f32x4.add(f32x4.mul(t1, vw), vb), 16);
+    v128.store(py, f32x4.add(f32x4.mul(t2, vw), vb), 32);
+    v128.store(py, f32x4.add(f32x4.mul(t3, vw), vb), 48);
+  }
   for (; i + 4 <= n; i += 4) {
     v128.store(at(y, i), f32x4.add(f32x4.mul(nrm(v128.load(at(x, i)), vs, vm, vr, kind), vw), vb));
   }
@@ -91,29 +101,21 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
 }
 
 /**
- * Row r's normalize, y = ((x − s) − m)·r · w + b over K elements (w and b per element, or with
- * S > 0 one value per run of S elements, S a multiple of 16, at the row's first channel), in the
+ * Row r's normalize, y = ((x − s) − m)·r · w + b over K elements (w and b per element), in the
  * loops that sum row r + 1 at xn (rowBlocks with fuse): rSum and rM2 become row r + 1's
  * statistics, bit for bit what rowStats(xn, K, mode) gives (mode 0 moments, 1 Σx²; K ≥ SHORT_ROW).
  * The next row streams in from memory while this one, in cache, is normalized and written.
  */
-function applyAhead(xn: usize, x: usize, y: usize, K: i32, mode: i32, s: f32, m: f32, r: f32, w: usize, b: usize, S: i32): void {
+function applyAhead(xn: usize, x: usize, y: usize, K: i32, mode: i32, s: f32, m: f32, r: f32, w: usize, b: usize): void {
   const kind = reinterpret<u32>(m) != 0 ? 0 : reinterpret<u32>(s) != 0 ? 1 : 2;
-  if (S == 0) {
-    if (mode == 1) {
-      if (kind == 0) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 0, 0);
-      else if (kind == 1) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 1, 0);
-      else rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 2, 0);
-    } else {
-      if (kind == 0) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 0, 0);
-      else if (kind == 1) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 1, 0);
-      else rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 2, 0);
-    }
+  if (mode == 1) {
+    if (kind == 0) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 0);
+    else if (kind == 1) rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 1);
+    else rowBlocks(xn, K, 1, 1, x, y, w, b, s, m, r, 2);
   } else {
-    // Group and instance norm (moments): w and b per run of S elements.
-    if (kind == 0) rowBlocks(xn, K, 0, 2, x, y, w, b, s, m, r, 0, S);
-    else if (kind == 1) rowBlocks(xn, K, 0, 2, x, y, w, b, s, m, r, 1, S);
-    else rowBlocks(xn, K, 0, 2, x, y, w, b, s, m, r, 2, S);
+    if (kind == 0) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 0);
+    else if (kind == 1) rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 1);
+    else rowBlocks(xn, K, 0, 1, x, y, w, b, s, m, r, 2);
   }
 }
 
@@ -134,9 +136,9 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     shortRowsFwd(x, y, K, mode, eps, w, b, meanOut, rstdOut, silu, half, begin, end);
     return;
   }
-  // SIMD builds, rows of one weight per element or per run of 16k: row r + 1 is summed in row r's normalize loop
+  // SIMD builds, rows of one weight per element: row r + 1 is summed in row r's normalize loop
   // (applyAhead). The first row of a range is summed alone, so a row's bits never depend on the split.
-  const pipe = ASC_FEATURE_SIMD && K >= SHORT_ROW && (S == 0 || (S & 15) == 0 && mode == 0);
+  const pipe = ASC_FEATURE_SIMD && S == 0 && K >= SHORT_ROW;
   const smode = mode == 2 ? 1 : mode;
   let ahead = false;
   for (let r = begin; r < end; r++) {
@@ -166,7 +168,7 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
     const m = <f32>(mean - <f64>s);
     ahead = pipe && r + 1 < end;
     if (ahead) {
-      applyAhead(xr + <usize>K * 4, xr, yr, K, smode, s, m, <f32>rstd, S ? at(w, (r % G) * Cg) : w, S ? at(b, (r % G) * Cg) : b, S);
+      applyAhead(xr + <usize>K * 4, xr, yr, K, smode, s, m, <f32>rstd, w, b);
     } else if (S == 0) {
       applyRun(xr, yr, K, s, m, <f32>rstd, w, b, 1);
     } else {
