@@ -75,5 +75,5 @@ fn acc_suspect(r: vec4f) -> bool { return r.x > 0.0 && (!finite(r.y) || !finite(
 fn nonfinite_result(n: f32, bad: f32) -> vec4f { return vec4f(n, bad, 0.0, nan_f32(n)); }
 fn bad_term(x: f32) -> f32 { return x; }
 // A rescanned (scaled by 2^-e) result back in scale, its spread as the root -S (see q_root).
-fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp(r.y, e), ldexp_wide(r.z, e), q_from_root(ldexp_wide(sqrt(r.w / r.x), e))); }
+fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp_wide(r.y, e), ldexp_wide(r.z, e), q_from_root(ldexp_wide(sqrt(r.w / r.x), e))); }
 //#endif
