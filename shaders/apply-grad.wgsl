@@ -16,23 +16,30 @@
 //#flag COLS_FUSED   fused_rows_grad over blocks of rowsPerBlock rows, also writing their column partials
 
 //#if BWD_APPLY || BWD_ROWFUSED
-// xhat of x with coefficients c = (alpha, beta, gamma, mu): dev(x, mu) * alpha, held, so that no
-// compiler regroups gamma * (dev * alpha) into (gamma * alpha) * dev (a product that may be
-// subnormal or overflow); weight norm (WN_XHAT): v / |v|, with c.w = 1/|v| and no mean.
-fn xhat4(x: vec4f, c: vec4f) -> vec4f {
+// xhat of x with coefficients c = (alpha, beta, gamma, mu) and f = factor_split(alpha) (alpha =
+// rstd may be subnormal: common.wgsl): dev(x * p, mu * p) * a, held, so that no compiler regroups
+// gamma * (dev * alpha) into (gamma * alpha) * dev (a product that may be subnormal or overflow);
+// weight norm (WN_XHAT): v / |v|, with c.w = 1/|v| (split the same way) and no mean.
+fn xhat4(x: vec4f, c: vec4f, f: vec2f) -> vec4f {
   //#if WN_XHAT
-  return hold4(x * c.w);
+  let fw = factor_split(c.w);
+  return hold4(hold4(x * fw.y) * fw.x);
   //#else
-  return hold4(dev4(x, vec4f(c.w)) * c.x);
+  return hold4(dev4(x * f.y, vec4f(c.w * f.y)) * f.x);
   //#endif
 }
-fn xhat1(x: f32, c: vec4f) -> f32 {
+fn xhat1(x: f32, c: vec4f, f: vec2f) -> f32 {
   //#if WN_XHAT
-  return hold(x * c.w);
+  let fw = factor_split(c.w);
+  return hold(hold(x * fw.y) * fw.x);
   //#else
-  return hold(dev(x, c.w) * c.x);
+  return hold(dev(x * f.y, c.w * f.y) * f.x);
   //#endif
 }
+// dx = alpha * t with alpha = a * p (f = factor_split(alpha)): t * p held, so that a subnormal
+// alpha is never an operand.
+fn times_alpha4(t: vec4f, f: vec2f) -> vec4f { return hold4(t * f.y) * f.x; }
+fn times_alpha1(t: f32, f: vec2f) -> f32 { return hold(t * f.y) * f.x; }
 // dx for the aligned quad at e and for one element, with c = (alpha, beta, gamma, mu).
 fn dx4(e: u32, c: vec4f) -> vec4f {
   var g = DY_ld4(e);
@@ -40,10 +47,12 @@ fn dx4(e: u32, c: vec4f) -> vec4f {
   g *= wq(e);
   //#endif
   //#if EVAL
-  // Batch-norm eval: dx = dy * w * invstd, x not involved (an Inf in x leaves dx finite).
+  // Batch-norm eval: dx = dy * w * invstd, x not involved (an Inf in x leaves dx finite; invstd
+  // from the running variance is normal).
   return c.x * g;
   //#else
-  return c.x * (g + c.y + c.z * xhat4(X_ld4(e), c));
+  let f = factor_split(c.x);
+  return times_alpha4(g + c.y + c.z * xhat4(X_ld4(e), c, f), f);
   //#endif
 }
 fn dx1(e: u32, c: vec4f) -> f32 {
@@ -54,7 +63,8 @@ fn dx1(e: u32, c: vec4f) -> f32 {
   //#if EVAL
   return c.x * g;
   //#else
-  return c.x * (g + c.y + c.z * xhat1(X_ld(e), c));
+  let f = factor_split(c.x);
+  return times_alpha1(g + c.y + c.z * xhat1(X_ld(e), c, f), f);
   //#endif
 }
 //#endif
@@ -64,7 +74,16 @@ fn dx1(e: u32, c: vec4f) -> f32 {
 // The backward coefficients (alpha, beta, gamma, mu) of each lane of the aligned quad at e
 // (S_LANES: the lanes' own groups; else the quad's one group), and dx of the quad at e with them
 // and the quad's weights wv.
-struct Cf4 { al: vec4f, be: vec4f, ga: vec4f, mu: vec4f }
+// Also alpha split (factor_split): alpha = a * p, mu scaled by p.
+struct Cf4 { al: vec4f, be: vec4f, ga: vec4f, mu: vec4f, a: vec4f, p: vec4f }
+fn cf4_of(c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) -> Cf4 {
+  let f0 = factor_split(c0.x);
+  let f1 = factor_split(c1.x);
+  let f2 = factor_split(c2.x);
+  let f3 = factor_split(c3.x);
+  let p = vec4f(f0.y, f1.y, f2.y, f3.y);
+  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), vec4f(c0.w, c1.w, c2.w, c3.w) * p, vec4f(f0.x, f1.x, f2.x, f3.x), p);
+}
 fn coef4(e: u32) -> Cf4 {
   //#if S_LANES
   let s = lane_s(e);
@@ -72,10 +91,10 @@ fn coef4(e: u32) -> Cf4 {
   let c1 = COEF_ld4(4u * s.y);
   let c2 = COEF_ld4(4u * s.z);
   let c3 = COEF_ld4(4u * s.w);
-  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), vec4f(c0.w, c1.w, c2.w, c3.w));
+  return cf4_of(c0, c1, c2, c3);
   //#else
   let c = COEF_ld4(4u * s_of(e));
-  return Cf4(vec4f(c.x), vec4f(c.y), vec4f(c.z), vec4f(c.w));
+  return cf4_of(c, c, c, c);
   //#endif
 }
 fn dx4_cf(e: u32, c: Cf4, wv: vec4f) -> vec4f {
@@ -86,7 +105,7 @@ fn dx4_cf(e: u32, c: Cf4, wv: vec4f) -> vec4f {
   //#if EVAL
   return c.al * g;
   //#else
-  return c.al * (g + c.be + c.ga * hold4(dev4(X_ld4(e), c.mu) * c.al));
+  return hold4((g + c.be + c.ga * hold4(dev4(X_ld4(e) * c.p, c.mu) * c.a)) * c.p) * c.a;
   //#endif
 }
 fn wq_or1(e: u32) -> vec4f {
@@ -124,6 +143,7 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   let e0 = P.blockLength * t;
   if (e0 >= P.elements) { return; }
   let c = COEF_ld4(4u * s_of(e0));
+  let f = factor_split(c.x);
   //#if A_VEC
   let a0 = a_of(e0);
   //#else
@@ -144,7 +164,7 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
     //#if EVAL
     DX_st4(e, c.x * g);
     //#else
-    DX_st4(e, c.x * (g + c.y + c.z * xhat4(X_ld4(e), c)));
+    DX_st4(e, times_alpha4(g + c.y + c.z * xhat4(X_ld4(e), c, f), f));
     //#endif
   }
   //#else
@@ -167,7 +187,7 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
 //#if BWD_ROWFUSED
 // Row j's backward coefficients (alpha, beta, gamma, mu) for dx4/dx1, from its sums of g and
 // g*xhat and its saved statistics; row_k is the saved mean's rounding recovered from the row's
-// sum of x - mu (see FIN_BWD in finalize-grad.wgsl).
+// sum of x - mu (see FIN_BWD in finalize-grad.wgsl), in the units of x * p (acc_saved).
 var<private> row_k: f32;
 fn row_coef(j: u32) -> vec4f {
   var a = acc_new(j);
@@ -183,7 +203,8 @@ fn row_coef(j: u32) -> vec4f {
   beta = -r.y / r.x;
   //#endif
   let gamma = -r.z / r.x;
-  return vec4f(rs, beta - gamma * (row_k * rs), gamma, saved.x);
+  let sv = saved_of(j);
+  return vec4f(sv.y, beta - gamma * (row_k * rs), gamma, sv.x);
 }
 
 //#if COLS_FUSED
@@ -209,10 +230,15 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
   //#endif
   if (r0 >= P.groups) { return; }
   let K = P.runLength;
+  // Per row: (a, beta, gamma, mu * p) with alpha = a * p (factor_split), and p.
   var cf: array<vec4f, RB>;
   var kf: array<f32, RB>;
+  var pf: array<f32, RB>;
   for (var r = r0; r < r1; r += 1u) {
-    cf[r - r0] = row_coef(r);
+    let c = row_coef(r);
+    let f = factor_split(c.x);
+    cf[r - r0] = vec4f(f.x, c.y, c.z, c.w * f.y);
+    pf[r - r0] = f.y;
     kf[r - r0] = row_k;
   }
   for (var p = 0u; p < K; p += 4u) {
@@ -227,13 +253,14 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
       mod_row(r);
       let c = cf[r - r0];
       let e = r * K + p;
-      let xh = dev4(X_ld4(e), vec4f(c.w));
+      let pr = pf[r - r0];
+      let xh = dev4(X_ld4(e) * pr, vec4f(c.w));
       //#if MOD_SUMS
       let dy = dy_raw4(e);
-      sgt += dx_store_gate4(e, c.x * (dy * dy_factor4(e) * w + c.y + c.z * hold4(xh * c.x)));
+      sgt += dx_store_gate4(e, hold4((dy * dy_factor4(e) * w + c.y + c.z * hold4(xh * c.x)) * pr) * c.x);
       //#else
       let dy = DY_ld4(e);
-      DX_st4(e, c.x * (dy * w + c.y + c.z * hold4(xh * c.x)));
+      DX_st4(e, hold4((dy * w + c.y + c.z * hold4(xh * c.x)) * pr) * c.x);
       //#endif
       sdy += dy;
       sdx += dy * hold4((xh - kf[r - r0]) * c.x);

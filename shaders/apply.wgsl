@@ -36,6 +36,7 @@
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag SCALE_PAIR   the factor comes as the pair (a, p) in RSTD, rstd = a * p (finalize_weight_norm)
 //#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
@@ -113,34 +114,35 @@ fn activate4(y: vec4f) -> vec4f {
 }
 
 //#if APPLY || ROWFUSED || MOD_GRAD || SILU_GRAD
-// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
-// x - mean keeps its precision at large offsets.
+// st = (s, m, a, p) (scaled_stats in common.wgsl): the group's mean is the unevaluated sum
+// (st.x + st.y) / p (see accumulate.wgsl), so x - mean keeps its precision at large offsets, and
+// rstd = a * p, applied to x * p so that a subnormal rstd is never an operand.
 // The normalized value of x with st, held before a weight multiplies it (docs/NUMERICS.md rule 3):
 // the deviation from the pair mean held first (rule 1); without a pair (APPLY without MEAN_PAIR:
 // a plain mean, or none) one subtraction and one product, held once.
-fn normalized4(x: vec4f, st: vec3f) -> vec4f {
+fn normalized4(x: vec4f, st: vec4f) -> vec4f {
   //#if APPLY
   //#if MEAN_PAIR
-  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+  return hold4((dev4(x * st.w, vec4f(st.x)) - st.y) * st.z);
   //#else
-  return hold4((x - st.x) * st.z);
+  return hold4((x * st.w - st.x) * st.z);
   //#endif
   //#else
-  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+  return hold4((dev4(x * st.w, vec4f(st.x)) - st.y) * st.z);
   //#endif
 }
-fn normalized1(x: f32, st: vec3f) -> f32 {
+fn normalized1(x: f32, st: vec4f) -> f32 {
   //#if APPLY
   //#if MEAN_PAIR
-  return hold((dev(x, st.x) - st.y) * st.z);
+  return hold((dev(x * st.w, st.x) - st.y) * st.z);
   //#else
-  return hold((x - st.x) * st.z);
+  return hold((x * st.w - st.x) * st.z);
   //#endif
   //#else
-  return hold((dev(x, st.x) - st.y) * st.z);
+  return hold((dev(x * st.w, st.x) - st.y) * st.z);
   //#endif
 }
-fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
+fn y4(x: vec4f, e: u32, st: vec4f) -> vec4f {
   var y = normalized4(x, st);
   //#if HAS_W
   y *= wq(e);
@@ -150,7 +152,7 @@ fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
   //#endif
   return activate4(y);
 }
-fn y1(x: f32, e: u32, st: vec3f) -> f32 {
+fn y1(x: f32, e: u32, st: vec4f) -> f32 {
   var y = normalized1(x, st);
   //#if HAS_W
   y *= W_ld(a_of(e));
@@ -163,20 +165,25 @@ fn y1(x: f32, e: u32, st: vec3f) -> f32 {
 //#endif
 
 //#if APPLY || MG_SC || SILU_GRAD
-fn stats(s: u32) -> vec3f {
+fn stats(s: u32) -> vec4f {
+  //#if SCALE_PAIR
+  // Weight norm: g/|v| as the pair (a, p) from finalize_weight_norm, no mean.
+  return vec4f(0.0, 0.0, RSTD_ld(2u * s), RSTD_ld(2u * s + 1u));
+  //#endif
   //#if MEAN_PAIR
   // The mean as the pair (s, m) from finalize.wgsl.
-  return vec3f(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
+  return scaled_stats(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
   //#else
   //#if EVAL_STATS
   // Batch-norm eval in one dispatch: the running statistics read here (FIN_EVAL folded in),
-  // rstd = 1/sqrt(runningVar + eps) exactly as finalize.wgsl's FIN_EVAL computes it.
-  return vec3f(RM_ld(s), 0.0, 1.0 / sqrt(RV_ld(s) + P.eps));
+  // rstd = 1/sqrt(runningVar + eps) exactly as finalize.wgsl's FIN_EVAL computes it (normal: the
+  // running variance is a float32).
+  return vec4f(RM_ld(s), 0.0, 1.0 / sqrt(RV_ld(s) + P.eps), 1.0);
   //#else
   //#if HAS_MEAN
-  return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
+  return scaled_stats(MEAN_ld(s), 0.0, RSTD_ld(s));
   //#else
-  return vec3f(0.0, 0.0, RSTD_ld(s));
+  return scaled_stats(0.0, 0.0, RSTD_ld(s));
   //#endif
   //#endif
   //#endif
@@ -187,7 +194,7 @@ fn stats(s: u32) -> vec3f {
 //#if CLAST
 // The statistics of each lane of the aligned quad at e (S_LANES: the lanes' own groups; else the
 // quad's one group), and y of a quad x with them and the quad's weights wv and biases bv.
-struct St4 { s: vec4f, m: vec4f, r: vec4f }
+struct St4 { s: vec4f, m: vec4f, r: vec4f, p: vec4f }
 fn stats4(e: u32) -> St4 {
   //#if S_LANES
   let s = lane_s(e);
@@ -195,14 +202,14 @@ fn stats4(e: u32) -> St4 {
   let b = stats(s.y);
   let c = stats(s.z);
   let d = stats(s.w);
-  return St4(vec4f(a.x, b.x, c.x, d.x), vec4f(a.y, b.y, c.y, d.y), vec4f(a.z, b.z, c.z, d.z));
+  return St4(vec4f(a.x, b.x, c.x, d.x), vec4f(a.y, b.y, c.y, d.y), vec4f(a.z, b.z, c.z, d.z), vec4f(a.w, b.w, c.w, d.w));
   //#else
   let a = stats(s_of(e));
-  return St4(vec4f(a.x), vec4f(a.y), vec4f(a.z));
+  return St4(vec4f(a.x), vec4f(a.y), vec4f(a.z), vec4f(a.w));
   //#endif
 }
 fn y4_st(x: vec4f, st: St4, wv: vec4f, bv: vec4f) -> vec4f {
-  var y = hold4((dev4(x, st.s) - st.m) * st.r);
+  var y = hold4((dev4(x * st.p, st.s) - st.m) * st.r);
   //#if HAS_W
   y *= wv;
   //#endif

@@ -56,15 +56,18 @@ fn grad_coefficients_out(j: u32) {
   // xhat = ((x - mu) - k) * rs: sum g*xhat gets -k*rs*sum g, and dx's beta absorbs -gamma*k*rs.
   // dx = rs * (g + beta + gamma * xhat): rs, the factor that may be huge or tiny, comes last, so
   // no intermediate leaves float32's normal range when dx is inside it (WGSL may flush subnormals).
+  // The sums are of x * p - mu * p with rstd = a * p (grad-sums.wgsl, factor_split): k is in
+  // those units, and k * rstd = k * a.
   var beta = 0.0;
   var k = 0.0;
+  let ka = factor_split(rs);
   //#if HAS_MEAN
-  k = mean_fix(r.w, r.x, mu);
-  r.z -= (k * rs) * r.y;
+  k = mean_fix(r.w, r.x, mu * ka.y);
+  r.z -= (k * ka.x) * r.y;
   beta = -wj * r.y / r.x;
   //#endif
   let gamma = -(wj * r.z / r.x);
-  COEF_st4(4u * j, vec4f(rs, beta - gamma * (k * rs), gamma, mu));
+  COEF_st4(4u * j, vec4f(rs, beta - gamma * (k * ka.x), gamma, mu));
   //#if HAS_CORR
   CORR_st(j, k);
   //#endif
@@ -85,8 +88,11 @@ fn weight_norm_grad_out(j: u32) {
   let gj = G_ld(j);
   // dv = (g/|v|) * (dw - (s/|v|) * (v/|v|)) = alpha * (dw + gamma * xhat) with alpha = g/|v|,
   // gamma = -s/|v| and xhat = v * (1/|v|) (apply.wgsl xhat4 with WN_XHAT): no factor of 1/g.
-  COEF_st4(4u * j, vec4f(gj / nrm, 0.0, -(r.z / nrm), 1.0 / nrm));
-  DG_st(j, r.z / nrm);
+  // (Quotients by |v| past 2^126 are subnormal or out of the range where WGSL bounds a division's
+  // error: quot_exact; the dx step splits g/|v| and 1/|v|, factor_split.)
+  let dg = quot_exact(r.z, nrm);
+  COEF_st4(4u * j, vec4f(quot_exact(gj, nrm), 0.0, -dg, quot_exact(1.0, nrm)));
+  DG_st(j, dg);
 }
 //#endif
 
@@ -154,17 +160,19 @@ fn group_coefficients_out(j: u32) {
   // whose sums come in blocks, GN_BLOCK, where one block does not see the whole group): the
   // per-channel sums of dy*xhat need k * rstd times their sum of dy taken out for dweight: stored
   // per group (KR, GN_KR) for weight_bias_grads, the sums themselves left as they are.
+  // (k in the units of x * p, rstd = a * p: FIN_BWD.)
   var k = 0.0;
+  let ka = factor_split(rs);
   //#if GN_BLOCK
   //#else
-  k = mean_fix(sdev, cnt, mu);
-  sgx -= (k * rs) * sg;
+  k = mean_fix(sdev, cnt, mu * ka.y);
+  sgx -= (k * ka.x) * sg;
   //#endif
   //#if GN_KR
-  KR_st(j, k * rs);
+  KR_st(j, k * ka.x);
   //#endif
   let gamma = -sgx / cnt;
-  var cf = vec4f(rs, -sg / cnt - gamma * (k * rs), gamma, mu);
+  var cf = vec4f(rs, -sg / cnt - gamma * (k * ka.x), gamma, mu);
   //#if ACCUM
   let prev = COEF_ld4(4u * j);
   cf.y += prev.y;

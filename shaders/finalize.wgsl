@@ -126,11 +126,29 @@ fn rms_out(j: u32) {
 //#endif
 
 //#if FIN_WN
+// norms = |v| and the factor g/|v| as the pair (a, p), g/|v| = a * p with a and p normal where
+// it is below float32's normal range (|v| past 2^126 |g|, or past float32 itself: the root form
+// S = |v| / sqrt(n) stays finite), so that normalize_elements (SCALE_PAIR) applies it as
+// hold(v * p) * a without a subnormal operand and without losing its precision.
 fn weight_norm_out(j: u32) {
   let r = merged(j);
-  let nrm = select(sqrt(r.y), -r.y * sqrt(r.x), q_is_root(r.y));
+  let root = q_is_root(r.y);
+  let nrm = select(sqrt(r.y), -r.y * sqrt(r.x), root);
   NORMS_st(j, nrm);
-  SCALE_st(j, G_ld(j) / nrm);
+  let g = G_ld(j);
+  var f = vec2f(g / nrm, 1.0);
+  let S = select(nrm, -r.y, root);
+  if (g != 0.0 && finite(g) && S > 0.0 && finite(S)) {
+    // g / (S * sqrt(n)) (sqrt(n) = 1 for the plain form) as (gf / (sf * sqrt(n))) * 2^(ge - se).
+    let fg = frexp(g);
+    let fs = frexp(S);
+    let q = fg.fract / (fs.fract * select(1.0, sqrt(r.x), root));
+    let e = fg.exp - fs.exp;
+    let k = clamp(-e - 62, 0, 126);
+    f = vec2f(ldexp_exact(q, e + k), ldexp_wide(1.0, -k));
+  }
+  SCALE_st(2u * j, f.x);
+  SCALE_st(2u * j + 1u, f.y);
 }
 //#endif
 

@@ -22,18 +22,20 @@ fn row_result(a: ptr<function, Acc>, j: u32) -> vec4f {
 //#endif
 
 //#if ROWFUSED
-// Row j's statistics (s, m, rstd) for y4/y1, its mean and rstd stored.
-fn row_stats(j: u32) -> vec3f {
+// Row j's statistics (s, m, a, p) for y4/y1 (scaled_stats), its mean and rstd stored.
+fn row_stats(j: u32) -> vec4f {
   var a = acc_new(j);
   let r = row_result(&a, j);
   //#if WELFORD
-  let st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
-  MEAN_st(j, st.x + st.y);
+  let rstd = q_rstd(r.x, r.w, P.eps);
+  MEAN_st(j, r.y + r.z);
+  RSTD_st(j, rstd);
+  return scaled_stats(r.y, r.z, rstd);
   //#else
-  let st = vec3f(0.0, 0.0, q_rstd(r.x, r.y, P.eps));
+  let rstd = q_rstd(r.x, r.y, P.eps);
+  RSTD_st(j, rstd);
+  return scaled_stats(0.0, 0.0, rstd);
   //#endif
-  RSTD_st(j, st.z);
-  return st;
 }
 //#if ROW_BLOCK
 // Layer/RMS-norm rows share their weights: blocks of rows per invocation load each quad's weight
@@ -41,7 +43,7 @@ fn row_stats(j: u32) -> vec3f {
 // normalize step; a block of 4 rows measured ~1.4x faster than one row per invocation).
 const RBF = 4u;
 // y of the quad x with statistics st and the quad's weights wv and biases bv (1 and 0 when absent).
-fn y4_wb(x: vec4f, st: vec3f, wv: vec4f, bv: vec4f) -> vec4f { return activate4(hold4((dev4(x, vec4f(st.x)) - st.y) * st.z) * wv + bv); }
+fn y4_wb(x: vec4f, st: vec4f, wv: vec4f, bv: vec4f) -> vec4f { return activate4(hold4((dev4(x * st.w, vec4f(st.x)) - st.y) * st.z) * wv + bv); }
 //#endif
 //#if fused_rows_welford
 @compute @workgroup_size(WG)
@@ -62,7 +64,7 @@ fn fused_rows_sumsq(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup
   let r0 = j * P.rowsPerBlock;
   if (r0 >= P.groups) { return; }
   let r1 = min(r0 + P.rowsPerBlock, P.groups);
-  var sts: array<vec3f, RBF>;
+  var sts: array<vec4f, RBF>;
   for (var r = r0; r < r1; r += 1u) { sts[r - r0] = row_stats(r); }
   for (var p = 0u; p < K; p += 4u) {
     var wv = vec4f(1.0);

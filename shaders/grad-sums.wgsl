@@ -21,11 +21,17 @@ struct GradSums {
   tail_g: f32,       // the scalar lane's three sums
   tail_gxhat: f32,
   tail_dev: f32,
-  mean: vec4f,       // the saved statistics, per lane
-  rstd: vec4f,
+  mean: vec4f,       // the saved statistics per lane, as applied (scaled_stats in common.wgsl):
+  rstd: vec4f,       // mean * p, rstd = a * p as a (normal), and p; the sums are of the scaled
+  p: vec4f,          // deviations x * p - mean * p (k, recovered from them, is in those units)
 }
 alias Acc = GradSums;
 fn acc_new(j: u32) -> Acc {
+  let sv = saved_of(j);
+  return acc_new_lanes(vec4f(sv.x), vec4f(sv.y));
+}
+// Group j's saved (mean, rstd) as stored (mean 0 without HAS_MEAN, rstd 1 without HAS_RSTD).
+fn saved_of(j: u32) -> vec2f {
   let s = j / P.groupsPerStat;
   var mean = 0.0;
   var rstd = 1.0;
@@ -35,9 +41,15 @@ fn acc_new(j: u32) -> Acc {
   //#if HAS_RSTD
   rstd = rstd_at(s);
   //#endif
-  return acc_new_lanes(vec4f(mean), vec4f(rstd));
+  return vec2f(mean, rstd);
 }
-fn acc_new_lanes(mean: vec4f, rstd: vec4f) -> Acc { return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, mean, rstd); }
+fn acc_new_lanes(mean: vec4f, rstd: vec4f) -> Acc {
+  let a = scaled_stats(mean.x, 0.0, rstd.x);
+  let b = scaled_stats(mean.y, 0.0, rstd.y);
+  let c = scaled_stats(mean.z, 0.0, rstd.z);
+  let d = scaled_stats(mean.w, 0.0, rstd.w);
+  return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, vec4f(a.x, b.x, c.x, d.x), vec4f(a.z, b.z, c.z, d.z), vec4f(a.w, b.w, c.w, d.w));
+}
 // The saved statistics of group s; EVAL_STATS (batch-norm eval backward): the running
 // statistics read directly, rstd = 1/sqrt(runningVar + eps) (no FIN_EVAL step).
 //#if HAS_MEAN
@@ -58,15 +70,15 @@ fn rstd_at(s: u32) -> f32 {
   //#endif
 }
 //#endif
-// The group's saved (mean, rstd), as the sums use them (lane 0's of acc_new_lanes).
-fn acc_saved(a: ptr<function, Acc>) -> vec2f { return vec2f((*a).mean.x, (*a).rstd.x); }
+// The group's saved (mean, rstd) as the sums use them (lane 0's of acc_new_lanes): (mean * p, a, p).
+fn acc_saved(a: ptr<function, Acc>) -> vec3f { return vec3f((*a).mean.x, (*a).rstd.x, (*a).p.x); }
 fn acc_recenter(a: ptr<function, Acc>) {}
 fn acc4(a: ptr<function, Acc>, e: u32, i: u32) {
   var g = DY_ld4(e);
   //#if W_BY_I
   g *= W_ld4(i);
   //#endif
-  let dv = dev4(xv4(e), (*a).mean);
+  let dv = dev4(xv4(e) * (*a).p, (*a).mean);
   (*a).sum_g += g;
   (*a).sum_gxhat += g * hold4(dv * (*a).rstd);
   (*a).sum_dev += dv;
@@ -74,7 +86,7 @@ fn acc4(a: ptr<function, Acc>, e: u32, i: u32) {
 }
 // One element per lane, g its gradient (channels-last: a lane per channel).
 fn acc_lanes(a: ptr<function, Acc>, x: vec4f, g: vec4f) {
-  let dv = dev4(x, (*a).mean);
+  let dv = dev4(x * (*a).p, (*a).mean);
   (*a).sum_g += g;
   (*a).sum_gxhat += g * hold4(dv * (*a).rstd);
   (*a).sum_dev += dv;
@@ -85,7 +97,7 @@ fn acc1(a: ptr<function, Acc>, e: u32, i: u32) {
   //#if W_BY_I
   g *= W_ld(i);
   //#endif
-  let dv = dev(xv1(e), (*a).mean.x);
+  let dv = dev(xv1(e) * (*a).p.x, (*a).mean.x);
   (*a).tail_g += g;
   (*a).tail_gxhat += g * hold(dv * (*a).rstd.x);
   (*a).tail_dev += dv;

@@ -127,7 +127,11 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
     //#if HAS_CORR
     k = CORR_ld(r);
     //#endif
-    let rs = RSTD_ld(r);
+    // rstd = rs * pr (factor_split), applied to x and the mean scaled by pr (k is in those units).
+    let fs = factor_split(RSTD_ld(r));
+    let rs = fs.x;
+    let pr = fs.y;
+    m *= pr;
     let e = r * K + col;
     //#if COLS16
     let d0 = DY_ld4(e);
@@ -138,20 +142,20 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
     g1 += d1;
     g2 += d2;
     g3 += d3;
-    h0 += d0 * hold4((dev4(X_ld4(e), vec4f(m)) - k) * rs);
-    h1 += d1 * hold4((dev4(X_ld4(e + 4u), vec4f(m)) - k) * rs);
-    h2 += d2 * hold4((dev4(X_ld4(e + 8u), vec4f(m)) - k) * rs);
-    h3 += d3 * hold4((dev4(X_ld4(e + 12u), vec4f(m)) - k) * rs);
+    h0 += d0 * hold4((dev4(X_ld4(e) * pr, vec4f(m)) - k) * rs);
+    h1 += d1 * hold4((dev4(X_ld4(e + 4u) * pr, vec4f(m)) - k) * rs);
+    h2 += d2 * hold4((dev4(X_ld4(e + 8u) * pr, vec4f(m)) - k) * rs);
+    h3 += d3 * hold4((dev4(X_ld4(e + 12u) * pr, vec4f(m)) - k) * rs);
     //#else
     //#if ALIGNED
     let d = DY_ld4(e);
     g0 += d;
-    h0 += d * hold4((dev4(X_ld4(e), vec4f(m)) - k) * rs);
+    h0 += d * hold4((dev4(X_ld4(e) * pr, vec4f(m)) - k) * rs);
     //#else
     for (var i = 0u; i < w; i += 1u) {
       let d = DY_ld(e + i);
       g0[i] += d;
-      h0[i] += d * hold((dev(X_ld(e + i), m) - k) * rs);
+      h0[i] += d * hold((dev(X_ld(e + i) * pr, m) - k) * rs);
     }
     //#endif
     //#endif

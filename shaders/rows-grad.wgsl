@@ -101,7 +101,11 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
     //#if HAS_MEAN
     mu = MEAN_ld(j);
     //#endif
-    let rs = RSTD_ld(j);
+    // rstd = rs * pr (factor_split: a subnormal rstd is never an operand), x and mu scaled by pr.
+    let fs = factor_split(RSTD_ld(j));
+    let rs = fs.x;
+    let pr = fs.y;
+    mu *= pr;
     var acc = vec3f(0.0);
     for (var k = 0u; k < NV; k += 1u) {
       let q = t + k * WG;
@@ -126,7 +130,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       if (n > 0u) { g *= w_quad(4u * q, n); }
       //#endif
       let msk = quad_mask(q, K);
-      let dv = select(vec4f(0.0), dev4(x, vec4f(mu)), msk);
+      let dv = select(vec4f(0.0), dev4(x * pr, vec4f(mu)), msk);
       let gz = select(vec4f(0.0), g, msk);
       acc += vec3f(hsum(gz), hsum(gz * hold4(dv * rs)), hsum(dv));
     }
@@ -154,8 +158,8 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       //#if HAS_W
       g *= w_quad(4u * q, n);
       //#endif
-      let dv = dev4(xs[k], vec4f(mu));
-      let dx = rs * (g + c + gamma * hold4(dv * rs));
+      let dv = dev4(xs[k] * pr, vec4f(mu));
+      let dx = hold4((g + c + gamma * hold4(dv * rs)) * pr) * rs;
       //#if MOD_SUMS
       cgt[k] += dx_store_gate4(e, dx);
       //#else

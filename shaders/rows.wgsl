@@ -260,11 +260,12 @@ fn workgroup_rows_sumsq(w: WorkgroupIds, l: LaneIds) {
     //#endif
     RSTD_st(j, st.z);
   }
+  let sc = scaled_stats(st.x, st.y, st.z);
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
     let n = quad_len(q, K);
     if (n == 0u) { continue; }
-    var y = hold4((dev4(xs[k], vec4f(st.x)) - st.y) * st.z);
+    var y = hold4((dev4(xs[k] * sc.w, vec4f(sc.x)) - sc.y) * sc.z);
     //#if HAS_W
     y *= w_quad(4u * q, n);
     //#endif

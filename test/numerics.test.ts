@@ -552,6 +552,115 @@ describe('backward at x near 3e37 (rstd near 3e-38): dx in the normal range is n
   }
 });
 
+describe('data whose spread passes float32 (rstd or g/‖v‖ subnormal, deviations x − mean past float32): outputs within 1e-4 of float64', () => {
+  // 'spread': x about 1.2e38·z (clamped to ±3.3e38): the standard deviation is past 2^126 ≈ 8.5e37,
+  // so rstd is a subnormal number, which WGSL lets an implementation flush to 0 wherever it is an
+  // operand or a result. 'outliers': x near −3e38 with every 50th (or 2000th) element +3.3e38: x − mean
+  // is past float32's largest value (6.3e38) while rstd may be normal. y, the saved statistics and
+  // dweight are O(1) or normal and must be right; dx's values are about rstd·dy (subnormal
+  // results, which may be flushed: compared in the normal range, and dy is scaled by 1e6 so that
+  // most of them are normal).
+  const TOL = 1e-4;
+  const clamp = (v: number) => Math.max(-3.3e38, Math.min(3.3e38, v));
+  const data = {
+    spread: (seed: number, n: number) => Float32Array.from(rng(seed).fill(n), (z) => clamp(1.2e38 * z)),
+    outliers: (seed: number, n: number) => Float32Array.from(rng(seed).fill(n), (z, i) => (i % (n > 1000 ? 2000 : 50) === 7 ? 3.3e38 : clamp(-3e38 + 1e36 * z))),
+  };
+  const cases = [
+    { what: 'layerNorm [3, 100]', shape: [3, 100], L: rowsLayout(3, 100), C: 100, rms: false, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.layerNorm(t.x!, { normalizedShape: [100], weight: t.w, bias: t.b });
+      return { y: o.y, mean: o.mean, rstd: o.rstd, g: n.layerNormBackward(t.dy!, t.x!, o.mean, o.rstd, { normalizedShape: [100], weight: t.w, bias: t.b }), o };
+    } },
+    { what: 'layerNorm [2, 4096]', shape: [2, 4096], L: rowsLayout(2, 4096), C: 4096, rms: false, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.layerNorm(t.x!, { normalizedShape: [4096], weight: t.w, bias: t.b });
+      return { y: o.y, mean: o.mean, rstd: o.rstd, g: n.layerNormBackward(t.dy!, t.x!, o.mean, o.rstd, { normalizedShape: [4096], weight: t.w, bias: t.b }), o };
+    } },
+    { what: 'rmsNorm [3, 100]', shape: [3, 100], L: rowsLayout(3, 100), C: 100, rms: true, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.rmsNorm(t.x!, { normalizedShape: [100], weight: t.w });
+      return { y: o.y, mean: null, rstd: o.rstd, g: n.rmsNormBackward(t.dy!, t.x!, o.rstd, { normalizedShape: [100], weight: t.w }), o };
+    } },
+    { what: 'groupNorm [2, 6, 50] G=3', shape: [2, 6, 50], L: groupLayout(2, 6, 50, 3), C: 6, rms: false, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.groupNorm(t.x!, { numGroups: 3, weight: t.w, bias: t.b });
+      return { y: o.y, mean: o.mean, rstd: o.rstd, g: n.groupNormBackward(t.dy!, t.x!, o.mean, o.rstd, { numGroups: 3, weight: t.w, bias: t.b }), o };
+    } },
+    { what: 'instanceNorm [2, 3, 40]', shape: [2, 3, 40], L: groupLayout(2, 3, 40, 3), C: 3, rms: false, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.instanceNorm(t.x!, { weight: t.w, bias: t.b });
+      return { y: o.y, mean: o.mean, rstd: o.rstd, g: n.instanceNormBackward(t.dy!, t.x!, o.mean, o.rstd, { weight: t.w, bias: t.b }), o };
+    } },
+    { what: 'batchNorm training [4, 3, 25]', shape: [4, 3, 25], L: batchLayout(3, 25), C: 3, rms: false, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.batchNorm(t.x!, { training: true, weight: t.w, bias: t.b });
+      return { y: o.y, mean: o.saveMean, rstd: o.saveInvstd, g: n.batchNormBackward(t.dy!, t.x!, { training: true, weight: t.w, bias: t.b, saveMean: o.saveMean, saveInvstd: o.saveInvstd }), o };
+    } },
+    { what: 'batchNorm training channels-last [4, 5, 3]', shape: [4, 5, 3], L: { groups: 3, channels: 3, group: (i: number) => i % 3, channel: (i: number) => i % 3 }, C: 3, rms: false, run: (n: Norms, t: Record<string, Tensor>) => {
+      const o = n.batchNorm(t.x!, { training: true, weight: t.w, bias: t.b, channelsLast: true });
+      return { y: o.y, mean: o.saveMean, rstd: o.saveInvstd, g: n.batchNormBackward(t.dy!, t.x!, { training: true, weight: t.w, bias: t.b, saveMean: o.saveMean, saveInvstd: o.saveInvstd, channelsLast: true }), o };
+    } },
+  ];
+  for (const c of cases) for (const kind of ['spread', 'outliers'] as const) {
+    it(`${c.what}, ${kind}: y, mean, rstd, dx, dweight, dbias`, async () => {
+      const size = c.shape.reduce((a, b) => a * b, 1);
+      const x = data[kind](41, size);
+      const dyH = Float32Array.from(rng(42).fill(size), (v) => 1e6 * v);
+      const w = rng(43).fill(c.C, 1, 0.2);
+      const bias = rng(44).fill(c.C, 0, 0.5);
+      const eps = c.rms ? 1.1920929e-7 : 1e-5;
+      let want: { y: ArrayLike<number>; mean: ArrayLike<number> | null; rstd: ArrayLike<number>; dx: ArrayLike<number>; dweight: ArrayLike<number>; dbias: ArrayLike<number> | null };
+      if (c.rms) {
+        const K = c.C;
+        const rows = size / K;
+        const rstd = Array.from({ length: rows }, (_, r) => 1 / Math.sqrt(x.slice(r * K, r * K + K).reduce((a, v) => a + v * v, 0) / K + eps));
+        const bw = rmsBackward64(dyH, x, rows, K, eps, w);
+        want = { y: Array.from(x, (v, i) => v * rstd[Math.floor(i / K)]! * w[i % K]!), mean: null, rstd, dx: bw.dx, dweight: bw.dweight, dbias: null };
+      } else {
+        const f = forward64(x, c.L, eps, w, bias);
+        const bw = backward64(dyH, x, c.L, eps, w);
+        want = { y: f.y, mean: f.mean, rstd: f.rstd, ...bw };
+      }
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const t = { x: n.tensor(x, c.shape), dy: n.tensor(dyH, c.shape), w: n.tensor(w, [c.C]), b: n.tensor(bias, [c.C]) };
+        const r = c.run(n, t);
+        const outs: [string, Tensor | null | undefined, ArrayLike<number>, number][] = [['y', r.y, want.y, TOL], ['dx', r.g.dx, want.dx, TOL], ['dweight', r.g.dweight, want.dweight, TOL]];
+        if (want.mean) outs.push(['mean', r.mean, want.mean, TOL]);
+        if (want.dbias) outs.push(['dbias', (r.g as { dbias?: Tensor | null }).dbias, want.dbias, TOL]);
+        bad.push(...(await check(n, `${name} ${c.what}`, outs, true)));
+        // The saved rstd itself (subnormal for 'spread'), to float32's precision (2^-149 absolute).
+        const got = await n.read(r.rstd!);
+        for (let j = 0; j < got.length; j++) if (!(Math.abs(got[j]! - want.rstd[j]!) <= 2 ** -149 + 1e-6 * want.rstd[j]!)) bad.push(`${name} ${c.what}: rstd[${j}] = ${got[j]}, float64 ${want.rstd[j]}`);
+        for (const v of [...Object.values(t), ...Object.values(r.o), ...Object.values(r.g)]) (v as Tensor | null)?.destroy();
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+  // weightNorm: ‖v‖ past 2^126·|g| (g/‖v‖ subnormal), and ‖v‖ past float32 (norms Inf): w = g·v/‖v‖ is O(1).
+  for (const [what, shape, dim, scale] of [
+    ['‖v‖ about 2e38 per row of [3, 40] (dim 0)', [3, 40], 0, 3e37],
+    ['‖v‖ about 2e38 per column of [40, 3] (dim 1)', [40, 3], 1, 3e37],
+    ['‖v‖ past float32 per row of [3, 40] (dim 0)', [3, 40], 0, 2e38],
+  ] as const) {
+    it(`weightNorm, ${what}: w within 1e-4 of float64`, async () => {
+      const [R, Cc] = shape;
+      const v = Float32Array.from(rng(45).fill(R * Cc), (z) => Math.max(-3.3e38, Math.min(3.3e38, scale * z)));
+      const slices = dim === 0 ? R : Cc;
+      const slice = (i: number) => (dim === 0 ? Math.floor(i / Cc) : i % Cc);
+      const g = Float32Array.from(rng(46).fill(slices), (z) => 0.5 + Math.abs(z));
+      const nrm = new Float64Array(slices);
+      for (let i = 0; i < v.length; i++) nrm[slice(i)] += v[i]! ** 2;
+      for (let j = 0; j < slices; j++) nrm[j] = Math.sqrt(nrm[j]!);
+      const want = Array.from(v, (a, i) => (g[slice(i)]! * a) / nrm[slice(i)]!);
+      const bad: string[] = [];
+      for (const { name, n } of impls) {
+        const gs = dim === 0 ? [R, 1] : [1, Cc];
+        const o = n.weightNorm(n.tensor(v, [R, Cc]), n.tensor(g, gs), { dim });
+        bad.push(...(await check(n, `${name} weightNorm ${what}`, [['w', o.w, want, TOL]], true)));
+        const norms = await n.read(o.norms);
+        for (let j = 0; j < slices; j++) if (!(Math.abs(norms[j]! - nrm[j]!) <= 1e-6 * nrm[j]!) && !(nrm[j]! > 3.4028234663852886e38 && norms[j] === Infinity)) bad.push(`${name}: norms[${j}] = ${norms[j]}, float64 ${nrm[j]}`);
+      }
+      expect(bad).toEqual([]);
+    });
+  }
+});
+
 // ---- 4. ±Inf in a batch-norm channel ----
 
 describe('±Inf in a batch-norm channel, as PyTorch: mean ±Inf (NaN with both), y / invstd / running var NaN', () => {

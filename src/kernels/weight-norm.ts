@@ -19,7 +19,8 @@ export function weightNorm(g: Planner, a: WeightNormArgs): Planned<WeightNormOut
   const norms = g.alloc(a.g.shape, 'float32', 'norms');
   const ch = chunks(g, runs, groups, runLength, windowed(g, v), v.dtype);
   const part = g.temp(groups * ch.chunks * 16, 'partials');
-  const scale = g.temp(groups * 4, 'scale');
+  // g/‖v‖ per slice as a pair (a, p), g/‖v‖ = a·p with both normal (finalize.wgsl weight_norm_out).
+  const scale = g.temp(groups * 8, 'scale');
   const steps: Step[] = [
     statsStep(v, null, { runs, groups, runLength }, 'sumsq_partials', part, ch),
     {
@@ -31,7 +32,7 @@ export function weightNorm(g: Planner, a: WeightNormArgs): Planned<WeightNormOut
     },
     {
       entry: 'normalize_elements',
-      flags: [],
+      flags: ['SCALE_PAIR'],
       binds: [tb('X', v), tb('Y', w, true), f32('RSTD', scale)],
       p: { elements: v.size, statDiv: runLength, statMod: groups },
       workgroups: applyWorkgroups(v.size),
