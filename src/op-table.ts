@@ -41,6 +41,7 @@ import * as wasmRows from './wasm/rows.ts';
 import * as wasmChannels from './wasm/channels.ts';
 import * as wasmWeight from './wasm/weight-norm.ts';
 import * as wasmLp from './wasm/l2-normalize.ts';
+import { withSpreadCheck, type SpreadCheck } from './wasm/spread.ts';
 
 /** The three backends, told apart by `kind`. */
 export type AnyBackend = CpuBackend | GpuBackend | WasmBackend;
@@ -59,6 +60,8 @@ export interface OpDef<I extends unknown[], A extends object, R extends object, 
   readonly cpu: (c: CpuHost, a: A) => R;
   readonly webgpu: (g: Planner, a: A) => Planned<R>;
   readonly wasm: (w: WasmContext, a: A) => R;
+  /** Where the wasm backend finds the saved rstd, for groups of huge spread (src/wasm/spread.ts). */
+  readonly spread?: SpreadCheck<A, R>;
   /** The public result from the backend's outputs (optional outputs left out where absent). */
   readonly result: (r: R) => P;
 }
@@ -71,7 +74,7 @@ export function runOp<A extends object, R extends object, P extends object>(b: A
     case 'webgpu':
       return op.result(b.run(op.webgpu(b, a)));
     case 'wasm':
-      return op.result(op.wasm(b, a));
+      return op.result(withSpreadCheck(b, a, op.wasm, op.cpu, op.spread, op.mutated?.(a) ?? []));
   }
 }
 
@@ -108,6 +111,7 @@ export const OPS = named({
     cpu: cpuRows.layerNormOp,
     webgpu: gpuMod.layerNorm,
     wasm: wasmRows.layerNorm,
+    spread: { output: (r) => r.rstd },
     result: (r: LayerNormOut) => withSum({ y: r.y, mean: r.mean, rstd: r.rstd }, r.sum),
   }),
   rmsNorm: op({
@@ -122,6 +126,7 @@ export const OPS = named({
     cpu: cpuRows.layerNormBackwardOp,
     webgpu: gpuMod.layerNormBackward,
     wasm: wasmRows.layerNormBackward,
+    spread: { input: (a) => a.rstd },
     result: withGrads<O.ModBwdOut>,
   }),
   rmsNormBackward: op({
@@ -136,6 +141,7 @@ export const OPS = named({
     cpu: cpuGroups.groupNormOp,
     webgpu: gpuMod.groupNorm,
     wasm: wasmChannels.groupNorm,
+    spread: { output: (r) => r.rstd },
     result: asIs<GroupNormOut>,
   }),
   groupNormBackward: op({
@@ -143,6 +149,7 @@ export const OPS = named({
     cpu: cpuGroups.groupNormBackwardOp,
     webgpu: gpuMod.groupNormBackward,
     wasm: wasmChannels.groupNormBackward,
+    spread: { input: (a) => a.rstd },
     result: withGrads<O.ModBwdOut>,
   }),
   instanceNorm: op({
@@ -150,6 +157,7 @@ export const OPS = named({
     cpu: cpuGroups.instanceNormOp,
     webgpu: gpuGroups.instanceNorm,
     wasm: wasmChannels.instanceNorm,
+    spread: { output: (r) => r.rstd },
     result: asIs<GroupNormOut>,
   }),
   instanceNormBackward: op({
@@ -157,6 +165,7 @@ export const OPS = named({
     cpu: cpuGroups.instanceNormBackwardOp,
     webgpu: gpuGroups.instanceNormBackward,
     wasm: wasmChannels.instanceNormBackward,
+    spread: { input: (a) => a.rstd },
     result: asIs<O.BwdOut>,
   }),
   batchNorm: op({
@@ -165,6 +174,7 @@ export const OPS = named({
     cpu: cpuBatch.batchNormOp,
     webgpu: gpuBatch.batchNorm,
     wasm: wasmChannels.batchNorm,
+    spread: { output: (r) => r.saveInvstd },
     result: asIs<BatchNormOut>,
   }),
   batchNormBackward: op({
@@ -172,6 +182,7 @@ export const OPS = named({
     cpu: cpuBatch.batchNormBackwardOp,
     webgpu: gpuBatch.batchNormBackward,
     wasm: wasmChannels.batchNormBackward,
+    spread: { input: (a) => (a.training ? a.saveInvstd : null) },
     result: asIs<O.BwdOut>,
   }),
   weightNorm: op({

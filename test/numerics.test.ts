@@ -632,6 +632,37 @@ describe('data whose spread passes float32 (rstd or g/‖v‖ subnormal, deviati
       expect(bad).toEqual([]);
     });
   }
+  it('layerNorm modulated per sample ([2, 3, 100], scale and shift [2, 1, 100]), outliers: y, dscale, dshift, dweight', async () => {
+    const [B, T, D] = [2, 3, 100];
+    const x = data.outliers(47, B * T * D);
+    const dyH = rng(48).fill(B * T * D);
+    const w = rng(49).fill(D, 1, 0.2);
+    const sc = rng(50).fill(B * D, 0, 0.5);
+    const sh = rng(51).fill(B * D, 0, 0.5);
+    const eps = 1e-6;
+    // n = LN(x)·w, z = n·(1 + scale) + shift; dscale = Σ_t dy·n, dshift = Σ_t dy, dweight = Σ dy·(1 + scale)·x̂.
+    const f = forward64(x, rowsLayout(B * T, D), eps);
+    const xhat = Array.from(x, (v, i) => (v - f.mean[Math.floor(i / D)]!) * f.rstd[Math.floor(i / D)]!);
+    const mi = (i: number) => Math.floor(i / (T * D)) * D + (i % D);
+    const y = xhat.map((h, i) => h * w[i % D]! * (1 + sc[mi(i)]!) + sh[mi(i)]!);
+    const dscale = new Float64Array(B * D);
+    const dshift = new Float64Array(B * D);
+    const dweight = new Float64Array(D);
+    xhat.forEach((h, i) => {
+      dscale[mi(i)] += dyH[i]! * h * w[i % D]!;
+      dshift[mi(i)] += dyH[i]!;
+      dweight[i % D] += dyH[i]! * (1 + sc[mi(i)]!) * h;
+    });
+    const bad: string[] = [];
+    for (const { name, n } of impls) {
+      const t = { x: n.tensor(x, [B, T, D]), dy: n.tensor(dyH, [B, T, D]), w: n.tensor(w, [D]), sc: n.tensor(sc, [B, 1, D]), sh: n.tensor(sh, [B, 1, D]) };
+      const o = n.layerNorm(t.x, { normalizedShape: [D], weight: t.w, eps, scale: t.sc, shift: t.sh });
+      const g = n.layerNormBackward(t.dy, t.x, o.mean, o.rstd, { normalizedShape: [D], weight: t.w, scale: t.sc, shift: t.sh });
+      bad.push(...(await check(n, `${name} modulated`, [['y', o.y, y, TOL], ['dscale', g.dscale, dscale, TOL], ['dshift', g.dshift, dshift, TOL], ['dweight', g.dweight, dweight, TOL]], true)));
+      for (const v of [...Object.values(t), ...Object.values(o), ...Object.values(g)]) (v as Tensor | null)?.destroy();
+    }
+    expect(bad).toEqual([]);
+  });
   // weightNorm: ‖v‖ past 2^126·|g| (g/‖v‖ subnormal), and ‖v‖ past float32 (norms Inf): w = g·v/‖v‖ is O(1).
   for (const [what, shape, dim, scale] of [
     ['‖v‖ about 2e38 per row of [3, 40] (dim 0)', [3, 40], 0, 3e37],
