@@ -185,7 +185,26 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
   let fe = frexp(sd);
   let e2 = ldexp_wide(eps, -2 * fe.exp);
   if (!finite(e2)) { return 1.0 / sqrt(eps); }
-  return ldexp_wide(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+  return ldexp_exact(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// Factors of huge spreads. A factor f that scales a group's deviations (rstd, or weight norm's
+// g/|v|) is tiny where the group's spread is huge: subnormal past 2^126 (data near float32's
+// largest values: f >= 2^-130 for finite data, so f keeps at least 19 bits), and WGSL lets an
+// implementation flush a subnormal operand or result to 0; and there a deviation x - mean itself
+// may pass float32 (x = 3e38, mean = -1e38). Such a factor is made from its bits where it is saved
+// (ldexp_exact), and never multiplied by: factor_split gives f = a * p, a and p normal, p = 1
+// where f >= 2^-100 and 2^-24 below, and a kernel works on the group's data scaled by p (x * p,
+// mean * p: exact, powers of two; values that underflow there are below 2^-102 and vanish beside
+// a spread past 2^100), with a as the factor; a product by f of anything else (dx = rstd * t) is
+// hold(t * p) * a (docs/NUMERICS.md). A deviation that overflows means a spread past 2^112 (for
+// groups up to 2^32 elements), so scaled by p it is back in range.
+fn ldexp_exact(x: f32, e: i32) -> f32 {
+  let fe = frexp(x);
+  if (fe.exp + e > -126 || !finite(x) || x == 0.0) { return ldexp_wide(x, e); }
+  // Subnormal (or 0): its significand in units of 2^-149, rounded to nearest even, as bits.
+  let m = round(ldexp_wide(abs(x), e + 149));
+  return bitcast<f32>(u32(m) | (bitcast<u32>(x) & 0x80000000u));
 }
 
 // finalize.wgsl: per-group merges of the partials written by reduce.wgsl, and the small

@@ -187,7 +187,42 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
   let fe = frexp(sd);
   let e2 = ldexp_wide(eps, -2 * fe.exp);
   if (!finite(e2)) { return 1.0 / sqrt(eps); }
-  return ldexp_wide(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+  return ldexp_exact(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// Factors of huge spreads. A factor f that scales a group's deviations (rstd, or weight norm's
+// g/|v|) is tiny where the group's spread is huge: subnormal past 2^126 (data near float32's
+// largest values: f >= 2^-130 for finite data, so f keeps at least 19 bits), and WGSL lets an
+// implementation flush a subnormal operand or result to 0; and there a deviation x - mean itself
+// may pass float32 (x = 3e38, mean = -1e38). Such a factor is made from its bits where it is saved
+// (ldexp_exact), and never multiplied by: factor_split gives f = a * p, a and p normal, p = 1
+// where f >= 2^-100 and 2^-24 below, and a kernel works on the group's data scaled by p (x * p,
+// mean * p: exact, powers of two; values that underflow there are below 2^-102 and vanish beside
+// a spread past 2^100), with a as the factor; a product by f of anything else (dx = rstd * t) is
+// hold(t * p) * a (docs/NUMERICS.md). A deviation that overflows means a spread past 2^112 (for
+// groups up to 2^32 elements), so scaled by p it is back in range.
+fn ldexp_exact(x: f32, e: i32) -> f32 {
+  let fe = frexp(x);
+  if (fe.exp + e > -126 || !finite(x) || x == 0.0) { return ldexp_wide(x, e); }
+  // Subnormal (or 0): its significand in units of 2^-149, rounded to nearest even, as bits.
+  let m = round(ldexp_wide(abs(x), e + 149));
+  return bitcast<f32>(u32(m) | (bitcast<u32>(x) & 0x80000000u));
+}
+fn factor_split(f: f32) -> vec2f {
+  let b = bitcast<u32>(f);
+  let ex = b & 0x7f800000u;
+  // Normal and at least 2^-100 (exponent field 27), or 0 (or Inf, NaN): as it is.
+  if (ex >= (27u << 23u) || (b & 0x7fffffffu) == 0u) { return vec2f(f, 1.0); }
+  // Subnormal: the significand's bits times 2^-149 * 2^24; normal: f * 2^24 (exact).
+  var a = f * 0x1p24;
+  if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
+  return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
+}
+// A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
+// rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
+  let f = factor_split(r);
+  return vec4f(s * f.y, m * f.y, f.x, f.y);
 }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
@@ -492,6 +527,7 @@ fn unscale(r: vec4f, e: i32) -> vec4f { return vec4f(r.x, ldexp_wide(r.y, e), ld
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag SCALE_PAIR   the factor comes as the pair (a, p) in RSTD, rstd = a * p (finalize_weight_norm)
 //#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
@@ -511,15 +547,16 @@ fn activate4(y: vec4f) -> vec4f {
   return y;
 }
 
-// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
-// x - mean keeps its precision at large offsets.
+// st = (s, m, a, p) (scaled_stats in common.wgsl): the group's mean is the unevaluated sum
+// (st.x + st.y) / p (see accumulate.wgsl), so x - mean keeps its precision at large offsets, and
+// rstd = a * p, applied to x * p so that a subnormal rstd is never an operand.
 // The normalized value of x with st, held before a weight multiplies it (docs/NUMERICS.md rule 3):
 // the deviation from the pair mean held first (rule 1); without a pair (APPLY without MEAN_PAIR:
 // a plain mean, or none) one subtraction and one product, held once.
-fn normalized4(x: vec4f, st: vec3f) -> vec4f {
-  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+fn normalized4(x: vec4f, st: vec4f) -> vec4f {
+  return hold4((dev4(x * st.w, vec4f(st.x)) - st.y) * st.z);
 }
-fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
+fn y4(x: vec4f, e: u32, st: vec4f) -> vec4f {
   var y = normalized4(x, st);
   y *= wq(e);
   y += bq(e);
@@ -564,14 +601,14 @@ fn row_result(a: ptr<function, Acc>, j: u32) -> vec4f {
   return checked_range(a, j, 0u, P.runLength);
 }
 
-// Row j's statistics (s, m, rstd) for y4/y1, its mean and rstd stored.
-fn row_stats(j: u32) -> vec3f {
+// Row j's statistics (s, m, a, p) for y4/y1 (scaled_stats), its mean and rstd stored.
+fn row_stats(j: u32) -> vec4f {
   var a = acc_new(j);
   let r = row_result(&a, j);
-  let st = vec3f(r.y, r.z, q_rstd(r.x, r.w, P.eps));
-  MEAN_st(j, st.x + st.y);
-  RSTD_st(j, st.z);
-  return st;
+  let rstd = q_rstd(r.x, r.w, P.eps);
+  MEAN_st(j, r.y + r.z);
+  RSTD_st(j, rstd);
+  return scaled_stats(r.y, r.z, rstd);
 }
 @compute @workgroup_size(WG)
 fn fused_rows_welford(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -100,6 +100,23 @@ fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.
 fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
 fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 
+fn factor_split(f: f32) -> vec2f {
+  let b = bitcast<u32>(f);
+  let ex = b & 0x7f800000u;
+  // Normal and at least 2^-100 (exponent field 27), or 0 (or Inf, NaN): as it is.
+  if (ex >= (27u << 23u) || (b & 0x7fffffffu) == 0u) { return vec2f(f, 1.0); }
+  // Subnormal: the significand's bits times 2^-149 * 2^24; normal: f * 2^24 (exact).
+  var a = f * 0x1p24;
+  if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
+  return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
+}
+// A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
+// rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
+  let f = factor_split(r);
+  return vec4f(s * f.y, m * f.y, f.x, f.y);
+}
+
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
 // binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
@@ -232,19 +249,31 @@ struct GradSums {
   tail_g: f32,       // the scalar lane's three sums
   tail_gxhat: f32,
   tail_dev: f32,
-  mean: vec4f,       // the saved statistics, per lane
-  rstd: vec4f,
+  mean: vec4f,       // the saved statistics per lane, as applied (scaled_stats in common.wgsl):
+  rstd: vec4f,       // mean * p, rstd = a * p as a (normal), and p; the sums are of the scaled
+  p: vec4f,          // deviations x * p - mean * p (k, recovered from them, is in those units)
 }
 alias Acc = GradSums;
 fn acc_new(j: u32) -> Acc {
+  let sv = saved_of(j);
+  return acc_new_lanes(vec4f(sv.x), vec4f(sv.y));
+}
+// Group j's saved (mean, rstd) as stored (mean 0 without HAS_MEAN, rstd 1 without HAS_RSTD).
+fn saved_of(j: u32) -> vec2f {
   let s = j / P.groupsPerStat;
   var mean = 0.0;
   var rstd = 1.0;
   mean = mean_at(s);
   rstd = rstd_at(s);
-  return acc_new_lanes(vec4f(mean), vec4f(rstd));
+  return vec2f(mean, rstd);
 }
-fn acc_new_lanes(mean: vec4f, rstd: vec4f) -> Acc { return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, mean, rstd); }
+fn acc_new_lanes(mean: vec4f, rstd: vec4f) -> Acc {
+  let a = scaled_stats(mean.x, 0.0, rstd.x);
+  let b = scaled_stats(mean.y, 0.0, rstd.y);
+  let c = scaled_stats(mean.z, 0.0, rstd.z);
+  let d = scaled_stats(mean.w, 0.0, rstd.w);
+  return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, vec4f(a.x, b.x, c.x, d.x), vec4f(a.z, b.z, c.z, d.z), vec4f(a.w, b.w, c.w, d.w));
+}
 // The saved statistics of group s; EVAL_STATS (batch-norm eval backward): the running
 // statistics read directly, rstd = 1/sqrt(runningVar + eps) (no FIN_EVAL step).
 fn mean_at(s: u32) -> f32 {
@@ -257,7 +286,7 @@ fn acc_recenter(a: ptr<function, Acc>) {}
 fn acc4(a: ptr<function, Acc>, e: u32, i: u32) {
   var g = DY_ld4(e);
   g *= W_ld4(i);
-  let dv = dev4(xv4(e), (*a).mean);
+  let dv = dev4(xv4(e) * (*a).p, (*a).mean);
   (*a).sum_g += g;
   (*a).sum_gxhat += g * hold4(dv * (*a).rstd);
   (*a).sum_dev += dv;
@@ -266,7 +295,7 @@ fn acc4(a: ptr<function, Acc>, e: u32, i: u32) {
 fn acc1(a: ptr<function, Acc>, e: u32, i: u32) {
   var g = DY_ld(e);
   g *= W_ld(i);
-  let dv = dev(xv1(e), (*a).mean.x);
+  let dv = dev(xv1(e) * (*a).p.x, (*a).mean.x);
   (*a).tail_g += g;
   (*a).tail_gxhat += g * hold(dv * (*a).rstd.x);
   (*a).tail_dev += dv;

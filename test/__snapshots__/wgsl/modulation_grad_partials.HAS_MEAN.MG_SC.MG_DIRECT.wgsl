@@ -101,6 +101,23 @@ fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x 
 fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
 fn dev(x: f32, s: f32) -> f32 { return hold(x - s); }
 
+fn factor_split(f: f32) -> vec2f {
+  let b = bitcast<u32>(f);
+  let ex = b & 0x7f800000u;
+  // Normal and at least 2^-100 (exponent field 27), or 0 (or Inf, NaN): as it is.
+  if (ex >= (27u << 23u) || (b & 0x7fffffffu) == 0u) { return vec2f(f, 1.0); }
+  // Subnormal: the significand's bits times 2^-149 * 2^24; normal: f * 2^24 (exact).
+  var a = f * 0x1p24;
+  if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
+  return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
+}
+// A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
+// rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
+  let f = factor_split(r);
+  return vec4f(s * f.y, m * f.y, f.x, f.y);
+}
+
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
 // binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
@@ -237,6 +254,7 @@ fn mod_row_of(j: u32, mr: u32) {}
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag SCALE_PAIR   the factor comes as the pair (a, p) in RSTD, rstd = a * p (finalize_weight_norm)
 //#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
@@ -252,16 +270,16 @@ fn activate4(y: vec4f) -> vec4f {
   return y;
 }
 
-fn normalized1(x: f32, st: vec3f) -> f32 {
-  return hold((dev(x, st.x) - st.y) * st.z);
+fn normalized1(x: f32, st: vec4f) -> f32 {
+  return hold((dev(x * st.w, st.x) - st.y) * st.z);
 }
-fn y1(x: f32, e: u32, st: vec3f) -> f32 {
+fn y1(x: f32, e: u32, st: vec4f) -> f32 {
   var y = normalized1(x, st);
   return activate4(vec4f(y)).x;
 }
 
-fn stats(s: u32) -> vec3f {
-  return vec3f(MEAN_ld(s), 0.0, RSTD_ld(s));
+fn stats(s: u32) -> vec4f {
+  return scaled_stats(MEAN_ld(s), 0.0, RSTD_ld(s));
 }
 
 // apply-grad.wgsl: the normalize step's backward (apply family: compiled with apply.wgsl and

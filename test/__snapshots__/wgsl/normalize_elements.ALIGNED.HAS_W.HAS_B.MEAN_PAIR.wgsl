@@ -94,6 +94,23 @@ fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x 
 fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
 fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 
+fn factor_split(f: f32) -> vec2f {
+  let b = bitcast<u32>(f);
+  let ex = b & 0x7f800000u;
+  // Normal and at least 2^-100 (exponent field 27), or 0 (or Inf, NaN): as it is.
+  if (ex >= (27u << 23u) || (b & 0x7fffffffu) == 0u) { return vec2f(f, 1.0); }
+  // Subnormal: the significand's bits times 2^-149 * 2^24; normal: f * 2^24 (exact).
+  var a = f * 0x1p24;
+  if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
+  return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
+}
+// A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
+// rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
+  let f = factor_split(r);
+  return vec4f(s * f.y, m * f.y, f.x, f.y);
+}
+
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the
 // binding accessors, so every kernel that reads X and DY and writes Y and DX takes them without
@@ -233,6 +250,7 @@ fn xv4(e: u32) -> vec4f {
 //#flag A_VEC        the weights of a quad are consecutive (weightDiv == 1)
 //#flag BLOCK        blocks of blockLength elements (a multiple of 16) per invocation
 //#flag MEAN_PAIR    the mean comes as the pair (s, m) in LO, an unevaluated sum (finalize_mean_rstd)
+//#flag SCALE_PAIR   the factor comes as the pair (a, p) in RSTD, rstd = a * p (finalize_weight_norm)
 //#flag CLAST        channels-last x: group (e / statDiv) * numGroups + (e % channels) / channelsPerGroup, weight e % channels
 //#flag S_LANES      channels-last quads whose lanes have their own statistics
 //#flag S_VEC        S_LANES with one channel per group (the lanes' statistics consecutive)
@@ -256,24 +274,25 @@ fn activate4(y: vec4f) -> vec4f {
   return y;
 }
 
-// st = (s, m, rstd): the group's mean is the unevaluated sum st.x + st.y (see accumulate.wgsl), so
-// x - mean keeps its precision at large offsets.
+// st = (s, m, a, p) (scaled_stats in common.wgsl): the group's mean is the unevaluated sum
+// (st.x + st.y) / p (see accumulate.wgsl), so x - mean keeps its precision at large offsets, and
+// rstd = a * p, applied to x * p so that a subnormal rstd is never an operand.
 // The normalized value of x with st, held before a weight multiplies it (docs/NUMERICS.md rule 3):
 // the deviation from the pair mean held first (rule 1); without a pair (APPLY without MEAN_PAIR:
 // a plain mean, or none) one subtraction and one product, held once.
-fn normalized4(x: vec4f, st: vec3f) -> vec4f {
-  return hold4((dev4(x, vec4f(st.x)) - st.y) * st.z);
+fn normalized4(x: vec4f, st: vec4f) -> vec4f {
+  return hold4((dev4(x * st.w, vec4f(st.x)) - st.y) * st.z);
 }
-fn y4(x: vec4f, e: u32, st: vec3f) -> vec4f {
+fn y4(x: vec4f, e: u32, st: vec4f) -> vec4f {
   var y = normalized4(x, st);
   y *= wq(e);
   y += bq(e);
   return activate4(y);
 }
 
-fn stats(s: u32) -> vec3f {
+fn stats(s: u32) -> vec4f {
   // The mean as the pair (s, m) from finalize.wgsl.
-  return vec3f(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
+  return scaled_stats(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
 }
 
 @compute @workgroup_size(WG)

@@ -88,6 +88,17 @@ override WG: u32 = 64u;
 fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
 fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 
+fn factor_split(f: f32) -> vec2f {
+  let b = bitcast<u32>(f);
+  let ex = b & 0x7f800000u;
+  // Normal and at least 2^-100 (exponent field 27), or 0 (or Inf, NaN): as it is.
+  if (ex >= (27u << 23u) || (b & 0x7fffffffu) == 0u) { return vec2f(f, 1.0); }
+  // Subnormal: the significand's bits times 2^-149 * 2^24; normal: f * 2^24 (exact).
+  var a = f * 0x1p24;
+  if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
+  return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
+}
+
 // The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
 // x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
 // rounded to float32, as the forward returned it), else 0 (a caller's mean is taken as given).
@@ -369,7 +380,11 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
     let base = j * K;
     var mu = 0.0;
     mu = MEAN_ld(j);
-    let rs = RSTD_ld(j);
+    // rstd = rs * pr (factor_split: a subnormal rstd is never an operand), x and mu scaled by pr.
+    let fs = factor_split(RSTD_ld(j));
+    let rs = fs.x;
+    let pr = fs.y;
+    mu *= pr;
     var acc = vec3f(0.0);
     for (var k = 0u; k < NV; k += 1u) {
       let q = t + k * WG;
@@ -381,7 +396,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       var g = dy;
       if (n > 0u) { g *= w_quad(4u * q, n); }
       let msk = quad_mask(q, K);
-      let dv = select(vec4f(0.0), dev4(x, vec4f(mu)), msk);
+      let dv = select(vec4f(0.0), dev4(x * pr, vec4f(mu)), msk);
       let gz = select(vec4f(0.0), g, msk);
       acc += vec3f(hsum(gz), hsum(gz * hold4(dv * rs)), hsum(dv));
     }
@@ -401,8 +416,8 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
       let dy = gs[k];
       var g = dy;
       g *= w_quad(4u * q, n);
-      let dv = dev4(xs[k], vec4f(mu));
-      let dx = rs * (g + c + gamma * hold4(dv * rs));
+      let dv = dev4(xs[k] * pr, vec4f(mu));
+      let dx = hold4((g + c + gamma * hold4(dv * rs)) * pr) * rs;
       dx_store(e, n, dx);
       cdy[k] += dy;
       cdx[k] += dy * hold4((dv - kf) * rs);

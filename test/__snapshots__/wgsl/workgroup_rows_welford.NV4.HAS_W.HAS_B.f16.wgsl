@@ -173,7 +173,42 @@ fn rstd_of(sd: f32, eps: f32) -> f32 {
   let fe = frexp(sd);
   let e2 = ldexp_wide(eps, -2 * fe.exp);
   if (!finite(e2)) { return 1.0 / sqrt(eps); }
-  return ldexp_wide(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+  return ldexp_exact(1.0 / sqrt(fe.fract * fe.fract + e2), -fe.exp);
+}
+
+// Factors of huge spreads. A factor f that scales a group's deviations (rstd, or weight norm's
+// g/|v|) is tiny where the group's spread is huge: subnormal past 2^126 (data near float32's
+// largest values: f >= 2^-130 for finite data, so f keeps at least 19 bits), and WGSL lets an
+// implementation flush a subnormal operand or result to 0; and there a deviation x - mean itself
+// may pass float32 (x = 3e38, mean = -1e38). Such a factor is made from its bits where it is saved
+// (ldexp_exact), and never multiplied by: factor_split gives f = a * p, a and p normal, p = 1
+// where f >= 2^-100 and 2^-24 below, and a kernel works on the group's data scaled by p (x * p,
+// mean * p: exact, powers of two; values that underflow there are below 2^-102 and vanish beside
+// a spread past 2^100), with a as the factor; a product by f of anything else (dx = rstd * t) is
+// hold(t * p) * a (docs/NUMERICS.md). A deviation that overflows means a spread past 2^112 (for
+// groups up to 2^32 elements), so scaled by p it is back in range.
+fn ldexp_exact(x: f32, e: i32) -> f32 {
+  let fe = frexp(x);
+  if (fe.exp + e > -126 || !finite(x) || x == 0.0) { return ldexp_wide(x, e); }
+  // Subnormal (or 0): its significand in units of 2^-149, rounded to nearest even, as bits.
+  let m = round(ldexp_wide(abs(x), e + 149));
+  return bitcast<f32>(u32(m) | (bitcast<u32>(x) & 0x80000000u));
+}
+fn factor_split(f: f32) -> vec2f {
+  let b = bitcast<u32>(f);
+  let ex = b & 0x7f800000u;
+  // Normal and at least 2^-100 (exponent field 27), or 0 (or Inf, NaN): as it is.
+  if (ex >= (27u << 23u) || (b & 0x7fffffffu) == 0u) { return vec2f(f, 1.0); }
+  // Subnormal: the significand's bits times 2^-149 * 2^24; normal: f * 2^24 (exact).
+  var a = f * 0x1p24;
+  if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
+  return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
+}
+// A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
+// rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
+  let f = factor_split(r);
+  return vec4f(s * f.y, m * f.y, f.x, f.y);
 }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
@@ -602,11 +637,12 @@ fn workgroup_rows_welford(w: WorkgroupIds, l: LaneIds) {
     MEAN_st(j, st.x + st.y);
     RSTD_st(j, st.z);
   }
+  let sc = scaled_stats(st.x, st.y, st.z);
   for (var k = 0u; k < NV; k += 1u) {
     let q = t + k * WG;
     let n = quad_len(q, K);
     if (n == 0u) { continue; }
-    var y = hold4((dev4(xs[k], vec4f(st.x)) - st.y) * st.z);
+    var y = hold4((dev4(xs[k] * sc.w, vec4f(sc.x)) - sc.y) * sc.z);
     y *= w_quad(4u * q, n);
     y += b_quad(4u * q, n);
     store_quad(base + 4u * q, n, y);
