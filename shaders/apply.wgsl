@@ -169,7 +169,7 @@ fn stats(s: u32) -> vec4f {
   //#if SCALE_PAIR
   // Weight norm: g/|v| as the pair (a, p) from finalize_weight_norm, no mean.
   return vec4f(0.0, 0.0, RSTD_ld(2u * s), RSTD_ld(2u * s + 1u));
-  //#endif
+  //#else
   //#if MEAN_PAIR
   // The mean as the pair (s, m) from finalize.wgsl.
   return scaled_stats(LO_ld(2u * s), LO_ld(2u * s + 1u), RSTD_ld(s));
@@ -184,6 +184,7 @@ fn stats(s: u32) -> vec4f {
   return scaled_stats(MEAN_ld(s), 0.0, RSTD_ld(s));
   //#else
   return scaled_stats(0.0, 0.0, RSTD_ld(s));
+  //#endif
   //#endif
   //#endif
   //#endif

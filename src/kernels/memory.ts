@@ -97,7 +97,9 @@ const elements: KernelMemory = {
     set([ea, eb], 'X', 'R');
     set([ea, eb], 'Y', 'S', 'DY', 'DX');
     set(indexSpan(ea, eb, q.weightDiv, q.weightMod), 'W', 'B');
-    set(span(1), 'MEAN', 'RSTD', 'RM', 'RV');
+    set(span(1), 'MEAN', 'RM', 'RV');
+    // SCALE_PAIR (weight norm): RSTD holds the pair (a, p) per slice.
+    set(span(f.has('SCALE_PAIR') ? 2 : 1), 'RSTD');
     set(span(2), 'LO');
     set(span(4), 'COEF');
   },
@@ -222,7 +224,7 @@ function perGroupOutputs(q: Q, f: ReadonlySet<string>, ja: number, jb: number, s
   set([2 * ja, Math.min(2 * jb + 2, q.elements!)], 'SRC');
   set(f.has('FIN_CAST') ? [2 * ja, 2 * jb + 2] : [4 * ja, 4 * jb + 4], 'OUT');
   set([4 * ja, 4 * jb + 4], 'COEF');
-  set([2 * ja, 2 * jb + 2], 'LO');
+  set([2 * ja, 2 * jb + 2], 'LO', 'SCALE');
 }
 
 /** Finalize kernels: invocation j merges the partials of group j at PART[4*(j*groupStride + c*partialStride)], c in [partialBegin, partials). */
