@@ -88,9 +88,11 @@ fn weight_norm_grad_out(j: u32) {
   let gj = G_ld(j);
   // dv = (g/|v|) * (dw - (s/|v|) * (v/|v|)) = alpha * (dw + gamma * xhat) with alpha = g/|v|,
   // gamma = -s/|v| and xhat = v * (1/|v|) (apply.wgsl xhat4 with WN_XHAT): no factor of 1/g.
-  // (Quotients by |v| past 2^126 are subnormal or out of the range where WGSL bounds a division's
-  // error: quot_exact; the dx step splits g/|v| and 1/|v|, factor_split.)
-  let dg = quot_exact(r.z, nrm);
+  // dg = sum dw * (v/|v|), summed so by grad_partials (RSTD_RECIP). Quotients by |v| past 2^126
+  // are subnormal or out of the range where WGSL bounds a division's error: quot_exact; the dx
+  // step splits g/|v| and 1/|v| (factor_split).
+  // (|v| = 0: dg = s/|v| = 0/0, NaN, as the reference gives, also for an empty slice.)
+  let dg = select(r.z, nan_f32(nrm), nrm == 0.0);
   COEF_st4(4u * j, vec4f(quot_exact(gj, nrm), 0.0, -dg, quot_exact(1.0, nrm)));
   DG_st(j, dg);
 }

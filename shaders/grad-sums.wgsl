@@ -5,6 +5,7 @@
 // Flags the host may set:
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
+//#flag RSTD_RECIP   RSTD holds a norm |v|; the factor is its reciprocal (weight-norm backward)
 
 //#if BWD
 // The sums are taken against saved statistics (mean, rstd) per lane: a group's (index
@@ -66,7 +67,13 @@ fn rstd_at(s: u32) -> f32 {
   //#if EVAL_STATS
   return 1.0 / sqrt(RV_ld(s) + P.eps);
   //#else
+  //#if RSTD_RECIP
+  // Weight norm: RSTD holds |v|, the factor is 1/|v| (x-hat = v/|v|: the sum of dw * v/|v| is dg
+  // itself, of bounded terms, where a sum of dw * v may pass float32).
+  return quot_exact(1.0, RSTD_ld(s));
+  //#else
   return RSTD_ld(s);
+  //#endif
   //#endif
 }
 //#endif

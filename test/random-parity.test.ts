@@ -75,7 +75,7 @@ interface FuzzCase {
    * leading dim.
    */
   hard?: Hard;
-  /** hard 'huge' / 'tiny': the factor x is scaled by. */
+  /** hard 'huge' / 'tiny' / 'extreme': the factor x is scaled by. */
   scale?: number;
   /**
    * batch/group/instance norm: x is [N, *spatial, C] (`channelsLast`); `shape` is then that
@@ -83,7 +83,7 @@ interface FuzzCase {
    */
   channelsLast?: boolean;
 }
-type Hard = 'outliers' | 'huge' | 'tiny' | 'inf' | 'empty';
+type Hard = 'outliers' | 'huge' | 'tiny' | 'extreme' | 'inf' | 'empty';
 
 // ---- generation ----
 
@@ -207,9 +207,12 @@ function drawHard(c: FuzzCase): void {
   if (h.uniform() >= 0.25) return;
   const f16 = c.dtype === 'float16';
   // float16 holds neither huge nor tiny magnitudes.
-  const kinds: Hard[] = f16 ? ['outliers', 'inf', 'empty'] : ['outliers', 'outliers', 'huge', 'tiny', 'inf', 'empty'];
+  const kinds: Hard[] = f16 ? ['outliers', 'inf', 'empty'] : ['outliers', 'outliers', 'huge', 'tiny', 'extreme', 'inf', 'empty'];
   c.hard = pick(h, kinds);
   if (c.hard === 'huge') c.scale = pick(h, [1e18, 1e25, 1e30]);
+  // Data up to float32's largest values (clamped to ±3.3e38) and one element at the opposite
+  // extreme: spreads past 2^126 (rstd subnormal) and deviations x − mean past float32.
+  if (c.hard === 'extreme') c.scale = 3.3e38 / (Math.abs(c.mean) + 3 * c.std);
   if (c.hard === 'tiny') {
     c.scale = pick(h, [1e-20, 1e-25, 1e-30]);
     if (c.op !== 'weightNorm') c.eps = 0;
@@ -227,7 +230,8 @@ function hardData(c: FuzzCase, x: Host): Host {
   const d = Float32Array.from(x.data);
   const h = makeRng(c.dataSeed ^ 0x27d4eb2f);
   const at = () => Math.floor(h.uniform() * d.length);
-  if (c.scale !== undefined) for (let i = 0; i < d.length; i++) d[i] = d[i]! * c.scale;
+  if (c.scale !== undefined) for (let i = 0; i < d.length; i++) d[i] = Math.max(-3.3e38, Math.min(3.3e38, d[i]! * c.scale));
+  if (c.hard === 'extreme') d[at()] = c.mean > 0 ? -3.3e38 : 3.3e38;
   if (c.hard === 'outliers') {
     const k = 1 + Math.floor(h.uniform() * 4);
     for (let i = 0; i < k; i++) d[at()] = c.mean + (h.uniform() < 0.5 ? -1 : 1) * c.std * pick(h, [1e3, 1e4]);
@@ -526,7 +530,7 @@ describe(`random GPU/CPU parity: ${CASES.length} case(s), seed ${SEED}`, () => {
     expect(new Set(CASES.map((c) => c.variant)).size).toBe(4);
     expect(CASES.some((c) => prod(c.shape) > CAP)).toBe(true);
     expect(CASES.filter((c) => c.backward).length).toBeGreaterThan(CASES.length / 2);
-    expect(new Set(CASES.map((c) => c.hard).filter(Boolean)).size).toBe(5);
+    expect(new Set(CASES.map((c) => c.hard).filter(Boolean)).size).toBe(6);
     expect(CASES.filter((c) => c.channelsLast).length).toBeGreaterThan(10);
     for (const c of CASES) {
       expect(c.shape.length).toBeGreaterThanOrEqual(1);

@@ -3,7 +3,7 @@
  * with one L2 norm per index along dim (the Grouping [1, runs, groups, runLength] of src/grouping.ts:
  * groups slices of runs runs of runLength elements). Forward:
  * sumsq_partials, finalize_weight_norm (norms and g/‖v‖), normalize_elements scaling v.
- * Backward: grad_partials (Σ dw·v), weight_norm_grad_coefficients (also dg), grad_elements.
+ * Backward: grad_partials (Σ dw·v/‖v‖ = dg), weight_norm_grad_coefficients, grad_elements.
  */
 import type { WeightNormArgs, WeightNormBwdArgs, WeightNormBwdOut, WeightNormOut } from '../args/weight-norm.ts';
 import { WG } from './source.ts';
@@ -54,9 +54,11 @@ export function weightNormBackward(g: Planner, a: WeightNormBwdArgs): Planned<We
   const dgB = groupOut(g, 'DG', dg, temps, post);
   const steps: Step[] = [
     {
+      // Σ dw·(v/‖v‖) = dg itself (RSTD_RECIP: the factor 1/‖v‖ from the norms): bounded terms,
+      // where Σ dw·v may pass float32 (‖v‖ near or past float32's largest value).
       entry: 'grad_partials',
-      flags: ch.flags,
-      binds: [tb('DY', dw), tb('X', v), f32('PART', part, true)],
+      flags: ['HAS_RSTD', 'RSTD_RECIP', ...ch.flags],
+      binds: [tb('DY', dw), tb('X', v), tb('RSTD', norms), f32('PART', part, true)],
       p: { runs, groups, runLength, chunks: P, chunkLength: L, chunksPerRun: Pi, groupsPerStat: 1 },
       workgroups: Math.ceil((groups * P) / WG),
     },

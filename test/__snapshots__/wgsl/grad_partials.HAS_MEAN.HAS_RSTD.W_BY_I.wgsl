@@ -234,6 +234,7 @@ fn reduce_range(a: ptr<function, Acc>, j: u32, k0: u32, k1: u32) {
 // Flags the host may set:
 //#flag HAS_RSTD     the saved rstd is bound (RSTD; RV with EVAL_STATS)
 //#flag W_BY_I       g = dy * w[i], the weight per position in a row
+//#flag RSTD_RECIP   RSTD holds a norm |v|; the factor is its reciprocal (weight-norm backward)
 
 // The sums are taken against saved statistics (mean, rstd) per lane: a group's (index
 // s = j / groupsPerStat, the same in all four lanes; mean 0 without HAS_MEAN, rstd 1 without
