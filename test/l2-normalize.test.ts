@@ -22,8 +22,8 @@ interface Case {
   p?: number;
   eps?: number;
   dtype?: DType;
-  /** 'huge': |x| ~ 1e30 (squares past float32); 'tiny': ~1e-30 (squares below it); 'zero-lane': one lane of zeros; 'nan': a NaN and an Inf in lanes; 'overflow': |x| ~ 1e38, so the norm itself is past float32 (norms Inf) while y is not */
-  data?: 'huge' | 'tiny' | 'zero-lane' | 'nan' | 'clamped' | 'overflow';
+  /** 'huge': |x| ~ 1e30 (squares past float32); 'tiny': ~1e-30 (squares below it); 'zero-lane': one lane of zeros; 'nan': a NaN and an Inf in lanes; 'overflow': |x| ~ 1e38, so the norm itself is past float32 (norms Inf) while y is not; 'near-max': |x| ~ 3e37, norms past 2^126 but finite (1/‖x‖ subnormal, quotients by ‖x‖ outside the range where WGSL bounds a division's error) */
+  data?: 'huge' | 'tiny' | 'zero-lane' | 'nan' | 'clamped' | 'overflow' | 'near-max';
   seed: number;
 }
 
@@ -37,6 +37,7 @@ function input(c: Case): HostIn {
     x.data[x.data.length - 1] = Infinity;
   }
   if (c.data === 'clamped') x.data.forEach((v, i) => (x.data[i] = i % 3 === 0 ? v * 1e-5 : v));
+  if (c.data === 'near-max') x.data.forEach((v, i) => (x.data[i] = Math.fround(3e37 * v)));
   if (c.data === 'overflow') x.data.forEach((v, i) => (x.data[i] = Math.fround((v < 0 ? -1 : 1) * (1 + 0.5 * (Math.abs(v) % 1)) * 1e38)));
   return c.dtype ? { ...x, dtype: c.dtype } : x;
 }
@@ -62,6 +63,10 @@ const CASES: Case[] = [
   // last dim and a middle one.
   { shape: [3, 64], dim: -1, data: 'overflow', seed: 19 },
   { shape: [2, 5, 3], dim: 1, p: 1, data: 'overflow', seed: 20 },
+  // Norms past 2^126, finite: forward and backward (dy scaled by 1e6 so that dx ~ dy/‖x‖ is in
+  // float32's normal range), p 2 and 1, the last dim and a middle one.
+  { shape: [3, 64], dim: -1, data: 'near-max', seed: 21 },
+  { shape: [2, 40, 3], dim: 1, p: 1, data: 'near-max', seed: 22 },
   // Lanes on both sides of the clamp: a few lanes with |x| ~ 1e-5 under eps = 1e-4.
   { shape: [6, 3, 2], dim: 1, eps: 1e-4, data: 'clamped', seed: 15 },
   { shape: [7], dim: 0, seed: 16 },
@@ -94,6 +99,7 @@ async function caseParity(n: Norms, label: string, c: Case): Promise<void> {
   }
   const normShape = c.shape.map((d, i) => (i === dim ? 1 : d));
   const dy = randn(c.seed + 100, c.shape);
+  if (c.data === 'near-max') dy.data.forEach((v, i) => (dy.data[i] = 1e6 * v));
   await parity(`${label} backward`, n, B.cpu, { dy: c.dtype ? { ...dy, dtype: c.dtype } : dy, x, norms: host(ref.norms!, normShape) }, (m, t) => m.l2NormalizeBackward(t.dy!, t.x!, t.norms!, o), { tol });
 }
 

@@ -99,13 +99,15 @@ fn ldexp_wide(x: f32, e: i32) -> f32 {
 fn nan_f32(v: f32) -> f32 { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(v) & 0u)); }
 
 // sqrt(a^2 + b^2) for a, b >= 0 without overflow or underflow of the squares (NaN and Inf pass
-// through: a + b).
+// through: a + b): both scaled by the power of two of the larger (exact; not a division by it,
+// whose error WGSL bounds only below 2^126).
 fn hyp2(a: f32, b: f32) -> f32 {
   let m = max(a, b);
   if (!(m > 0.0) || !finite(m)) { return a + b; }
-  let x = a / m;
-  let y = b / m;
-  return m * sqrt(x * x + y * y);
+  let e = frexp(m).exp;
+  let x = ldexp_wide(a, -e);
+  let y = ldexp_wide(b, -e);
+  return ldexp_wide(sqrt(x * x + y * y), e);
 }
 
 // Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
