@@ -98,19 +98,23 @@ fn lp_normalize_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(workgro
 // dx = (dy - s * |y|^(p-1) sign(y)) / n with y = x / n and s = sum dy * y over the lane, where the
 // norm n >= eps (a NaN norm too: NaN follows); else (the clamp max(n, eps) took eps, whose
 // gradient is zero) dx = dy / eps.
-// Quotients v / n by a norm n outside [2^-125, 2^125] as (v * 2^-k) / r with n = r * 2^k, r in
-// [0.5, 1) (frexp): there WGSL does not bound a division's error (GPUs' fast division returns 0
-// for divisors past 2^126). nq = (r, k), k = 0 for a norm inside (divided as it is) and for a
-// norm of Inf or NaN as given.
-fn norm_quot(n: f32) -> vec2f {
-  let inside = n >= 0x1p-125 && n <= 0x1p125;
-  if (inside || !finite(n)) { return vec2f(n, 0.0); }
-  let f = frexp(n);
-  return vec2f(f.fract, f32(f.exp));
-}
-fn over_norm(v: f32, n: f32, nq: vec2f) -> f32 {
-  if (nq.y == 0.0) { return v / n; }
-  return ldexp_wide(v, -i32(nq.y)) / nq.x;
+// The gradient sum of lane t, s = sum dy * x / n, with quotients by the norm n as q(v) below.
+// A norm outside [2^-125, 2^125] divides as (v * 2^-k) / r with n = r * 2^k, r in [0.5, 1)
+// (frexp): there WGSL does not bound a division's error (GPUs' fast division returns 0 for
+// divisors past 2^126). Inside, and for a norm of Inf or NaN as given, v / n as it is (the loops
+// are written twice so that the common case pays no branch per element).
+fn lane_grad_sum(t: u32, n: f32, r: f32, k: i32, wide: bool) -> f32 {
+  var blk = 0.0;
+  var s = 0.0;
+  for (var d = 0u; d < P.runs; d += 1u) {
+    let e = lane_e(t, d);
+    if (wide) { blk += DY_ld(e) * (ldexp_wide(X_ld(e), -k) / r); } else { blk += DY_ld(e) * (X_ld(e) / n); }
+    if ((d & 255u) == 255u) {
+      s += blk;
+      blk = 0.0;
+    }
+  }
+  return s + blk;
 }
 //#if lp_normalize_grad_lanes
 @compute @workgroup_size(WG)
@@ -129,21 +133,20 @@ fn lp_normalize_grad_lanes(@builtin(local_invocation_id) lid: vec3u, @builtin(wo
     }
     return;
   }
-  let nq = norm_quot(n);
-  var blk = 0.0;
-  var s = 0.0;
-  for (var d = 0u; d < P.runs; d += 1u) {
-    let e = lane_e(t, d);
-    blk += DY_ld(e) * over_norm(X_ld(e), n, nq);
-    if ((d & 255u) == 255u) {
-      s += blk;
-      blk = 0.0;
+  let inside = (n >= 0x1p-125 && n <= 0x1p125) || !finite(n);
+  if (inside) {
+    let s = lane_grad_sum(t, n, n, 0, false);
+    for (var d = 0u; d < P.runs; d += 1u) {
+      let e = lane_e(t, d);
+      DX_st(e, (DY_ld(e) - s * lp_dpow(X_ld(e) / n)) / n);
     }
+    return;
   }
-  s += blk;
+  let f = frexp(n);
+  let s = lane_grad_sum(t, n, f.fract, f.exp, true);
   for (var d = 0u; d < P.runs; d += 1u) {
     let e = lane_e(t, d);
-    DX_st(e, over_norm(DY_ld(e) - s * lp_dpow(over_norm(X_ld(e), n, nq)), n, nq));
+    DX_st(e, ldexp_wide(DY_ld(e) - s * lp_dpow(ldexp_wide(X_ld(e), -f.exp) / f.fract), -f.exp) / f.fract);
   }
 }
 //#endif

@@ -37,7 +37,8 @@ function input(c: Case): HostIn {
     x.data[x.data.length - 1] = Infinity;
   }
   if (c.data === 'clamped') x.data.forEach((v, i) => (x.data[i] = i % 3 === 0 ? v * 1e-5 : v));
-  if (c.data === 'near-max') x.data.forEach((v, i) => (x.data[i] = Math.fround(3e37 * v)));
+  // (p 1 sums |x|: 3e36 keeps a lane of 40 under float32's largest value.)
+  if (c.data === 'near-max') x.data.forEach((v, i) => (x.data[i] = Math.fround((c.p === 1 ? 3e36 : 3e37) * v)));
   if (c.data === 'overflow') x.data.forEach((v, i) => (x.data[i] = Math.fround((v < 0 ? -1 : 1) * (1 + 0.5 * (Math.abs(v) % 1)) * 1e38)));
   return c.dtype ? { ...x, dtype: c.dtype } : x;
 }
