@@ -21,7 +21,7 @@ const kill = (o) => { for (const v of Object.values(o)) if (v && v.destroy) v.de
 const cases = [];
 const add = (name, numel, factor, mk) => cases.push({ name, numel, factor, mk });
 const P = (s) => s.reduce((a, b) => a * b, 1);
-for (const [R, K] of [[4096, 768], [512, 4096], [1, 4096]]) {
+for (const [R, K] of [[4096, 768], [512, 4096], [1, 4096], [65536, 16], [32768, 32], [16384, 64]]) {
   add(`LN fwd [${R},${K}]`, R * K, 2, (n, T) => { const x = T([R, K]), w = T([K]), b = T([K]); return () => kill(n.layerNorm(x, { normalizedShape: [K], weight: w, bias: b })); });
   add(`RMS fwd [${R},${K}]`, R * K, 2, (n, T) => { const x = T([R, K]), w = T([K]); return () => kill(n.rmsNorm(x, { normalizedShape: [K], weight: w })); });
   add(`LN bwd [${R},${K}]`, R * K, 3, (n, T) => { const x = T([R, K]), w = T([K]), b = T([K]), dy = T([R, K]); const f = n.layerNorm(x, { normalizedShape: [K], weight: w, bias: b }); return () => kill(n.layerNormBackward(dy, x, f.mean, f.rstd, { normalizedShape: [K], weight: w, bias: b })); });
