@@ -127,9 +127,10 @@ fn rms_out(j: u32) {
 
 //#if FIN_WN
 // norms = |v| and the factor g/|v| as the pair (a, p), g/|v| = a * p with a and p normal where
-// it is below float32's normal range (|v| past 2^126 |g|, or past float32 itself: the root form
-// S = |v| / sqrt(n) stays finite), so that normalize_elements (SCALE_PAIR) applies it as
-// hold(v * p) * a without a subnormal operand and without losing its precision.
+// it is outside float32's normal range (|v| past 2^126 |g|, or past float32 itself: the root form
+// S = |v| / sqrt(n) stays finite; or g past 2^128 |v|), so that normalize_elements (SCALE_PAIR)
+// applies it to v * p as a factor a without a subnormal or infinite operand and without losing
+// its precision.
 fn weight_norm_out(j: u32) {
   let r = merged(j);
   let root = q_is_root(r.y);
@@ -143,8 +144,13 @@ fn weight_norm_out(j: u32) {
     let fg = frexp(g);
     let fs = frexp(S);
     let q = fg.fract / (fs.fract * select(1.0, sqrt(r.x), root));
+    // a = q * 2^(e + k), p = 2^-k: k = 0 for factors in [2^-100, 2^100]; below, a near 2^-62
+    // (k up to 126); above (g huge beside |v|), a near 2^62 (k down to -126: v * p stays in
+    // range, |v| <= |v|-norm being tiny there).
     let e = fg.exp - fs.exp;
-    let k = clamp(-e - 62, 0, 126);
+    var k = 0;
+    if (e < -100) { k = min(-e - 62, 126); }
+    if (e > 100) { k = max(62 - e, -126); }
     f = vec2f(ldexp_exact(q, e + k), ldexp_wide(1.0, -k));
   }
   SCALE_st(2u * j, f.x);

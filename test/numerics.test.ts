@@ -700,13 +700,14 @@ describe('data whose spread passes float32 (rstd or g/‖v‖ subnormal, deviati
     ['‖v‖ about 2e38 per row of [3, 40] (dim 0)', [3, 40], 0, 3e37],
     ['‖v‖ about 2e38 per column of [40, 3] (dim 1)', [40, 3], 1, 3e37],
     ['‖v‖ past float32 per row of [3, 40] (dim 0)', [3, 40], 0, 2e38],
+    ['v about 1e-30 with g about 1e30 (g/‖v‖ past float32) per row of [3, 40] (dim 0)', [3, 40], 0, 1e-30],
   ] as const) {
     it(`weightNorm, ${what}: w within 1e-4 of float64`, async () => {
       const [R, Cc] = shape;
       const v = Float32Array.from(rng(45).fill(R * Cc), (z) => Math.max(-3.3e38, Math.min(3.3e38, scale * z)));
       const slices = dim === 0 ? R : Cc;
       const slice = (i: number) => (dim === 0 ? Math.floor(i / Cc) : i % Cc);
-      const g = Float32Array.from(rng(46).fill(slices), (z) => 0.5 + Math.abs(z));
+      const g = Float32Array.from(rng(46).fill(slices), (z) => (scale < 1 ? 1e30 : 1) * (0.5 + Math.abs(z)));
       const nrm = new Float64Array(slices);
       for (let i = 0; i < v.length; i++) nrm[slice(i)] += v[i]! ** 2;
       for (let j = 0; j < slices; j++) nrm[j] = Math.sqrt(nrm[j]!);
