@@ -190,7 +190,9 @@ fn grad_elements(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
 // sum of x - mu (see FIN_BWD in finalize-grad.wgsl), in the units of x * p (acc_saved).
 var<private> row_k: f32;
 fn row_coef(j: u32) -> vec4f {
-  var a = acc_new(j);
+  // The saved statistics as stored (returned in the coefficients), and the accumulator on them.
+  let sv = saved_of(j);
+  var a = acc_new_lanes(vec4f(sv.x), vec4f(sv.y));
   var r = row_result(&a, j);
   let saved = acc_saved(&a);
   let rs = saved.y;
@@ -203,7 +205,6 @@ fn row_coef(j: u32) -> vec4f {
   beta = -r.y / r.x;
   //#endif
   let gamma = -r.z / r.x;
-  let sv = saved_of(j);
   return vec4f(sv.y, beta - gamma * (row_k * rs), gamma, sv.x);
 }
 

@@ -77,8 +77,8 @@ fn rstd_at(s: u32) -> f32 {
   //#endif
 }
 //#endif
-// The group's saved (mean, rstd) as the sums use them (lane 0's of acc_new_lanes): (mean * p, a, p).
-fn acc_saved(a: ptr<function, Acc>) -> vec3f { return vec3f((*a).mean.x, (*a).rstd.x, (*a).p.x); }
+// The group's saved (mean, rstd) as the sums use them (lane 0's of acc_new_lanes): (mean * p, a).
+fn acc_saved(a: ptr<function, Acc>) -> vec2f { return vec2f((*a).mean.x, (*a).rstd.x); }
 fn acc_recenter(a: ptr<function, Acc>) {}
 fn acc4(a: ptr<function, Acc>, e: u32, i: u32) {
   var g = DY_ld4(e);
