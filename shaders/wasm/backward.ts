@@ -2,7 +2,7 @@
 // and weight norm), the gradient sums are Σg, Σg·d and Σd (rows_gsums, cols_gsums); the host turns
 // them into per-group coefficients and dx = outer·((g + β) + γ·x̂), x̂ = (d − k)·r, is applied by
 // rows_dx / cols_dx (k: the saved mean's rounding, recovered from x; NUMERICS.md).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, pi, pp, at, ld, st, hsum, rA, rB, rC } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, pi, pp, at, ld, st, hsum, wide, narrow, rA, rB, rC } from './common';
 
 /** gradSums in float64 (exact for any float32 inputs) into rA, rB, rC: written inline where it is called. */
 // @ts-ignore: decorator
@@ -470,18 +470,6 @@ export function cols_dx(p: usize, begin: i32, end: i32): void {
     const xh = ((ld(x, c) - ld(tm, c)) - ld(tk, c)) * ld(tr, c);
     st(dx, c, ld(to, c) * ((ld(dy, c) * ld(w, c) + ld(tb, c)) + ld(tg, c) * xh));
   }
-}
-
-/** Lanes 0-1 (half 0) or 2-3 (half 1) of a float32 quad as float64. */
-// @ts-ignore: decorator
-@inline function wide(v: v128, half: i32): v128 {
-  return f64x2.promote_low_f32x4(half ? f32x4.shuffle(v, v, 2, 3, 2, 3) : v);
-}
-
-/** Two float64 pairs rounded to float32, as one quad (lo's lanes first). */
-// @ts-ignore: decorator
-@inline function narrow(lo: v128, hi: v128): v128 {
-  return f32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
 
 /**

@@ -18,6 +18,13 @@ export const ROW_BLOCK: i32 = 256;
 export const TINY: f64 = 7.888609052210118e-31; // 2^-100
 /** Rows shorter than this are summed in float64 by scalar loops (rowStats, rows_fwd, rows_bwd). */
 export const SHORT_ROW: i32 = 16;
+/**
+ * SIMD builds: rows_fwd takes rows of 4 ≤ K < SHORT_SIMD elements (one weight per element) by
+ * shortRowsFwd too, its float64 sums in pairs of lanes (sum64, sumsq64dev): exact as the scalar
+ * loops, a vector per quad, and none of the general path's per-row calls (which cost 45 ns of a
+ * 16-element row here). From 64 up the general path's float32 lanes win.
+ */
+export const SHORT_SIMD: i32 = 64;
 
 /** Parameter slot i of the block at p, as a float64, an int or a pointer. */
 // @ts-ignore: decorator
@@ -98,6 +105,82 @@ export function sumRun(x: usize, n: i32): f64 {
   for (let i = 0; i < n; i++) {
     const v = <f64>ld(x, i);
     t += v * v;
+  }
+  return t;
+}
+
+/** Lanes 0-1 (half 0) or 2-3 (half 1) of a float32 quad as float64. */
+// @ts-ignore: decorator
+@inline export function wide(v: v128, half: i32): v128 {
+  return f64x2.promote_low_f32x4(half ? f32x4.shuffle(v, v, 2, 3, 2, 3) : v);
+}
+
+/** Two float64 pairs rounded to float32, as one quad (lo's lanes first). */
+// @ts-ignore: decorator
+@inline export function narrow(lo: v128, hi: v128): v128 {
+  return f32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/**
+ * Σ x over n contiguous float32, in float64 (exact up to float64 rounding, for any float32). SIMD
+ * builds: four float64 accumulators by i mod 8 in pairs of lanes, then the tail in order.
+ */
+// @ts-ignore: decorator
+@inline export function sum64(x: usize, n: i32): f64 {
+  let i = 0;
+  let t: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+    for (; i + 8 <= n; i += 8) {
+      const v0 = v128.load(at(x, i)), v1 = v128.load(at(x, i), 16);
+      a0 = f64x2.add(a0, wide(v0, 0));
+      a1 = f64x2.add(a1, wide(v0, 1));
+      a2 = f64x2.add(a2, wide(v1, 0));
+      a3 = f64x2.add(a3, wide(v1, 1));
+    }
+    if (i + 4 <= n) {
+      const v0 = v128.load(at(x, i));
+      a0 = f64x2.add(a0, wide(v0, 0));
+      a1 = f64x2.add(a1, wide(v0, 1));
+      i += 4;
+    }
+    const a = f64x2.add(f64x2.add(a0, a2), f64x2.add(a1, a3));
+    t = f64x2.extract_lane(a, 0) + f64x2.extract_lane(a, 1);
+  }
+  for (; i < n; i++) t += <f64>ld(x, i);
+  return t;
+}
+
+/** Σ (x − c)² over n contiguous float32, in float64 (c = 0: Σx²); the lanes as sum64's. */
+// @ts-ignore: decorator
+@inline export function sumsq64dev(x: usize, n: i32, c: f64): f64 {
+  let i = 0;
+  let t: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    const vc = f64x2.splat(c);
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+    for (; i + 8 <= n; i += 8) {
+      const v0 = v128.load(at(x, i)), v1 = v128.load(at(x, i), 16);
+      const d0 = f64x2.sub(wide(v0, 0), vc), d1 = f64x2.sub(wide(v0, 1), vc);
+      const d2 = f64x2.sub(wide(v1, 0), vc), d3 = f64x2.sub(wide(v1, 1), vc);
+      a0 = f64x2.add(a0, f64x2.mul(d0, d0));
+      a1 = f64x2.add(a1, f64x2.mul(d1, d1));
+      a2 = f64x2.add(a2, f64x2.mul(d2, d2));
+      a3 = f64x2.add(a3, f64x2.mul(d3, d3));
+    }
+    if (i + 4 <= n) {
+      const v0 = v128.load(at(x, i));
+      const d0 = f64x2.sub(wide(v0, 0), vc), d1 = f64x2.sub(wide(v0, 1), vc);
+      a0 = f64x2.add(a0, f64x2.mul(d0, d0));
+      a1 = f64x2.add(a1, f64x2.mul(d1, d1));
+      i += 4;
+    }
+    const a = f64x2.add(f64x2.add(a0, a2), f64x2.add(a1, a3));
+    t = f64x2.extract_lane(a, 0) + f64x2.extract_lane(a, 1);
+  }
+  for (; i < n; i++) {
+    const d = <f64>ld(x, i) - c;
+    t += d * d;
   }
   return t;
 }

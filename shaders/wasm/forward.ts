@@ -1,6 +1,6 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, SHORT_SIMD, sum64, sumsq64dev, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
 
 /** applyRun's vector loops, one w and b for the run; returns the elements done. */
@@ -59,10 +59,11 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
 }
 
 /**
- * rows_fwd on rows shorter than SHORT_ROW with one weight per position (S = 0): the same
- * statistics as rowStats gives such rows (float64 two-pass) and applyRun's scalar loop
- * (applyScalar), written inline: here the calls of the general path cost more than the
- * arithmetic (a row of 3 elements: ~70-100 ns through the calls, ~20-35 ns inline, measured here).
+ * rows_fwd on short rows with one weight per position (S = 0): K < SHORT_ROW, and in SIMD builds
+ * 4 ≤ K < SHORT_SIMD. Float64 two-pass statistics (sum64, sumsq64dev: exact for any float32, so
+ * nothing to redo) and the normalize, written inline: here the calls of the general path cost more
+ * than the arithmetic (a row of 3 elements: ~70-100 ns through the calls, ~20-35 ns inline; of 16
+ * elements 45 ns through the general path's float32 lanes, measured here).
  */
 function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize, b: usize, meanOut: usize, rstdOut: usize, silu: i32, half: i32, begin: i32, end: i32): void {
   for (let r = begin; r < end; r++) {
@@ -70,19 +71,11 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
     const yr = y + <usize>r * <usize>K * 4;
     let mean: f64 = 0, rstd: f64, stat: f64;
     if (mode == 0) {
-      // moments64's two passes, here on locals (through its result globals this loop ran slower).
-      let sum: f64 = 0;
-      for (let i = 0; i < K; i++) sum += <f64>ld(xr, i);
-      mean = sum / <f64>K;
-      let q: f64 = 0;
-      for (let i = 0; i < K; i++) {
-        const d = <f64>ld(xr, i) - mean;
-        q += d * d;
-      }
-      rstd = 1 / Math.sqrt(q / <f64>K + eps);
+      mean = sum64(xr, K) / <f64>K;
+      rstd = 1 / Math.sqrt(sumsq64dev(xr, K, mean) / <f64>K + eps);
       stat = rstd;
     } else {
-      const q = sumsq64(xr, K);
+      const q = sumsq64dev(xr, K, 0);
       if (mode == 2) {
         stat = Math.sqrt(q);
         rstd = 1 / Math.max(stat, eps);
@@ -94,7 +87,13 @@ function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize,
     if (meanOut) st(meanOut, r, <f32>mean);
     st(rstdOut, r, <f32>stat);
     const sm = <f32>mean, mm = <f32>(mean - <f64>sm), rr = <f32>rstd;
-    applyScalar(xr, yr, 0, K, sm, mm, rr, w, b, 1);
+    let i = 0;
+    if (ASC_FEATURE_SIMD) {
+      const vs = f32x4.splat(sm), vm = f32x4.splat(mm), vr = f32x4.splat(rr);
+      if (mode == 0) for (; i + 4 <= K; i += 4) apply4(at(xr, i), at(yr, i), at(w, i), at(b, i), vs, vm, vr, 0);
+      else for (; i + 4 <= K; i += 4) apply4(at(xr, i), at(yr, i), at(w, i), at(b, i), vs, vm, vr, 2);
+    }
+    applyScalar(xr, yr, i, K, sm, mm, rr, w, b, 1);
     if (silu) siluRun(yr, K);
     if (half) roundHalfRun(yr, K);
   }
@@ -132,7 +131,7 @@ export function rows_fwd(p: usize, begin: i32, end: i32): void {
   const x = pp(p, 0), y = pp(p, 1), K = pi(p, 2), mode = pi(p, 3), eps = pf(p, 4);
   const w = pp(p, 5), b = pp(p, 6), S = pi(p, 7), G = pi(p, 8), Cg = pi(p, 9), silu = pi(p, 10);
   const meanOut = pp(p, 11), rstdOut = pp(p, 12), half = pi(p, 13);
-  if (K > 0 && K < SHORT_ROW && S == 0) {
+  if (S == 0 && K > 0 && (K < SHORT_ROW || (ASC_FEATURE_SIMD && K >= 4 && K < SHORT_SIMD))) {
     shortRowsFwd(x, y, K, mode, eps, w, b, meanOut, rstdOut, silu, half, begin, end);
     return;
   }
