@@ -176,9 +176,9 @@ fn stats(s: u32) -> vec4f {
   //#else
   //#if EVAL_STATS
   // Batch-norm eval in one dispatch: the running statistics read here (FIN_EVAL folded in),
-  // rstd = 1/sqrt(runningVar + eps) exactly as finalize.wgsl's FIN_EVAL computes it (normal: the
-  // running variance is a float32).
-  return vec4f(RM_ld(s), 0.0, 1.0 / sqrt(RV_ld(s) + P.eps), 1.0);
+  // rstd = 1/sqrt(runningVar + eps) exactly as finalize.wgsl's FIN_EVAL computes it (at least
+  // 5e-20: the running variance is a float32), scaled by eval_stats where the mean is huge.
+  return eval_stats(RM_ld(s), 1.0 / sqrt(RV_ld(s) + P.eps));
   //#else
   //#if HAS_MEAN
   return scaled_stats(MEAN_ld(s), 0.0, RSTD_ld(s));

@@ -174,7 +174,7 @@ export const OPS = named({
     cpu: cpuBatch.batchNormOp,
     webgpu: gpuBatch.batchNorm,
     wasm: wasmChannels.batchNorm,
-    spread: { output: (r) => r.saveInvstd },
+    spread: { output: (r) => r.saveInvstd, mean: (a) => (a.training ? null : a.runningMean) },
     result: asIs<BatchNormOut>,
   }),
   batchNormBackward: op({
@@ -182,7 +182,7 @@ export const OPS = named({
     cpu: cpuBatch.batchNormBackwardOp,
     webgpu: gpuBatch.batchNormBackward,
     wasm: wasmChannels.batchNormBackward,
-    spread: { input: (a) => (a.training ? a.saveInvstd : null) },
+    spread: { input: (a) => (a.training ? a.saveInvstd : null), mean: (a) => (a.training ? null : a.runningMean) },
     result: asIs<O.BwdOut>,
   }),
   weightNorm: op({

@@ -7,7 +7,9 @@
  * of a backward, or an output of a forward) has a value below 2^-100 is therefore computed by the
  * float64 reference (src/cpu/) on the same arguments, its results written to wasm tensors: exact,
  * and slow only for data no model has. Ops without a mean (RMS norm, weight norm, l2Normalize)
- * form no deviation and are never redone.
+ * form no deviation and are never redone. Batch-norm eval subtracts running statistics that need
+ * not describe x: there a running mean past 2^100 (data of the opposite sign near float32's
+ * largest values make x − mean pass float32 with rstd normal) sends the op to the reference too.
  */
 import { Tensor } from '../tensor.ts';
 import { CpuBackend } from '../cpu/backend.ts';
@@ -16,6 +18,8 @@ import type { WasmContext } from './context.ts';
 
 /** Factors below this (standard deviations past 2^100) send an op to the float64 reference. */
 export const HUGE_SPREAD_RSTD = 2 ** -100;
+/** Running means at least this large (in magnitude) send a batch-norm eval op to the float64 reference. */
+export const HUGE_RUNNING_MEAN = 2 ** 100;
 
 /** How an op exposes its saved rstd to the check (absent: never redone). */
 export interface SpreadCheck<A, R> {
@@ -23,12 +27,21 @@ export interface SpreadCheck<A, R> {
   readonly input?: (a: A) => Tensor | null | undefined;
   /** A forward's saved rstd among its outputs. */
   readonly output?: (r: R) => Tensor | null | undefined;
+  /** A mean subtracted as given (batch-norm eval's running mean) among the arguments. */
+  readonly mean?: (a: A) => Tensor | null | undefined;
 }
 
 function huge(b: WasmContext, t: Tensor | null | undefined): boolean {
   if (!t || t.size === 0) return false;
   const v = b.values(t);
   for (let i = 0; i < v.length; i++) if (v[i]! < HUGE_SPREAD_RSTD) return true;
+  return false;
+}
+
+function hugeMean(b: WasmContext, t: Tensor | null | undefined): boolean {
+  if (!t || t.size === 0) return false;
+  const v = b.values(t);
+  for (let i = 0; i < v.length; i++) if (Math.abs(v[i]!) >= HUGE_RUNNING_MEAN) return true;
   return false;
 }
 
@@ -45,7 +58,7 @@ export function withSpreadCheck<A extends object, R extends object>(
   mutated: string[],
 ): R {
   if (!check) return wasm(b, a);
-  if (check.input && huge(b, check.input(a))) return viaReference(b, a, cpu, mutated);
+  if ((check.input && huge(b, check.input(a))) || (check.mean && hugeMean(b, check.mean(a)))) return viaReference(b, a, cpu, mutated);
   const args = a as Record<string, unknown>;
   const saved = mutated.map((k) => (args[k] instanceof Tensor ? Float32Array.from(b.values(args[k] as Tensor)) : null));
   const r = wasm(b, a);

@@ -268,11 +268,16 @@ fn saved_of(j: u32) -> vec2f {
   rstd = rstd_at(s);
   return vec2f(mean, rstd);
 }
+// A lane's saved (mean, rstd) as the sums apply them: scaled_stats, or in batch-norm eval's
+// backward eval_stats (a running mean past 2^100 scales the data too).
+fn saved_scaled(mu: f32, r: f32) -> vec4f {
+  return scaled_stats(mu, 0.0, r);
+}
 fn acc_new_lanes(mean: vec4f, rstd: vec4f) -> Acc {
-  let a = scaled_stats(mean.x, 0.0, rstd.x);
-  let b = scaled_stats(mean.y, 0.0, rstd.y);
-  let c = scaled_stats(mean.z, 0.0, rstd.z);
-  let d = scaled_stats(mean.w, 0.0, rstd.w);
+  let a = saved_scaled(mean.x, rstd.x);
+  let b = saved_scaled(mean.y, rstd.y);
+  let c = saved_scaled(mean.z, rstd.z);
+  let d = saved_scaled(mean.w, rstd.w);
   return Acc(0.0, vec4f(0.0), vec4f(0.0), vec4f(0.0), 0.0, 0.0, 0.0, vec4f(a.x, b.x, c.x, d.x), vec4f(a.z, b.z, c.z, d.z), vec4f(a.w, b.w, c.w, d.w));
 }
 // The saved statistics of group s; EVAL_STATS (batch-norm eval backward): the running
