@@ -175,11 +175,12 @@ fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
 // Batch-norm eval's running (mean, rstd) as scaled_stats gives a group's own. The running
 // statistics need not describe x: data and running mean near float32's largest values of opposite
 // signs make x - mean pass float32 with rstd normal (a group's own statistics cannot: there rstd
-// is below 2^-100 first), so p = 2^-24 also where |mean| >= 2^100, a = rstd * 2^24 (exact: an
-// rstd from a float32 running variance is at most 2^75, or Inf). Elsewhere scaled_stats', p = 1.
+// is below 2^-100 first), so p = 2^-24 where |mean| >= 2^100, a = rstd * 2^24, else p = 1, as
+// scaled_stats would give: rstd = 1/sqrt(runningVar + eps) is never below 2^-100 but 0 (a float32
+// running variance is at most 2^128; eps finite), nor above 2^75 but Inf, so a is exact.
 fn eval_stats(mu: f32, r: f32) -> vec4f {
-  if (abs(mu) >= 0x1p100 && r >= 0x1p-100) { return vec4f(mu * 0x1p-24, 0.0, r * 0x1p24, 0x1p-24); }
-  return scaled_stats(mu, 0.0, r);
+  let big = abs(mu) >= 0x1p100;
+  return vec4f(mu * select(1.0, 0x1p-24, big), 0.0, r * select(1.0, 0x1p24, big), select(1.0, 0x1p-24, big));
 }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
