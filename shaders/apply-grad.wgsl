@@ -25,7 +25,7 @@ fn xhat4(x: vec4f, c: vec4f, f: vec2f) -> vec4f {
   let fw = factor_split(c.w);
   return hold4(hold4(x * fw.y) * fw.x);
   //#else
-  return hold4(dev4(x * f.y, vec4f(c.w * f.y)) * f.x);
+  return hold4(dev4(x * f.y, vec4f(mean_scaled(c.w, f.y))) * f.x);
   //#endif
 }
 fn xhat1(x: f32, c: vec4f, f: vec2f) -> f32 {
@@ -33,7 +33,7 @@ fn xhat1(x: f32, c: vec4f, f: vec2f) -> f32 {
   let fw = factor_split(c.w);
   return hold(hold(x * fw.y) * fw.x);
   //#else
-  return hold(dev(x * f.y, c.w * f.y) * f.x);
+  return hold(dev(x * f.y, mean_scaled(c.w, f.y)) * f.x);
   //#endif
 }
 // dx = alpha * t with alpha = a * p (f = factor_split(alpha)): t * p held, so that a subnormal
@@ -82,7 +82,7 @@ fn cf4_of(c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) -> Cf4 {
   let f2 = factor_split(c2.x);
   let f3 = factor_split(c3.x);
   let p = vec4f(f0.y, f1.y, f2.y, f3.y);
-  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), vec4f(c0.w, c1.w, c2.w, c3.w) * p, vec4f(f0.x, f1.x, f2.x, f3.x), p);
+  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), hold4(vec4f(c0.w, c1.w, c2.w, c3.w) * p), vec4f(f0.x, f1.x, f2.x, f3.x), p);
 }
 fn coef4(e: u32) -> Cf4 {
   //#if S_LANES
@@ -238,7 +238,7 @@ fn fused_rows_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_
   for (var r = r0; r < r1; r += 1u) {
     let c = row_coef(r);
     let f = factor_split(c.x);
-    cf[r - r0] = vec4f(f.x, c.y, c.z, c.w * f.y);
+    cf[r - r0] = vec4f(f.x, c.y, c.z, mean_scaled(c.w, f.y));
     pf[r - r0] = f.y;
     kf[r - r0] = row_k;
   }

@@ -168,10 +168,15 @@ fn quot_exact(a: f32, b: f32) -> f32 {
 }
 // A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
 // rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+// The scaled mean is held (mean_scaled), so that no compiler factors x * p - s * p into
+// (x - s) * p, the deviation the scaling is there to keep inside float32.
 fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
   let f = factor_split(r);
-  return vec4f(s * f.y, m * f.y, f.x, f.y);
+  return vec4f(mean_scaled(s, f.y), m * f.y, f.x, f.y);
 }
+// A mean (or its float32 pair's high part) scaled by a group's p, held: every kernel that forms
+// x * p - mean * p takes the scaled mean from here.
+fn mean_scaled(mu: f32, p: f32) -> f32 { return hold(mu * p); }
 // Batch-norm eval's running (mean, rstd) as scaled_stats gives a group's own. The running
 // statistics need not describe x: data and running mean near float32's largest values of opposite
 // signs make x - mean pass float32 with rstd normal (a group's own statistics cannot: there rstd
@@ -180,7 +185,8 @@ fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
 // running variance is at most 2^128; eps finite), nor above 2^75 but Inf, so a is exact.
 fn eval_stats(mu: f32, r: f32) -> vec4f {
   let big = abs(mu) >= 0x1p100;
-  return vec4f(mu * select(1.0, 0x1p-24, big), 0.0, r * select(1.0, 0x1p24, big), select(1.0, 0x1p-24, big));
+  let p = select(1.0, 0x1p-24, big);
+  return vec4f(mean_scaled(mu, p), 0.0, r * select(1.0, 0x1p24, big), p);
 }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group

@@ -131,7 +131,7 @@ fn column_grad_partials(@builtin(local_invocation_id) lid: vec3u, @builtin(workg
     let fs = factor_split(RSTD_ld(r));
     let rs = fs.x;
     let pr = fs.y;
-    m *= pr;
+    m = mean_scaled(m, pr);
     let e = r * K + col;
     //#if COLS16
     let d0 = DY_ld4(e);

@@ -105,7 +105,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
     let fs = factor_split(RSTD_ld(j));
     let rs = fs.x;
     let pr = fs.y;
-    mu *= pr;
+    mu = mean_scaled(mu, pr);
     var acc = vec3f(0.0);
     for (var k = 0u; k < NV; k += 1u) {
       let q = t + k * WG;

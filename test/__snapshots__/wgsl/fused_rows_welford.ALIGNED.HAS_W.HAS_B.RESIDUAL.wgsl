@@ -220,10 +220,15 @@ fn factor_split(f: f32) -> vec2f {
 }
 // A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
 // rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+// The scaled mean is held (mean_scaled), so that no compiler factors x * p - s * p into
+// (x - s) * p, the deviation the scaling is there to keep inside float32.
 fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
   let f = factor_split(r);
-  return vec4f(s * f.y, m * f.y, f.x, f.y);
+  return vec4f(mean_scaled(s, f.y), m * f.y, f.x, f.y);
 }
+// A mean (or its float32 pair's high part) scaled by a group's p, held: every kernel that forms
+// x * p - mean * p takes the scaled mean from here.
+fn mean_scaled(mu: f32, p: f32) -> f32 { return hold(mu * p); }
 
 // max(v, 0) that keeps NaN (WGSL's max may return either operand for NaN): a NaN in a group
 // must make its statistics NaN, as in PyTorch.

@@ -91,6 +91,18 @@ override WG: u32 = 64u;
 // dispatch (0 for the others; windowed kernels also stop at invocationEnd, see kernels/window.ts).
 fn inv_index(lid: vec3u, wid: vec3u, nwg: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * WG + lid.x + P.invocationBegin; }
 
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
 fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
 fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 
@@ -106,10 +118,15 @@ fn factor_split(f: f32) -> vec2f {
 }
 // A group's statistics (s, m, rstd) as the kernels apply them: (s * p, m * p, a, p) with
 // rstd = a * p (factor_split); the normalized value is then hold((dev(x * p, s * p) - m * p) * a).
+// The scaled mean is held (mean_scaled), so that no compiler factors x * p - s * p into
+// (x - s) * p, the deviation the scaling is there to keep inside float32.
 fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
   let f = factor_split(r);
-  return vec4f(s * f.y, m * f.y, f.x, f.y);
+  return vec4f(mean_scaled(s, f.y), m * f.y, f.x, f.y);
 }
+// A mean (or its float32 pair's high part) scaled by a group's p, held: every kernel that forms
+// x * p - mean * p takes the scaled mean from here.
+fn mean_scaled(mu: f32, p: f32) -> f32 { return hold(mu * p); }
 
 // modulate.wgsl: modulation and the gated residual (adaLN of DiT/SD3/Flux, AdaGN of diffusion
 // UNets), compiled in front of the reduce, apply and rows kernels. They are wrappers of the

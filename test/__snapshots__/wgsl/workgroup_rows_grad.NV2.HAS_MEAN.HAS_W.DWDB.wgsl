@@ -85,6 +85,18 @@ override WG: u32 = 64u;
 //#flag EVAL      batch-norm eval backward: dx = dy * w * invstd, no batch terms
 //#flag HAS_CORR  the rows' mean corrections (CORR: written by grad_coefficients, read by column_grad_partials)
 
+// Evaluation order that survives the compiler. WGSL lets an implementation reassociate and fuse
+// floating-point operations (Mesa's lavapipe does; Metal compiles with fast math): (a + b) - a may
+// become b, (x - s) - m may become x - (s + m), and a sum of x_i - s over unrolled terms may become
+// (sum x_i) - n * s. Where a result depends on one rounding order, the intermediate goes through
+// hold(): an integer XOR with P.opaqueZero, a uniform that the host sets to 0 but that no compiler
+// can know, so the value is unchanged bit for bit and no floating-point rewrite (reassociation, a
+// fused multiply-add) can reach across it. The rules built on it (docs/NUMERICS.md):
+//   - a deviation from a shift or a mean is formed once, held: dev(x, s) = hold(x - s); with a mean
+//     carried as the pair s + m, the deviation is dev(x, s) - m (x - s exact by Sterbenz's lemma
+//     near the mean, then one rounding);
+//   - a split sum (Fast2Sum) holds its sum and the recovered part, so its error term is exact.
+fn hold(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) ^ P.opaqueZero); }
 fn hold4(v: vec4f) -> vec4f { return bitcast<vec4f>(bitcast<vec4u>(v) ^ vec4u(P.opaqueZero)); }
 fn dev4(x: vec4f, s: vec4f) -> vec4f { return hold4(x - s); }
 
@@ -98,6 +110,9 @@ fn factor_split(f: f32) -> vec2f {
   if (ex == 0u) { a = f32(b & 0x7fffffu) * 0x1p-125; }
   return vec2f(select(a, -a, (b >> 31u) == 1u && ex == 0u), 0x1p-24);
 }
+// A mean (or its float32 pair's high part) scaled by a group's p, held: every kernel that forms
+// x * p - mean * p takes the scaled mean from here.
+fn mean_scaled(mu: f32, p: f32) -> f32 { return hold(mu * p); }
 
 // The rounding of a saved float32 mean mu, recovered by a backward pass from x's own sum of
 // x - mu over n elements: k = that sum / n when it is within two ulps of mu (so mu is x's mean
@@ -385,7 +400,7 @@ fn workgroup_rows_grad(w: WorkgroupIds, l: LaneIds) {
     let fs = factor_split(RSTD_ld(j));
     let rs = fs.x;
     let pr = fs.y;
-    mu *= pr;
+    mu = mean_scaled(mu, pr);
     var acc = vec3f(0.0);
     for (var k = 0u; k < NV; k += 1u) {
       let q = t + k * WG;
