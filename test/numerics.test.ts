@@ -698,28 +698,34 @@ describe('data whose spread passes float32 (rstd or g/‖v‖ subnormal, deviati
   // Batch-norm eval subtracts running statistics that need not describe x: data near +2.5e38 with
   // running means near −2.5e38 make x − runningMean (about 5e38) pass float32 though rstd is
   // normal (running variances up to 2e38): y is about 5e19 and must be right, as dweight.
-  for (const [what, shape, channel] of [
-    ['NCHW [4, 3, 25]', [4, 3, 25], (i: number) => Math.floor(i / 25) % 3],
-    ['channels-last [4, 5, 3]', [4, 5, 3], (i: number) => i % 3],
+  // The last two cases mix such channels with running means just below and at 2^100 and small
+  // ones, on shapes whose quads and channel runs take the vector paths.
+  const few = { rm: [-2.4e38, -2e38, -3e38], rv: [1e38, 3e37, 2e38] };
+  const mixed = { rm: [-2.4e38, 2 ** 99, -(2 ** 100), 0.5, -3e38, 1e3, 2 ** 100, -2e38], rv: [1e38, 1e30, 1e30, 1e30, 2e38, 1e30, 1e30, 3e37] };
+  for (const [what, shape, channel, stats] of [
+    ['NCHW [4, 3, 25]', [4, 3, 25], (i: number) => Math.floor(i / 25) % 3, few],
+    ['channels-last [4, 5, 3]', [4, 5, 3], (i: number) => i % 3, few],
+    ['NCHW [2, 8, 64], mixed channels', [2, 8, 64], (i: number) => Math.floor(i / 64) % 8, mixed],
+    ['channels-last [2, 16, 8], mixed channels', [2, 16, 8], (i: number) => i % 8, mixed],
   ] as const) {
     it(`batchNorm eval ${what}, data and running mean near float32's largest values of opposite signs: y, dx, dweight, dbias`, async () => {
       const size = shape.reduce((a, b) => a * b, 1);
-      const C = 3, eps = 1e-5;
+      const C = stats.rm.length, eps = 1e-5;
       const x = Float32Array.from(rng(60).fill(size), (z) => clamp(2.5e38 + 3e37 * z));
       const dyH = rng(61).fill(size);
       const w = rng(62).fill(C, 1, 0.2), bias = rng(63).fill(C, 0, 0.5);
-      const rm = Float32Array.from([-2.4e38, -2e38, -3e38]), rv = Float32Array.from([1e38, 3e37, 2e38]);
+      const rm = Float32Array.from(stats.rm), rv = Float32Array.from(stats.rv);
       const r = Array.from(rv, (v) => 1 / Math.sqrt(v + eps));
       const y = Array.from(x, (v, i) => (v - rm[channel(i)]!) * r[channel(i)]! * w[channel(i)]! + bias[channel(i)]!);
       const dx = Array.from(dyH, (g, i) => g * w[channel(i)]! * r[channel(i)]!);
-      const dweight = [0, 0, 0], dbias = [0, 0, 0];
+      const dweight = new Array<number>(C).fill(0), dbias = new Array<number>(C).fill(0);
       for (let i = 0; i < size; i++) {
         dweight[channel(i)]! += dyH[i]! * (x[i]! - rm[channel(i)]!) * r[channel(i)]!;
         dbias[channel(i)]! += dyH[i]!;
       }
       const bad: string[] = [];
       for (const { name, n } of impls) {
-        const channelsLast = what.startsWith('channels');
+        const channelsLast = what.startsWith('channels-last');
         const t = { x: n.tensor(x, shape), dy: n.tensor(dyH, shape), w: n.tensor(w, [C]), b: n.tensor(bias, [C]), rm: n.tensor(rm, [C]), rv: n.tensor(rv, [C]) };
         const opts = { training: false, weight: t.w, bias: t.b, runningMean: t.rm, runningVar: t.rv, eps, channelsLast };
         const o = n.batchNorm(t.x, opts);

@@ -277,6 +277,90 @@ describe('options', () => {
   });
 });
 
+describe('sum_partials: float64 column sums of float32 partials, the same bits as the sequential loop', () => {
+  // The weight and bias gradients of the row backwards: SIMD builds sum 8, then 4 columns at a
+  // time in pairs of float64 lanes; each column must be summed b = 0, 1, … in float64 and rounded
+  // once, whatever range of columns a thread gets.
+  for (const [B, K] of [[1, 4101], [37, 45], [130, 771], [3, 3]] as const) {
+    it(`[${B}, ${K}]: SIMD, scalar and two-thread builds give Math.fround of the sequential float64 sum`, () => {
+      const r = makeRng(95 + K);
+      const src = r.fill(B * K);
+      // Terms whose float32 sum would lose them: large and tiny values side by side.
+      for (let i = 0; i < src.length; i += 7) src[i] = src[i]! * (i % 2 ? 1e30 : 1e-30);
+      const want = new Float32Array(K);
+      for (let i = 0; i < K; i++) {
+        let t = 0;
+        for (let b = 0; b < B; b++) t += src[b * K + i]!;
+        want[i] = t;
+      }
+      for (const n of [one, scalar, two]) {
+        const m = n._wasm!.m;
+        const sp = m.heap.alloc(B * K * 4), dp = m.heap.alloc(K * 4);
+        m.f32(sp, B * K).set(src);
+        m.f32(dp, K).fill(NaN);
+        m.run('sum_partials', [sp, B, K, dp], K, B * K);
+        const got = Float32Array.from(m.f32(dp, K));
+        m.heap.release(sp);
+        m.heap.release(dp);
+        const diff = bitsOf(got).findIndex((v, i) => v !== bitsOf(want)[i]);
+        expect(diff, `[${B}, ${K}] ${m.build}: first column differing from the sequential sum`).toBe(-1);
+      }
+    });
+  }
+});
+
+describe('short rows (4 to 63 elements: the float64 pairs-of-lanes loop of SIMD builds) against the float64 reference', () => {
+  // Every length whose quads, pairs of quads and tails differ; rows at offsets, constant, with an
+  // outlier, at 1e30 and 1e-30, with ±Inf and NaN.
+  const Ks = [3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 33, 47, 63, 64];
+  const rowKinds = (r: ReturnType<typeof makeRng>, K: number): Float32Array[] => [
+    r.fill(K, 1e4, 1),
+    r.fill(K, -3, 2),
+    new Float32Array(K).fill(2.5),
+    Float32Array.from(r.fill(K), (v, i) => (i === K - 1 ? 5e3 : v)),
+    r.fill(K, 0, 1e30),
+    r.fill(K, 1e-30, 1e-31),
+    Float32Array.from(r.fill(K), (v, i) => (i === K >> 1 ? Infinity : v)),
+    Float32Array.from(r.fill(K), (v, i) => (i === 1 ? NaN : v)),
+  ];
+  for (const K of Ks) {
+    it(`K = ${K}: layerNorm, rmsNorm and l2Normalize rows, y and statistics within 1e-6 per row (NaN where the reference has NaN)`, async () => {
+      const cpu = await createNorms({ backend: 'cpu' });
+      const rows = rowKinds(makeRng(97 + K), K);
+      const R = rows.length;
+      const data = new Float32Array(R * K);
+      rows.forEach((row, j) => data.set(row, j * K));
+      const w = makeRng(98).fill(K, 1, 0.5), b = makeRng(99).fill(K);
+      const ops = (n: Norms) => {
+        const x = n.tensor(data, [R, K]), wt = n.tensor(w, [K]), bt = n.tensor(b, [K]);
+        const ln = n.layerNorm(x, { normalizedShape: [K], weight: wt, bias: bt });
+        const rms = n.rmsNorm(x, { normalizedShape: [K], weight: wt });
+        const l2 = n.l2Normalize(x, { dim: -1 });
+        return { lnY: ln.y, lnMean: ln.mean, lnRstd: ln.rstd, rmsY: rms.y, rmsRstd: rms.rstd, l2Y: l2.y, l2Norms: l2.norms };
+      };
+      const ref = ops(cpu);
+      const bad: string[] = [];
+      for (const n of [one, scalar]) {
+        const got = ops(n);
+        for (const [k, t] of Object.entries(got)) {
+          const g = await n.read(t!), want = await cpu.read(ref[k as keyof typeof ref]!);
+          const per = g.length / R;
+          for (let j = 0; j < R; j++) {
+            const gs = g.subarray(j * per, (j + 1) * per), ws = want.subarray(j * per, (j + 1) * per);
+            const nanOk = gs.every((v, i) => Number.isNaN(v) === Number.isNaN(ws[i]!));
+            const fin = ws.every((v) => Number.isFinite(v)) && gs.every((v) => Number.isFinite(v));
+            const err = fin ? relativeL2(gs, ws) : 0;
+            const same = fin || gs.every((v, i) => Object.is(v, ws[i]!) || (Number.isNaN(v) && Number.isNaN(ws[i]!)) || Math.abs(v - ws[i]!) <= 1e-6 * Math.abs(ws[i]!));
+            if (!nanOk || !(err <= 1e-6) || !same) bad.push(`${n._wasm!.m.build} K=${K} ${k} row ${j}: err ${err}, got ${Array.from(gs.slice(0, 4))}, want ${Array.from(ws.slice(0, 4))}`);
+          }
+        }
+      }
+      cpu.destroy();
+      expect(bad).toEqual([]);
+    });
+  }
+});
+
 describe('group and instance norm rows of whole blocks with a weight per channel (planes a multiple of 2048)', () => {
   // Every row (group) gets its own offset and spread, so a row normalized with another's
   // statistics, or a channel with another's weight, shows (a row pipeline that sums row r + 1
