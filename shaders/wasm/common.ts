@@ -20,9 +20,11 @@ export const TINY: f64 = 7.888609052210118e-31; // 2^-100
 export const SHORT_ROW: i32 = 16;
 /**
  * SIMD builds: rows_fwd takes rows of 4 ≤ K < SHORT_SIMD elements (one weight per element) by
- * shortRowsFwd too, its float64 sums in pairs of lanes (sum64, sumsq64dev): exact as the scalar
- * loops, a vector per quad, and none of the general path's per-row calls (which cost 45 ns of a
- * 16-element row here). From 64 up the general path's float32 lanes win.
+ * shortRowsFwd too, its float64 sums in pairs of lanes (sum64, sumsq64dev): float64 sums as the
+ * scalar loops' (no float32 square to overflow or flush; the order of the additions differs, so
+ * the builds agree to float32 rounding, not bit for bit), a vector per quad, and none of the
+ * general path's per-row calls (which cost 45 ns of a 16-element row here). From 64 up the
+ * general path's float32 lanes win.
  */
 export const SHORT_SIMD: i32 = 64;
 
@@ -129,7 +131,7 @@ export function sumRun(x: usize, n: i32): f64 {
 @inline export function sum64(x: usize, n: i32): f64 {
   let i = 0;
   let t: f64 = 0;
-  if (ASC_FEATURE_SIMD) {
+  if (ASC_FEATURE_SIMD && n >= 4) {
     let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
     for (; i + 8 <= n; i += 8) {
       const v0 = v128.load(at(x, i)), v1 = v128.load(at(x, i), 16);
@@ -156,7 +158,7 @@ export function sumRun(x: usize, n: i32): f64 {
 @inline export function sumsq64dev(x: usize, n: i32, c: f64): f64 {
   let i = 0;
   let t: f64 = 0;
-  if (ASC_FEATURE_SIMD) {
+  if (ASC_FEATURE_SIMD && n >= 4) {
     const vc = f64x2.splat(c);
     let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
     for (; i + 8 <= n; i += 8) {

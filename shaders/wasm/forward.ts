@@ -60,8 +60,8 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
 
 /**
  * rows_fwd on short rows with one weight per position (S = 0): K < SHORT_ROW, and in SIMD builds
- * 4 ≤ K < SHORT_SIMD. Float64 two-pass statistics (sum64, sumsq64dev: exact for any float32, so
- * nothing to redo) and the normalize, written inline: here the calls of the general path cost more
+ * 4 ≤ K < SHORT_SIMD. Float64 two-pass statistics (sum64, sumsq64dev: no float32 square to
+ * overflow or flush, so nothing to redo) and the normalize, written inline: here the calls of the general path cost more
  * than the arithmetic (a row of 3 elements: ~70-100 ns through the calls, ~20-35 ns inline; of 16
  * elements 45 ns through the general path's float32 lanes, measured here).
  */
