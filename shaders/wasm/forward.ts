@@ -1,6 +1,6 @@
 // AssemblyScript: forward kernels. Tasks: rows (rows_fwd, rows_stats), planes (apply_planes),
 // (outer, chunk of 16 columns) pairs (cols_stats), rows of C (apply_cols).
-import { BLOCK, ROW_BLOCK, SHORT_ROW, SHORT_SIMD, sum64, sumsq64dev, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, sumsq64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
+import { BLOCK, ROW_BLOCK, SHORT_ROW, SHORT_SIMD, sum64, sumsq64dev, pf, pi, pp, at, ld, st, hsum, redo, rSum, rM2, rowStats, rowBlocks, moments64, chanInto, siluRun, nrm, apply16, apply4, applyScalar } from './common';
 import { CHUNK, roundHalfRun } from './elementwise';
 
 /** applyRun's vector loops, one w and b for the run; returns the elements done. */
@@ -61,9 +61,9 @@ function applyRun(x: usize, y: usize, n: i32, s: f32, m: f32, r: f32, w: usize, 
 /**
  * rows_fwd on short rows with one weight per position (S = 0): K < SHORT_ROW, and in SIMD builds
  * 4 ≤ K < SHORT_SIMD. Float64 two-pass statistics (sum64, sumsq64dev: no float32 square to
- * overflow or flush, so nothing to redo) and the normalize, written inline: here the calls of the general path cost more
- * than the arithmetic (a row of 3 elements: ~70-100 ns through the calls, ~20-35 ns inline; of 16
- * elements 45 ns through the general path's float32 lanes, measured here).
+ * overflow or flush, so nothing to redo) and the normalize, written inline: here the calls of the
+ * general path cost more than the arithmetic (a row of 3 elements: ~70-100 ns through the calls,
+ * ~20-35 ns inline; of 16 elements 45 ns through the general path's float32 lanes, measured here).
  */
 function shortRowsFwd(x: usize, y: usize, K: i32, mode: i32, eps: f64, w: usize, b: usize, meanOut: usize, rstdOut: usize, silu: i32, half: i32, begin: i32, end: i32): void {
   for (let r = begin; r < end; r++) {

@@ -31,19 +31,15 @@ export interface SpreadCheck<A, R> {
   readonly mean?: (a: A) => Tensor | null | undefined;
 }
 
-function huge(b: WasmContext, t: Tensor | null | undefined): boolean {
+/** Whether any value of t passes `test` (false for no tensor or an empty one). */
+function anyValue(b: WasmContext, t: Tensor | null | undefined, test: (v: number) => boolean): boolean {
   if (!t || t.size === 0) return false;
   const v = b.values(t);
-  for (let i = 0; i < v.length; i++) if (v[i]! < HUGE_SPREAD_RSTD) return true;
+  for (let i = 0; i < v.length; i++) if (test(v[i]!)) return true;
   return false;
 }
-
-function hugeMean(b: WasmContext, t: Tensor | null | undefined): boolean {
-  if (!t || t.size === 0) return false;
-  const v = b.values(t);
-  for (let i = 0; i < v.length; i++) if (Math.abs(v[i]!) >= HUGE_RUNNING_MEAN) return true;
-  return false;
-}
+const hugeSpread = (v: number) => v < HUGE_SPREAD_RSTD;
+const hugeMean = (v: number) => Math.abs(v) >= HUGE_RUNNING_MEAN;
 
 /**
  * Runs `wasm` on b, or, where check finds a huge spread, the float64 reference `cpu` (in-place
@@ -58,11 +54,11 @@ export function withSpreadCheck<A extends object, R extends object>(
   mutated: string[],
 ): R {
   if (!check) return wasm(b, a);
-  if ((check.input && huge(b, check.input(a))) || (check.mean && hugeMean(b, check.mean(a)))) return viaReference(b, a, cpu, mutated);
+  if ((check.input && anyValue(b, check.input(a), hugeSpread)) || (check.mean && anyValue(b, check.mean(a), hugeMean))) return viaReference(b, a, cpu, mutated);
   const args = a as Record<string, unknown>;
   const saved = mutated.map((k) => (args[k] instanceof Tensor ? Float32Array.from(b.values(args[k] as Tensor)) : null));
   const r = wasm(b, a);
-  if (!check.output || !huge(b, check.output(r))) return r;
+  if (!check.output || !anyValue(b, check.output(r), hugeSpread)) return r;
   for (const v of Object.values(r)) if (v instanceof Tensor) v.destroy();
   mutated.forEach((k, i) => saved[i] && b.values(args[k] as Tensor).set(saved[i]!));
   return viaReference(b, a, cpu, mutated);
