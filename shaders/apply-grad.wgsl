@@ -82,7 +82,7 @@ fn cf4_of(c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f) -> Cf4 {
   let f2 = factor_split(c2.x);
   let f3 = factor_split(c3.x);
   let p = vec4f(f0.y, f1.y, f2.y, f3.y);
-  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), hold4(vec4f(c0.w, c1.w, c2.w, c3.w) * p), vec4f(f0.x, f1.x, f2.x, f3.x), p);
+  return Cf4(vec4f(c0.x, c1.x, c2.x, c3.x), vec4f(c0.y, c1.y, c2.y, c3.y), vec4f(c0.z, c1.z, c2.z, c3.z), mean_scaled4(vec4f(c0.w, c1.w, c2.w, c3.w), p), vec4f(f0.x, f1.x, f2.x, f3.x), p);
 }
 fn coef4(e: u32) -> Cf4 {
   //#if S_LANES

@@ -177,6 +177,7 @@ fn scaled_stats(s: f32, m: f32, r: f32) -> vec4f {
 // A mean (or its float32 pair's high part) scaled by a group's p, held: every kernel that forms
 // x * p - mean * p takes the scaled mean from here.
 fn mean_scaled(mu: f32, p: f32) -> f32 { return hold(mu * p); }
+fn mean_scaled4(mu: vec4f, p: vec4f) -> vec4f { return hold4(mu * p); }
 // Batch-norm eval's running (mean, rstd) as scaled_stats gives a group's own. The running
 // statistics need not describe x: data and running mean near float32's largest values of opposite
 // signs make x - mean pass float32 with rstd normal (a group's own statistics cannot: there rstd
